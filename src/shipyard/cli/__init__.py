@@ -1,0 +1,15 @@
+"""The `shipyard` command line: Typer commands, one module per command group."""
+
+from __future__ import annotations
+
+from shipyard.cli._app import app
+
+# Each module registers its commands on `app` when imported.
+from shipyard.cli import core as _core  # noqa: E402,F401  (init, run, versions, version, demo)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

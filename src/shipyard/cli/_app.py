@@ -1,0 +1,69 @@
+"""The Typer application and the helpers every command module shares."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from shipyard.errors import ShipyardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="shipyard",
+    help="Take an LLM agent from demo to production: eval-gated deploys, safe rollouts, "
+    "observability and cost control.\n\nExample: shipyard run support \"Where is my order 10001?\"",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="Path of shipyard.yaml (default: nearest one, or $SHIPYARD_CONFIG).",
+    show_default=False,
+)
+
+
+def fail(message: str, code: int = 2, hint: str | None = None) -> typer.Exit:
+    """Print a clean error and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    if hint:
+        err_console.print(f"  [dim]hint:[/] {hint}", highlight=False)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn user errors into messages with meaningful exit codes, never tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ShipyardError as e:
+            raise fail(e.message, e.exit_code, e.hint) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_project(config: Path | None) -> Any:
+    """Load shipyard.yaml (imported lazily so `--help` stays fast)."""
+    from shipyard.config import load_config
+
+    return load_config(config)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

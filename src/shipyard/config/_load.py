@@ -1,0 +1,122 @@
+"""Loading YAML files into pydantic models with errors that name file, field path and line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from shipyard.config._schema import ShipyardConfig
+from shipyard.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+CONFIG_NAME = "shipyard.yaml"
+
+Lines = dict[tuple[str | int, ...], int]
+
+
+def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+            lines[(*path, k)] = key.start_mark.line + 1
+            _walk(value, (*path, k), lines)
+            # the value of a key is reported on the key's line when the value starts later
+            lines.setdefault((*path, k), key.start_mark.line + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines)
+
+
+def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Lines]:
+    """Parse a YAML file; return the data and a map from field path to line number.
+
+    Raises ConfigError naming the file and line when the YAML itself is malformed."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(str(path), ["file not found"]) from None
+        except OSError as e:
+            raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(str(path), [f"{where}: malformed YAML: {e.problem or e}"]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), [f"malformed YAML: {e}"]) from None
+    lines: Lines = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return data, lines
+
+
+def _line_for(loc: tuple[str | int, ...], lines: Lines) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def format_validation_error(err: ValidationError, lines: Lines, prefix: tuple[str | int, ...] = ()) -> list[str]:
+    """One message per problem: `line N: field.path: what is wrong`."""
+    problems = []
+    for e in err.errors():
+        loc = tuple(x for x in (*prefix, *e["loc"]) if not (isinstance(x, str) and x.startswith("function-")))
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        line = _line_for(loc, lines)
+        where = f"line {line}: " if line else ""
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; unknown keys are not allowed)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        problems.append(f"{where}{field}: {msg}")
+    return problems
+
+
+def parse_model(model: type[M], data: Any, path: Path | str, lines: Lines | None = None) -> M:
+    """Validate `data` against `model`; on failure raise ConfigError with one line per problem."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as e:
+        raise ConfigError(str(path), format_validation_error(e, lines or {})) from None
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The shipyard.yaml named by SHIPYARD_CONFIG, or the nearest one at or above `start`."""
+    env = os.environ.get("SHIPYARD_CONFIG")
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        str(here / CONFIG_NAME),
+        ["no shipyard.yaml here or in any parent folder"],
+        hint="run `shipyard init` to create a starter project, or pass --config PATH",
+    )
+
+
+def load_config(path: Path | str | None = None) -> ShipyardConfig:
+    """Load and validate a shipyard.yaml. Relative paths inside it are relative to its folder."""
+    p = Path(path) if path else find_config()
+    data, lines = load_yaml_with_lines(p)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(str(p), ["line 1: the file must be a mapping of sections (agents, models, ...)"])
+    cfg = parse_model(ShipyardConfig, data, p, lines)
+    cfg._root = p.resolve().parent
+    cfg._path = p.resolve()
+    return cfg

@@ -1,0 +1,157 @@
+"""The `shipyard.yaml` schema. Unknown keys are errors: a typo must never be silently ignored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+class ModelPrices(StrictModel):
+    """Prices in USD per million tokens."""
+
+    input: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0, description="defaults to the input price")
+    output: float = Field(0.0, ge=0)
+
+
+class ModelConfig(StrictModel):
+    """One model endpoint. `provider: openai` speaks OpenAI-compatible chat completions over HTTP
+    (OpenAI, Gemini's OpenAI endpoint, vLLM, Ollama, `shipyard mock-llm`); `provider: scripted`
+    runs the offline scripted model in-process from a rules file."""
+
+    provider: Literal["openai", "scripted"] = "openai"
+    model: str | None = Field(None, description="the provider's model id; defaults to the config key")
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    prices: ModelPrices = Field(default_factory=ModelPrices)
+    tier: Literal["small", "medium", "large"] = "medium"
+    timeout_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_base_s: float = Field(0.25, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0)
+    rules: str | None = Field(None, description="scripted provider: path of the rules file")
+    latency_ms: float = Field(0.0, ge=0, description="scripted provider: simulated latency")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_provider_fields(self) -> ModelConfig:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("an 'openai' model needs base_url (for example http://127.0.0.1:8100/v1)")
+        if self.provider == "scripted" and not self.rules:
+            raise ValueError("a 'scripted' model needs rules: the path of its rules file")
+        return self
+
+
+class AgentModelSettings(StrictModel):
+    """Which model an agent calls, its fallbacks in order, and sampling settings."""
+
+    name: str = Field(..., description="a key of `models`")
+    fallbacks: list[str] = Field(default_factory=list)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+
+
+class AgentVersionConfig(StrictModel):
+    """Another version of an agent kept deployable beside the current one (for canaries and A/B).
+    Whatever is left out is taken from the agent's own settings."""
+
+    entry: str | None = None
+    prompts: str | None = None
+    model: AgentModelSettings | None = None
+
+    @field_validator("entry")
+    @classmethod
+    def _entry_form(cls, v: str | None) -> str | None:
+        if v is not None and not _ENTRY.match(v):
+            raise ValueError(f"entry must look like 'package.module:function', got {v!r}")
+        return v
+
+
+class AgentConfig(StrictModel):
+    """One agent: its code entry point, prompt bundle and model settings make a version."""
+
+    entry: str = Field(..., description="module:function of the agent")
+    prompts: str | None = Field(None, description="folder of the prompt bundle")
+    model: AgentModelSettings
+    versions: list[AgentVersionConfig] = Field(default_factory=list)
+    timeout_s: float = Field(60.0, gt=0)
+    description: str = ""
+
+    @field_validator("entry")
+    @classmethod
+    def _entry_form(cls, v: str) -> str:
+        if not _ENTRY.match(v):
+            raise ValueError(f"entry must look like 'package.module:function', got {v!r}")
+        return v
+
+
+class StoreConfig(StrictModel):
+    """Where records go. Empty means SQLite (WAL) under `.shipyard/`;
+    `SHIPYARD_DATABASE_URL` overrides it."""
+
+    url: str | None = None
+    batch_size: int = Field(256, gt=0)
+    flush_interval_ms: int = Field(200, gt=0)
+
+
+class ServerConfig(StrictModel):
+    """`shipyard serve` settings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    content_capture: bool = Field(False, description="keep message content and tool arguments in logs")
+    max_body_bytes: int = Field(1_000_000, gt=0)
+    trace_sample_rate: float = Field(1.0, ge=0, le=1)
+
+
+class ShipyardConfig(StrictModel):
+    """The whole `shipyard.yaml`."""
+
+    project: str = "shipyard"
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+    _path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> ShipyardConfig:
+        problems: list[str] = []
+        for name, agent in self.agents.items():
+            settings = [agent.model, *(v.model for v in agent.versions if v.model)]
+            for s in settings:
+                for ref in [s.name, *s.fallbacks]:
+                    if ref not in self.models:
+                        known = ", ".join(sorted(self.models)) or "none"
+                        problems.append(f"agent {name!r} uses model {ref!r}, not defined under models (known: {known})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def root(self) -> Path:
+        """The project folder: relative paths in the file are relative to it."""
+        return self._root
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else (self._root / p)
