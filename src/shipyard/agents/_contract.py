@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union
 
 from shipyard.llm import ChatResponse, Message, ToolCall
-from shipyard.tools import ToolResult
+from shipyard.tools import ToolRegistry, ToolResult
 
 Status = Literal["completed", "escalated", "failed"]
 STATUSES: tuple[str, ...] = ("completed", "escalated", "failed")
@@ -105,6 +105,7 @@ class AgentSpec:
     name: str
     fn: Callable[..., Any]
     is_async: bool
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
 
     async def __call__(self, user_input: str, ctx: AgentContext) -> AgentResult:
         if self.is_async:
@@ -131,14 +132,18 @@ def coerce_result(out: Any) -> AgentResult:
 _REGISTRY: dict[str, AgentSpec] = {}
 
 
-def agent(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def agent(name: str, *, tools: ToolRegistry | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function `(user_input, ctx) -> AgentResult | str` as the agent `name`.
+
+    Args:
+        name: the agent's name, as used in shipyard.yaml, the CLI and the API.
+        tools: the tools the agent may call; `ctx.tools` serves them (traced and checked).
 
     Works on `async def` and plain functions. The function is returned unchanged, with the spec
     attached as `__shipyard_agent__`."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = AgentSpec(name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn))
+        spec = AgentSpec(name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), tools=tools or ToolRegistry())
         _REGISTRY[name] = spec
         fn.__shipyard_agent__ = spec  # type: ignore[attr-defined]
         return fn

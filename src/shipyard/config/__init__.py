@@ -1,7 +1,10 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
 from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
+from shipyard.config._alerts import AlertsConfig
+from shipyard.config._gates import GatesConfig, StagePolicy
 from shipyard.config._schema import (
+    AdapterConfig,
     AgentConfig,
     AgentModelSettings,
     AgentVersionConfig,
@@ -10,10 +13,14 @@ from shipyard.config._schema import (
     ServerConfig,
     ShipyardConfig,
     StoreConfig,
-    StrictModel,
 )
+from shipyard.config._schema_base import StrictModel
 
 __all__ = [
+    "AdapterConfig",
+    "AlertsConfig",
+    "GatesConfig",
+    "StagePolicy",
     "AgentConfig",
     "AgentModelSettings",
     "AgentVersionConfig",

@@ -6,15 +6,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from shipyard.config._alerts import AlertsConfig
+from shipyard.config._gates import GatesConfig
+from shipyard.config._schema_base import StrictModel
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
 
 
 class ModelPrices(StrictModel):
@@ -79,10 +77,32 @@ class AgentVersionConfig(StrictModel):
         return v
 
 
+class AdapterConfig(StrictModel):
+    """An agent that lives elsewhere. `kind: http` posts JSON to `url` (field names configurable);
+    `kind: openai_chat` uses the agent's configured model as the agent (model-as-agent)."""
+
+    kind: Literal["http", "openai_chat"]
+    url: str | None = None
+    input_field: str = "input"
+    output_field: str = "output"
+    status_field: str | None = None
+    session_field: str | None = "session_id"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _need_url(self) -> AdapterConfig:
+        if self.kind == "http" and not self.url:
+            raise ValueError("an 'http' adapter needs url")
+        return self
+
+
 class AgentConfig(StrictModel):
     """One agent: its code entry point, prompt bundle and model settings make a version."""
 
-    entry: str = Field(..., description="module:function of the agent")
+    entry: str | None = Field(None, description="module:function of the agent")
+    adapter: AdapterConfig | None = None
+    prompt_variables: dict[str, str] = Field(default_factory=dict)
     prompts: str | None = Field(None, description="folder of the prompt bundle")
     model: AgentModelSettings
     versions: list[AgentVersionConfig] = Field(default_factory=list)
@@ -91,10 +111,16 @@ class AgentConfig(StrictModel):
 
     @field_validator("entry")
     @classmethod
-    def _entry_form(cls, v: str) -> str:
-        if not _ENTRY.match(v):
+    def _entry_form(cls, v: str | None) -> str | None:
+        if v is not None and not _ENTRY.match(v):
             raise ValueError(f"entry must look like 'package.module:function', got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _entry_or_adapter(self) -> AgentConfig:
+        if (self.entry is None) == (self.adapter is None):
+            raise ValueError("an agent needs exactly one of entry (module:function) or adapter")
+        return self
 
 
 class StoreConfig(StrictModel):
@@ -125,6 +151,8 @@ class ShipyardConfig(StrictModel):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)

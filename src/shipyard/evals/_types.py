@@ -1,0 +1,58 @@
+"""Shared eval result types: what scorers return and what a run is made of.
+
+The suite format (cases, assertions) lives in `_suite.py`; scorers in `_scorers*.py`; statistics,
+gates and reports in their own modules. These types are the seam between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Category = Literal["functional", "tool_usage", "safety", "latency", "cost", "regression"]
+CATEGORIES: tuple[str, ...] = ("functional", "tool_usage", "safety", "latency", "cost", "regression")
+Outcome = Literal["PASS", "FAIL", "ERROR"]
+
+
+@dataclass(slots=True)
+class ScoreResult:
+    """One scorer's verdict on one case repeat. `passed is None` means the scorer could not decide
+    (an unreadable judge verdict, a scorer crash): the repeat is ERROR, never a pass."""
+
+    scorer: str
+    passed: bool | None
+    score: float = 0.0  # 0..1
+    reason: str = ""
+    weight: float = 1.0
+    error: str | None = None
+    judge_input_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_cost_usd: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RepeatResult:
+    """One repeat of one case: the interaction's facts and the scorers' verdicts."""
+
+    case_id: str
+    category: str
+    repeat: int
+    outcome: Outcome
+    scores: list[ScoreResult] = field(default_factory=list)
+    output: str = ""
+    status: str = ""  # the interaction status: completed | escalated | failed | blocked
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{name, arguments, status}]
+    replayed: bool = False  # answered from the record/replay cache: latency does not count
+    error: str | None = None
+    interaction_id: str | None = None
+    trace_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{s.scorer}: {s.error or s.reason}" for s in self.scores if s.passed is not True]
