@@ -92,6 +92,7 @@ class AgentContext:
     session_id: str
     user_id: str | None = None
     history: list[Message] = field(default_factory=list)
+    system_prompt: str = ""  # the bundle's system prompt rendered with the agent's prompt_variables
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

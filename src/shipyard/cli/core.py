@@ -1,0 +1,174 @@
+"""`shipyard init`, `run`, `versions`, `version`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors, load_project
+
+STATUS_STYLE = {"completed": "green", "escalated": "yellow", "failed": "red", "blocked": "magenta"}
+
+
+def print_tree(lines: list[str]) -> None:
+    """Print a trace tree, colouring what matters."""
+    for line in lines:
+        text = escape(line)
+        for word, style in (("Status: success", "green"), ("ERROR", "red"), ("Status: error", "red"),
+                            ("Status: invalid_arguments", "red"), ("Status: not_found", "red")):
+            text = text.replace(word, f"[{style}]{word}[/]")
+        if line.startswith("Total:"):
+            text = f"[bold]{text}[/]"
+        console.print(text, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def version() -> None:
+    """Print Shipyard's version.
+
+    Example: shipyard version
+    """
+    from shipyard import __version__
+
+    console.print(f"shipyard {__version__}")
+
+
+@app.command()
+@handle_errors
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+) -> None:
+    """Write a starter project that `shipyard run` can run at once (offline, on the scripted model).
+
+    Example: shipyard init my-agent && cd my-agent && shipyard run assistant "What is 2 plus 3?"
+    """
+    src = resources.files("shipyard.cli") / "_starter"
+    directory.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    with resources.as_file(src) as root:
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_dir() or "__pycache__" in path.parts:
+                continue
+            rel = path.relative_to(root)
+            name = str(rel).replace("agent_py.txt", "agent.py")
+            dest = directory / name
+            if dest.exists() and not force:
+                skipped.append(name)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+            written.append(name)
+    for name in written:
+        console.print(f"  [green]created[/] {directory / name}")
+    for name in skipped:
+        console.print(f"  [yellow]kept[/]    {directory / name} (exists; --force overwrites)")
+    console.print(
+        f"\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant \"What is 2 plus 3?\"[/]"
+    )
+
+
+@app.command()
+@handle_errors
+def run(
+    agent: str = typer.Argument(..., help="Agent name from shipyard.yaml."),
+    user_input: str = typer.Argument(..., metavar="INPUT", help="What the user says."),
+    session: str | None = typer.Option(None, "--session", "-s", help="Session id (continues a conversation)."),
+    user: str | None = typer.Option(None, "--user", "-u", help="User id."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Version label, hash or id (default: current)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the interaction record as JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run one interaction and print the output and its trace tree.
+
+    Exit code 0 when the interaction completed or escalated, 1 when it failed.
+
+    Example: shipyard run support "Where is my order 10001?" --session s1
+    """
+    cfg = load_project(config)
+    record = asyncio.run(_run_one(cfg, agent, user_input, session, user, version))
+    if as_json:
+        console.print_json(json.dumps(record.to_dict(spans=True), default=str))
+    else:
+        from shipyard.observe import trace_tree_lines
+
+        style = STATUS_STYLE.get(record.status, "white")
+        console.print(f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] "
+                      f"[{style}]{record.status}[/]  session {record.session_id}")
+        console.print(escape(record.output) if record.output else "[dim](no output)[/]", highlight=False)
+        console.print()
+        print_tree(trace_tree_lines(record))
+    if record.status == "failed":
+        raise typer.Exit(1)
+
+
+async def _run_one(cfg: Any, agent: str, text: str, session: str | None, user: str | None,
+                   version: str | None) -> Any:
+    from shipyard.runtime import Runtime
+    from shipyard.store import BatchWriter, Store
+
+    store = Store.from_config(cfg)
+    writer = BatchWriter(store)
+    rt = Runtime(cfg, store=store, writer=writer)
+    try:
+        history = _history(store, session) if session else []
+        return await rt.invoke(agent, text, session_id=session, user_id=user, version=version, history=history)
+    finally:
+        await rt.aclose()
+        writer.close()
+        store.close()
+
+
+def _history(store: Any, session: str) -> list[dict[str, Any]]:
+    """The earlier turns of a session, as chat messages."""
+    turns = store.list_interactions(session_id=session, limit=50)
+    messages: list[dict[str, Any]] = []
+    for r in sorted(turns, key=lambda r: r.created_at):
+        messages.append({"role": "user", "content": r.input})
+        if r.output:
+            messages.append({"role": "assistant", "content": r.output})
+    return messages
+
+
+@app.command()
+@handle_errors
+def versions(
+    agent: str | None = typer.Argument(None, help="Only this agent."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List agent versions: label + content hash of code, prompt bundle and model settings.
+
+    Example: shipyard versions support
+    """
+    from shipyard.runtime import agent_versions
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    names = [agent] if agent else sorted(cfg.agents)
+    if agent and agent not in cfg.agents:
+        raise fail(f"no agent named {agent!r} in {cfg.path}", hint=f"agents: {', '.join(sorted(cfg.agents))}")
+    store = Store.from_config(cfg)
+    try:
+        seen = {row["version"]: row for row in store.list_agent_versions()}
+    finally:
+        store.close()
+    table = Table(title="Agent versions")
+    for col in ("agent", "version id", "label", "code", "prompts", "model", "", "first seen"):
+        table.add_column(col)
+    for name in names:
+        for i, v in enumerate(agent_versions(cfg, name)):
+            row = seen.get(v.id)
+            table.add_row(
+                name, v.id, v.label, v.components["code"][:7], v.components["prompts"][:7] or "-",
+                v.components["model"][:7], "[green]current[/]" if i == 0 else "",
+                str(row["first_seen"])[:19] if row else "[dim]never run[/]",
+            )
+    console.print(table)

@@ -1,0 +1,108 @@
+"""OpenTelemetry tracing for interactions.
+
+The runtime creates spans with explicit parents (no context-variable juggling on the hot path, and
+it works across the thread a sync agent runs in). Finished spans become `SpanRecord`s on the
+interaction record, which reaches the local store; when an OTLP endpoint is configured, the same
+spans are also batched to the collector."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from shipyard.store import SpanRecord
+
+_PROVIDER: TracerProvider | None = None
+
+_KIND_NAMES = {
+    SpanKind.INTERNAL: "internal",
+    SpanKind.CLIENT: "client",
+    SpanKind.SERVER: "server",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+}
+
+
+def tracer_provider(*, otlp_endpoint: str | None = None, service_name: str = "shipyard") -> TracerProvider:
+    """The process-wide provider, created once. OTLP/HTTP export is on when `otlp_endpoint` or
+    `OTEL_EXPORTER_OTLP_ENDPOINT` is set."""
+    global _PROVIDER
+    if _PROVIDER is None:
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if endpoint:
+            add_exporter(provider, _otlp_exporter(endpoint))
+        _PROVIDER = provider
+    return _PROVIDER
+
+
+def _otlp_exporter(endpoint: str) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    url = endpoint.rstrip("/")
+    if not url.endswith("/v1/traces"):
+        url += "/v1/traces"
+    return OTLPSpanExporter(endpoint=url)
+
+
+def add_exporter(provider: TracerProvider, exporter: SpanExporter) -> None:
+    """Export finished spans in batches (never on the request path)."""
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+
+
+def get_tracer() -> trace.Tracer:
+    return tracer_provider().get_tracer("shipyard")
+
+
+def start_span(
+    tracer: trace.Tracer,
+    name: str,
+    *,
+    parent: Span | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    start_ns: int | None = None,
+) -> Span:
+    """Start a span as a child of `parent` (a new trace when None)."""
+    ctx = trace.set_span_in_context(parent) if parent is not None else None
+    return tracer.start_span(name, context=ctx, kind=kind, attributes=attributes, start_time=start_ns)
+
+
+def end_span(span: Span, *, error: str | None = None, error_type: str | None = None, end_ns: int | None = None) -> None:
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, error))
+        span.set_attribute("error.type", error_type or "error")
+    span.end(end_time=end_ns)
+
+
+def hex_trace_id(span: Span) -> str:
+    return format(span.get_span_context().trace_id, "032x")
+
+
+def to_record(span: ReadableSpan) -> SpanRecord:
+    """A finished OTel span as a SpanRecord."""
+    ctx = span.context
+    assert ctx is not None
+    parent = span.parent
+    return SpanRecord(
+        trace_id=format(ctx.trace_id, "032x"),
+        span_id=format(ctx.span_id, "016x"),
+        parent_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        kind=_KIND_NAMES.get(span.kind, "internal"),
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        status="error" if span.status.status_code is StatusCode.ERROR else "ok",
+        attributes=dict(span.attributes or {}),
+    )
+
+
+def to_records(spans: Sequence[Span]) -> list[SpanRecord]:
+    return [to_record(s) for s in spans if isinstance(s, ReadableSpan)]

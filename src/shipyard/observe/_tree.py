@@ -1,0 +1,102 @@
+"""The trace tree of one interaction, as the CLI and the demo print it:
+
+    [User Request] "Help me return my order"
+    +-- [LLM Call 1] (150ms) Model: small-model, Tokens: 800 in / 120 out
+    +-- [Tool Call] lookup_order(order_id="12345") (340ms) Status: success
+    Total: 885ms, Cost: $0.003
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from shipyard.observe import _semconv as sc
+from shipyard.store import InteractionRecord, SpanRecord
+
+
+def _args(raw: object) -> str:
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else (raw or {})
+    except ValueError:
+        return str(raw)
+    if not isinstance(args, dict):
+        return str(args)
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+
+
+def _clip(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.6f}".rstrip("0").rstrip(".") if usd and usd < 0.01 else f"${usd:.4f}"
+
+
+def _describe(span: SpanRecord, n_llm: int) -> str:
+    a = span.attributes
+    ms = f"({span.duration_ms:.0f}ms)"
+    op = a.get(sc.OPERATION)
+    err = " ERROR" if span.status == "error" else ""
+    if a.get(sc.ATTEMPT) is not None:
+        code = f" HTTP {a[sc.HTTP_STATUS]}" if a.get(sc.HTTP_STATUS) else ""
+        return f"[Attempt {a[sc.ATTEMPT]}] {ms} {a.get(sc.REQUEST_MODEL, '')} -> {a.get(sc.ATTEMPT_OUTCOME)}{code}"
+    if op == sc.OP_CHAT:
+        cached = a.get(sc.CACHE_READ_TOKENS) or 0
+        cache = f" ({cached} cached)" if cached else ""
+        model = a.get(sc.RESPONSE_MODEL) or a.get(sc.REQUEST_MODEL, "?")
+        replay = " [replayed]" if a.get(sc.REPLAYED) else ""
+        if span.status == "error":
+            return f"[LLM Call {n_llm}] {ms} Model: {model}, ERROR {a.get(sc.ERROR_TYPE, '')}".rstrip()
+        return (
+            f"[LLM Call {n_llm}] {ms} Model: {model}, "
+            f"Tokens: {a.get(sc.INPUT_TOKENS, 0)} in{cache} / {a.get(sc.OUTPUT_TOKENS, 0)} out{replay}"
+        )
+    if op == sc.OP_TOOL:
+        name = a.get(sc.TOOL_NAME, span.name)
+        cached = " (cached)" if a.get(sc.TOOL_CACHED) else ""
+        return f"[Tool Call] {name}({_args(a.get(sc.TOOL_ARGUMENTS))}) {ms} Status: {a.get(sc.TOOL_STATUS, '?')}{cached}"
+    if op == sc.OP_GUARDRAIL:
+        return f"[Guardrail] {span.name.split(' ', 1)[-1]} {ms} Verdict: {a.get(sc.GUARDRAIL_VERDICT, '?')}"
+    return f"[{span.name}] {ms}{err}"
+
+
+def trace_tree_lines(record: InteractionRecord, spans: list[SpanRecord] | None = None) -> list[str]:
+    """The tree as plain-text lines (the caller colours them)."""
+    spans = spans if spans is not None else record.spans
+    children: dict[str | None, list[SpanRecord]] = defaultdict(list)
+    ids = {s.span_id for s in spans}
+    root: SpanRecord | None = None
+    for s in spans:
+        if s.attributes.get(sc.OPERATION) == sc.OP_AGENT and (s.parent_id is None or s.parent_id not in ids):
+            root = s
+        else:
+            children[s.parent_id].append(s)
+    lines = [f'[User Request] "{_clip(record.input)}"']
+    counter = {"llm": 0}
+
+    def walk(parent_id: str | None, prefix: str) -> None:
+        for s in sorted(children.get(parent_id, []), key=lambda x: x.start_ns):
+            if s.attributes.get(sc.OPERATION) == sc.OP_CHAT and s.attributes.get(sc.ATTEMPT) is None:
+                counter["llm"] += 1
+            lines.append(f"{prefix}+-- {_describe(s, counter['llm'])}")
+            walk(s.span_id, prefix + "|   ")
+
+    if root is not None:
+        walk(root.span_id, "")
+    else:  # spans not kept (sampled out): fall back to the record's own lists
+        for i, c in enumerate(record.llm_calls, 1):
+            lines.append(
+                f"+-- [LLM Call {i}] ({c.duration_ms:.0f}ms) Model: {c.model}, "
+                f"Tokens: {c.input_tokens} in / {c.output_tokens} out"
+            )
+        for t in record.tool_calls:
+            lines.append(f"+-- [Tool Call] {t.name}({_args(t.arguments)}) ({t.duration_ms:.0f}ms) Status: {t.status}")
+    status = record.status if record.status == "completed" else record.status.upper()
+    tail = f" Error: {record.error}" if record.error else ""
+    lines.append(
+        f"Total: {record.latency_ms:.0f}ms, Cost: {_money(record.cost_usd)}, "
+        f"Tokens: {record.input_tokens} in / {record.output_tokens} out, Status: {status}{tail}"
+    )
+    return lines

@@ -1,0 +1,156 @@
+"""The runtime: loads agent versions and runs interactions through the pipeline."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Tracer
+
+from shipyard.config import ModelPrices, ShipyardConfig
+from shipyard.llm import ChatClient, Message, ModelPool
+from shipyard.observe import get_tracer
+from shipyard.store import InteractionRecord
+
+from shipyard.runtime._handles import CallInterceptor
+from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, new_session_id
+from shipyard.runtime._versions import AgentVersion, agent_versions, pick_version
+
+if TYPE_CHECKING:
+    from shipyard.store import BatchWriter, Store
+
+Sink = Callable[[InteractionRecord], None]
+
+
+class Runtime:
+    """Runs interactions for the agents of one project.
+
+    Args:
+        cfg: the loaded shipyard.yaml.
+        store: where versions are recorded (optional).
+        writer: a background batch writer; every record is submitted to it (optional).
+        pool: model clients to use (default: built from `cfg.models`).
+    """
+
+    def __init__(
+        self,
+        cfg: ShipyardConfig,
+        *,
+        store: Store | None = None,
+        writer: BatchWriter | None = None,
+        pool: ModelPool | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.writer = writer
+        self.pool = pool or ModelPool(cfg)
+        self.tracer = tracer or get_tracer()
+        self.pipeline = Pipeline(DEFAULT_STEPS)
+        self.sinks: list[Sink] = []
+        if writer is not None:
+            self.sinks.append(writer.submit)
+        self._versions: dict[str, list[AgentVersion]] = {}
+        self._clients: dict[str, ChatClient] = {}
+        self._definitions: dict[str, list[dict[str, Any]]] = {}
+        self._system_prompts: dict[str, str] = {}
+        self._recorded: set[str] = set()
+        self._prices: dict[str, ModelPrices] = {}
+        self.assigner: Callable[[Exchange], str | None] | None = None  # rollouts set this
+
+    # versions -----------------------------------------------------------------------------------
+    def versions(self, agent: str) -> list[AgentVersion]:
+        """The configured versions of `agent`, current first (loaded once)."""
+        if agent not in self._versions:
+            self._versions[agent] = agent_versions(self.cfg, agent)
+        return self._versions[agent]
+
+    def resolve_version(self, agent: str, version: str | None = None) -> AgentVersion:
+        v = pick_version(self.versions(agent), version)
+        if self.store is not None and v.id not in self._recorded:
+            self.store.record_agent_version(v.agent, v.id, v.label, v.hash, v.components)
+            self._recorded.add(v.id)
+        return v
+
+    def assign(self, ex: Exchange) -> AgentVersion:
+        """The version an exchange runs: the one asked for, else the assigner's choice, else current."""
+        ref = ex.version_ref
+        if ref is None and self.assigner is not None:
+            ref = self.assigner(ex)
+        return self.resolve_version(ex.agent, ref)
+
+    # what a version needs, built once -----------------------------------------------------------
+    def client_for(self, v: AgentVersion) -> ChatClient:
+        key = "|".join([v.model.name, *v.model.fallbacks])
+        if key not in self._clients:
+            self._clients[key] = self.pool.chain(v.model.name, v.model.fallbacks)
+        return self._clients[key]
+
+    def prices(self, model: str) -> ModelPrices:
+        """Prices of a model by config key or provider model id (unknown models cost nothing)."""
+        found = self._prices.get(model)
+        if found is None:
+            models = self.cfg.models
+            cfg = models.get(model) or next((m for k, m in models.items() if (m.model or k) == model), None)
+            found = self._prices[model] = cfg.prices if cfg is not None else ModelPrices()
+        return found
+
+    def tool_definitions(self, v: AgentVersion) -> list[dict[str, Any]]:
+        """The agent's tool definitions, with descriptions from the version's prompt bundle."""
+        if v.id not in self._definitions:
+            defs = copy.deepcopy(v.spec.tools.definitions())
+            if v.bundle is not None:
+                for d in defs:
+                    fn = d["function"]
+                    desc = v.bundle.tool_descriptions.get(fn["name"])
+                    if desc is None:
+                        continue
+                    fn["description"] = desc.description
+                    props = fn["parameters"].get("properties", {})
+                    for arg, text in (desc.parameters or {}).items():
+                        if arg in props:
+                            props[arg]["description"] = text
+            self._definitions[v.id] = defs
+        return self._definitions[v.id]
+
+    def system_prompt(self, v: AgentVersion) -> str:
+        if v.id not in self._system_prompts:
+            self._system_prompts[v.id] = v.bundle.render(v.prompt_variables) if v.bundle else ""
+        return self._system_prompts[v.id]
+
+    # interactions --------------------------------------------------------------------------------
+    async def invoke(
+        self,
+        agent: str,
+        user_input: str,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        version: str | None = None,
+        traffic_source: str = "production",
+        history: list[Message] | None = None,
+        metadata: dict[str, Any] | None = None,
+        interceptor: CallInterceptor | None = None,
+        timeout_s: float | None = None,
+    ) -> InteractionRecord:
+        """Run one interaction. Agent errors, model failures and timeouts give a `failed` record,
+        never an exception; an unknown agent or version raises NotFoundError."""
+        ex = Exchange(
+            agent=agent,
+            user_input=user_input,
+            session_id=session_id or new_session_id(),
+            user_id=user_id,
+            traffic_source=traffic_source,
+            history=list(history or []),
+            metadata=dict(metadata or {}),
+            version_ref=version,
+            interceptor=interceptor,
+            timeout_s=timeout_s,
+        )
+        await self.pipeline.run(ex, self)
+        assert ex.record is not None
+        return ex.record
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()

@@ -1,0 +1,134 @@
+"""Version identity: an agent version is its code entry point + prompt bundle + model settings.
+
+Its id is the label from version.txt plus a short content hash of all three
+(`support@1.3.0+a1b2c3d`), so two different things never share a version id."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.agents import AgentSpec, adapter_spec, load_entry
+from shipyard.config import AdapterConfig, AgentConfig, AgentModelSettings, ShipyardConfig
+from shipyard.errors import NotFoundError
+from shipyard.prompts import PromptBundle, load_bundle
+
+DEFAULT_LABEL = "0.0.0"
+
+
+@dataclass(slots=True)
+class AgentVersion:
+    """One deployable version of an agent, with what it is made of."""
+
+    agent: str
+    id: str
+    label: str
+    hash: str
+    entry: str | None
+    adapter: AdapterConfig | None
+    prompts_path: Path | None
+    model: AgentModelSettings
+    prompt_variables: dict[str, str]
+    timeout_s: float
+    spec: AgentSpec
+    bundle: PromptBundle | None
+    components: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, ref: str) -> bool:
+        """True when `ref` names this version: full id, label, `label+hash`, or (short) hash."""
+        return ref in (self.id, self.label, self.hash, f"{self.label}+{self.hash}") or (
+            len(ref) >= 4 and self.hash.startswith(ref)
+        )
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def _entry_source(spec: AgentSpec, entry: str | None) -> str:
+    """The source of the module holding the entry point (the agent's code)."""
+    if entry is None:
+        return ""
+    module = importlib.import_module(entry.partition(":")[0])
+    try:
+        return inspect.getsource(module)
+    except (OSError, TypeError):
+        return inspect.getsource(spec.fn) if callable(spec.fn) else entry
+
+
+def _model_fingerprint(cfg: ShipyardConfig, settings: AgentModelSettings) -> str:
+    models = {
+        key: cfg.models[key].model_dump(mode="json", exclude={"prices", "timeout_s", "connect_timeout_s"})
+        for key in [settings.name, *settings.fallbacks]
+    }
+    return json.dumps({"settings": settings.model_dump(mode="json"), "models": models}, sort_keys=True)
+
+
+def build_version(cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, override: Any = None) -> AgentVersion:
+    """Resolve one version of an agent from its config (and an entry of its `versions:` list)."""
+    entry = (override.entry if override and override.entry else None) or agent_cfg.entry
+    prompts = (override.prompts if override and override.prompts else None) or agent_cfg.prompts
+    model = (override.model if override and override.model else None) or agent_cfg.model
+    if agent_cfg.adapter is not None and entry is None:
+        spec = adapter_spec(agent_cfg.adapter, name)
+    else:
+        assert entry is not None
+        spec = load_entry(entry)
+    bundle = load_bundle(cfg.resolve(prompts)) if prompts else None
+    components = {
+        "code": _sha(_entry_source(spec, entry) if entry else json.dumps(agent_cfg.adapter.model_dump(mode="json")
+                                                                         if agent_cfg.adapter else {}))[:12],
+        "prompts": bundle.hash[:12] if bundle else "",
+        "model": _sha(_model_fingerprint(cfg, model))[:12],
+    }
+    digest = _sha("|".join(f"{k}={v}" for k, v in sorted(components.items())))[:7]
+    label = bundle.label if bundle else DEFAULT_LABEL
+    return AgentVersion(
+        agent=name,
+        id=f"{name}@{label}+{digest}",
+        label=label,
+        hash=digest,
+        entry=entry,
+        adapter=agent_cfg.adapter,
+        prompts_path=cfg.resolve(prompts) if prompts else None,
+        model=model,
+        prompt_variables=dict(agent_cfg.prompt_variables),
+        timeout_s=agent_cfg.timeout_s,
+        spec=spec,
+        bundle=bundle,
+        components=components,
+    )
+
+
+def agent_versions(cfg: ShipyardConfig, name: str) -> list[AgentVersion]:
+    """The configured versions of an agent: the current one first, then its `versions:` entries."""
+    try:
+        agent_cfg = cfg.agents[name]
+    except KeyError:
+        known = ", ".join(sorted(cfg.agents)) or "none"
+        raise NotFoundError(
+            f"no agent named {name!r} in {cfg.path or 'shipyard.yaml'} (agents: {known})",
+            hint="add it under `agents:` or check the spelling",
+        ) from None
+    versions = [build_version(cfg, name, agent_cfg)]
+    versions += [build_version(cfg, name, agent_cfg, v) for v in agent_cfg.versions]
+    return versions
+
+
+def pick_version(versions: list[AgentVersion], ref: str | None) -> AgentVersion:
+    """The version `ref` names (None: the current one)."""
+    if ref is None:
+        return versions[0]
+    for v in versions:
+        if v.matches(ref):
+            return v
+    known = ", ".join(v.id for v in versions)
+    raise NotFoundError(
+        f"agent {versions[0].agent!r} has no version {ref!r} (known: {known})",
+        hint="run `shipyard versions` to list them; a version is a label, a hash or a full id",
+    )
