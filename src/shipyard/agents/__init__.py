@@ -1,5 +1,6 @@
 """`@agent`, `AgentContext`, `AgentResult`, the registry, adapters and version identity."""
 
+from shipyard.agents._adapters import ADAPTERS, HttpAgent, adapter_spec, http_agent, openai_chat_agent
 from shipyard.agents._contract import (
     LLM,
     STATUSES,
@@ -14,8 +15,10 @@ from shipyard.agents._contract import (
     registered_agents,
     spec_for,
 )
+from shipyard.agents._loading import load_entry
 
 __all__ = [
+    "ADAPTERS",
     "LLM",
     "STATUSES",
     "AgentContext",
@@ -23,9 +26,14 @@ __all__ = [
     "AgentSpec",
     "DefaultFlags",
     "Flags",
+    "HttpAgent",
     "Tools",
+    "adapter_spec",
     "agent",
     "coerce_result",
+    "http_agent",
+    "load_entry",
+    "openai_chat_agent",
     "registered_agents",
     "spec_for",
 ]

@@ -1,7 +1,7 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
 from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
-from shipyard.config._alerts import AlertsConfig
+from shipyard.config._alerts import ALERT_METRICS, DEFAULT_ALERT_RULES, AlertRule, AlertsConfig, parse_window
 from shipyard.config._gates import GatesConfig, StagePolicy
 from shipyard.config._schema import (
     AdapterConfig,
@@ -17,7 +17,10 @@ from shipyard.config._schema import (
 from shipyard.config._schema_base import StrictModel
 
 __all__ = [
+    "ALERT_METRICS",
+    "DEFAULT_ALERT_RULES",
     "AdapterConfig",
+    "AlertRule",
     "AlertsConfig",
     "GatesConfig",
     "StagePolicy",
@@ -33,5 +36,6 @@ __all__ = [
     "find_config",
     "load_config",
     "load_yaml_with_lines",
+    "parse_window",
     "parse_model",
 ]

@@ -1,16 +1,116 @@
-"""Gate policies per CI/CD stage (`gates:` in shipyard.yaml). Owned by the evals work."""
+"""Gate policies per CI/CD stage (`gates:` in shipyard.yaml). Owned by the evals work.
+
+```yaml
+gates:
+  production:
+    suites: [evals/support/broad.yaml, evals/support/safety.yaml]
+    repeat: 3
+    min_pass_rate: {functional: 0.95, tool_usage: 0.95}
+    on: wilson_lower
+    safety: {min_pass_rate: 1.0}
+    max_p95_latency_ms: 5000
+    max_mean_cost_usd: 0.02
+    regression: {baseline: production, allow_new_failures: 0, alpha: 0.05}
+    marginal_margin: 0.02
+    hard: [safety, regression]
+```
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from shipyard.config._schema_base import StrictModel
+from shipyard.errors import NotFoundError
+
+# The eval categories a suite case can have (kept equal to shipyard.evals.CATEGORIES by a test;
+# config sits below evals and cannot import it).
+GATE_CATEGORIES: tuple[str, ...] = ("functional", "tool_usage", "safety", "latency", "cost", "regression")
+STAGES: tuple[str, ...] = ("pre-merge", "post-merge", "production")
+
+Rate = Annotated[float, Field(ge=0, le=1)]
+CheckKind = Literal["pass_rate", "safety", "latency", "cost", "regression"]
+_DEFAULT_HARD: tuple[CheckKind, ...] = ("safety", "regression")
+
+
+class SafetyPolicy(StrictModel):
+    """The safety check: a hard minimum pass rate where every repeat must pass and ERROR is a failure."""
+
+    min_pass_rate: Rate = 1.0
+    category: str = Field("safety", description="the case category the check reads")
+
+
+class RegressionPolicy(StrictModel):
+    """No case that passed in the baseline may fail in the candidate.
+
+    `baseline` is ``production`` (the version in production), a run id, or a version (its latest
+    finished run for this stage). With repeats, a paired test at level `alpha` tells a real change
+    from noise; without repeats any newly failing case counts."""
+
+    baseline: str = "production"
+    allow_new_failures: int = Field(0, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
 
 
 class StagePolicy(StrictModel):
-    """What a stage's gate requires."""
+    """What a stage's gate requires. Every threshold is optional; a stage with none only runs its suites
+    and needs every case to have finished."""
 
-    suites: list[str] = Field(default_factory=list)
+    suites: list[str] = Field(default_factory=list, description="suite files, relative to shipyard.yaml")
+    repeat: int | None = Field(None, ge=1, le=1000, description="repeats per case; default: the suite's")
+    min_pass_rate: dict[str, Rate] = Field(default_factory=dict, description="per category")
+    on: Literal["point", "wilson_lower"] = Field(
+        "point", description="compare the point estimate or the 95% Wilson lower bound"
+    )
+    case_rule: Literal["all", "majority", "any"] = Field(
+        "all", description="a case passes when all / most / any of its repeats pass"
+    )
+    errors: Literal["fail", "exclude"] = Field(
+        "fail", description="soft pass-rate checks: count ERROR cases as failures or leave them out"
+    )
+    safety: SafetyPolicy | None = None
+    max_p95_latency_ms: float | None = Field(None, gt=0)
+    max_mean_cost_usd: float | None = Field(None, ge=0)
+    regression: RegressionPolicy | None = None
+    marginal_margin: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="soft checks missed by at most this (absolute for rates, relative "
+        "for latency and cost) are MARGINAL and need a recorded approval",
+    )
+    hard: list[CheckKind] = Field(
+        default_factory=lambda: list(_DEFAULT_HARD), description="checks that can never be marginal"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean True
+        if isinstance(data, dict) and True in data:
+            data = dict(data)
+            data["on"] = data.pop(True)
+        return data
+
+    @field_validator("min_pass_rate")
+    @classmethod
+    def _known_categories(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [k for k in v if k not in GATE_CATEGORIES]
+        if unknown:
+            raise ValueError(
+                f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+                f"use one of: {', '.join(GATE_CATEGORIES)}"
+            )
+        return v
+
+    @field_validator("suites")
+    @classmethod
+    def _suites_not_blank(cls, v: list[str]) -> list[str]:
+        if any(not s.strip() for s in v):
+            raise ValueError("a suite path is empty")
+        return v
 
 
 class GatesConfig(StrictModel):
@@ -19,3 +119,27 @@ class GatesConfig(StrictModel):
     pre_merge: StagePolicy | None = Field(None, alias="pre-merge")
     post_merge: StagePolicy | None = Field(None, alias="post-merge")
     production: StagePolicy | None = None
+
+    def stages(self) -> dict[str, StagePolicy]:
+        """The configured stages by their YAML name."""
+        found = {"pre-merge": self.pre_merge, "post-merge": self.post_merge, "production": self.production}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def stage(self, name: str) -> StagePolicy:
+        """The policy of stage `name` (``pre-merge``, ``post-merge`` or ``production``; underscores work too).
+
+        Raises NotFoundError naming the configured stages when it is not configured."""
+        key = name.replace("_", "-")
+        policy = self.stages().get(key)
+        if policy is None:
+            configured = ", ".join(self.stages()) or "none"
+            if key not in STAGES:
+                raise NotFoundError(
+                    f"unknown gate stage {name!r}; stages are {', '.join(STAGES)}",
+                    hint=f"configured under gates: {configured}",
+                )
+            raise NotFoundError(
+                f"no gate policy for stage {key!r} in shipyard.yaml (configured: {configured})",
+                hint=f"add `gates: {{{key}: {{suites: [evals/<agent>/smoke.yaml]}}}}` to shipyard.yaml",
+            )
+        return policy

@@ -52,7 +52,51 @@ class RepeatResult:
     interaction_id: str | None = None
     trace_id: str | None = None
     tags: list[str] = field(default_factory=list)
+    suite: str = ""  # the suite the case belongs to (case ids are unique within a suite)
+    judge_input_tokens: int = 0
+    judge_output_tokens: int = 0
 
     @property
     def reasons(self) -> list[str]:
         return [f"{s.scorer}: {s.error or s.reason}" for s in self.scores if s.passed is not True]
+
+
+@dataclass(slots=True)
+class EvalRunResult:
+    """One eval run: every repeat's result, and whether the run was cut short.
+
+    `skipped` lists the `suite/case#repeat` keys never started (budget spent or interrupted): a
+    gate must treat them as not run, never as passed."""
+
+    run_id: str
+    agent: str
+    version: str
+    stage: str | None
+    suites: list[str]
+    results: list[RepeatResult] = field(default_factory=list)
+    mode: str = "live"  # live | record | replay
+    interrupted: bool = False
+    budget_exhausted: bool = False
+    budget_usd: float | None = None
+    skipped: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def agent_cost_usd(self) -> float:
+        return sum(r.cost_usd for r in self.results)
+
+    @property
+    def judge_cost_usd(self) -> float:
+        return sum(r.judge_cost_usd for r in self.results)
+
+    @property
+    def complete(self) -> bool:
+        """True when every scheduled repeat ran."""
+        return not (self.interrupted or self.budget_exhausted or self.skipped)
+
+    def counts(self) -> dict[str, int]:
+        out = {"PASS": 0, "FAIL": 0, "ERROR": 0}
+        for r in self.results:
+            out[r.outcome] += 1
+        return out

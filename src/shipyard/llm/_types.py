@@ -54,7 +54,9 @@ class Attempt:
     endpoint: str
     start_ns: int
     end_ns: int
-    outcome: str  # "ok" | "http_429" | "http_5xx" | "http_4xx" | "timeout" | "connect_error" | "circuit_open" | ...
+    # "ok" | "http_429" | "http_5xx" | "http_4xx" | "timeout" | "connect_error" | "circuit_open"
+    # | "bad_response" | "error"
+    outcome: str
     status_code: int | None = None
     error: str | None = None
 
@@ -71,6 +73,7 @@ class ChatResponse:
     finish_reason: str = "stop"
     attempts: list[Attempt] = field(default_factory=list)
     response_id: str | None = None
+    response_model: str | None = None  # the model id the provider reported (e.g. a dated snapshot)
 
     def to_message(self) -> Message:
         """The assistant message to append to the conversation."""

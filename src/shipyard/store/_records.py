@@ -89,6 +89,8 @@ class InteractionRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     spans: list[SpanRecord] = field(default_factory=list)
+    # {thumbs: +1|-1|None, score, comment, at (epoch seconds)} once a user rated the answer
+    feedback: dict[str, Any] | None = None
 
     def to_dict(self, *, spans: bool = False) -> dict[str, Any]:
         d = asdict(self)

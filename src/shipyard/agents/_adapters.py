@@ -1,0 +1,211 @@
+"""Agents that live elsewhere (DESIGN.md §2): an HTTP endpoint (JSON in, JSON out), or a chat model
+used as the agent. Each is an AgentSpec, so the runtime treats it like any other agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from shipyard.agents._contract import STATUSES, AgentContext, AgentResult, AgentSpec, Status
+from shipyard.config import AdapterConfig
+from shipyard.errors import ShipyardError
+from shipyard.llm import Message
+
+_MISSING = object()
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# the words endpoints use for a status, mapped onto AgentResult.status
+STATUS_WORDS: dict[str, Status] = {
+    **{s: s for s in STATUSES},  # type: ignore[misc]
+    "ok": "completed", "success": "completed", "succeeded": "completed", "done": "completed",
+    "escalate": "escalated", "handoff": "escalated", "handover": "escalated", "human": "escalated",
+    "error": "failed", "failure": "failed", "fail": "failed",
+}  # fmt: skip
+
+
+def get_path(data: Any, path: str) -> Any:
+    """The value at a dotted path (`data.answer`, `choices.0.message.content`), or _MISSING."""
+    node = data
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int] | None:
+    """A usage block from the response (top level or under `metadata`), in Shipyard's names."""
+    raw = body.get("usage")
+    if not isinstance(raw, dict) and isinstance(body.get("metadata"), dict):
+        raw = body["metadata"].get("usage")
+    if not isinstance(raw, dict):
+        return None
+
+    def first(*keys: str) -> int:
+        for k in keys:
+            if isinstance(raw.get(k), int | float):
+                return int(raw[k])
+        return 0
+
+    details = raw.get("prompt_tokens_details")
+    cached = first("cached_input_tokens", "cache_read_input_tokens")
+    if not cached and isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        cached = details["cached_tokens"]
+    return {
+        "input_tokens": first("input_tokens", "prompt_tokens"),
+        "output_tokens": first("output_tokens", "completion_tokens"),
+        "cached_input_tokens": cached,
+    }
+
+
+def _failed(message: str, kind: str, **metadata: Any) -> AgentResult:
+    return AgentResult(output=message, status="failed", metadata={"error_kind": kind, **metadata})
+
+
+class HttpAgent:
+    """Calls an agent over HTTP: POSTs `{input_field: input, session_field: session id}` and reads
+    `output_field` (and `status_field`) from the JSON answer. One pooled client per event loop.
+
+    Args:
+        cfg: the adapter settings from shipyard.yaml.
+        name: the agent's name (used in messages).
+    """
+
+    def __init__(self, cfg: AdapterConfig, name: str) -> None:
+        if not cfg.url:
+            raise ShipyardError(f"agent {name!r}: an 'http' adapter needs url", hint="set adapter.url")
+        self.cfg = cfg
+        self.name = name
+        self.url: str = cfg.url
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _headers(self) -> dict[str, str]:
+        """Configured headers with `${VAR}` taken from the environment (for secrets)."""
+        out = {}
+        for key, value in self.cfg.headers.items():
+            missing = [v for v in _ENV.findall(value) if v not in os.environ]
+            if missing:
+                raise ShipyardError(
+                    f"agent {self.name!r}: header {key!r} needs environment variable {missing[0]}, "
+                    "which is not set",
+                    hint=f"export {missing[0]}=... before starting shipyard",
+                )
+            out[key] = _ENV.sub(lambda m: os.environ[m.group(1)], value)
+        return out
+
+    def client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.cfg.timeout_s), headers=self._headers(),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )  # fmt: skip
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None
+
+    async def __call__(self, user_input: str, ctx: AgentContext) -> AgentResult:
+        payload: dict[str, Any] = {self.cfg.input_field: user_input}
+        if self.cfg.session_field:
+            payload[self.cfg.session_field] = ctx.session_id
+        where = f"HTTP agent {self.name!r} at {self.url}"
+        t0 = time.perf_counter()
+        try:
+            resp = await self.client().post(self.url, json=payload)
+        except ShipyardError as e:
+            return _failed(str(e), "config")
+        except httpx.TimeoutException:
+            return _failed(f"{where} did not answer within {self.cfg.timeout_s:g}s", "timeout")
+        except httpx.HTTPError as e:
+            return _failed(f"{where} cannot be reached: {type(e).__name__}: {e}", "unavailable")
+        meta: dict[str, Any] = {
+            "latency_ms": (time.perf_counter() - t0) * 1000,
+            "http_status": resp.status_code,
+        }
+        if resp.status_code >= 400:
+            snippet = resp.text[:200].strip()
+            return _failed(f"{where} answered HTTP {resp.status_code}: {snippet}", "http_error", **meta)
+        try:
+            body = resp.json()
+        except ValueError:
+            kind = resp.headers.get("content-type", "no content type")
+            return _failed(f"{where} answered with a body that is not JSON ({kind})", "bad_response", **meta)
+        usage = _usage(body) if isinstance(body, dict) else None
+        if usage:
+            meta["usage"] = usage
+        output = get_path(body, self.cfg.output_field)
+        if output is _MISSING or output is None:
+            keys = ", ".join(body) if isinstance(body, dict) else type(body).__name__
+            return _failed(
+                f"{where} answered without the field {self.cfg.output_field!r} (it has: {keys})",
+                "bad_response", **meta,
+            )  # fmt: skip
+        status: Status = "completed"
+        if self.cfg.status_field:
+            remote = get_path(body, self.cfg.status_field)
+            if remote is not _MISSING:
+                meta["remote_status"] = remote
+                status = STATUS_WORDS.get(str(remote).strip().lower(), "completed")
+        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+        return AgentResult(output=text, status=status, metadata=meta)
+
+
+def http_agent(cfg: AdapterConfig, name: str) -> AgentSpec:
+    """An agent served over HTTP (`adapter: {kind: http, url: ...}`); see HttpAgent."""
+    return AgentSpec(name=name, fn=HttpAgent(cfg, name), is_async=True)
+
+
+def openai_chat_agent(name: str) -> AgentSpec:
+    """A model as the agent: one `ctx.llm.chat` call with the rendered system prompt (if the
+    version has a bundle), the conversation so far and the user's message; returns the text.
+
+    Args:
+        name: the agent's name.
+    """
+
+    async def chat_agent(user_input: str, ctx: AgentContext) -> AgentResult:
+        system = ctx.system_prompt or (ctx.prompts.render({}) if ctx.prompts is not None else "")
+        messages: list[Message] = [
+            *([{"role": "system", "content": system}] if system else []),
+            *ctx.history,
+            {"role": "user", "content": user_input},
+        ]
+        reply = await ctx.llm.chat(messages)
+        meta = {"finish_reason": reply.finish_reason, "model": reply.model}
+        if not reply.text:
+            return _failed("the model returned no text", "empty_response", **meta)
+        return AgentResult(output=reply.text, metadata=meta)
+
+    return AgentSpec(name=name, fn=chat_agent, is_async=True)
+
+
+ADAPTERS: dict[str, Callable[[AdapterConfig, str], AgentSpec]] = {
+    "http": http_agent,
+    "openai_chat": lambda _cfg, name: openai_chat_agent(name),
+}
+
+
+def adapter_spec(cfg: AdapterConfig, name: str) -> AgentSpec:
+    """The agent spec for an adapter config, by its `kind`."""
+    try:
+        factory = ADAPTERS[cfg.kind]
+    except KeyError:
+        raise ShipyardError(
+            f"agent {name!r}: unknown adapter kind {cfg.kind!r} (known: {', '.join(sorted(ADAPTERS))})"
+        ) from None
+    return factory(cfg, name)

@@ -1,0 +1,80 @@
+"""Import an agent from its entry point (`package.module:function`), with errors that say why not."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+from shipyard.agents._contract import AgentSpec, spec_for
+from shipyard.errors import EntryPointError
+
+_HINT = "entry points are `module:function`, importable from the project folder (where shipyard.yaml is)"
+
+
+def _import_failure(module: str, e: BaseException) -> EntryPointError:
+    if isinstance(e, SyntaxError):
+        return EntryPointError(
+            f"cannot import module {module!r}: syntax error in {e.filename}, line {e.lineno}: {e.msg}",
+            hint="fix the syntax error (python -m py_compile FILE shows it too)",
+        )
+    if (
+        isinstance(e, ModuleNotFoundError)
+        and e.name
+        and (module == e.name or module.startswith(e.name + "."))
+    ):
+        return EntryPointError(
+            f"cannot import module {module!r}: no module named {e.name!r}",
+            hint=f"check the module name in `entry:`; {_HINT}",
+        )
+    if isinstance(e, ModuleNotFoundError):
+        return EntryPointError(
+            f"cannot import module {module!r}: it imports {e.name!r}, which is not installed",
+            hint=f"install the package that provides {e.name!r} in this environment",
+        )
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return EntryPointError(
+        f"cannot import module {module!r}: importing it raised {type(e).__name__}: {e}{where}",
+        hint="run `python -c 'import " + module + "'` in the project folder to see the full error",
+    )
+
+
+def load_entry(entry: str, *, root: Path | str | None = None) -> AgentSpec:
+    """Import the agent function `entry` (`package.module:function`) and return its spec.
+
+    Args:
+        entry: `module:function`, as in shipyard.yaml.
+        root: the folder to import from (the project folder); put first on sys.path. Defaults
+            to the current folder.
+
+    Raises EntryPointError saying which module and why: not found, a syntax error (file and
+    line), an error while importing, no such attribute, or not callable."""
+    module_name, sep, attr = entry.partition(":")
+    if not sep or not module_name or not attr:
+        raise EntryPointError(f"entry {entry!r} is not of the form 'package.module:function'", hint=_HINT)
+    folder = str(Path(root).resolve() if root is not None else Path.cwd())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import-time failure is the user's code, reported, not raised
+        raise _import_failure(module_name, e) from None
+    where = getattr(module, "__file__", None) or module_name
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        agents = sorted(k for k, v in vars(module).items() if hasattr(v, "__shipyard_agent__"))
+        found = f" (agents defined there: {', '.join(agents)})" if agents else ""
+        raise EntryPointError(
+            f"module {module_name!r} ({where}) has no attribute {attr!r}{found}",
+            hint="check the function name after ':' in `entry:`",
+        ) from None
+    if not callable(fn):
+        raise EntryPointError(
+            f"{entry} is a {type(fn).__name__}, not a function",
+            hint="point `entry:` at the agent function, the one decorated with @agent",
+        )
+    return spec_for(fn, attr)

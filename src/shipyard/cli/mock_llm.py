@@ -1,0 +1,76 @@
+"""`shipyard mock-llm`: the scripted model as an OpenAI-compatible HTTP server, with injectable faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from shipyard.cli._app import app, console, fail, handle_errors
+
+
+@app.command("mock-llm")
+@handle_errors
+def mock_llm(
+    rules: Path = typer.Option(..., "--rules", "-r", help="Rules file of the scripted model (YAML)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(
+        8100, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port)."
+    ),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Simulated latency per request."),
+    error_rate: float = typer.Option(
+        0.0, "--error-rate", min=0, max=1, help="Share of chat requests answered with HTTP 500."
+    ),
+    rate_limit_rate: float = typer.Option(
+        0.0,
+        "--rate-limit-rate",
+        min=0,
+        max=1,
+        help="Share of chat requests answered with HTTP 429 + Retry-After.",
+    ),
+    retry_after: float = typer.Option(
+        1.0, "--retry-after", min=0, help="Retry-After seconds sent with a 429."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the fault dice (repeatable runs)."),
+    model_name: str = typer.Option("mock", "--model-name", help="Model id listed by GET /v1/models."),
+) -> None:
+    """Serve the scripted model as an OpenAI-compatible API: POST /v1/chat/completions (also
+    stream: true), GET /v1/models, GET /health.
+
+    Point a model at it with `provider: openai` and `base_url: http://127.0.0.1:8100/v1`.
+
+    Example: shipyard mock-llm --rules rules/assistant.yaml --port 8100 --error-rate 0.05
+    """
+    from shipyard.llm._mockserver import bind, make_app, serve
+
+    if error_rate + rate_limit_rate > 1:
+        raise fail(
+            "--error-rate plus --rate-limit-rate must be at most 1",
+            hint=f"got {error_rate} + {rate_limit_rate}",
+        )
+    mock = make_app(
+        rules,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_limit_rate=rate_limit_rate,
+        retry_after_s=retry_after,
+        seed=seed,
+        model_name=model_name,
+    )
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        raise fail(
+            f"cannot listen on {host}:{port}: {e.strerror}",
+            hint="pick another --port, or stop what is using it",
+        ) from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    console.print(
+        f"mock LLM serving {len(mock.model.rules.rules)} rule(s) from {rules} "
+        f"at [bold]http://{shown}:{bound}/v1[/]  (Ctrl+C stops)",
+        highlight=False,
+    )
+    if error_rate or rate_limit_rate:
+        console.print(f"  faults: {error_rate:.1%} HTTP 500, {rate_limit_rate:.1%} HTTP 429", highlight=False)
+    serve(mock, sock)

@@ -1,0 +1,443 @@
+"""The gate: a stage policy applied to a run's statistics gives PASS, FAIL or MARGINAL, with every
+number and threshold it was decided on.
+
+Rules a careful team can rely on:
+
+- ERROR is never a pass. Hard checks (safety, and whatever the policy lists under `hard`) always
+  count ERROR as failure; the safety check also needs every repeat of a case to pass.
+- A run that did not finish (interrupted, budget exhausted, no cases) fails the gate.
+- A threshold on a category no case ran in fails: a typo in a suite must not pass silently.
+- MARGINAL only when every failed check is soft and missed its threshold by at most the policy's
+  `marginal_margin`; it ships only with a recorded manual approval.
+- Regression: every case that passed in the baseline and does not now is listed. Without repeats
+  each counts. With repeats a paired sign test over per-case pass fractions (the exact McNemar test
+  when each case ran once) decides whether the run as a whole got worse; when it did, every newly
+  failing case counts, otherwise only cases whose own repeats show a significant drop (one-sided
+  Fisher exact test) count, and the rest are reported as noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from scipy.stats import binomtest, fisher_exact
+
+from shipyard.config import StagePolicy
+from shipyard.evals._compare import CaseChange, compare_runs
+from shipyard.evals._stats import CaseStats, CategoryStats, RunSummary, wilson_interval
+
+Verdict = Literal["PASS", "FAIL", "MARGINAL"]
+
+
+@dataclass(slots=True)
+class Check:
+    """One comparison of a number against a threshold.
+
+    `margin` is how far past the threshold a soft check may land and still be MARGINAL, in the
+    check's own units (None: this check can never be marginal)."""
+
+    name: str
+    kind: str  # completeness | pass_rate | safety | latency | cost | regression
+    observed: float | None
+    threshold: float | None
+    comparator: Literal[">=", "<="]
+    passed: bool
+    hard: bool
+    margin: float | None = None
+    detail: str = ""
+    skipped: bool = False  # nothing to measure (e.g. every repeat replayed, no baseline): passes, says so
+
+    @property
+    def within_margin(self) -> bool:
+        """Failed, soft, and no further past the threshold than the margin."""
+        if self.passed or self.hard or self.margin is None or self.observed is None or self.threshold is None:
+            return False
+        gap = self.threshold - self.observed if self.comparator == ">=" else self.observed - self.threshold
+        return gap <= self.margin + 1e-12
+
+    def describe(self) -> str:
+        """`name observed comparator threshold`, e.g. ``pass_rate.functional 0.850 >= 0.900``."""
+        if self.observed is None or self.threshold is None:
+            return f"{self.name}: {self.detail}"
+        observed, threshold = _fmt(self.observed, self.kind), _fmt(self.threshold, self.kind)
+        return f"{self.name}: {observed} {self.comparator} {threshold}"
+
+
+@dataclass(slots=True)
+class Regression:
+    """How the candidate's cases compare with the baseline's."""
+
+    baseline_run_id: str
+    matched: int
+    newly_failing: list[CaseChange] = field(default_factory=list)
+    counted: list[str] = field(default_factory=list)  # newly failing cases judged real
+    paired: bool = False  # repeats were available, so a paired test was used
+    worse: int = 0
+    better: int = 0
+    p_value: float | None = None  # sign test over per-case pass fractions
+    case_p_values: dict[str, float] = field(default_factory=dict)  # Fisher exact, per newly failing case
+
+
+@dataclass(slots=True)
+class GateDecision:
+    """A verdict with the checks and reasons it was made on."""
+
+    verdict: Verdict
+    checks: list[Check] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    stage: str | None = None
+    run_id: str = ""
+    agent: str = ""
+    version: str = ""
+    baseline_run_id: str | None = None
+    regression: Regression | None = None
+    failing_cases: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 PASS, 1 FAIL, 3 MARGINAL (awaiting approval)."""
+        return {"PASS": 0, "FAIL": 1, "MARGINAL": 3}[self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for c, check in zip(d["checks"], self.checks, strict=True):
+            c["within_margin"] = check.within_margin
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+        check_names = set(Check.__dataclass_fields__)
+        checks = [Check(**{k: v for k, v in c.items() if k in check_names}) for c in data.get("checks", [])]
+        reg = data.get("regression")
+        regression = None
+        if reg:
+            reg = dict(reg)
+            reg["newly_failing"] = [CaseChange(**c) for c in reg.get("newly_failing", [])]
+            regression = Regression(**reg)
+        names = set(cls.__dataclass_fields__) - {"checks", "regression"}
+        return cls(checks=checks, regression=regression, **{k: v for k, v in data.items() if k in names})
+
+
+def _fmt(value: float, kind: str) -> str:
+    if kind == "latency":
+        return f"{value:.0f} ms"
+    if kind == "cost":
+        return f"${value:.4f}"
+    if kind in ("pass_rate", "safety"):
+        return f"{value:.3f}"
+    return f"{value:g}"
+
+
+def _strict_safety(cases: list[CaseStats]) -> tuple[int, int]:
+    """(passed, total): a case passes only when every repeat passed; ERROR is a failure."""
+    return sum(c.n > 0 and c.passed == c.n for c in cases), len(cases)
+
+
+def _completeness(summary: RunSummary) -> Check:
+    ran = len(summary.cases)
+    planned = summary.planned_cases if summary.planned_cases is not None else ran
+    why = summary.stopped_reason or ("interrupted" if summary.interrupted else "")
+    if ran == 0:
+        detail = "no cases ran" + (f" ({why})" if why else "")
+    elif not summary.complete:
+        detail = f"the run did not finish: {ran} of {planned} cases ran" + (f" ({why})" if why else "")
+    else:
+        detail = f"all {ran} cases ran"
+    return Check(
+        name="completeness",
+        kind="completeness",
+        observed=float(ran),
+        threshold=float(max(planned, 1)),
+        comparator=">=",
+        passed=ran > 0 and summary.complete,
+        hard=True,
+        detail=detail,
+    )
+
+
+def _pass_rate_check(
+    category: str, stats: CategoryStats | None, minimum: float, policy: StagePolicy, case_rule: str
+) -> Check:
+    hard = "pass_rate" in policy.hard
+    name = f"pass_rate.{category}"
+    if stats is None or stats.cases == 0:
+        return Check(
+            name,
+            "pass_rate",
+            None,
+            minimum,
+            ">=",
+            False,
+            hard,
+            None,
+            f"no {category} cases ran; the stage's suites must hold some for this threshold",
+        )
+    errors = "fail" if hard else policy.errors
+    point, low, high, n = stats.rate(errors)
+    if n == 0:
+        return Check(
+            name,
+            "pass_rate",
+            None,
+            minimum,
+            ">=",
+            False,
+            hard,
+            None,
+            f"every {category} case was ERROR; nothing passed or failed to measure",
+        )
+    observed = low if policy.on == "wilson_lower" else point
+    estimate = "Wilson lower bound" if policy.on == "wilson_lower" else "point estimate"
+    detail = (
+        f"{stats.passed}/{n} cases passed = {point:.3f} (95% CI {low:.3f}-{high:.3f}); "
+        f"compared: {estimate}; case rule: {case_rule}"
+    )
+    if stats.errors:
+        detail += f"; {stats.errors} ERROR case(s) " + (
+            "counted as failures" if errors == "fail" else "left out"
+        )
+    return Check(
+        name, "pass_rate", observed, minimum, ">=", observed >= minimum, hard, policy.marginal_margin, detail
+    )
+
+
+def _safety_check(summary: RunSummary, policy: StagePolicy) -> Check:
+    assert policy.safety is not None
+    cat = policy.safety.category
+    cases = [c for c in summary.cases if c.category == cat]
+    hard = "safety" in policy.hard
+    minimum = policy.safety.min_pass_rate
+    if not cases:
+        return Check(
+            "safety",
+            "safety",
+            None,
+            minimum,
+            ">=",
+            False,
+            hard,
+            None,
+            f"no {cat} cases ran; add the safety suite to this stage",
+        )
+    passed, n = _strict_safety(cases)
+    low, high = wilson_interval(passed, n)
+    errors = sum(c.errors > 0 for c in cases)
+    detail = (
+        f"{passed}/{n} {cat} cases passed every repeat (95% CI {low:.3f}-{high:.3f}); ERROR counts as failure"
+    )
+    if errors:
+        detail += f"; {errors} case(s) had ERROR repeats"
+    rate = passed / n
+    # always the point estimate: a Wilson lower bound never reaches 1.0
+    return Check(
+        "safety", "safety", rate, minimum, ">=", rate >= minimum, hard, policy.marginal_margin, detail
+    )
+
+
+def _latency_check(summary: RunSummary, policy: StagePolicy) -> Check:
+    assert policy.max_p95_latency_ms is not None
+    o = summary.overall
+    hard = "latency" in policy.hard
+    margin = policy.max_p95_latency_ms * policy.marginal_margin
+    if o.latency_p95_ms is None:
+        return Check(
+            "latency.p95",
+            "latency",
+            None,
+            policy.max_p95_latency_ms,
+            "<=",
+            True,
+            hard,
+            margin,
+            "not measured: every repeat was replayed, and replayed latency never counts",
+            skipped=True,
+        )
+    detail = (
+        f"p50 {o.latency_p50_ms:.0f} ms, p95 {o.latency_p95_ms:.0f} ms, p99 {o.latency_p99_ms:.0f} ms "
+        f"over {o.latency_samples} live repeats"
+    )
+    if summary.replayed_repeats:
+        detail += f" ({summary.replayed_repeats} replayed repeats left out)"
+    return Check(
+        "latency.p95",
+        "latency",
+        o.latency_p95_ms,
+        policy.max_p95_latency_ms,
+        "<=",
+        o.latency_p95_ms <= policy.max_p95_latency_ms,
+        hard,
+        margin,
+        detail,
+    )
+
+
+def _cost_check(summary: RunSummary, policy: StagePolicy) -> Check:
+    assert policy.max_mean_cost_usd is not None
+    o = summary.overall
+    hard = "cost" in policy.hard
+    detail = (
+        f"agent ${o.agent_cost_usd:.4f} over {o.repeats} interactions "
+        f"(judge ${o.judge_cost_usd:.4f}, not counted)"
+    )
+    if summary.replayed_repeats:
+        detail += f"; {summary.replayed_repeats} replayed repeats may report no cost"
+    return Check(
+        "cost.mean",
+        "cost",
+        o.agent_cost_mean_usd,
+        policy.max_mean_cost_usd,
+        "<=",
+        o.agent_cost_mean_usd <= policy.max_mean_cost_usd,
+        hard,
+        policy.max_mean_cost_usd * policy.marginal_margin,
+        detail,
+    )
+
+
+def analyse_regression(baseline: RunSummary, candidate: RunSummary, alpha: float = 0.05) -> Regression:
+    """Find the cases that passed in `baseline` and do not in `candidate`, and judge which are real.
+
+    Args:
+        baseline: the last good run.
+        candidate: the run being gated.
+        alpha: significance level of the paired tests (used only when cases have repeats).
+    """
+    cmp = compare_runs(baseline, candidate)
+    before = {c.case_id: c for c in baseline.cases}
+    after = {c.case_id: c for c in candidate.cases}
+    matched = [k for k in after if k in before]
+    out = Regression(baseline_run_id=baseline.run_id, matched=len(matched), newly_failing=cmp.regressed)
+    out.paired = any(before[k].n > 1 or after[k].n > 1 for k in matched)
+    if not out.paired:
+        out.counted = [c.case_id for c in cmp.regressed]
+        return out
+    for k in matched:
+        a, b = before[k], after[k]
+        fa, fb = a.passed / a.n, b.passed / b.n
+        out.worse += fb < fa
+        out.better += fb > fa
+    changed = out.worse + out.better
+    out.p_value = float(binomtest(out.worse, changed, 0.5, alternative="greater").pvalue) if changed else 1.0
+    for c in cmp.regressed:
+        a, b = before[c.case_id], after[c.case_id]
+        table = [[a.passed, a.n - a.passed], [b.passed, b.n - b.passed]]
+        out.case_p_values[c.case_id] = float(fisher_exact(table, alternative="greater").pvalue)
+    if out.p_value < alpha:
+        out.counted = [c.case_id for c in cmp.regressed]
+    else:
+        out.counted = [k for k, p in out.case_p_values.items() if p < alpha]
+    return out
+
+
+def _regression_check(
+    summary: RunSummary, policy: StagePolicy, baseline: RunSummary | None
+) -> tuple[Check, Regression | None]:
+    assert policy.regression is not None
+    rp = policy.regression
+    hard = "regression" in policy.hard
+    if baseline is None:
+        return Check(
+            "regression",
+            "regression",
+            None,
+            float(rp.allow_new_failures),
+            "<=",
+            True,
+            hard,
+            None,
+            f"no baseline run found for {rp.baseline!r}: nothing to compare (first run?)",
+            skipped=True,
+        ), None
+    reg = analyse_regression(baseline, summary, rp.alpha)
+    parts = [
+        f"{len(reg.newly_failing)} of {reg.matched} shared cases passed in baseline run "
+        f"{baseline.run_id or '?'} ({baseline.version or '?'}) and do not now"
+    ]
+    if reg.paired and reg.p_value is not None:
+        verdict = "a real change" if reg.p_value < rp.alpha else "within noise"
+        parts.append(
+            f"sign test over per-case pass fractions: {reg.worse} worse vs {reg.better} better, "
+            f"p={reg.p_value:.4f} ({verdict} at alpha {rp.alpha})"
+        )
+        noise = [c.case_id for c in reg.newly_failing if c.case_id not in reg.counted]
+        if noise:
+            parts.append(f"{len(noise)} judged noise: {', '.join(noise[:10])}")
+    if reg.counted:
+        parts.append(f"counted: {', '.join(reg.counted[:20])}" + (" ..." if len(reg.counted) > 20 else ""))
+    observed = float(len(reg.counted))
+    margin = float(math.floor(policy.marginal_margin * reg.matched)) or None
+    check = Check(
+        "regression",
+        "regression",
+        observed,
+        float(rp.allow_new_failures),
+        "<=",
+        observed <= rp.allow_new_failures,
+        hard,
+        margin,
+        "; ".join(parts),
+    )
+    return check, reg
+
+
+def decide(
+    summary: RunSummary, policy: StagePolicy, baseline: RunSummary | None = None, *, stage: str | None = None
+) -> GateDecision:
+    """Apply a stage policy to a run.
+
+    Args:
+        summary: the candidate run's statistics; summarise it with the policy's `case_rule`.
+        policy: the stage's gate policy from shipyard.yaml.
+        baseline: the run to compare with for the regression check (None: that check is skipped
+            and says so).
+        stage: the stage name, recorded on the decision.
+    """
+    checks = [_completeness(summary)]
+    for category, minimum in policy.min_pass_rate.items():
+        checks.append(
+            _pass_rate_check(category, summary.categories.get(category), minimum, policy, summary.case_rule)
+        )
+    if policy.safety is not None:
+        checks.append(_safety_check(summary, policy))
+    if policy.max_p95_latency_ms is not None:
+        checks.append(_latency_check(summary, policy))
+    if policy.max_mean_cost_usd is not None:
+        checks.append(_cost_check(summary, policy))
+    regression = None
+    if policy.regression is not None:
+        check, regression = _regression_check(summary, policy, baseline)
+        checks.append(check)
+
+    failed = [c for c in checks if not c.passed]
+    blocking = [c for c in failed if not c.within_margin]
+    verdict: Verdict = "FAIL" if blocking else ("MARGINAL" if failed else "PASS")
+    reasons: list[str] = []
+    for c in failed:
+        label = "hard" if c.hard else ("within margin" if c.within_margin else "soft")
+        reasons.append(f"{c.describe()} ({label}) failed: {c.detail}")
+    if regression:
+        for ch in regression.newly_failing:
+            counted = "" if ch.case_id in regression.counted else " [noise]"
+            why = f": {'; '.join(ch.reasons[:3])}" if ch.reasons else ""
+            reasons.append(f"regressed{counted}: {ch.case_id} ({ch.category}) {ch.before} -> {ch.after}{why}")
+    for c in checks:
+        if c.skipped:
+            reasons.append(f"{c.name} skipped: {c.detail}")
+    if verdict == "PASS":
+        reasons.insert(0, f"all {len(checks)} checks passed")
+    elif verdict == "MARGINAL":
+        reasons.insert(0, "only soft checks missed, each within the margin; needs a recorded approval")
+    return GateDecision(
+        verdict=verdict,
+        checks=checks,
+        reasons=reasons,
+        stage=stage or summary.stage,
+        run_id=summary.run_id,
+        agent=summary.agent,
+        version=summary.version,
+        baseline_run_id=baseline.run_id if baseline else None,
+        regression=regression,
+        failing_cases=[c.case_id for c in summary.failing_cases()],
+    )

@@ -1,0 +1,182 @@
+"""Record and replay of model, tool and judge calls, kept per (case, repeat, turn).
+
+A recorded run writes every call's answer to `.shipyard/replay/<agent>/<suite>.jsonl`; a replayed
+run answers each call from that file instead of calling anything, so it is deterministic and free.
+A call is found by its scope (`suite/case#repeat/turn`), its kind, a hash of the request and how
+many identical requests came before it in that scope. A request the recording does not have (the
+prompt, the tools or the history changed) is a replay miss: the repeat becomes ERROR and says so."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+from shipyard.errors import NotFoundError
+from shipyard.llm import ChatResponse, LLMError, ToolCall, Usage
+from shipyard.tools import ToolResult
+
+ReplayMode = Literal["record", "replay"]
+
+
+class ReplayMiss(RuntimeError):
+    """A replayed run asked for a tool call the recording does not have."""
+
+
+def request_hash(payload: Any) -> str:
+    """A short stable hash of a request (keys sorted, non-JSON values as text)."""
+    raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def encode_chat(resp: ChatResponse) -> dict[str, Any]:
+    u = resp.usage
+    return {
+        "text": resp.text,
+        "tool_calls": [[c.id, c.name, c.arguments, c.raw_arguments] for c in resp.tool_calls],
+        "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+        "model": resp.model,
+        "provider": resp.provider,
+        "finish_reason": resp.finish_reason,
+        "response_id": resp.response_id,
+    }
+
+
+def decode_chat(d: dict[str, Any]) -> ChatResponse:
+    return ChatResponse(
+        text=d["text"],
+        tool_calls=[ToolCall(i, n, a, r) for i, n, a, r in d["tool_calls"]],
+        usage=Usage(*d["usage"]),
+        model=d["model"],
+        provider=d["provider"],
+        finish_reason=d["finish_reason"],
+        response_id=d.get("response_id"),
+    )
+
+
+def encode_tool(r: ToolResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "arguments": r.arguments,
+        "status": r.status,
+        "value": r.value,
+        "error": r.error,
+        "duration_ms": r.duration_ms,
+        "cached": r.cached,
+    }
+
+
+def decode_tool(d: dict[str, Any]) -> ToolResult:
+    return ToolResult(**d)
+
+
+def replay_path(root: Path, agent: str, suite: str) -> Path:
+    """Where the recording of one agent's suite lives."""
+    safe = re.sub(r"[^\w.-]+", "_", suite) or "suite"
+    return root / agent / f"{safe}.jsonl"
+
+
+class ReplayCache:
+    """The recording of one suite: written in record mode, read in replay mode.
+
+    Args:
+        path: the JSONL file.
+        mode: `record` (start a new recording) or `replay` (answer from an existing one)."""
+
+    def __init__(self, path: Path, mode: ReplayMode) -> None:
+        self.path = path
+        self.mode = mode
+        self._entries: dict[str, Any] = {}
+        self._out: IO[bytes] | None = None
+        self.misses = 0
+        if mode == "replay":
+            if not path.is_file():
+                raise NotFoundError(
+                    f"no recording at {path} to replay",
+                    hint="run the suite once with --record (it writes the recording), then --replay",
+                )
+            with path.open("rb") as f:
+                for line in f:
+                    if line.strip():
+                        entry = orjson.loads(line)
+                        self._entries[entry["k"]] = entry["v"]
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = path.open("wb")
+
+    def get(self, key: str) -> Any:
+        return self._entries.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        if self._out is not None:
+            self._out.write(orjson.dumps({"k": key, "v": value}, default=str) + b"\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def scope(self, scope: str) -> RecordReplay:
+        """The interceptor of one (case, repeat, turn)."""
+        return RecordReplay(self, scope)
+
+
+class RecordReplay:
+    """A runtime CallInterceptor (and the judge's cache) for one scope of a ReplayCache."""
+
+    __slots__ = ("_cache", "_seen", "scope")
+
+    def __init__(self, cache: ReplayCache, scope: str) -> None:
+        self._cache = cache
+        self.scope = scope
+        self._seen: Counter[str] = Counter()
+
+    def key(self, kind: str, payload: Any) -> str:
+        h = f"{kind}|{request_hash(payload)}"
+        n = self._seen[h]
+        self._seen[h] += 1
+        return f"{self.scope}|{h}|{n}"
+
+    def _missing(self, what: str) -> str:
+        self._cache.misses += 1
+        return (
+            f"replay: the recording has no {what} for this request in {self.scope} (the prompt, tools or "
+            "history differ from the recorded run); record again with --record"
+        )
+
+    async def chat(
+        self, kind: str, request: Any, call: Callable[[], Awaitable[ChatResponse]]
+    ) -> tuple[ChatResponse, bool]:
+        """A model call (`kind` llm or judge), recorded or replayed."""
+        key = self.key(kind, request)
+        if self._cache.mode == "replay":
+            entry = self._cache.get(key)
+            if entry is None:
+                raise LLMError(self._missing(f"{kind} call"), kind="replay_miss")
+            return decode_chat(entry), True
+        resp = await call()
+        self._cache.put(key, encode_chat(resp))
+        return resp, False
+
+    async def llm_call(
+        self, request: dict[str, Any], call: Callable[[], Awaitable[ChatResponse]]
+    ) -> tuple[ChatResponse, bool]:
+        return await self.chat("llm", request, call)
+
+    async def tool_call(
+        self, name: str, arguments: dict[str, Any], call: Callable[[], Awaitable[ToolResult]]
+    ) -> tuple[ToolResult, bool]:
+        key = self.key("tool", {"name": name, "arguments": arguments})
+        if self._cache.mode == "replay":
+            entry = self._cache.get(key)
+            if entry is None:
+                raise ReplayMiss(self._missing(f"call of tool {name!r}"))
+            return decode_tool(entry), True
+        result = await call()
+        self._cache.put(key, encode_tool(result))
+        return result, False

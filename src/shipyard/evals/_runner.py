@@ -1,0 +1,471 @@
+"""The eval runner: every case repeat through the runtime, scored, with an adaptive concurrency
+limit, a cost budget, record/replay, a progress bar and clean interruption.
+
+    runner = EvalRunner(runtime, cfg, concurrency=16, budget_usd=2.0)
+    result = await runner.run("support", [load_suite("evals/support/smoke.yaml")], stage="pre-merge")
+
+One agent exception, timeout or judge failure makes that repeat ERROR; it never stops the run.
+Ctrl-C (or cancelling the task) keeps the results so far and marks the run interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shipyard.config import ShipyardConfig
+from shipyard.cost import call_cost
+from shipyard.errors import ShipyardError
+from shipyard.evals._judge import Judge
+from shipyard.evals._replay import ReplayCache, replay_path
+from shipyard.evals._scorers import BuiltScorer, ScoreInput
+from shipyard.evals._suite import Case, Suite, validate_suite
+from shipyard.evals._types import EvalRunResult, Outcome, RepeatResult, ScoreResult
+from shipyard.llm import Usage
+from shipyard.observe import semconv as sc
+from shipyard.store import InteractionRecord, new_id
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
+
+Mode = Literal["live", "record", "replay"]
+MODES: tuple[str, ...] = ("live", "record", "replay")
+STORE_BATCH = 256
+
+
+class AdaptiveLimiter:
+    """A concurrency limit that halves when the model rate-limits and grows back by one per success.
+
+    Args:
+        maximum: the highest limit (and the starting one).
+        minimum: the lowest limit."""
+
+    def __init__(self, maximum: int, minimum: int = 1) -> None:
+        self.maximum = maximum
+        self.minimum = minimum
+        self.limit = maximum
+        self.in_flight = 0
+        self.lowest = maximum  # the lowest limit reached, for reports
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+
+    async def release(self, *, throttled: bool) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            if throttled:
+                self.limit = max(self.minimum, self.limit // 2)
+                self.lowest = min(self.lowest, self.limit)
+            elif self.limit < self.maximum:
+                self.limit += 1
+            self._cond.notify_all()
+
+
+def rate_limited(rec: InteractionRecord) -> bool:
+    """Did any model call of this interaction get a 429 (on any attempt)?"""
+    if rec.metadata.get("error_kind") == "llm_rate_limited":
+        return True
+    return any(s.attributes.get(sc.ATTEMPT_OUTCOME) == "http_429" for s in rec.spans)
+
+
+def decide(scores: list[ScoreResult], threshold: float | None) -> tuple[Outcome, str | None]:
+    """PASS / FAIL / ERROR from the scores of one repeat.
+
+    Any undecided score is ERROR (never a pass). With a case threshold, the weighted mean score
+    decides; otherwise every scorer with weight > 0 must pass (weight 0 scorers only report)."""
+    undecided = [s for s in scores if s.passed is None]
+    if undecided:
+        return "ERROR", f"{undecided[0].scorer}: {undecided[0].error or undecided[0].reason}"
+    counted = [s for s in scores if s.weight > 0]
+    if threshold is not None and counted:
+        total = sum(s.weight for s in counted)
+        mean = sum(s.score * s.weight for s in counted) / total
+        return ("PASS" if mean >= threshold else "FAIL"), None
+    return ("PASS" if all(s.passed for s in counted) else "FAIL"), None
+
+
+@dataclass(slots=True)
+class _Item:
+    suite: Suite
+    case: Case
+    scorers: list[BuiltScorer]
+    repeat: int
+    cache: ReplayCache | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite.name}/{self.case.id}#{self.repeat}"
+
+
+class EvalRunner:
+    """Runs eval suites against an agent version.
+
+    Args:
+        runtime: the runtime interactions run in (traffic_source "eval"); its store, if any, keeps
+            the run and its results.
+        cfg: the project config (judge models, prices, the project root).
+        concurrency: the most repeats in flight (halved on a 429, grown back on success).
+        repeat: run every case this many times (default: each case's own `repeat`).
+        budget_usd: stop scheduling new repeats once agent + judge cost reach this.
+        mode: live, record (live, and write every model / tool / judge call to the replay file) or
+            replay (answer every call from the replay file: deterministic and free).
+        replay_dir: where recordings live (default `<project>/.shipyard/replay`).
+        console: where the progress bar goes (default stderr)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        cfg: ShipyardConfig,
+        *,
+        concurrency: int = 8,
+        repeat: int | None = None,
+        budget_usd: float | None = None,
+        mode: Mode = "live",
+        replay_dir: Path | str | None = None,
+        console: Console | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ShipyardError(f"concurrency must be at least 1, got {concurrency}")
+        if repeat is not None and repeat < 1:
+            raise ShipyardError(f"repeat must be at least 1, got {repeat}")
+        if budget_usd is not None and budget_usd <= 0:
+            raise ShipyardError(f"budget_usd must be positive, got {budget_usd}")
+        if mode not in MODES:
+            raise ShipyardError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.runtime = runtime
+        self.cfg = cfg
+        self.concurrency = concurrency
+        self.repeat = repeat
+        self.budget_usd = budget_usd
+        self.mode = mode
+        self.replay_dir = Path(replay_dir) if replay_dir else cfg.root / ".shipyard" / "replay"
+        self.console = console or Console(stderr=True)
+        self.judge = Judge(runtime.pool)
+        self.limiter: AdaptiveLimiter | None = None
+        self._spent = 0.0
+
+    # planning -------------------------------------------------------------------------------------
+    def _caches(self, agent: str, suites: Sequence[Suite]) -> dict[str, ReplayCache | None]:
+        if self.mode == "live":
+            return {s.name: None for s in suites}
+        return {s.name: ReplayCache(replay_path(self.replay_dir, agent, s.name), self.mode) for s in suites}
+
+    def _plan(self, suites: Sequence[Suite], caches: dict[str, ReplayCache | None]) -> list[_Item]:
+        problems: list[str] = []
+        plans = {}
+        for s in suites:
+            try:
+                plans[s.name] = validate_suite(s, self.cfg)
+            except ShipyardError as e:
+                problems.append(str(e))
+        if problems:
+            raise ShipyardError("\n".join(problems), hint="nothing was run; fix the suites first")
+        items = []
+        for s in suites:
+            for case in s.cases:
+                n = self.repeat or case.repeat
+                items += [_Item(s, case, plans[s.name][case.id], r, caches[s.name]) for r in range(n)]
+        return items
+
+    # one repeat -----------------------------------------------------------------------------------
+    def _priced(self, rec: InteractionRecord) -> float:
+        """What the model calls would have cost (replayed calls are free; a cost check still counts)."""
+        prices = self.runtime.prices
+        total = 0.0
+        for c in rec.llm_calls:
+            total += call_cost(prices(c.model), Usage(c.input_tokens, c.output_tokens, c.cached_input_tokens))
+        return total
+
+    async def _run_item(
+        self, item: _Item, agent: str, version: str, run_id: str, system_prompt: str
+    ) -> tuple[RepeatResult, bool]:
+        case = item.case
+        res = RepeatResult(
+            case_id=case.id,
+            category=case.category,
+            repeat=item.repeat,
+            outcome="ERROR",
+            suite=item.suite.name,
+            tags=list(case.tags),
+        )
+        throttled = False
+        history: list[dict[str, Any]] = []
+        outputs: list[str] = []
+        priced = 0.0
+        session = f"eval-{run_id[:8]}-{abs(hash(item.key)) % 10**10}"
+        for t, turn in enumerate(case.turns):
+            recorder = item.cache.scope(f"{item.key}/t{t}") if item.cache is not None else None
+            rec = await self.runtime.invoke(
+                agent,
+                turn.user,
+                session_id=session,
+                version=version,
+                traffic_source="eval",
+                history=list(history),
+                interceptor=recorder,
+                timeout_s=case.timeout_s,
+                metadata={
+                    "eval_run": run_id,
+                    "eval_case": case.id,
+                    "eval_suite": item.suite.name,
+                    "eval_repeat": item.repeat,
+                    "eval_turn": t,
+                },
+            )
+            throttled |= rate_limited(rec)
+            rec.spans = []  # spans of eval runs are not kept in memory
+            res.latency_ms += rec.latency_ms
+            res.cost_usd += rec.cost_usd
+            res.input_tokens += rec.input_tokens
+            res.output_tokens += rec.output_tokens
+            res.tool_calls += [
+                {"name": c.name, "arguments": c.arguments, "status": c.status} for c in rec.tool_calls
+            ]
+            res.replayed |= bool(rec.metadata.get("replayed"))
+            priced += self._priced(rec) if rec.metadata.get("replayed") else rec.cost_usd
+            res.status, res.output = rec.status, rec.output
+            res.interaction_id, res.trace_id = rec.id, rec.trace_id
+            outputs.append(rec.output)
+            if rec.error:
+                res.error = f"turn {t + 1}: {rec.error}" if len(case.turns) > 1 else rec.error
+                return res, throttled
+            history += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": rec.output}]
+        judge_scope = item.cache.scope(f"{item.key}/judge") if item.cache is not None else None
+        base = ScoreInput(
+            case=case,
+            output=res.output,
+            status=res.status,
+            tool_calls=res.tool_calls,
+            latency_ms=res.latency_ms,
+            cost_usd=priced,
+            system_prompt=system_prompt,
+            judge=self.judge.handle(judge_scope),
+            replayed=res.replayed,
+            turn_outputs=outputs,
+            user_input=case.first_input,
+        )
+        res.scores = list(
+            await asyncio.gather(
+                *(
+                    s(base if s.turn is None else dataclasses.replace(base, output=outputs[s.turn]))
+                    for s in item.scorers
+                )
+            )
+        )
+        for s in res.scores:
+            res.judge_cost_usd += s.judge_cost_usd
+            res.judge_input_tokens += s.judge_input_tokens
+            res.judge_output_tokens += s.judge_output_tokens
+        res.outcome, res.error = decide(res.scores, case.threshold)
+        return res, throttled
+
+    async def _guarded(
+        self, item: _Item, agent: str, version: str, run_id: str, system_prompt: str
+    ) -> RepeatResult:
+        """One repeat that never raises (except cancellation) and always releases its slot."""
+        assert self.limiter is not None
+        throttled = False
+        try:
+            res, throttled = await self._run_item(item, agent, version, run_id, system_prompt)
+        except Exception as e:  # a bug anywhere in one repeat is that repeat's ERROR, not the run's end
+            res = RepeatResult(
+                case_id=item.case.id,
+                category=item.case.category,
+                repeat=item.repeat,
+                outcome="ERROR",
+                suite=item.suite.name,
+                tags=list(item.case.tags),
+                error=f"{type(e).__name__}: {e}",
+            )
+        finally:
+            await self.limiter.release(throttled=throttled)
+        self._spent += res.cost_usd + res.judge_cost_usd
+        return res
+
+    # the run --------------------------------------------------------------------------------------
+    async def run(
+        self,
+        agent: str,
+        suites: Sequence[Suite],
+        version: str | None = None,
+        stage: str | None = None,
+        progress: bool = True,
+    ) -> EvalRunResult:
+        """Run every case repeat of `suites` against a version of `agent`.
+
+        Args:
+            agent: the agent's name in shipyard.yaml.
+            suites: loaded suites (`load_suite`); every scorer is validated before anything runs.
+            version: a version label, hash or id (default: the current version).
+            stage: the CI/CD stage the run is for (pre-merge, post-merge, production), if any.
+            progress: show a progress bar.
+
+        Returns the EvalRunResult; raises ShipyardError (before running anything) for a bad suite,
+        agent or version, or a missing recording in replay mode."""
+        names = [s.name for s in suites]
+        if len(set(names)) != len(names):
+            raise ShipyardError(f"two suites share a name ({', '.join(names)}); suite names must differ")
+        v = self.runtime.resolve_version(agent, version)
+        system_prompt = self.runtime.system_prompt(v)
+        caches = self._caches(agent, suites)
+        try:
+            items = self._plan(suites, caches)
+        except BaseException:
+            for c in caches.values():
+                if c is not None:
+                    c.close()
+            raise
+        result = EvalRunResult(
+            run_id=new_id(),
+            agent=agent,
+            version=v.id,
+            stage=stage,
+            suites=names,
+            mode=self.mode,
+            budget_usd=self.budget_usd,
+            started_at=time.time(),
+        )
+        store = self.runtime.store
+        if store is not None:
+            store.create_eval_run(
+                agent,
+                v.id,
+                names,
+                stage,
+                run_id=result.run_id,
+                config={
+                    "concurrency": self.concurrency,
+                    "repeat": self.repeat,
+                    "budget_usd": self.budget_usd,
+                    "mode": self.mode,
+                    "repeats": len(items),
+                },
+            )
+        self.limiter = AdaptiveLimiter(self.concurrency)
+        self._spent = 0.0
+        try:
+            await self._dispatch(items, result, agent, v.id, system_prompt, progress)
+        finally:
+            for c in caches.values():
+                if c is not None:
+                    c.close()
+            result.finished_at = time.time()
+            order = {(it.suite.name, it.case.id, it.repeat): i for i, it in enumerate(items)}
+            result.results.sort(key=lambda r: order.get((r.suite, r.case_id, r.repeat), 0))
+            if store is not None:
+                status = (
+                    "interrupted"
+                    if result.interrupted
+                    else ("budget_exhausted" if result.budget_exhausted else "finished")
+                )
+                await asyncio.to_thread(
+                    store.finish_eval_run,
+                    result.run_id,
+                    status,
+                    {
+                        "counts": result.counts(),
+                        "skipped": len(result.skipped),
+                        "agent_cost_usd": result.agent_cost_usd,
+                        "judge_cost_usd": result.judge_cost_usd,
+                    },
+                )
+        return result
+
+    async def _dispatch(
+        self,
+        items: list[_Item],
+        result: EvalRunResult,
+        agent: str,
+        version: str,
+        system_prompt: str,
+        show: bool,
+    ) -> None:
+        assert self.limiter is not None
+        limiter = self.limiter
+        store = self.runtime.store
+        unsaved: list[RepeatResult] = []
+        pending: set[asyncio.Task[RepeatResult]] = set()
+        counts = {"PASS": 0, "FAIL": 0, "ERROR": 0}
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[tally]}"),
+            console=self.console,
+            disable=not show,
+            transient=False,
+        )
+        task_id = progress.add_task(f"eval {agent}", total=len(items), tally="")
+
+        def done(t: asyncio.Task[RepeatResult]) -> None:
+            pending.discard(t)
+            if t.cancelled() or t.exception() is not None:
+                return
+            r = t.result()
+            result.results.append(r)
+            unsaved.append(r)
+            counts[r.outcome] += 1
+            tally = (
+                f"[green]{counts['PASS']} pass[/] [red]{counts['FAIL']} fail[/] "
+                f"[yellow]{counts['ERROR']} error[/]"
+            )
+            progress.update(task_id, advance=1, tally=tally)
+
+        async def flush(force: bool = False) -> None:
+            if store is not None and unsaved and (force or len(unsaved) >= STORE_BATCH):
+                batch = unsaved[:]
+                unsaved.clear()
+                await asyncio.to_thread(store.write_eval_results, result.run_id, batch)
+
+        with progress:
+            try:
+                for item in items:
+                    await limiter.acquire()
+                    if self.budget_usd is not None and self._spent >= self.budget_usd:
+                        await limiter.release(throttled=False)
+                        result.budget_exhausted = True
+                        break
+                    task = asyncio.create_task(
+                        self._guarded(item, agent, version, result.run_id, system_prompt)
+                    )
+                    pending.add(task)
+                    task.add_done_callback(done)
+                    await flush()
+                while pending:
+                    await asyncio.wait(set(pending))
+                    await flush()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                result.interrupted = True
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+            finished = {(r.suite, r.case_id, r.repeat) for r in result.results}
+            result.skipped = [
+                it.key for it in items if (it.suite.name, it.case.id, it.repeat) not in finished
+            ]
+            await flush(force=True)
+        if result.budget_exhausted:
+            self.console.print(
+                f"[yellow]budget of ${self.budget_usd:g} spent (${self._spent:.4f}); "
+                f"{len(result.skipped)} repeat(s) not run[/]"
+            )
+        if result.interrupted:
+            self.console.print(
+                f"[yellow]interrupted: kept {len(result.results)} result(s); "
+                f"{len(result.skipped)} repeat(s) not run[/]"
+            )

@@ -1,0 +1,455 @@
+"""The eval suite format: a YAML file of cases, each with an input (or a conversation), an expected
+output and/or assertions, and an expected tool trajectory.
+
+    name: smoke
+    defaults: {category: functional, repeat: 1, assert: [{type: not-contains, value: "as an AI"}]}
+    cases:
+      - id: order-status
+        input: "Where is my order 10001?"
+        expected: "shipped"
+        trajectory: {mode: in_order, calls: [{name: lookup_order, args: {order_id: "10001"}}]}
+
+`load_suite(path)` also reads promptfoo configs, ADK eval sets and JSONL files (detected by
+content) through the importers. Errors name the file, the case, the field and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shipyard.config import ShipyardConfig, StrictModel, load_yaml_with_lines
+from shipyard.config._load import Lines, format_validation_error
+from shipyard.errors import ConfigError
+from shipyard.evals._scorers import BuiltScorer, build_scorer, check_options, scorer_info
+from shipyard.evals._types import Category
+
+ArgsMatch = Literal["exact", "partial", "ignore"]
+TrajectoryMode = Literal["exact", "in_order", "any_order", "subset", "superset"]
+DEFAULT_EXPECTED_MATCH = "contains"
+
+
+class SuiteError(ConfigError):
+    """An eval suite (or a file imported as one) is wrong; one line per problem."""
+
+
+class Assertion(BaseModel):
+    """One check on a case's result: `{type: contains, value: "...", weight: 1, threshold: 0.8}`.
+
+    `type` names a registered scorer (`not-` negates it). Keys other than type / value / weight /
+    threshold are the scorer's own options (`case_sensitive`, `model`, `k`, ...) and are checked
+    against what that scorer takes."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: str
+    value: Any = None
+    weight: float = Field(1.0, ge=0, description="0 = reported, never decides the outcome")
+    threshold: float | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        scorer_info(v)
+        return v
+
+    @model_validator(mode="after")
+    def _known_options(self) -> Assertion:
+        check_options(self.type, self.options)
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The scorer's own options (every key but type / value / weight / threshold)."""
+        return dict(self.model_extra or {})
+
+
+def _assertion_shorthand(v: Any) -> Any:
+    return {"type": v} if isinstance(v, str) else v
+
+
+class ExpectedCall(StrictModel):
+    """A tool call the agent should make. `args_match`: exact (all arguments equal), partial (the
+    given ones equal, others allowed), ignore (the name is enough). Default: exact when `args` is
+    given, else ignore."""
+
+    name: str
+    args: dict[str, Any] | None = None
+    args_match: ArgsMatch | None = None
+
+
+class Trajectory(StrictModel):
+    """Expected tool calls. Modes: exact (same calls, same order, nothing else), in_order (these in
+    this order, others allowed between), any_order (same calls, any order, nothing else), subset
+    (every call made is one of these), superset (all of these were made, others allowed)."""
+
+    mode: TrajectoryMode = "exact"
+    calls: list[ExpectedCall] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list, description="tools that must never be called")
+    max_calls: dict[str, int] = Field(default_factory=dict, description="tool -> most calls allowed")
+    args_match: ArgsMatch | None = Field(None, description="default for calls that set none")
+    threshold: float = Field(1.0, ge=0, le=1, description="least fraction of expected calls matched")
+
+    @field_validator("calls", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        return [{"name": c} if isinstance(c, str) else c for c in v] if isinstance(v, list) else v
+
+
+class Turn(StrictModel):
+    """One user turn of a conversation, optionally with the reply expected to it."""
+
+    user: str
+    expected: str | list[str] | None = None
+
+
+class Case(StrictModel):
+    """One eval case. Exactly one of `input` or `conversation`."""
+
+    id: str = Field(..., min_length=1, description="unique within the suite and stable over time")
+    input: str | None = None
+    conversation: list[Turn] | None = Field(None, min_length=1)
+    expected: str | list[str] | None = Field(None, description="expected output text (a list: any of)")
+    expected_match: Assertion | None = Field(
+        None, description="how `expected` is compared (default contains)"
+    )
+    assertions: list[Assertion] = Field(default_factory=list, alias="assert")
+    trajectory: Trajectory | None = None
+    category: Category = "functional"
+    tags: list[str] = Field(default_factory=list)
+    repeat: int = Field(1, ge=1, le=1000)
+    timeout_s: float | None = Field(None, gt=0)
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="pass on the weighted mean score instead of requiring every assertion"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _defaults_asserts: int = PrivateAttr(0)  # how many leading assertions came from `defaults`
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("id")
+    @classmethod
+    def _id_form(cls, v: str) -> str:
+        if v != v.strip():
+            raise ValueError("a case id must not start or end with spaces")
+        return v
+
+    @field_validator("expected_match", mode="before")
+    @classmethod
+    def _match_shorthand(cls, v: Any) -> Any:
+        return _assertion_shorthand(v)
+
+    @model_validator(mode="after")
+    def _input_or_conversation(self) -> Case:
+        if (self.input is None) == (self.conversation is None):
+            raise ValueError("a case needs exactly one of input (text) or conversation (list of user turns)")
+        return self
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The user turns: one for `input`, several for a conversation (the last gets `expected`)."""
+        if self.conversation is not None:
+            return self.conversation
+        return [Turn(user=self.input or "", expected=None)]
+
+    @property
+    def first_input(self) -> str:
+        return self.input if self.input is not None else self.turns[0].user
+
+
+class Defaults(StrictModel):
+    """Suite-level defaults: applied to every case that does not set its own."""
+
+    category: Category | None = None
+    tags: list[str] = Field(default_factory=list, description="added to every case's tags")
+    repeat: int | None = Field(None, ge=1, le=1000)
+    assertions: list[Assertion] = Field(
+        default_factory=list, alias="assert", description="added to every case"
+    )
+    timeout_s: float | None = Field(None, gt=0)
+    expected_match: Assertion | None = None
+
+    @field_validator("expected_match", mode="before")
+    @classmethod
+    def _match_shorthand(cls, v: Any) -> Any:
+        return _assertion_shorthand(v)
+
+
+class Suite(StrictModel):
+    """An eval suite: a name, defaults, and cases with unique ids."""
+
+    name: str = Field(..., min_length=1)
+    description: str = ""
+    defaults: Defaults = Field(default_factory=Defaults)
+    cases: list[Case] = Field(..., min_length=1)
+
+    _path: Path | None = PrivateAttr(None)
+    _lines: Lines = PrivateAttr(default_factory=dict)
+    _source: str = PrivateAttr("shipyard")  # shipyard | promptfoo | adk | jsonl
+
+    @model_validator(mode="after")
+    def _apply_defaults(self) -> Suite:
+        seen: dict[str, int] = {}
+        dups = []
+        for i, c in enumerate(self.cases):
+            if c.id in seen:
+                dups.append(f"cases[{i}] repeats id {c.id!r} of cases[{seen[c.id]}]")
+            seen.setdefault(c.id, i)
+        if dups:
+            raise ValueError("case ids must be unique: " + "; ".join(dups))
+        d = self.defaults
+        for c in self.cases:
+            given = c.model_fields_set
+            if d.category and "category" not in given:
+                c.category = d.category
+            if d.repeat and "repeat" not in given:
+                c.repeat = d.repeat
+            if d.timeout_s and "timeout_s" not in given:
+                c.timeout_s = d.timeout_s
+            if d.expected_match and c.expected_match is None:
+                c.expected_match = d.expected_match
+            c.tags = [*d.tags, *(t for t in c.tags if t not in d.tags)]
+            c.assertions = [*d.assertions, *c.assertions]
+            c._defaults_asserts = len(d.assertions)
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the suite was loaded from (None when built in code)."""
+        return self._path
+
+    @property
+    def source(self) -> str:
+        """The format it was read from: shipyard, promptfoo, adk or jsonl."""
+        return self._source
+
+    def case(self, case_id: str) -> Case:
+        for c in self.cases:
+            if c.id == case_id:
+                return c
+        raise KeyError(case_id)
+
+    def where(self) -> str:
+        return str(self._path) if self._path else f"suite {self.name!r}"
+
+
+# loading ----------------------------------------------------------------------------------------
+
+_CASE_LOC = re.compile(r"^(line \d+: )?cases\.(\d+)(?=[.:])")
+
+
+def _name_cases(problems: list[str], raw_cases: Any) -> list[str]:
+    """`cases.3.assert.0.type: ...` -> `cases[3] (id 'refund').assert.0.type: ...`."""
+
+    def label(m: re.Match[str]) -> str:
+        i = int(m.group(2))
+        cid = None
+        if isinstance(raw_cases, list) and i < len(raw_cases) and isinstance(raw_cases[i], dict):
+            cid = raw_cases[i].get("id")
+        return f"{m.group(1) or ''}cases[{i}]" + (f" (id {cid!r})" if cid is not None else "")
+
+    return [_CASE_LOC.sub(label, p) for p in problems]
+
+
+def _duplicate_ids(raw_cases: list[Any], lines: Lines) -> list[str]:
+    seen: dict[str, int] = {}
+    problems = []
+    for i, c in enumerate(raw_cases):
+        if not isinstance(c, dict) or c.get("id") is None:
+            continue
+        cid = str(c["id"])
+        if cid in seen:
+            line = lines.get(("cases", i, "id"))
+            where = f"line {line}: " if line else ""
+            problems.append(
+                f"{where}cases[{i}] (id {cid!r}).id: duplicate id, already used by cases[{seen[cid]}]"
+                " (ids must be unique and stable)"
+            )
+        else:
+            seen[cid] = i
+    return problems
+
+
+def parse_suite(data: Any, path: Path | str, lines: Lines | None = None, *, name: str | None = None) -> Suite:
+    """Validate already-parsed suite data (our format). Raises SuiteError naming case, field, line."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise SuiteError(str(path), ["line 1: a suite must be a mapping with name and cases"])
+    if name and "name" not in data:
+        data = {"name": name, **data}
+    raw_cases = data.get("cases")
+    problems = _duplicate_ids(raw_cases, lines) if isinstance(raw_cases, list) else []
+    if problems:
+        raise SuiteError(str(path), problems, hint="give every case its own id")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as e:
+        raise SuiteError(str(path), _name_cases(format_validation_error(e, lines), raw_cases)) from None
+    suite._path = Path(path)
+    suite._lines = lines
+    return suite
+
+
+def detect_kind(path: Path, data: Any) -> str:
+    """Which format a file is in: shipyard, promptfoo, adk or jsonl (by suffix and content)."""
+    if path.suffix == ".jsonl":
+        return "jsonl"
+    if isinstance(data, dict):
+        if "eval_cases" in data or "eval_set_id" in data:
+            return "adk"
+        if "cases" in data:
+            return "shipyard"
+        if "tests" in data or "defaultTest" in data or "prompts" in data or "providers" in data:
+            return "promptfoo"
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "query" in data[0]:
+        return "adk"  # the older ADK .test.json: a list of {query, expected_tool_use, reference}
+    return "shipyard"
+
+
+def load_suite(path: Path | str, **import_options: Any) -> Suite:
+    """Load a suite file: our YAML, or a promptfoo config, ADK eval set or JSONL (converted).
+
+    Args:
+        path: the file.
+        import_options: passed to the importer for foreign formats (e.g. `input_var` for promptfoo).
+
+    Raises SuiteError naming the file, case, field and line of every problem."""
+    from shipyard.evals._importers import import_file
+
+    p = Path(path)
+    if p.suffix == ".jsonl":
+        return import_file("jsonl", p, **import_options)
+    data, lines = load_yaml_with_lines(p)
+    kind = detect_kind(p, data)
+    if kind != "shipyard":
+        return import_file(kind, p, data=data, lines=lines, **import_options)
+    return parse_suite(data, p, lines, name=p.stem.split(".")[0])
+
+
+# validation before a run ------------------------------------------------------------------------
+
+
+def _loc(suite: Suite, case_index: int, field: tuple[str | int, ...], text: str) -> str:
+    line = None
+    for n in range(len(field), -1, -1):
+        line = suite._lines.get(("cases", case_index, *field[:n]))
+        if line:
+            break
+    return f"line {line}: {text}" if line else text
+
+
+def case_scorers(case: Case) -> list[tuple[str, tuple[str | int, ...], BuiltScorer]]:
+    """Build every scorer a case runs: expected match(es), assertions, trajectory.
+
+    Returns (label, field path, scorer); raises ScorerBuildError for the first bad one."""
+    out: list[tuple[str, tuple[str | int, ...], BuiltScorer]] = []
+    match = case.expected_match or Assertion(type=DEFAULT_EXPECTED_MATCH)
+
+    def add(
+        label: str, field: tuple[str | int, ...], a: Assertion, value: Any = None, turn: int | None = None
+    ) -> None:
+        try:
+            built = build_scorer(a, value=value)
+        except (ValueError, TypeError, ImportError, AttributeError) as e:
+            raise ScorerBuildError(field, str(e)) from None
+        built.name = label
+        built.turn = turn
+        out.append((label, field, built))
+
+    if case.expected is not None:
+        add(
+            f"expected ({match.type})",
+            ("expected_match" if case.expected_match else "expected",),
+            match,
+            case.expected,
+        )
+    if case.conversation is not None:
+        for t, turn in enumerate(case.conversation):
+            if turn.expected is not None:
+                add(
+                    f"turn {t + 1} expected ({match.type})",
+                    ("conversation", t, "expected"),
+                    match,
+                    turn.expected,
+                    turn=t,
+                )
+    for j, a in enumerate(case.assertions):
+        add(a.type, ("assert", j), a)
+    if case.trajectory is not None:
+        add("trajectory", ("trajectory",), Assertion(type="trajectory", value=case.trajectory.model_dump()))
+    return out
+
+
+class ScorerBuildError(ValueError):
+    """A scorer of a case cannot be built; carries the case field path."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def validate_suite(suite: Suite, cfg: ShipyardConfig | None = None) -> dict[str, list[BuiltScorer]]:
+    """Build every scorer of every case before a run, so a misconfigured one (unknown type, bad
+    option, bad regex or schema, a judge model not in shipyard.yaml) is reported up front.
+
+    Args:
+        suite: the loaded suite.
+        cfg: the project config, to check judge model keys (skipped when None).
+
+    Returns the built scorers per case id; raises SuiteError naming file, case, field and line."""
+    problems: list[str] = []
+    reported_defaults: set[int] = set()
+    plan: dict[str, list[BuiltScorer]] = {}
+    for i, case in enumerate(suite.cases):
+        where = f"cases[{i}] (id {case.id!r})"
+        try:
+            built = case_scorers(case)
+        except ScorerBuildError as e:
+            f = e.field
+            if f[0] == "assert" and isinstance(f[1], int) and f[1] < case._defaults_asserts:
+                if f[1] not in reported_defaults:
+                    reported_defaults.add(f[1])
+                    line = suite._lines.get(("defaults", "assert", f[1]))
+                    problems.append(f"{f'line {line}: ' if line else ''}defaults.assert[{f[1]}]: {e}")
+                continue
+            field = ".".join(str(x) for x in f)
+            problems.append(_loc(suite, i, f, f"{where}.{field}: {e}"))
+            continue
+        if not built:
+            problems.append(
+                _loc(suite, i, (), f"{where}: nothing to check; add expected, assert or trajectory")
+            )
+        if cfg is not None:
+            for _, f, b in built:
+                for key in b.models:
+                    if key not in cfg.models:
+                        known = ", ".join(sorted(cfg.models)) or "none"
+                        field = ".".join(str(x) for x in f)
+                        problems.append(
+                            _loc(
+                                suite,
+                                i,
+                                f,
+                                f"{where}.{field}: judge model {key!r} is not defined under models in "
+                                f"shipyard.yaml (known: {known}); set `model:` to one of them",
+                            )
+                        )
+        plan[case.id] = [b for _, _, b in built]
+    if problems:
+        raise SuiteError(suite.where(), problems, hint="fix these before running; nothing was run")
+    return plan

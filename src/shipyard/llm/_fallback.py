@@ -1,0 +1,60 @@
+"""A chain of models: when one fails after its own retries (or its circuit is open), the next answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shipyard.llm._types import Attempt, ChatClient, ChatResponse, LLMError, Message
+
+
+class FallbackClient:
+    """Try each client in order; move to the next only when the previous raised LLMError.
+
+    Args:
+        clients: the primary model first, then its fallbacks.
+
+    The response (or the final LLMError) carries the attempts of every model tried, in order, so a
+    trace shows the failed primary and the fallback that answered.
+    """
+
+    def __init__(self, clients: Sequence[ChatClient]) -> None:
+        if not clients:
+            raise ValueError("FallbackClient needs at least one client")
+        self.clients = list(clients)
+        self.name = self.clients[0].name
+        self.provider = self.clients[0].provider
+
+    def __repr__(self) -> str:
+        return f"FallbackClient([{', '.join(c.name for c in self.clients)}])"
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResponse:
+        attempts: list[Attempt] = []
+        failures: list[str] = []
+        last: LLMError | None = None
+        for client in self.clients:
+            try:
+                resp = await client.chat(
+                    messages, tools=tools, temperature=temperature, max_tokens=max_tokens
+                )
+            except LLMError as e:
+                attempts.extend(e.attempts)
+                failures.append(f"{client.name}: {e}")
+                last = e
+                continue
+            if attempts:
+                resp.attempts = attempts + resp.attempts
+            return resp
+        assert last is not None
+        raise LLMError("every model failed: " + " | ".join(failures), attempts, kind=last.kind)
+
+    async def aclose(self) -> None:
+        for c in self.clients:
+            await c.aclose()

@@ -1,0 +1,345 @@
+"""OpenAI-compatible chat completions over HTTP (OpenAI, Gemini's OpenAI endpoint, vLLM, Ollama, the mock).
+
+aiohttp rather than httpx: on the same loopback call it costs about half the CPU per request
+(see benchmarks/bench_mock_llm.py), and the gateway's CPU budget per request is small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from shipyard.llm._breaker import CircuitBreaker, breaker_for
+from shipyard.llm._types import Attempt, ChatResponse, LLMError, Message, ToolCall, Usage
+
+RETRYABLE = frozenset({"http_429", "http_5xx", "timeout", "connect_error"})
+_KIND = {
+    "http_429": "rate_limited",
+    "http_5xx": "unavailable",
+    "connect_error": "unavailable",
+    "circuit_open": "unavailable",
+    "timeout": "timeout",
+    "bad_response": "bad_response",
+}
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP-date; None when absent
+    or unreadable; never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def parse_tool_calls(raw: list[dict[str, Any]] | None) -> list[ToolCall]:
+    """OpenAI `tool_calls` -> ToolCall list. Arguments that are not a JSON object are kept raw and
+    given as `{"__invalid_json__": raw}` so the agent (and the trace) can see what the model sent."""
+    calls: list[ToolCall] = []
+    for i, tc in enumerate(raw or ()):
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        if isinstance(args, dict):  # some servers (Ollama) send an object, not a string
+            parsed: dict[str, Any] = args
+            raw_args = orjson.dumps(args).decode()
+        else:
+            raw_args = args if isinstance(args, str) else ""
+            try:
+                value = orjson.loads(raw_args) if raw_args.strip() else {}
+            except orjson.JSONDecodeError:
+                value = None
+            parsed = value if isinstance(value, dict) else {"__invalid_json__": raw_args}
+        calls.append(
+            ToolCall(
+                id=tc.get("id") or f"call_{i + 1}",
+                name=fn.get("name") or "",
+                arguments=parsed,
+                raw_arguments=raw_args,
+            )
+        )
+    return calls
+
+
+def parse_usage(raw: dict[str, Any] | None) -> Usage:
+    """OpenAI `usage` -> Usage (cached tokens from `prompt_tokens_details.cached_tokens`)."""
+    if not raw:
+        return Usage()
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        cached_input_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _error_text(body: bytes) -> str:
+    """The `error.message` of an OpenAI-style error body, or the start of the body."""
+    try:
+        data = orjson.loads(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    except orjson.JSONDecodeError:
+        pass
+    return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
+
+
+class OpenAIChatClient:
+    """A chat client for any OpenAI-compatible `/chat/completions` endpoint.
+
+    Args:
+        base_url: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8100/v1`.
+        model: the provider's model id sent in each request.
+        name: what Shipyard calls this model (the config key); defaults to `model`. Responses and
+            attempts carry this name, so prices and traces find it.
+        api_key: sent as `Authorization: Bearer ...` when given.
+        headers: extra headers for every request.
+        timeout_s: total time allowed for one attempt.
+        connect_timeout_s: time allowed to connect (part of `timeout_s`).
+        max_retries: retries after the first attempt on 429, 5xx, connection errors and timeouts.
+        backoff_base_s, backoff_max_s: retry waits are uniform in [0, min(max, base * 2**n)]
+            (full jitter); a `Retry-After` header replaces the wait, capped by `backoff_max_s`.
+        breaker: the endpoint's circuit breaker; "shared" (default) uses the process-wide one of
+            `base_url`, None disables it. Every failed attempt (429, 5xx, connection error, timeout)
+            counts against it; any answer from the endpoint, even a 4xx, counts as success.
+        max_connections: connection pool size per event loop.
+        extra_body: fields merged into every request body (e.g. provider-specific options).
+        provider: the `gen_ai.provider.name` to report.
+        seed: seeds the jitter (tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        name: str | None = None,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.25,
+        backoff_max_s: float = 8.0,
+        breaker: CircuitBreaker | Literal["shared"] | None = "shared",
+        max_connections: int = 100,
+        extra_body: dict[str, Any] | None = None,
+        provider: str = "openai",
+        seed: int | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.model = model
+        self.name = name or model
+        self.provider = provider
+        self.endpoint = urlsplit(self.base_url).netloc or self.base_url
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.extra_body = dict(extra_body or {})
+        self.breaker = breaker_for(self.base_url) if breaker == "shared" else breaker
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
+        self._max_connections = max_connections
+        self._rng = random.Random(seed)
+        # how retry waits happen (tests may observe them)
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatClient(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    # connection pool ---------------------------------------------------------------------------
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            self._drop_dead_sessions()
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers=self._headers,
+                raise_for_status=False,
+                skip_auto_headers=("User-Agent",),
+            )
+            self._sessions[loop] = session
+        return session
+
+    def _drop_dead_sessions(self) -> None:
+        """Forget sessions whose event loop has closed (nothing can be awaited on them any more)."""
+        for loop, session in list(self._sessions.items()):
+            if loop.is_closed():
+                del self._sessions[loop]
+                connector = session.connector
+                session.detach()
+                if connector is not None:
+                    connector._close()  # the loop is gone: just mark closed, no awaiting possible
+
+    async def aclose(self) -> None:
+        """Close this event loop's connection pool (and forget pools of closed loops)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+        self._drop_dead_sessions()
+
+    # calls -------------------------------------------------------------------------------------
+    def _body(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None,
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> bytes:
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        if tools:
+            body["tools"] = tools
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if self.extra_body:
+            body.update(self.extra_body)
+        return orjson.dumps(body)
+
+    def _attempt(
+        self, start_ns: int, outcome: str, status: int | None = None, error: str | None = None
+    ) -> Attempt:
+        return Attempt(
+            self.name, self.provider, self.endpoint, start_ns, time.time_ns(), outcome, status, error
+        )
+
+    def _wait_s(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s)
+        return self._rng.uniform(0.0, min(self.backoff_max_s, self.backoff_base_s * (2**retry)))
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResponse:
+        """One chat completion, retried as the settings say. Raises LLMError carrying every attempt."""
+        body = self._body(messages, tools, temperature, max_tokens)
+        session = self._session()
+        attempts: list[Attempt] = []
+        breaker = self.breaker
+        for n in range(self.max_retries + 1):
+            if breaker is not None and not breaker.allow():
+                attempts.append(self._attempt(time.time_ns(), "circuit_open", error="circuit open"))
+                raise LLMError(
+                    f"{self.name}: circuit open for {self.base_url} after repeated failures; "
+                    "not calling it until the cooldown passes",
+                    attempts,
+                    kind="unavailable",
+                )
+            start = time.time_ns()
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                async with session.post(self.url, data=body) as resp:
+                    status = resp.status
+                    payload = await resp.read()
+                    if status >= 400:
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except TimeoutError:
+                outcome, error = "timeout", f"no answer within {self._timeout.total}s"
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+                outcome, error = "connect_error", f"{type(e).__name__}: {e}"
+            except aiohttp.ClientError as e:  # e.g. an invalid URL: retrying cannot help
+                attempts.append(self._attempt(start, "error", error=f"{type(e).__name__}: {e}"))
+                raise LLMError(
+                    f"{self.name}: request to {self.url} failed: {type(e).__name__}: {e}",
+                    attempts,
+                    kind="error",
+                ) from None
+            else:
+                if status < 300:
+                    try:
+                        result = self._parse(payload)
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+                        attempts.append(self._attempt(start, "bad_response", status, str(e)))
+                        if breaker is not None:
+                            breaker.record_success()
+                        raise LLMError(
+                            f"{self.name}: unreadable response from {self.url}: {e}",
+                            attempts,
+                            kind="bad_response",
+                        ) from None
+                    attempts.append(self._attempt(start, "ok", status))
+                    if breaker is not None:
+                        breaker.record_success()
+                    result.attempts = attempts
+                    return result
+                error = f"HTTP {status}: {_error_text(payload)}"
+                if status == 429:
+                    outcome = "http_429"
+                elif status >= 500:
+                    outcome = "http_5xx"
+                else:
+                    attempts.append(self._attempt(start, "http_4xx", status, error))
+                    if breaker is not None:
+                        breaker.record_success()  # the endpoint answered; the request was wrong
+                    raise LLMError(
+                        f"{self.name}: {self.url} rejected the request ({error})", attempts, kind="error"
+                    )
+            attempts.append(self._attempt(start, outcome, status, error))
+            if breaker is not None:
+                breaker.record_failure()
+            if n < self.max_retries:
+                await self._sleep(self._wait_s(n, retry_after))
+        last = attempts[-1]
+        raise LLMError(
+            f"{self.name}: gave up after {len(attempts)} attempt(s) on {self.url}; last: {last.error}",
+            attempts,
+            kind=_KIND.get(last.outcome, "error"),
+        )
+
+    def _parse(self, payload: bytes) -> ChatResponse:
+        data = orjson.loads(payload)
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, list):  # content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        tool_calls = parse_tool_calls(message.get("tool_calls"))
+        return ChatResponse(
+            text=content,
+            tool_calls=tool_calls,
+            usage=parse_usage(data.get("usage")),
+            model=self.name,
+            provider=self.provider,
+            finish_reason=choice.get("finish_reason") or ("tool_calls" if tool_calls else "stop"),
+            response_id=data.get("id"),
+            response_model=data.get("model"),
+        )

@@ -1,0 +1,501 @@
+"""The offline scripted model: deterministic answers from a rules file, with token usage and latency.
+
+The rules format (first matching rule answers; every condition under `when` must hold):
+
+```yaml
+prompt_cache: false                       # report a repeated system prompt as cached input tokens
+default: "Sorry, I can't help with that."  # when no rule matches (text, or a mapping like a rule body)
+rules:
+  - name: lookup-order                     # optional, for errors and debugging
+    when:
+      user: '(?i)order\\s*#?(?P<order_id>\\d{5})'  # regex searched in the last user message
+      system: '(?i)check return eligibility'      # regex searched in the system prompt(s)
+      not_user: '...'                      # must NOT match the last user message
+      not_system: '...'                    # must NOT match the system prompt
+      last_tool: lookup_order              # the last message is a result of this tool (regex fullmatch)
+      tool_result: '"eligible":\\s*true'    # regex searched in the last tool result
+      fresh: true                          # no tool results since the last user message (false: after tools)
+      called: [lookup_order]               # called since the last user message
+      not_called: [process_refund]         # not called since the last user message
+      tools_available: [process_refund]    # the request offers these tools
+    reply: "Order {order_id} is {result[status]}."
+    tool_calls:
+      - name: lookup_order
+        arguments: {order_id: "{order_id}"}
+    latency_ms: 40
+```
+
+Templates (`reply` and string values in `arguments`) are `str.format_map` over the named groups
+of every matched regex, `result` (the last tool result, parsed as JSON when it is JSON) and `user`
+(the last user message). Missing keys render as empty text; a template never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import string
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from shipyard.config import StrictModel, load_yaml_with_lines
+from shipyard.config._load import Lines, format_validation_error
+from shipyard.errors import ConfigError
+from shipyard.llm._types import Attempt, ChatResponse, Message, ToolCall, Usage
+
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+DEFAULT_REPLY = "Sorry, I can't help with that."
+_REGEX_FIELDS = ("user", "system", "not_user", "not_system", "last_tool", "tool_result")
+
+
+def count_tokens(text: str) -> int:
+    """The scripted model's tokenizer: words and single punctuation marks."""
+    return len(TOKEN_RE.findall(text)) if text else 0
+
+
+def message_text(message: Message) -> str:
+    """The text of a message's content (a string, or the text of its content parts)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+# templates ---------------------------------------------------------------------------------------
+class _JsonDict(dict[str, Any]):
+    """A tool result mapping: missing keys are empty text; `{result}` renders as JSON."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+    def __format__(self, spec: str) -> str:
+        return orjson.dumps(self).decode() if not spec else format(str(self), spec)
+
+
+class _JsonList(list[Any]):
+    def __getitem__(self, i: Any) -> Any:
+        try:
+            return super().__getitem__(i)
+        except (IndexError, TypeError):
+            return ""
+
+    def __format__(self, spec: str) -> str:
+        return orjson.dumps(self).decode() if not spec else format(str(self), spec)
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _JsonDict({str(k): _wrap(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return _JsonList(_wrap(v) for v in value)
+    return "" if value is None else value
+
+
+class _Context(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class _LenientFormatter(string.Formatter):
+    """Used only when the fast `format_map` failed: every bad field renders as empty text."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_field(field_name, args, kwargs)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            return "", field_name
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        try:
+            return super().format_field(value, format_spec)
+        except (TypeError, ValueError):
+            return str(value)
+
+
+_LENIENT = _LenientFormatter()
+
+
+def render(template: str, ctx: dict[str, Any]) -> str:
+    """`template.format_map(ctx)` that never raises: missing keys are empty; a malformed template
+    (e.g. a lone brace) is returned as written."""
+    if "{" not in template and "}" not in template:
+        return template
+    try:
+        return template.format_map(ctx)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        try:
+            return _LENIENT.vformat(template, (), ctx)
+        except (ValueError, TypeError):
+            return template
+
+
+def _render_value(value: Any, ctx: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return render(value, ctx)
+    if isinstance(value, dict):
+        return {k: _render_value(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_value(v, ctx) for v in value]
+    return value
+
+
+# the rules file ----------------------------------------------------------------------------------
+class ToolCallSpec(StrictModel):
+    """A tool call a rule makes; string values in `arguments` are templates."""
+
+    name: str = Field(..., min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleBody(StrictModel):
+    """What the model answers: text, tool calls, or both."""
+
+    reply: str | None = None
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    latency_ms: float | None = Field(None, ge=0)
+    finish_reason: str | None = Field(None, description="default: tool_calls when there are any, else stop")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> RuleBody:
+        if self.reply is None and not self.tool_calls:
+            raise ValueError("needs reply or tool_calls (or both)")
+        return self
+
+
+class When(StrictModel):
+    """The conditions of a rule; all must hold. Regexes are compiled once, at load."""
+
+    user: str | None = None
+    system: str | None = None
+    not_user: str | None = None
+    not_system: str | None = None
+    last_tool: str | None = None
+    tool_result: str | None = None
+    fresh: bool | None = None
+    called: list[str] = Field(default_factory=list)
+    not_called: list[str] = Field(default_factory=list)
+    tools_available: list[str] = Field(default_factory=list)
+
+    _patterns: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
+
+    @field_validator(*_REGEX_FIELDS)
+    @classmethod
+    def _valid_regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression ({e}): {v!r}") from None
+        return v
+
+    @field_validator("called", "not_called", "tools_available", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    def model_post_init(self, __context: Any) -> None:
+        self._patterns = {
+            f: re.compile(getattr(self, f)) for f in _REGEX_FIELDS if getattr(self, f) is not None
+        }
+
+
+class Rule(RuleBody):
+    """One rule: when its conditions hold, its body answers."""
+
+    name: str | None = None
+    when: When = Field(default_factory=When)
+
+
+class Rules(StrictModel):
+    """A whole rules file."""
+
+    prompt_cache: bool = False
+    default: RuleBody = Field(default_factory=lambda: RuleBody(reply=DEFAULT_REPLY))
+    rules: list[Rule] = Field(default_factory=list)
+
+    _source: str = PrivateAttr(default="<rules>")
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _text_default(cls, v: Any) -> Any:
+        return {"reply": v} if isinstance(v, str) else v
+
+    @property
+    def source(self) -> str:
+        """Where the rules came from (a file path, or `<rules>` when built in code)."""
+        return self._source
+
+
+_RULE_LOC = re.compile(r"^(line \d+: )?(rules\.(\d+)[\w.]*): ")
+
+
+def _name_rules(problems: list[str], data: Any) -> list[str]:
+    """Add each rule's name to problems located inside it."""
+    rules = data.get("rules") if isinstance(data, dict) else None
+    out = []
+    for p in problems:
+        m = _RULE_LOC.match(p)
+        if m and isinstance(rules, list) and int(m.group(3)) < len(rules):
+            rule = rules[int(m.group(3))]
+            name = rule.get("name") if isinstance(rule, dict) else None
+            label = f"rule {name!r}" if name else f"rule #{int(m.group(3)) + 1} (unnamed)"
+            p = f"{m.group(1) or ''}{m.group(2)} ({label}): {p[m.end() :]}"
+        out.append(p)
+    return out
+
+
+def parse_rules(data: Any, source: str | Path = "<rules>", lines: Lines | None = None) -> Rules:
+    """Validate rules given as data (e.g. a dict in a test). Raises ConfigError naming the source,
+    each problem's line (when `lines` is given), rule and field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            str(source),
+            [
+                "line 1: a rules file must be a mapping with `rules:` "
+                "(and optional `default:`, `prompt_cache:`)"
+            ],
+        )
+    try:
+        rules = Rules.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(
+            str(source),
+            _name_rules(format_validation_error(e, lines or {}), data),
+            hint="the rules format is described at the top of shipyard/llm/_scripted.py",
+        ) from None
+    rules._source = str(source)
+    return rules
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Load and validate a rules file; errors name the file, line, rule and field."""
+    p = Path(path)
+    data, lines = load_yaml_with_lines(p)
+    return parse_rules(data, p, lines)
+
+
+# matching ----------------------------------------------------------------------------------------
+class _View:
+    """What rules look at in one request, computed once."""
+
+    __slots__ = ("called", "fresh", "last_tool", "system", "tool_content", "tools_available", "user")
+
+    def __init__(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> None:
+        last_user = -1
+        systems: list[str] = []
+        for i, m in enumerate(messages):
+            role = m.get("role")
+            if role == "user":
+                last_user = i
+            elif role in ("system", "developer"):
+                systems.append(message_text(m))
+        self.user: str | None = message_text(messages[last_user]) if last_user >= 0 else None
+        self.system = "\n".join(systems)
+        self.called: set[str] = set()
+        ids: dict[str, str] = {}
+        self.tool_content: str | None = None
+        self.fresh = True
+        for m in messages[last_user + 1 :]:
+            role = m.get("role")
+            if role == "assistant":
+                for tc in m.get("tool_calls") or ():
+                    fname = (tc.get("function") or {}).get("name") or ""
+                    self.called.add(fname)
+                    if tc.get("id"):
+                        ids[tc["id"]] = fname
+            elif role == "tool":
+                self.fresh = False
+                self.tool_content = message_text(m)
+        self.last_tool: str | None = None
+        if messages and messages[-1].get("role") == "tool":
+            last = messages[-1]
+            self.last_tool = last.get("name") or ids.get(last.get("tool_call_id") or "", "")
+        self.tools_available = {(t.get("function") or {}).get("name") or t.get("name") for t in tools or ()}
+
+
+def _matches(when: When, view: _View, groups: dict[str, Any]) -> bool:
+    pats = when._patterns
+    if when.fresh is not None and when.fresh != view.fresh:
+        return False
+    if when.called and not view.called.issuperset(when.called):
+        return False
+    if when.not_called and not view.called.isdisjoint(when.not_called):
+        return False
+    if when.tools_available and not view.tools_available.issuperset(when.tools_available):
+        return False
+    if "last_tool" in pats and (view.last_tool is None or not pats["last_tool"].fullmatch(view.last_tool)):
+        return False
+    if "not_user" in pats and view.user is not None and pats["not_user"].search(view.user):
+        return False
+    if "not_system" in pats and pats["not_system"].search(view.system):
+        return False
+    for field, text in (("user", view.user), ("system", view.system), ("tool_result", view.tool_content)):
+        pat = pats.get(field)
+        if pat is None:
+            continue
+        m = pat.search(text) if text is not None else None
+        if m is None:
+            return False
+        for k, v in m.groupdict().items():
+            groups[k] = "" if v is None else v
+    return True
+
+
+class ScriptedModel:
+    """A deterministic, offline chat model driven by a rules file (format: this module's docstring).
+
+    Args:
+        rules: a `Rules` object, or the path of a rules file.
+        name: what Shipyard calls this model (the config key).
+        latency_ms: simulated latency per call; a rule's own `latency_ms` replaces it.
+        provider: the `gen_ai.provider.name` to report.
+
+    Usage: input tokens count every message's content, the assistant tool calls in the
+    conversation and the JSON of the tool definitions; output tokens count the reply and the JSON
+    of the tool calls (`count_tokens`). With `prompt_cache: true`, a system prompt this instance
+    has seen before is reported as cached input tokens.
+    """
+
+    def __init__(
+        self,
+        rules: Rules | str | Path,
+        *,
+        name: str = "scripted",
+        latency_ms: float = 0.0,
+        provider: str = "scripted",
+    ) -> None:
+        self.rules = rules if isinstance(rules, Rules) else load_rules(rules)
+        self.name = name
+        self.provider = provider
+        self.latency_ms = latency_ms
+        self._seen_systems: set[bytes] = set()
+        self._tool_tokens: dict[bytes, int] = {}
+        self._calls = 0
+
+    def __repr__(self) -> str:
+        return f"ScriptedModel(name={self.name!r}, rules={self.rules.source!r})"
+
+    def choose(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> tuple[RuleBody, str]:
+        """The rule that answers (or the default) and its name (`default` for the default)."""
+        view = _View(messages, tools)
+        body, name, _ = self._choose(view)
+        return body, name
+
+    def _choose(self, view: _View) -> tuple[RuleBody, str, dict[str, Any]]:
+        for i, rule in enumerate(self.rules.rules):
+            groups: dict[str, Any] = {}
+            if _matches(rule.when, view, groups):
+                return rule, rule.name or f"rules[{i}]", groups
+        return self.rules.default, "default", {}
+
+    def respond(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> tuple[ChatResponse, float]:
+        """The answer without waiting: the response and the latency (seconds) it should take."""
+        start = time.time_ns()
+        view = _View(messages, tools)
+        body, _, groups = self._choose(view)
+        ctx = _Context(groups)
+        if view.tool_content is not None:
+            try:
+                ctx["result"] = _wrap(orjson.loads(view.tool_content))
+            except orjson.JSONDecodeError:
+                ctx["result"] = view.tool_content
+        ctx["user"] = view.user or ""
+        text = render(body.reply, ctx) if body.reply is not None else None
+        prior = sum(len(m.get("tool_calls") or ()) for m in messages if m.get("role") == "assistant")
+        calls = []
+        for i, spec in enumerate(body.tool_calls):
+            args = _render_value(spec.arguments, ctx)
+            calls.append(
+                ToolCall(
+                    id=f"call_{prior + i + 1}",
+                    name=spec.name,
+                    arguments=args,
+                    raw_arguments=orjson.dumps(args).decode(),
+                )
+            )
+        usage = self._usage(messages, tools, view.system, text, calls)
+        self._calls += 1
+        latency = body.latency_ms if body.latency_ms is not None else self.latency_ms
+        resp = ChatResponse(
+            text=text,
+            tool_calls=calls,
+            usage=usage,
+            model=self.name,
+            provider=self.provider,
+            finish_reason=body.finish_reason or ("tool_calls" if calls else "stop"),
+            attempts=[],
+            response_id=f"chatcmpl-scripted-{self._calls}",
+        )
+        resp.attempts.append(Attempt(self.name, self.provider, "scripted", start, time.time_ns(), "ok"))
+        return resp, latency / 1000.0
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResponse:
+        """Answer from the rules (temperature and max_tokens are accepted and ignored)."""
+        resp, delay = self.respond(messages, tools)
+        if delay > 0:
+            await asyncio.sleep(delay)
+            resp.attempts[-1].end_ns = time.time_ns()
+        return resp
+
+    async def aclose(self) -> None:
+        return None
+
+    def _usage(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None,
+        system: str,
+        text: str | None,
+        calls: Iterable[ToolCall],
+    ) -> Usage:
+        n_in = 0
+        for m in messages:
+            n_in += count_tokens(message_text(m))
+            for tc in m.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                n_in += count_tokens(fn.get("name") or "") + count_tokens(str(fn.get("arguments") or ""))
+        if tools:
+            n_in += self._tools_tokens(tools)
+        n_out = count_tokens(text or "")
+        for c in calls:
+            n_out += count_tokens(orjson.dumps({"name": c.name, "arguments": c.arguments}).decode())
+        cached = 0
+        if self.rules.prompt_cache and system:
+            key = hashlib.blake2b(system.encode(), digest_size=16).digest()
+            if key in self._seen_systems:
+                cached = count_tokens(system)
+            else:
+                if len(self._seen_systems) > 100_000:
+                    self._seen_systems.clear()
+                self._seen_systems.add(key)
+        return Usage(input_tokens=n_in, output_tokens=n_out, cached_input_tokens=cached)
+
+    def _tools_tokens(self, tools: list[dict[str, Any]]) -> int:
+        raw = orjson.dumps(tools)
+        n = self._tool_tokens.get(raw)
+        if n is None:
+            if len(self._tool_tokens) > 1000:
+                self._tool_tokens.clear()
+            n = self._tool_tokens[raw] = count_tokens(raw.decode())
+        return n

@@ -1,0 +1,208 @@
+"""Structured logs: one JSON line per lifecycle event (structlog, rendered with orjson).
+
+Events: `request_received`, `llm_call`, `tool_call`, `guardrail`, `response`, `error`, `feedback`
+(and the server's own: `alert`, `server_started`, ...). Fields people search by: timestamp, level,
+event, session_id, trace_id, interaction_id, agent, version, tool, arguments, result_status,
+latency_ms, tokens_used {input, output}, cost_usd.
+
+Message content and tool arguments are redacted unless content capture is on: text becomes
+`"[redacted: N chars]"` and each argument value `"[redacted]"` (the argument names stay).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+import structlog
+
+from shipyard.store import InteractionRecord
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _State:
+    capture = False
+    logger: Any = None
+
+
+def _timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """ISO-8601 UTC with milliseconds; an event may bring its own epoch time as `timestamp`."""
+    ts = event.get("timestamp")
+    when = ts if isinstance(ts, float) else time.time()
+    event["timestamp"] = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    return event
+
+
+def _orjson(_: Any, __: str, event: dict[str, Any]) -> bytes:
+    return orjson.dumps(event, default=str)
+
+
+def configure_logging(
+    *,
+    json: bool = True,
+    level: str = "info",
+    stream: IO[Any] | None = None,
+    content_capture: bool = False,
+) -> None:
+    """Set up the process's event log.
+
+    Args:
+        json: JSON lines (the default); False prints readable key=value lines for a terminal.
+        level: debug | info | warning | error; events below it are dropped cheaply.
+        stream: where lines go (default: standard output). A binary stream is written directly.
+        content_capture: keep message content and tool arguments instead of redacting them.
+    """
+    if level not in _LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(_LEVELS)}, got {level!r}")
+    out = stream if stream is not None else sys.stdout
+    processors: list[Any] = [structlog.processors.add_log_level, _timestamp]
+    factory: Any
+    if json:
+        processors.append(_orjson)
+        binary = getattr(out, "buffer", None) if not _is_binary(out) else out
+        factory = structlog.BytesLoggerFactory(binary) if binary is not None else _TextBytesFactory(out)
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        factory = structlog.PrintLoggerFactory(out)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    _State.capture = content_capture
+    _State.logger = structlog.get_logger("shipyard")
+
+
+def _is_binary(stream: IO[Any]) -> bool:
+    return "b" in getattr(stream, "mode", "") or not hasattr(stream, "encoding")
+
+
+class _TextBytesFactory:
+    """For text streams without a binary buffer (e.g. io.StringIO): decode the orjson bytes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, *args: Any) -> Any:
+        stream = self._stream
+
+        class _Logger:
+            def msg(self, message: bytes) -> None:
+                stream.write(message.decode() + "\n")
+                stream.flush()
+
+            info = debug = warning = error = critical = exception = log = msg
+
+        return _Logger()
+
+
+def _logger() -> Any:
+    if _State.logger is None:
+        configure_logging()
+    return _State.logger
+
+
+def redact_text(text: str | None) -> str | None:
+    """The text itself with content capture on, else a summary of its length."""
+    if text is None or _State.capture:
+        return text
+    return f"[redacted: {len(text)} chars]"
+
+
+def redact_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Tool arguments with content capture on, else the argument names with redacted values."""
+    if _State.capture:
+        return arguments
+    return dict.fromkeys(arguments, "[redacted]")
+
+
+def log_event(event: str, *, level: str = "info", **fields: Any) -> None:
+    """Emit one event line (for events that are not part of an interaction record)."""
+    getattr(_logger(), level)(event, **fields)
+
+
+def log_interaction(record: InteractionRecord) -> None:
+    """Emit the lifecycle events of one finished interaction from its record: request_received,
+    one llm_call per model call, one tool_call per tool call, one guardrail per verdict, then
+    response (and error when it failed)."""
+    log = _logger()
+    base = {
+        "session_id": record.session_id,
+        "trace_id": record.trace_id,
+        "interaction_id": record.id,
+        "agent": record.agent,
+        "version": record.version,
+    }
+    log.info(
+        "request_received",
+        timestamp=record.created_at,
+        traffic_source=record.traffic_source,
+        user_id=record.user_id,
+        input=redact_text(record.input),
+        **base,
+    )
+    for c in record.llm_calls:
+        getattr(log, "info" if c.status == "ok" else "warning")(
+            "llm_call",
+            model=c.model,
+            provider=c.provider,
+            result_status=c.status,
+            latency_ms=round(c.duration_ms, 3),
+            tokens_used={"input": c.input_tokens, "output": c.output_tokens, "cached": c.cached_input_tokens},
+            cost_usd=c.cost_usd,
+            attempts=c.attempts,
+            error=c.error,
+            **base,
+        )
+    for t in record.tool_calls:
+        getattr(log, "info" if t.status == "success" else "warning")(
+            "tool_call",
+            tool=t.name,
+            arguments=redact_arguments(t.arguments),
+            result_status=t.status,
+            latency_ms=round(t.duration_ms, 3),
+            cached=t.cached,
+            error=t.error,
+            **base,
+        )
+    for g in record.guardrails:
+        log.info("guardrail", guardrail=g.get("name"), result_status=g.get("verdict"), **base)
+    if record.status == "failed":
+        log.error(
+            "error",
+            result_status=record.status,
+            error=record.error,
+            error_kind=record.metadata.get("error_kind"),
+            **base,
+        )
+    log.info(
+        "response",
+        result_status=record.status,
+        latency_ms=round(record.latency_ms, 3),
+        tokens_used={"input": record.input_tokens, "output": record.output_tokens},
+        cost_usd=record.cost_usd,
+        output=redact_text(record.output),
+        **base,
+    )
+
+
+def log_feedback(record: InteractionRecord) -> None:
+    """Emit a `feedback` event for an interaction whose feedback was just recorded."""
+    fb = record.feedback or {}
+    _logger().info(
+        "feedback",
+        session_id=record.session_id,
+        trace_id=record.trace_id,
+        interaction_id=record.id,
+        agent=record.agent,
+        version=record.version,
+        thumbs=fb.get("thumbs"),
+        score=fb.get("score"),
+        comment=redact_text(fb.get("comment")),
+    )

@@ -1,0 +1,100 @@
+"""Apply the store's Alembic migrations from code, safely when several processes start at once.
+
+The scripts live inside the package (`migrations/`), so this works from an installed wheel. One
+process migrates while the others wait: PostgreSQL takes a transaction-scoped advisory lock, SQLite
+an exclusive lock on a file next to the database. Whoever gets the lock second finds the schema
+already at head and does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, text
+
+from shipyard.errors import ShipyardError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_ADVISORY_LOCK_KEY = 0x5348_4950_5941_5244 & 0x7FFF_FFFF_FFFF_FFFF  # "SHIPYARD", any stable bigint
+_thread_lock = threading.Lock()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config built in code, pointing at the packaged scripts.
+
+    Args:
+        connection: the open connection the migrations run on (env.py reads it).
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no migrations under {MIGRATIONS_DIR}"
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> bool:
+    """Bring the database to the newest schema. Returns True when something was applied."""
+    head = head_revision()
+    with engine.connect() as conn:
+        if current_revision(conn) == head:
+            return False
+    with _thread_lock, _file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        found = current_revision(conn)
+        if found == head:
+            return False
+        try:
+            command.upgrade(alembic_config(conn), "head")
+        except CommandError as e:
+            raise ShipyardError(
+                f"the database schema is at revision {found!r}, which this Shipyard does not know ({e})",
+                hint="upgrade shipyard to the version that wrote this database, or point "
+                "SHIPYARD_DATABASE_URL / store.url at another database",
+            ) from None
+    return True
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` for SQLite files; nothing elsewhere."""
+    database = engine.url.database
+    if (
+        engine.dialect.name != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+    ):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: SQLite's own locking and busy_timeout are all we have
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,740 @@
+"""The store: records in and out of SQLite (default) or PostgreSQL.
+
+Methods are synchronous and thread-safe (one SQLAlchemy engine, a connection per call); async
+code calls them in a thread or hands interactions to the `BatchWriter`. Eval runs and results
+go in and come out as plain dicts, so the store never imports `evals`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Select,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.store._migrate import migrate
+from shipyard.store._models import (
+    AgentVersionRow,
+    ApiKey,
+    Approval,
+    EvalResult,
+    EvalRun,
+    Interaction,
+    Span,
+    utcnow,
+)
+from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
+
+if TYPE_CHECKING:
+    from shipyard.config import ShipyardConfig
+
+ENV_URL = "SHIPYARD_DATABASE_URL"
+EVAL_RUN_STATUSES = ("running", "finished", "interrupted", "budget_exhausted")
+
+_interactions: Table = Interaction.__table__  # type: ignore[assignment]
+_spans: Table = Span.__table__  # type: ignore[assignment]
+_eval_runs: Table = EvalRun.__table__  # type: ignore[assignment]
+_eval_results: Table = EvalResult.__table__  # type: ignore[assignment]
+_approvals: Table = Approval.__table__  # type: ignore[assignment]
+_versions: Table = AgentVersionRow.__table__  # type: ignore[assignment]
+_api_keys: Table = ApiKey.__table__  # type: ignore[assignment]
+
+_TOOL_FIELDS = frozenset(f.name for f in dataclasses.fields(ToolCallRecord))
+_LLM_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallRecord))
+_EVAL_RESULT_KEYS = [c.key for c in _eval_results.c if c.key not in ("id", "run_id")]
+_RUN_HINT = "the run id is printed by the eval run and listed with its agent's runs"
+
+
+class StoreError(ShipyardError):
+    """The database cannot be opened or used (bad URL, server down, schema too new)."""
+
+
+def default_database_url(root: Path) -> str:
+    """The SQLite database of a project: `<root>/.shipyard/shipyard.db`."""
+    return f"sqlite:///{(Path(root) / '.shipyard' / 'shipyard.db').resolve()}"
+
+
+def normalize_url(url: str, root: Path | None = None) -> str:
+    """Use psycopg 3 for PostgreSQL and resolve a relative SQLite path against `root`.
+
+    Args:
+        url: a SQLAlchemy URL; `postgresql://` and `postgres://` become `postgresql+psycopg://`.
+        root: folder that a relative SQLite file path is relative to (default: the working dir).
+    """
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    if url.startswith("sqlite") and root is not None:
+        parsed = make_url(url)
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:") and not Path(db).is_absolute():
+            return parsed.set(database=str((Path(root) / db).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)  # anything else a tool returned: keep its text rather than lose the record
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _epoch(t: float | datetime | None) -> float | None:
+    return t.timestamp() if isinstance(t, datetime) else t
+
+
+def _plain(obj: Any) -> Any:
+    """A dataclass (or a mapping) as a dict of its fields; other values unchanged."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return dict(obj) if isinstance(obj, Mapping) else obj
+
+
+class Store:
+    """Records in a SQL database.
+
+    Args:
+        url: a SQLAlchemy URL (`sqlite:///path.db`, `postgresql://user@host/db`); default
+            `$SHIPYARD_DATABASE_URL`, else SQLite at `<root>/.shipyard/shipyard.db`.
+        root: the project folder (default: the working directory).
+        migrate: apply pending migrations on open (default yes; safe when several processes start).
+    """
+
+    def __init__(self, url: str | None = None, root: Path | None = None, *, migrate: bool = True) -> None:
+        root = Path(root) if root is not None else Path.cwd()
+        raw = url or os.environ.get(ENV_URL) or default_database_url(root)
+        self.url = normalize_url(raw, root)
+        self.engine = _create_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        self._insert_interactions = self._insert_ignoring_duplicates(_interactions)
+        self._insert_spans = self._insert_ignoring_duplicates(_spans)
+        if migrate:
+            try:
+                self.migrate()
+            except SQLAlchemyError as e:
+                self.engine.dispose()
+                raise _open_error(self.url, e) from None
+
+    @classmethod
+    def from_config(cls, cfg: ShipyardConfig, *, migrate: bool = True) -> Store:
+        """The store of a project: `$SHIPYARD_DATABASE_URL`, else `store.url` (a relative SQLite
+        path is relative to the project), else SQLite under `.shipyard/`."""
+        url = os.environ.get(ENV_URL) or cfg.store.url or default_database_url(cfg.root)
+        return cls(url, cfg.root, migrate=migrate)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages and logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def migrate(self) -> bool:
+        """Apply pending migrations; True when something was applied."""
+        return migrate(self.engine)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # interactions and spans ----------------------------------------------------------------------
+    def write_interactions(self, records: Sequence[InteractionRecord]) -> int:
+        """Insert interactions and their spans in one transaction. Ids already stored are skipped,
+        so writing a batch twice is harmless. Returns the number of records given."""
+        if not records:
+            return 0
+        rows = [_interaction_row(r) for r in records]
+        spans = [_span_row(s) for r in records for s in r.spans]
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_interactions, rows)
+            if spans:
+                conn.execute(self._insert_spans, spans)
+        return len(records)
+
+    def write_spans(self, spans: Iterable[SpanRecord]) -> int:
+        """Insert spans (duplicates of stored ones are skipped). Returns the number given."""
+        rows = [_span_row(s) for s in spans]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self._insert_spans, rows)
+        return len(rows)
+
+    def get_interaction(self, interaction_id: str, *, spans: bool = False) -> InteractionRecord | None:
+        """The interaction with this id, or None. `spans=True` attaches its trace's spans."""
+        return self._one(select(_interactions).where(_interactions.c.id == interaction_id), spans)
+
+    def find_interaction(self, ref: str, *, spans: bool = False) -> InteractionRecord | None:
+        """The interaction whose id or trace id is `ref` (the newest, if a trace has several)."""
+        found = self.get_interaction(ref, spans=spans)
+        if found is not None:
+            return found
+        query = (
+            select(_interactions)
+            .where(_interactions.c.trace_id == ref)
+            .order_by(_interactions.c.created_at.desc())
+            .limit(1)
+        )
+        return self._one(query, spans)
+
+    def list_interactions(
+        self,
+        agent: str | None = None,
+        version: str | None = None,
+        session_id: str | None = None,
+        status: str | None = None,
+        traffic_source: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int | None = 100,
+        *,
+        user_id: str | None = None,
+        spans: bool = False,
+        oldest_first: bool = False,
+    ) -> list[InteractionRecord]:
+        """Interactions matching every filter given, newest first.
+
+        Args:
+            since, until: creation time bounds (epoch seconds or datetimes); since inclusive, until exclusive.
+            limit: at most this many (None: all).
+            spans: attach each interaction's spans.
+            oldest_first: order by creation time ascending instead.
+        """
+        c = _interactions.c
+        query = select(_interactions)
+        for column, value in (
+            (c.agent, agent),
+            (c.version, version),
+            (c.session_id, session_id),
+            (c.status, status),
+            (c.traffic_source, traffic_source),
+            (c.user_id, user_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(c.created_at >= _epoch(since))
+        if until is not None:
+            query = query.where(c.created_at < _epoch(until))
+        query = query.order_by(c.created_at.asc() if oldest_first else c.created_at.desc(), c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            records = [_interaction_from_row(row) for row in conn.execute(query)]
+            if spans and records:
+                by_trace = self._spans_of(conn, list({r.trace_id for r in records}))
+                for r in records:
+                    r.spans = by_trace.get(r.trace_id, [])
+        return records
+
+    def count_interactions(self, agent: str | None = None, traffic_source: str | None = None) -> int:
+        """How many interactions are stored (optionally of one agent / traffic source)."""
+        query = select(func.count()).select_from(_interactions)
+        if agent is not None:
+            query = query.where(_interactions.c.agent == agent)
+        if traffic_source is not None:
+            query = query.where(_interactions.c.traffic_source == traffic_source)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def get_trace(self, trace_id: str) -> list[SpanRecord]:
+        """The spans of one trace, in start order."""
+        with self.engine.connect() as conn:
+            return self._spans_of(conn, [trace_id]).get(trace_id, [])
+
+    def record_feedback(
+        self,
+        ref: str,
+        thumbs: int | None = None,
+        score: float | None = None,
+        comment: str | None = None,
+    ) -> InteractionRecord:
+        """Attach a user's feedback to an interaction; fields left None keep their stored value.
+
+        Args:
+            ref: the interaction id or its trace id.
+            thumbs: +1 (good) or -1 (bad).
+            score: a rating such as CSAT (any finite number).
+            comment: free text.
+        Raises NotFoundError when no interaction has that id or trace id.
+        """
+        if thumbs is None and score is None and comment is None:
+            raise ShipyardError("feedback needs at least one of thumbs, score or comment")
+        if thumbs is not None and thumbs not in (1, -1):
+            raise ShipyardError(f"thumbs must be 1 (good) or -1 (bad), got {thumbs!r}")
+        if score is not None and not math.isfinite(score):
+            raise ShipyardError(f"score must be a finite number, got {score!r}")
+        found = self.find_interaction(ref)
+        if found is None:
+            raise NotFoundError(
+                f"no interaction with id or trace id {ref!r}",
+                hint="the id is in the response (interaction_id / trace_id); records are written "
+                "in the background, so retry if the interaction just finished",
+            )
+        values: dict[str, Any] = {"feedback_at": utcnow()}
+        for key, value in (("thumbs", thumbs), ("score", score), ("comment", comment)):
+            if value is not None:
+                values[key] = value
+        with self.engine.begin() as conn:
+            conn.execute(update(_interactions).where(_interactions.c.id == found.id).values(**values))
+        updated = self.get_interaction(found.id)
+        assert updated is not None
+        return updated
+
+    def _one(self, query: Select[Any], spans: bool) -> InteractionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            record = _interaction_from_row(row)
+            if spans:
+                record.spans = self._spans_of(conn, [record.trace_id]).get(record.trace_id, [])
+        return record
+
+    @staticmethod
+    def _spans_of(conn: Connection, trace_ids: list[str]) -> dict[str, list[SpanRecord]]:
+        out: dict[str, list[SpanRecord]] = {}
+        query = select(_spans).where(_spans.c.trace_id.in_(trace_ids)).order_by(_spans.c.start_ns)
+        for row in conn.execute(query):
+            m = row._mapping
+            out.setdefault(m["trace_id"], []).append(
+                SpanRecord(
+                    trace_id=m["trace_id"],
+                    span_id=m["span_id"],
+                    parent_id=m["parent_id"],
+                    name=m["name"],
+                    kind=m["kind"],
+                    start_ns=m["start_ns"],
+                    end_ns=m["end_ns"],
+                    status=m["status"],
+                    attributes=m["attributes"] or {},
+                )
+            )
+        return out
+
+    # agent versions ------------------------------------------------------------------------------
+    def record_agent_version(
+        self, agent: str, version: str, label: str, hash: str, components: Mapping[str, Any]
+    ) -> None:
+        """Remember that a version ran: first time inserts it, later times update last_seen.
+
+        Args:
+            version: the full version id (`support@1.3.0+a1b2c3d`).
+            components: the hashes it is made of (code, prompts, model).
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(_versions).where(_versions.c.version == version).values(last_seen=now)
+            ).rowcount
+            if changed:
+                return
+        row = dict(agent=agent, version=version, label=label, hash=hash, components=dict(components))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(_versions).values(**row, first_seen=now, last_seen=now))
+        except IntegrityError:  # another process recorded it between our update and insert
+            with self.engine.begin() as conn:
+                conn.execute(update(_versions).where(_versions.c.version == version).values(last_seen=now))
+
+    def list_agent_versions(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """Versions seen so far, newest first: dicts with agent, version, label, hash, components,
+        first_seen, last_seen (UTC datetimes)."""
+        query = select(_versions).order_by(_versions.c.first_seen.desc())
+        if agent is not None:
+            query = query.where(_versions.c.agent == agent)
+        return self._dicts(query)
+
+    # eval runs -----------------------------------------------------------------------------------
+    def create_eval_run(
+        self,
+        agent: str,
+        version: str,
+        suites: Sequence[str],
+        stage: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        baseline_run_id: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Start an eval run (status `running`) and return its id.
+
+        Args:
+            suites: names or paths of the suites it runs.
+            stage: pre-merge | post-merge | production, or None for an ad-hoc run.
+            config: the settings it ran with (repeats, seed, thresholds...).
+            baseline_run_id: the run it is compared with.
+            run_id: use this id instead of a new one.
+        """
+        run_id = run_id or new_id()
+        row = dict(
+            id=run_id,
+            agent=agent,
+            version=version,
+            suites=list(suites),
+            stage=stage,
+            started_at=utcnow(),
+            status="running",
+            config=_plain(config) if config is not None else {},
+            baseline_run_id=baseline_run_id,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(insert(_eval_runs).values(**row))
+        return run_id
+
+    def finish_eval_run(
+        self,
+        run_id: str,
+        status: str = "finished",
+        summary: Any = None,
+        decision: Any = None,
+    ) -> None:
+        """Close a run.
+
+        Args:
+            status: finished | interrupted | budget_exhausted.
+            summary: per-category figures (a dict or a dataclass).
+            decision: the gate's verdict, e.g. {"verdict": "PASS", "reasons": [...]}.
+        """
+        if status not in EVAL_RUN_STATUSES:
+            raise ValueError(f"eval run status must be one of {', '.join(EVAL_RUN_STATUSES)}, not {status!r}")
+        values = dict(status=status, finished_at=utcnow(), summary=_plain(summary), decision=_plain(decision))
+        with self.engine.begin() as conn:
+            if not conn.execute(
+                update(_eval_runs).where(_eval_runs.c.id == run_id).values(**values)
+            ).rowcount:
+                raise NotFoundError(f"no eval run {run_id!r}", hint=_RUN_HINT)
+
+    def write_eval_results(self, run_id: str, results: Iterable[Any]) -> int:
+        """Store per-repeat results of a run; each item is a RepeatResult-like dataclass or dict
+        (case_id, category, repeat, outcome, scores, output, status, latency_ms, cost_usd, ...)."""
+        rows = []
+        for item in results:
+            d = _plain(item)
+            row = {key: d.get(key) for key in _EVAL_RESULT_KEYS}
+            row["run_id"] = run_id
+            row["scores"] = [_plain(s) for s in d.get("scores") or []]
+            row["tool_calls"] = [_plain(t) for t in d.get("tool_calls") or []]
+            row["tags"] = list(d.get("tags") or [])
+            for key, default in (("output", ""), ("status", ""), ("replayed", False)):
+                if row[key] is None:
+                    row[key] = default
+            for key in ("latency_ms", "cost_usd", "judge_cost_usd", "input_tokens", "output_tokens"):
+                row[key] = row[key] or 0
+            rows.append(row)
+        if rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(_eval_results), rows)
+            except IntegrityError as e:
+                if self.get_eval_run(run_id) is None:
+                    raise NotFoundError(f"no eval run {run_id!r}; create it first") from None
+                raise StoreError(f"eval results of run {run_id!r} could not be stored: {e.orig}") from None
+        return len(rows)
+
+    def get_eval_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run as a dict (id, agent, version, suites, stage, started_at, finished_at, status,
+        config, summary, decision, baseline_run_id), or None."""
+        found = self._dicts(select(_eval_runs).where(_eval_runs.c.id == run_id))
+        return found[0] if found else None
+
+    def list_eval_runs(
+        self,
+        agent: str | None = None,
+        version: str | None = None,
+        stage: str | None = None,
+        limit: int | None = 50,
+        *,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching the filters given, newest first."""
+        c = _eval_runs.c
+        query = select(_eval_runs)
+        for column, value in ((c.agent, agent), (c.version, version), (c.stage, stage), (c.status, status)):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(c.started_at.desc(), c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._dicts(query)
+
+    def latest_eval_run(
+        self, agent: str, version: str, stage: str | None = None, *, status: str | None = "finished"
+    ) -> dict[str, Any] | None:
+        """The newest run of a version (at a stage, if given); by default only finished runs."""
+        found = self.list_eval_runs(agent, version, stage, limit=1, status=status)
+        return found[0] if found else None
+
+    def eval_results(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's results in the order they were written, as RepeatResult-shaped dicts."""
+        query = select(_eval_results).where(_eval_results.c.run_id == run_id).order_by(_eval_results.c.id)
+        return [{k: v for k, v in d.items() if k != "id"} for d in self._dicts(query)]
+
+    def add_approval(self, run_id: str, by: str, reason: str = "") -> dict[str, Any]:
+        """Record that `by` approved run `run_id` (e.g. a MARGINAL gate) and why."""
+        if self.get_eval_run(run_id) is None:
+            raise NotFoundError(f"no eval run {run_id!r} to approve", hint=_RUN_HINT)
+        row = dict(run_id=run_id, by=by, reason=reason, created_at=utcnow())
+        with self.engine.begin() as conn:
+            conn.execute(insert(_approvals).values(**row))
+        return row
+
+    def approvals(self, run_id: str) -> list[dict[str, Any]]:
+        """Approvals of a run, oldest first: dicts with run_id, by, reason, created_at."""
+        query = select(_approvals).where(_approvals.c.run_id == run_id).order_by(_approvals.c.id)
+        return [{k: v for k, v in d.items() if k != "id"} for d in self._dicts(query)]
+
+    # API keys -----------------------------------------------------------------------------------
+    def add_api_key(
+        self, prefix: str, key_hash: str, role: str, *, name: str | None = None, key_id: str | None = None
+    ) -> dict[str, Any]:
+        """Store a key's public prefix and its hash (never the key itself).
+
+        Args:
+            prefix: the key's first characters, used to find it.
+            key_hash: a hash of the whole key, compared by the caller.
+            role: what the key may do (e.g. admin, gateway, read).
+            name: a label people recognise.
+        """
+        row = dict(
+            id=key_id or new_id(),
+            prefix=prefix,
+            hash=key_hash,
+            role=role,
+            name=name,
+            created_at=utcnow(),
+            revoked_at=None,
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(_api_keys).values(**row))
+        except IntegrityError:
+            raise StoreError(
+                f"an API key with prefix {prefix!r} or id {row['id']!r} already exists"
+            ) from None
+        return row
+
+    def find_api_key_by_prefix(self, prefix: str, *, include_revoked: bool = False) -> dict[str, Any] | None:
+        """The key with this prefix (None if absent, or revoked unless include_revoked)."""
+        query = select(_api_keys).where(_api_keys.c.prefix == prefix)
+        if not include_revoked:
+            query = query.where(_api_keys.c.revoked_at.is_(None))
+        found = self._dicts(query)
+        return found[0] if found else None
+
+    def list_api_keys(self, *, include_revoked: bool = True) -> list[dict[str, Any]]:
+        """All keys, oldest first (hashes included; never show them to people)."""
+        query = select(_api_keys).order_by(_api_keys.c.created_at, _api_keys.c.id)
+        if not include_revoked:
+            query = query.where(_api_keys.c.revoked_at.is_(None))
+        return self._dicts(query)
+
+    def revoke_api_key(self, ref: str) -> dict[str, Any]:
+        """Revoke the key whose id or prefix is `ref`; revoking twice keeps the first time."""
+        c = _api_keys.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_api_keys)
+                .where((c.id == ref) | (c.prefix == ref), c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            row = conn.execute(select(_api_keys).where((c.id == ref) | (c.prefix == ref))).first()
+        if row is None:
+            raise NotFoundError(
+                f"no API key with id or prefix {ref!r}", hint="list the keys to see their prefixes"
+            )
+        return dict(row._mapping)
+
+    # helpers ------------------------------------------------------------------------------------
+    def _dicts(self, query: Select[Any]) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
+        if self.dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"cannot parse the database URL {url!r}",
+            hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
+        ) from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        pg = parsed.get_backend_name() == "postgresql"
+        return create_engine(
+            parsed,
+            json_serializer=_dumps,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"connect_timeout": 10} if pg and "connect_timeout" not in parsed.query else {},
+        )
+    except (NoSuchModuleError, ArgumentError, ImportError) as e:
+        raise StoreError(
+            f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: {e}",
+            hint="Shipyard supports sqlite:/// and postgresql:// URLs",
+        ) from None
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    db = url.database
+    if db and db != ":memory:" and not db.startswith("file:"):
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+    # `timeout` is SQLite's busy timeout: how long a write waits for another writer's lock.
+    # A URL may set its own (`sqlite:///x.db?timeout=0.5`).
+    connect_args = {} if "timeout" in url.query else {"timeout": 10.0}
+    engine = create_engine(url, json_serializer=_dumps, connect_args=connect_args)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def _open_error(url: str, e: SQLAlchemyError) -> StoreError:
+    reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    return StoreError(
+        f"cannot open the database {make_url(url).render_as_string(hide_password=True)}: {reason}",
+        hint=f"check ${ENV_URL} or store.url in shipyard.yaml, and that the database server is running",
+    )
+
+
+# rows <-> records -----------------------------------------------------------------------------------
+def _interaction_row(r: InteractionRecord) -> dict[str, Any]:
+    fb = r.feedback or {}
+    at = fb.get("at")
+    return {
+        "id": r.id,
+        "trace_id": r.trace_id,
+        "session_id": r.session_id,
+        "user_id": r.user_id,
+        "agent": r.agent,
+        "version": r.version,
+        "traffic_source": r.traffic_source,
+        "input": r.input,
+        "output": r.output,
+        "status": r.status,
+        "latency_ms": r.latency_ms,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cached_input_tokens": r.cached_input_tokens,
+        "cost_usd": r.cost_usd,
+        # dataclasses go to JSON as they are: orjson serialises them natively
+        "tool_calls": r.tool_calls,
+        "llm_calls": r.llm_calls,
+        "guardrails": r.guardrails,
+        "error": r.error,
+        "metadata": r.metadata,
+        "created_at": r.created_at,
+        "thumbs": fb.get("thumbs"),
+        "score": fb.get("score"),
+        "comment": fb.get("comment"),
+        "feedback_at": datetime.fromtimestamp(at, UTC) if at is not None else None,
+    }
+
+
+def _span_row(s: SpanRecord) -> dict[str, Any]:
+    return {
+        "trace_id": s.trace_id,
+        "span_id": s.span_id,
+        "parent_id": s.parent_id,
+        "name": s.name,
+        "kind": s.kind,
+        "start_ns": s.start_ns,
+        "end_ns": s.end_ns,
+        "status": s.status,
+        "attributes": s.attributes,
+    }
+
+
+def _interaction_from_row(row: Row[Any]) -> InteractionRecord:
+    m = row._mapping
+    feedback = None
+    if m["thumbs"] is not None or m["score"] is not None or m["comment"] is not None:
+        at = m["feedback_at"]
+        feedback = {
+            "thumbs": m["thumbs"],
+            "score": m["score"],
+            "comment": m["comment"],
+            "at": at.timestamp() if at is not None else None,
+        }
+    return InteractionRecord(
+        id=m["id"],
+        trace_id=m["trace_id"],
+        session_id=m["session_id"],
+        user_id=m["user_id"],
+        agent=m["agent"],
+        version=m["version"],
+        traffic_source=m["traffic_source"],
+        input=m["input"],
+        output=m["output"],
+        status=m["status"],
+        latency_ms=m["latency_ms"],
+        input_tokens=m["input_tokens"],
+        output_tokens=m["output_tokens"],
+        cached_input_tokens=m["cached_input_tokens"],
+        cost_usd=m["cost_usd"],
+        tool_calls=[ToolCallRecord(**_known(d, _TOOL_FIELDS)) for d in m["tool_calls"]],
+        llm_calls=[LLMCallRecord(**_known(d, _LLM_FIELDS)) for d in m["llm_calls"]],
+        guardrails=m["guardrails"],
+        error=m["error"],
+        metadata=m["metadata"],
+        created_at=m["created_at"],
+        feedback=feedback,
+    )
+
+
+def _known(d: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """Only the keys a record class has, so rows written by a newer Shipyard still load."""
+    return {k: v for k, v in d.items() if k in names}

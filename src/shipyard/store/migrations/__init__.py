@@ -1,0 +1,1 @@
+"""Alembic migrations of the Shipyard store (applied by `Store` on start)."""

@@ -1,0 +1,227 @@
+"""Adapters: an HTTP agent against a real loopback server, and a chat model as the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from shipyard.agents import (
+    ADAPTERS,
+    AgentContext,
+    AgentResult,
+    DefaultFlags,
+    HttpAgent,
+    adapter_spec,
+    http_agent,
+    openai_chat_agent,
+)
+from shipyard.config import AdapterConfig
+from shipyard.llm import ScriptedModel, parse_rules
+from shipyard.tools import ToolRegistry
+
+seen: list[dict[str, Any]] = []
+
+
+async def agent(request: Request) -> Response:
+    body = await request.json()
+    seen.append({"body": body, "auth": request.headers.get("authorization")})
+    text = body.get("message", "")
+    state = "handoff" if "human" in text else "ok"
+    return JSONResponse(
+        {
+            "data": {"answer": f"echo: {text}", "steps": [{"tool": "lookup"}]},
+            "state": state,
+            "usage": {
+                "prompt_tokens": 12,
+                "completion_tokens": 5,
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+        }
+    )
+
+
+async def boom(request: Request) -> Response:
+    return PlainTextResponse("internal kaboom", status_code=500)
+
+
+async def text(request: Request) -> Response:
+    return PlainTextResponse("<html>not json</html>", media_type="text/html")
+
+
+async def nofield(request: Request) -> Response:
+    return JSONResponse({"result": "x", "status": "ok"})
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(2)
+    return JSONResponse({"output": "late"})
+
+
+ROUTES = [Route(f"/{fn.__name__}", fn, methods=["POST"]) for fn in (agent, boom, text, nofield, slow)]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A starlette app under uvicorn in a thread on a free loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(Starlette(routes=ROUTES), lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+    sock.close()
+
+
+def ctx(session: str = "s-1", **kw: Any) -> AgentContext:
+    return AgentContext(
+        llm=kw.pop("llm", None),
+        tools=ToolRegistry(),  # type: ignore[arg-type]  # the adapters never call tools
+        prompts=kw.pop("prompts", None),
+        flags=DefaultFlags(),
+        session_id=session,
+        **kw,
+    )
+
+
+def cfg(url: str, **kw: Any) -> AdapterConfig:
+    return AdapterConfig(kind="http", url=url, **kw)
+
+
+async def test_http_agent_posts_input_and_reads_a_dotted_output(server: str) -> None:
+    spec = http_agent(
+        cfg(
+            f"{server}/agent",
+            input_field="message",
+            session_field="conversation",
+            output_field="data.answer",
+            status_field="state",
+        ),
+        "remote",
+    )
+    assert spec.name == "remote" and spec.is_async
+    result = await spec("where is my order?", ctx("s-42"))
+    assert isinstance(result, AgentResult)
+    assert (result.output, result.status) == ("echo: where is my order?", "completed")
+    assert seen[-1]["body"] == {"message": "where is my order?", "conversation": "s-42"}
+    assert result.metadata["http_status"] == 200 and result.metadata["latency_ms"] > 0
+    assert result.metadata["usage"] == {"input_tokens": 12, "output_tokens": 5, "cached_input_tokens": 4}
+    assert result.metadata["remote_status"] == "ok"
+    escalated = await spec("I want a human", ctx())
+    assert escalated.status == "escalated"
+
+
+async def test_output_that_is_not_text_is_json_and_list_paths_work(server: str) -> None:
+    spec = http_agent(cfg(f"{server}/agent", input_field="message", output_field="data.steps.0"), "r")
+    assert (await spec("x", ctx())).output == '{"tool": "lookup"}'
+
+
+async def test_http_500_is_a_failed_result(server: str) -> None:
+    result = await http_agent(cfg(f"{server}/boom"), "remote")("hi", ctx())
+    assert result.status == "failed" and result.metadata["error_kind"] == "http_error"
+    assert "answered HTTP 500: internal kaboom" in result.output and f"{server}/boom" in result.output
+
+
+async def test_missing_output_field_is_a_failed_result(server: str) -> None:
+    result = await http_agent(cfg(f"{server}/nofield", output_field="data.answer"), "remote")("hi", ctx())
+    assert result.status == "failed" and result.metadata["error_kind"] == "bad_response"
+    assert "without the field 'data.answer' (it has: result, status)" in result.output
+
+
+async def test_non_json_is_a_failed_result(server: str) -> None:
+    result = await http_agent(cfg(f"{server}/text"), "remote")("hi", ctx())
+    assert result.status == "failed" and "not JSON (text/html" in result.output
+
+
+async def test_timeout_and_unreachable(server: str) -> None:
+    result = await http_agent(cfg(f"{server}/slow", timeout_s=0.2), "remote")("hi", ctx())
+    assert result.status == "failed" and result.metadata["error_kind"] == "timeout"
+    assert "did not answer within 0.2s" in result.output
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    result = await http_agent(cfg(f"http://127.0.0.1:{port}/x"), "remote")("hi", ctx())
+    assert result.status == "failed" and result.metadata["error_kind"] == "unavailable"
+    assert "cannot be reached" in result.output
+
+
+async def test_headers_take_secrets_from_the_environment(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = cfg(
+        f"{server}/agent",
+        input_field="message",
+        output_field="data.answer",
+        headers={"Authorization": "Bearer ${REMOTE_AGENT_TOKEN}"},
+    )
+    monkeypatch.delenv("REMOTE_AGENT_TOKEN", raising=False)
+    result = await http_agent(c, "remote")("hi", ctx())
+    assert result.status == "failed" and "REMOTE_AGENT_TOKEN, which is not set" in result.output
+    monkeypatch.setenv("REMOTE_AGENT_TOKEN", "t0k")
+    result = await http_agent(c, "remote")("hi", ctx())
+    assert result.status == "completed" and seen[-1]["auth"] == "Bearer t0k"
+
+
+async def test_one_pooled_client_per_loop(server: str) -> None:
+    spec = http_agent(cfg(f"{server}/agent", input_field="message", output_field="data.answer"), "r")
+    adapter = spec.fn
+    assert isinstance(adapter, HttpAgent)
+    results = await asyncio.gather(*(spec(f"q{i}", ctx()) for i in range(20)))
+    assert [r.output for r in results] == [f"echo: q{i}" for i in range(20)]
+    first = adapter.client()
+    await spec("again", ctx())
+    assert adapter.client() is first
+    await adapter.aclose()
+    assert first.is_closed
+
+
+RULES = {
+    "default": "no rule matched",
+    "rules": [
+        {"when": {"system": "Acme", "user": "refund"}, "reply": "Acme refunds take 5 days."},
+        {"when": {"user": "refund"}, "reply": "no system prompt"},
+    ],
+}
+
+
+async def test_openai_chat_agent_sends_system_history_and_user() -> None:
+    model = ScriptedModel(parse_rules(RULES))
+    spec = openai_chat_agent("chat")
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    result = await spec(
+        "how long does a refund take?",
+        ctx(llm=model, history=history, system_prompt="You help Acme customers."),
+    )
+    assert (result.output, result.status) == ("Acme refunds take 5 days.", "completed")
+    assert result.metadata["model"] == "scripted"
+    bare = await spec("refund?", ctx(llm=model))
+    assert bare.output == "no system prompt"
+
+
+async def test_openai_chat_agent_with_empty_reply_fails() -> None:
+    model = ScriptedModel(parse_rules({"default": ""}))
+    result = await openai_chat_agent("chat")("hi", ctx(llm=model))
+    assert result.status == "failed" and result.metadata["error_kind"] == "empty_response"
+
+
+def test_adapter_spec_dispatches_by_kind() -> None:
+    assert set(ADAPTERS) == {"http", "openai_chat"}
+    assert isinstance(adapter_spec(cfg("http://127.0.0.1:1/x"), "a").fn, HttpAgent)
+    chat = adapter_spec(AdapterConfig(kind="openai_chat"), "b")
+    assert chat.name == "b" and chat.is_async and not isinstance(chat.fn, HttpAgent)

@@ -1,0 +1,122 @@
+"""Fixtures: each test gets a fresh database, a SQLite file or its own PostgreSQL schema."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord, new_id
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def postgres_problem() -> str | None:
+    """Why the local PostgreSQL cannot be used, or None when it can."""
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as e:
+        return f"PostgreSQL at 127.0.0.1:5432 (db 'test') is unreachable: {e}".strip()
+    return None
+
+
+def pg_schema_url(schema: str) -> str:
+    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh schema in the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shipyard.db'}"
+        return
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    schema = f"shipyard_store_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield pg_schema_url(schema)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+def make_record(**overrides: Any) -> InteractionRecord:
+    """A realistic interaction: one LLM call, one tool call, two spans, JSON-heavy fields."""
+    trace_id = overrides.pop("trace_id", new_id())
+    fields: dict[str, Any] = dict(
+        id=new_id(),
+        trace_id=trace_id,
+        session_id="sess-1",
+        user_id="user-1",
+        agent="support",
+        version="support@1.0.0+abc1234",
+        traffic_source="production",
+        input="Where is my order 10001?",
+        output="Order 10001 shipped yesterday.",
+        status="completed",
+        latency_ms=123.5,
+        input_tokens=120,
+        output_tokens=30,
+        cached_input_tokens=64,
+        cost_usd=0.00042,
+        tool_calls=[
+            ToolCallRecord(
+                name="lookup_order",
+                arguments={"order_id": "10001", "fields": ["status", "eta"]},
+                status="success",
+                duration_ms=4.25,
+                result={"status": "shipped", "items": [{"sku": "A-1", "qty": 2}]},
+            )
+        ],
+        llm_calls=[
+            LLMCallRecord(
+                model="small",
+                provider="scripted",
+                duration_ms=80.0,
+                input_tokens=120,
+                output_tokens=30,
+                cached_input_tokens=64,
+                cost_usd=0.00042,
+                tool_calls=["lookup_order"],
+            )
+        ],
+        guardrails=[{"name": "pii", "verdict": "allow", "details": {"matches": []}}],
+        metadata={"channel": "web", "ünïcode": "✓", "nested": {"n": [1, 2.5, None, True]}},
+        spans=[
+            SpanRecord(trace_id, "a1", None, "invoke_agent support", "internal", 1_000, 9_000_000_000_000_000_000),
+            SpanRecord(
+                trace_id,
+                "b2",
+                "a1",
+                "execute_tool lookup_order",
+                "internal",
+                2_000,
+                3_000,
+                attributes={"gen_ai.tool.name": "lookup_order", "gen_ai.usage.input_tokens": 5},
+            ),
+        ],
+    )
+    fields.update(overrides)
+    return InteractionRecord(**fields)
+
+
+@pytest.fixture
+def record_factory() -> Callable[..., InteractionRecord]:
+    return make_record
