@@ -105,7 +105,7 @@ def test_malformed_tool_descriptions_give_file_field_and_line(make_bundle: Bundl
         load_bundle(make_bundle(tool_descriptions=bad))
     text = str(e.value)
     assert "tool_descriptions.yaml" in text
-    assert "line 5: lookup_order.parameters.order_id:" in text
+    assert "line 4: lookup_order.parameters.order_id:" in text
     assert "line 6: lookup_order.color: unknown key" in text
     with pytest.raises(ConfigError, match=r"line \d+, column \d+: malformed YAML"):
         load_bundle(make_bundle("b", tool_descriptions="a:\n b: [\n"))

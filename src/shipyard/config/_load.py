@@ -18,16 +18,17 @@ CONFIG_NAME = "shipyard.yaml"
 
 Lines = dict[tuple[str | int, ...], int]
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~3x faster
+
 
 def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
-            lines[(*path, k)] = key.start_mark.line + 1
             _walk(value, (*path, k), lines)
-            # the value of a key is reported on the key's line when the value starts later
-            lines.setdefault((*path, k), key.start_mark.line + 1)
+            # a problem with a key's value is reported on the key's line, where the reader looks
+            lines[(*path, k)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), lines)
@@ -45,8 +46,8 @@ def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Line
         except OSError as e:
             raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

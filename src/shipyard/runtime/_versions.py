@@ -78,7 +78,7 @@ def build_version(cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, overri
         spec = adapter_spec(agent_cfg.adapter, name)
     else:
         assert entry is not None
-        spec = load_entry(entry)
+        spec = load_entry(entry, root=cfg.root)
     bundle = load_bundle(cfg.resolve(prompts)) if prompts else None
     components = {
         "code": _sha(_entry_source(spec, entry) if entry else json.dumps(agent_cfg.adapter.model_dump(mode="json")
