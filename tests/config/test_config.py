@@ -62,7 +62,9 @@ def test_wrong_type_names_field_and_line(tmp_path: Path) -> None:
 
 
 def test_one_message_per_problem(tmp_path: Path) -> None:
-    text = GOOD.replace("tier: small", "tier: tiny").replace("entry: shop.agent:support", "entry: not an entry")
+    text = GOOD.replace("tier: small", "tier: tiny").replace(
+        "entry: shop.agent:support", "entry: not an entry"
+    )
     msgs = problems(tmp_path, text)
     assert len(msgs) == 2
     assert any("models.small.tier" in m and "line 6" in m for m in msgs)

@@ -159,14 +159,14 @@ cases:
 def test_misconfigured_scorers_are_reported_before_a_run(tmp_path: Path) -> None:
     suite = Suite.model_validate({"name": "s", "cases": [{"id": "x", "input": "y", "expected": "z"}]})
     validate_suite(suite)  # a good suite passes
-    text = BAD_SCORERS.replace('    - {type: regex, value: "("}\n', "    []\n").replace("  assert:\n    []\n", "")
+    text = BAD_SCORERS.replace('defaults:\n  assert:\n    - {type: regex, value: "("}\n', "")
     cfg = ShipyardConfig.model_validate({"models": {"judge": {"provider": "scripted", "rules": "r.yaml"}}})
     with pytest.raises(SuiteError) as err:
         validate_suite(load_suite(write(tmp_path, text)), cfg)
     problems = err.value.problems
     joined = "\n".join(problems)
-    assert "line 9: cases[0] (id 'a').assert.0: json_schema: invalid JSON schema" in joined
-    assert "line 13: cases[1] (id 'b').assert.0: judge model 'gpt-judge' is not defined under models" in joined
+    assert "line 6: cases[0] (id 'a').assert.0: json_schema: invalid JSON schema" in joined
+    assert "line 10: cases[1] (id 'b').assert.0: judge model 'gpt-judge' is not defined under models" in joined
     assert "known: judge" in joined
     assert "cases[2] (id 'c'): nothing to check" in joined
     assert "cases[3] (id 'd').assert.0: numeric: value must be a number" in joined

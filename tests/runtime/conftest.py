@@ -72,13 +72,15 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
     bundle.mkdir(parents=True)
     (bundle / "system_prompt.txt").write_text("You help {{ company }} customers.\n{{ safety_rules }}\n")
     (bundle / "safety_rules.txt").write_text("Never share other customers' orders.\n")
-    (bundle / "tool_descriptions.yaml").write_text("lookup:\n  description: Look up one order.\n"
-                                                   "  parameters: {order_id: The order number}\n")
+    (bundle / "tool_descriptions.yaml").write_text(
+        "lookup:\n  description: Look up one order.\n  parameters: {order_id: The order number}\n"
+    )
     (bundle / "version.txt").write_text("2.0.0\n")
     sys.path.insert(0, str(tmp_path))
 
     def make(extra: str = "", entry: str = "shop", timeout: float = 2.0) -> ShipyardConfig:
-        (tmp_path / "shipyard.yaml").write_text(textwrap.dedent(f"""\
+        (tmp_path / "shipyard.yaml").write_text(
+            textwrap.dedent(f"""\
             models:
               scripted: {{provider: scripted, rules: rules.yaml, prices: {{input: 1.0, output: 2.0}}}}
               dead:
@@ -94,7 +96,9 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
                 prompt_variables: {{company: Acme}}
                 timeout_s: {timeout}
                 model: {{name: scripted}}
-            """) + textwrap.dedent(extra))
+            """)
+            + textwrap.dedent(extra)
+        )
         return load_config(tmp_path / "shipyard.yaml")
 
     yield make

@@ -38,7 +38,9 @@ async def test_interaction_is_traced_priced_and_recorded(project: Project) -> No
     assert r.cost_usd == pytest.approx(call_cost(cfg.models["scripted"].prices, usage))
 
     names = [s.name for s in r.spans]
-    assert names.count("chat scripted") == 2 and "execute_tool lookup" in names and "invoke_agent shop" in names
+    assert (
+        names.count("chat scripted") == 2 and "execute_tool lookup" in names and "invoke_agent shop" in names
+    )
     root = next(s for s in r.spans if s.name == "invoke_agent shop")
     assert root.parent_id is None and {s.trace_id for s in r.spans} == {r.trace_id}
     assert all(s.parent_id == root.span_id for s in r.spans if s is not root)
@@ -48,7 +50,7 @@ async def test_interaction_is_traced_priced_and_recorded(project: Project) -> No
 
     tree = trace_tree_lines(r)
     assert tree[0] == '[User Request] "where is order 42?"'
-    assert any("[Tool Call] lookup(order_id=\"42\")" in line and "Status: success" in line for line in tree)
+    assert any('[Tool Call] lookup(order_id="42")' in line and "Status: success" in line for line in tree)
     assert tree[-1].startswith("Total: ")
 
 
@@ -99,7 +101,7 @@ async def test_versions_resolve_by_label_hash_and_id(project: Project, tmp_path:
     assert rt.resolve_version("shop", "2.0.0") is v
     assert rt.resolve_version("shop", v.hash) is v
     assert rt.resolve_version("shop", v.id) is v
-    with pytest.raises(NotFoundError, match="no version '9.9'"):
+    with pytest.raises(NotFoundError, match=r"no version '9\.9'"):
         rt.resolve_version("shop", "9.9")
     with pytest.raises(NotFoundError, match="no agent named 'nope'"):
         await rt.invoke("nope", "hi")

@@ -100,7 +100,9 @@ def make_record(**overrides: Any) -> InteractionRecord:
         guardrails=[{"name": "pii", "verdict": "allow", "details": {"matches": []}}],
         metadata={"channel": "web", "ünïcode": "✓", "nested": {"n": [1, 2.5, None, True]}},
         spans=[
-            SpanRecord(trace_id, "a1", None, "invoke_agent support", "internal", 1_000, 9_000_000_000_000_000_000),
+            SpanRecord(
+                trace_id, "a1", None, "invoke_agent support", "internal", 1_000, 9_000_000_000_000_000_000
+            ),
             SpanRecord(
                 trace_id,
                 "b2",

@@ -35,7 +35,9 @@ def test_definition_is_openai_format_with_schema_from_hints() -> None:
     params = fn["parameters"]
     assert params["type"] == "object"
     assert params["properties"]["order_id"] == {"type": "string"}
-    assert params["properties"]["limit"]["type"] == "integer" and params["properties"]["limit"]["default"] == 3
+    assert (
+        params["properties"]["limit"]["type"] == "integer" and params["properties"]["limit"]["default"] == 3
+    )
     assert params["required"] == ["order_id"]
     assert params["additionalProperties"] is False
     refund = reg.get("refund").definition()["function"]["parameters"]

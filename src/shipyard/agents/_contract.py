@@ -125,15 +125,20 @@ def coerce_result(out: Any) -> AgentResult:
     if isinstance(out, str):
         return AgentResult(output=out)
     if isinstance(out, dict) and "output" in out:
-        return AgentResult(output=str(out["output"]), status=out.get("status", "completed"),
-                           metadata=dict(out.get("metadata") or {}))
+        return AgentResult(
+            output=str(out["output"]),
+            status=out.get("status", "completed"),
+            metadata=dict(out.get("metadata") or {}),
+        )
     raise TypeError(f"an agent must return AgentResult or str, got {type(out).__name__}")
 
 
 _REGISTRY: dict[str, AgentSpec] = {}
 
 
-def agent(name: str, *, tools: ToolRegistry | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def agent(
+    name: str, *, tools: ToolRegistry | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function `(user_input, ctx) -> AgentResult | str` as the agent `name`.
 
     Args:
@@ -144,7 +149,9 @@ def agent(name: str, *, tools: ToolRegistry | None = None) -> Callable[[Callable
     attached as `__shipyard_agent__`."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = AgentSpec(name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), tools=tools or ToolRegistry())
+        spec = AgentSpec(
+            name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), tools=tools or ToolRegistry()
+        )
         _REGISTRY[name] = spec
         fn.__shipyard_agent__ = spec  # type: ignore[attr-defined]
         return fn

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from shipyard.cli._app import app
-
 # Each module registers its commands on `app` when imported.
-from shipyard.cli import core as _core  # noqa: E402,F401  (init, run, versions, version)
-from shipyard.cli import demo as _demo  # noqa: E402,F401
-from shipyard.cli import mock_llm as _mock_llm  # noqa: E402,F401
-from shipyard.cli import prompts as _prompts  # noqa: E402,F401
+from shipyard.cli import core as _core  # noqa: F401  (init, run, versions, version)
+from shipyard.cli import demo as _demo  # noqa: F401
+from shipyard.cli import mock_llm as _mock_llm  # noqa: F401
+from shipyard.cli import prompts as _prompts  # noqa: F401
+from shipyard.cli._app import app
 
 
 def main() -> None:

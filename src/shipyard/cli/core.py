@@ -22,8 +22,13 @@ def print_tree(lines: list[str]) -> None:
     """Print a trace tree, colouring what matters."""
     for line in lines:
         text = escape(line)
-        for word, style in (("Status: success", "green"), ("ERROR", "red"), ("Status: error", "red"),
-                            ("Status: invalid_arguments", "red"), ("Status: not_found", "red")):
+        for word, style in (
+            ("Status: success", "green"),
+            ("ERROR", "red"),
+            ("Status: error", "red"),
+            ("Status: invalid_arguments", "red"),
+            ("Status: not_found", "red"),
+        ):
             text = text.replace(word, f"[{style}]{word}[/]")
         if line.startswith("Total:"):
             text = f"[bold]{text}[/]"
@@ -71,9 +76,7 @@ def init(
         console.print(f"  [green]created[/] {directory / name}")
     for name in skipped:
         console.print(f"  [yellow]kept[/]    {directory / name} (exists; --force overwrites)")
-    console.print(
-        f"\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant \"What is 2 plus 3?\"[/]"
-    )
+    console.print(f'\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant "What is 2 plus 3?"[/]')
 
 
 @app.command()
@@ -81,9 +84,13 @@ def init(
 def run(
     agent: str = typer.Argument(..., help="Agent name from shipyard.yaml."),
     user_input: str = typer.Argument(..., metavar="INPUT", help="What the user says."),
-    session: str | None = typer.Option(None, "--session", "-s", help="Session id (continues a conversation)."),
+    session: str | None = typer.Option(
+        None, "--session", "-s", help="Session id (continues a conversation)."
+    ),
     user: str | None = typer.Option(None, "--user", "-u", help="User id."),
-    version: str | None = typer.Option(None, "--version", "-v", help="Version label, hash or id (default: current)."),
+    version: str | None = typer.Option(
+        None, "--version", "-v", help="Version label, hash or id (default: current)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the interaction record as JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -101,8 +108,10 @@ def run(
         from shipyard.observe import trace_tree_lines
 
         style = STATUS_STYLE.get(record.status, "white")
-        console.print(f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] "
-                      f"[{style}]{record.status}[/]  session {record.session_id}")
+        console.print(
+            f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] "
+            f"[{style}]{record.status}[/]  session {record.session_id}"
+        )
         console.print(escape(record.output) if record.output else "[dim](no output)[/]", highlight=False)
         console.print()
         print_tree(trace_tree_lines(record))
@@ -110,8 +119,9 @@ def run(
         raise typer.Exit(1)
 
 
-async def _run_one(cfg: Any, agent: str, text: str, session: str | None, user: str | None,
-                   version: str | None) -> Any:
+async def _run_one(
+    cfg: Any, agent: str, text: str, session: str | None, user: str | None, version: str | None
+) -> Any:
     from shipyard.runtime import Runtime
     from shipyard.store import BatchWriter, Store
 
@@ -120,7 +130,9 @@ async def _run_one(cfg: Any, agent: str, text: str, session: str | None, user: s
     rt = Runtime(cfg, store=store, writer=writer)
     try:
         history = _history(store, session) if session else []
-        return await rt.invoke(agent, text, session_id=session, user_id=user, version=version, history=history)
+        return await rt.invoke(
+            agent, text, session_id=session, user_id=user, version=version, history=history
+        )
     finally:
         await rt.aclose()
         writer.close()
@@ -167,8 +179,13 @@ def versions(
         for i, v in enumerate(agent_versions(cfg, name)):
             row = seen.get(v.id)
             table.add_row(
-                name, v.id, v.label, v.components["code"][:7], v.components["prompts"][:7] or "-",
-                v.components["model"][:7], "[green]current[/]" if i == 0 else "",
+                name,
+                v.id,
+                v.label,
+                v.components["code"][:7],
+                v.components["prompts"][:7] or "-",
+                v.components["model"][:7],
+                "[green]current[/]" if i == 0 else "",
                 str(row["first_seen"])[:19] if row else "[dim]never run[/]",
             )
     console.print(table)

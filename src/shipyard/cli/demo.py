@@ -38,7 +38,9 @@ def demo(
     copy_project(directory)
     cfg = load_config(directory / "shipyard.yaml")
     console.print(Rule("[bold]Shipyard demo: the support-desk agent[/]"))
-    console.print(f"project: {directory}  (shipyard.yaml, prompts/support/v1.0 and v1.1, rules for the scripted model)\n")
+    console.print(
+        f"project: {directory}  (shipyard.yaml, prompts/support/v1.0 and v1.1, rules for the scripted model)\n"
+    )
     asyncio.run(_requests(cfg))
 
 
@@ -54,8 +56,13 @@ async def _requests(cfg: Any) -> None:
         for text, why in REQUESTS:
             await _show(rt, text, why, None, trace_tree_lines)
         console.print(Rule("[bold]Version 1.1: a prompt edit for 'faster refunds'[/]"))
-        await _show(rt, "Refund order 10003 please", "the same refund on 1.1: no eligibility check",
-                    "1.1.0", trace_tree_lines)
+        await _show(
+            rt,
+            "Refund order 10003 please",
+            "the same refund on 1.1: no eligibility check",
+            "1.1.0",
+            trace_tree_lines,
+        )
     finally:
         await rt.aclose()
         writer.close()

@@ -1,8 +1,8 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
-from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
 from shipyard.config._alerts import ALERT_METRICS, DEFAULT_ALERT_RULES, AlertRule, AlertsConfig, parse_window
 from shipyard.config._gates import GatesConfig, StagePolicy
+from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
 from shipyard.config._schema import (
     AdapterConfig,
     AgentConfig,
@@ -20,22 +20,22 @@ __all__ = [
     "ALERT_METRICS",
     "DEFAULT_ALERT_RULES",
     "AdapterConfig",
-    "AlertRule",
-    "AlertsConfig",
-    "GatesConfig",
-    "StagePolicy",
     "AgentConfig",
     "AgentModelSettings",
     "AgentVersionConfig",
+    "AlertRule",
+    "AlertsConfig",
+    "GatesConfig",
     "ModelConfig",
     "ModelPrices",
     "ServerConfig",
     "ShipyardConfig",
+    "StagePolicy",
     "StoreConfig",
     "StrictModel",
     "find_config",
     "load_config",
     "load_yaml_with_lines",
-    "parse_window",
     "parse_model",
+    "parse_window",
 ]

@@ -113,8 +113,12 @@ DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (
 class AlertsConfig(StrictModel):
     """`alerts:` the rules the server evaluates every `interval_s`, and where transitions go."""
 
-    rules: list[AlertRule] | None = Field(None, description="default: DEFAULT_ALERT_RULES; [] turns alerts off")
-    webhooks: list[str] = Field(default_factory=list, description="URLs that receive each state change (POST)")
+    rules: list[AlertRule] | None = Field(
+        None, description="default: DEFAULT_ALERT_RULES; [] turns alerts off"
+    )
+    webhooks: list[str] = Field(
+        default_factory=list, description="URLs that receive each state change (POST)"
+    )
     interval_s: float = Field(30.0, gt=0)
     webhook_timeout_s: float = Field(5.0, gt=0)
 

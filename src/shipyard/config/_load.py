@@ -67,7 +67,9 @@ def _line_for(loc: tuple[str | int, ...], lines: Lines) -> int | None:
     return None
 
 
-def format_validation_error(err: ValidationError, lines: Lines, prefix: tuple[str | int, ...] = ()) -> list[str]:
+def format_validation_error(
+    err: ValidationError, lines: Lines, prefix: tuple[str | int, ...] = ()
+) -> list[str]:
     """One message per problem: `line N: field.path: what is wrong`."""
     problems = []
     for e in err.errors():

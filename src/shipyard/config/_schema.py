@@ -166,7 +166,9 @@ class ShipyardConfig(StrictModel):
                 for ref in [s.name, *s.fallbacks]:
                     if ref not in self.models:
                         known = ", ".join(sorted(self.models)) or "none"
-                        problems.append(f"agent {name!r} uses model {ref!r}, not defined under models (known: {known})")
+                        problems.append(
+                            f"agent {name!r} uses model {ref!r}, not defined under models (known: {known})"
+                        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -13,5 +13,7 @@ def call_cost(prices: ModelPrices, usage: Usage) -> float:
     cached_price = prices.input if prices.cached_input is None else prices.cached_input
     uncached = max(usage.input_tokens - usage.cached_input_tokens, 0)
     return (
-        uncached * prices.input + usage.cached_input_tokens * cached_price + usage.output_tokens * prices.output
+        uncached * prices.input
+        + usage.cached_input_tokens * cached_price
+        + usage.output_tokens * prices.output
     ) / MILLION

@@ -14,9 +14,8 @@ from typing import Any
 
 import yaml
 
-from shipyard.config import load_yaml_with_lines
 from shipyard.config._load import Lines
-from shipyard.evals._suite import Suite, SuiteError, parse_suite
+from shipyard.evals._suite import Suite, SuiteError, parse_suite, read_yaml
 
 KINDS = ("promptfoo", "adk", "jsonl", "shipyard")
 INPUT_VARS = ("input", "query", "question", "prompt", "user_input", "message")
@@ -217,7 +216,7 @@ def _pf_tests(data: dict[str, Any], path: Path, problems: _Problems) -> list[Any
             if ref.suffix not in (".yaml", ".yml", ".json"):
                 problems.add(("tests", i), f"tests[{i}]", f"{t!r}: only YAML or JSON test files can be read")
                 continue
-            loaded, _ = load_yaml_with_lines(ref)
+            loaded, _ = read_yaml(ref)
             out.extend(loaded if isinstance(loaded, list) else [loaded])
         else:
             out.append(t)
@@ -332,7 +331,7 @@ def adk_criteria(path: Path) -> dict[str, float]:
     cfg_path = path.parent / "test_config.json"
     if not cfg_path.is_file():
         return out
-    data, lines = load_yaml_with_lines(cfg_path)
+    data, lines = read_yaml(cfg_path)
     criteria = data.get("criteria") if isinstance(data, dict) else None
     if not isinstance(criteria, dict):
         raise SuiteError(str(cfg_path), ["line 1: test_config.json must have a `criteria` mapping"])
@@ -566,7 +565,7 @@ def import_file(
     if kind == "shipyard":
         return load_suite(p)
     if data is None:
-        data, lines = load_yaml_with_lines(p)
+        data, lines = read_yaml(p)
     if kind == "promptfoo":
         return from_promptfoo(data, p, lines, **options)
     return from_adk(data, p, lines, **options)

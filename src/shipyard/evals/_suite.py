@@ -79,6 +79,11 @@ def _assertion_shorthand(v: Any) -> Any:
     return {"type": v} if isinstance(v, str) else v
 
 
+def _assertions_shorthand(v: Any) -> Any:
+    """`assert: [is_json, {type: contains, value: x}]`: a bare name is an assertion without value."""
+    return [_assertion_shorthand(a) for a in v] if isinstance(v, list) else v
+
+
 class ExpectedCall(StrictModel):
     """A tool call the agent should make. `args_match`: exact (all arguments equal), partial (the
     given ones equal, others allowed), ignore (the name is enough). Default: exact when `args` is
@@ -154,6 +159,11 @@ class Case(StrictModel):
     def _match_shorthand(cls, v: Any) -> Any:
         return _assertion_shorthand(v)
 
+    @field_validator("assertions", mode="before")
+    @classmethod
+    def _asserts_shorthand(cls, v: Any) -> Any:
+        return _assertions_shorthand(v)
+
     @model_validator(mode="after")
     def _input_or_conversation(self) -> Case:
         if (self.input is None) == (self.conversation is None):
@@ -188,6 +198,11 @@ class Defaults(StrictModel):
     @classmethod
     def _match_shorthand(cls, v: Any) -> Any:
         return _assertion_shorthand(v)
+
+    @field_validator("assertions", mode="before")
+    @classmethod
+    def _asserts_shorthand(cls, v: Any) -> Any:
+        return _assertions_shorthand(v)
 
 
 class Suite(StrictModel):
@@ -305,6 +320,16 @@ def parse_suite(data: Any, path: Path | str, lines: Lines | None = None, *, name
     return suite
 
 
+def read_yaml(path: Path) -> tuple[Any, Lines]:
+    """A YAML (or JSON) file's data and line map; SuiteError when it cannot be read or parsed."""
+    try:
+        return load_yaml_with_lines(path)
+    except SuiteError:
+        raise
+    except ConfigError as e:
+        raise SuiteError(e.path, e.problems, hint=e.hint) from None
+
+
 def detect_kind(path: Path, data: Any) -> str:
     """Which format a file is in: shipyard, promptfoo, adk or jsonl (by suffix and content)."""
     if path.suffix == ".jsonl":
@@ -334,7 +359,7 @@ def load_suite(path: Path | str, **import_options: Any) -> Suite:
     p = Path(path)
     if p.suffix == ".jsonl":
         return import_file("jsonl", p, **import_options)
-    data, lines = load_yaml_with_lines(p)
+    data, lines = read_yaml(p)
     kind = detect_kind(p, data)
     if kind != "shipyard":
         return import_file(kind, p, data=data, lines=lines, **import_options)

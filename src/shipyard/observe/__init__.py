@@ -1,7 +1,6 @@
 """Structured logs, OpenTelemetry traces and metrics, KPIs and alert rules."""
 
 from shipyard.observe import _semconv as semconv
-from shipyard.observe._tree import trace_tree_lines
 from shipyard.observe._tracing import (
     add_exporter,
     end_span,
@@ -12,6 +11,7 @@ from shipyard.observe._tracing import (
     to_records,
     tracer_provider,
 )
+from shipyard.observe._tree import trace_tree_lines
 
 __all__ = [
     "add_exporter",

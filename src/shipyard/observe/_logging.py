@@ -65,7 +65,7 @@ def configure_logging(
     if json:
         processors.append(_orjson)
         binary = getattr(out, "buffer", None) if not _is_binary(out) else out
-        factory = structlog.BytesLoggerFactory(binary) if binary is not None else _TextBytesFactory(out)
+        factory = structlog.BytesLoggerFactory(binary) if binary is not None else (lambda *_: _TextLogger(out))
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
         factory = structlog.PrintLoggerFactory(out)
@@ -83,23 +83,17 @@ def _is_binary(stream: IO[Any]) -> bool:
     return "b" in getattr(stream, "mode", "") or not hasattr(stream, "encoding")
 
 
-class _TextBytesFactory:
+class _TextLogger:
     """For text streams without a binary buffer (e.g. io.StringIO): decode the orjson bytes."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
 
-    def __call__(self, *args: Any) -> Any:
-        stream = self._stream
+    def msg(self, message: bytes) -> None:
+        self._stream.write(message.decode() + "\n")
+        self._stream.flush()
 
-        class _Logger:
-            def msg(self, message: bytes) -> None:
-                stream.write(message.decode() + "\n")
-                stream.flush()
-
-            info = debug = warning = error = critical = exception = log = msg
-
-        return _Logger()
+    debug = info = warning = error = critical = exception = log = msg
 
 
 def _logger() -> Any:

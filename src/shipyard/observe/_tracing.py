@@ -75,7 +75,9 @@ def start_span(
     return tracer.start_span(name, context=ctx, kind=kind, attributes=attributes, start_time=start_ns)
 
 
-def end_span(span: Span, *, error: str | None = None, error_type: str | None = None, end_ns: int | None = None) -> None:
+def end_span(
+    span: Span, *, error: str | None = None, error_type: str | None = None, end_ns: int | None = None
+) -> None:
     if error is not None:
         span.set_status(Status(StatusCode.ERROR, error))
         span.set_attribute("error.type", error_type or "error")

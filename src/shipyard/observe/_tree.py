@@ -1,9 +1,9 @@
 """The trace tree of one interaction, as the CLI and the demo print it:
 
-    [User Request] "Help me return my order"
-    +-- [LLM Call 1] (150ms) Model: small-model, Tokens: 800 in / 120 out
-    +-- [Tool Call] lookup_order(order_id="12345") (340ms) Status: success
-    Total: 885ms, Cost: $0.003
+[User Request] "Help me return my order"
++-- [LLM Call 1] (150ms) Model: small-model, Tokens: 800 in / 120 out
++-- [Tool Call] lookup_order(order_id="12345") (340ms) Status: success
+Total: 885ms, Cost: $0.003
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def trace_tree_lines(record: InteractionRecord, spans: list[SpanRecord] | None =
                 f"Tokens: {c.input_tokens} in / {c.output_tokens} out"
             )
         for t in record.tool_calls:
-            lines.append(f"+-- [Tool Call] {t.name}({_args(t.arguments)}) ({t.duration_ms:.0f}ms) Status: {t.status}")
+            lines.append(
+                f"+-- [Tool Call] {t.name}({_args(t.arguments)}) ({t.duration_ms:.0f}ms) Status: {t.status}"
+            )
     status = record.status if record.status == "completed" else record.status.upper()
     tail = f" Error: {record.error}" if record.error else ""
     lines.append(

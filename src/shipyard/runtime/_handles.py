@@ -13,8 +13,8 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from shipyard.config import ModelPrices
 from shipyard.cost import call_cost
 from shipyard.llm import ChatClient, ChatResponse, LLMError, Message, ToolCall, Usage
-from shipyard.observe import semconv as sc
 from shipyard.observe import end_span, start_span
+from shipyard.observe import semconv as sc
 from shipyard.store import LLMCallRecord, ToolCallRecord
 from shipyard.tools import ToolRegistry, ToolResult
 
@@ -60,7 +60,16 @@ def _run_sync(trail: Trail, coro: Coroutine[Any, Any, T]) -> T:
 class TracedLLM:
     """`ctx.llm`: one chat call = one `chat {model}` span (plus one span per retry attempt)."""
 
-    __slots__ = ("_client", "_interceptor", "_parent", "_prices", "_trail", "_tracer", "model_name", "settings")
+    __slots__ = (
+        "_client",
+        "_interceptor",
+        "_parent",
+        "_prices",
+        "_tracer",
+        "_trail",
+        "model_name",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -103,12 +112,19 @@ class TracedLLM:
         t0 = time.perf_counter()
 
         async def call() -> ChatResponse:
-            return await self._client.chat(messages, tools=tools, temperature=temperature, max_tokens=max_tokens)
+            return await self._client.chat(
+                messages, tools=tools, temperature=temperature, max_tokens=max_tokens
+            )
 
         replayed = False
         try:
             if self._interceptor is not None:
-                request = {"messages": messages, "tools": tools, "temperature": temperature, "max_tokens": max_tokens}
+                request = {
+                    "messages": messages,
+                    "tools": tools,
+                    "temperature": temperature,
+                    "max_tokens": max_tokens,
+                }
                 resp, replayed = await self._interceptor.llm_call(request, call)
             else:
                 resp = await call()
@@ -116,9 +132,16 @@ class TracedLLM:
             self._attempt_spans(span, e.attempts)
             self._trail.llm_calls.append(
                 LLMCallRecord(
-                    model=self.model_name, provider=getattr(self._client, "provider", ""),
-                    duration_ms=(time.perf_counter() - t0) * 1000, input_tokens=0, output_tokens=0,
-                    cached_input_tokens=0, cost_usd=0.0, attempts=len(e.attempts), status="error", error=str(e),
+                    model=self.model_name,
+                    provider=getattr(self._client, "provider", ""),
+                    duration_ms=(time.perf_counter() - t0) * 1000,
+                    input_tokens=0,
+                    output_tokens=0,
+                    cached_input_tokens=0,
+                    cost_usd=0.0,
+                    attempts=len(e.attempts),
+                    status="error",
+                    error=str(e),
                 )
             )
             end_span(span, error=str(e), error_type=e.kind)
@@ -146,9 +169,15 @@ class TracedLLM:
         self._trail.replayed |= replayed
         self._trail.llm_calls.append(
             LLMCallRecord(
-                model=resp.model, provider=resp.provider, duration_ms=(time.perf_counter() - t0) * 1000,
-                input_tokens=u.input_tokens, output_tokens=u.output_tokens, cached_input_tokens=u.cached_input_tokens,
-                cost_usd=cost, attempts=max(len(resp.attempts), 1), tool_calls=[tc.name for tc in resp.tool_calls],
+                model=resp.model,
+                provider=resp.provider,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cached_input_tokens=u.cached_input_tokens,
+                cost_usd=cost,
+                attempts=max(len(resp.attempts), 1),
+                tool_calls=[tc.name for tc in resp.tool_calls],
             )
         )
         return resp
@@ -159,14 +188,27 @@ class TracedLLM:
             return
         for i, a in enumerate(attempts, 1):
             s = start_span(
-                self._tracer, sc.SPAN_ATTEMPT.format(i), parent=parent, kind=SpanKind.CLIENT, start_ns=a.start_ns,
+                self._tracer,
+                sc.SPAN_ATTEMPT.format(i),
+                parent=parent,
+                kind=SpanKind.CLIENT,
+                start_ns=a.start_ns,
                 attributes={
-                    sc.OPERATION: sc.OP_CHAT, sc.REQUEST_MODEL: a.model, sc.PROVIDER: a.provider,
-                    sc.SERVER_ADDRESS: a.endpoint, sc.ATTEMPT: i, sc.ATTEMPT_OUTCOME: a.outcome,
+                    sc.OPERATION: sc.OP_CHAT,
+                    sc.REQUEST_MODEL: a.model,
+                    sc.PROVIDER: a.provider,
+                    sc.SERVER_ADDRESS: a.endpoint,
+                    sc.ATTEMPT: i,
+                    sc.ATTEMPT_OUTCOME: a.outcome,
                     **({sc.HTTP_STATUS: a.status_code} if a.status_code else {}),
                 },
             )
-            end_span(s, error=a.error or a.outcome if a.outcome != "ok" else None, error_type=a.outcome, end_ns=a.end_ns)
+            end_span(
+                s,
+                error=a.error or a.outcome if a.outcome != "ok" else None,
+                error_type=a.outcome,
+                end_ns=a.end_ns,
+            )
             self._trail.spans.append(s)
 
     def chat_sync(self, messages: list[Message], **kwargs: Any) -> ChatResponse:
@@ -177,7 +219,7 @@ class TracedLLM:
 class TracedTools:
     """`ctx.tools`: one call = one `execute_tool {name}` span; arguments checked before the call."""
 
-    __slots__ = ("_definitions", "_interceptor", "_parent", "_registry", "_trail", "_tracer")
+    __slots__ = ("_definitions", "_interceptor", "_parent", "_registry", "_tracer", "_trail")
 
     def __init__(
         self,
@@ -239,8 +281,13 @@ class TracedTools:
         self._trail.replayed |= replayed
         self._trail.tool_calls.append(
             ToolCallRecord(
-                name=name, arguments=arguments, status=result.status, duration_ms=result.duration_ms,
-                error=result.error, cached=result.cached, result=result.value if result.ok else None,
+                name=name,
+                arguments=arguments,
+                status=result.status,
+                duration_ms=result.duration_ms,
+                error=result.error,
+                cached=result.cached,
+                result=result.value if result.ok else None,
             )
         )
         return result

@@ -18,9 +18,8 @@ from shipyard.agents import AgentContext, AgentResult, DefaultFlags
 from shipyard.llm import LLMError, Message
 from shipyard.observe import end_span, hex_trace_id, start_span, to_records
 from shipyard.observe import semconv as sc
-from shipyard.store import InteractionRecord, new_id
-
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, Trail
+from shipyard.store import InteractionRecord, new_id
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -122,7 +121,12 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
     ex.trail.loop = asyncio.get_running_loop()
     ctx = AgentContext(
         llm=TracedLLM(
-            rt.client_for(v), rt.prices, rt.tracer, ex.root, ex.trail, model_name=v.model.name,
+            rt.client_for(v),
+            rt.prices,
+            rt.tracer,
+            ex.root,
+            ex.trail,
+            model_name=v.model.name,
             settings={"temperature": v.model.temperature, "max_tokens": v.model.max_tokens},
             interceptor=ex.interceptor,
         ),

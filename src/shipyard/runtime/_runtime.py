@@ -11,11 +11,10 @@ from opentelemetry.trace import Tracer
 from shipyard.config import ModelPrices, ShipyardConfig
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import get_tracer
-from shipyard.store import InteractionRecord
-
 from shipyard.runtime._handles import CallInterceptor
 from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, new_session_id
 from shipyard.runtime._versions import AgentVersion, agent_versions, pick_version
+from shipyard.store import InteractionRecord
 
 if TYPE_CHECKING:
     from shipyard.store import BatchWriter, Store

@@ -69,7 +69,9 @@ def _model_fingerprint(cfg: ShipyardConfig, settings: AgentModelSettings) -> str
     return json.dumps({"settings": settings.model_dump(mode="json"), "models": models}, sort_keys=True)
 
 
-def build_version(cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, override: Any = None) -> AgentVersion:
+def build_version(
+    cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, override: Any = None
+) -> AgentVersion:
     """Resolve one version of an agent from its config (and an entry of its `versions:` list)."""
     entry = (override.entry if override and override.entry else None) or agent_cfg.entry
     prompts = (override.prompts if override and override.prompts else None) or agent_cfg.prompts
@@ -81,8 +83,11 @@ def build_version(cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, overri
         spec = load_entry(entry, root=cfg.root)
     bundle = load_bundle(cfg.resolve(prompts)) if prompts else None
     components = {
-        "code": _sha(_entry_source(spec, entry) if entry else json.dumps(agent_cfg.adapter.model_dump(mode="json")
-                                                                         if agent_cfg.adapter else {}))[:12],
+        "code": _sha(
+            _entry_source(spec, entry)
+            if entry
+            else json.dumps(agent_cfg.adapter.model_dump(mode="json") if agent_cfg.adapter else {})
+        )[:12],
         "prompts": bundle.hash[:12] if bundle else "",
         "model": _sha(_model_fingerprint(cfg, model))[:12],
     }

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
-from shipyard.errors import ShipyardError
+from shipyard.store._errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_KEY = 0x5348_4950_5941_5244 & 0x7FFF_FFFF_FFFF_FFFF  # "SHIPYARD", any stable bigint
@@ -67,7 +67,7 @@ def migrate(engine: Engine) -> bool:
         try:
             command.upgrade(alembic_config(conn), "head")
         except CommandError as e:
-            raise ShipyardError(
+            raise StoreError(
                 f"the database schema is at revision {found!r}, which this Shipyard does not know ({e})",
                 hint="upgrade shipyard to the version that wrote this database, or point "
                 "SHIPYARD_DATABASE_URL / store.url at another database",

@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.store._errors import StoreError
 from shipyard.store._migrate import migrate
 from shipyard.store._models import (
     AgentVersionRow,
@@ -67,10 +68,6 @@ _TOOL_FIELDS = frozenset(f.name for f in dataclasses.fields(ToolCallRecord))
 _LLM_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallRecord))
 _EVAL_RESULT_KEYS = [c.key for c in _eval_results.c if c.key not in ("id", "run_id")]
 _RUN_HINT = "the run id is printed by the eval run and listed with its agent's runs"
-
-
-class StoreError(ShipyardError):
-    """The database cannot be opened or used (bad URL, server down, schema too new)."""
 
 
 def default_database_url(root: Path) -> str:

@@ -88,7 +88,9 @@ class Tool:
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check arguments against the schema; returns them coerced; raises ToolArgumentError."""
         if not isinstance(arguments, dict):
-            raise ToolArgumentError(self.name, [f"arguments must be a JSON object, got {type(arguments).__name__}"])
+            raise ToolArgumentError(
+                self.name, [f"arguments must be a JSON object, got {type(arguments).__name__}"]
+            )
         try:
             model = self.params.model_validate(arguments)
         except ValidationError as e:
@@ -120,10 +122,15 @@ class Tool:
             raise
         except Exception as e:  # a tool's own failure is a result the agent sees, not a crash
             return ToolResult(
-                self.name, arguments, "error", error=f"{type(e).__name__}: {e}",
+                self.name,
+                arguments,
+                "error",
+                error=f"{type(e).__name__}: {e}",
                 duration_ms=(time.perf_counter() - t0) * 1000,
             )
-        return ToolResult(self.name, arguments, "success", value=value, duration_ms=(time.perf_counter() - t0) * 1000)
+        return ToolResult(
+            self.name, arguments, "success", value=value, duration_ms=(time.perf_counter() - t0) * 1000
+        )
 
 
 def _params_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
@@ -224,5 +231,7 @@ class ToolRegistry:
         tool = self._tools.get(name)
         if tool is None:
             known = ", ".join(sorted(self._tools)) or "none"
-            return ToolResult(name, arguments, "not_found", error=f"no tool named {name!r} (registered: {known})")
+            return ToolResult(
+                name, arguments, "not_found", error=f"no tool named {name!r} (registered: {known})"
+            )
         return await tool.invoke(arguments)

@@ -1,0 +1,199 @@
+"""Prometheus metrics of served interactions, in a dedicated registry (served at `/metrics`).
+
+Production KPIs exclude eval and shadow traffic (DESIGN.md §4): interactions whose traffic_source
+is `eval` or `shadow` are counted only in `shipyard_offline_interactions_total{traffic_source}`,
+never in the KPI metrics below. Every KPI metric is labelled by `agent` and `version`.
+
+Reading the KPIs (PromQL):
+
+    completion rate   sum(rate(shipyard_interactions_total{status="completed"}[5m]))
+                        / sum(rate(shipyard_interactions_total[5m]))
+    p95 latency       histogram_quantile(0.95, sum by (le) (rate(shipyard_interaction_duration_seconds_bucket[5m])))
+    cost/interaction  rate(shipyard_interaction_cost_usd_sum[1h]) / rate(shipyard_interaction_cost_usd_count[1h])
+    escalation rate   rate(shipyard_escalations_total[1h]) / rate(shipyard_interactions_total[1h])
+    tool error rate   rate(shipyard_tool_errors_total[15m]) / rate(shipyard_tool_calls_total[15m])
+    satisfaction      rate(shipyard_feedback_score_sum[1d]) / rate(shipyard_feedback_score_count[1d])
+
+The OpenTelemetry GenAI metrics are exposed with Prometheus-legal names (dots become underscores,
+the duration gets its unit suffix): `gen_ai_client_token_usage` (label `gen_ai_token_type` =
+input | output) and `gen_ai_client_operation_duration_seconds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from shipyard.observe import _semconv as sc
+from shipyard.store import InteractionRecord
+
+OFFLINE_TRAFFIC = frozenset({"eval", "shadow"})
+
+# Agents take seconds, not milliseconds: buckets from 50 ms to 2 minutes, dense around the 5 s SLO.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
+COST_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+SCORE_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 10.0)
+# The OpenTelemetry GenAI semantic conventions' advised buckets.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def _prom(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def is_safety_incident(record: InteractionRecord) -> bool:
+    """A blocked interaction, or any guardrail that blocked something."""
+    return record.status == "blocked" or any(g.get("verdict") == "block" for g in record.guardrails)
+
+
+@dataclass(slots=True)
+class _Children:
+    """The labelled children of one (agent, version), looked up once (labels() is not free)."""
+
+    latency: Any
+    cost_hist: Any
+    cost_total: Any
+    escalations: Any
+    safety: Any
+    by_status: dict[str, Any]
+    tools: dict[tuple[str, str], Any]
+    tool_errors: dict[str, Any]
+
+
+class Metrics:
+    """The metrics of one process.
+
+    Args:
+        registry: where they live (default: a new CollectorRegistry, so tests and several servers
+            in one process never collide with each other or with the global registry).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry(auto_describe=True)
+        av = ("agent", "version")
+        self.interactions = Counter(
+            "shipyard_interactions", "Production interactions by final status.", [*av, "status"], registry=r
+        )
+        self.offline = Counter(
+            "shipyard_offline_interactions",
+            "Eval and shadow interactions (excluded from every production KPI).",
+            ["agent", "traffic_source"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "shipyard_interaction_duration_seconds", "End-to-end interaction latency.", av,
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.cost = Histogram(
+            "shipyard_interaction_cost_usd", "Cost of one interaction in USD.", av, buckets=COST_BUCKETS, registry=r
+        )
+        self.cost_total = Counter("shipyard_cost_usd", "Money spent on model calls in USD.", av, registry=r)
+        self.escalations = Counter(
+            "shipyard_escalations", "Interactions handed over to a human.", av, registry=r
+        )
+        self.safety = Counter(
+            "shipyard_safety_incidents", "Blocked interactions and guardrail blocks.", av, registry=r
+        )
+        self.tool_calls = Counter(
+            "shipyard_tool_calls", "Tool calls by tool and result status.", [*av, "tool", "status"], registry=r
+        )
+        self.tool_errors = Counter(
+            "shipyard_tool_errors", "Tool calls that did not succeed.", [*av, "tool"], registry=r
+        )
+        self.feedback = Counter("shipyard_feedback", "User thumbs up / down.", [*av, "thumbs"], registry=r)
+        self.score = Histogram(
+            "shipyard_feedback_score", "User satisfaction scores (e.g. CSAT 1-5).", av,
+            buckets=SCORE_BUCKETS, registry=r,
+        )
+        gen_ai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "agent", "version")
+        self.token_usage = Histogram(
+            _prom(sc.METRIC_TOKEN_USAGE), "Tokens used per model call (GenAI semantic conventions).",
+            [*gen_ai, _prom(sc.TOKEN_TYPE)], buckets=TOKEN_BUCKETS, registry=r,
+        )
+        self.operation_duration = Histogram(
+            _prom(sc.METRIC_OPERATION_DURATION), "Duration of model calls (GenAI semantic conventions).",
+            [*gen_ai, "error_type"], buckets=DURATION_BUCKETS, unit="seconds", registry=r,
+        )
+        self._children: dict[tuple[str, str], _Children] = {}
+        self._llm: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
+
+    def _for(self, agent: str, version: str) -> _Children:
+        key = (agent, version)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = _Children(
+                latency=self.duration.labels(agent, version),
+                cost_hist=self.cost.labels(agent, version),
+                cost_total=self.cost_total.labels(agent, version),
+                escalations=self.escalations.labels(agent, version),
+                safety=self.safety.labels(agent, version),
+                by_status={},
+                tools={},
+                tool_errors={},
+            )
+        return found
+
+    def observe_interaction(self, record: InteractionRecord) -> None:
+        """Count one finished interaction (eval and shadow traffic only in the offline counter)."""
+        agent, version = record.agent, record.version
+        if record.traffic_source in OFFLINE_TRAFFIC:
+            self.offline.labels(agent, record.traffic_source).inc()
+            return
+        ch = self._for(agent, version)
+        status = ch.by_status.get(record.status)
+        if status is None:
+            status = ch.by_status[record.status] = self.interactions.labels(agent, version, record.status)
+        status.inc()
+        ch.latency.observe(record.latency_ms / 1000)
+        ch.cost_hist.observe(record.cost_usd)
+        if record.cost_usd:
+            ch.cost_total.inc(record.cost_usd)
+        if record.status == "escalated":
+            ch.escalations.inc()
+        if is_safety_incident(record):
+            ch.safety.inc()
+        for t in record.tool_calls:
+            key = (t.name, t.status)
+            counter = ch.tools.get(key)
+            if counter is None:
+                counter = ch.tools[key] = self.tool_calls.labels(agent, version, t.name, t.status)
+            counter.inc()
+            if t.status != "success":
+                err = ch.tool_errors.get(t.name)
+                if err is None:
+                    err = ch.tool_errors[t.name] = self.tool_errors.labels(agent, version, t.name)
+                err.inc()
+        for c in record.llm_calls:
+            key2 = (c.provider, c.model, agent, version, c.status)
+            found = self._llm.get(key2)
+            if found is None:
+                base = (sc.OP_CHAT, c.provider, c.model, agent, version)
+                found = self._llm[key2] = (
+                    self.token_usage.labels(*base, "input"),
+                    self.token_usage.labels(*base, "output"),
+                    self.operation_duration.labels(*base, "" if c.status == "ok" else "error"),
+                )
+            found[0].observe(c.input_tokens)
+            found[1].observe(c.output_tokens)
+            found[2].observe(c.duration_ms / 1000)
+
+    def observe_feedback(
+        self, record: InteractionRecord, thumbs: int | None = None, score: float | None = None
+    ) -> None:
+        """Count one piece of user feedback on a production interaction."""
+        if record.traffic_source in OFFLINE_TRAFFIC:
+            return
+        if thumbs is not None:
+            self.feedback.labels(record.agent, record.version, "up" if thumbs > 0 else "down").inc()
+        if score is not None:
+            self.score.labels(record.agent, record.version).observe(score)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
