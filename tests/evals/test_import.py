@@ -170,12 +170,12 @@ def test_openai_evals_jsonl() -> None:
         ('{"input": "x"', "line 2: not valid JSON"),
         ('{"ideal": "x"}', "line 2: needs input"),
         ('{"id": "a", "input": "x", "expected": "y", "colour": 1}', "line 2: cases[1] (id 'a').colour: unknown key"),
-        ('{"id": "line-1", "input": "x", "expected": "y"}', "line 2: cases[1] (id 'line-1').id: duplicate id"),
+        ('{"id": "same", "input": "x", "expected": "y"}', "line 2: cases[1] (id 'same').id: duplicate id"),
     ],
 )
 def test_bad_jsonl_names_the_line(tmp_path: Path, line: str, expected: str) -> None:
     p = tmp_path / "cases.jsonl"
-    p.write_text('{"input": "ok", "ideal": "fine"}\n' + line + "\n")
+    p.write_text('{"id": "same", "input": "ok", "ideal": "fine"}\n' + line + "\n")
     with pytest.raises(SuiteError) as err:
         load_suite(p)
     assert any(expected in x for x in err.value.problems), err.value.problems

@@ -41,6 +41,20 @@ def _import_failure(module: str, e: BaseException) -> EntryPointError:
     )
 
 
+def _forget_if_from_elsewhere(module_name: str, folder: Path) -> None:
+    """A module of the same name imported earlier from another project folder must not stand in
+    for this project's own file (one process can load several projects: tests, the server)."""
+    module = sys.modules.get(module_name)
+    own = folder.joinpath(*module_name.split("."))
+    if module is None or not (own.with_suffix(".py").is_file() or (own / "__init__.py").is_file()):
+        return
+    current = getattr(module, "__file__", None)
+    if current is None or not Path(current).resolve().is_relative_to(folder):
+        for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
 def load_entry(entry: str, *, root: Path | str | None = None) -> AgentSpec:
     """Import the agent function `entry` (`package.module:function`) and return its spec.
 
@@ -55,9 +69,12 @@ def load_entry(entry: str, *, root: Path | str | None = None) -> AgentSpec:
     if not sep or not module_name or not attr:
         raise EntryPointError(f"entry {entry!r} is not of the form 'package.module:function'", hint=_HINT)
     folder = str(Path(root).resolve() if root is not None else Path.cwd())
-    if folder not in sys.path:
+    if not sys.path or sys.path[0] != folder:
+        if folder in sys.path:
+            sys.path.remove(folder)
         sys.path.insert(0, folder)
         importlib.invalidate_caches()
+    _forget_if_from_elsewhere(module_name, Path(folder))
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # any import-time failure is the user's code, reported, not raised

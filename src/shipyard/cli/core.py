@@ -172,20 +172,17 @@ def versions(
         seen = {row["version"]: row for row in store.list_agent_versions()}
     finally:
         store.close()
-    table = Table(title="Agent versions")
-    for col in ("agent", "version id", "label", "code", "prompts", "model", "", "first seen"):
-        table.add_column(col)
+    table = Table(title="Agent versions", caption="components: content hashes of code/prompts/model")
+    for col in ("version id", "", "components", "last run"):
+        table.add_column(col, no_wrap=True)
     for name in names:
         for i, v in enumerate(agent_versions(cfg, name)):
             row = seen.get(v.id)
+            c = v.components
             table.add_row(
-                name,
                 v.id,
-                v.label,
-                v.components["code"][:7],
-                v.components["prompts"][:7] or "-",
-                v.components["model"][:7],
                 "[green]current[/]" if i == 0 else "",
-                str(row["first_seen"])[:19] if row else "[dim]never run[/]",
+                f"{c['code'][:7]}/{c['prompts'][:7] or '-'}/{c['model'][:7]}",
+                str(row["last_seen"])[:16] if row else "[dim]never[/]",
             )
     console.print(table)

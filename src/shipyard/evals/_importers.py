@@ -58,8 +58,12 @@ def _unique(ids: list[str]) -> list[str]:
 
 
 def _finish(cases: list[dict[str, Any]], name: str, description: str, path: Path, kind: str) -> Suite:
-    for c, cid in zip(cases, _unique([c["id"] for c in cases]), strict=True):
-        c["id"] = cid
+    """Build the suite; ids the importer made up (marked `_made_id`) get -2, -3 suffixes when they
+    collide, while ids the file gave must be unique already."""
+    made = [c for c in cases if c.pop("_made_id", False)]
+    given = {c["id"] for c in cases if c not in made}
+    for c, cid in zip(made, _unique([c["id"] for c in made]), strict=True):
+        c["id"] = cid if cid not in given else f"{cid}-x"
     if not cases:
         raise SuiteError(str(path), [f"no test cases found in this {kind} file"])
     suite = parse_suite({"name": name, "description": description, "cases": cases}, path)
@@ -210,7 +214,7 @@ def _pf_tests(data: dict[str, Any], path: Path, problems: _Problems) -> list[Any
         return []
     out: list[Any] = []
     for i, t in enumerate(refs):
-        if isinstance(t, str):
+        if isinstance(t, str) and t.startswith("file://"):
             ref = Path(t.removeprefix("file://"))
             ref = ref if ref.is_absolute() else path.parent / ref
             if ref.suffix not in (".yaml", ".yml", ".json"):
@@ -292,6 +296,7 @@ def from_promptfoo(
             cid = f"test-{hashlib.sha1(digest).hexdigest()[:8]}"
         case: dict[str, Any] = {
             "id": cid,
+            "_made_id": True,
             "input": str(variables[key]),
             "assert": asserts,
             "metadata": {
@@ -401,6 +406,7 @@ def from_adk(data: Any, path: Path, lines: Lines | None = None, *, name: str | N
                     f"query-{i + 1}", [(item["query"], item.get("reference"))], expected_tools, criteria, {}
                 )
             )
+            cases[-1]["_made_id"] = True
         problems.raise_if_any()
         return _finish(cases, name or path.name.split(".")[0], "", path, "adk")
     if not isinstance(data, dict) or not isinstance(data.get("eval_cases"), list):
@@ -411,6 +417,7 @@ def from_adk(data: Any, path: Path, lines: Lines | None = None, *, name: str | N
             problems.add(("eval_cases", i), label, "must be an object")
             continue
         cid = str(ec.get("eval_id") or f"case-{i + 1}")
+        made_id = not ec.get("eval_id")
         label = f"{label} (eval_id {cid!r})"
         conv = ec.get("conversation")
         if not isinstance(conv, list) or not conv:
@@ -446,7 +453,7 @@ def from_adk(data: Any, path: Path, lines: Lines | None = None, *, name: str | N
             session = ec.get("session_input")
             if isinstance(session, dict) and session.get("state"):
                 meta["session_state"] = session["state"]
-            cases.append(_adk_case(cid, turns, tools, criteria, meta))
+            cases.append({**_adk_case(cid, turns, tools, criteria, meta), "_made_id": made_id})
     problems.raise_if_any()
     desc = str(data.get("description") or "")
     return _finish(
@@ -466,7 +473,11 @@ def _jsonl_case(row: dict[str, Any], n: int) -> dict[str, Any]:
     raw = row["input"]
     ideal = row.get("ideal")
     meta: dict[str, Any] = {"line": n}
-    case: dict[str, Any] = {"id": str(row.get("id") or f"line-{n}"), "metadata": meta}
+    case: dict[str, Any] = {
+        "id": str(row.get("id") or f"line-{n}"),
+        "metadata": meta,
+        "_made_id": "id" not in row,
+    }
     if isinstance(raw, str):
         case["input"] = raw
     elif isinstance(raw, list) and raw:

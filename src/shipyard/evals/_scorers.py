@@ -182,10 +182,10 @@ def coerce_result(name: str, out: Any) -> ScoreResult:
     if isinstance(out, ScoreResult):
         return out
     if isinstance(out, bool):
-        return ScoreResult(name, out, 1.0 if out else 0.0)
+        return ScoreResult(name, out, 1.0 if out else 0.0, f"returned {out}")
     if isinstance(out, int | float) and math.isfinite(out):
         score = min(max(float(out), 0.0), 1.0)
-        return ScoreResult(name, score >= 0.5, score)
+        return ScoreResult(name, score >= 0.5, score, f"score {score:.2f}")
     if isinstance(out, dict) and "pass" in out:
         passed = out["pass"]
         if not isinstance(passed, bool):

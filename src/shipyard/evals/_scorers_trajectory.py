@@ -73,13 +73,14 @@ def trajectory_score(spec: dict[str, Any], calls: list[dict[str, Any]]) -> tuple
 
     The score is the fraction of expected calls matched (the idea of ADK's tool_trajectory_avg_score);
     forbidden tools and call-count limits fail the case outright."""
-    exp = spec.get("calls") or []
+    given = spec.get("calls")
+    exp = given or []
     mode = spec.get("mode", "exact")
     default = spec.get("args_match")
     names = [c["name"] for c in calls]
     mismatch = ""
     score = 1.0
-    if exp or mode in ("exact", "any_order", "subset"):
+    if given is not None:
         if mode == "exact":
             hits = sum(call_matches(e, a, default) for e, a in zip(exp, calls, strict=False))
             denom = max(len(exp), len(calls))

@@ -100,7 +100,9 @@ class Trajectory(StrictModel):
     (every call made is one of these), superset (all of these were made, others allowed)."""
 
     mode: TrajectoryMode = "exact"
-    calls: list[ExpectedCall] = Field(default_factory=list)
+    calls: list[ExpectedCall] | None = Field(
+        None, description="omitted: only forbidden / max_calls are checked; []: no tool may be called (exact)"
+    )
     forbidden: list[str] = Field(default_factory=list, description="tools that must never be called")
     max_calls: dict[str, int] = Field(default_factory=dict, description="tool -> most calls allowed")
     args_match: ArgsMatch | None = Field(None, description="default for calls that set none")

@@ -1,1 +1,5 @@
-"""flags package."""
+"""Flag definitions (flagd JSON format), evaluation, OpenFeature provider."""
+
+from shipyard.flags._fractional import bucket, fractional
+
+__all__ = ["bucket", "fractional"]

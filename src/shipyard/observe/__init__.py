@@ -1,6 +1,25 @@
 """Structured logs, OpenTelemetry traces and metrics, KPIs and alert rules."""
 
 from shipyard.observe import _semconv as semconv
+from shipyard.observe._alerts import (
+    AlertEngine,
+    AlertState,
+    KpiSource,
+    Transition,
+    judge,
+    overall_status,
+    source_from_samples,
+)
+from shipyard.observe._kpis import Kpis, KpiWindow, Sample, compute_kpis, rating_of, samples_from_records
+from shipyard.observe._logging import (
+    configure_logging,
+    log_event,
+    log_feedback,
+    log_interaction,
+    redact_arguments,
+    redact_text,
+)
+from shipyard.observe._metrics import OFFLINE_TRAFFIC, Metrics, is_safety_incident
 from shipyard.observe._tracing import (
     add_exporter,
     end_span,
@@ -14,11 +33,33 @@ from shipyard.observe._tracing import (
 from shipyard.observe._tree import trace_tree_lines
 
 __all__ = [
+    "OFFLINE_TRAFFIC",
+    "AlertEngine",
+    "AlertState",
+    "KpiSource",
+    "KpiWindow",
+    "Kpis",
+    "Metrics",
+    "Sample",
+    "Transition",
     "add_exporter",
+    "compute_kpis",
+    "configure_logging",
     "end_span",
     "get_tracer",
     "hex_trace_id",
+    "is_safety_incident",
+    "judge",
+    "log_event",
+    "log_feedback",
+    "log_interaction",
+    "overall_status",
+    "rating_of",
+    "redact_arguments",
+    "redact_text",
+    "samples_from_records",
     "semconv",
+    "source_from_samples",
     "start_span",
     "to_record",
     "to_records",

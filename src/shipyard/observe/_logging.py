@@ -65,7 +65,9 @@ def configure_logging(
     if json:
         processors.append(_orjson)
         binary = getattr(out, "buffer", None) if not _is_binary(out) else out
-        factory = structlog.BytesLoggerFactory(binary) if binary is not None else (lambda *_: _TextLogger(out))
+        factory = (
+            structlog.BytesLoggerFactory(binary) if binary is not None else (lambda *_: _TextLogger(out))
+        )
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
         factory = structlog.PrintLoggerFactory(out)

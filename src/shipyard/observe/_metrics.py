@@ -87,11 +87,18 @@ class Metrics:
             registry=r,
         )
         self.duration = Histogram(
-            "shipyard_interaction_duration_seconds", "End-to-end interaction latency.", av,
-            buckets=LATENCY_BUCKETS, registry=r,
+            "shipyard_interaction_duration_seconds",
+            "End-to-end interaction latency.",
+            av,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.cost = Histogram(
-            "shipyard_interaction_cost_usd", "Cost of one interaction in USD.", av, buckets=COST_BUCKETS, registry=r
+            "shipyard_interaction_cost_usd",
+            "Cost of one interaction in USD.",
+            av,
+            buckets=COST_BUCKETS,
+            registry=r,
         )
         self.cost_total = Counter("shipyard_cost_usd", "Money spent on model calls in USD.", av, registry=r)
         self.escalations = Counter(
@@ -101,24 +108,37 @@ class Metrics:
             "shipyard_safety_incidents", "Blocked interactions and guardrail blocks.", av, registry=r
         )
         self.tool_calls = Counter(
-            "shipyard_tool_calls", "Tool calls by tool and result status.", [*av, "tool", "status"], registry=r
+            "shipyard_tool_calls",
+            "Tool calls by tool and result status.",
+            [*av, "tool", "status"],
+            registry=r,
         )
         self.tool_errors = Counter(
             "shipyard_tool_errors", "Tool calls that did not succeed.", [*av, "tool"], registry=r
         )
         self.feedback = Counter("shipyard_feedback", "User thumbs up / down.", [*av, "thumbs"], registry=r)
         self.score = Histogram(
-            "shipyard_feedback_score", "User satisfaction scores (e.g. CSAT 1-5).", av,
-            buckets=SCORE_BUCKETS, registry=r,
+            "shipyard_feedback_score",
+            "User satisfaction scores (e.g. CSAT 1-5).",
+            av,
+            buckets=SCORE_BUCKETS,
+            registry=r,
         )
         gen_ai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "agent", "version")
         self.token_usage = Histogram(
-            _prom(sc.METRIC_TOKEN_USAGE), "Tokens used per model call (GenAI semantic conventions).",
-            [*gen_ai, _prom(sc.TOKEN_TYPE)], buckets=TOKEN_BUCKETS, registry=r,
+            _prom(sc.METRIC_TOKEN_USAGE),
+            "Tokens used per model call (GenAI semantic conventions).",
+            [*gen_ai, _prom(sc.TOKEN_TYPE)],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
         )
         self.operation_duration = Histogram(
-            _prom(sc.METRIC_OPERATION_DURATION), "Duration of model calls (GenAI semantic conventions).",
-            [*gen_ai, "error_type"], buckets=DURATION_BUCKETS, unit="seconds", registry=r,
+            _prom(sc.METRIC_OPERATION_DURATION),
+            "Duration of model calls (GenAI semantic conventions).",
+            [*gen_ai, "error_type"],
+            buckets=DURATION_BUCKETS,
+            unit="seconds",
+            registry=r,
         )
         self._children: dict[tuple[str, str], _Children] = {}
         self._llm: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}

@@ -132,6 +132,10 @@ def pick_version(versions: list[AgentVersion], ref: str | None) -> AgentVersion:
     for v in versions:
         if v.matches(ref):
             return v
+    # a label prefix that names exactly one version: "1.1" for "1.1.0"
+    by_prefix = [v for v in versions if v.label.startswith(ref + ".")]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
     known = ", ".join(v.id for v in versions)
     raise NotFoundError(
         f"agent {versions[0].agent!r} has no version {ref!r} (known: {known})",

@@ -1,0 +1,144 @@
+"""The core commands as a user meets them: init, run, versions, version, and clean errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def starter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHIPYARD_CONFIG", raising=False)
+    monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
+    result = runner.invoke(app, ["init", "proj"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(tmp_path / "proj")
+    return tmp_path / "proj"
+
+
+def test_init_writes_a_project_that_runs_at_once(starter: Path) -> None:
+    for f in (
+        "shipyard.yaml",
+        "agent.py",
+        "prompts/assistant/system_prompt.txt",
+        "prompts/assistant/version.txt",
+        "rules/assistant.yaml",
+        "evals/assistant/smoke.yaml",
+    ):
+        assert (starter / f).is_file(), f
+    result = runner.invoke(app, ["run", "assistant", "What is 2 plus 3?", "--session", "s1"])
+    assert result.exit_code == 0, result.output
+    assert "The answer is 5.0." in result.output
+    assert '[User Request] "What is 2 plus 3?"' in result.output
+    assert '+-- [Tool Call] add(a="2", b="3")' in result.output and "Status: success" in result.output
+    assert "Total: " in result.output and "Cost: $" in result.output
+    # the interaction was recorded: the version shows as run
+    versions = runner.invoke(app, ["versions"])
+    assert (
+        versions.exit_code == 0 and "assistant@0.1.0+" in versions.output and "never" not in versions.output
+    )
+
+
+def test_init_keeps_existing_files(starter: Path) -> None:
+    (starter / "agent.py").write_text("# mine\n")
+    result = runner.invoke(app, ["init", "."])
+    assert result.exit_code == 0 and "kept" in result.output
+    assert (starter / "agent.py").read_text() == "# mine\n"
+
+
+def test_run_json_record(starter: Path) -> None:
+    import json
+
+    result = runner.invoke(app, ["run", "assistant", "1 + 1", "--json"])
+    record = json.loads(result.output)
+    assert record["status"] == "completed" and record["tool_calls"][0]["name"] == "add"
+    assert {s["name"] for s in record["spans"]} >= {"invoke_agent assistant", "execute_tool add"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nobody", "hi"], "no agent named 'nobody'"),
+        (["run", "assistant", "hi", "--version", "7.7.7"], "has no version '7.7.7'"),
+    ],
+)
+def test_unknown_names_exit_2(starter: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_names_file_field_and_line(starter: Path) -> None:
+    cfg = starter / "shipyard.yaml"
+    cfg.write_text(cfg.read_text().replace("    tier: small\n", "    tier: small\n    tempreture: 1\n"))
+    result = runner.invoke(app, ["run", "assistant", "hi"])
+    assert result.exit_code == 2
+    assert "shipyard.yaml" in result.output and "models.scripted.tempreture" in result.output
+    assert "line 10" in result.output and "unknown key" in result.output
+
+
+def test_entry_point_that_does_not_import(starter: Path) -> None:
+    (starter / "agent.py").write_text("import no_such_package_xyz\n")
+    result = runner.invoke(app, ["run", "assistant", "hi"])
+    assert (
+        result.exit_code == 2 and "no_such_package_xyz" in result.output and "Traceback" not in result.output
+    )
+
+
+def test_missing_api_key_env(starter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_TEST_KEY", raising=False)
+    cfg = starter / "shipyard.yaml"
+    cfg.write_text(
+        cfg.read_text()
+        .replace(
+            "agents:",
+            "  remote:\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    api_key_env: SHOP_TEST_KEY\n"
+            "agents:",
+        )
+        .replace("model: {name: scripted}", "model: {name: remote}")
+    )
+    result = runner.invoke(app, ["run", "assistant", "hi"])
+    assert result.exit_code == 2 and "SHOP_TEST_KEY" in result.output
+
+
+def test_failed_interaction_exits_1(starter: Path) -> None:
+    cfg = starter / "shipyard.yaml"
+    cfg.write_text(
+        cfg.read_text()
+        .replace(
+            "agents:",
+            "  dead:\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    max_retries: 0\nagents:",
+        )
+        .replace("model: {name: scripted}", "model: {name: dead}")
+    )
+    result = runner.invoke(app, ["run", "assistant", "1 + 2"])
+    assert result.exit_code == 1 and "FAILED" in result.output and "model call failed" in result.output
+
+
+def test_no_config_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHIPYARD_CONFIG", raising=False)
+    result = runner.invoke(app, ["run", "assistant", "hi"])
+    assert result.exit_code == 2 and "shipyard init" in result.output
+
+
+def test_version_and_help_with_examples() -> None:
+    assert runner.invoke(app, ["version"]).output.startswith("shipyard ")
+    for cmd in (
+        ["init"],
+        ["run"],
+        ["versions"],
+        ["demo"],
+        ["mock-llm"],
+        ["prompts", "lint"],
+        ["prompts", "diff"],
+    ):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, cmd
