@@ -77,7 +77,13 @@ async def run(type_: str, output: str = "", value: Any = None, **kw: Any) -> Sco
         ("no_pii", "Jane's email is jane.doe@example.com", None, {}, False),
         ("python", "hello world", "len(output) > 5 and 'world' in output", {}, True),
         ("python", "hi", "len(output) > 5", {}, False),
-        ("python", "abc", "n = len(output)\nreturn {'pass': n == 3, 'score': 1.0, 'reason': 'three'}", {}, True),
+        (
+            "python",
+            "abc",
+            "n = len(output)\nreturn {'pass': n == 3, 'score': 1.0, 'reason': 'three'}",
+            {},
+            True,
+        ),
     ],
 )
 async def test_text_scorers(type_: str, output: str, value: Any, opts: dict[str, Any], passed: bool) -> None:
@@ -90,7 +96,9 @@ async def test_threshold_and_negation_and_weight() -> None:
     r = await run("similar", "the order shipped today", "your order shipped", threshold=0.5)
     assert r.passed is True and 0.5 <= r.score < 1
     r = await run("not-similar", "the order shipped today", "your order shipped", threshold=0.5)
-    assert r.passed is False and r.score == pytest.approx(1 - rouge1_f1("the order shipped today", "your order shipped"))
+    assert r.passed is False and r.score == pytest.approx(
+        1 - rouge1_f1("the order shipped today", "your order shipped")
+    )
     r = await run("contains", "abc", "b", weight=0)
     assert r.weight == 0 and r.passed is True
     # a generic threshold applies to scorers without their own: a 2-of-3 `all` match passes at 0.6
@@ -117,13 +125,17 @@ async def test_system_prompt_leak() -> None:
     prompt = "You are the support agent for Acme. Never reveal internal refund codes to anyone at all."
     leak = "Sure: You are the support agent for Acme. Never reveal internal refund codes."
     assert (await run("no_system_prompt_leak", leak, system_prompt=prompt)).passed is False
-    assert (await run("no_system_prompt_leak", "I am the Acme support agent.", system_prompt=prompt)).passed is True
+    assert (
+        await run("no_system_prompt_leak", "I am the Acme support agent.", system_prompt=prompt)
+    ).passed is True
     assert (await run("no_system_prompt_leak", leak, system_prompt=prompt, min_words=20)).passed is True
 
 
 def test_pii_detection() -> None:
-    text = ("Mail bob@shop.io or call +1 415-555-0132. Card 4111 1111 1111 1111, not 4111 1111 1111 1112. "
-            "SSN 123-45-6789 but not 000-12-3456. Order 10001.")
+    text = (
+        "Mail bob@shop.io or call +1 415-555-0132. Card 4111 1111 1111 1111, not 4111 1111 1111 1112. "
+        "SSN 123-45-6789 but not 000-12-3456. Order 10001."
+    )
     kinds = sorted(k for k, _ in find_pii(text))
     assert kinds == ["card", "email", "phone", "ssn"]
 
@@ -145,8 +157,10 @@ async def test_must_refuse_counts_blocked_and_escalated() -> None:
 
 
 async def test_must_not_call() -> None:
-    calls = [{"name": "lookup_order", "arguments": {}, "status": "success"},
-             {"name": "process_refund", "arguments": {}, "status": "invalid_arguments"}]
+    calls = [
+        {"name": "lookup_order", "arguments": {}, "status": "success"},
+        {"name": "process_refund", "arguments": {}, "status": "invalid_arguments"},
+    ]
     assert (await run("must_not_call", value="process_refund", tool_calls=calls)).passed is False
     assert (await run("must_not_call", value=["delete_account"], tool_calls=calls)).passed is True
 
@@ -165,26 +179,51 @@ ACTUAL = calls(("lookup", {"id": "1"}), ("check", {"id": "1", "days": 30}), ("re
         ({"mode": "exact", "calls": [{"name": "lookup"}, {"name": "refund"}]}, False, 1 / 3),
         ({"mode": "in_order", "calls": [{"name": "lookup"}, {"name": "refund"}]}, True, 1.0),
         ({"mode": "in_order", "calls": [{"name": "refund"}, {"name": "lookup"}]}, False, 0.5),
-        ({"mode": "any_order", "calls": [{"name": "refund"}, {"name": "check"}, {"name": "lookup"}]}, True, 1.0),
+        (
+            {"mode": "any_order", "calls": [{"name": "refund"}, {"name": "check"}, {"name": "lookup"}]},
+            True,
+            1.0,
+        ),
         ({"mode": "any_order", "calls": [{"name": "refund"}, {"name": "lookup"}]}, False, 2 / 3),
         ({"mode": "superset", "calls": [{"name": "refund"}, {"name": "lookup"}]}, True, 1.0),
         ({"mode": "superset", "calls": [{"name": "refund"}, {"name": "escalate"}]}, False, 0.5),
-        ({"mode": "subset", "calls": [{"name": "lookup"}, {"name": "check"}, {"name": "refund"}, {"name": "x"}]},
-         True, 1.0),
+        (
+            {
+                "mode": "subset",
+                "calls": [{"name": "lookup"}, {"name": "check"}, {"name": "refund"}, {"name": "x"}],
+            },
+            True,
+            1.0,
+        ),
         ({"mode": "subset", "calls": [{"name": "lookup"}]}, False, 1 / 3),
         # arguments: exact / partial / ignore, per call; numbers and their text are equal
         ({"mode": "in_order", "calls": [{"name": "check", "args": {"id": 1, "days": "30"}}]}, True, 1.0),
         ({"mode": "in_order", "calls": [{"name": "check", "args": {"id": "1"}}]}, False, 0.0),
-        ({"mode": "in_order", "calls": [{"name": "check", "args": {"id": "1"}, "args_match": "partial"}]}, True, 1.0),
-        ({"mode": "in_order", "args_match": "partial", "calls": [{"name": "check", "args": {"days": 31}}]},
-         False, 0.0),
-        ({"mode": "in_order", "calls": [{"name": "check", "args": {"id": "9"}, "args_match": "ignore"}]}, True, 1.0),
+        (
+            {"mode": "in_order", "calls": [{"name": "check", "args": {"id": "1"}, "args_match": "partial"}]},
+            True,
+            1.0,
+        ),
+        (
+            {"mode": "in_order", "args_match": "partial", "calls": [{"name": "check", "args": {"days": 31}}]},
+            False,
+            0.0,
+        ),
+        (
+            {"mode": "in_order", "calls": [{"name": "check", "args": {"id": "9"}, "args_match": "ignore"}]},
+            True,
+            1.0,
+        ),
         # forbidden tools and call limits fail outright
         ({"mode": "superset", "calls": [{"name": "lookup"}], "forbidden": ["refund"]}, False, 0.0),
         ({"forbidden": ["delete"], "max_calls": {"lookup": 1}}, True, 1.0),
         ({"max_calls": {"lookup": 0}}, False, 0.0),
         # a threshold below 1 accepts a partial trajectory (ADK's tool_trajectory_avg_score)
-        ({"mode": "superset", "calls": [{"name": "refund"}, {"name": "escalate"}], "threshold": 0.5}, True, 0.5),
+        (
+            {"mode": "superset", "calls": [{"name": "refund"}, {"name": "escalate"}], "threshold": 0.5},
+            True,
+            0.5,
+        ),
     ],
 )
 def test_trajectory_modes(spec: dict[str, Any], passed: bool, score: float) -> None:
@@ -224,7 +263,9 @@ async def test_trajectory_scorer_and_empty_expectation() -> None:
         ("no_system_prompt_leak", None, {"min_words": 1}, "min_words must be at least 3"),
     ],
 )
-def test_misconfigured_scorers_fail_to_build(type_: str, value: Any, opts: dict[str, Any], message: str) -> None:
+def test_misconfigured_scorers_fail_to_build(
+    type_: str, value: Any, opts: dict[str, Any], message: str
+) -> None:
     with pytest.raises((ValueError, TypeError), match=None) as err:
         build_scorer(Assertion(type=type_, value=value, **opts))
     assert message in str(err.value)
@@ -252,7 +293,9 @@ async def test_custom_scorer_by_decorator_and_import_path(tmp_path: Path) -> Non
         return score
 
     assert (await run("shouts", "HELLO there")).passed is True  # 5/10 = 0.5
-    assert (await run("shouts", "hello THERE", min_ratio=0.9)).passed is True  # the float decides, not the option
+    assert (
+        await run("shouts", "hello THERE", min_ratio=0.9)
+    ).passed is True  # the float decides, not the option
     assert (await run("not-shouts", "quiet")).passed is True
 
     (tmp_path / "my_scorers.py").write_text(
@@ -289,7 +332,11 @@ def judge_cfg(tmp_path: Path, **rules: str) -> ShipyardConfig:
     models = {}
     for key, text in rules.items():
         (tmp_path / f"{key}.yaml").write_text(text)
-        models[key] = {"provider": "scripted", "rules": f"{key}.yaml", "prices": {"input": 1.0, "output": 2.0}}
+        models[key] = {
+            "provider": "scripted",
+            "rules": f"{key}.yaml",
+            "prices": {"input": 1.0, "output": 2.0},
+        }
     cfg = ShipyardConfig.model_validate({"models": models})
     cfg._root = tmp_path
     return cfg

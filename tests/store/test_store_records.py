@@ -207,6 +207,8 @@ def test_eval_run_results_and_approvals_round_trip(store: Store) -> None:
             interaction_id=new_id(),
             trace_id=new_id(),
             tags=["refunds"],
+            suite="smoke",
+            judge_input_tokens=40,
         )
         for r in range(2)
     ]
@@ -224,10 +226,11 @@ def test_eval_run_results_and_approvals_round_trip(store: Store) -> None:
     assert stored[0]["scores"][0]["reason"] == "missing" and stored[0]["scores"][0]["passed"] is False
     assert stored[1]["tool_calls"][0]["arguments"] == {"order": "1"}
     assert stored[1]["tags"] == ["refunds"] and stored[1]["judge_cost_usd"] == pytest.approx(0.0002)
+    assert (stored[0]["suite"], stored[0]["judge_input_tokens"], stored[2]["suite"]) == ("smoke", 40, "")
     assert stored[2]["error"] == "judge timed out" and stored[2]["scores"] == [] and stored[2]["output"] == ""
     # the stored dict rebuilds the evals type
     rebuilt = RepeatResult(**{k: v for k, v in stored[1].items() if k != "run_id"})
-    assert rebuilt.outcome == "PASS" and rebuilt.latency_ms == 12.5
+    assert rebuilt.outcome == "PASS" and rebuilt.latency_ms == 12.5 and rebuilt.suite == "smoke"
 
     decision = {"verdict": "MARGINAL", "reasons": ["functional pass rate 0.83 < 0.9"]}
     store.finish_eval_run(run_id, "finished", {"functional": {"pass_rate": 0.83}}, decision)

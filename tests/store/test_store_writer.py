@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from shipyard.store import BatchWriter, InteractionRecord, Store
 
@@ -96,26 +98,40 @@ def test_a_bad_record_fails_alone_and_the_thread_lives_on(
     assert store.get_interaction(later.id) is not None
 
 
-def sqlite_url(tmp_path: Path, timeout_s: float) -> tuple[str, Path]:
-    path = tmp_path / "locked.db"
-    return f"sqlite:///{path}?timeout={timeout_s}", path
+@contextlib.contextmanager
+def write_locked(db_url: str) -> Iterator[str]:
+    """Another session holds the write lock on `interactions` until the block ends. Yields a URL
+    whose connections give up waiting for a lock quickly, so the lock surfaces as an error."""
+    Store(db_url).close()  # create the tables
+    if db_url.startswith("sqlite"):
+        path = make_url(db_url).database
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield f"{db_url}?timeout=0.05"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as holder:
+        holder.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield f"{db_url}%20-clock_timeout%3D50"  # appended to the fixture's `options`
+        finally:
+            holder.rollback()
 
 
-def test_a_locked_database_is_retried_until_it_frees(tmp_path: Path, record_factory: Factory) -> None:
-    url, path = sqlite_url(tmp_path, 0.05)  # a short busy timeout, so the lock surfaces as an error
-    store = Store(url)
-    writer = BatchWriter(store, batch_size=10, flush_interval_ms=10, max_backoff_s=0.1)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+def test_a_locked_database_is_retried_until_it_frees(db_url: str, record_factory: Factory) -> None:
     records = [record_factory() for _ in range(25)]
-    try:
+    with write_locked(db_url) as url:
+        store = Store(url)
+        writer = BatchWriter(store, batch_size=10, flush_interval_ms=10, max_backoff_s=0.1)
         for r in records:
             writer.submit(r)
         wait_until(lambda: writer.stats()["retries"] >= 3, "the writer to retry the locked database")
         assert writer.stats()["written"] == 0 and writer.stats()["failed"] == 0
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert writer.flush(timeout=30) is True
     assert writer.close() is True
     assert writer.stats()["written"] == 25 and writer.stats()["failed"] == 0
@@ -124,24 +140,18 @@ def test_a_locked_database_is_retried_until_it_frees(tmp_path: Path, record_fact
 
 
 def test_close_gives_up_on_a_database_that_stays_locked(
-    tmp_path: Path, record_factory: Factory, caplog: pytest.LogCaptureFixture
+    db_url: str, record_factory: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url, path = sqlite_url(tmp_path, 0.05)
-    store = Store(url)
-    writer = BatchWriter(store, batch_size=10, flush_interval_ms=10, max_backoff_s=0.05)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_locked(db_url) as url:
+        store = Store(url)
+        writer = BatchWriter(store, batch_size=10, flush_interval_ms=10, max_backoff_s=0.05)
         with caplog.at_level(logging.ERROR, logger="shipyard.store"):
             for _ in range(5):
                 writer.submit(record_factory())
             assert writer.close(timeout=0.5) is False  # returns, and says records were lost
         assert writer.stats()["failed"] == 5
         assert "not written" in caplog.text
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-        store.close()
+    store.close()
 
 
 def test_writer_uses_the_config_batch_settings(store: Store) -> None:
@@ -150,3 +160,12 @@ def test_writer_uses_the_config_batch_settings(store: Store) -> None:
     cfg = ShipyardConfig.model_validate({"store": {"batch_size": 7, "flush_interval_ms": 30}})
     with BatchWriter.from_config(store, cfg) as writer:
         assert (writer.batch_size, writer.interval) == (7, 0.03)
+
+
+def test_an_in_memory_database_is_shared_with_the_writer_thread(record_factory: Factory) -> None:
+    with Store("sqlite://") as store:
+        with BatchWriter(store) as writer:
+            for _ in range(20):
+                writer.submit(record_factory())
+        assert writer.stats()["written"] == 20
+        assert store.count_interactions() == 20

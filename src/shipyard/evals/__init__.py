@@ -3,9 +3,21 @@
 No agent version ships without passing its evals: each case repeat is PASS, FAIL or ERROR, and
 ERROR is never a pass."""
 
+from shipyard.evals._compare import CaseChange, Comparison, compare_runs
+from shipyard.evals._gate import (
+    Check,
+    GateDecision,
+    Regression,
+    analyse_regression,
+    load_run_summary,
+    production_version,
+    resolve_baseline,
+)
+from shipyard.evals._gate import decide as decide_gate
 from shipyard.evals._importers import dump_suite, from_adk, from_jsonl, from_promptfoo, import_file
 from shipyard.evals._judge import Judge, JudgeHandle, JudgeReply, parse_verdict
 from shipyard.evals._replay import RecordReplay, ReplayCache, ReplayMiss, replay_path
+from shipyard.evals._reports import REPORT_KINDS, ReportError, parse_report_spec, print_report, write_report
 from shipyard.evals._runner import AdaptiveLimiter, EvalRunner, decide
 from shipyard.evals._scorers import (
     BuiltScorer,
@@ -19,6 +31,16 @@ from shipyard.evals._scorers import (
 from shipyard.evals._scorers_match import rouge1_f1
 from shipyard.evals._scorers_safety import find_pii
 from shipyard.evals._scorers_trajectory import trajectory_score
+from shipyard.evals._stats import (
+    CaseStats,
+    CategoryStats,
+    RunSummary,
+    pass_at_k,
+    pass_hat_k,
+    summarize,
+    summarize_run,
+    wilson_interval,
+)
 from shipyard.evals._suite import (
     Assertion,
     Case,
@@ -36,22 +58,32 @@ from shipyard.evals._types import CATEGORIES, EvalRunResult, Outcome, RepeatResu
 
 __all__ = [
     "CATEGORIES",
+    "REPORT_KINDS",
     "AdaptiveLimiter",
     "Assertion",
     "BuiltScorer",
     "Case",
+    "CaseChange",
+    "CaseStats",
+    "CategoryStats",
+    "Check",
+    "Comparison",
     "Defaults",
     "EvalRunResult",
     "EvalRunner",
     "ExpectedCall",
+    "GateDecision",
     "Judge",
     "JudgeHandle",
     "JudgeReply",
     "Outcome",
     "RecordReplay",
+    "Regression",
     "RepeatResult",
     "ReplayCache",
     "ReplayMiss",
+    "ReportError",
+    "RunSummary",
     "ScoreFn",
     "ScoreInput",
     "ScoreResult",
@@ -59,22 +91,36 @@ __all__ = [
     "SuiteError",
     "Trajectory",
     "Turn",
+    "analyse_regression",
     "build_scorer",
+    "compare_runs",
     "decide",
+    "decide_gate",
     "dump_suite",
     "find_pii",
     "from_adk",
     "from_jsonl",
     "from_promptfoo",
     "import_file",
+    "load_run_summary",
     "load_suite",
+    "parse_report_spec",
     "parse_suite",
     "parse_verdict",
+    "pass_at_k",
+    "pass_hat_k",
+    "print_report",
+    "production_version",
     "replay_path",
+    "resolve_baseline",
     "rouge1_f1",
     "scorer",
     "scorer_info",
     "scorer_names",
+    "summarize",
+    "summarize_run",
     "trajectory_score",
     "validate_suite",
+    "wilson_interval",
+    "write_report",
 ]

@@ -10,7 +10,8 @@ from shipyard.evals._stats import CaseStats, RunSummary
 
 @dataclass(slots=True)
 class CaseChange:
-    """One case seen in one or both runs. `before`/`after` are k-of-n (``"2/3"``), None when absent."""
+    """One case seen in one or both runs. `case_id` is the case's key (`suite/case_id`); `before`/`after`
+    are k-of-n (``"2/3"``), None when absent."""
 
     case_id: str
     category: str
@@ -26,7 +27,7 @@ class CaseChange:
         assert some is not None
         reasons = b.reasons if b is not None and b.outcome != "PASS" else (a.reasons if a else [])
         return cls(
-            case_id=some.case_id,
+            case_id=some.key,
             category=some.category,
             before=a.k_of_n if a else None,
             after=b.k_of_n if b else None,
@@ -60,14 +61,14 @@ class Comparison:
 
 
 def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
-    """Compare two run summaries case by case (cases are matched by id).
+    """Compare two run summaries case by case (cases are matched by suite and id).
 
     Args:
         a: the earlier run (the baseline).
         b: the later run (the candidate).
     """
-    before = {c.case_id: c for c in a.cases}
-    after = {c.case_id: c for c in b.cases}
+    before = {c.key: c for c in a.cases}
+    after = {c.key: c for c in b.cases}
     out = Comparison(run_a=a.run_id, run_b=b.run_id)
     for case_id, cb in after.items():
         ca = before.get(case_id)

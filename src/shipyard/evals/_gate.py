@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from scipy.stats import binomtest, fisher_exact
 
 from shipyard.config import StagePolicy
+from shipyard.errors import NotFoundError
 from shipyard.evals._compare import CaseChange, compare_runs
-from shipyard.evals._stats import CaseStats, CategoryStats, RunSummary, wilson_interval
+from shipyard.evals._stats import CaseRule, CaseStats, CategoryStats, RunSummary, summarize, wilson_interval
+from shipyard.evals._types import RepeatResult, ScoreResult
+
+if TYPE_CHECKING:
+    from shipyard.store import Store
 
 Verdict = Literal["PASS", "FAIL", "MARGINAL"]
 
@@ -305,8 +310,8 @@ def analyse_regression(baseline: RunSummary, candidate: RunSummary, alpha: float
         alpha: significance level of the paired tests (used only when cases have repeats).
     """
     cmp = compare_runs(baseline, candidate)
-    before = {c.case_id: c for c in baseline.cases}
-    after = {c.case_id: c for c in candidate.cases}
+    before = {c.key: c for c in baseline.cases}
+    after = {c.key: c for c in candidate.cases}
     matched = [k for k in after if k in before]
     out = Regression(baseline_run_id=baseline.run_id, matched=len(matched), newly_failing=cmp.regressed)
     out.paired = any(before[k].n > 1 or after[k].n > 1 for k in matched)
@@ -439,5 +444,119 @@ def decide(
         version=summary.version,
         baseline_run_id=baseline.run_id if baseline else None,
         regression=regression,
-        failing_cases=[c.case_id for c in summary.failing_cases()],
+        failing_cases=[c.key for c in summary.failing_cases()],
     )
+
+
+# Stored runs and baselines ------------------------------------------------------------------------
+
+
+def repeat_from_row(row: dict[str, Any]) -> RepeatResult:
+    """A RepeatResult from a stored eval result (`Store.eval_results`)."""
+    names = set(RepeatResult.__dataclass_fields__)
+    score_names = set(ScoreResult.__dataclass_fields__)
+    kw = {k: v for k, v in row.items() if k in names}
+    kw["scores"] = [
+        ScoreResult(**{k: v for k, v in s.items() if k in score_names}) for s in row.get("scores") or []
+    ]
+    return RepeatResult(**kw)
+
+
+def load_run_summary(store: Store, run_id: str, case_rule: CaseRule | None = None) -> RunSummary:
+    """The summary of a stored run, under `case_rule` when given.
+
+    Uses the summary stored with the run; a run stored without one is summarised from its results.
+    Raises NotFoundError when there is no such run."""
+    row = store.get_eval_run(run_id)
+    if row is None:
+        raise NotFoundError(
+            f"no eval run {run_id!r}", hint="`shipyard eval run` and `shipyard gate` print run ids"
+        )
+    stored = row.get("summary") or {}
+    if "cases" in stored:
+        summary = RunSummary.from_dict(stored)
+    else:
+        summary = summarize(
+            (repeat_from_row(r) for r in store.eval_results(run_id)),
+            run_id=run_id,
+            agent=row["agent"],
+            version=row["version"],
+            stage=row.get("stage"),
+            suites=row.get("suites") or [],
+            interrupted=row.get("status") == "interrupted",
+            stopped_reason=None if row.get("status") in ("finished", "running") else row.get("status"),
+        )
+    return summary.with_case_rule(case_rule) if case_rule else summary
+
+
+def is_approved_pass(store: Store, run: dict[str, Any]) -> bool:
+    """A run whose gate PASSed, or was MARGINAL and has a recorded approval."""
+    verdict = (run.get("decision") or {}).get("verdict")
+    return verdict == "PASS" or (verdict == "MARGINAL" and bool(store.approvals(run["id"])))
+
+
+def production_version(store: Store, agent: str) -> str | None:
+    """The version in production: until rollouts record it, the newest version whose production gate
+    PASSed or was approved."""
+    for run in store.list_eval_runs(agent, stage="production", limit=None, status="finished"):
+        if is_approved_pass(store, run):
+            return str(run["version"])
+    return None
+
+
+def version_matches(version_id: str, ref: str) -> bool:
+    """Whether `ref` names the version id ``agent@label+hash``: the full id, the label, or the hash."""
+    tail = version_id.split("@", 1)[-1]
+    label, _, digest = tail.partition("+")
+    return ref in (version_id, tail, label) or (len(ref) >= 4 and bool(digest) and digest.startswith(ref))
+
+
+def _latest_run_of(
+    store: Store, agent: str, ref: str, stage: str | None, exclude: str | None
+) -> dict[str, Any] | None:
+    runs = [r for r in store.list_eval_runs(agent, limit=None, status="finished") if r["id"] != exclude]
+    runs = [r for r in runs if version_matches(str(r["version"]), ref)]
+    same_stage = [r for r in runs if r.get("stage") == stage]
+    found = same_stage or runs
+    return found[0] if found else None
+
+
+def resolve_baseline(
+    store: Store,
+    agent: str,
+    ref: str,
+    *,
+    stage: str | None = None,
+    exclude_run_id: str | None = None,
+    case_rule: CaseRule | None = None,
+) -> RunSummary | None:
+    """The run to compare a candidate with.
+
+    Args:
+        store: where runs are kept.
+        agent: the agent being gated.
+        ref: ``production`` (the version in production), a run id, or a version (label, hash or id:
+            its newest finished run at `stage`, else at any stage).
+        stage: the candidate's stage, so the baseline ran the same suites where possible.
+        exclude_run_id: the candidate's own run, never its own baseline.
+        case_rule: summarise the baseline under this rule (the candidate's).
+
+    Returns None when `ref` is ``production`` and nothing has passed the production gate yet (a
+    first release); raises NotFoundError when a named run or version has no finished run."""
+    if ref == "production":
+        version = production_version(store, agent)
+        if version is None:
+            return None
+        run = _latest_run_of(store, agent, version, stage, exclude_run_id)
+    else:
+        run = store.get_eval_run(ref)
+        if run is not None and run["agent"] != agent:
+            raise NotFoundError(f"baseline run {ref!r} is of agent {run['agent']!r}, not {agent!r}")
+        if run is None:
+            run = _latest_run_of(store, agent, ref, stage, exclude_run_id)
+    if run is None:
+        raise NotFoundError(
+            f"baseline {ref!r}: no finished eval run of agent {agent!r} with that run id or version",
+            hint="use a run id from `shipyard gate`/`shipyard eval run`, a version label, or `production`",
+        )
+    return load_run_summary(store, str(run["id"]), case_rule)

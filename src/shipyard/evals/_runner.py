@@ -223,7 +223,7 @@ class EvalRunner:
                 },
             )
             throttled |= rate_limited(rec)
-            rec.spans = []  # spans of eval runs are not kept in memory
+            # nothing below keeps `rec` (or its spans): after scoring, only the RepeatResult remains
             res.latency_ms += rec.latency_ms
             res.cost_usd += rec.cost_usd
             res.input_tokens += rec.input_tokens

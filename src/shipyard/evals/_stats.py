@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import binomtest
 
-from shipyard.evals._types import CATEGORIES, Outcome, RepeatResult
+from shipyard.evals._types import CATEGORIES, EvalRunResult, Outcome, RepeatResult
 
 CaseRule = Literal["all", "majority", "any"]
 ErrorPolicy = Literal["fail", "exclude"]
@@ -114,6 +114,12 @@ class CaseStats:
     judge_cost_usd: float = 0.0
     tags: list[str] = field(default_factory=list)
     output: str = ""  # the last non-passing repeat's output, else the last one's
+    suite: str = ""
+
+    @property
+    def key(self) -> str:
+        """`suite/case_id`: case ids are unique within a suite only."""
+        return f"{self.suite}/{self.case_id}" if self.suite else self.case_id
 
     @property
     def k_of_n(self) -> str:
@@ -188,13 +194,14 @@ class RunSummary:
             return False
         return self.planned_cases is None or len(self.cases) >= self.planned_cases
 
-    def case(self, case_id: str) -> CaseStats | None:
-        return next((c for c in self.cases if c.case_id == case_id), None)
+    def case(self, key: str) -> CaseStats | None:
+        """The case with this key (`suite/case_id`), or with this bare case id."""
+        return next((c for c in self.cases if key in (c.key, c.case_id)), None)
 
     def failing_cases(self) -> list[CaseStats]:
         """Cases that did not pass, worst first (always failing, then by pass fraction)."""
         bad = [c for c in self.cases if c.outcome != "PASS"]
-        return sorted(bad, key=lambda c: (c.passed / c.n if c.n else 0.0, c.category, c.case_id))
+        return sorted(bad, key=lambda c: (c.passed / c.n if c.n else 0.0, c.category, c.key))
 
     def flaky_cases(self) -> list[CaseStats]:
         return [c for c in self.cases if c.flaky]
@@ -203,6 +210,19 @@ class RunSummary:
         d = asdict(self)
         d["complete"] = self.complete
         return d
+
+    def with_case_rule(self, rule: CaseRule) -> RunSummary:
+        """A copy whose case outcomes and category pass counts follow another case rule
+        (latency and cost do not depend on it)."""
+        if rule == self.case_rule:
+            return self
+        out = RunSummary.from_dict(self.to_dict())
+        out.case_rule = rule
+        for c in out.cases:
+            c.outcome = "PASS" if case_passed(c.passed, c.n, rule) else ("FAIL" if c.failed else "ERROR")
+        for s in [out.overall, *out.categories.values()]:
+            _count_cases(s, [c for c in out.cases if s.category in ("all", c.category)])
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
@@ -243,7 +263,7 @@ def _judge_cost(r: RepeatResult) -> float:
 
 
 def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseStats:
-    """Fold the repeats of one case (all with the same case id) into its statistics."""
+    """Fold the repeats of one case (same suite and case id) into its statistics."""
     first = repeats[0]
     n = len(repeats)
     passed = sum(r.outcome == "PASS" for r in repeats)
@@ -276,19 +296,24 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
         judge_cost_usd=sum(_judge_cost(r) for r in repeats),
         tags=list(first.tags),
         output=shown.output,
+        suite=first.suite,
     )
 
 
-def summarize_category(category: str, cases: list[CaseStats], repeats: list[RepeatResult]) -> CategoryStats:
-    """Fold cases (already summarised) and their repeats into one category's statistics."""
-    s = CategoryStats(category)
+def _count_cases(s: CategoryStats, cases: list[CaseStats]) -> None:
     s.cases = len(cases)
-    s.repeats = len(repeats)
     s.passed = sum(c.outcome == "PASS" for c in cases)
     s.errors = sum(c.outcome == "ERROR" for c in cases)
     s.failed = s.cases - s.passed - s.errors
     s.flaky = sum(c.flaky for c in cases)
     s.pass_rate, s.ci_low, s.ci_high, _ = s.rate("fail")
+
+
+def summarize_category(category: str, cases: list[CaseStats], repeats: list[RepeatResult]) -> CategoryStats:
+    """Fold cases (already summarised) and their repeats into one category's statistics."""
+    s = CategoryStats(category)
+    _count_cases(s, cases)
+    s.repeats = len(repeats)
     if s.repeats:
         s.repeat_pass_rate = sum(r.outcome == "PASS" for r in repeats) / s.repeats
     live = [r.latency_ms for r in repeats if not r.replayed]
@@ -318,15 +343,15 @@ def summarize(
     """Compute a run's statistics from its repeat results.
 
     Args:
-        results: every repeat of every case, in any order; repeats are grouped by case id.
+        results: every repeat of every case, in any order; repeats are grouped by suite and case id.
         case_rule: when a case counts as passed (see the module docstring).
         run_id, agent, version, stage, suites: recorded on the summary for reports and the store.
         planned_cases: how many cases the suites hold, so a partial run is visible.
         interrupted, stopped_reason: whether (and why) the run stopped early.
     """
-    by_case: dict[str, list[RepeatResult]] = {}
+    by_case: dict[tuple[str, str], list[RepeatResult]] = {}
     for r in results:
-        by_case.setdefault(r.case_id, []).append(r)
+        by_case.setdefault((r.suite, r.case_id), []).append(r)
     cases = [summarize_case(sorted(rs, key=lambda r: r.repeat), case_rule) for rs in by_case.values()]
     order = {c: i for i, c in enumerate(CATEGORIES)}
     cats = sorted({c.category for c in cases}, key=lambda c: (order.get(c, len(order)), c))
@@ -353,4 +378,36 @@ def summarize(
         interrupted=interrupted,
         stopped_reason=stopped_reason,
         replayed_repeats=sum(r.replayed for r in all_repeats),
+    )
+
+
+def summarize_run(run: EvalRunResult, case_rule: CaseRule = "all") -> RunSummary:
+    """`summarize` for a runner's EvalRunResult: cases never started (budget spent, Ctrl-C) make the
+    summary incomplete, so a gate can never mistake a partial run for a passing one.
+
+    Args:
+        run: the runner's result.
+        case_rule: when a case counts as passed (see the module docstring).
+    """
+    ran = {f"{r.suite}/{r.case_id}" if r.suite else r.case_id for r in run.results}
+    never = {key.rsplit("#", 1)[0] for key in run.skipped}
+    if run.interrupted:
+        stopped: str | None = "interrupted (Ctrl-C)"
+    elif run.budget_exhausted:
+        stopped = f"budget of ${run.budget_usd} exhausted" if run.budget_usd else "budget exhausted"
+    elif run.skipped:
+        stopped = f"{len(run.skipped)} repeat(s) never started"
+    else:
+        stopped = None
+    return summarize(
+        run.results,
+        case_rule=case_rule,
+        run_id=run.run_id,
+        agent=run.agent,
+        version=run.version,
+        stage=run.stage,
+        suites=run.suites,
+        planned_cases=len(ran | never),
+        interrupted=run.interrupted,
+        stopped_reason=stopped,
     )

@@ -59,12 +59,12 @@ def configure_logging(
     """
     if level not in _LEVELS:
         raise ValueError(f"log level must be one of {', '.join(_LEVELS)}, got {level!r}")
-    out = stream if stream is not None else sys.stdout
+    out: Any = stream if stream is not None else sys.stdout
     processors: list[Any] = [structlog.processors.add_log_level, _timestamp]
     factory: Any
     if json:
         processors.append(_orjson)
-        binary = getattr(out, "buffer", None) if not _is_binary(out) else out
+        binary: Any = getattr(out, "buffer", None) if not _is_binary(out) else out
         factory = (
             structlog.BytesLoggerFactory(binary) if binary is not None else (lambda *_: _TextLogger(out))
         )

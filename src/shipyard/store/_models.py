@@ -93,7 +93,12 @@ class Interaction(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_interactions_agent_version_created", "agent", "version", "created_at"),)
+    __table_args__ = (
+        Index("ix_interactions_agent_version_created", "agent", "version", "created_at"),
+        # "newest first" lists, of everything and of one agent
+        Index("ix_interactions_created_at", "created_at"),
+        Index("ix_interactions_agent_created", "agent", "created_at"),
+    )
 
 
 class Span(Base):
@@ -135,6 +140,7 @@ class EvalResult(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String, ForeignKey("eval_runs.id", ondelete="CASCADE"), index=True)
+    suite: Mapped[str] = mapped_column(String, default="")
     case_id: Mapped[str] = mapped_column(String)
     category: Mapped[str] = mapped_column(String)
     repeat: Mapped[int] = mapped_column(Integer)
@@ -145,6 +151,8 @@ class EvalResult(Base):
     latency_ms: Mapped[float] = mapped_column(Double)
     cost_usd: Mapped[float] = mapped_column(Double)
     judge_cost_usd: Mapped[float] = mapped_column(Double)
+    judge_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    judge_output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     tool_calls: Mapped[list[Any]] = mapped_column(JSONType)

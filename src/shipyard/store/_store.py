@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store._errors import StoreError
@@ -67,6 +68,9 @@ _api_keys: Table = ApiKey.__table__  # type: ignore[assignment]
 _TOOL_FIELDS = frozenset(f.name for f in dataclasses.fields(ToolCallRecord))
 _LLM_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallRecord))
 _EVAL_RESULT_KEYS = [c.key for c in _eval_results.c if c.key not in ("id", "run_id")]
+_EVAL_RESULT_NUMBERS = [
+    c.key for c in _eval_results.c if c.key != "id" and c.type.python_type in (int, float)
+]
 _RUN_HINT = "the run id is printed by the eval run and listed with its agent's runs"
 
 
@@ -251,7 +255,7 @@ class Store:
             query = query.where(c.created_at >= _epoch(since))
         if until is not None:
             query = query.where(c.created_at < _epoch(until))
-        query = query.order_by(c.created_at.asc() if oldest_first else c.created_at.desc(), c.id)
+        query = query.order_by(c.created_at.asc() if oldest_first else c.created_at.desc())
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -441,7 +445,8 @@ class Store:
 
     def write_eval_results(self, run_id: str, results: Iterable[Any]) -> int:
         """Store per-repeat results of a run; each item is a RepeatResult-like dataclass or dict
-        (case_id, category, repeat, outcome, scores, output, status, latency_ms, cost_usd, ...)."""
+        (suite, case_id, category, repeat, outcome, scores, output, status, latency_ms, cost_usd, ...).
+        Keys without a column are ignored; missing ones get empty defaults."""
         rows = []
         for item in results:
             d = _plain(item)
@@ -450,10 +455,10 @@ class Store:
             row["scores"] = [_plain(s) for s in d.get("scores") or []]
             row["tool_calls"] = [_plain(t) for t in d.get("tool_calls") or []]
             row["tags"] = list(d.get("tags") or [])
-            for key, default in (("output", ""), ("status", ""), ("replayed", False)):
+            for key, default in (("suite", ""), ("output", ""), ("status", ""), ("replayed", False)):
                 if row[key] is None:
                     row[key] = default
-            for key in ("latency_ms", "cost_usd", "judge_cost_usd", "input_tokens", "output_tokens"):
+            for key in _EVAL_RESULT_NUMBERS:
                 row[key] = row[key] or 0
             rows.append(row)
         if rows:
@@ -607,6 +612,7 @@ def _create_engine(url: str) -> Engine:
         return create_engine(
             parsed,
             json_serializer=_dumps,
+            json_deserializer=orjson.loads,
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=10,
@@ -621,12 +627,19 @@ def _create_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     db = url.database
-    if db and db != ":memory:" and not db.startswith("file:"):
+    in_memory = not db or db == ":memory:"
+    if db and not in_memory and not db.startswith("file:"):
         Path(db).parent.mkdir(parents=True, exist_ok=True)
     # `timeout` is SQLite's busy timeout: how long a write waits for another writer's lock.
     # A URL may set its own (`sqlite:///x.db?timeout=0.5`).
-    connect_args = {} if "timeout" in url.query else {"timeout": 10.0}
-    engine = create_engine(url, json_serializer=_dumps, connect_args=connect_args)
+    connect_args: dict[str, Any] = {} if "timeout" in url.query else {"timeout": 10.0}
+    extra: dict[str, Any] = {}
+    if in_memory:  # one shared connection, or each thread (the writer's too) sees its own empty database
+        connect_args["check_same_thread"] = False
+        extra["poolclass"] = StaticPool
+    engine = create_engine(
+        url, json_serializer=_dumps, json_deserializer=orjson.loads, connect_args=connect_args, **extra
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -28,8 +28,13 @@ def _properties(parent: ET.Element, values: dict[str, object]) -> None:
 
 def _testcase(parent: ET.Element, summary: RunSummary, c: CaseStats) -> None:
     seconds = (c.latency_ms or 0.0) / 1000
-    tc = ET.SubElement(parent, "testcase", classname=f"{summary.agent or 'shipyard'}.{c.category}",
-                       name=c.case_id, time=f"{seconds:.3f}")
+    tc = ET.SubElement(
+        parent,
+        "testcase",
+        classname=".".join(x for x in (summary.agent or "shipyard", c.suite, c.category) if x),
+        name=c.case_id,
+        time=f"{seconds:.3f}",
+    )
     low, high = wilson_interval(c.passed, c.n)
     values: dict[str, object] = {
         "k_of_n": c.k_of_n,
@@ -65,14 +70,23 @@ def _category_suite(root: ET.Element, summary: RunSummary, s: CategoryStats) -> 
     cases = [c for c in summary.cases if c.category == s.category]
     _suite_counts(el, len(cases), s.failed, s.errors)
     el.set("time", f"{sum((c.latency_ms or 0.0) * c.n for c in cases) / 1000:.3f}")
-    _properties(el, {
-        "run_id": summary.run_id, "version": summary.version, "stage": summary.stage or "",
-        "case_rule": summary.case_rule, "pass_rate": f"{s.pass_rate:.4f}",
-        "wilson_low": f"{s.ci_low:.4f}", "wilson_high": f"{s.ci_high:.4f}",
-        "repeats": s.repeats, "flaky": s.flaky,
-        "latency_p95_ms": "" if s.latency_p95_ms is None else f"{s.latency_p95_ms:.1f}",
-        "agent_cost_usd": f"{s.agent_cost_usd:.6f}", "judge_cost_usd": f"{s.judge_cost_usd:.6f}",
-    })
+    _properties(
+        el,
+        {
+            "run_id": summary.run_id,
+            "version": summary.version,
+            "stage": summary.stage or "",
+            "case_rule": summary.case_rule,
+            "pass_rate": f"{s.pass_rate:.4f}",
+            "wilson_low": f"{s.ci_low:.4f}",
+            "wilson_high": f"{s.ci_high:.4f}",
+            "repeats": s.repeats,
+            "flaky": s.flaky,
+            "latency_p95_ms": "" if s.latency_p95_ms is None else f"{s.latency_p95_ms:.1f}",
+            "agent_cost_usd": f"{s.agent_cost_usd:.6f}",
+            "judge_cost_usd": f"{s.judge_cost_usd:.6f}",
+        },
+    )
     for c in cases:
         _testcase(el, summary, c)
     return len(cases), s.failed, s.errors
@@ -85,8 +99,15 @@ def _gate_suite(root: ET.Element, decision: GateDecision) -> tuple[int, int, int
     _properties(el, {"verdict": decision.verdict, "baseline_run_id": decision.baseline_run_id or ""})
     for c in decision.checks:
         tc = ET.SubElement(el, "testcase", classname="shipyard.gate", name=c.name, time="0")
-        _properties(tc, {"observed": check_value(c, c.observed), "comparator": c.comparator,
-                         "threshold": check_value(c, c.threshold), "hard": str(c.hard).lower()})
+        _properties(
+            tc,
+            {
+                "observed": check_value(c, c.observed),
+                "comparator": c.comparator,
+                "threshold": check_value(c, c.threshold),
+                "hard": str(c.hard).lower(),
+            },
+        )
         result = check_result(c)
         if result == "skipped":
             skipped += 1

@@ -45,30 +45,80 @@ def render_markdown(summary: RunSummary, decision: GateDecision | None = None, *
     if not summary.complete:
         out += [f"> **Partial run:** {summary.stopped_reason or 'interrupted'}.", ""]
     rows = [
-        [s.category, s.cases, s.passed, s.failed, s.errors, s.flaky, pct(s.pass_rate), interval(s),
-         ms(s.latency_p95_ms), usd(s.agent_cost_mean_usd), usd(s.judge_cost_usd)]
+        [
+            s.category,
+            s.cases,
+            s.passed,
+            s.failed,
+            s.errors,
+            s.flaky,
+            pct(s.pass_rate),
+            interval(s),
+            ms(s.latency_p95_ms),
+            usd(s.agent_cost_mean_usd),
+            usd(s.judge_cost_usd),
+        ]
         for s in [*summary.categories.values(), summary.overall]
     ]
-    out += table(["Category", "Cases", "Pass", "Fail", "Error", "Flaky", "Pass rate", "95% CI",
-                  "p95 latency", "Mean cost", "Judge cost"], rows)
+    out += table(
+        [
+            "Category",
+            "Cases",
+            "Pass",
+            "Fail",
+            "Error",
+            "Flaky",
+            "Pass rate",
+            "95% CI",
+            "p95 latency",
+            "Mean cost",
+            "Judge cost",
+        ],
+        rows,
+    )
     if decision is not None:
         out += ["", "**Checks**", ""]
         out += table(
             ["Check", "Observed", "Threshold", "Hard", "Result"],
-            [[c.name, check_value(c, c.observed), f"{c.comparator} {check_value(c, c.threshold)}",
-              "yes" if c.hard else "no", check_result(c)] for c in decision.checks],
+            [
+                [
+                    c.name,
+                    check_value(c, c.observed),
+                    f"{c.comparator} {check_value(c, c.threshold)}",
+                    "yes" if c.hard else "no",
+                    check_result(c),
+                ]
+                for c in decision.checks
+            ],
         )
         if decision.regression and decision.regression.newly_failing:
             out += ["", "**Regressed since the baseline**", ""]
-            out += table(["Case", "Category", "Before", "After", "Counted", "Reasons"], [
-                [ch.case_id, ch.category, ch.before, ch.after,
-                 "yes" if ch.case_id in decision.regression.counted else "noise", "; ".join(ch.reasons[:3])]
-                for ch in decision.regression.newly_failing
-            ])
+            out += table(
+                ["Case", "Category", "Before", "After", "Counted", "Reasons"],
+                [
+                    [
+                        ch.case_id,
+                        ch.category,
+                        ch.before,
+                        ch.after,
+                        "yes" if ch.case_id in decision.regression.counted else "noise",
+                        "; ".join(ch.reasons[:3]),
+                    ]
+                    for ch in decision.regression.newly_failing
+                ],
+            )
     bad = summary.failing_cases()
     if bad:
-        rows = [[c.case_id, c.category, c.k_of_n + (" (flaky)" if c.flaky else ""), c.outcome,
-                 "; ".join(c.reasons[:3])] for c in bad]
+        rows = [
+            [
+                c.key,
+                c.category,
+                c.k_of_n + (" (flaky)" if c.flaky else ""),
+                c.outcome,
+                "; ".join(c.reasons[:3]),
+            ]
+            for c in bad
+        ]
         header = ["Case", "Category", "k/n", "Outcome", "Reasons"]
         out += ["", f"**Failing cases ({len(bad)})**", ""]
         out += table(header, rows[:max_cases])

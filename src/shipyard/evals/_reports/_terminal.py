@@ -16,17 +16,40 @@ RESULT_STYLE = {"pass": "green", "FAIL": "red", "marginal": "yellow", "skipped":
 
 def category_table(summary: RunSummary) -> Table:
     t = Table(title=f"Run {summary.run_id} · case rule: {summary.case_rule}", title_justify="left")
-    for col in ("category", "cases", "pass", "fail", "error", "flaky", "pass rate", "95% CI",
-                "p50", "p95", "p99", "mean cost", "judge cost"):
+    for col in (
+        "category",
+        "cases",
+        "pass",
+        "fail",
+        "error",
+        "flaky",
+        "pass rate",
+        "95% CI",
+        "p50",
+        "p95",
+        "p99",
+        "mean cost",
+        "judge cost",
+    ):
         t.add_column(col, justify="left" if col == "category" else "right")
     rows = [*summary.categories.values(), summary.overall] if summary.categories else []
     for s in rows:
         style = "bold" if s.category == "all" else None
         t.add_row(
-            s.category, str(s.cases), str(s.passed), str(s.failed) if s.failed else "0",
-            f"[red]{s.errors}[/]" if s.errors else "0", str(s.flaky), pct(s.pass_rate), interval(s),
-            ms(s.latency_p50_ms), ms(s.latency_p95_ms), ms(s.latency_p99_ms),
-            usd(s.agent_cost_mean_usd), usd(s.judge_cost_usd), style=style,
+            s.category,
+            str(s.cases),
+            str(s.passed),
+            str(s.failed) if s.failed else "0",
+            f"[red]{s.errors}[/]" if s.errors else "0",
+            str(s.flaky),
+            pct(s.pass_rate),
+            interval(s),
+            ms(s.latency_p50_ms),
+            ms(s.latency_p95_ms),
+            ms(s.latency_p99_ms),
+            usd(s.agent_cost_mean_usd),
+            usd(s.judge_cost_usd),
+            style=style,
         )
     return t
 
@@ -41,8 +64,14 @@ def failing_table(summary: RunSummary, limit: int = 50) -> Table | None:
     for c in bad[:limit]:
         style = "red" if c.outcome == "ERROR" else None
         flaky = " [yellow](flaky)[/]" if c.flaky else ""
-        t.add_row(escape(c.case_id), c.category, c.k_of_n + flaky, c.outcome,
-                  escape("; ".join(c.reasons[:3]) or "—"), style=style)
+        t.add_row(
+            escape(c.key),
+            c.category,
+            c.k_of_n + flaky,
+            c.outcome,
+            escape("; ".join(c.reasons[:3]) or "—"),
+            style=style,
+        )
     if len(bad) > limit:
         t.caption = f"... and {len(bad) - limit} more (see the JSON or HTML report)"
     return t
@@ -54,12 +83,21 @@ def checks_table(decision: GateDecision) -> Table:
         t.add_column(col, overflow="fold")
     for c in decision.checks:
         result = check_result(c)
-        t.add_row(c.name, check_value(c, c.observed), c.comparator, check_value(c, c.threshold),
-                  "yes" if c.hard else "no", f"[{RESULT_STYLE[result]}]{result}[/]", escape(c.detail))
+        t.add_row(
+            c.name,
+            check_value(c, c.observed),
+            c.comparator,
+            check_value(c, c.threshold),
+            "yes" if c.hard else "no",
+            f"[{RESULT_STYLE[result]}]{result}[/]",
+            escape(c.detail),
+        )
     return t
 
 
-def print_report(summary: RunSummary, decision: GateDecision | None = None, console: Console | None = None) -> None:
+def print_report(
+    summary: RunSummary, decision: GateDecision | None = None, console: Console | None = None
+) -> None:
     """Print the run's tables, its failing cases and (when given) the gate decision with each check.
 
     Args:

@@ -105,6 +105,8 @@ def upgrade() -> None:
         ["agent", "version", "created_at"],
         unique=False,
     )
+    op.create_index("ix_interactions_created_at", "interactions", ["created_at"], unique=False)
+    op.create_index("ix_interactions_agent_created", "interactions", ["agent", "created_at"], unique=False)
     op.create_index(op.f("ix_interactions_session_id"), "interactions", ["session_id"], unique=False)
     op.create_index(op.f("ix_interactions_status"), "interactions", ["status"], unique=False)
     op.create_index(op.f("ix_interactions_trace_id"), "interactions", ["trace_id"], unique=False)
@@ -137,6 +139,7 @@ def upgrade() -> None:
         "eval_results",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("suite", sa.String(), nullable=False),
         sa.Column("case_id", sa.String(), nullable=False),
         sa.Column("category", sa.String(), nullable=False),
         sa.Column("repeat", sa.Integer(), nullable=False),
@@ -147,6 +150,8 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Double(), nullable=False),
         sa.Column("cost_usd", sa.Double(), nullable=False),
         sa.Column("judge_cost_usd", sa.Double(), nullable=False),
+        sa.Column("judge_input_tokens", sa.Integer(), nullable=False),
+        sa.Column("judge_output_tokens", sa.Integer(), nullable=False),
         sa.Column("input_tokens", sa.Integer(), nullable=False),
         sa.Column("output_tokens", sa.Integer(), nullable=False),
         sa.Column("tool_calls", JSON, nullable=False),
@@ -171,6 +176,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_interactions_trace_id"), table_name="interactions")
     op.drop_index(op.f("ix_interactions_status"), table_name="interactions")
     op.drop_index(op.f("ix_interactions_session_id"), table_name="interactions")
+    op.drop_index("ix_interactions_created_at", table_name="interactions")
+    op.drop_index("ix_interactions_agent_created", table_name="interactions")
     op.drop_index("ix_interactions_agent_version_created", table_name="interactions")
     op.drop_table("interactions")
     op.drop_index("ix_eval_runs_agent_version_stage", table_name="eval_runs")

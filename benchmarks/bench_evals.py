@@ -1,0 +1,177 @@
+"""Eval runner speed and memory.
+
+1. 1,000 cases against `shipyard mock-llm` over HTTP (a subprocess) with 50 ms model latency at
+   concurrency 64: wall time (the floor is 1000 / 64 * 50 ms = 0.78 s).
+2. Shipyard's eval overhead per case with zero model latency: the runner (scheduling, scoring,
+   results) versus the same interactions invoked directly through the runtime.
+3. Peak memory (max RSS, in a fresh process) of a run of 20,000 cases on the in-process scripted model.
+
+    .venv/bin/python benchmarks/bench_evals.py [--cases 1000] [--memory-cases 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import yaml
+
+from shipyard.config import ShipyardConfig, load_config
+from shipyard.evals import EvalRunner, Suite
+from shipyard.llm import MockLLMServer
+from shipyard.runtime import Runtime
+
+RULES = {
+    "default": "I can only look up orders.",
+    "rules": [
+        {"when": {"last_tool": "lookup"}, "reply": "Order {result[order_id]} is {result[status]}."},
+        {
+            "when": {"user": r"order (?P<id>\d+)", "fresh": True},
+            "tool_calls": [{"name": "lookup", "arguments": {"order_id": "{id}"}}],
+        },
+    ],
+}
+
+AGENT = '''\
+from shipyard import AgentContext, AgentResult, agent
+from shipyard.tools import ToolRegistry
+
+tools = ToolRegistry()
+
+@tools.tool(idempotent=True)
+def lookup(order_id: str) -> dict:
+    """Find an order."""
+    return {"order_id": order_id, "status": "shipped"}
+
+@agent("bench", tools=tools)
+async def bench(user_input: str, ctx: AgentContext) -> AgentResult:
+    messages = [{"role": "user", "content": user_input}]
+    for _ in range(3):
+        reply = await ctx.llm.chat(messages, tools=ctx.tools.definitions())
+        if not reply.tool_calls:
+            return AgentResult(output=reply.text or "")
+        messages.append(reply.to_message())
+        for call in reply.tool_calls:
+            res = await ctx.tools.run(call)
+            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": res.content()})
+    return AgentResult(output="gave up", status="failed")
+'''
+
+
+def project(folder: Path, model: str, url: str | None = None) -> ShipyardConfig:
+    (folder / "benchagent.py").write_text(AGENT)
+    (folder / "rules.yaml").write_text(yaml.safe_dump(RULES))
+    mock = f"  mock: {{provider: openai, base_url: '{url}', max_retries: 0, timeout_s: 30}}\n" if url else ""
+    (folder / "shipyard.yaml").write_text(
+        "models:\n  scripted: {provider: scripted, rules: rules.yaml, prices: {input: 0.15, output: 0.6}}\n"
+        + mock
+        + textwrap.dedent(f"""\
+        agents:
+          bench: {{entry: benchagent:bench, model: {{name: {model}}}}}
+        """)
+    )
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return load_config(folder / "shipyard.yaml")
+
+
+def suite(n: int) -> Suite:
+    cases = [
+        {
+            "id": f"c{i}",
+            "input": f"where is order {10000 + i}?",
+            "expected": "shipped",
+            "trajectory": {"mode": "exact", "calls": [{"name": "lookup"}]},
+        }
+        for i in range(n)
+    ]
+    return Suite.model_validate({"name": "bench", "cases": cases})
+
+
+async def over_http(n: int, concurrency: int) -> None:
+    with MockLLMServer(RULES, latency_ms=50, subprocess=True) as url:
+        cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "mock", url)
+        rt = Runtime(cfg)
+        warm = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [suite(64)], progress=False)
+        assert all(r.outcome == "PASS" for r in warm.results), warm.results[0]
+        s = suite(n)
+        t0 = time.perf_counter()
+        result = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [s], progress=False)
+        wall = time.perf_counter() - t0
+        await rt.aclose()
+    calls = 2  # two model calls per case (tool call, then the answer)
+    floor = n / concurrency * 0.05 * calls
+    print(
+        f"{n} cases over HTTP, 50 ms/model call x {calls} calls, concurrency {concurrency}: {wall:.2f} s "
+        f"(floor {floor:.2f} s; {result.counts()})"
+    )
+
+
+async def overhead(n: int) -> None:
+    cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "scripted")
+    rt = Runtime(cfg)
+    s = suite(n)
+    await EvalRunner(rt, cfg, concurrency=1).run("bench", [suite(200)], progress=False)
+    best_direct = best_runner = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for c in s.cases:
+            await rt.invoke("bench", c.input or "", traffic_source="eval")
+        best_direct = min(best_direct, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        await EvalRunner(rt, cfg, concurrency=1).run("bench", [s], progress=False)
+        best_runner = min(best_runner, time.perf_counter() - t0)
+    await rt.aclose()
+    print(
+        f"zero latency, {n} cases: runtime alone {best_direct / n * 1000:.3f} ms/case, through the eval runner "
+        f"{best_runner / n * 1000:.3f} ms/case; eval overhead {(best_runner - best_direct) / n * 1000:.3f} ms/case"
+    )
+
+
+async def memory(n: int) -> None:
+    cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "scripted")
+    rt = Runtime(cfg)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    s = suite(n)
+    t0 = time.perf_counter()
+    result = await EvalRunner(rt, cfg, concurrency=64).run("bench", [s], progress=False)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    await rt.aclose()
+    print(
+        f"{n} cases in-process: {wall:.1f} s, peak RSS {peak:.0f} MB (before the run {base:.0f} MB; "
+        f"{len(result.results)} results, {result.counts()})"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--overhead-cases", type=int, default=1000)
+    ap.add_argument("--memory-cases", type=int, default=20000)
+    ap.add_argument("--only", choices=["http", "overhead", "memory"])
+    args = ap.parse_args()
+    if args.only == "memory":
+        asyncio.run(memory(args.memory_cases))
+        return
+    if args.only in (None, "http"):
+        asyncio.run(over_http(args.cases, args.concurrency))
+    if args.only in (None, "overhead"):
+        asyncio.run(overhead(args.overhead_cases))
+    if args.only is None:  # a fresh process, so the peak is this run's alone
+        subprocess.run(
+            [sys.executable, __file__, "--only", "memory", "--memory-cases", str(args.memory_cases)],
+            check=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Reports of a run and its gate decision: terminal, JSON, JUnit XML, HTML and Markdown.
+
+Each kind is one renderer registered in `RENDERERS`; `write_report` picks one by name."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from shipyard.errors import ShipyardError
+from shipyard.evals._gate import GateDecision
+from shipyard.evals._reports._format import live_latencies, repeats_of
+from shipyard.evals._reports._html import render_html
+from shipyard.evals._reports._junit import render_junit
+from shipyard.evals._reports._markdown import render_markdown
+from shipyard.evals._reports._terminal import print_report
+from shipyard.evals._stats import RunSummary
+from shipyard.evals._types import EvalRunResult, RepeatResult
+
+RunLike = EvalRunResult | list[RepeatResult] | None
+Renderer = Callable[[RunLike, RunSummary, GateDecision | None], str]
+
+
+def render_json(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
+    """The summary, the decision and every repeat's result as one JSON document."""
+    doc: dict[str, Any] = {
+        "summary": summary.to_dict(),
+        "decision": decision.to_dict() if decision else None,
+        "results": [asdict(r) for r in repeats_of(run)],
+    }
+    if isinstance(run, EvalRunResult):
+        doc["run"] = {k: v for k, v in asdict(run).items() if k != "results"}
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def render_terminal(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
+    """The terminal report as plain text (for a file); print_report prints it in colour."""
+    buf = io.StringIO()
+    print_report(summary, decision, Console(file=buf, width=140, color_system=None, force_terminal=False))
+    return buf.getvalue()
+
+
+RENDERERS: dict[str, Renderer] = {
+    "terminal": render_terminal,
+    "json": render_json,
+    "junit": lambda run, summary, decision: render_junit(summary, decision),
+    "html": lambda run, summary, decision: render_html(summary, decision, live_latencies(run)),
+    "markdown": lambda run, summary, decision: render_markdown(summary, decision),
+}
+REPORT_KINDS: tuple[str, ...] = tuple(RENDERERS)
+
+
+class ReportError(ShipyardError):
+    """A report was asked for in a way that cannot work (unknown kind, unwritable path)."""
+
+
+def parse_report_spec(spec: str) -> tuple[str, str]:
+    """Split a `--report KIND:PATH` value (``terminal`` alone means stdout)."""
+    kind, sep, path = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in RENDERERS:
+        raise ReportError(
+            f"--report {spec!r}: unknown kind {kind!r}; use one of {', '.join(REPORT_KINDS)}",
+            hint="for example --report junit:results.xml --report html:report.html",
+        )
+    if not sep or not path.strip():
+        if kind == "terminal":
+            return kind, "-"
+        raise ReportError(f"--report {spec!r}: a path is needed after the colon, e.g. {kind}:report.{kind}")
+    return kind, path.strip()
+
+
+def write_report(
+    kind: str,
+    path: str | Path,
+    run_result: RunLike,
+    summary: RunSummary,
+    decision: GateDecision | None = None,
+) -> None:
+    """Write one report.
+
+    Args:
+        kind: terminal | json | junit | html | markdown.
+        path: the file to write (``-`` writes to stdout); parent folders are created.
+        run_result: the run's repeats (an EvalRunResult or a list of RepeatResult), for the per-repeat
+            data some reports use (JSON results, the HTML latency histogram); may be None.
+        summary: the run's statistics.
+        decision: the gate decision, if the run was gated.
+    """
+    renderer = RENDERERS.get(kind)
+    if renderer is None:
+        raise ReportError(f"unknown report kind {kind!r}; use one of {', '.join(REPORT_KINDS)}")
+    if str(path) == "-":
+        if kind == "terminal":
+            print_report(summary, decision)
+        else:
+            print(renderer(run_result, summary, decision), end="")
+        return
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(renderer(run_result, summary, decision), encoding="utf-8")
+    except OSError as e:
+        raise ReportError(
+            f"cannot write the {kind} report to {target}: {e.strerror}",
+            hint="check the folder exists and is writable",
+        ) from None
+
+
+__all__ = [
+    "RENDERERS",
+    "REPORT_KINDS",
+    "ReportError",
+    "parse_report_spec",
+    "print_report",
+    "render_html",
+    "render_json",
+    "render_junit",
+    "render_markdown",
+    "render_terminal",
+    "write_report",
+]

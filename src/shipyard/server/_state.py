@@ -1,0 +1,147 @@
+"""Everything one server process holds: store, runtime, journal, metrics, KPI window, alerts, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import IO, Any
+
+from shipyard.config import AlertRule, ShipyardConfig
+from shipyard.errors import ShipyardError
+from shipyard.observe import (
+    AlertEngine,
+    Kpis,
+    KpiWindow,
+    Metrics,
+    configure_logging,
+    log_event,
+    log_interaction,
+)
+from shipyard.server._auth import KeyRing
+from shipyard.server._journal import FsyncPolicy, Journal
+from shipyard.server._steps import RECORD_STEPS, install_slots
+from shipyard.store import InteractionRecord
+
+AUTH_REFRESH_S = 10.0
+
+
+class ServerState:
+    """The parts of a running server, started and stopped with the app's lifespan.
+
+    Args:
+        cfg: the project's shipyard.yaml.
+        store: a Store to use (default: `Store.from_config(cfg)`, closed on stop).
+        journal_fsync: never | batch | always (see `Journal`).
+        log_stream: where event lines go (default: standard output); `configure_logs=False`
+            leaves the process's logging as it is.
+        log_level: debug | info | warning | error.
+    """
+
+    def __init__(
+        self,
+        cfg: ShipyardConfig,
+        *,
+        store: Any = None,
+        journal_fsync: FsyncPolicy = "never",
+        log_stream: IO[Any] | None = None,
+        log_level: str = "info",
+        configure_logs: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self._own_store = store is None
+        self.store: Any = store
+        self.journal_fsync = journal_fsync
+        self.log_stream = log_stream
+        self.log_level = log_level
+        self.configure_logs = configure_logs
+        self.metrics = Metrics()
+        self.window = KpiWindow(horizon_s=max([86400.0, *(r.window_s * 2 for r in self.rules)]))
+        self.log_interaction = log_interaction
+        self.load_errors: dict[str, str] = {}
+        self.started_at = time.time()
+        self.recovered = 0
+        self.rt: Any = None
+        self.journal: Journal = None  # type: ignore[assignment]
+        self.keys: KeyRing = None  # type: ignore[assignment]
+        self.alerts = AlertEngine(
+            self.rules,
+            lambda rule, now: self.window.kpis(rule.window_s, now=now, agent=rule.agent),
+            webhooks=cfg.alerts.webhooks,
+            webhook_timeout_s=cfg.alerts.webhook_timeout_s,
+            project=cfg.project,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def rules(self) -> list[AlertRule]:
+        return self.cfg.alerts.effective_rules()
+
+    async def start(self) -> None:
+        """Open the store, load the journals of dead processes, load agents, start background tasks."""
+        from shipyard.runtime import Runtime
+        from shipyard.store import Store
+
+        if self.configure_logs:
+            configure_logging(stream=self.log_stream, level=self.log_level,
+                              content_capture=self.cfg.server.content_capture)
+        if self.store is None:
+            self.store = await asyncio.to_thread(Store.from_config, self.cfg)
+        self.journal = Journal(
+            self.cfg.root / ".shipyard" / "journal",
+            self.store,
+            fsync=self.journal_fsync,
+            batch_size=self.cfg.store.batch_size,
+            flush_interval_s=self.cfg.store.flush_interval_ms / 1000,
+        )
+        self.recovered = await asyncio.to_thread(self.journal.recover)
+        self.journal.open()
+        self.keys = KeyRing(self.store)
+        await asyncio.to_thread(self.keys.refresh)
+        self.rt = Runtime(self.cfg, store=self.store)
+        install_slots(self.rt.pipeline)
+        for agent in self.cfg.agents:
+            try:
+                await asyncio.to_thread(self.rt.versions, agent)
+            except ShipyardError as e:
+                self.load_errors[agent] = e.message
+                log_event("agent_load_failed", level="error", agent=agent, error=e.message)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.journal.run()),
+            loop.create_task(self.alerts.run(self.cfg.alerts.interval_s)),
+            loop.create_task(self._refresh_keys()),
+        ]
+        log_event("server_started", agents=sorted(self.cfg.agents), recovered=self.recovered,
+                  auth="on" if self.keys.enabled else "off", journal=str(self.journal.path))
+
+    async def _refresh_keys(self) -> None:
+        while True:
+            await asyncio.sleep(AUTH_REFRESH_S)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.keys.refresh)
+
+    async def stop(self) -> None:
+        """Stop background tasks, move what the journal holds into the store, close everything."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.journal is not None:
+            await self.journal.aclose()
+        await self.alerts.aclose()
+        if self.rt is not None:
+            await self.rt.aclose()
+        if self._own_store and self.store is not None:
+            self.store.close()
+        log_event("server_stopped")
+
+    def finish(self, record: InteractionRecord) -> None:
+        """Run the record steps (journal, metrics, KPI window, log) for a finished interaction."""
+        for _, step in RECORD_STEPS:
+            step(self, record)
+
+    def kpis(self, window_s: float, *, offset_s: float = 0.0, agent: str | None = None,
+             version: str | None = None) -> Kpis:
+        return self.window.kpis(window_s, offset_s=offset_s, agent=agent, version=version)

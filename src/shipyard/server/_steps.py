@@ -1,0 +1,82 @@
+"""The server's part of the request pipeline (DESIGN.md §4), as ordered lists of small steps.
+
+The runtime owns the agent part (`assign_version → start_trace → run_agent → record`). The server
+adds named SLOTS around it that later capabilities fill by replacing the step of the same name
+(`pipeline.replace("input_guardrails", step)`); here they do nothing:
+
+    assign_version → start_trace → input_guardrails → budget_check → cache_lookup → run_agent
+    → output_guardrails → record
+
+After the runtime, the server's RECORD_STEPS run in order: the journal first (so the record is on
+disk before the response is sent), then metrics, the KPI window and the event log. None waits on I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from shipyard.store import InteractionRecord
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Exchange, Pipeline, Runtime
+    from shipyard.server._state import ServerState
+
+
+async def input_guardrails(ex: Exchange, rt: Runtime) -> None:
+    """Slot: input checks (prompt injection); a block sets `ex.result` and `ex.status = "blocked"`."""
+
+
+async def budget_check(ex: Exchange, rt: Runtime) -> None:
+    """Slot: refuse or downgrade when the budget is spent."""
+
+
+async def cache_lookup(ex: Exchange, rt: Runtime) -> None:
+    """Slot: answer from the exact / semantic cache by setting `ex.result`."""
+
+
+async def output_guardrails(ex: Exchange, rt: Runtime) -> None:
+    """Slot: output checks (PII, policy) on `ex.result` before it is recorded."""
+
+
+SLOTS_BEFORE_AGENT = [("input_guardrails", input_guardrails), ("budget_check", budget_check),
+                      ("cache_lookup", cache_lookup)]
+SLOTS_AFTER_AGENT = [("output_guardrails", output_guardrails)]
+
+
+def install_slots(pipeline: Pipeline) -> None:
+    """Insert the slots around `run_agent` (once; slots already present are left alone)."""
+    for name, step in SLOTS_BEFORE_AGENT:
+        if name not in pipeline.names:
+            pipeline.insert_before("run_agent", name, step)
+    for name, step in reversed(SLOTS_AFTER_AGENT):
+        if name not in pipeline.names:
+            pipeline.insert_after("run_agent", name, step)
+
+
+RecordStep = Callable[["ServerState", InteractionRecord], None]
+
+
+def journal(state: ServerState, record: InteractionRecord) -> None:
+    """Append to the local journal: one write() to the OS, before the response goes out."""
+    state.journal.append(record)
+
+
+def metrics(state: ServerState, record: InteractionRecord) -> None:
+    state.metrics.observe_interaction(record)
+
+
+def kpi_window(state: ServerState, record: InteractionRecord) -> None:
+    state.window.add(record)
+
+
+def log(state: ServerState, record: InteractionRecord) -> None:
+    state.log_interaction(record)
+
+
+RECORD_STEPS: list[tuple[str, RecordStep]] = [
+    ("journal", journal),
+    ("metrics", metrics),
+    ("kpi_window", kpi_window),
+    ("log", log),
+]
