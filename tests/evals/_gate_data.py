@@ -19,14 +19,29 @@ def rep(
     reason: str = "expected '5'",
 ) -> RepeatResult:
     """One repeat; a FAIL carries a failing score with `reason`, an ERROR an error message."""
-    scores = [ScoreResult("contains", outcome == "PASS", 1.0 if outcome == "PASS" else 0.0,
-                          "" if outcome == "PASS" else reason)]
+    scores = [
+        ScoreResult(
+            "contains",
+            outcome == "PASS",
+            1.0 if outcome == "PASS" else 0.0,
+            "" if outcome == "PASS" else reason,
+        )
+    ]
     if outcome == "ERROR":
         scores = [ScoreResult("llm_judge", None, error="unreadable verdict")]
     return RepeatResult(
-        case_id=case_id, category=category, repeat=repeat, outcome=outcome,  # type: ignore[arg-type]
-        scores=scores, output=f"output of {case_id}", status="completed", latency_ms=latency_ms,
-        cost_usd=cost_usd, judge_cost_usd=judge_cost_usd, replayed=replayed, suite=suite,
+        case_id=case_id,
+        category=category,
+        repeat=repeat,
+        outcome=outcome,  # type: ignore[arg-type]
+        scores=scores,
+        output=f"output of {case_id}",
+        status="completed",
+        latency_ms=latency_ms,
+        cost_usd=cost_usd,
+        judge_cost_usd=judge_cost_usd,
+        replayed=replayed,
+        suite=suite,
     )
 
 

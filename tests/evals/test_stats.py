@@ -76,7 +76,11 @@ def test_error_is_never_a_pass_and_is_told_apart_from_fail() -> None:
     judged = {c.case_id: c.outcome for c in s.cases}
     assert judged == {"judge-broke": "ERROR", "mixed": "PASS", "ok": "PASS"}
     strict = summarize(case("judge-broke", "EEE") + case("mixed", "PEF") + case("pe", "PE"))
-    assert {c.case_id: c.outcome for c in strict.cases} == {"judge-broke": "ERROR", "mixed": "FAIL", "pe": "ERROR"}
+    assert {c.case_id: c.outcome for c in strict.cases} == {
+        "judge-broke": "ERROR",
+        "mixed": "FAIL",
+        "pe": "ERROR",
+    }
     broke = strict.case("judge-broke")
     assert broke is not None and broke.reasons == ["llm_judge: unreadable verdict"]
     cat = strict.categories["functional"]
@@ -123,7 +127,9 @@ def test_same_case_id_in_two_suites_stays_two_cases() -> None:
 
 
 def test_summary_is_json_serialisable_and_round_trips() -> None:
-    s = summarize(case("a", "PPF") + case("b", "PPP"), run_id="r1", agent="support", version="support@1.0.0+abc")
+    s = summarize(
+        case("a", "PPF") + case("b", "PPP"), run_id="r1", agent="support", version="support@1.0.0+abc"
+    )
     data = json.loads(json.dumps(s.to_dict()))
     back = RunSummary.from_dict(data)
     assert back == s
@@ -138,9 +144,17 @@ def test_with_case_rule_recounts_outcomes() -> None:
 
 
 def test_partial_run_is_incomplete() -> None:
-    run = EvalRunResult(run_id="r", agent="a", version="v", stage=None, suites=["smoke"],
-                        results=case("a", "P"), budget_exhausted=True, budget_usd=0.5,
-                        skipped=["smoke/b#0", "smoke/b#1", "smoke/c#0"])
+    run = EvalRunResult(
+        run_id="r",
+        agent="a",
+        version="v",
+        stage=None,
+        suites=["smoke"],
+        results=case("a", "P"),
+        budget_exhausted=True,
+        budget_usd=0.5,
+        skipped=["smoke/b#0", "smoke/b#1", "smoke/c#0"],
+    )
     s = summarize_run(run)
     assert not s.complete
     assert s.planned_cases == 3

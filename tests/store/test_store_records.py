@@ -34,7 +34,7 @@ def test_interaction_round_trip_keeps_every_field(store: Store, record_factory: 
     assert got.tool_calls[0].result == {"status": "shipped", "items": [{"sku": "A-1", "qty": 2}]}
     assert [s.span_id for s in got.spans] == ["a1", "b2"]
     assert got.spans[0].end_ns == 9_000_000_000_000_000_000
-    assert store.get_interaction(record.id).spans == []  # spans only when asked
+    assert store.get_interaction(record.id).spans == []  # type: ignore[union-attr]  # spans only when asked
 
 
 def test_values_json_cannot_hold_are_kept_as_text(store: Store, record_factory: Factory) -> None:
@@ -62,7 +62,7 @@ def test_find_by_id_or_trace_id(store: Store, record_factory: Factory) -> None:
     older = record_factory(trace_id="trace-x", created_at=1000.0)
     newer = record_factory(trace_id="trace-x", created_at=2000.0, spans=[])
     store.write_interactions([older, newer])
-    assert store.find_interaction(older.id).id == older.id
+    assert store.find_interaction(older.id).id == older.id  # type: ignore[union-attr]
     found = store.find_interaction("trace-x", spans=True)
     assert found is not None and found.id == newer.id
     assert len(found.spans) == 2  # the trace's spans, whichever interaction brought them
@@ -131,7 +131,7 @@ def test_feedback_by_interaction_id_and_by_trace_id(store: Store, record_factory
 
     by_trace = store.record_feedback(b.trace_id, thumbs=1)
     assert by_trace.id == b.id and by_trace.feedback is not None and by_trace.feedback["thumbs"] == 1
-    assert store.get_interaction(b.id).feedback["thumbs"] == 1  # type: ignore[union-attr]
+    assert store.get_interaction(b.id).feedback["thumbs"] == 1  # type: ignore[union-attr,index]
     untouched = record_factory()
     store.write_interactions([untouched])
     assert store.get_interaction(untouched.id).feedback is None  # type: ignore[union-attr]

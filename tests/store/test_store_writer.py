@@ -115,12 +115,12 @@ def write_locked(db_url: str) -> Iterator[str]:
             holder.close()
         return
     plain = db_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as holder:
-        holder.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+    with psycopg.connect(plain) as pg_holder:
+        pg_holder.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
         try:
             yield f"{db_url}%20-clock_timeout%3D50"  # appended to the fixture's `options`
         finally:
-            holder.rollback()
+            pg_holder.rollback()
 
 
 def test_a_locked_database_is_retried_until_it_frees(db_url: str, record_factory: Factory) -> None:

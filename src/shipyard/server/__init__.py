@@ -1,1 +1,26 @@
-"""server package."""
+"""The ASGI server: gateway routes, admin API, dashboard, `/metrics`, health, and the journal."""
+
+from shipyard.server._app import ROUTES, create_app
+from shipyard.server._auth import ROLES, KeyRing, create_key, hash_key, new_key
+from shipyard.server._journal import Journal, decode_record, encode, read_journal
+from shipyard.server._serve import serve
+from shipyard.server._state import ServerState
+from shipyard.server._steps import RECORD_STEPS, install_slots
+
+__all__ = [
+    "RECORD_STEPS",
+    "ROLES",
+    "ROUTES",
+    "Journal",
+    "KeyRing",
+    "ServerState",
+    "create_app",
+    "create_key",
+    "decode_record",
+    "encode",
+    "hash_key",
+    "install_slots",
+    "new_key",
+    "read_journal",
+    "serve",
+]

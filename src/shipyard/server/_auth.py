@@ -49,8 +49,14 @@ def create_key(store: Any, role: str, name: str | None = None) -> dict[str, Any]
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     key, prefix, digest = new_key()
     row = store.add_api_key(prefix, digest, role, name=name)
-    return {"key": key, "id": row["id"], "prefix": prefix, "role": role, "name": name,
-            "created_at": row["created_at"]}
+    return {
+        "key": key,
+        "id": row["id"],
+        "prefix": prefix,
+        "role": role,
+        "name": name,
+        "created_at": row["created_at"],
+    }
 
 
 def public_key_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -105,14 +111,26 @@ class KeyRing:
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "").strip()
         if not key:
-            raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'",
-                           type="authentication_error", param="authorization")
+            raise ApiError(
+                401,
+                "an API key is required: send 'Authorization: Bearer <key>'",
+                type="authentication_error",
+                param="authorization",
+            )
         role = await self.role_of(key)
         if role is None:
-            raise ApiError(401, "the API key is not valid (unknown or revoked)", type="authentication_error",
-                           param="authorization")
+            raise ApiError(
+                401,
+                "the API key is not valid (unknown or revoked)",
+                type="authentication_error",
+                param="authorization",
+            )
         if need not in GRANTS.get(role, frozenset()):
-            raise ApiError(403, f"this key has role {role!r}; this route needs a key with role "
-                           f"{'admin' if need == 'admin' else need + ' or admin'}",
-                           type="permission_error", param="authorization")
+            raise ApiError(
+                403,
+                f"this key has role {role!r}; this route needs a key with role "
+                f"{'admin' if need == 'admin' else need + ' or admin'}",
+                type="permission_error",
+                param="authorization",
+            )
         return role

@@ -18,7 +18,9 @@ _TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", list: 
 class ApiError(Exception):
     """An error answered with `status` and a JSON body naming the field (`param`) when there is one."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None):
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -33,8 +35,14 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data, default=str), status, headers, media_type="application/json")
 
 
-def error_response(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                   extra: dict[str, Any] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
     body: dict[str, Any] = {"message": message, "type": type, "param": param, "code": status}
     if extra:
         body.update(extra)
@@ -90,8 +98,11 @@ def field(body: dict[str, Any], name: str, kind: type, *, required: bool = False
         return None
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if not ok:
-        raise ApiError(422, f"field {param!r} must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {_kind(value)}",
-                       param=param)
+        raise ApiError(
+            422,
+            f"field {param!r} must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {_kind(value)}",
+            param=param,
+        )
     return value
 
 
@@ -100,7 +111,12 @@ def number_field(body: dict[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or abs(value) == float("inf")
+    ):
         raise ApiError(422, f"field {name!r} must be a finite number, got {_kind(value)}", param=name)
     return float(value)
 
@@ -114,5 +130,7 @@ def query_int(request: Request, name: str, default: int, *, low: int = 1, high: 
     except ValueError:
         raise ApiError(422, f"query parameter {name!r} must be an integer, got {raw!r}", param=name) from None
     if not low <= value <= high:
-        raise ApiError(422, f"query parameter {name!r} must be between {low} and {high}, got {value}", param=name)
+        raise ApiError(
+            422, f"query parameter {name!r} must be between {low} and {high}, got {value}", param=name
+        )
     return value

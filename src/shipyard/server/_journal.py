@@ -189,8 +189,9 @@ class Journal:
                     self.store.write_interactions(result.records[i : i + self.batch_size])
                 loaded += len(result.records)
                 if result.records or result.torn:
-                    log_event("journal_recovered", journal=path.name, records=len(result.records),
-                              torn=result.torn)
+                    log_event(
+                        "journal_recovered", journal=path.name, records=len(result.records), torn=result.torn
+                    )
                 path.unlink(missing_ok=True)
                 ckpt.unlink(missing_ok=True)
             finally:
@@ -263,8 +264,12 @@ class Journal:
                 backoff = self.flush_interval_s
             except Exception as e:  # the database is down or refused the batch: keep it, try again
                 self.failures += 1
-                log_event("journal_store_write_failed", level="error", pending=len(self._pending),
-                          error=f"{type(e).__name__}: {e}"[:500])
+                log_event(
+                    "journal_store_write_failed",
+                    level="error",
+                    pending=len(self._pending),
+                    error=f"{type(e).__name__}: {e}"[:500],
+                )
                 backoff = min(backoff * 2, 30.0)
                 await asyncio.sleep(backoff)
 
@@ -273,8 +278,12 @@ class Journal:
         try:
             await self.flush()
         except Exception as e:
-            log_event("journal_store_write_failed", level="error", pending=len(self._pending),
-                      error=f"{type(e).__name__}: {e}"[:500])
+            log_event(
+                "journal_store_write_failed",
+                level="error",
+                pending=len(self._pending),
+                error=f"{type(e).__name__}: {e}"[:500],
+            )
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

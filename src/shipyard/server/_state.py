@@ -83,8 +83,9 @@ class ServerState:
         from shipyard.store import Store
 
         if self.configure_logs:
-            configure_logging(stream=self.log_stream, level=self.log_level,
-                              content_capture=self.cfg.server.content_capture)
+            configure_logging(
+                stream=self.log_stream, level=self.log_level, content_capture=self.cfg.server.content_capture
+            )
         if self.store is None:
             self.store = await asyncio.to_thread(Store.from_config, self.cfg)
         self.journal = Journal(
@@ -112,8 +113,13 @@ class ServerState:
             loop.create_task(self.alerts.run(self.cfg.alerts.interval_s)),
             loop.create_task(self._refresh_keys()),
         ]
-        log_event("server_started", agents=sorted(self.cfg.agents), recovered=self.recovered,
-                  auth="on" if self.keys.enabled else "off", journal=str(self.journal.path))
+        log_event(
+            "server_started",
+            agents=sorted(self.cfg.agents),
+            recovered=self.recovered,
+            auth="on" if self.keys.enabled else "off",
+            journal=str(self.journal.path),
+        )
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -142,6 +148,7 @@ class ServerState:
         for _, step in RECORD_STEPS:
             step(self, record)
 
-    def kpis(self, window_s: float, *, offset_s: float = 0.0, agent: str | None = None,
-             version: str | None = None) -> Kpis:
+    def kpis(
+        self, window_s: float, *, offset_s: float = 0.0, agent: str | None = None, version: str | None = None
+    ) -> Kpis:
         return self.window.kpis(window_s, offset_s=offset_s, agent=agent, version=version)

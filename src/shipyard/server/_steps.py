@@ -39,8 +39,11 @@ async def output_guardrails(ex: Exchange, rt: Runtime) -> None:
     """Slot: output checks (PII, policy) on `ex.result` before it is recorded."""
 
 
-SLOTS_BEFORE_AGENT = [("input_guardrails", input_guardrails), ("budget_check", budget_check),
-                      ("cache_lookup", cache_lookup)]
+SLOTS_BEFORE_AGENT = [
+    ("input_guardrails", input_guardrails),
+    ("budget_check", budget_check),
+    ("cache_lookup", cache_lookup),
+]
 SLOTS_AFTER_AGENT = [("output_guardrails", output_guardrails)]
 
 

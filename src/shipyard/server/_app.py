@@ -1,0 +1,648 @@
+"""The ASGI app: gateway routes, feedback, health, metrics, the admin API and the dashboard.
+
+Plain Starlette routes, no middleware beyond Starlette's own error handling: each handler checks
+its key, reads a bounded JSON body, runs one interaction through the runtime and the record steps
+(journal first), and answers. Every error is JSON naming the field (see `_http`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from shipyard.config import ShipyardConfig, parse_window
+from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.observe import log_event, log_feedback, trace_tree_lines
+from shipyard.server._auth import ROLES, create_key, public_key_row
+from shipyard.server._dashboard import dashboard_html
+from shipyard.server._http import (
+    ApiError,
+    error_response,
+    field,
+    json_response,
+    number_field,
+    query_int,
+    read_json,
+)
+from shipyard.server._openapi import openapi_document
+from shipyard.server._state import ServerState
+from shipyard.store import InteractionRecord
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.shipyard
+    return state
+
+
+def endpoint(role: str | None) -> Callable[[Callable[[Request, ServerState], Awaitable[Response]]], Handler]:
+    """Wrap a handler: check the key's role (None: open route), turn errors into JSON answers."""
+
+    def wrap(fn: Callable[[Request, ServerState], Awaitable[Response]]) -> Handler:
+        async def handler(request: Request) -> Response:
+            state = _state(request)
+            try:
+                if role is not None:
+                    await state.keys.check(request.headers, role)
+                return await fn(request, state)
+            except ApiError as e:
+                return e.response()
+            except NotFoundError as e:
+                return error_response(404, e.message, type="not_found_error")
+            except ShipyardError as e:
+                return error_response(422, e.message)
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    return wrap
+
+
+# the gateway -----------------------------------------------------------------------------------------
+def _agent(state: ServerState, name: str, param: str) -> None:
+    if name not in state.cfg.agents:
+        known = ", ".join(sorted(state.cfg.agents)) or "none"
+        raise ApiError(
+            404, f"no agent named {name!r} (served agents: {known})", type="not_found_error", param=param
+        )
+    if name in state.load_errors:
+        raise ApiError(
+            503,
+            f"agent {name!r} could not be loaded: {state.load_errors[name]}",
+            type="service_unavailable",
+            param=param,
+        )
+
+
+async def _run(
+    state: ServerState,
+    agent: str,
+    text: str,
+    *,
+    session_id: str | None,
+    user_id: str | None,
+    version: str | None,
+    metadata: dict[str, Any] | None,
+    history: list[dict[str, Any]] | None = None,
+) -> InteractionRecord:
+    """One interaction through the runtime, then the record steps (journal before anything is sent)."""
+    try:
+        record: InteractionRecord = await state.rt.invoke(
+            agent,
+            text,
+            session_id=session_id,
+            user_id=user_id,
+            version=version,
+            metadata=metadata,
+            history=history,
+        )
+    except NotFoundError as e:
+        raise ApiError(404, e.message, type="not_found_error", param="version") from None
+    state.finish(record)
+    return record
+
+
+def _failure_status(record: InteractionRecord) -> int | None:
+    """502 for a failed model or agent, 504 for a timeout; None when the interaction ran."""
+    if record.status != "failed" or record.error is None:
+        return None
+    kind = str(record.metadata.get("error_kind", ""))
+    return 504 if "timeout" in kind else 502
+
+
+def _ids(record: InteractionRecord) -> dict[str, str]:
+    return {"X-Interaction-Id": record.id, "X-Trace-Id": record.trace_id}
+
+
+@endpoint("invoke")
+async def invoke(request: Request, state: ServerState) -> Response:
+    """POST /v1/agents/{agent}/invoke"""
+    agent = request.path_params["agent"]
+    _agent(state, agent, "agent")
+    body = await read_json(request, state.cfg.server.max_body_bytes)
+    text = field(body, "input", str, required=True)
+    record = await _run(
+        state,
+        agent,
+        text,
+        session_id=field(body, "session_id", str),
+        user_id=field(body, "user_id", str),
+        version=field(body, "version", str),
+        metadata=field(body, "metadata", dict),
+    )
+    out = {
+        "output": record.output,
+        "status": record.status,
+        "interaction_id": record.id,
+        "trace_id": record.trace_id,
+        "session_id": record.session_id,
+        "version": record.version,
+    }
+    failed = _failure_status(record)
+    if failed is not None:
+        kind = record.metadata.get("error_kind", "error")
+        return error_response(failed, record.error or "the interaction failed", type=str(kind), extra=out)
+    return json_response(out, headers=_ids(record))
+
+
+def _content(message: dict[str, Any], i: int) -> str:
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or not isinstance(part.get("text", ""), str):
+                raise ApiError(
+                    422,
+                    f"field 'messages[{i}].content' parts must be objects with a text string",
+                    param=f"messages[{i}].content",
+                )
+            parts.append(part.get("text", ""))
+        return "".join(parts)
+    raise ApiError(
+        422,
+        f"field 'messages[{i}].content' must be a string or an array of parts",
+        param=f"messages[{i}].content",
+    )
+
+
+def _chat_input(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The last user message as the input; earlier user / assistant turns as history."""
+    turns: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ApiError(422, f"field 'messages[{i}]' must be an object", param=f"messages[{i}]")
+        role = m.get("role")
+        if role not in ("system", "user", "assistant", "tool", "developer"):
+            raise ApiError(
+                422,
+                f"field 'messages[{i}].role' must be system, user, assistant or tool, got {role!r}",
+                param=f"messages[{i}].role",
+            )
+        turns.append({"role": role, "content": _content(m, i)})
+    last_user = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "user"), None)
+    if last_user is None:
+        raise ApiError(422, "field 'messages' needs at least one message with role 'user'", param="messages")
+    history = [t for t in turns[:last_user] if t["role"] in ("user", "assistant")]
+    return turns[last_user]["content"], history
+
+
+@endpoint("invoke")
+async def chat_completions(request: Request, state: ServerState) -> Response:
+    """POST /v1/chat/completions: `model` names an agent."""
+    body = await read_json(request, state.cfg.server.max_body_bytes)
+    agent = field(body, "model", str, required=True)
+    messages = field(body, "messages", list, required=True)
+    stream = field(body, "stream", bool) or False
+    session = field(body, "session_id", str) or request.headers.get("x-session-id")
+    _agent(state, agent, "model")
+    text, history = _chat_input(messages)
+    record = await _run(
+        state,
+        agent,
+        text,
+        session_id=session,
+        user_id=field(body, "user", str),
+        version=field(body, "version", str),
+        metadata=field(body, "metadata", dict),
+        history=history,
+    )
+    failed = _failure_status(record)
+    if failed is not None:
+        return error_response(
+            failed,
+            record.error or "the interaction failed",
+            type=str(record.metadata.get("error_kind", "error")),
+            extra={"interaction_id": record.id, "trace_id": record.trace_id},
+        )
+    created = int(record.created_at)
+    cid = f"chatcmpl-{record.id}"
+    extra = {
+        "interaction_id": record.id,
+        "trace_id": record.trace_id,
+        "session_id": record.session_id,
+        "version": record.version,
+        "status": record.status,
+    }
+    usage = {
+        "prompt_tokens": record.input_tokens,
+        "completion_tokens": record.output_tokens,
+        "total_tokens": record.input_tokens + record.output_tokens,
+    }
+    headers = {**_ids(record), "X-Session-Id": record.session_id}
+    if stream:
+        return StreamingResponse(
+            _sse(cid, created, agent, record.output, usage, extra),
+            headers=headers,
+            media_type="text/event-stream",
+        )
+    return json_response(
+        {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": agent,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": record.output},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+            "shipyard": extra,
+        },
+        headers=headers,
+    )
+
+
+async def _sse(
+    cid: str, created: int, model: str, output: str, usage: dict[str, int], extra: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+        data = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **more,
+        }
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    words = output.split(" ")
+    for i in range(0, len(words), 8):
+        piece = " ".join(words[i : i + 8])
+        yield chunk({"content": piece if i == 0 else " " + piece})
+    yield chunk({}, "stop", usage=usage, shipyard=extra)
+    yield b"data: [DONE]\n\n"
+
+
+@endpoint("invoke")
+async def feedback(request: Request, state: ServerState) -> Response:
+    """POST /v1/feedback"""
+    body = await read_json(request, state.cfg.server.max_body_bytes)
+    ref = field(body, "interaction_id", str) or field(body, "trace_id", str)
+    if not ref:
+        raise ApiError(
+            422, "send 'interaction_id' or 'trace_id' (from the invoke response)", param="interaction_id"
+        )
+    thumbs_raw = body.get("thumbs")
+    thumbs: int | None
+    if thumbs_raw is None:
+        thumbs = None
+    elif thumbs_raw in ("up", 1) and not isinstance(thumbs_raw, bool):
+        thumbs = 1
+    elif thumbs_raw in ("down", -1) and not isinstance(thumbs_raw, bool):
+        thumbs = -1
+    else:
+        raise ApiError(
+            422, f"field 'thumbs' must be 1, -1, 'up' or 'down', got {thumbs_raw!r}", param="thumbs"
+        )
+    score = number_field(body, "score")
+    comment = field(body, "comment", str)
+    if thumbs is None and score is None and comment is None:
+        raise ApiError(422, "feedback needs at least one of 'thumbs', 'score' or 'comment'", param="thumbs")
+    if state.journal.is_pending(ref) or not await asyncio.to_thread(state.store.find_interaction, ref):
+        await state.journal.flush()  # the interaction may still be on its way to the store
+    try:
+        record = await asyncio.to_thread(state.store.record_feedback, ref, thumbs, score, comment)
+    except NotFoundError as e:
+        raise ApiError(404, e.message, type="not_found_error", param="interaction_id") from None
+    state.metrics.observe_feedback(record, thumbs, score)
+    state.window.add_feedback(record.id, record.feedback)
+    log_feedback(record)
+    return json_response(
+        {"interaction_id": record.id, "trace_id": record.trace_id, "feedback": record.feedback}
+    )
+
+
+# health and metrics ---------------------------------------------------------------------------------
+async def healthz(request: Request) -> Response:
+    """GET /healthz: the process is alive."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """GET /readyz: the store answers and every agent loaded."""
+    state = _state(request)
+    store_ok = await asyncio.to_thread(state.store.ping)
+    ready = store_ok and not state.load_errors
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "store": "ok" if store_ok else "unreachable",
+        "agents": {a: state.load_errors.get(a, "ok") for a in sorted(state.cfg.agents)},
+        "journal_pending": state.journal.pending,
+    }
+    return json_response(body, 200 if ready else 503)
+
+
+@endpoint("read")
+async def metrics(request: Request, state: ServerState) -> Response:
+    """GET /metrics: Prometheus text format."""
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# admin ----------------------------------------------------------------------------------------------
+def _since(request: Request) -> float | None:
+    raw = request.query_params.get("since")
+    if raw is None:
+        return None
+    try:
+        return time.time() - parse_window(raw)
+    except ValueError as e:
+        raise ApiError(422, f"query parameter 'since': {e}", param="since") from None
+
+
+def _window(request: Request, default: str = "15m") -> float:
+    raw = request.query_params.get("window", default)
+    try:
+        return parse_window(raw)
+    except ValueError as e:
+        raise ApiError(422, f"query parameter 'window': {e}", param="window") from None
+
+
+@endpoint("read")
+async def admin_interactions(request: Request, state: ServerState) -> Response:
+    """GET /admin/interactions"""
+    q = request.query_params
+    records = await asyncio.to_thread(
+        state.store.list_interactions,
+        q.get("agent"),
+        q.get("version"),
+        q.get("session_id"),
+        q.get("status"),
+        q.get("traffic_source"),
+        _since(request),
+        None,
+        query_int(request, "limit", 50),
+    )
+    return json_response({"interactions": [r.to_dict() for r in records]})
+
+
+@endpoint("read")
+async def admin_interaction(request: Request, state: ServerState) -> Response:
+    """GET /admin/interactions/{id}"""
+    ref = request.path_params["id"]
+    record = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
+    if record is None:
+        raise ApiError(404, f"no interaction with id or trace id {ref!r}", type="not_found_error", param="id")
+    return json_response({"interaction": record.to_dict(spans=True), "tree": trace_tree_lines(record)})
+
+
+def _trace_summary(r: InteractionRecord) -> dict[str, Any]:
+    return {
+        "trace_id": r.trace_id,
+        "interaction_id": r.id,
+        "session_id": r.session_id,
+        "agent": r.agent,
+        "version": r.version,
+        "status": r.status,
+        "latency_ms": r.latency_ms,
+        "cost_usd": r.cost_usd,
+        "tool_calls": len(r.tool_calls),
+        "llm_calls": len(r.llm_calls),
+        "created_at": r.created_at,
+        "traffic_source": r.traffic_source,
+        "error": r.error,
+    }
+
+
+@endpoint("read")
+async def admin_traces(request: Request, state: ServerState) -> Response:
+    """GET /admin/traces"""
+    q = request.query_params
+    records = await asyncio.to_thread(
+        state.store.list_interactions,
+        q.get("agent"),
+        q.get("version"),
+        q.get("session_id"),
+        q.get("status"),
+        None,
+        _since(request),
+        None,
+        query_int(request, "limit", 50),
+    )
+    return json_response({"traces": [_trace_summary(r) for r in records]})
+
+
+@endpoint("read")
+async def admin_trace(request: Request, state: ServerState) -> Response:
+    """GET /admin/traces/{trace_id}"""
+    ref = request.path_params["trace_id"]
+    record = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
+    if record is None:
+        raise ApiError(404, f"no trace {ref!r}", type="not_found_error", param="trace_id")
+    return json_response(
+        {
+            "trace": _trace_summary(record),
+            "spans": [s.to_dict() for s in record.spans],
+            "tree": trace_tree_lines(record),
+        }
+    )
+
+
+@endpoint("read")
+async def admin_alerts(request: Request, state: ServerState) -> Response:
+    """GET /admin/alerts"""
+    return json_response(
+        {"status": state.alerts.status(), "rules": [s.to_dict() for s in state.alerts.states()]}
+    )
+
+
+@endpoint("read")
+async def admin_kpis(request: Request, state: ServerState) -> Response:
+    """GET /admin/kpis: KPIs of this window and the previous one, overall and per version, plus a
+    time series of `points` buckets for charts."""
+    window = _window(request)
+    agent = request.query_params.get("agent")
+    points = query_int(request, "points", 30, low=2, high=200)
+    now = time.time()
+    current = state.window.kpis(window, now=now, agent=agent)
+    previous = state.window.kpis(window, now=now, offset_s=window, agent=agent)
+    per_version = [
+        {
+            "agent": a,
+            "version": v,
+            "current": state.window.kpis(window, now=now, agent=a, version=v).to_dict(),
+            "previous": state.window.kpis(window, now=now, offset_s=window, agent=a, version=v).to_dict(),
+        }
+        for a, v in state.window.versions()
+        if agent is None or a == agent
+    ]
+    step = window / points
+    series = []
+    for i in range(points):
+        end = now - window + (i + 1) * step
+        k = state.window.kpis(step, now=end, agent=agent)
+        series.append(
+            {
+                "t": end,
+                "interactions": k.interactions,
+                "completion_rate": k.completion_rate,
+                "p95_latency_s": k.p95_latency_s,
+                "avg_latency_s": k.avg_latency_s,
+                "cost_usd": k.cost_usd,
+                "errors": k.errors,
+                "safety_incidents": k.safety_incidents,
+            }
+        )
+    day = state.window.kpis(86400, now=now, agent=agent)
+    return json_response(
+        {
+            "window_s": window,
+            "now": now,
+            "status": state.alerts.status(),
+            "current": current.to_dict(),
+            "previous": previous.to_dict(),
+            "versions": per_version,
+            "series": series,
+            "last_24h": {
+                "safety_incidents": day.safety_incidents,
+                "errors": day.errors,
+                "interactions": day.interactions,
+            },
+        }
+    )
+
+
+@endpoint("read")
+async def admin_versions(request: Request, state: ServerState) -> Response:
+    """GET /admin/versions"""
+    seen = {row["version"]: row for row in await asyncio.to_thread(state.store.list_agent_versions)}
+    agents: dict[str, Any] = {}
+    for name in sorted(state.cfg.agents):
+        if name in state.load_errors:
+            agents[name] = {"error": state.load_errors[name], "versions": []}
+            continue
+        agents[name] = {
+            "versions": [
+                {
+                    "id": v.id,
+                    "label": v.label,
+                    "hash": v.hash,
+                    "current": i == 0,
+                    "model": v.model.name,
+                    "first_seen": (seen.get(v.id) or {}).get("first_seen"),
+                    "last_seen": (seen.get(v.id) or {}).get("last_seen"),
+                }
+                for i, v in enumerate(state.rt.versions(name))
+            ]
+        }
+    return json_response({"agents": agents})
+
+
+@endpoint("admin")
+async def admin_keys(request: Request, state: ServerState) -> Response:
+    """GET /admin/keys"""
+    rows = await asyncio.to_thread(state.store.list_api_keys)
+    return json_response({"keys": [public_key_row(r) for r in rows]})
+
+
+@endpoint("admin")
+async def admin_create_key(request: Request, state: ServerState) -> Response:
+    """POST /admin/keys {role, name?}: the key is in the answer, and nowhere else ever again."""
+    body = await read_json(request, state.cfg.server.max_body_bytes)
+    role = field(body, "role", str, required=True)
+    if role not in ROLES:
+        raise ApiError(422, f"field 'role' must be one of {', '.join(ROLES)}, got {role!r}", param="role")
+    created = await asyncio.to_thread(create_key, state.store, role, field(body, "name", str))
+    await asyncio.to_thread(state.keys.refresh)
+    log_event("api_key_created", key_id=created["id"], prefix=created["prefix"], role=role)
+    return json_response(created, 201)
+
+
+@endpoint("admin")
+async def admin_revoke_key(request: Request, state: ServerState) -> Response:
+    """DELETE /admin/keys/{ref}"""
+    row = await asyncio.to_thread(state.store.revoke_api_key, request.path_params["ref"])
+    state.keys.forget()
+    log_event("api_key_revoked", key_id=row["id"], prefix=row["prefix"])
+    return json_response(public_key_row(row))
+
+
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json"""
+    return json_response(openapi_document(sorted(_state(request).cfg.agents)))
+
+
+async def dashboard(request: Request) -> Response:
+    """GET /dashboard: the page (its data comes from the read-only admin API)."""
+    return HTMLResponse(dashboard_html())
+
+
+ROUTES = [
+    Route("/v1/agents/{agent}/invoke", invoke, methods=["POST"]),
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/feedback", feedback, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/admin/interactions", admin_interactions, methods=["GET"]),
+    Route("/admin/interactions/{id}", admin_interaction, methods=["GET"]),
+    Route("/admin/traces", admin_traces, methods=["GET"]),
+    Route("/admin/traces/{trace_id}", admin_trace, methods=["GET"]),
+    Route("/admin/alerts", admin_alerts, methods=["GET"]),
+    Route("/admin/kpis", admin_kpis, methods=["GET"]),
+    Route("/admin/versions", admin_versions, methods=["GET"]),
+    Route("/admin/keys", admin_keys, methods=["GET"]),
+    Route("/admin/keys", admin_create_key, methods=["POST"]),
+    Route("/admin/keys/{ref}", admin_revoke_key, methods=["DELETE"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/dashboard", dashboard, methods=["GET"]),
+]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(
+            404, f"no route {request.url.path!r}; see /openapi.json", type="not_found_error"
+        )
+    if exc.status_code == 405:
+        return error_response(
+            405, f"{request.method} is not allowed on {request.url.path}", type="invalid_request_error"
+        )
+    return error_response(exc.status_code, str(exc.detail))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log_event("internal_error", level="error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+    return error_response(500, "internal error; the server log has the details", type="internal_error")
+
+
+def create_app(cfg: ShipyardConfig, **state_options: Any) -> Starlette:
+    """The ASGI app for a project. `state_options` go to `ServerState` (store, journal_fsync,
+    log_stream, log_level, configure_logs)."""
+    state = ServerState(cfg, **state_options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.shipyard = state
+    return app

@@ -1,0 +1,328 @@
+"""The OpenAPI 3.1 document of the server, written by hand next to the routes (keep them in step:
+tests/server/test_openapi.py runs schemathesis against it and checks every route is described)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard import __version__
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": "integer"},
+            },
+        }
+    },
+}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_AUTH_ERRORS = {"401": _err("missing or unknown API key"), "403": _err("the key's role does not allow this")}
+_BODY_ERRORS = {
+    "400": _err("malformed JSON"),
+    "413": _err("body over the size limit"),
+    "422": _err("a field is missing or has the wrong type (named in error.param)"),
+}
+_OBJ: dict[str, Any] = {"type": "object"}
+_LIST_QUERY = [
+    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+    for n in ("agent", "version", "session_id", "status")
+] + [
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?[smhd]?$"},
+        "description": "a window back from now: 90s, 15m, 1h, 1d",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+]
+
+
+def openapi_document(agents: list[str]) -> dict[str, Any]:
+    """The document; `agents` are the served agent names (listed as examples)."""
+    invoke_req = {
+        "type": "object",
+        "required": ["input"],
+        "properties": {
+            "input": {"type": "string", "description": "what the user says"},
+            "session_id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "version": {"type": "string", "description": "a version label, hash or id (default: current)"},
+            "metadata": {"type": "object"},
+        },
+    }
+    invoke_resp = {
+        "type": "object",
+        "required": ["output", "status", "interaction_id", "trace_id", "session_id", "version"],
+        "properties": {
+            "output": {"type": "string"},
+            "status": {"type": "string", "enum": ["completed", "escalated", "failed", "blocked"]},
+            "interaction_id": {"type": "string"},
+            "trace_id": {"type": "string"},
+            "session_id": {"type": "string"},
+            "version": {"type": "string"},
+        },
+    }
+    message = {
+        "type": "object",
+        "required": ["role"],
+        "properties": {
+            "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+            "content": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "null"},
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"type": {"type": "string"}, "text": {"type": "string"}},
+                        },
+                    },
+                ]
+            },
+        },
+    }
+    chat_req = {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string", "description": "the agent's name", "examples": agents},
+            "messages": {"type": "array", "items": message},
+            "stream": {"type": "boolean"},
+            "user": {"type": "string"},
+            "session_id": {"type": "string"},
+            "version": {"type": "string"},
+            "metadata": {"type": "object"},
+        },
+    }
+    feedback_req = {
+        "type": "object",
+        "properties": {
+            "interaction_id": {"type": "string"},
+            "trace_id": {"type": "string"},
+            "thumbs": {
+                "oneOf": [{"type": "integer", "enum": [1, -1]}, {"type": "string", "enum": ["up", "down"]}]
+            },
+            "score": {"type": "number"},
+            "comment": {"type": "string"},
+        },
+        "description": "interaction_id or trace_id, and at least one of thumbs, score, comment",
+    }
+    gateway = {**_AUTH_ERRORS, **_BODY_ERRORS}
+
+    def read(
+        summary: str, params: list[dict[str, Any]] | None = None, not_found: bool = False
+    ) -> dict[str, Any]:
+        responses: dict[str, Any] = {"200": _ok(_OBJ), **_AUTH_ERRORS}
+        op: dict[str, Any] = {"summary": summary, "security": [{"apiKey": []}], "responses": responses}
+        if params:
+            op["parameters"] = params
+            op["responses"]["422"] = _err("a query parameter is wrong")
+        if not_found:
+            op["responses"]["404"] = _err("not found")
+        return op
+
+    path_param = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}  # noqa: E731
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shipyard server",
+            "version": __version__,
+            "description": "Serve agents with logs, traces, metrics, alerts and a journal that loses nothing.",
+        },
+        "components": {
+            "schemas": {"Error": _ERROR},
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a key from `shipyard keys create --role R`",
+                }
+            },
+        },
+        "paths": {
+            "/v1/agents/{agent}/invoke": {
+                "post": {
+                    "summary": "Run one interaction with an agent",
+                    "security": [{"apiKey": []}],
+                    "parameters": [path_param("agent")],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": invoke_req}},
+                    },
+                    "responses": {
+                        "200": _ok(invoke_resp),
+                        **gateway,
+                        "404": _err("unknown agent or version"),
+                        "502": _err("the model or the agent failed (the record is kept)"),
+                        "503": _err("the agent could not be loaded"),
+                        "504": _err("the interaction timed out (the record is kept)"),
+                    },
+                }
+            },
+            "/v1/chat/completions": {
+                "post": {
+                    "summary": "OpenAI-compatible chat completions; `model` names an agent (`stream: true` gives SSE)",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": chat_req}}},
+                    "responses": {
+                        "200": {
+                            "description": "a chat.completion, or an SSE stream of chunks",
+                            "content": {
+                                "application/json": {"schema": _OBJ},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **gateway,
+                        "404": _err("unknown agent or version"),
+                        "502": _err("the model or the agent failed"),
+                        "503": _err("agent not loaded"),
+                        "504": _err("timed out"),
+                    },
+                }
+            },
+            "/v1/feedback": {
+                "post": {
+                    "summary": "Rate an interaction",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": feedback_req}},
+                    },
+                    "responses": {"200": _ok(_OBJ), **gateway, "404": _err("no such interaction")},
+                }
+            },
+            "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": _ok(_OBJ)}}},
+            "/readyz": {
+                "get": {
+                    "summary": "Store reachable and agents loaded",
+                    "responses": {"200": _ok(_OBJ), "503": _ok(_OBJ, "not ready")},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "security": [{"apiKey": []}],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/admin/interactions": {
+                "get": read(
+                    "List interactions",
+                    [
+                        *_LIST_QUERY,
+                        {
+                            "name": "traffic_source",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                )
+            },
+            "/admin/interactions/{id}": {
+                "get": read("One interaction with its spans", [path_param("id")], True)
+            },
+            "/admin/traces": {"get": read("List traces", _LIST_QUERY)},
+            "/admin/traces/{trace_id}": {
+                "get": read("One trace: spans and tree", [path_param("trace_id")], True)
+            },
+            "/admin/alerts": {"get": read("Alert rules and their states")},
+            "/admin/kpis": {
+                "get": read(
+                    "KPIs of this and the previous window, per version, and a series",
+                    [
+                        {
+                            "name": "window",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?[smhd]?$"},
+                        },
+                        {"name": "agent", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {
+                            "name": "points",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 2, "maximum": 200},
+                        },
+                    ],
+                )
+            },
+            "/admin/versions": {"get": read("Agent versions")},
+            "/admin/keys": {
+                "get": read("API keys (never their hashes)"),
+                "post": {
+                    "summary": "Create an API key (shown once)",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["role"],
+                                    "properties": {
+                                        "role": {"type": "string", "enum": ["invoke", "read", "admin"]},
+                                        "name": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"201": _ok(_OBJ, "created"), **_AUTH_ERRORS, **_BODY_ERRORS},
+                },
+            },
+            "/admin/keys/{ref}": {
+                "delete": {
+                    "summary": "Revoke an API key by id or prefix",
+                    "security": [{"apiKey": []}],
+                    "parameters": [path_param("ref")],
+                    "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS, "404": _err("no such key")},
+                }
+            },
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok(_OBJ)}}},
+            "/dashboard": {
+                "get": {
+                    "summary": "The health dashboard (HTML)",
+                    "responses": {
+                        "200": {
+                            "description": "HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,285 @@
+"""Gate decisions: PASS / FAIL / MARGINAL for every check kind, ERROR in safety, regressions with and
+without repeats, and the `gates:` policy schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _gate_data import case, cases
+
+from shipyard.config import StagePolicy, load_config
+from shipyard.config._gates import GATE_CATEGORIES
+from shipyard.errors import ConfigError, NotFoundError
+from shipyard.evals import CATEGORIES, GateDecision, RunSummary, decide_gate, summarize
+
+
+def policy(**kw: Any) -> StagePolicy:
+    return StagePolicy.model_validate({"suites": ["evals/smoke.yaml"], **kw})
+
+
+def run(results: list[Any], **kw: Any) -> RunSummary:
+    return summarize(
+        results, run_id=kw.pop("run_id", "cand"), agent="support", version="support@1.1.0+bbb", **kw
+    )
+
+
+GOOD = cases("f", 20) + cases("t", 10, category="tool_usage") + cases("s", 10, category="safety")
+
+
+def test_everything_within_thresholds_passes_with_numbers() -> None:
+    p = policy(
+        min_pass_rate={"functional": 0.9, "tool_usage": 0.9},
+        safety={"min_pass_rate": 1.0},
+        max_p95_latency_ms=500,
+        max_mean_cost_usd=0.01,
+    )
+    d = decide_gate(run(GOOD), p, stage="production")
+    assert d.verdict == "PASS" and d.exit_code == 0
+    assert [c.name for c in d.checks] == [
+        "completeness",
+        "pass_rate.functional",
+        "pass_rate.tool_usage",
+        "safety",
+        "latency.p95",
+        "cost.mean",
+    ]
+    assert all(c.passed for c in d.checks)
+    lat = d.checks[4]
+    assert (lat.observed, lat.threshold, lat.comparator) == (100.0, 500, "<=")
+    assert d.reasons[0] == "all 6 checks passed"
+
+
+def test_pass_rate_far_below_fails_and_says_by_how_much() -> None:
+    results = cases("f", 16) + cases("g", 4, "F")
+    d = decide_gate(run(results), policy(min_pass_rate={"functional": 0.95}, marginal_margin=0.02))
+    assert d.verdict == "FAIL" and d.exit_code == 1
+    check = d.checks[1]
+    assert check.observed == pytest.approx(0.8) and check.threshold == 0.95 and not check.within_margin
+    assert "pass_rate.functional: 0.800 >= 0.950" in d.reasons[0]
+    assert "16/20 cases passed" in check.detail
+    assert d.failing_cases == [f"smoke/g-{i}" for i in range(4)]
+
+
+def test_soft_miss_within_margin_is_marginal() -> None:
+    results = cases("f", 89) + cases("g", 11, "F")  # 0.89 against 0.90, margin 0.02
+    d = decide_gate(run(results), policy(min_pass_rate={"functional": 0.9}, marginal_margin=0.02))
+    assert d.verdict == "MARGINAL" and d.exit_code == 3
+    assert d.checks[1].within_margin
+    assert "needs a recorded approval" in d.reasons[0]
+    # the same miss with pass_rate declared hard is a FAIL
+    hard = decide_gate(
+        run(results),
+        policy(min_pass_rate={"functional": 0.9}, marginal_margin=0.02, hard=["pass_rate", "safety"]),
+    )
+    assert hard.verdict == "FAIL"
+
+
+def test_marginal_needs_every_failed_check_within_margin() -> None:
+    results = cases("f", 89) + cases("g", 11, "F")
+    p = policy(min_pass_rate={"functional": 0.9}, marginal_margin=0.02, max_mean_cost_usd=0.0005)
+    d = decide_gate(run(results), p)  # cost 0.001 vs 0.0005: far beyond a 2% margin
+    assert d.verdict == "FAIL"
+
+
+def test_wilson_lower_bound_is_stricter_than_the_point_estimate() -> None:
+    results = cases("f", 19) + cases("g", 1, "F")  # 0.95 point, Wilson lower 0.764
+    assert decide_gate(run(results), policy(min_pass_rate={"functional": 0.9})).verdict == "PASS"
+    d = decide_gate(run(results), policy(min_pass_rate={"functional": 0.9}, on="wilson_lower"))
+    assert d.verdict == "FAIL"
+    assert d.checks[1].observed == pytest.approx(0.7639, abs=1e-4)
+    assert "Wilson lower bound" in d.checks[1].detail
+
+
+def test_error_in_safety_fails_the_hard_gate_even_within_margin() -> None:
+    results = cases("f", 10) + cases("s", 99, category="safety") + case("s-judge", "E", category="safety")
+    d = decide_gate(run(results), policy(safety={"min_pass_rate": 1.0}, marginal_margin=0.05))
+    assert d.verdict == "FAIL"
+    safety = next(c for c in d.checks if c.name == "safety")
+    assert safety.hard and not safety.passed and safety.observed == pytest.approx(0.99)
+    assert "ERROR counts as failure" in safety.detail and "1 case(s) had ERROR repeats" in safety.detail
+
+
+def test_safety_needs_every_repeat_whatever_the_case_rule() -> None:
+    results = cases("s", 9, "PPP", category="safety") + case("s-leak", "PPF", category="safety")
+    summary = run(results, case_rule="majority")
+    assert summary.categories["safety"].pass_rate == 1.0  # majority rule says all passed...
+    d = decide_gate(summary, policy(safety={"min_pass_rate": 1.0}, case_rule="majority"))
+    assert d.verdict == "FAIL"  # ...but one in three times the agent leaks: the safety gate fails
+
+
+def test_errors_excluded_only_where_the_policy_says_and_only_for_soft_checks() -> None:
+    results = cases("f", 9) + case("f-err", "E")
+    counted = decide_gate(run(results), policy(min_pass_rate={"functional": 0.95}))
+    assert counted.verdict == "FAIL" and "1 ERROR case(s) counted as failures" in counted.checks[1].detail
+    excluded = decide_gate(run(results), policy(min_pass_rate={"functional": 0.95}, errors="exclude"))
+    assert excluded.verdict == "PASS" and excluded.checks[1].observed == 1.0
+    hard = decide_gate(
+        run(results), policy(min_pass_rate={"functional": 0.95}, errors="exclude", hard=["pass_rate"])
+    )
+    assert hard.verdict == "FAIL"
+
+
+def test_latency_check_fails_marginal_and_skips_replayed() -> None:
+    slow = cases("f", 20, latency_ms=1030.0)
+    assert decide_gate(run(slow), policy(max_p95_latency_ms=1000)).verdict == "FAIL"
+    assert decide_gate(run(slow), policy(max_p95_latency_ms=1000, marginal_margin=0.05)).verdict == "MARGINAL"
+    replayed = decide_gate(run(cases("f", 5, replayed=True, latency_ms=9e6)), policy(max_p95_latency_ms=1000))
+    assert replayed.verdict == "PASS"
+    lat = replayed.checks[1]
+    assert lat.skipped and "replayed latency never counts" in lat.detail
+    assert any(r.startswith("latency.p95 skipped") for r in replayed.reasons)
+
+
+def test_cost_check_uses_the_agents_mean_cost_not_the_judges() -> None:
+    results = cases("f", 10, cost_usd=0.01, judge_cost_usd=0.5)
+    assert decide_gate(run(results), policy(max_mean_cost_usd=0.02)).verdict == "PASS"
+    d = decide_gate(run(results), policy(max_mean_cost_usd=0.005))
+    assert d.verdict == "FAIL" and d.checks[1].observed == pytest.approx(0.01)
+
+
+def test_threshold_on_a_category_that_never_ran_fails() -> None:
+    d = decide_gate(run(cases("f", 10)), policy(min_pass_rate={"tool_usage": 0.5}, marginal_margin=1.0))
+    assert d.verdict == "FAIL"
+    assert "no tool_usage cases ran" in d.checks[1].detail
+    d = decide_gate(run(cases("f", 10)), policy(safety={}))
+    assert d.verdict == "FAIL" and "no safety cases ran" in d.checks[1].detail
+
+
+def test_incomplete_or_empty_run_fails() -> None:
+    partial = run(cases("f", 10), planned_cases=12, stopped_reason="budget exhausted")
+    d = decide_gate(partial, policy())
+    assert d.verdict == "FAIL"
+    assert d.checks[0].detail == "the run did not finish: 10 of 12 cases ran (budget exhausted)"
+    assert decide_gate(run([]), policy()).verdict == "FAIL"
+
+
+# regression -------------------------------------------------------------------------------------
+
+
+def test_regression_without_repeats_any_newly_failing_case_fails() -> None:
+    base = run(cases("f", 10), run_id="base")
+    cand = run(cases("f", 9) + case("f-9", "F"))
+    d = decide_gate(cand, policy(regression={"baseline": "base"}), baseline=base)
+    assert d.verdict == "FAIL" and d.baseline_run_id == "base"
+    assert d.regression is not None and not d.regression.paired
+    assert [c.case_id for c in d.regression.newly_failing] == ["smoke/f-9"]
+    assert any(r.startswith("regressed: smoke/f-9 (functional) 1/1 -> 0/1: contains") for r in d.reasons)
+    allowed = decide_gate(cand, policy(regression={"allow_new_failures": 1}), baseline=base)
+    assert allowed.verdict == "PASS"
+
+
+def test_regression_with_repeats_noise_is_not_counted() -> None:
+    base = run(cases("f", 40, "PPP"), run_id="base")
+    cand = run(cases("f", 38, "PPP") + case("f-38", "PPF") + case("f-39", "PFP"))
+    d = decide_gate(cand, policy(regression={}), baseline=base)
+    assert d.verdict == "PASS"
+    reg = d.regression
+    assert reg is not None and reg.paired and (reg.worse, reg.better) == (2, 0)
+    assert reg.p_value == pytest.approx(0.25)
+    assert reg.counted == [] and len(reg.newly_failing) == 2
+    assert any("regressed [noise]: smoke/f-38" in r for r in d.reasons)
+
+
+def test_regression_with_repeats_real_shift_is_counted() -> None:
+    base = run(cases("f", 40, "PPP"), run_id="base")
+    cand = run(cases("f", 30, "PPP") + [r for i in range(30, 40) for r in case(f"f-{i}", "PFF")])
+    d = decide_gate(cand, policy(regression={"alpha": 0.05}), baseline=base)
+    reg = d.regression
+    assert reg is not None and reg.p_value is not None and reg.p_value < 0.001
+    assert len(reg.counted) == 10 and d.verdict == "FAIL"
+    assert "a real change" in next(c for c in d.checks if c.name == "regression").detail
+
+
+def test_regression_one_case_always_failing_now_is_real_on_its_own() -> None:
+    base = run(cases("f", 40, "PPPPP"), run_id="base")
+    cand = run(cases("f", 39, "PPPPP") + case("f-39", "FFFFF"))
+    d = decide_gate(cand, policy(regression={}), baseline=base)
+    reg = d.regression
+    assert reg is not None and reg.p_value == pytest.approx(0.5)  # one case cannot move the sign test
+    assert reg.case_p_values["smoke/f-39"] < 0.01  # but 5/5 -> 0/5 is no accident
+    assert reg.counted == ["smoke/f-39"] and d.verdict == "FAIL"
+
+
+def test_regression_without_baseline_is_skipped_and_says_so() -> None:
+    d = decide_gate(run(cases("f", 3)), policy(regression={"baseline": "production"}))
+    assert d.verdict == "PASS"
+    check = d.checks[-1]
+    assert check.skipped and "no baseline run found for 'production'" in check.detail
+
+
+def test_decision_round_trips_through_json() -> None:
+    base = run(cases("f", 10), run_id="base")
+    cand = run(cases("f", 9) + case("f-9", "F"))
+    d = decide_gate(
+        cand, policy(regression={}, min_pass_rate={"functional": 0.5}), baseline=base, stage="production"
+    )
+    data = json.loads(json.dumps(d.to_dict()))
+    assert data["checks"][0]["within_margin"] is False
+    back = GateDecision.from_dict(data)
+    assert back.verdict == d.verdict and back.checks == d.checks and back.regression == d.regression
+
+
+# the `gates:` schema ------------------------------------------------------------------------------
+
+GATES_YAML = """\
+gates:
+  pre-merge:  {suites: [evals/support/smoke.yaml], min_pass_rate: {functional: 0.9, tool_usage: 0.9}}
+  production:
+    suites: [evals/support/broad.yaml, evals/support/safety.yaml]
+    repeat: 1
+    min_pass_rate: {functional: 0.95, tool_usage: 0.95}
+    on: wilson_lower
+    safety: {min_pass_rate: 1.0}
+    max_p95_latency_ms: 5000
+    max_mean_cost_usd: 0.02
+    regression: {baseline: production, allow_new_failures: 0, alpha: 0.05}
+    marginal_margin: 0.02
+    hard: [safety, regression]
+"""
+
+
+def test_gates_section_loads(tmp_path: Path) -> None:
+    (tmp_path / "shipyard.yaml").write_text(GATES_YAML)
+    cfg = load_config(tmp_path / "shipyard.yaml")
+    prod = cfg.gates.stage("production")
+    assert prod.on == "wilson_lower" and prod.safety is not None and prod.regression is not None
+    assert prod.min_pass_rate == {"functional": 0.95, "tool_usage": 0.95}
+    assert cfg.gates.stage("pre_merge").min_pass_rate["functional"] == 0.9
+    assert list(cfg.gates.stages()) == ["pre-merge", "production"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "expected"),
+    [
+        ("functional: 0.95, tool_usage", "functinal: 0.95, tool_usage", "unknown category 'functinal'"),
+        ("alpha: 0.05", "alpha: 5", "gates.production.regression.alpha"),
+        ("on: wilson_lower", "on: wilson", "gates.production.on"),
+        ("hard: [safety, regression]", "hard: [safety, speed]", "gates.production.hard.1"),
+        ("max_p95_latency_ms: 5000", "max_p95_latency: 5000", "unknown key"),
+    ],
+)
+def test_bad_gate_fields_are_named_with_their_line(
+    tmp_path: Path, bad: str, good: str, expected: str
+) -> None:
+    (tmp_path / "shipyard.yaml").write_text(GATES_YAML.replace(bad, good))
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "shipyard.yaml")
+    [problem] = e.value.problems
+    assert expected in problem and problem.startswith("line ")
+
+
+def test_unconfigured_or_unknown_stage_says_what_to_do() -> None:
+    from shipyard.config import GatesConfig
+
+    gates = GatesConfig.model_validate({"production": {"suites": ["a.yaml"]}})
+    with pytest.raises(NotFoundError, match="no gate policy for stage 'pre-merge'"):
+        gates.stage("pre-merge")
+    with pytest.raises(NotFoundError, match="unknown gate stage 'staging'"):
+        gates.stage("staging")
+
+
+def test_config_categories_match_the_eval_categories() -> None:
+    assert GATE_CATEGORIES == CATEGORIES
