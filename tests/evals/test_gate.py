@@ -58,7 +58,7 @@ def test_pass_rate_far_below_fails_and_says_by_how_much() -> None:
     assert d.verdict == "FAIL" and d.exit_code == 1
     check = d.checks[1]
     assert check.observed == pytest.approx(0.8) and check.threshold == 0.95 and not check.within_margin
-    assert "pass_rate.functional: 0.800 >= 0.950" in d.reasons[0]
+    assert "pass_rate.functional: 0.800, needs >= 0.950 (soft) failed" in d.reasons[0]
     assert "16/20 cases passed" in check.detail
     assert d.failing_cases == [f"smoke/g-{i}" for i in range(4)]
 
@@ -283,3 +283,12 @@ def test_unconfigured_or_unknown_stage_says_what_to_do() -> None:
 
 def test_config_categories_match_the_eval_categories() -> None:
     assert GATE_CATEGORIES == CATEGORIES
+
+
+def test_decide_recounts_a_summary_under_the_policys_case_rule() -> None:
+    summary = run(case("a", "PPF") + case("b", "PPP"))  # summarised with rule "all"
+    assert decide_gate(summary, policy(min_pass_rate={"functional": 1.0})).verdict == "FAIL"
+    assert (
+        decide_gate(summary, policy(min_pass_rate={"functional": 1.0}, case_rule="majority")).verdict
+        == "PASS"
+    )

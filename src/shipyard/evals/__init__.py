@@ -11,6 +11,7 @@ from shipyard.evals._gate import (
     analyse_regression,
     load_run_summary,
     production_version,
+    repeat_from_row,
     resolve_baseline,
 )
 from shipyard.evals._gate import decide as decide_gate
@@ -111,6 +112,7 @@ __all__ = [
     "pass_hat_k",
     "print_report",
     "production_version",
+    "repeat_from_row",
     "replay_path",
     "resolve_baseline",
     "rouge1_f1",

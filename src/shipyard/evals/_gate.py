@@ -63,11 +63,11 @@ class Check:
         return gap <= self.margin + 1e-12
 
     def describe(self) -> str:
-        """`name observed comparator threshold`, e.g. ``pass_rate.functional 0.850 >= 0.900``."""
+        """E.g. ``pass_rate.functional: 0.850, needs >= 0.900``."""
         if self.observed is None or self.threshold is None:
             return f"{self.name}: {self.detail}"
-        observed, threshold = _fmt(self.observed, self.kind), _fmt(self.threshold, self.kind)
-        return f"{self.name}: {observed} {self.comparator} {threshold}"
+        observed, threshold = format_value(self.observed, self.kind), format_value(self.threshold, self.kind)
+        return f"{self.name}: {observed}, needs {self.comparator} {threshold}"
 
 
 @dataclass(slots=True)
@@ -125,11 +125,14 @@ class GateDecision:
         return cls(checks=checks, regression=regression, **{k: v for k, v in data.items() if k in names})
 
 
-def _fmt(value: float, kind: str) -> str:
+def format_value(value: float, kind: str) -> str:
+    """A check's number as people read it: rates to 3 places, latency in ms, cost in dollars."""
     if kind == "latency":
-        return f"{value:.0f} ms"
+        return f"{value:,.0f} ms"
     if kind == "cost":
-        return f"${value:.4f}"
+        if abs(value) >= 10:
+            return f"${value:,.2f}"
+        return f"${value:.4f}" if abs(value) >= 0.01 or value == 0 else f"${value:.6f}"
     if kind in ("pass_rate", "safety"):
         return f"{value:.3f}"
     return f"{value:g}"
@@ -393,12 +396,13 @@ def decide(
     """Apply a stage policy to a run.
 
     Args:
-        summary: the candidate run's statistics; summarise it with the policy's `case_rule`.
+        summary: the candidate run's statistics (recounted under the policy's `case_rule` if needed).
         policy: the stage's gate policy from shipyard.yaml.
         baseline: the run to compare with for the regression check (None: that check is skipped
             and says so).
         stage: the stage name, recorded on the decision.
     """
+    summary = summary.with_case_rule(policy.case_rule)
     checks = [_completeness(summary)]
     for category, minimum in policy.min_pass_rate.items():
         checks.append(

@@ -16,6 +16,7 @@ an unreadable verdict), so infrastructure trouble is told apart from wrong answe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -31,6 +32,7 @@ ErrorPolicy = Literal["fail", "exclude"]
 CONFIDENCE = 0.95
 
 
+@functools.lru_cache(maxsize=4096)  # reports ask for the same few (k, n) pairs many times
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (no continuity correction).
 

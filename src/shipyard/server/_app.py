@@ -25,7 +25,7 @@ from shipyard.config import ShipyardConfig, parse_window
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import log_event, log_feedback, trace_tree_lines
 from shipyard.server._auth import ROLES, create_key, public_key_row
-from shipyard.server._dashboard import dashboard_html
+from shipyard.server._dashboard import dashboard_html, dashboard_routes
 from shipyard.server._http import (
     ApiError,
     error_response,
@@ -111,6 +111,9 @@ async def _run(
         )
     except NotFoundError as e:
         raise ApiError(404, e.message, type="not_found_error", param="version") from None
+    except ShipyardError as e:  # the project is misconfigured (e.g. a prompt variable has no value)
+        log_event("agent_unavailable", level="error", agent=agent, error=e.message)
+        raise ApiError(503, f"agent {agent!r} cannot run: {e.message}", type="service_unavailable") from None
     state.finish(record)
     return record
 
@@ -604,7 +607,7 @@ ROUTES = [
     Route("/admin/keys", admin_create_key, methods=["POST"]),
     Route("/admin/keys/{ref}", admin_revoke_key, methods=["DELETE"]),
     Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/dashboard", dashboard, methods=["GET"]),
+    *dashboard_routes(),  # /dashboard, /dashboard/traces/{id}, /admin/api/dashboard/...
 ]
 
 

@@ -1,12 +1,711 @@
-"""The health dashboard: one self-refreshing HTML page (dashboard.html) over the read-only admin API."""
+"""The health dashboard: `/dashboard`, the trace page, and the JSON they read under `/admin/api/dashboard`.
+
+Numbers come from the server's in-memory `KpiWindow` for the time since this process started (or as far
+back as the window keeps) and from the store for anything older, so a freshly started server still shows
+yesterday. Older samples are read from the store in one query and kept for `HISTORY_TTL_S`. The KPI
+math is `shipyard.observe.compute_kpis`; this module only picks samples and shapes JSON.
+
+The page (static/dashboard.html, .css, .js) is self-contained: no CDN, charts are inline SVG drawn by
+its own script. It refreshes itself by fetching the JSON every few seconds. With API keys configured,
+the JSON needs the `read` role; the page takes the key from `?key=` or asks for it, keeps it in
+localStorage and sends it as a bearer header.
+
+Extension point: `PANELS`. Other parts of the server (the rollout work) add a `DashboardPanel` with
+`register_panel`; each panel's table is served with the overview and drawn under the KPI cards.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
+import json
+import math
+import secrets
+import threading
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
 from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from shipyard.config import parse_window
+from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.observe import (
+    Kpis,
+    Sample,
+    compute_kpis,
+    overall_status,
+    samples_from_records,
+    trace_tree_lines,
+)
+from shipyard.observe import semconv as sc
+from shipyard.server._http import ApiError, error_response, json_response, query_int
+from shipyard.store import InteractionRecord, SpanRecord
+
+API = "/admin/api/dashboard"
+WINDOW_CHOICES = ("15m", "1h", "24h")
+MAX_WINDOW_S = 86400.0
+ACTIVE_SESSIONS_S = 900.0  # "active sessions": distinct sessions in the last 15 minutes
+DAY_S = 86400.0
+HISTORY_TTL_S = 15.0
+REFRESH_S = 5.0
+STATUSES = ("completed", "escalated", "failed", "blocked")
+TRAFFIC_SOURCES = ("production", "canary", "eval", "shadow", "replay")
+_NICE_BUCKETS_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+_MAX_BUCKETS = 1000
 
 
+# KPI cards and their changes -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One KPI card: which `Kpis` field it shows, in what unit, and which direction is good."""
+
+    key: str
+    label: str
+    unit: str  # count | rate | seconds | usd
+    better: str | None  # higher | lower | None (neither is good or bad)
+
+
+CARDS = (
+    Card("sessions", "Active sessions", "count", None),
+    Card("completion_rate", "Completion rate", "rate", "higher"),
+    Card("avg_latency_s", "Avg latency", "seconds", "lower"),
+    Card("p95_latency_s", "p95 latency", "seconds", "lower"),
+    Card("cost_per_session", "Cost / session", "usd", "lower"),
+    Card("escalation_rate", "Escalation rate", "rate", "lower"),
+    Card("safety_incidents", "Safety incidents · 24h", "count", "lower"),
+    Card("errors", "Errors · 24h", "count", "lower"),
+)
+VERSION_COLUMNS = (
+    "interactions",
+    "sessions",
+    "completion_rate",
+    "avg_latency_s",
+    "p95_latency_s",
+    "cost_per_session",
+    "escalation_rate",
+    "safety_incidents",
+    "errors",
+)
+_BETTER = {c.key: c.better for c in CARDS} | {"interactions": None}
+
+
+def change(current: float | None, previous: float | None, better: str | None) -> dict[str, Any]:
+    """How a value moved against the previous window.
+
+    Args:
+        current, previous: the two values (None: no data in that window).
+        better: "higher", "lower" or None; decides `good` (None when neither direction is good).
+
+    Returns `{value, previous, delta, ratio, direction (up|down|flat|none), good (True|False|None)}`;
+    `ratio` is the relative change (None when the previous value is 0 or missing).
+    """
+    if current is None or previous is None:
+        return {
+            "value": current,
+            "previous": previous,
+            "delta": None,
+            "ratio": None,
+            "direction": "none",
+            "good": None,
+        }
+    delta = current - previous
+    flat = math.isclose(delta, 0.0, abs_tol=1e-12)
+    direction = "flat" if flat else ("up" if delta > 0 else "down")
+    good = None if flat or better is None else (delta > 0) == (better == "higher")
+    ratio = delta / previous if previous else None
+    return {
+        "value": current,
+        "previous": previous,
+        "delta": 0.0 if flat else delta,
+        "ratio": ratio,
+        "direction": direction,
+        "good": good,
+    }
+
+
+def _changes(current: Kpis, previous: Kpis, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return {k: change(current.value(k), previous.value(k), _BETTER.get(k)) for k in keys}
+
+
+# the extension point -----------------------------------------------------------------------------
+PanelContent = dict[str, Any]
+"""`{"columns": [str, ...], "rows": [[value, ...], ...], "note": str (optional)}`; values shown as text."""
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardPanel:
+    """An extra panel on the dashboard, drawn as a table under the KPI cards.
+
+    Args:
+        name: a stable id (letters, digits, dashes), also the panel's HTML id.
+        title: the heading shown above the table.
+        content: `(state) -> PanelContent`, sync or async, called on every overview refresh; an
+            exception shows as a note in the panel instead of breaking the dashboard.
+    """
+
+    name: str
+    title: str
+    content: Callable[[Any], PanelContent | Awaitable[PanelContent]]
+
+
+PANELS: list[DashboardPanel] = []
+"""Panels every dashboard shows (the rollout work registers its panel here)."""
+
+
+def register_panel(panel: DashboardPanel) -> DashboardPanel:
+    """Add a panel to `PANELS`, replacing one of the same name."""
+    PANELS[:] = [p for p in PANELS if p.name != panel.name]
+    PANELS.append(panel)
+    return panel
+
+
+async def _panel_content(panel: DashboardPanel, state: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": panel.name, "title": panel.title, "columns": [], "rows": []}
+    try:
+        got = panel.content(state)
+        content = await got if inspect.isawaitable(got) else got
+        out["columns"] = [str(c) for c in content.get("columns", [])]
+        out["rows"] = [list(r) for r in content.get("rows", [])]
+        if content.get("note"):
+            out["note"] = str(content["note"])
+    except Exception as e:  # one broken panel must not take the dashboard down
+        out["note"] = f"this panel failed: {type(e).__name__}: {e}"
+    return out
+
+
+# where samples come from -------------------------------------------------------------------------
+class _History:
+    """Production samples read from the store for the time the in-memory window does not cover.
+
+    One query fetches `lookback_s` back from now; the answer serves every request inside that range
+    for `ttl_s` (the page refreshes every few seconds; older rows rarely change).
+    """
+
+    def __init__(self, store: Any, lookback_s: float, ttl_s: float = HISTORY_TTL_S) -> None:
+        self.store = store
+        self.lookback_s = lookback_s
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._range = (0.0, 0.0)
+        self._fetched_at = -math.inf
+        self._samples: list[Sample] = []
+
+    def samples(self, since: float, until: float, now: float) -> list[Sample]:
+        with self._lock:
+            lo, hi = self._range
+            fresh = time.monotonic() - self._fetched_at < self.ttl_s
+            if not (fresh and lo <= since and until <= hi):
+                lo, hi = min(since, now - self.lookback_s), until
+                records = self.store.list_interactions(since=lo, until=hi, limit=None, oldest_first=True)
+                self._samples = samples_from_records(records)
+                self._range, self._fetched_at = (lo, hi), time.monotonic()
+            cached = self._samples
+        return [s for s in cached if since <= s.at < until]
+
+
+def _between(samples: Iterable[Sample], since: float, until: float) -> list[Sample]:
+    return [s for s in samples if since <= s.at < until]
+
+
+def _clip(text: str, n: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class DashboardData:
+    """The numbers behind the dashboard of one server. Methods block (store queries, window scans):
+    call them in a worker thread.
+
+    Args:
+        state: the `ServerState` (uses `.store`, `.window`, `.alerts`, `.started_at`).
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self._history: _History | None = None
+
+    def coverage_start(self, now: float) -> float:
+        """From when on the in-memory window holds every production interaction."""
+        window = self.state.window
+        return max(float(getattr(self.state, "started_at", now)), now - window.horizon_s)
+
+    def samples(self, since: float, until: float) -> list[Sample]:
+        """Production samples created in [since, until): the store before `coverage_start`, the
+        in-memory window after it (no interaction is counted twice)."""
+        split = min(max(since, self.coverage_start(until)), until)
+        out: list[Sample] = []
+        if since < split:
+            if self._history is None:
+                self._history = _History(self.state.store, lookback_s=2 * MAX_WINDOW_S + 60)
+            out.extend(self._history.samples(since, split, until))
+        if split < until:
+            out.extend(self.state.window.samples(split, until))
+        return out
+
+    # the JSON documents ------------------------------------------------------------------------------
+    def overview(self, window_s: float, now: float | None = None) -> dict[str, Any]:
+        """Status, KPI cards with their change against the previous window, 24-hour counts and alerts."""
+        now = time.time() if now is None else now
+        span = max(2 * window_s, 2 * DAY_S, 2 * ACTIVE_SESSIONS_S)
+        samples = self.samples(now - span, now)
+
+        def kpis(length: float, offset: float = 0.0) -> Kpis:
+            end = now - offset
+            return compute_kpis(_between(samples, end - length, end), length)
+
+        current, previous = kpis(window_s), kpis(window_s, window_s)
+        active, active_before = kpis(ACTIVE_SESSIONS_S), kpis(ACTIVE_SESSIONS_S, ACTIVE_SESSIONS_S)
+        day, day_before = kpis(DAY_S), kpis(DAY_S, DAY_S)
+        cards = []
+        for card in CARDS:
+            cur, prev = current, previous
+            if card.key == "sessions":
+                cur, prev = active, active_before
+            elif card.key in ("safety_incidents", "errors"):
+                cur, prev = day, day_before
+            cards.append(
+                {
+                    "key": card.key,
+                    "label": card.label,
+                    "unit": card.unit,
+                    "better": card.better,
+                    "window_s": cur.window_s,
+                    **change(cur.value(card.key), prev.value(card.key), card.better),
+                }
+            )
+        states = self.state.alerts.states()
+        return {
+            "now": now,
+            "window_s": window_s,
+            "status": overall_status(states),
+            "cards": cards,
+            "current": current.to_dict(),
+            "previous": previous.to_dict(),
+            "last_24h": {
+                "safety_incidents": day.safety_incidents,
+                "errors": day.errors,
+                "interactions": day.interactions,
+            },
+            "alerts": [s.to_dict() for s in states],
+            "source": self._source(now - span, now),
+        }
+
+    def _source(self, since: float, now: float) -> str:
+        return "memory" if since >= self.coverage_start(now) else "store+memory"
+
+    def versions(self, window_s: float, now: float | None = None) -> list[dict[str, Any]]:
+        """The KPIs of each (agent, version) seen in this window or the previous one, with changes."""
+        now = time.time() if now is None else now
+        groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+        for s in self.samples(now - 2 * window_s, now):
+            groups[(s.agent, s.version)].append(s)
+        rows: list[dict[str, Any]] = []
+        for (agent, version), items in groups.items():
+            cur = compute_kpis(_between(items, now - window_s, now), window_s)
+            prev = compute_kpis(_between(items, now - 2 * window_s, now - window_s), window_s)
+            rows.append(
+                {
+                    "agent": agent,
+                    "version": version,
+                    "current": cur.to_dict(),
+                    "previous": prev.to_dict(),
+                    "changes": _changes(cur, prev, VERSION_COLUMNS),
+                }
+            )
+        rows.sort(key=lambda r: (r["agent"], -r["current"]["interactions"], r["version"]))
+        return rows
+
+    def timeseries(
+        self, window_s: float, bucket_s: float | None = None, now: float | None = None
+    ) -> dict[str, Any]:
+        """Buckets over the window (aligned to multiples of `bucket_s`, so refreshes line up), each with
+        interactions per minute, completion rate, p95 / average latency, cost and errors."""
+        now = time.time() if now is None else now
+        bucket_s = bucket_s or default_bucket(window_s)
+        first = math.floor((now - window_s) / bucket_s) * bucket_s
+        count = math.floor((now - first) / bucket_s) + 1
+        by_bucket: list[list[Sample]] = [[] for _ in range(count)]
+        for s in self.samples(first, now + 1e-6):
+            i = int((s.at - first) // bucket_s)
+            if 0 <= i < count:
+                by_bucket[i].append(s)
+        points = []
+        for i, items in enumerate(by_bucket):
+            start = first + i * bucket_s
+            # the last bucket is still filling: rate over the time it has covered so far
+            covered = min(bucket_s, max(now - start, bucket_s / 4))
+            k = compute_kpis(items, bucket_s)
+            points.append(
+                {
+                    "t": start,
+                    "end": start + bucket_s,
+                    "partial": start + bucket_s > now,
+                    "interactions": k.interactions,
+                    "per_min": k.interactions * 60 / covered,
+                    "completion_rate": k.completion_rate,
+                    "p95_latency_s": k.p95_latency_s,
+                    "avg_latency_s": k.avg_latency_s,
+                    "cost_usd": k.cost_usd,
+                    "errors": k.errors,
+                    "escalation_rate": k.escalation_rate,
+                }
+            )
+        return {"now": now, "window_s": window_s, "bucket_s": bucket_s, "points": points}
+
+    def traces(
+        self, filters: dict[str, str | None], since: float | None, before: float | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The newest interactions matching `filters` (agent, version, status, session_id, traffic_source)."""
+        records = self.state.store.list_interactions(
+            filters.get("agent"),
+            filters.get("version"),
+            filters.get("session_id"),
+            filters.get("status"),
+            filters.get("traffic_source"),
+            since,
+            before,
+            limit,
+        )
+        return [trace_row(r) for r in records]
+
+    def trace(self, ref: str) -> dict[str, Any] | None:
+        """One interaction with its spans laid out as a waterfall, or None."""
+        record: InteractionRecord | None = self.state.store.find_interaction(ref, spans=True)
+        return None if record is None else trace_detail(record)
+
+
+def default_bucket(window_s: float) -> float:
+    """A round bucket size giving at most 60 points over the window."""
+    for b in _NICE_BUCKETS_S:
+        if window_s / b <= 60:
+            return float(b)
+    return float(math.ceil(window_s / 60))
+
+
+# traces ------------------------------------------------------------------------------------------
+def trace_row(r: InteractionRecord, *, clip: bool = True) -> dict[str, Any]:
+    """One line of the traces list."""
+    fb = r.feedback or {}
+    return {
+        "trace_id": r.trace_id,
+        "interaction_id": r.id,
+        "session_id": r.session_id,
+        "user_id": r.user_id,
+        "agent": r.agent,
+        "version": r.version,
+        "status": r.status,
+        "traffic_source": r.traffic_source,
+        "latency_ms": r.latency_ms,
+        "cost_usd": r.cost_usd,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "llm_calls": len(r.llm_calls),
+        "tool_calls": len(r.tool_calls),
+        "tool_errors": sum(1 for t in r.tool_calls if t.status != "success"),
+        "created_at": r.created_at,
+        "input": _clip(r.input) if clip else r.input,
+        "error": r.error,
+        "thumbs": fb.get("thumbs"),
+        "score": fb.get("score"),
+    }
+
+
+def _span_detail(s: SpanRecord) -> dict[str, Any]:
+    a = s.attributes
+    op = a.get(sc.OPERATION)
+    out: dict[str, Any] = {"operation": op}
+    if op == sc.OP_CHAT or a.get(sc.ATTEMPT) is not None:
+        out["model"] = a.get(sc.RESPONSE_MODEL) or a.get(sc.REQUEST_MODEL)
+        out["input_tokens"] = a.get(sc.INPUT_TOKENS)
+        out["output_tokens"] = a.get(sc.OUTPUT_TOKENS)
+        out["cached_tokens"] = a.get(sc.CACHE_READ_TOKENS)
+        out["attempt"] = a.get(sc.ATTEMPT)
+    if op == sc.OP_TOOL:
+        out["tool"] = a.get(sc.TOOL_NAME)
+        out["tool_status"] = a.get(sc.TOOL_STATUS)
+        out["tool_cached"] = a.get(sc.TOOL_CACHED)
+        out["arguments"] = a.get(sc.TOOL_ARGUMENTS)
+    if op == sc.OP_GUARDRAIL:
+        out["verdict"] = a.get(sc.GUARDRAIL_VERDICT)
+    if a.get(sc.COST_USD) is not None:
+        out["cost_usd"] = a.get(sc.COST_USD)
+    if a.get(sc.ERROR_TYPE):
+        out["error"] = a.get(sc.ERROR_TYPE)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def waterfall(spans: list[SpanRecord]) -> tuple[list[dict[str, Any]], float]:
+    """Spans in tree order (depth-first, children by start time) with their offset from the trace start
+    and duration in ms, plus the trace's duration in ms. Spans whose parent is missing become roots."""
+    if not spans:
+        return [], 0.0
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[SpanRecord]] = defaultdict(list)
+    for s in spans:
+        children[s.parent_id if s.parent_id in ids else None].append(s)
+    start = min(s.start_ns for s in spans)
+    total_ms = (max(s.end_ns for s in spans) - start) / 1e6
+    rows: list[dict[str, Any]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for s in sorted(children.get(parent, []), key=lambda x: (x.start_ns, x.name)):
+            rows.append(
+                {
+                    "span_id": s.span_id,
+                    "parent_id": s.parent_id,
+                    "depth": depth,
+                    "name": s.name,
+                    "kind": s.kind,
+                    "status": s.status,
+                    "offset_ms": (s.start_ns - start) / 1e6,
+                    "duration_ms": s.duration_ms,
+                    **_span_detail(s),
+                    "attributes": s.attributes,
+                }
+            )
+            walk(s.span_id, depth + 1)
+
+    walk(None, 0)
+    return rows, total_ms
+
+
+def trace_detail(record: InteractionRecord) -> dict[str, Any]:
+    """The trace page's document: the interaction, its waterfall and its plain-text tree."""
+    rows, total_ms = waterfall(record.spans)
+    return {
+        "trace": trace_row(record, clip=False),
+        "output": record.output,
+        "feedback": record.feedback,
+        "metadata": record.metadata,
+        "guardrails": record.guardrails,
+        "llm_calls": [asdict(c) for c in record.llm_calls],
+        "tool_calls": [asdict(t) for t in record.tool_calls],
+        "spans": rows,
+        "duration_ms": total_ms or record.latency_ms,
+        "tree": trace_tree_lines(record),
+    }
+
+
+# HTTP --------------------------------------------------------------------------------------------
+_DATA: weakref.WeakKeyDictionary[Any, DashboardData] = weakref.WeakKeyDictionary()
+
+
+def data_of(state: Any) -> DashboardData:
+    """The `DashboardData` of a server state (one per state, made on first use)."""
+    found = _DATA.get(state)
+    if found is None:
+        found = _DATA[state] = DashboardData(state)
+    return found
+
+
+def _window(request: Request, name: str = "window", default: str = "15m") -> float:
+    raw = request.query_params.get(name, default)
+    try:
+        seconds = parse_window(raw)
+    except ValueError as e:
+        raise ApiError(422, f"query parameter {name!r}: {e}", param=name) from None
+    if seconds > MAX_WINDOW_S:
+        raise ApiError(422, f"query parameter {name!r} is at most 24h, got {raw!r}", param=name)
+    return seconds
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in allowed:
+        raise ApiError(
+            422, f"query parameter {name!r} must be one of {', '.join(allowed)}, got {value!r}", param=name
+        )
+    return value
+
+
+def _float(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(
+            422, f"query parameter {name!r} must be a number (epoch seconds), got {raw!r}", param=name
+        ) from None
+    if not math.isfinite(value):
+        raise ApiError(422, f"query parameter {name!r} must be a finite number, got {raw!r}", param=name)
+    return value
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+ApiFn = Callable[[Request, Any, DashboardData], Awaitable[Any]]
+
+
+def _api(bound: Any, fn: ApiFn) -> Handler:
+    """A read-only JSON route: the `read` role when keys exist; errors as JSON naming the field."""
+
+    async def handler(request: Request) -> Response:
+        state = bound if bound is not None else request.app.state.shipyard
+        try:
+            if state.keys is not None:
+                await state.keys.check(request.headers, "read")
+            return json_response(
+                await fn(request, state, data_of(state)), headers={"Cache-Control": "no-store"}
+            )
+        except ApiError as e:
+            return e.response()
+        except NotFoundError as e:
+            return error_response(404, e.message, type="not_found_error")
+        except ShipyardError as e:
+            return error_response(422, e.message)
+
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+async def api_overview(request: Request, state: Any, data: DashboardData) -> Any:
+    """GET /admin/api/dashboard/overview?window=15m"""
+    window_s = _window(request)
+    out = await asyncio.to_thread(data.overview, window_s)
+    out["panels"] = [await _panel_content(p, state) for p in PANELS]
+    return out
+
+
+async def api_timeseries(request: Request, state: Any, data: DashboardData) -> Any:
+    """GET /admin/api/dashboard/timeseries?window=1h&bucket=1m"""
+    window_s = _window(request)
+    bucket_s = _window(request, "bucket", "0") if request.query_params.get("bucket") else None
+    if bucket_s is not None and window_s / bucket_s > _MAX_BUCKETS:
+        raise ApiError(
+            422,
+            f"query parameter 'bucket' gives over {_MAX_BUCKETS} points for this window; use a larger bucket",
+            param="bucket",
+        )
+    return await asyncio.to_thread(data.timeseries, window_s, bucket_s)
+
+
+async def api_versions(request: Request, state: Any, data: DashboardData) -> Any:
+    """GET /admin/api/dashboard/versions?window=15m"""
+    window_s = _window(request)
+    return {"window_s": window_s, "versions": await asyncio.to_thread(data.versions, window_s)}
+
+
+async def api_traces(request: Request, state: Any, data: DashboardData) -> Any:
+    """GET /admin/api/dashboard/traces?agent=&version=&status=&session_id=&traffic_source=&window=&before=&limit="""
+    q = request.query_params
+    filters = {
+        "agent": q.get("agent") or None,
+        "version": q.get("version") or None,
+        "session_id": q.get("session_id") or None,
+        "status": _choice(request, "status", STATUSES),
+        "traffic_source": _choice(request, "traffic_source", TRAFFIC_SOURCES),
+    }
+    since = time.time() - _window(request) if q.get("window") else None
+    limit = query_int(request, "limit", 50, low=1, high=500)
+    rows = await asyncio.to_thread(data.traces, filters, since, _float(request, "before"), limit)
+    return {"traces": rows, "filters": filters, "limit": limit}
+
+
+async def api_trace(request: Request, state: Any, data: DashboardData) -> Any:
+    """GET /admin/api/dashboard/traces/{trace_id} (a trace id or an interaction id)"""
+    ref = request.path_params["trace_id"]
+    found = await asyncio.to_thread(data.trace, ref)
+    journal = getattr(state, "journal", None)
+    if found is None and journal is not None and journal.pending:
+        await journal.flush()  # it may have just finished and still be on its way to the store
+        found = await asyncio.to_thread(data.trace, ref)
+    if found is None:
+        raise ApiError(
+            404,
+            f"no trace or interaction with id {ref!r}; ids are in the traces list and in "
+            "each invoke response (trace_id)",
+            type="not_found_error",
+            param="trace_id",
+        )
+    return found
+
+
+# the page ----------------------------------------------------------------------------------------
 @functools.cache
+def _asset(name: str) -> str:
+    return (resources.files("shipyard.server") / "static" / name).read_text(encoding="utf-8")
+
+
+def page_html(page: str = "overview", trace_id: str | None = None, nonce: str = "") -> str:
+    """The dashboard page (`page="overview"`) or a trace page, with its CSS and script inlined."""
+    boot = json.dumps(
+        {
+            "page": page,
+            "trace_id": trace_id,
+            "api": API,
+            "windows": WINDOW_CHOICES,
+            "refresh_s": REFRESH_S,
+            "statuses": STATUSES,
+            "traffic_sources": TRAFFIC_SOURCES,
+        }
+    )
+    return (
+        _asset("dashboard.html")
+        .replace("/*__CSS__*/", _asset("dashboard.css"))
+        .replace("/*__JS__*/", _asset("dashboard.js"))
+        .replace("__BOOT__", boot.replace("<", "\\u003c").replace("&", "\\u0026"))
+        .replace("__NONCE__", nonce)
+    )
+
+
 def dashboard_html() -> str:
-    """The page, read once from the package."""
-    return (resources.files("shipyard.server") / "dashboard.html").read_text(encoding="utf-8")
+    """The dashboard page (without a CSP nonce; `dashboard_routes` serves it with one)."""
+    return page_html()
+
+
+def _page_response(page: str, trace_id: str | None = None) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    csp = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}' 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(
+        page_html(page, trace_id, nonce),
+        headers={
+            "Content-Security-Policy": csp,
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def dashboard_page(request: Request) -> Response:
+    """GET /dashboard"""
+    return _page_response("overview")
+
+
+async def trace_page(request: Request) -> Response:
+    """GET /dashboard/traces/{trace_id}"""
+    return _page_response("trace", request.path_params["trace_id"])
+
+
+def dashboard_routes(state: Any = None) -> list[BaseRoute]:
+    """The dashboard's routes: the two pages and the JSON under `/admin/api/dashboard`.
+
+    Args:
+        state: the `ServerState` to read; None reads `request.app.state.shipyard`.
+    """
+
+    def api(path: str, fn: ApiFn) -> Route:
+        return Route(f"{API}{path}", _api(state, fn), methods=["GET"])
+
+    return [
+        Route("/dashboard", dashboard_page, methods=["GET"]),
+        Route("/dashboard/traces/{trace_id}", trace_page, methods=["GET"]),
+        api("/overview", api_overview),
+        api("/timeseries", api_timeseries),
+        api("/versions", api_versions),
+        api("/traces", api_traces),
+        api("/traces/{trace_id}", api_trace),
+    ]

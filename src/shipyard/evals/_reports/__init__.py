@@ -5,12 +5,11 @@ Each kind is one renderer registered in `RENDERERS`; `write_report` picks one by
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from shipyard.errors import ShipyardError
@@ -30,13 +29,15 @@ Renderer = Callable[[RunLike, RunSummary, GateDecision | None], str]
 def render_json(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
     """The summary, the decision and every repeat's result as one JSON document."""
     doc: dict[str, Any] = {
-        "summary": summary.to_dict(),
+        "summary": summary,
+        "complete": summary.complete,
         "decision": decision.to_dict() if decision else None,
-        "results": [asdict(r) for r in repeats_of(run)],
+        "results": repeats_of(run),
     }
     if isinstance(run, EvalRunResult):
-        doc["run"] = {k: v for k, v in asdict(run).items() if k != "results"}
-    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+        doc["run"] = {f: getattr(run, f) for f in run.__dataclass_fields__ if f != "results"}
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+    return orjson.dumps(doc, default=str, option=options).decode()
 
 
 def render_terminal(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.evals._gate import Check, GateDecision
+from shipyard.evals._gate import Check, GateDecision, format_value
 from shipyard.evals._stats import CategoryStats, RunSummary
 from shipyard.evals._types import EvalRunResult, RepeatResult
 
@@ -18,25 +18,15 @@ def interval(s: CategoryStats) -> str:
 
 
 def ms(x: float | None) -> str:
-    return "—" if x is None else f"{x:,.0f} ms"
+    return "—" if x is None else format_value(x, "latency")
 
 
 def usd(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"${x:.4f}" if abs(x) < 10 else f"${x:,.2f}"
+    return "—" if x is None else format_value(x, "cost")
 
 
 def check_value(check: Check, value: float | None) -> str:
-    if value is None:
-        return "—"
-    if check.kind in ("pass_rate", "safety"):
-        return f"{value:.3f}"
-    if check.kind == "latency":
-        return ms(value)
-    if check.kind == "cost":
-        return usd(value)
-    return f"{value:g}"
+    return "—" if value is None else format_value(value, check.kind)
 
 
 def check_result(check: Check) -> str:

@@ -22,7 +22,8 @@ from shipyard.evals._reports._format import (
 )
 from shipyard.evals._stats import RunSummary
 
-WIDTH = 520
+WIDTH = 560
+TEXT_W = 190  # room right of the bars for their figures
 LABEL_W = 110
 ROW_H = 26
 
@@ -37,7 +38,7 @@ def _svg(width: int, height: int, parts: list[str], label: str) -> str:
 def pass_rate_chart(summary: RunSummary, decision: GateDecision | None) -> str:
     """Horizontal bars of the pass rate per category, with 95% Wilson whiskers and threshold ticks."""
     cats = list(summary.categories.values())
-    plot = WIDTH - LABEL_W - 130
+    plot = WIDTH - LABEL_W - TEXT_W
     height = ROW_H * len(cats) + 30
     mins = thresholds(decision)
     parts = []
@@ -95,9 +96,12 @@ def latency_chart(latencies: list[float], p95: float | None) -> str:
         )
     if p95 is not None:
         x = left + plot_w * (p95 - edges[0]) / span
+        near_right = x > left + plot_w * 0.7
+        label_x, anchor = (x - 4, "end") if near_right else (x + 4, "start")
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom - plot_h - 5}" y2="{bottom}" stroke="#cf222e" '
-            f'stroke-dasharray="4,2"/><text x="{x + 4:.1f}" y="{bottom - plot_h + 5}">p95 {ms(p95)}</text>'
+            f'stroke-dasharray="4,2"/><text x="{label_x:.1f}" y="{bottom - plot_h + 5}" '
+            f'text-anchor="{anchor}">p95 {ms(p95)}</text>'
         )
     parts.append(f'<text x="{left}" y="{bottom + 16}">{edges[0]:.0f} ms</text>')
     parts.append(f'<text x="{left + plot_w}" y="{bottom + 16}" text-anchor="end">{edges[-1]:.0f} ms</text>')
@@ -108,7 +112,7 @@ def latency_chart(latencies: list[float], p95: float | None) -> str:
 def cost_chart(summary: RunSummary) -> str:
     """Stacked bars of total cost per category: the agent's, then the judge's."""
     cats = list(summary.categories.values())
-    plot = WIDTH - LABEL_W - 130
+    plot = WIDTH - LABEL_W - TEXT_W
     top = max((s.agent_cost_usd + s.judge_cost_usd for s in cats), default=0.0) or 1.0
     parts = []
     for i, s in enumerate(cats):

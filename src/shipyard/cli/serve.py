@@ -1,0 +1,325 @@
+"""`shipyard serve`, `keys`, `alerts` and `traces`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from shipyard.cli._app import ConfigOption, app, console, err_console, fail, handle_errors, load_project
+
+keys_app = typer.Typer(
+    help="API keys with roles (invoke, read, admin), stored hashed.\n\n"
+    "Example: shipyard keys create --role invoke --name web-frontend",
+    no_args_is_help=True,
+)
+traces_app = typer.Typer(
+    help="Traces of served interactions, read from the store.\n\n"
+    "Example: shipyard traces list --status failed",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(traces_app, name="traces")
+
+STATE_STYLE = {"ok": "green", "no_data": "dim", "warn": "yellow", "alert": "bold red"}
+STATUS_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold yellow", "DOWN": "bold red"}
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address to listen on (default: server.host)."),
+    port: int | None = typer.Option(
+        None, "--port", "-p", min=1, max=65535, help="Port (default: server.port)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: 1)."),
+    fsync: str = typer.Option(
+        "never",
+        "--journal-fsync",
+        help="never (survives kill -9) | batch | always (survives power loss; slower).",
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Serve the project's agents over HTTP: /v1/agents/{agent}/invoke, /v1/chat/completions (OpenAI
+    compatible), /v1/feedback, /metrics, /admin, /dashboard, /openapi.json. Logs are JSON lines on stdout.
+
+    With no API keys configured the server listens on loopback only.
+
+    Example: shipyard serve --port 8000  (then: curl -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
+    """
+    from shipyard.server import serve as run_server
+    from shipyard.server._serve import is_loopback
+    from shipyard.store import Store
+
+    if fsync not in ("never", "batch", "always"):
+        raise fail(f"--journal-fsync must be never, batch or always, got {fsync!r}")
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise fail(f"--log-level must be debug, info, warning or error, got {log_level!r}")
+    cfg = load_project(config)
+    if not cfg.agents:
+        raise fail(f"{cfg.path}: no agents to serve", hint="add an agent under `agents:` in shipyard.yaml")
+    host = host or cfg.server.host
+    port = port or cfg.server.port
+    with Store.from_config(cfg) as store:
+        have_keys = bool(store.list_api_keys(include_revoked=False))
+    if not have_keys and not is_loopback(host):
+        err_console.print(
+            f"[yellow]no API keys configured: listening on 127.0.0.1 instead of {host}[/] "
+            "(create one with `shipyard keys create --role admin`)",
+            highlight=False,
+        )
+        host = "127.0.0.1"
+    auth = "API keys required" if have_keys else "no API keys: open on loopback only"
+    err_console.print(
+        f"shipyard serving {', '.join(sorted(cfg.agents))} at [bold]http://{host}:{port}[/]  "
+        f"({auth}; dashboard at /dashboard)",
+        highlight=False,
+    )
+    run_server(
+        cfg,
+        host=host,
+        port=port,
+        workers=workers or cfg.server.workers,
+        journal_fsync=fsync,  # type: ignore[arg-type]  # checked above
+        log_level=log_level,
+    )
+
+
+# keys ---------------------------------------------------------------------------------------------------
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    role: str = typer.Option(..., "--role", "-r", help="invoke | read | admin."),
+    name: str | None = typer.Option(None, "--name", "-n", help="A label people recognise."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Create an API key and print it once (only its hash is stored).
+
+    Example: shipyard keys create --role admin --name ops
+    """
+    from shipyard.server import ROLES, create_key
+    from shipyard.store import Store
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        created = create_key(store, role, name)
+    err_console.print(
+        f"created {role} key {created['prefix']} (id {created['id']}); it is shown once, keep it safe:",
+        highlight=False,
+    )
+    print(created["key"])
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(config: Path | None = ConfigOption) -> None:
+    """List API keys (prefix, role, name, created, revoked); never the keys or their hashes.
+
+    Example: shipyard keys list
+    """
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        rows = store.list_api_keys()
+    table = Table(title="API keys")
+    for col in ("id", "prefix", "role", "name", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["prefix"],
+            r["role"],
+            r["name"] or "",
+            str(r["created_at"])[:19],
+            str(r["revoked_at"])[:19] if r["revoked_at"] else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    ref: str = typer.Argument(..., help="The key's id or prefix."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Revoke an API key (running servers stop accepting it within 30 s).
+
+    Example: shipyard keys revoke shp_1a2b3c4d
+    """
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        row = store.revoke_api_key(ref)
+    console.print(f"revoked {row['prefix']} ({row['role']})")
+
+
+# alerts -------------------------------------------------------------------------------------------------
+def _get(url: str, path: str, key: str | None, params: dict[str, Any] | None = None) -> Any:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        resp = httpx.get(url.rstrip("/") + path, headers=headers, params=params, timeout=10)
+    except httpx.HTTPError as e:
+        raise fail(
+            f"cannot reach the server at {url}: {e}", hint="is `shipyard serve` running there?"
+        ) from None
+    if resp.status_code != 200:
+        try:
+            message = resp.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = resp.text[:200]
+        raise fail(
+            f"{url}{path} answered HTTP {resp.status_code}: {message}",
+            hint="pass a key with --key or $SHIPYARD_API_KEY" if resp.status_code in (401, 403) else None,
+        )
+    return resp.json()
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric.endswith("_rate"):
+        return f"{value:.1%}"
+    if metric.startswith("cost"):
+        return f"${value:.4f}"
+    if metric.endswith("_s"):
+        return f"{value:.2f}s"
+    return f"{value:g}"
+
+
+@app.command()
+@handle_errors
+def alerts(
+    url: str | None = typer.Option(
+        None, "--url", help="A running server (reads /admin/alerts); default: compute from the store."
+    ),
+    key: str | None = typer.Option(None, "--key", envvar="SHIPYARD_API_KEY", help="API key (read or admin)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Show each alert rule's state (ok / warn / alert / no_data) and the overall status.
+
+    Exit code 0 when nothing is in `alert`, 1 when something is.
+
+    Example: shipyard alerts --url http://127.0.0.1:8000 --key $KEY
+    """
+    if url:
+        data = _get(url, "/admin/alerts", key)
+        status, rules = data["status"], data["rules"]
+        source = url
+    else:
+        status, rules = _alerts_from_store(load_project(config))
+        source = "the store"
+    table = Table(title=f"Alerts ({source})")
+    for col in ("rule", "metric", "window", "state", "value", "warn", "alert", "samples", "since"):
+        table.add_column(col)
+    for r in rules:
+        style = STATE_STYLE.get(r["state"], "white")
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["since"])) if r.get("since") else ""
+        table.add_row(
+            r["name"],
+            r["metric"],
+            f"{r['window_s']:g}s",
+            f"[{style}]{r['state']}[/]",
+            _fmt(r["metric"], r["value"]),
+            f"{r['comparator']} {_fmt(r['metric'], r['warn'])}" if r["warn"] is not None else "-",
+            f"{r['comparator']} {_fmt(r['metric'], r['alert'])}" if r["alert"] is not None else "-",
+            str(r["samples"]),
+            since,
+        )
+    console.print(table)
+    console.print(f"status: [{STATUS_STYLE.get(status, 'white')}]{status}[/]")
+    if any(r["state"] == "alert" for r in rules):
+        raise typer.Exit(1)
+
+
+def _alerts_from_store(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
+    from shipyard.observe import AlertEngine, samples_from_records, source_from_samples
+    from shipyard.store import Store
+
+    rules = cfg.alerts.effective_rules()
+    now = time.time()
+    longest = max((r.window_s for r in rules), default=0.0)
+    with Store.from_config(cfg) as store:
+        records = store.list_interactions(since=now - longest, limit=None)
+    engine = AlertEngine(rules, source_from_samples(samples_from_records(records)))
+    engine.evaluate(now)
+    return engine.status(), [s.to_dict() for s in engine.states()]
+
+
+# traces -------------------------------------------------------------------------------------------------
+@traces_app.command("list")
+@handle_errors
+def traces_list(
+    session: str | None = typer.Option(None, "--session", "-s", help="Only this session."),
+    status: str | None = typer.Option(None, "--status", help="completed | escalated | failed | blocked."),
+    agent: str | None = typer.Option(None, "--agent", "-a", help="Only this agent."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="At most this many."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List recent traces, newest first.
+
+    Example: shipyard traces list --session s1 --status failed
+    """
+    from shipyard.cli.core import STATUS_STYLE as RECORD_STYLE
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        records = store.list_interactions(agent=agent, session_id=session, status=status, limit=limit)
+    table = Table(title="Traces")
+    for col in ("trace id", "when", "agent", "version", "session", "status", "latency", "cost", "tools"):
+        table.add_column(col)
+    for r in records:
+        style = RECORD_STYLE.get(r.status, "white")
+        table.add_row(
+            r.trace_id,
+            time.strftime("%m-%d %H:%M:%S", time.localtime(r.created_at)),
+            r.agent,
+            r.version,
+            r.session_id,
+            f"[{style}]{r.status}[/]",
+            f"{r.latency_ms:.0f}ms",
+            f"${r.cost_usd:.4f}",
+            ", ".join(t.name for t in r.tool_calls),
+        )
+    console.print(table)
+    if not records:
+        console.print("[dim]no traces match[/]")
+
+
+@traces_app.command("show")
+@handle_errors
+def traces_show(
+    ref: str = typer.Argument(..., help="A trace id or interaction id."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Print one trace as a tree: the request, each LLM call, each tool call, totals.
+
+    Example: shipyard traces show 4bf92f3577b34da6a3ce929d0e0e4736
+    """
+    from shipyard.cli.core import print_tree
+    from shipyard.observe import trace_tree_lines
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        record = store.find_interaction(ref, spans=True)
+    if record is None:
+        raise fail(
+            f"no trace or interaction {ref!r} in the store", hint="list them with `shipyard traces list`"
+        )
+    console.print(
+        f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] {record.status}  "
+        f"trace {record.trace_id}  session {record.session_id}"
+    )
+    print_tree(trace_tree_lines(record))

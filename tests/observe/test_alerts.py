@@ -1,0 +1,185 @@
+"""KPIs over windows, alert rules and their states, transitions to the log and to webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+from observe_helpers import make_record
+
+from shipyard.config import DEFAULT_ALERT_RULES, AlertRule, load_config
+from shipyard.errors import ConfigError
+from shipyard.observe import (
+    AlertEngine,
+    KpiWindow,
+    compute_kpis,
+    configure_logging,
+    judge,
+    samples_from_records,
+    source_from_samples,
+)
+
+NOW = 1_000_000.0
+
+
+def test_kpis_of_a_window() -> None:
+    records = [
+        make_record(latency_ms=100.0 * (i + 1), at=NOW - 10, session="a" if i < 10 else "b", cost=0.01)
+        for i in range(20)
+    ]
+    records += [
+        make_record(status="escalated", at=NOW - 10, tools=("error",)),
+        make_record(status="failed", at=NOW - 10, feedback={"thumbs": -1}),
+        make_record(at=NOW - 10, feedback={"score": 4.0, "thumbs": 1}),
+        make_record(source="eval", status="failed", at=NOW - 10),
+    ]
+    k = compute_kpis(samples_from_records(records), 900)
+    assert k.interactions == 23  # the eval record is not production traffic
+    assert k.completion_rate == pytest.approx(21 / 23)
+    assert k.escalation_rate == pytest.approx(1 / 23) and k.errors == 1
+    assert k.p95_latency_s == pytest.approx(1.9)  # nearest rank over 23 latencies
+    assert k.tool_error_rate == pytest.approx(1 / 23)
+    assert k.satisfaction == pytest.approx((1.0 + 4.0) / 2) and k.ratings == 2
+    assert k.cost_per_interaction == pytest.approx((20 * 0.01 + 3 * 0.002) / 23)
+    assert k.sessions == 2 + 3
+    empty = compute_kpis([], 900)
+    assert empty.completion_rate is None and empty.p95_latency_s is None and empty.safety_incidents == 0
+
+
+def test_window_keeps_recent_production_samples_and_feedback() -> None:
+    w = KpiWindow(horizon_s=3600)
+    old = make_record(at=NOW - 7200)
+    w.add(old)
+    w.add(make_record(at=NOW - 100, status="failed"))
+    w.add(make_record(at=NOW - 1000))
+    w.add(make_record(at=NOW - 10, source="shadow"))
+    w.prune(NOW)
+    assert len(w) == 2
+    assert w.kpis(300, now=NOW).interactions == 1
+    assert w.kpis(300, now=NOW, offset_s=300).interactions == 0
+    assert w.kpis(900, now=NOW, offset_s=300).interactions == 1  # [NOW-1200, NOW-300)
+    fresh = make_record(at=NOW - 5)
+    w.add(fresh)
+    w.add_feedback(fresh.id, {"thumbs": 1})
+    assert w.kpis(60, now=NOW).satisfaction == 5.0
+
+
+def test_judge_thresholds_comparators_and_no_data() -> None:
+    rule = AlertRule(name="p95", metric="p95_latency_s", warn=4, alert=5, min_samples=3)
+    slow = [make_record(latency_ms=6000, at=NOW - 1) for _ in range(3)]
+    medium = [make_record(latency_ms=4500, at=NOW - 1) for _ in range(3)]
+    assert judge(rule, compute_kpis(samples_from_records(slow), 900))[:2] == ("alert", 6.0)
+    assert judge(rule, compute_kpis(samples_from_records(medium), 900))[0] == "warn"
+    assert judge(rule, compute_kpis(samples_from_records(slow[:2]), 900))[0] == "no_data"
+    strict = rule.model_copy(update={"no_data": "alert"})
+    assert judge(strict, compute_kpis([], 900))[0] == "alert"
+    completion = AlertRule(name="c", metric="completion_rate", alert=0.85, min_samples=1)
+    assert completion.op == "<"
+    failing = [make_record(status="failed", at=NOW - 1), make_record(at=NOW - 1)]
+    assert judge(completion, compute_kpis(samples_from_records(failing), 900))[0] == "alert"
+
+
+def test_default_rules_are_the_sane_production_ones() -> None:
+    by_metric = {r.metric: r for r in DEFAULT_ALERT_RULES}
+    assert by_metric["completion_rate"].alert == 0.85 and by_metric["completion_rate"].op == "<"
+    assert by_metric["p95_latency_s"].alert == 5.0
+    assert by_metric["cost_per_interaction"].alert == 0.10
+    assert by_metric["escalation_rate"].alert == 0.20
+    assert by_metric["safety_incidents"].alert == 0 and by_metric["safety_incidents"].op == ">"
+    assert by_metric["tool_error_rate"].alert == 0.05
+    assert by_metric["satisfaction"].alert == 4.0 and by_metric["satisfaction"].op == "<"
+    one = [make_record(status="blocked", at=NOW - 1)]
+    safety = by_metric["safety_incidents"]
+    assert judge(safety, compute_kpis(samples_from_records(one), 3600))[0] == "alert"
+    assert judge(safety, compute_kpis([], 3600))[0] == "ok"
+
+
+async def test_engine_transitions_go_to_the_log_and_to_webhooks() -> None:
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_post("/broken", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    out = io.StringIO()
+    configure_logging(stream=out)
+    records = [make_record(status="failed", at=NOW - 1) for _ in range(3)]
+    rules = [AlertRule(name="completion", metric="completion_rate", warn=0.9, alert=0.5, min_samples=3)]
+    engine = AlertEngine(
+        rules,
+        source_from_samples(samples_from_records(records)),
+        project="demo",
+        webhooks=[f"http://127.0.0.1:{port}/hook", f"http://127.0.0.1:{port}/broken"],
+    )
+    try:
+        transitions = engine.evaluate(NOW)
+        assert [(t.previous, t.state) for t in transitions] == [("no_data", "alert")]
+        assert engine.evaluate(NOW + 1) == []  # no change, no transition
+        assert engine.status() == "DOWN"
+        assert engine.states()[0].since == NOW
+        engine.deliver(transitions)
+        await engine.aclose()
+    finally:
+        await runner.cleanup()
+    assert received == [{"project": "demo", **transitions[0].to_dict()}]
+    logged = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert any(e["event"] == "alert" and e["state"] == "alert" and e["level"] == "warning" for e in logged)
+    assert any(e["event"] == "alert_webhook_failed" and "HTTP 500" in e["error"] for e in logged)
+
+
+async def test_engine_run_loop_survives_a_bad_source() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out)
+
+    def source(rule: AlertRule, now: float):  # type: ignore[no-untyped-def]
+        raise RuntimeError("store gone")
+
+    engine = AlertEngine(list(DEFAULT_ALERT_RULES), source)
+    task = asyncio.create_task(engine.run(0.01))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    assert "alert_evaluation_failed" in out.getvalue()
+
+
+def test_alerts_config_section(tmp_path: Path) -> None:
+    path = tmp_path / "shipyard.yaml"
+    path.write_text(
+        "alerts:\n  interval_s: 5\n  webhooks: [http://127.0.0.1:9/hook]\n  rules:\n"
+        "    - {name: lat, metric: p95_latency_s, window: 10m, alert: 3}\n"
+    )
+    cfg = load_config(path)
+    (rule,) = cfg.alerts.effective_rules()
+    assert rule.window_s == 600 and rule.op == ">" and cfg.alerts.interval_s == 5
+    path.write_text("alerts:\n  rules: []\n")
+    assert load_config(path).alerts.effective_rules() == []
+    path.write_text("project: x\n")
+    assert len(load_config(path).alerts.effective_rules()) == len(DEFAULT_ALERT_RULES)
+    for bad, words in [
+        ("    - {name: a, metric: happiness, alert: 1}\n", ["line 3", "unknown metric 'happiness'"]),
+        ("    - {name: a, metric: p95_latency_s, window: soon, alert: 1}\n", ["window must look like"]),
+        ("    - {name: a, metric: p95_latency_s}\n", ["needs a warn or an alert threshold"]),
+        ("    - {name: a, metric: p95_latency_s, alert: 1, no_data: maybe}\n", ["no_data"]),
+    ]:
+        path.write_text("alerts:\n  rules:\n" + bad)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        for w in words:
+            assert w in str(err.value)
+    path.write_text("alerts:\n  webhooks: [ftp://x]\n")
+    with pytest.raises(ConfigError, match="http:// or https://"):
+        load_config(path)

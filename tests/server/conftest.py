@@ -1,0 +1,55 @@
+"""A served demo project: the real app on uvicorn in a thread, on a free loopback port."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from server_helpers import Served, free_port, run_in_thread
+
+from shipyard.config import ShipyardConfig, load_config
+from shipyard.demo import copy_project
+from shipyard.server import create_app
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path) -> Callable[..., ShipyardConfig]:
+    """Copy the demo project into tmp_path; `edit` rewrites shipyard.yaml's text."""
+
+    def make(edit: Callable[[str], str] | None = None) -> ShipyardConfig:
+        copy_project(tmp_path)
+        path = tmp_path / "shipyard.yaml"
+        if edit is not None:
+            path.write_text(edit(path.read_text()))
+        return load_config(path)
+
+    return make
+
+
+@pytest.fixture
+def serve_project(demo_project: Callable[..., ShipyardConfig]) -> Iterator[Callable[..., Served]]:
+    """Start the app for the demo project (`edit` rewrites shipyard.yaml; options go to ServerState)."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(edit: Callable[[str], str] | None = None, **options: Any) -> Served:
+        cfg = demo_project(edit)
+        logs = io.StringIO()
+        app = create_app(cfg, log_stream=logs, **options)
+        port = free_port()
+        running.append(run_in_thread(app, port))
+        return Served(f"http://127.0.0.1:{port}", app.state.shipyard, logs, cfg)
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def served(serve_project: Callable[..., Served]) -> Served:
+    return serve_project()

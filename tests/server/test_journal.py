@@ -1,0 +1,143 @@
+"""The journal: append before responding, move to the store in batches, recover after a crash."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shipyard.server import Journal, decode_record, encode, read_journal
+from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord
+
+
+def record(i: int) -> InteractionRecord:
+    return InteractionRecord(
+        id=f"id{i:04d}",
+        trace_id=f"{i:032x}",
+        session_id="s",
+        user_id=None,
+        agent="support",
+        version="v1",
+        traffic_source="production",
+        input=f"question {i}\nwith a newline",
+        output="answer",
+        status="completed",
+        latency_ms=12.5,
+        input_tokens=10,
+        output_tokens=3,
+        cost_usd=0.001,
+        tool_calls=[
+            ToolCallRecord("lookup_order", {"order_id": str(i)}, "success", 1.0, result={"ok": True})
+        ],
+        llm_calls=[LLMCallRecord("m", "scripted", 2.0, 10, 3, 0, 0.001)],
+        spans=[
+            SpanRecord(
+                f"{i:032x}",
+                f"{i:016x}",
+                None,
+                "invoke_agent support",
+                "internal",
+                1,
+                2,
+                attributes={"gen_ai.agent.name": "support"},
+            )
+        ],
+    )
+
+
+def test_encode_decode_round_trip() -> None:
+    r = record(1)
+    line = encode(r)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    import orjson
+
+    back = decode_record(orjson.loads(line[9:]))
+    assert back == r
+
+
+def test_torn_and_corrupt_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "x.journal"
+    good = [encode(record(i)) for i in range(3)]
+    corrupt = bytearray(encode(record(3)))
+    corrupt[20] ^= 0xFF  # a flipped byte: the checksum no longer matches
+    torn = encode(record(4))[:-30]  # the process died mid-write
+    path.write_bytes(good[0] + good[1] + bytes(corrupt) + good[2] + torn)
+    result = read_journal(path)
+    assert [r.id for r in result.records] == ["id0000", "id0001", "id0002"]
+    assert result.torn == 2
+
+
+async def test_records_reach_the_store_in_batches_and_the_checkpoint_moves(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    journal = Journal(tmp_path / "journal", store, batch_size=4)
+    journal.open()
+    for i in range(10):
+        journal.append(record(i))
+    assert journal.pending == 10 and journal.is_pending("id0003")
+    assert await journal.flush() == 10
+    assert store.count_interactions() == 10 and not journal.is_pending("id0003")
+    assert journal.path is not None
+    ckpt = journal.path.with_name(journal.path.name + ".ckpt")
+    assert int(ckpt.read_text()) == journal.path.stat().st_size
+    stored = store.get_interaction("id0005", spans=True)
+    assert stored is not None and stored.tool_calls[0].arguments == {"order_id": "5"} and stored.spans
+    await journal.aclose()
+    assert not journal.path.exists()  # everything reached the store: nothing left to keep
+    store.close()
+
+
+def test_recovery_loads_what_is_not_in_the_store_once(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    dead = jdir / "1-999-dead.journal"
+    lines = [encode(record(i)) for i in range(5)]
+    dead.write_bytes(b"".join(lines) + lines[0][:15])  # ...and a torn tail
+    # the first two already reached the store before the crash (the checkpoint says so)
+    store.write_interactions([record(0), record(1)])
+    dead.with_name(dead.name + ".ckpt").write_text(str(len(lines[0]) + len(lines[1])))
+    journal = Journal(jdir, store)
+    assert journal.recover() == 3
+    assert store.count_interactions() == 5
+    assert not dead.exists()
+    assert journal.recover() == 0  # nothing left; and loading twice would be harmless anyway
+    store.close()
+
+
+def test_recovery_leaves_a_living_process_journal_alone(tmp_path: Path) -> None:
+    pytest.importorskip("fcntl")
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    alive = Journal(tmp_path / "journal", store)
+    alive.open()
+    alive.append(record(1))
+    other = Journal(tmp_path / "journal", store)
+    assert other.recover() == 0  # the file is locked by its owner
+    assert alive.path is not None and alive.path.exists()
+    os.close(alive._fd)  # type: ignore[arg-type]  # the owner dies: the lock goes with it
+    alive._fd = None
+    assert other.recover() == 1
+    store.close()
+
+
+async def test_a_failing_store_keeps_records_pending(tmp_path: Path) -> None:
+    class Down:
+        def write_interactions(self, records: list[InteractionRecord]) -> int:
+            raise ConnectionError("database is down")
+
+    journal = Journal(tmp_path / "journal", Down())
+    journal.append(record(1))
+    with pytest.raises(ConnectionError):
+        await journal.flush()
+    assert journal.pending == 1 and journal.is_pending("id0001")
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    journal.store = store  # the database is back
+    assert await journal.flush() == 1
+    assert store.get_interaction("id0001") is not None
+    await journal.aclose()
+    store.close()
+
+
+def test_bad_fsync_policy_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fsync"):
+        Journal(tmp_path, None, fsync="sometimes")  # type: ignore[arg-type]
