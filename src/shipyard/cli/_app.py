@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,16 @@ from shipyard.errors import ShipyardError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """A console; piped output (CI logs, files) is 120 columns wide unless COLUMNS says otherwise."""
+    c = Console(stderr=stderr)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c = Console(stderr=stderr, width=120)
+    return c
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 app = typer.Typer(
     name="shipyard",

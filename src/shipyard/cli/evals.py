@@ -281,6 +281,53 @@ def eval_compare(
         console.print("[green]no case changed[/]")
 
 
+@eval_app.command("runs")
+@handle_errors
+def eval_runs(
+    agent: str | None = typer.Option(None, "--agent", "-a", help="Only this agent's runs."),
+    version: str | None = VersionOption,
+    stage: str | None = typer.Option(None, "--stage", help="pre-merge, post-merge or production."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List stored eval runs, newest first, with their gate decisions.
+
+    Example: shipyard eval runs --agent support --stage production
+    """
+    from shipyard.store import Store
+
+    cfg = load_project(config)
+    with Store.from_config(cfg) as store:
+        runs = store.list_eval_runs(agent, None, stage, limit=None if version else limit)
+    if version:
+        runs = [
+            r
+            for r in runs
+            if version in (r["version"], r["version"].split("@")[-1].split("+")[0])
+            or r["version"].endswith("+" + version)
+        ][:limit]
+    if not runs:
+        console.print("[dim]no eval runs yet: run `shipyard eval run` or `shipyard gate STAGE`[/]")
+        return
+    verdict_style = {"PASS": "green", "FAIL": "red", "MARGINAL": "yellow"}
+    table = Table(title="Eval runs")
+    for col in ("run", "version", "stage", "status", "decision", "pass rate", "started"):
+        table.add_column(col, no_wrap=col != "version")
+    for r in runs:
+        verdict = (r.get("decision") or {}).get("verdict", "")
+        overall = ((r.get("summary") or {}).get("overall") or {}).get("pass_rate")
+        table.add_row(
+            str(r["id"])[:12],
+            escape(str(r["version"])),
+            r.get("stage") or "-",
+            r["status"],
+            f"[{verdict_style.get(verdict, 'white')}]{verdict or '-'}[/]",
+            f"{100 * overall:.1f}%" if isinstance(overall, int | float) else "-",
+            str(r["started_at"])[:16],
+        )
+    console.print(table)
+
+
 # importing ----------------------------------------------------------------------------------------
 
 
