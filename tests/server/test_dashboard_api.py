@@ -86,7 +86,7 @@ class Seeded:
         ]
         for r in history:
             r.created_at = min(r.created_at, served.state.started_at - 1)
-        self.traced = traced(now - 10 * MIN)
+        self.traced = traced(now - 40 * MIN)  # outside both 15-minute windows
         store = served.state.store
         store.write_interactions([*history, self.traced])
         store.write_spans(self.traced.spans)
@@ -142,7 +142,7 @@ def test_overview_kpis_and_changes_against_the_previous_window(seeded: Seeded) -
     assert cards["safety_incidents"]["direction"] == "flat"
     assert cards["errors"]["value"] == 2 and cards["errors"]["previous"] == 0
     assert cards["errors"]["good"] is False
-    assert o["last_24h"] == {"safety_incidents": 1, "errors": 2, "interactions": 11}
+    assert o["last_24h"] == {"safety_incidents": 1, "errors": 2, "interactions": 12}
     assert o["source"] == "store+memory"
 
 

@@ -161,8 +161,11 @@ PANELS: list[DashboardPanel] = []
 
 
 def register_panel(panel: DashboardPanel) -> DashboardPanel:
-    """Add a panel to `PANELS`, replacing one of the same name."""
-    PANELS[:] = [p for p in PANELS if p.name != panel.name]
+    """Add a panel to `PANELS`; one of the same name is replaced where it stands."""
+    for i, p in enumerate(PANELS):
+        if p.name == panel.name:
+            PANELS[i] = panel
+            return panel
     PANELS.append(panel)
     return panel
 
@@ -666,7 +669,7 @@ def dashboard_html() -> str:
 def _page_response(page: str, trace_id: str | None = None) -> Response:
     nonce = secrets.token_urlsafe(16)
     csp = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}' 'unsafe-inline'; "
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
         "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
     return HTMLResponse(

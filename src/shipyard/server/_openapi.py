@@ -313,16 +313,91 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok(_OBJ)}}},
-            "/dashboard": {
-                "get": {
-                    "summary": "The health dashboard (HTML)",
-                    "responses": {
-                        "200": {
-                            "description": "HTML page",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
+            **_dashboard_paths(),
         },
+    }
+
+
+def _dashboard_paths() -> dict[str, Any]:
+    """The dashboard's pages and its read-only JSON under /admin/api/dashboard (see `_dashboard`)."""
+    html = {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+    window = {
+        "name": "window",
+        "in": "query",
+        "required": False,
+        "description": "15m, 1h, 24h (at most 24h)",
+        "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?[smhd]?$"},
+    }
+
+    def api(summary: str, params: list[dict[str, Any]], not_found: bool = False) -> dict[str, Any]:
+        responses: dict[str, Any] = {
+            "200": _ok(_OBJ),
+            **_AUTH_ERRORS,
+            "422": _err("a query parameter is wrong"),
+        }
+        if not_found:
+            responses["404"] = _err("no such trace")
+        return {
+            "get": {
+                "summary": summary,
+                "security": [{"apiKey": []}],
+                "parameters": params,
+                "responses": responses,
+            }
+        }
+
+    text = lambda name: {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}  # noqa: E731
+    return {
+        "/dashboard": {"get": {"summary": "The health dashboard (HTML)", "responses": html}},
+        "/dashboard/traces/{trace_id}": {
+            "get": {
+                "summary": "A trace page (HTML)",
+                "responses": html,
+                "parameters": [
+                    {"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/admin/api/dashboard/overview": api("Status, KPI cards with changes, last 24 hours", [window]),
+        "/admin/api/dashboard/timeseries": api(
+            "KPIs over time for the charts",
+            [window, {**window, "name": "bucket", "description": "bucket width, e.g. 1m"}],
+        ),
+        "/admin/api/dashboard/versions": api("KPIs per agent version", [window]),
+        "/admin/api/dashboard/traces": api(
+            "Traces with filters",
+            [
+                text("agent"),
+                text("version"),
+                text("session_id"),
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["completed", "escalated", "failed", "blocked"]},
+                },
+                {
+                    "name": "traffic_source",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "string",
+                        "enum": ["production", "canary", "eval", "shadow", "replay"],
+                    },
+                },
+                window,
+                {"name": "before", "in": "query", "required": False, "schema": {"type": "number"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                },
+            ],
+        ),
+        "/admin/api/dashboard/traces/{trace_id}": api(
+            "One trace: spans, waterfall, tree",
+            [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            True,
+        ),
     }

@@ -35,6 +35,8 @@
     rate: (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`),
     seconds: (v) => {
       if (v === null || v === undefined) return "—";
+      if (v === 0) return "0 ms";
+      if (v < 0.01) return `${(v * 1000).toFixed(v < 0.001 ? 2 : 1)} ms`;
       if (v < 1) return `${Math.round(v * 1000)} ms`;
       return `${v.toFixed(v < 10 ? 2 : 1)} s`;
     },
@@ -166,7 +168,7 @@
     live.className = `live ${paused ? "paused" : lastError ? "err" : lastOk ? "ok" : ""}`;
     if (paused) liveText.textContent = "paused";
     else if (lastError) liveText.textContent = `refresh failed: ${lastError}`;
-    else if (lastOk) liveText.textContent = `live · updated ${Math.max(0, Math.round((Date.now() - lastOk) / 1000))}s ago`;
+    else if (lastOk) liveText.textContent = `${autoRefresh ? "live · updated" : "loaded"} ${Math.max(0, Math.round((Date.now() - lastOk) / 1000))}s ago`;
     live.title = lastError || "The page fetches fresh numbers every few seconds";
   }
   setInterval(showLive, 1000);
@@ -210,7 +212,8 @@
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+    // four grid steps that are round numbers: 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1, ...
+    for (const m of [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
   let chartSeq = 0;
@@ -246,8 +249,8 @@
       s("stop", { offset: "100%", "stop-color": opts.color, "stop-opacity": 0.02 }))));
     const grid = s("g", { class: "grid" });
     const axis = s("g", { class: "axis" });
-    for (let i = 0; i <= 3; i++) {
-      const v = (yMax * i) / 3;
+    for (let i = 0; i <= 4; i++) {
+      const v = (yMax * i) / 4;
       grid.append(s("line", { x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
       axis.append(s("text", { x: pad.l - 8, y: y(v) + 3.5, "text-anchor": "end", text: opts.format(v) }));
     }
@@ -402,8 +405,8 @@
       h("header", {}, h("h2", { text: "Traces" }), h("span", { class: "sub", id: "traces-sub", text: "newest first" })),
       filterForm,
       h("div", { class: "table-wrap" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["When", "Status", "Agent", "Version", "Session", "Input", "Latency", "Cost", "Tools", ""].map((t, i) =>
-          h("th", { class: i >= 6 && i <= 8 ? "num" : null, text: t })))),
+        h("thead", {}, h("tr", {}, ["When", "Status", "Agent", "Version", "Session", "Input", "Latency", "Cost", "Tools", "Rated"].map((t, i) =>
+          h("th", { class: i >= 6 ? "num" : null, text: t })))),
         tracesBody)));
 
     const alertsBody = h("tbody");
@@ -532,7 +535,8 @@
         `${t.traces.length} newest${active.length ? ` matching ${active.map(([k, v]) => `${k}=${k === "version" ? shortVersion(v) : v}`).join(", ")}` : ""}`;
       tracesBody.replaceChildren(...(t.traces.length ? t.traces.map((r) => {
         const href = `/dashboard/traces/${encodeURIComponent(r.trace_id)}`;
-        const fb = r.thumbs === 1 ? "👍" : r.thumbs === -1 ? "👎" : r.score !== null && r.score !== undefined ? `★${r.score}` : "";
+        const fb = r.thumbs === 1 ? ["✓", "good", "thumbs up"] : r.thumbs === -1 ? ["✗", "bad", "thumbs down"]
+          : r.score !== null && r.score !== undefined ? [`★ ${r.score}`, "neutral", "score"] : null;
         return h("tr", { class: "link", "data-trace": r.trace_id, onclick: (ev) => { if (ev.target.tagName !== "A") location.href = href; } },
           h("td", { title: stamp(r.created_at) }, h("a", { href, text: ago(r.created_at) })),
           h("td", {}, h("span", { class: `pill ${r.status}`, text: r.status }), r.traffic_source !== "production" ? h("span", { class: "muted", text: ` ${r.traffic_source}` }) : null),
@@ -543,7 +547,7 @@
           h("td", { class: "num", text: fmt.ms(r.latency_ms) }),
           h("td", { class: "num", text: fmt.usd(r.cost_usd) }),
           h("td", { class: "num" }, String(r.tool_calls), r.tool_errors ? h("span", { class: "cell-delta bad", text: `${r.tool_errors} failed` }) : null),
-          h("td", { text: fb }));
+          h("td", { class: "num" }, fb ? h("span", { class: `cell-delta ${fb[1]}`, title: fb[2], text: fb[0] }) : null));
       }) : [h("tr", {}, h("td", { colspan: 10, class: "empty", text: "no traces match these filters" }))]));
     }
 
@@ -629,7 +633,7 @@
       const t = d.trace;
       const fb = d.feedback;
       const feedbackText = !fb ? "no feedback yet" : [
-        fb.thumbs === 1 ? "👍 thumbs up" : fb.thumbs === -1 ? "👎 thumbs down" : null,
+        fb.thumbs === 1 ? "✓ thumbs up" : fb.thumbs === -1 ? "✗ thumbs down" : null,
         fb.score !== null && fb.score !== undefined ? `score ${fb.score}` : null,
         fb.comment ? `“${fb.comment}”` : null,
       ].filter(Boolean).join(" · ");
@@ -643,7 +647,9 @@
           fact("Latency", fmt.ms(t.latency_ms)), fact("Cost", fmt.usd(t.cost_usd)),
           fact("Tokens", `${fmt.count(t.input_tokens)} in / ${fmt.count(t.output_tokens)} out`),
           fact("LLM calls", String(t.llm_calls)), fact("Tool calls", `${t.tool_calls}${t.tool_errors ? ` (${t.tool_errors} failed)` : ""}`),
-          fact("Traffic", t.traffic_source), fact("Session", shortId(t.session_id), t.session_id),
+          fact("Traffic", t.traffic_source),
+          h("div", { class: "fact" }, h("span", { class: "k", text: "Session" }),
+            h("a", { class: "v", href: `/dashboard?session_id=${encodeURIComponent(t.session_id)}`, title: "this session's traces", text: shortId(t.session_id) })),
           fact("Trace", shortId(t.trace_id), t.trace_id), fact("Feedback", feedbackText)));
       const spansPanel = h("section", { class: "panel", id: "spans" },
         h("header", {}, h("h2", { text: "Span tree" }), h("span", { class: "sub", text: `${d.spans.length} spans · ${fmt.ms(d.duration_ms)} total · bars scaled to the trace` })),
