@@ -14,8 +14,8 @@ import pytest
 from server_helpers import Served
 
 from shipyard.observe import semconv as sc
-from shipyard.server._dashboard import DashboardPanel, change, default_bucket, register_panel, waterfall
 from shipyard.server._dashboard import PANELS as DASHBOARD_PANELS
+from shipyard.server._dashboard import DashboardPanel, change, default_bucket, register_panel, waterfall
 from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
 
 V1 = "support@1.0.0+aaaaaaa"
@@ -35,9 +35,20 @@ def rec(
     **extra: Any,
 ) -> InteractionRecord:
     return InteractionRecord(
-        id=new_id(), trace_id=new_id(), session_id=session, user_id=None, agent="support", version=version,
-        traffic_source=source, input=f"question from {session}", output="answer", status=status,
-        latency_ms=latency_s * 1000, cost_usd=cost, created_at=at, **extra,
+        id=new_id(),
+        trace_id=new_id(),
+        session_id=session,
+        user_id=None,
+        agent="support",
+        version=version,
+        traffic_source=source,
+        input=f"question from {session}",
+        output="answer",
+        status=status,
+        latency_ms=latency_s * 1000,
+        cost_usd=cost,
+        created_at=at,
+        **extra,
     )
 
 
@@ -50,14 +61,47 @@ def traced(at: float) -> InteractionRecord:
     ms = 1_000_000
     root, chat, tool = new_id()[:16], new_id()[:16], new_id()[:16]
     r.spans = [
-        SpanRecord(r.trace_id, tool, root, "execute_tool lookup_order", "internal", t0 + 200 * ms, t0 + 540 * ms,
-                   attributes={sc.OPERATION: sc.OP_TOOL, sc.TOOL_NAME: "lookup_order", sc.TOOL_STATUS: "success",
-                               sc.TOOL_ARGUMENTS: '{"order_id": "12345"}'}),
-        SpanRecord(r.trace_id, root, None, "invoke_agent support", "internal", t0, t0 + 900 * ms,
-                   attributes={sc.OPERATION: sc.OP_AGENT, sc.AGENT_NAME: "support"}),
-        SpanRecord(r.trace_id, chat, root, "chat scripted-small", "client", t0 + 10 * ms, t0 + 160 * ms,
-                   attributes={sc.OPERATION: sc.OP_CHAT, sc.REQUEST_MODEL: "scripted-small",
-                               sc.INPUT_TOKENS: 800, sc.OUTPUT_TOKENS: 120, sc.COST_USD: 0.003}),
+        SpanRecord(
+            r.trace_id,
+            tool,
+            root,
+            "execute_tool lookup_order",
+            "internal",
+            t0 + 200 * ms,
+            t0 + 540 * ms,
+            attributes={
+                sc.OPERATION: sc.OP_TOOL,
+                sc.TOOL_NAME: "lookup_order",
+                sc.TOOL_STATUS: "success",
+                sc.TOOL_ARGUMENTS: '{"order_id": "12345"}',
+            },
+        ),
+        SpanRecord(
+            r.trace_id,
+            root,
+            None,
+            "invoke_agent support",
+            "internal",
+            t0,
+            t0 + 900 * ms,
+            attributes={sc.OPERATION: sc.OP_AGENT, sc.AGENT_NAME: "support"},
+        ),
+        SpanRecord(
+            r.trace_id,
+            chat,
+            root,
+            "chat scripted-small",
+            "client",
+            t0 + 10 * ms,
+            t0 + 160 * ms,
+            attributes={
+                sc.OPERATION: sc.OP_CHAT,
+                sc.REQUEST_MODEL: "scripted-small",
+                sc.INPUT_TOKENS: 800,
+                sc.OUTPUT_TOKENS: 120,
+                sc.COST_USD: 0.003,
+            },
+        ),
     ]
     return r
 
@@ -126,11 +170,18 @@ def test_overview_kpis_and_changes_against_the_previous_window(seeded: Seeded) -
 
     cards = by_key(o)
     assert [c["key"] for c in o["cards"]] == [
-        "sessions", "completion_rate", "avg_latency_s", "p95_latency_s", "cost_per_session",
-        "escalation_rate", "safety_incidents", "errors",
+        "sessions",
+        "completion_rate",
+        "avg_latency_s",
+        "p95_latency_s",
+        "cost_per_session",
+        "escalation_rate",
+        "safety_incidents",
+        "errors",
     ]
     assert cards["sessions"]["value"] == 7 and cards["sessions"]["previous"] == 2
-    assert cards["sessions"]["direction"] == "up" and cards["sessions"]["good"] is None  # neither good nor bad
+    # more sessions is neither good nor bad
+    assert cards["sessions"]["direction"] == "up" and cards["sessions"]["good"] is None
     assert cards["completion_rate"]["delta"] == pytest.approx(-0.375)
     assert cards["completion_rate"]["direction"] == "down" and cards["completion_rate"]["good"] is False
     assert cards["p95_latency_s"]["delta"] == pytest.approx(5.0) and cards["p95_latency_s"]["good"] is False
@@ -164,8 +215,12 @@ def test_status_banner_follows_the_alert_states(seeded: Seeded) -> None:
 def test_improvements_are_good_changes() -> None:
     assert change(0.95, 0.9, "higher")["good"] is True
     assert change(1.2, 2.4, "lower") == {
-        "value": 1.2, "previous": 2.4, "delta": pytest.approx(-1.2), "ratio": pytest.approx(-0.5),
-        "direction": "down", "good": True,
+        "value": 1.2,
+        "previous": 2.4,
+        "delta": pytest.approx(-1.2),
+        "ratio": pytest.approx(-0.5),
+        "direction": "down",
+        "good": True,
     }
     assert change(3.0, None, "lower")["direction"] == "none"
     assert change(0.0, 0.0, "lower")["ratio"] is None
@@ -211,7 +266,11 @@ def test_traces_list_and_filters(seeded: Seeded) -> None:
     assert sorted(t["session_id"] for t in failed) == ["old1", "s-eval", "s5"]
     assert [t["session_id"] for t in seeded.get("/traces", traffic_source="eval")["traces"]] == ["s-eval"]
     assert len(seeded.get("/traces", session_id="s1")["traces"]) == 2
-    assert {t["status"] for t in seeded.get("/traces", version=V2)["traces"]} == {"completed", "failed", "blocked"}
+    assert {t["status"] for t in seeded.get("/traces", version=V2)["traces"]} == {
+        "completed",
+        "failed",
+        "blocked",
+    }
     assert seeded.get("/traces", agent="billing")["traces"] == []
     assert len(seeded.get("/traces", window="1h")["traces"]) == 12  # not the two old ones
     two = seeded.get("/traces", limit=2)["traces"]
@@ -233,7 +292,9 @@ def test_traces_list_and_filters(seeded: Seeded) -> None:
         ("/timeseries", {"window": "24h", "bucket": "1s"}, "bucket"),
     ],
 )
-def test_bad_query_parameters_are_named(served: Served, path: str, params: dict[str, str], param: str) -> None:
+def test_bad_query_parameters_are_named(
+    served: Served, path: str, params: dict[str, str], param: str
+) -> None:
     with served.client() as c:
         r = c.get(API + path, params=params)
     assert r.status_code == 422
@@ -244,7 +305,11 @@ def test_trace_detail_waterfall(seeded: Seeded) -> None:
     d = seeded.get(f"/traces/{seeded.traced.trace_id}")
     assert d["trace"]["interaction_id"] == seeded.traced.id and d["duration_ms"] == pytest.approx(900)
     names = [(s["depth"], s["name"]) for s in d["spans"]]
-    assert names == [(0, "invoke_agent support"), (1, "chat scripted-small"), (1, "execute_tool lookup_order")]
+    assert names == [
+        (0, "invoke_agent support"),
+        (1, "chat scripted-small"),
+        (1, "execute_tool lookup_order"),
+    ]
     agent, chat, tool = d["spans"]
     assert agent["offset_ms"] == 0 and agent["duration_ms"] == pytest.approx(900)
     assert chat["offset_ms"] == pytest.approx(10) and chat["duration_ms"] == pytest.approx(150)

@@ -69,18 +69,27 @@ async def _history(cfg: ShipyardConfig, before: float, n: int = 120) -> list[Int
     rt = Runtime(cfg)
     versions = [v.id for v in rt.versions("support")]
     try:
-        records = await asyncio.gather(*(
-            rt.invoke("support", rng.choice(QUESTIONS), session_id=f"hist-{i // 3}",
-                      version=versions[1] if i % 4 == 0 else versions[0])
-            for i in range(n)
-        ))
+        records = await asyncio.gather(
+            *(
+                rt.invoke(
+                    "support",
+                    rng.choice(QUESTIONS),
+                    session_id=f"hist-{i // 3}",
+                    version=versions[1] if i % 4 == 0 else versions[0],
+                )
+                for i in range(n)
+            )
+        )
     finally:
         await rt.aclose()
     out = []
     for i, r in enumerate(records):
         at = before - 3600 + i * (3600 / n) + rng.random() * 10
         shift_ns = int((at - r.created_at) * 1e9)
-        spans = [dataclasses.replace(s, start_ns=s.start_ns + shift_ns, end_ns=s.end_ns + shift_ns) for s in r.spans]
+        spans = [
+            dataclasses.replace(s, start_ns=s.start_ns + shift_ns, end_ns=s.end_ns + shift_ns)
+            for s in r.spans
+        ]
         out.append(dataclasses.replace(r, created_at=at, spans=spans))
     return out
 
@@ -100,7 +109,9 @@ def test_dashboard_in_chromium(serve_project: Callable[..., Served]) -> None:
             r = c.post("/v1/agents/support/invoke", json={"input": q, "session_id": f"live-{i // 2}"})
             assert r.status_code == 200, r.text
             live.append(r.json())
-        assert c.post("/v1/feedback", json={"trace_id": live[0]["trace_id"], "thumbs": "up"}).status_code == 200
+        assert (
+            c.post("/v1/feedback", json={"trace_id": live[0]["trace_id"], "thumbs": "up"}).status_code == 200
+        )
     served.state.alerts.evaluate(time.time())
     ARTIFACTS.mkdir(exist_ok=True)
 
