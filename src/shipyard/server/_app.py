@@ -18,14 +18,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from shipyard.config import ShipyardConfig, parse_window
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import log_event, log_feedback, trace_tree_lines
 from shipyard.server._auth import ROLES, create_key, public_key_row
-from shipyard.server._dashboard import dashboard_html, dashboard_routes
+from shipyard.server._dashboard import dashboard_routes
 from shipyard.server._http import (
     ApiError,
     error_response,
@@ -582,11 +582,6 @@ async def admin_revoke_key(request: Request, state: ServerState) -> Response:
 async def openapi(request: Request) -> Response:
     """GET /openapi.json"""
     return json_response(openapi_document(sorted(_state(request).cfg.agents)))
-
-
-async def dashboard(request: Request) -> Response:
-    """GET /dashboard: the page (its data comes from the read-only admin API)."""
-    return HTMLResponse(dashboard_html())
 
 
 ROUTES = [

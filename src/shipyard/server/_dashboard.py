@@ -2,7 +2,7 @@
 
 Numbers come from the server's in-memory `KpiWindow` for the time since this process started (or as far
 back as the window keeps) and from the store for anything older, so a freshly started server still shows
-yesterday. Older samples are read from the store in one query and kept for `HISTORY_TTL_S`. The KPI
+yesterday. Older samples are read from the store once per time range and kept (see `_History`). The KPI
 math is `shipyard.observe.compute_kpis`; this module only picks samples and shapes JSON.
 
 The page (static/dashboard.html, .css, .js) is self-contained: no CDN, charts are inline SVG drawn by
@@ -17,6 +17,7 @@ Extension point: `PANELS`. Other parts of the server (the rollout work) add a `D
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import inspect
 import json
@@ -54,7 +55,7 @@ WINDOW_CHOICES = ("15m", "1h", "24h")
 MAX_WINDOW_S = 86400.0
 ACTIVE_SESSIONS_S = 900.0  # "active sessions": distinct sessions in the last 15 minutes
 DAY_S = 86400.0
-HISTORY_TTL_S = 15.0
+HISTORY_TTL_S = 300.0
 REFRESH_S = 5.0
 STATUSES = ("completed", "escalated", "failed", "blocked")
 TRAFFIC_SOURCES = ("production", "canary", "eval", "shadow", "replay")
@@ -188,8 +189,9 @@ async def _panel_content(panel: DashboardPanel, state: Any) -> dict[str, Any]:
 class _History:
     """Production samples read from the store for the time the in-memory window does not cover.
 
-    One query fetches `lookback_s` back from now; the answer serves every request inside that range
-    for `ttl_s` (the page refreshes every few seconds; older rows rarely change).
+    Rows are read once per time range and kept in time order: a later request reads only the part of
+    its range not read yet, and what no window can need any more (older than `lookback_s`) is let go.
+    Every `ttl_s` the cache starts over, which picks up feedback and rows other processes wrote late.
     """
 
     def __init__(self, store: Any, lookback_s: float, ttl_s: float = HISTORY_TTL_S) -> None:
@@ -197,25 +199,40 @@ class _History:
         self.lookback_s = lookback_s
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._range = (0.0, 0.0)
-        self._fetched_at = -math.inf
+        self._lo = self._hi = 0.0
+        self._started = -math.inf
         self._samples: list[Sample] = []
 
+    def _read(self, since: float, until: float) -> list[Sample]:
+        records = self.store.list_interactions(since=since, until=until, limit=None, oldest_first=True)
+        return samples_from_records(records)
+
     def samples(self, since: float, until: float, now: float) -> list[Sample]:
+        """The samples created in [since, until), oldest first."""
         with self._lock:
-            lo, hi = self._range
-            fresh = time.monotonic() - self._fetched_at < self.ttl_s
-            if not (fresh and lo <= since and until <= hi):
-                lo, hi = min(since, now - self.lookback_s), until
-                records = self.store.list_interactions(since=lo, until=hi, limit=None, oldest_first=True)
-                self._samples = samples_from_records(records)
-                self._range, self._fetched_at = (lo, hi), time.monotonic()
-            cached = self._samples
-        return [s for s in cached if since <= s.at < until]
+            if time.monotonic() - self._started > self.ttl_s:
+                self._samples, self._lo, self._hi = [], until, until
+                self._started = time.monotonic()
+            if since < self._lo:
+                self._samples = self._read(since, self._lo) + self._samples
+                self._lo = since
+            if until > self._hi:
+                self._samples += self._read(self._hi, until)
+                self._hi = until
+            floor = now - self.lookback_s
+            if self._lo < floor:
+                del self._samples[: bisect.bisect_left(self._samples, floor, key=_at)]
+                self._lo = floor
+            return _between(self._samples, since, until)
 
 
-def _between(samples: Iterable[Sample], since: float, until: float) -> list[Sample]:
-    return [s for s in samples if since <= s.at < until]
+def _at(s: Sample) -> float:
+    return s.at
+
+
+def _between(samples: list[Sample], since: float, until: float) -> list[Sample]:
+    """The samples created in [since, until) of a list in time order."""
+    return samples[bisect.bisect_left(samples, since, key=_at) : bisect.bisect_left(samples, until, key=_at)]
 
 
 def _clip(text: str, n: int = 140) -> str:
@@ -241,8 +258,8 @@ class DashboardData:
         return max(float(getattr(self.state, "started_at", now)), now - window.horizon_s)
 
     def samples(self, since: float, until: float) -> list[Sample]:
-        """Production samples created in [since, until): the store before `coverage_start`, the
-        in-memory window after it (no interaction is counted twice)."""
+        """Production samples created in [since, until), oldest first: the store before
+        `coverage_start`, the in-memory window after it (no interaction is counted twice)."""
         split = min(max(since, self.coverage_start(until)), until)
         out: list[Sample] = []
         if since < split:
@@ -250,7 +267,9 @@ class DashboardData:
                 self._history = _History(self.state.store, lookback_s=2 * MAX_WINDOW_S + 60)
             out.extend(self._history.samples(since, split, until))
         if split < until:
-            out.extend(self.state.window.samples(split, until))
+            recent = self.state.window.samples(split, until)
+            recent.sort(key=_at)  # in order of finishing; nearly sorted already
+            out.extend(recent)
         return out
 
     # the JSON documents ------------------------------------------------------------------------------
@@ -659,11 +678,6 @@ def page_html(page: str = "overview", trace_id: str | None = None, nonce: str = 
         .replace("__BOOT__", boot.replace("<", "\\u003c").replace("&", "\\u0026"))
         .replace("__NONCE__", nonce)
     )
-
-
-def dashboard_html() -> str:
-    """The dashboard page (without a CSP nonce; `dashboard_routes` serves it with one)."""
-    return page_html()
 
 
 def _page_response(page: str, trace_id: str | None = None) -> Response:
