@@ -47,3 +47,7 @@ class GateFailed(ShipyardError):
     """A gate or check ran and did not pass (exit code 1)."""
 
     exit_code = 1
+
+
+class ConflictError(ShipyardError):
+    """Someone else changed the same state first (e.g. two admins acting on one rollout); re-read and retry."""

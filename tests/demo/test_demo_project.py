@@ -17,6 +17,7 @@ from shipyard.prompts import load_bundle
 EXPECTED = {
     "shipyard.yaml",
     "rules/support.yaml",
+    *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety")),
     *(
         f"prompts/support/{v}/{f}"
         for v in ("v1.0", "v1.1")
@@ -45,7 +46,7 @@ def test_copy_project_overwrites_an_earlier_copy_by_default(tmp_path: Path) -> N
 def test_copy_project_can_refuse_to_overwrite(tmp_path: Path) -> None:
     copy_project(tmp_path)
     (tmp_path / "rules" / "support.yaml").write_text("edited")
-    with pytest.raises(ShipyardError, match="already has files of the demo project: prompts/support"):
+    with pytest.raises(ShipyardError, match="already has files of the demo project: evals/support/broad"):
         copy_project(tmp_path, overwrite=False)
     assert (tmp_path / "rules" / "support.yaml").read_text() == "edited"
     copy_project(tmp_path / "empty", overwrite=False)

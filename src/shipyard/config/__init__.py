@@ -1,6 +1,7 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
 from shipyard.config._alerts import ALERT_METRICS, DEFAULT_ALERT_RULES, AlertRule, AlertsConfig, parse_window
+from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig, StagePolicy
 from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
 from shipyard.config._schema import (
@@ -25,6 +26,7 @@ __all__ = [
     "AgentVersionConfig",
     "AlertRule",
     "AlertsConfig",
+    "FlagsConfig",
     "GatesConfig",
     "ModelConfig",
     "ModelPrices",

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from shipyard.config._alerts import AlertsConfig
+from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig
 from shipyard.config._schema_base import StrictModel
 
@@ -153,6 +154,7 @@ class ShipyardConfig(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    flags: FlagsConfig = Field(default_factory=FlagsConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)

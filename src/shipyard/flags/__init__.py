@@ -1,5 +1,71 @@
 """Flag definitions (flagd JSON format), evaluation, OpenFeature provider."""
 
+from shipyard.flags._admin import (
+    FlagAdmin,
+    FlagValueError,
+    on_off_variants,
+    rollout_percent,
+    rollout_targeting,
+)
+from shipyard.flags._evaluator import (
+    ErrorCode,
+    EvaluationDetails,
+    FlagsForContext,
+    FlagStore,
+    Reason,
+    interaction_context,
+)
+from shipyard.flags._flagd_ops import FLAGD_OPERATORS, compare_semver, parse_semver
 from shipyard.flags._fractional import bucket, fractional
+from shipyard.flags._jsonlogic import STANDARD_OPERATORS, LogicError, compile_logic
+from shipyard.flags._killswitch import KillDecision, KillSwitchMonitor, KillSwitchRule, kill_switch_rules
+from shipyard.flags._model import (
+    FlagDefinition,
+    FlagSet,
+    dump_flag_set,
+    load_flag_file,
+    parse_flag,
+    parse_flag_set,
+    write_flag_file,
+)
+from shipyard.flags._provider import ShipyardProvider
+from shipyard.flags._sync import CHANNEL, FlagSync, fetch_flag_set, publish_flag_set, redis_url_from_env
 
-__all__ = ["bucket", "fractional"]
+__all__ = [
+    "CHANNEL",
+    "FLAGD_OPERATORS",
+    "STANDARD_OPERATORS",
+    "ErrorCode",
+    "EvaluationDetails",
+    "FlagAdmin",
+    "FlagDefinition",
+    "FlagSet",
+    "FlagStore",
+    "FlagSync",
+    "FlagValueError",
+    "FlagsForContext",
+    "KillDecision",
+    "KillSwitchMonitor",
+    "KillSwitchRule",
+    "LogicError",
+    "Reason",
+    "ShipyardProvider",
+    "bucket",
+    "compare_semver",
+    "compile_logic",
+    "dump_flag_set",
+    "fetch_flag_set",
+    "fractional",
+    "interaction_context",
+    "kill_switch_rules",
+    "load_flag_file",
+    "on_off_variants",
+    "parse_flag",
+    "parse_flag_set",
+    "parse_semver",
+    "publish_flag_set",
+    "redis_url_from_env",
+    "rollout_percent",
+    "rollout_targeting",
+    "write_flag_file",
+]

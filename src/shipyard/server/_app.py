@@ -36,6 +36,7 @@ from shipyard.server._http import (
     read_json,
 )
 from shipyard.server._openapi import openapi_document
+from shipyard.server._rollout_api import preview_version, rollout_routes
 from shipyard.server._state import ServerState
 from shipyard.store import InteractionRecord
 
@@ -143,7 +144,7 @@ async def invoke(request: Request, state: ServerState) -> Response:
         text,
         session_id=field(body, "session_id", str),
         user_id=field(body, "user_id", str),
-        version=field(body, "version", str),
+        version=field(body, "version", str) or await preview_version(request, state),
         metadata=field(body, "metadata", dict),
     )
     out = {
@@ -220,7 +221,7 @@ async def chat_completions(request: Request, state: ServerState) -> Response:
         text,
         session_id=session,
         user_id=field(body, "user", str),
-        version=field(body, "version", str),
+        version=field(body, "version", str) or await preview_version(request, state),
         metadata=field(body, "metadata", dict),
         history=history,
     )
@@ -603,6 +604,7 @@ ROUTES = [
     Route("/admin/keys/{ref}", admin_revoke_key, methods=["DELETE"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     *dashboard_routes(),  # /dashboard, /dashboard/traces/{id}, /admin/api/dashboard/...
+    *rollout_routes(),  # /admin/rollouts/..., /admin/experiments/... (server/_rollout_api.py)
 ]
 
 

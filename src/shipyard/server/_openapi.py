@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard import __version__
+from shipyard.server._rollout_api import rollout_openapi_paths
 
 _ERROR = {
     "type": "object",
@@ -314,6 +315,7 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok(_OBJ)}}},
             **_dashboard_paths(),
+            **rollout_openapi_paths(),  # server/_rollout_api.py
         },
     }
 

@@ -20,6 +20,7 @@ from shipyard.observe import (
 )
 from shipyard.server._auth import KeyRing
 from shipyard.server._journal import FsyncPolicy, Journal
+from shipyard.server._rollout_api import start_rollouts
 from shipyard.server._steps import RECORD_STEPS, install_slots
 from shipyard.store import InteractionRecord
 
@@ -113,6 +114,7 @@ class ServerState:
             loop.create_task(self.alerts.run(self.cfg.alerts.interval_s)),
             loop.create_task(self._refresh_keys()),
         ]
+        self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
         log_event(
             "server_started",
             agents=sorted(self.cfg.agents),

@@ -50,6 +50,7 @@ from shipyard.store._models import (
     utcnow,
 )
 from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
+from shipyard.store._rollout import RolloutStore  # rollouts: deployments, decisions, experiments
 
 if TYPE_CHECKING:
     from shipyard.config import ShipyardConfig
@@ -118,7 +119,7 @@ def _plain(obj: Any) -> Any:
     return dict(obj) if isinstance(obj, Mapping) else obj
 
 
-class Store:
+class Store(RolloutStore):  # RolloutStore: the rollout tables' methods (store/_rollout.py)
     """Records in a SQL database.
 
     Args:

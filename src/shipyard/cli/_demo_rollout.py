@@ -1,0 +1,244 @@
+"""The rollout part of `shipyard demo`: version 1.1's canary rolled back for its real regression,
+then the fixed version 1.2 promoted step by step to 100%.
+
+Runs in-process (the runtime, the assigner and the controller on the project's store) with the
+simulator's conversations and simulated customer feedback, so it needs no server and takes seconds.
+The regression 1.1 carries is real: its "faster refunds" prompt refunds orders the policy does not
+allow. Production catches it with a refund-policy output check (a guardrail that blocks a refund
+made without a confirmed eligibility check), which is a critical safety incident for the canary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.rule import Rule
+
+from shipyard.cli.simulate import conversations, feedback_for
+
+if TYPE_CHECKING:
+    from shipyard.rollout import Decision, RolloutController
+    from shipyard.runtime import Exchange, Runtime
+    from shipyard.store import InteractionRecord, Store
+
+BLOCKED_REPLY = (
+    "I've passed your refund request to a colleague, who will confirm it by email within one business day."
+)
+
+
+def _eligible(result: Any) -> tuple[str, bool] | None:
+    value = result
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, dict) and "eligible" in value:
+        return str(value.get("order_id", "")), bool(value["eligible"])
+    return None
+
+
+async def refund_policy_check(ex: Exchange, rt: Runtime) -> None:
+    """Output guardrail: a refund is only allowed after check_return_eligibility confirmed that order.
+
+    A refund without it is blocked (a safety incident): the customer is told a colleague will
+    confirm, and the interaction records the guardrail's verdict."""
+    confirmed: set[str] = set()
+    for call in ex.trail.tool_calls:
+        if call.name == "check_return_eligibility" and call.status == "success":
+            found = _eligible(call.result)
+            if found and found[1]:
+                confirmed.add(found[0])
+        elif call.name == "process_refund" and call.status == "success":
+            order = str(call.arguments.get("order_id", ""))
+            if order not in confirmed:
+                ex.guardrails.append(
+                    {
+                        "name": "refund_policy",
+                        "stage": "output",
+                        "verdict": "block",
+                        "reason": f"refund of order {order} without a confirmed eligibility check",
+                    }
+                )
+                ex.status = "blocked"
+                if ex.result is not None:
+                    ex.result.output = BLOCKED_REPLY
+                return
+
+
+def install_refund_policy(rt: Runtime) -> None:
+    """Add the refund-policy check to the runtime's pipeline, after the agent (once)."""
+    if "refund_policy" not in rt.pipeline.names:
+        rt.pipeline.insert_after("run_agent", "refund_policy", refund_policy_check)
+
+
+async def simulate_traffic(
+    rt: Runtime,
+    store: Store,
+    interactions: int,
+    *,
+    rng: random.Random,
+    agent: str = "support",
+    users: int = 400,
+    feedback_rate: float = 0.3,
+    concurrency: int = 16,
+) -> list[InteractionRecord]:
+    """Run about `interactions` turns of simulated conversations through the runtime (versions
+    assigned by its assigner), give a share simulated feedback, and store the records."""
+    stream = conversations(rng, users)
+    records: list[InteractionRecord] = []
+    limit = asyncio.Semaphore(concurrency)
+
+    async def session(turns: list[str], session_id: str, user_id: str) -> None:
+        history: list[Any] = []
+        async with limit:
+            for text in turns:
+                r = await rt.invoke(agent, text, session_id=session_id, user_id=user_id, history=history)
+                history += [{"role": "user", "content": text}, {"role": "assistant", "content": r.output}]
+                if rng.random() < feedback_rate:
+                    r.feedback = {**feedback_for(rng, r.status, r.output), "at": r.created_at}
+                records.append(r)
+
+    jobs = []
+    planned = 0
+    while planned < interactions:
+        conv = next(stream)
+        planned += len(conv.turns)
+        jobs.append(session(conv.turns, conv.session_id, conv.user_id))
+    await asyncio.gather(*jobs)
+    await asyncio.to_thread(store.write_interactions, records)
+    return records
+
+
+def _numbers_line(d: Decision) -> str:
+    a = d.numbers.get("analysis") or {}
+    base, can = d.numbers.get("baseline", {}), d.numbers.get("canary", {})
+    score = a.get("score")
+    return (
+        f"baseline n={base.get('interactions')}  canary n={can.get('interactions')}  score {score:.0f}"
+        if isinstance(score, (int, float))
+        else f"baseline n={base.get('interactions')}  canary n={can.get('interactions')}"
+    )
+
+
+def _show(console: Console, d: Decision, weight: int) -> None:
+    from shipyard.cli.rollout import print_analysis
+
+    style = {"rollback": "bold red", "promote": "bold green", "step_up": "green", "pause": "yellow"}.get(
+        d.action, "dim"
+    )
+    verdict = d.verdict or "-"
+    console.print(f"  [{style}]{d.action}[/] at {weight}%: {verdict}   {_numbers_line(d)}", highlight=False)
+    for r in d.reasons[:4]:
+        console.print(f"    {r}", highlight=False, markup=False)
+    analysis = d.numbers.get("analysis") or {}
+    if d.action in ("rollback", "promote") and analysis:
+        print_analysis(analysis)
+
+
+async def _run_canary(
+    console: Console,
+    rt: Runtime,
+    store: Store,
+    ctl: RolloutController,
+    version: str,
+    rng: random.Random,
+    *,
+    min_interactions: int,
+    max_batches: int = 40,
+) -> str:
+    """Start a canary, drive traffic and tick until it is promoted, rolled back or paused."""
+    from shipyard.rollout import RolloutAssigner
+
+    dep = ctl.start_canary(
+        "support",
+        version,
+        steps="5,25,50,100",
+        min_interactions=min_interactions,
+        min_duration_s=0,
+        actor="demo",
+    )
+    assigner = rt.assigner
+    assert isinstance(assigner, RolloutAssigner)
+    console.print(
+        f"canary of [bold]{dep.candidate_version}[/] against {dep.stable_version}: steps 5 → 25 → 50 → 100%,"
+        f" at least {min_interactions} interactions per arm per step"
+    )
+    for _ in range(max_batches):
+        assigner.refresh()  # what the server's 2-second refresh does
+        dep = ctl.get("support")
+        if dep.state != "running":
+            break
+        # enough traffic for the smaller arm to reach the minimum soon
+        share = min(dep.weight, 100 - dep.weight) / 100
+        await simulate_traffic(rt, store, int(min_interactions / share / 3) + 20, rng=rng)
+        decision = ctl.tick("support")
+        if decision is not None and decision.action != "hold":
+            _show(console, decision, dep.weight)
+    final = ctl.get("support")
+    console.print(f"→ {final.state}: stable is now [bold]{final.stable_version}[/]\n")
+    return final.state
+
+
+def run_rollout_demo(
+    config: Path, console: Console, *, seed: int = 7, min_interactions: int = 60
+) -> dict[str, str]:
+    """The rollout demo on the project at `config`: returns the final state of each canary
+    (`{"1.1": "rolled_back", "1.2": "promoted"}` when all goes as designed)."""
+    from shipyard.config import load_config
+    from shipyard.rollout import RolloutAssigner, RolloutController
+    from shipyard.runtime import Runtime
+    from shipyard.store import Store
+
+    cfg = load_config(config)
+    rng = random.Random(seed)
+    outcome: dict[str, str] = {}
+    with Store.from_config(cfg) as store:
+        rt = Runtime(cfg, store=store)
+        install_refund_policy(rt)
+        RolloutAssigner.for_runtime(rt, store)
+        ctl = RolloutController.for_runtime(rt, store)
+
+        async def go() -> None:
+            try:
+                dep = ctl.get("support")
+                first = rt.resolve_version("support", None).id
+                if dep.revision and (dep.active or dep.stable_version != first):  # an earlier demo run
+                    store.save_deployment(
+                        "support",
+                        dict(
+                            stable_version=first,
+                            candidate_version=None,
+                            strategy="none",
+                            weight=0,
+                            state="stable",
+                            step=0,
+                            config={},
+                        ),
+                        expected_revision=dep.revision,
+                        decision={
+                            "action": "deploy",
+                            "candidate": first,
+                            "actor": "demo",
+                            "reasons": ["demo: back to the first version"],
+                        },
+                    )
+                console.print(Rule('[bold]Canary: version 1.1 (the "faster refunds" prompt)[/]'))
+                outcome["1.1"] = await _run_canary(
+                    console, rt, store, ctl, "1.1", rng, min_interactions=min_interactions
+                )
+                console.print(Rule("[bold]Canary: version 1.2 (faster refunds, eligibility check kept)[/]"))
+                outcome["1.2"] = await _run_canary(
+                    console, rt, store, ctl, "1.2", rng, min_interactions=min_interactions
+                )
+            finally:
+                await rt.aclose()
+
+        asyncio.run(go())
+    console.print("every decision and its numbers: [bold]shipyard rollout status support --last 20[/]")
+    return outcome

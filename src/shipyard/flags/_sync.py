@@ -1,0 +1,201 @@
+"""Keeping every replica's flags current without a restart.
+
+Two paths, both off the hot path (background threads):
+
+- Redis (when configured): a change made through the admin API or CLI stores the whole flag set
+  under `shipyard:flags:document` and publishes a notice `{"revision": N}` on `shipyard:flags`;
+  each replica's listener fetches the document and installs it.
+- The flag file: each replica polls its mtime (and size) every `poll_interval_s` and reloads it
+  when it changed. A file that does not validate is reported and the current flags are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ShipyardError
+from shipyard.flags._evaluator import FlagStore
+from shipyard.flags._model import FlagSet, load_flag_file, parse_flag_set
+
+log = logging.getLogger("shipyard.flags")
+
+CHANNEL = "shipyard:flags"
+DOCUMENT_KEY = f"{CHANNEL}:document"  # the whole flag set; the channel carries only notices
+
+
+def redis_url_from_env() -> str | None:
+    """`SHIPYARD_REDIS_URL`, else `REDIS_URL`, else None."""
+    return os.environ.get("SHIPYARD_REDIS_URL") or os.environ.get("REDIS_URL") or None
+
+
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def publish_flag_set(flag_set: FlagSet, redis_url: str, *, channel: str = CHANNEL, client: Any = None) -> int:
+    """Store `flag_set` in Redis and publish a change notice; returns how many listeners got it."""
+    r = client or _redis(redis_url)
+    try:
+        doc = json.dumps({"revision": flag_set.revision, "document": flag_set.to_json()})
+        r.set(f"{channel}:document", doc)
+        return int(r.publish(channel, json.dumps({"revision": flag_set.revision})))
+    finally:
+        if client is None:
+            r.close()
+
+
+def fetch_flag_set(redis_url: str, *, channel: str = CHANNEL, client: Any = None) -> FlagSet | None:
+    """The flag set last published to Redis, or None if there is none."""
+    r = client or _redis(redis_url)
+    try:
+        raw = r.get(f"{channel}:document")
+    finally:
+        if client is None:
+            r.close()
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return parse_flag_set(data["document"], f"redis {channel}")
+
+
+class FlagSync:
+    """Background refresh of a `FlagStore` from a file and/or Redis.
+
+    Args:
+        store: the store to keep current.
+        file: the flag file to poll (optional).
+        redis_url: Redis to listen to (optional; see `redis_url_from_env`).
+        poll_interval_s: how often the file's mtime is checked.
+        channel: the Redis pub/sub channel.
+
+    Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        store: FlagStore,
+        *,
+        file: Path | str | None = None,
+        redis_url: str | None = None,
+        poll_interval_s: float = 1.0,
+        channel: str = CHANNEL,
+    ) -> None:
+        self.store = store
+        self.file = Path(file) if file is not None else None
+        self.redis_url = redis_url
+        self.poll_interval_s = poll_interval_s
+        self.channel = channel
+        self.last_error: str | None = None
+        self._stamp: tuple[int, int] | None = self._file_stamp()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._subscribed = threading.Event()
+
+    # file ----------------------------------------------------------------------------------------
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self.file is None:
+            return None
+        try:
+            st = self.file.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def check_file(self) -> bool:
+        """One poll: reload the file if it changed since the last look; True if flags were replaced."""
+        stamp = self._file_stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            flag_set = load_flag_file(self.file)  # type: ignore[arg-type]
+        except ShipyardError as e:
+            self.last_error = str(e)
+            log.error("flags: %s changed but is invalid; keeping the current flags\n%s", self.file, e)
+            return False
+        self.last_error = None
+        self.store.replace(flag_set)
+        log.info("flags: reloaded %s (revision %d)", self.file, flag_set.revision)
+        return True
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self.check_file()
+            except Exception:
+                log.exception("flags: polling %s failed", self.file)
+
+    # redis ---------------------------------------------------------------------------------------
+    def pull(self) -> bool:
+        """Install the flag set published in Redis if its revision differs; True if replaced."""
+        if not self.redis_url:
+            return False
+        flag_set = fetch_flag_set(self.redis_url, channel=self.channel)
+        if flag_set is None or flag_set.to_json() == self.store.flag_set.to_json():
+            return False
+        self.store.replace(flag_set)
+        log.info("flags: installed revision %d from redis", flag_set.revision)
+        return True
+
+    def _listen_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            r = None
+            try:
+                r = _redis(self.redis_url)  # type: ignore[arg-type]
+                pubsub = r.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                self.pull()  # catch up on whatever was published while not listening
+                self._subscribed.set()
+                backoff = 0.5
+                while not self._stop.is_set():
+                    msg = pubsub.get_message(timeout=0.5)
+                    if msg and msg.get("type") == "message":
+                        self.pull()
+                pubsub.close()
+            except Exception as e:
+                self.last_error = f"redis: {e}"
+                log.warning("flags: redis listener error (%s); retrying in %.1fs", e, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if r is not None:
+                    r.close()
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> FlagSync:
+        """Start the background threads (a poller when there is a file, a listener when Redis is set)."""
+        if self._threads:
+            return self
+        self._stop.clear()
+        if self.file is not None:
+            self._threads.append(threading.Thread(target=self._poll_loop, name="flags-poll", daemon=True))
+        if self.redis_url:
+            self._threads.append(threading.Thread(target=self._listen_loop, name="flags-redis", daemon=True))
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait_subscribed(self, timeout: float = 5.0) -> bool:
+        """Block until the Redis listener is subscribed (for tests and orderly start-up)."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+        self._subscribed.clear()
+
+    def __enter__(self) -> FlagSync:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,580 @@
+"""Canary analysis in the manner of Kayenta: compare the canary with the concurrent baseline,
+metric by metric, and score the step.
+
+Each metric (`MetricSpec`) has a kind (how it is tested), a direction (which change is bad), an
+allowed effect and a critical flag. A metric fails (HIGH or LOW, after the way it moved) only when
+its change is statistically significant (Holm-adjusted across the metrics, so adding metrics does
+not add false alarms) *and* beyond its allowed effect in the bad direction. The score is the
+weighted share of passing metrics among those with data; the verdict:
+
+- INSUFFICIENT_DATA: an arm has fewer than `min_samples_per_arm` interactions, or no metric has
+  data. The step holds: it is never passed or failed on too little data, except that a critical
+  metric's significant failure or a zero-tolerance incident fails it at once.
+- FAIL: a critical metric failed, or the score is below `marginal_score`.
+- MARGINAL: the score is below `pass_score`, or the split is broken (sample-ratio mismatch):
+  pause for a human.
+- PASS: otherwise.
+
+Interactions of one session are treated as independent; that is the usual canary approximation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from shipyard.observe import is_safety_incident
+from shipyard.rollout._stats import (
+    CONFIDENCE,
+    SRM_ALPHA,
+    SrmCheck,
+    json_float,
+    mann_whitney,
+    rate_test,
+    srm_check,
+    two_proportion_test,
+)
+from shipyard.store import InteractionRecord
+
+Kind = Literal["proportion", "continuous", "count"]
+Direction = Literal["increase_is_bad", "decrease_is_bad"]
+Classification = Literal["PASS", "HIGH", "LOW", "NODATA"]
+Verdict = Literal["PASS", "MARGINAL", "FAIL", "INSUFFICIENT_DATA"]
+Correction = Literal["holm", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Proportion:
+    """Successes out of trials."""
+
+    successes: int
+    trials: int
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Events over an exposure (e.g. incidents over interactions)."""
+
+    events: int
+    exposure: float
+
+
+Observation = Proportion | Count | np.ndarray
+
+
+def _floats(values: Iterable[float] | None) -> np.ndarray:
+    return np.asarray(list(values) if values is not None else [], dtype=float)
+
+
+@dataclass(frozen=True)
+class ArmSample:
+    """What the analyses need of one arm's interactions in a window; build it with `from_records`,
+    or directly from counts and arrays.
+
+    Args:
+        n: interactions.
+        completed, escalated: interactions with that status.
+        safety_incidents: interactions that were blocked or had a guardrail block something.
+        latency_ms, cost_usd: one value per interaction (may be empty: the metric has no data).
+        tool_calls, tool_errors: tool calls made, and those whose status was not ``success``.
+        thumbs_up, thumbs_down: interactions rated +1 / -1.
+        scores: the feedback scores given (e.g. 1-5).
+        units: distinct assignment units (sessions) for the SRM check; None uses `n`.
+        name: a label for reports (e.g. the version).
+    """
+
+    n: int
+    completed: int = 0
+    escalated: int = 0
+    safety_incidents: int = 0
+    latency_ms: np.ndarray = field(default_factory=lambda: _floats(None))
+    cost_usd: np.ndarray = field(default_factory=lambda: _floats(None))
+    tool_calls: int = 0
+    tool_errors: int = 0
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+    scores: np.ndarray = field(default_factory=lambda: _floats(None))
+    units: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("latency_ms", "cost_usd", "scores"):
+            object.__setattr__(self, attr, _floats(getattr(self, attr)))
+        counts = {"completed": self.completed, "escalated": self.escalated}
+        counts["safety_incidents"] = self.safety_incidents
+        for attr, value in counts.items():
+            if not 0 <= value <= self.n:
+                raise ValueError(f"{attr} must be within 0..n={self.n}, got {value}")
+        if not 0 <= self.tool_errors <= self.tool_calls:
+            raise ValueError(f"tool_errors must be within 0..tool_calls={self.tool_calls}")
+
+    @classmethod
+    def from_records(cls, records: Iterable[InteractionRecord], *, name: str = "") -> ArmSample:
+        """Extract an arm from interaction records (one arm's, one window's).
+
+        Args:
+            records: the interactions; select arm and window before (by version and traffic source).
+            name: the arm's label.
+        """
+        rs = list(records)
+        thumbs = [(r.feedback or {}).get("thumbs") for r in rs]
+        scores = [r.feedback["score"] for r in rs if r.feedback and r.feedback.get("score") is not None]
+        return cls(
+            n=len(rs),
+            completed=sum(r.status == "completed" for r in rs),
+            escalated=sum(r.status == "escalated" for r in rs),
+            safety_incidents=sum(is_safety_incident(r) for r in rs),
+            latency_ms=_floats(r.latency_ms for r in rs),
+            cost_usd=_floats(r.cost_usd for r in rs),
+            tool_calls=sum(len(r.tool_calls) for r in rs),
+            tool_errors=sum(t.status != "success" for r in rs for t in r.tool_calls),
+            thumbs_up=sum(1 for t in thumbs if t is not None and t > 0),
+            thumbs_down=sum(1 for t in thumbs if t is not None and t < 0),
+            scores=_floats(scores),
+            units=len({r.session_id for r in rs}),
+            name=name,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counts and summaries (not every value) for reports."""
+
+        def summary(v: np.ndarray) -> dict[str, Any]:
+            if v.size == 0:
+                return {"n": 0}
+            return {"n": int(v.size), "mean": float(v.mean()), "p50": float(np.median(v))}
+
+        d = {k: v for k, v in asdict(self).items() if not isinstance(v, np.ndarray)}
+        d.update(latency_ms=summary(self.latency_ms), cost_usd=summary(self.cost_usd))
+        d["scores"] = summary(self.scores)
+        return d
+
+
+# Where each metric's data comes from: a name -> a function of the arm. Register more with
+# `register_source`; a MetricSpec names its source (by default its own name).
+SOURCES: dict[str, Callable[[ArmSample], Observation]] = {
+    "task_completion": lambda s: Proportion(s.completed, s.n),
+    "escalation_rate": lambda s: Proportion(s.escalated, s.n),
+    "latency_ms": lambda s: s.latency_ms,
+    "cost_usd": lambda s: s.cost_usd,
+    "safety_incidents": lambda s: Count(s.safety_incidents, s.n),
+    "safety_incident_rate": lambda s: Proportion(s.safety_incidents, s.n),
+    "tool_error_rate": lambda s: Proportion(s.tool_errors, s.tool_calls),
+    "thumbs_down_rate": lambda s: Proportion(s.thumbs_down, s.thumbs_up + s.thumbs_down),
+    "thumbs_up_rate": lambda s: Proportion(s.thumbs_up, s.thumbs_up + s.thumbs_down),
+    "satisfaction_score": lambda s: s.scores,
+}
+_KIND_OF: dict[type, tuple[Kind, ...]] = {
+    Proportion: ("proportion",),
+    Count: ("count",),
+    np.ndarray: ("continuous",),
+}
+
+
+def register_source(name: str, fn: Callable[[ArmSample], Observation]) -> None:
+    """Add (or replace) a metric source: `fn(arm)` returns a Proportion, a Count or an array."""
+    SOURCES[name] = fn
+
+
+def observe(arm: ArmSample, source: str, kind: Kind) -> Observation:
+    """The observation `source` gives for `arm`, checked against the `kind` that will test it."""
+    try:
+        obs = SOURCES[source](arm)
+    except KeyError:
+        raise ValueError(f"unknown metric source {source!r}; known: {', '.join(sorted(SOURCES))}") from None
+    if kind not in _KIND_OF[type(obs)]:
+        raise ValueError(f"metric source {source!r} gives {type(obs).__name__}, not a {kind} metric")
+    return obs
+
+
+def _events(obs: Observation) -> int:
+    if isinstance(obs, Count):
+        return obs.events
+    return obs.successes if isinstance(obs, Proportion) else 0
+
+
+def sample_size_of(obs: Observation) -> float:
+    """How many observations back a metric (trials, exposure or values)."""
+    if isinstance(obs, Proportion):
+        return obs.trials
+    if isinstance(obs, Count):
+        return obs.exposure
+    return float(obs.size)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One canary metric.
+
+    Args:
+        name: its name in reports; also its data source unless `source` is given.
+        kind: ``proportion`` (z / exact test, Newcombe interval), ``continuous`` (Mann-Whitney U,
+            Hodges-Lehmann shift) or ``count`` (exact conditional test of rates, one-sided).
+        direction: ``increase_is_bad`` or ``decrease_is_bad``.
+        allowed_effect: the largest bad change tolerated (>= 0); absolute in the metric's units
+            (0.02 = two points of a rate) or, with `relative`, a fraction of the baseline
+            (0.1 = 10%; continuous metrics: of the baseline median).
+        relative: read `allowed_effect` as relative.
+        critical: a failure fails the whole canary at once, whatever the score.
+        weight: its share of the score.
+        zero_tolerance: (proportion and count metrics) any event in the canary fails the metric.
+        min_samples: per arm, fewer observations than this give NODATA.
+        source: the data source (see `SOURCES`); defaults to `name`.
+    """
+
+    name: str
+    kind: Kind
+    direction: Direction
+    allowed_effect: float = 0.0
+    relative: bool = False
+    critical: bool = False
+    weight: float = 1.0
+    zero_tolerance: bool = False
+    min_samples: int = 10
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.allowed_effect < 0:
+            raise ValueError(
+                f"{self.name}: allowed_effect must be >= 0 (it is a tolerance), got {self.allowed_effect}"
+            )
+        if self.weight < 0:
+            raise ValueError(f"{self.name}: weight must be >= 0, got {self.weight}")
+        if self.zero_tolerance and self.kind == "continuous":
+            raise ValueError(f"{self.name}: zero_tolerance applies to proportion and count metrics only")
+
+    @property
+    def data_source(self) -> str:
+        return self.source or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("task_completion", "proportion", "decrease_is_bad", 0.02, weight=3),
+    MetricSpec("escalation_rate", "proportion", "increase_is_bad", 0.02),
+    MetricSpec("latency_p50", "continuous", "increase_is_bad", 0.10, relative=True, source="latency_ms"),
+    MetricSpec(
+        "cost_per_interaction", "continuous", "increase_is_bad", 0.10, relative=True, source="cost_usd"
+    ),
+    MetricSpec("safety_incidents", "count", "increase_is_bad", 0.0, critical=True, weight=3),
+    MetricSpec("tool_error_rate", "proportion", "increase_is_bad", 0.02),
+    MetricSpec("thumbs_down_rate", "proportion", "increase_is_bad", 0.05),
+)
+
+
+def default_metrics(*, zero_tolerance_safety: bool = False) -> list[MetricSpec]:
+    """The default canary metrics (task completion, escalation, latency, cost, safety, tool errors,
+    thumbs-down), optionally with zero tolerance for safety incidents."""
+    return [
+        replace(m, zero_tolerance=zero_tolerance_safety) if m.name == "safety_incidents" else m
+        for m in DEFAULT_METRICS
+    ]
+
+
+@dataclass(slots=True)
+class MetricResult:
+    """One metric's comparison. `effect` is canary minus baseline in the spec's terms (absolute, or
+    relative to the baseline); `ci` its interval; `p_value` the test's, `p_adjusted` after the
+    multiple-comparison correction (what the decision used); `details` the full test result."""
+
+    name: str
+    kind: str
+    baseline: float | None
+    canary: float | None
+    n_baseline: float
+    n_canary: float
+    effect: float | None
+    ci: tuple[float | None, float | None]
+    p_value: float | None
+    p_adjusted: float | None
+    allowed_effect: float
+    relative: bool
+    direction: str
+    classification: Classification
+    critical: bool
+    weight: float
+    reason: str
+    test: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.classification in ("HIGH", "LOW")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("baseline", "canary", "effect", "p_value", "p_adjusted"):
+            d[k] = json_float(d[k])
+        d["ci"] = [json_float(v) for v in self.ci]
+        return d
+
+
+@dataclass(slots=True)
+class CanaryAnalysis:
+    """The verdict of one analysis with every number it was made on."""
+
+    verdict: Verdict
+    score: float | None
+    metrics: list[MetricResult]
+    srm: SrmCheck | None
+    reasons: list[str]
+    baseline: dict[str, Any]
+    canary: dict[str, Any]
+    settings: dict[str, Any]
+
+    def metric(self, name: str) -> MetricResult:
+        """The result of the metric called `name`."""
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "score": json_float(self.score),
+            "metrics": [m.to_dict() for m in self.metrics],
+            "srm": self.srm.to_dict() if self.srm else None,
+            "reasons": list(self.reasons),
+            "baseline": self.baseline,
+            "canary": self.canary,
+            "settings": self.settings,
+        }
+
+
+def _fmt(x: float | None, relative: bool) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a" if x is None else ("+inf" if x > 0 else "-inf")
+    return f"{x:+.1%}" if relative else f"{x:+.4g}"
+
+
+def _relative(value: float, base: float) -> float:
+    if base != 0:
+        return value / abs(base)
+    return 0.0 if value == 0 else math.copysign(math.inf, value)
+
+
+def _compare(spec: MetricSpec, a: Observation, b: Observation, confidence: float) -> MetricResult:
+    """The test a metric's kind calls for, without the decision."""
+    bad_up = spec.direction == "increase_is_bad"
+    base_for_relative: float
+    if isinstance(a, Proportion) and isinstance(b, Proportion):
+        pt = two_proportion_test(a.successes, a.trials, b.successes, b.trials, confidence=confidence)
+        vals, effect, ci, p, test = (pt.p_a, pt.p_b), pt.difference, pt.ci, pt.p_value, pt.test
+        base_for_relative, details = pt.p_a, pt.to_dict()
+    elif isinstance(a, Count) and isinstance(b, Count):
+        rt = rate_test(
+            a.events,
+            a.exposure,
+            b.events,
+            b.exposure,
+            alternative="greater" if bad_up else "less",
+            confidence=confidence,
+        )
+        vals, effect, ci, p, test = (rt.rate_a, rt.rate_b), rt.difference, rt.ci, rt.p_value, "rate"
+        base_for_relative, details = rt.rate_a, rt.to_dict()
+    else:
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+        st = mann_whitney(a, b, confidence=confidence)
+        vals, effect, ci, p, test = (st.median_a, st.median_b), st.shift, st.ci, st.p_value, "mann_whitney"
+        base_for_relative, details = st.median_a, st.to_dict()
+    if spec.relative:
+        effect = _relative(effect, base_for_relative)
+        ci = (_relative(ci[0], base_for_relative), _relative(ci[1], base_for_relative))
+    return MetricResult(
+        spec.name,
+        spec.kind,
+        vals[0],
+        vals[1],
+        sample_size_of(a),
+        sample_size_of(b),
+        effect,
+        ci,
+        p,
+        p,
+        spec.allowed_effect,
+        spec.relative,
+        spec.direction,
+        "PASS",
+        spec.critical,
+        spec.weight,
+        "",
+        test,
+        details,
+    )
+
+
+def _nodata(spec: MetricSpec, a: Observation, b: Observation, why: str) -> MetricResult:
+    return MetricResult(spec.name, spec.kind, None, None, sample_size_of(a), sample_size_of(b), None,
+                        (None, None), None, None, spec.allowed_effect, spec.relative, spec.direction,
+                        "NODATA", spec.critical, spec.weight, why)  # fmt: skip
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    m = len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _classify(spec: MetricSpec, r: MetricResult, b: Observation, alpha: float) -> None:
+    """Set the classification and reason of a tested metric in place."""
+    bad_up = spec.direction == "increase_is_bad"
+    bad_word = "rose" if bad_up else "fell"
+    unit = "relative" if spec.relative else "absolute"
+    effect = r.effect if r.effect is not None else 0.0
+    numbers = (
+        f"baseline {r.baseline:.4g}, canary {r.canary:.4g}, effect {_fmt(effect, spec.relative)} "
+        f"(95% CI {_fmt(r.ci[0], spec.relative)}..{_fmt(r.ci[1], spec.relative)}), "
+        f"p={r.p_value:.3g} (adjusted {r.p_adjusted:.3g}), allowed {spec.allowed_effect:g} {unit}"
+    )
+    events = _events(b)
+    if spec.zero_tolerance and events > 0:
+        r.classification = "HIGH" if bad_up else "LOW"
+        r.reason = f"{spec.name}: zero tolerance and the canary had {events} event(s); {numbers}"
+        return
+    bad_effect = effect if bad_up else -effect
+    significant = r.p_adjusted is not None and r.p_adjusted < alpha
+    if significant and bad_effect > spec.allowed_effect:
+        r.classification = "HIGH" if bad_up else "LOW"
+        r.reason = f"{spec.name} {bad_word} significantly beyond the allowed effect: {numbers}"
+    elif significant and bad_effect > 0:
+        r.reason = f"{spec.name} {bad_word} significantly but within the allowed effect: {numbers}"
+    elif significant:
+        r.reason = f"{spec.name} improved significantly: {numbers}"
+    else:
+        r.reason = f"{spec.name}: no significant change: {numbers}"
+
+
+def analyze(
+    baseline: ArmSample,
+    canary: ArmSample,
+    specs: Sequence[MetricSpec] | None = None,
+    *,
+    expected_split: float | None = None,
+    alpha: float = 0.05,
+    min_samples_per_arm: int = 100,
+    pass_score: float = 95.0,
+    marginal_score: float = 75.0,
+    correction: Correction = "holm",
+    srm_threshold: float = SRM_ALPHA,
+) -> CanaryAnalysis:
+    """Compare a canary with its concurrent baseline and decide the step.
+
+    Args:
+        baseline: the stable version's interactions in the window.
+        canary: the candidate's interactions in the same window.
+        specs: the metrics (default `DEFAULT_METRICS`).
+        expected_split: the canary's configured share of traffic (e.g. 0.25); None skips the SRM check.
+        alpha: significance level per metric (after the correction).
+        min_samples_per_arm: fewer interactions in either arm give INSUFFICIENT_DATA.
+        pass_score, marginal_score: score bands (0..100): at or above `pass_score` passes, at or above
+            `marginal_score` is marginal, below fails.
+        correction: ``holm`` (default) adjusts the p-values for testing several metrics; ``none``.
+        srm_threshold: SRM p-values below it flag the split as broken.
+    """
+    specs = list(DEFAULT_METRICS if specs is None else specs)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    if not 0 <= marginal_score <= pass_score <= 100:
+        raise ValueError(f"need 0 <= marginal_score <= pass_score <= 100, got {marginal_score}, {pass_score}")
+    if len({s.name for s in specs}) != len(specs):
+        raise ValueError("metric names must be unique")
+    confidence = max(CONFIDENCE, 1 - alpha)
+    results: list[MetricResult] = []
+    observed: list[Observation] = []
+    for spec in specs:
+        a, b = observe(baseline, spec.data_source, spec.kind), observe(canary, spec.data_source, spec.kind)
+        size_a, size_b = sample_size_of(a), sample_size_of(b)
+        if min(size_a, size_b) < max(spec.min_samples, 1):
+            why = f"{spec.name}: too little data ({size_a:g} baseline, {size_b:g} canary; need {spec.min_samples} each)"
+            results.append(_nodata(spec, a, b, why))
+        else:
+            results.append(_compare(spec, a, b, confidence))
+        observed.append(b)
+    tested = [r for r in results if r.p_value is not None]
+    if correction == "holm" and tested:
+        for r, adj in zip(tested, holm([r.p_value for r in tested if r.p_value is not None]), strict=True):
+            r.p_adjusted = adj
+    for spec, r, b in zip(specs, results, observed, strict=True):
+        if r.classification != "NODATA":
+            _classify(spec, r, b, alpha)
+        elif spec.zero_tolerance and _events(b) > 0:  # an incident counts however little data there is
+            r.classification = "HIGH" if spec.direction == "increase_is_bad" else "LOW"
+            r.reason = f"{spec.name}: zero tolerance and the canary had {_events(b)} event(s)"
+
+    srm = None
+    if expected_split is not None:
+        srm = srm_check(
+            baseline.units if baseline.units is not None else baseline.n,
+            canary.units if canary.units is not None else canary.n,
+            expected_split,
+            threshold=srm_threshold,
+        )
+    verdict, score, reasons = _decide(results, srm, baseline.n, canary.n, min_samples_per_arm,
+                                      pass_score, marginal_score)  # fmt: skip
+    return CanaryAnalysis(
+        verdict,
+        score,
+        results,
+        srm,
+        reasons,
+        baseline.to_dict(),
+        canary.to_dict(),
+        {
+            "alpha": alpha,
+            "correction": correction,
+            "min_samples_per_arm": min_samples_per_arm,
+            "pass_score": pass_score,
+            "marginal_score": marginal_score,
+            "expected_split": expected_split,
+            "srm_threshold": srm_threshold,
+            "specs": [s.to_dict() for s in specs],
+        },
+    )
+
+
+def _decide(
+    results: list[MetricResult],
+    srm: SrmCheck | None,
+    n_baseline: int,
+    n_canary: int,
+    min_samples: int,
+    pass_score: float,
+    marginal_score: float,
+) -> tuple[Verdict, float | None, list[str]]:
+    reasons = [r.reason for r in results if r.failed]
+    with_data = [r for r in results if r.classification != "NODATA"]
+    total = sum(r.weight for r in with_data)
+    score = 100.0 * sum(r.weight for r in with_data if not r.failed) / total if total > 0 else None
+    critical = [r for r in results if r.failed and r.critical]
+    if critical:
+        names = ", ".join(r.name for r in critical)
+        return "FAIL", score, [f"critical metric failed: {names}", *reasons]
+    if min(n_baseline, n_canary) < min_samples:
+        why = f"too little data: {n_baseline} baseline and {n_canary} canary interactions (need {min_samples} each)"
+        return "INSUFFICIENT_DATA", score, [why]
+    if score is None:
+        return "INSUFFICIENT_DATA", None, ["no metric had enough data", *(r.reason for r in results)]
+    if srm is not None and srm.flagged:
+        split = (
+            f"sample ratio mismatch: the split is broken (observed {srm.observed[0]}/{srm.observed[1]}, "
+            f"canary share {srm.observed_share_b:.1%} vs configured {srm.expected_share_b:.1%}, "
+            f"p={srm.p_value:.2g}); pause for a human"
+        )
+        return "MARGINAL", score, [split, *reasons]
+    if score < marginal_score:
+        return "FAIL", score, [f"score {score:.1f} < {marginal_score:g}", *reasons]
+    if score < pass_score:
+        return "MARGINAL", score, [f"score {score:.1f} < {pass_score:g}", *reasons]
+    return "PASS", score, [f"score {score:.1f} >= {pass_score:g}", *reasons]

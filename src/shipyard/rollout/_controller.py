@@ -1,0 +1,737 @@
+"""The rollout controller: deploys, canaries, blue-green switches, and the decisions they make.
+
+All state lives in the store (the `deployments` row and its decision log), so the controller holds
+nothing between calls: a restart resumes where the row says, and several server replicas can tick
+the same canary safely, because every change is an `UPDATE ... WHERE revision = :read` and only
+the replica that wins acts (the others see a ConflictError and skip). Methods are synchronous and
+block on the store; async code calls them in a thread.
+
+A canary moves through its steps (default 5, 25, 50, 100 percent). Each `tick()` analyses the
+candidate against the stable version on the same window (since the step started):
+
+    INSUFFICIENT_DATA -> hold          PASS -> step up (to 100%: promote: the candidate is stable)
+    MARGINAL or SRM   -> pause         FAIL -> roll back at once (0% to the candidate)
+
+A step also waits for its minimum duration and interactions per arm, and (optionally) for an eval
+gate before the weight rises. In dry-run mode every decision is recorded as `dry_run` with what
+would have been done, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
+from shipyard.rollout._assigner import publish_change
+from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment
+
+if TYPE_CHECKING:
+    from shipyard.runtime import Runtime
+    from shipyard.store import InteractionRecord
+
+Resolver = Callable[[str, str | None], str]
+# (agent, candidate version id, suite paths) -> {"verdict": PASS|FAIL|MARGINAL, "reasons": [...], "run_id": ...}
+EvalGate = Callable[[str, str, list[str]], dict[str, Any]]
+RECORD_LIMIT = 50_000  # the most records per arm one analysis reads
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the controller (or a person) decided, and everything it was decided on."""
+
+    agent: str
+    action: str
+    verdict: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    candidate: str | None = None
+    actor: str = "auto"
+    recorded: bool = True  # False: a repeated hold not written again (see `hold_every_s`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def row(self) -> dict[str, Any]:
+        """The fields the store's decision log keeps."""
+        return {
+            "candidate": self.candidate,
+            "step": self.step,
+            "action": self.action,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "numbers": self.numbers,
+            "actor": self.actor,
+        }
+
+
+def parse_steps(steps: Sequence[int] | str) -> list[int]:
+    """Canary steps as percents: each 1-100, strictly increasing (`"5,25,50,100"` or a list)."""
+    if isinstance(steps, str):
+        try:
+            values = [int(s) for s in steps.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ShipyardError(
+                f"steps must be comma-separated whole percents like 5,25,50,100, got {steps!r}"
+            ) from None
+    else:
+        values = [int(s) for s in steps]
+    if not values:
+        raise ShipyardError("a canary needs at least one step, e.g. --steps 5,25,50,100")
+    for w in values:
+        if not 1 <= w <= 100:
+            raise ShipyardError(
+                f"step weight {w} is outside 1-100: a step is the candidate's percent of traffic"
+            )
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ShipyardError(f"steps must increase, got {','.join(map(str, values))}")
+    return values
+
+
+def check_deployable(store: Any, agent: str, version: str) -> dict[str, Any]:
+    """The production gate run that allows `version` to ship: a PASS, or a MARGINAL with a recorded
+    approval. Raises GateFailed saying which run failed and why, or how to run the gate."""
+    label = version.split("@", 1)[-1].split("+", 1)[0]
+    run = store.latest_eval_run(agent, version, stage="production")
+    if run is None:
+        raise GateFailed(
+            f"{version} has no production gate run, so it cannot be deployed",
+            hint=f"run `shipyard gate production --agent {agent} --version {label}` first",
+        )
+    decision = run.get("decision") or {}
+    verdict = decision.get("verdict")
+    if verdict == "PASS":
+        return run
+    if verdict == "MARGINAL":
+        if store.approvals(run["id"]):
+            return run
+        raise GateFailed(
+            f"the production gate of {version} (run {run['id']}) was MARGINAL and nobody approved it",
+            hint=f"approve it with `shipyard gate approve {run['id']} --by NAME --reason TEXT`, or fix and re-gate",
+        )
+    failed = [
+        c.get("name", "?")
+        for c in decision.get("checks", [])
+        if not c.get("passed", True) and not c.get("skipped")
+    ]
+    why = "; ".join(str(r) for r in (decision.get("reasons") or [])[:5]) or "no decision recorded"
+    checks = f" (failed checks: {', '.join(failed)})" if failed else ""
+    raise GateFailed(
+        f"the latest production gate of {version} (run {run['id']}) is {verdict or 'undecided'}{checks}: {why}",
+        hint=f"fix the failures and run `shipyard gate production --agent {agent} --version {label}` again",
+    )
+
+
+def analyze_arms(
+    baseline: Sequence[InteractionRecord],
+    canary: Sequence[InteractionRecord],
+    *,
+    expected_split: float | None,
+    min_samples_per_arm: int,
+) -> dict[str, Any]:
+    """The canary analysis of two arms as a dict (verdict, score, metrics, srm, reasons)."""
+    from shipyard.rollout._analysis import ArmSample, analyze
+
+    result = analyze(
+        ArmSample.from_records(baseline),
+        ArmSample.from_records(canary),
+        expected_split=expected_split,
+        min_samples_per_arm=min_samples_per_arm,
+    )
+    out: dict[str, Any] = result.to_dict()
+    return out
+
+
+class RolloutController:
+    """Changes deployments and records every decision.
+
+    Args:
+        store: the Store.
+        resolve: `(agent, ref) -> version id`; ref None is the agent's current configured version.
+            Raises NotFoundError for an unknown version (`RolloutController.for_runtime` uses the
+            runtime's versions).
+        clock: the time source (epoch seconds).
+        eval_gate: runs suites against a candidate before a canary step's weight rises.
+        redis_url: publish change notices on `shipyard:rollout` so replicas refresh at once.
+        hold_every_s: write a repeated hold (same step, same verdict) at most this often.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        resolve: Resolver,
+        *,
+        clock: Callable[[], float] = time.time,
+        eval_gate: EvalGate | None = None,
+        redis_url: str | None = None,
+        hold_every_s: float = 30.0,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.resolve = resolve
+        self.clock = clock
+        self.eval_gate = eval_gate
+        self.redis_url = redis_url
+        self.hold_every_s = hold_every_s
+        self.on_change = on_change
+
+    @classmethod
+    def for_runtime(cls, rt: Runtime, store: Any, **options: Any) -> RolloutController:
+        """A controller that resolves versions with the runtime's configured versions."""
+
+        def resolve(agent: str, ref: str | None) -> str:
+            return rt.resolve_version(agent, ref).id
+
+        return cls(store, resolve, **options)
+
+    # reading ------------------------------------------------------------------------------------
+    def get(self, agent: str) -> Deployment:
+        """The agent's deployment (a fresh, never-deployed one when there is no row)."""
+        row = self.store.get_deployment(agent)
+        return Deployment.from_row(row) if row else Deployment(agent=agent)
+
+    def decisions(self, agent: str, limit: int = 10) -> list[dict[str, Any]]:
+        return list(self.store.rollout_decisions(agent, limit=limit))
+
+    # writing ------------------------------------------------------------------------------------
+    def _save(self, dep: Deployment, values: dict[str, Any], decision: Decision | None) -> Deployment:
+        row = self.store.save_deployment(
+            dep.agent,
+            values,
+            expected_revision=dep.revision or None,
+            decision=decision.row() if decision is not None else None,
+        )
+        publish_change(self.redis_url, dep.agent)
+        if self.on_change is not None:
+            self.on_change(dep.agent)
+        return Deployment.from_row(row)
+
+    def _version(self, agent: str, ref: str | None) -> str:
+        return self.resolve(agent, ref)
+
+    def _refuse_overlap(self, dep: Deployment, doing: str) -> None:
+        if dep.active:
+            raise ShipyardError(
+                f"cannot {doing}: {dep.agent!r} already has a {dep.strategy.replace('_', '-')} of "
+                f"{dep.candidate_version} ({dep.state}, {dep.weight}%); one candidate at a time",
+                hint=f"finish it first: `shipyard rollout promote|abort|rollback {dep.agent}`",
+            )
+
+    def deploy(self, agent: str, ref: str, *, actor: str = "cli", require_gate: bool = True) -> Deployment:
+        """Make `ref` the stable version; refused without a passing (or approved) production gate."""
+        version = self._version(agent, ref)
+        dep = self.get(agent)
+        self._refuse_overlap(dep, f"deploy {version}")
+        numbers: dict[str, Any] = {"previous_stable": dep.stable_version}
+        if require_gate:
+            run = check_deployable(self.store, agent, version)
+            numbers.update(gate_run=run["id"], gate_verdict=(run.get("decision") or {}).get("verdict"))
+        decision = Decision(
+            agent,
+            "deploy",
+            "PASS" if require_gate else None,
+            [f"{version} deployed as stable"],
+            numbers,
+            0,
+            version,
+            actor,
+        )
+        values = dict(
+            stable_version=version,
+            candidate_version=None,
+            strategy="none",
+            weight=0,
+            state="stable",
+            step=0,
+            started_at=None,
+            config={"previous_stable": dep.stable_version},
+        )
+        return self._save(dep, values, decision)
+
+    def _stable_of(self, dep: Deployment) -> str:
+        return dep.stable_version or self._version(dep.agent, None)
+
+    def start_canary(
+        self,
+        agent: str,
+        ref: str,
+        *,
+        steps: Sequence[int] | str = DEFAULT_STEPS,
+        min_interactions: int = 50,
+        min_duration_s: float = 60.0,
+        dry_run: bool = False,
+        gate_suites: Sequence[str] = (),
+        gate_at: Sequence[int] | None = None,
+        actor: str = "cli",
+    ) -> Deployment:
+        """Start a canary of `ref` against the stable version.
+
+        Args:
+            steps: the candidate's percent of traffic at each step; reaching 100 promotes it.
+            min_interactions: interactions each arm needs in a step before it can pass.
+            min_duration_s: how long a step lasts at least.
+            dry_run: record what would be decided, change nothing (the candidate keeps the first step).
+            gate_suites: eval suites the candidate must pass before its weight rises.
+            gate_at: the step weights that need the gate (default: every step up when suites are given).
+        """
+        weights = parse_steps(steps)
+        if min_interactions < 1:
+            raise ShipyardError(f"min interactions must be at least 1, got {min_interactions}")
+        if min_duration_s < 0:
+            raise ShipyardError(f"min duration must not be negative, got {min_duration_s}")
+        version = self._version(agent, ref)
+        dep = self.get(agent)
+        self._refuse_overlap(dep, f"start a canary of {version}")
+        stable = self._stable_of(dep)
+        if version == stable:
+            raise ShipyardError(f"{version} is already the stable version of {agent!r}; nothing to roll out")
+        now = self.clock()
+        config = {
+            "steps": weights,
+            "min_interactions": min_interactions,
+            "min_duration_s": min_duration_s,
+            "dry_run": dry_run,
+            "gate_suites": list(gate_suites),
+            "gate_at": list(gate_at) if gate_at is not None else weights[1:],
+            "step_started_at": now,
+            "previous_stable": dep.stable_version,
+        }
+        decision = Decision(
+            agent,
+            "start",
+            None,
+            [
+                f"canary of {version} against {stable}: steps {','.join(map(str, weights))}%"
+                + (" (dry run)" if dry_run else "")
+            ],
+            {"steps": weights, "min_interactions": min_interactions, "min_duration_s": min_duration_s},
+            0,
+            version,
+            actor,
+        )
+        values = dict(
+            stable_version=stable,
+            candidate_version=version,
+            strategy="canary",
+            weight=weights[0],
+            state="running",
+            step=0,
+            started_at=_dt(now),
+            config=config,
+        )
+        return self._save(dep, values, decision)
+
+    # the canary's automatic decisions -------------------------------------------------------------
+    def tick(self, agent: str) -> Decision | None:
+        """Analyse and act once; None when there is nothing to decide (no running rollout) or another
+        replica acted on the same state first. Safe to call as often as you like."""
+        dep = self.get(agent)
+        try:
+            if dep.strategy == "canary" and dep.state == "running":
+                return self._tick_canary(dep)
+            if dep.strategy == "blue_green" and dep.state == "switched" and dep.config.get("promote_after_s"):
+                return self._tick_blue_green(dep)
+        except ConflictError:
+            return None
+        return None
+
+    def tick_all(self) -> list[Decision]:
+        """Tick every agent with a running rollout."""
+        out = []
+        for row in self.store.list_deployments():
+            d = self.tick(row["agent"])
+            if d is not None:
+                out.append(d)
+        return out
+
+    def _arms(
+        self, dep: Deployment, since: float, until: float
+    ) -> tuple[list[InteractionRecord], list[InteractionRecord]]:
+        baseline = self.store.list_interactions(
+            dep.agent,
+            version=dep.stable_version,
+            traffic_source="production",
+            since=since,
+            until=until,
+            limit=RECORD_LIMIT,
+        )
+        canary = self.store.list_interactions(
+            dep.agent,
+            version=dep.candidate_version,
+            traffic_source="canary",
+            since=since,
+            until=until,
+            limit=RECORD_LIMIT,
+        )
+        return baseline, canary
+
+    def _tick_canary(self, dep: Deployment) -> Decision:
+        cfg = dep.config
+        now = self.clock()
+        since = float(cfg.get("step_started_at") or now)
+        baseline, canary = self._arms(dep, since, now)
+        min_n = int(cfg.get("min_interactions", 50))
+        min_s = float(cfg.get("min_duration_s", 60.0))
+        analysis = analyze_arms(baseline, canary, expected_split=dep.weight / 100, min_samples_per_arm=min_n)
+        elapsed = now - since
+        numbers = {
+            "at": now,
+            "weight": dep.weight,
+            "window": {"since": since, "until": now, "elapsed_s": round(elapsed, 3)},
+            "baseline": {"version": dep.stable_version, "interactions": len(baseline)},
+            "canary": {"version": dep.candidate_version, "interactions": len(canary)},
+            "min_interactions": min_n,
+            "min_duration_s": min_s,
+            "analysis": analysis,
+        }
+        verdict = str(analysis.get("verdict"))
+        srm = _srm_flagged(analysis)
+        reasons = [str(r) for r in analysis.get("reasons", [])]
+        if verdict == "FAIL":
+            action = "rollback"
+        elif srm or verdict == "MARGINAL":
+            action = "pause"
+            if srm:
+                verdict = "SRM"
+                reasons.insert(0, "sample ratio mismatch: the traffic split is broken; a human should look")
+        elif verdict == "PASS":
+            short = []
+            if elapsed < min_s:
+                short.append(f"the step has run {elapsed:.0f}s of its minimum {min_s:.0f}s")
+            for arm, n in (("baseline", len(baseline)), ("canary", len(canary))):
+                if n < min_n:
+                    short.append(f"the {arm} has {n} of the {min_n} interactions a step needs")
+            action = "hold" if short else "step_up"
+            reasons = short + reasons
+        else:
+            action = "hold"
+        if action == "step_up":
+            return self._step_up(dep, verdict, reasons, numbers)
+        return self._act(dep, action, verdict, reasons, numbers)
+
+    def _act(
+        self, dep: Deployment, action: str, verdict: str | None, reasons: list[str], numbers: dict[str, Any]
+    ) -> Decision:
+        """Record (and unless dry run, carry out) an automatic decision."""
+        dry = dep.dry_run
+        if dry:
+            numbers = {**numbers, "would": action}
+            reasons = [f"dry run: would {action.replace('_', ' ')}", *reasons]
+        logged = "dry_run" if dry else action
+        decision = Decision(
+            dep.agent, logged, verdict, reasons, numbers, dep.step, dep.candidate_version, "auto"
+        )
+        if (dry or action == "hold") and self._repeated(dep, decision):
+            return Decision(**{**decision.to_dict(), "recorded": False})
+        values: dict[str, Any] = {}
+        if not dry:
+            if action == "rollback":
+                values = dict(weight=0, state="rolled_back")
+            elif action == "pause":
+                values = dict(state="paused")
+            elif action == "promote":
+                values = self._promotion(dep)
+        self._save(dep, values, decision)
+        return decision
+
+    def _repeated(self, dep: Deployment, decision: Decision) -> bool:
+        """The same hold (or dry-run verdict) at the same step was recorded less than hold_every_s ago."""
+        last = self.store.rollout_decisions(dep.agent, limit=1)
+        if not last:
+            return False
+        prev = last[0]
+        same = (
+            prev["action"] == decision.action
+            and prev["step"] == decision.step
+            and prev["candidate"] == decision.candidate
+            and prev["verdict"] == decision.verdict
+            and (prev.get("numbers") or {}).get("would") == decision.numbers.get("would")
+        )
+        at = (prev.get("numbers") or {}).get("at")  # the controller's clock when it was decided
+        return same and at is not None and self.clock() - float(at) < self.hold_every_s
+
+    def _step_up(
+        self, dep: Deployment, verdict: str, reasons: list[str], numbers: dict[str, Any]
+    ) -> Decision:
+        steps = dep.steps
+        nxt = dep.step + 1
+        target = steps[nxt] if nxt < len(steps) else 100
+        gate_suites = list(dep.config.get("gate_suites") or [])
+        if gate_suites and target in dep.config.get("gate_at", steps[1:]) and not dep.dry_run:
+            if self.eval_gate is None:
+                raise ShipyardError(
+                    "this canary needs an eval gate before its next step, and none is configured"
+                )
+            assert dep.candidate_version is not None
+            gate = self.eval_gate(dep.agent, dep.candidate_version, gate_suites)
+            numbers = {**numbers, "eval_gate": gate}
+            gv = gate.get("verdict")
+            if gv != "PASS":
+                why = [
+                    f"eval gate before {target}%: {gv} (run {gate.get('run_id')})",
+                    *gate.get("reasons", []),
+                ]
+                return self._act(dep, "rollback" if gv == "FAIL" else "pause", gv, why, numbers)
+        if target >= 100 or nxt >= len(steps):
+            return self._act(dep, "promote", verdict, [f"passed {dep.weight}%: promoted", *reasons], numbers)
+        decision = Decision(
+            dep.agent,
+            "dry_run" if dep.dry_run else "step_up",
+            verdict,
+            (
+                [f"dry run: would step up to {target}%"]
+                if dep.dry_run
+                else [f"passed {dep.weight}%: up to {target}%"]
+            )
+            + reasons,
+            {**numbers, "would": "step_up"} if dep.dry_run else {**numbers, "next_weight": target},
+            dep.step,
+            dep.candidate_version,
+            "auto",
+        )
+        if dep.dry_run:
+            if self._repeated(dep, decision):
+                return Decision(**{**decision.to_dict(), "recorded": False})
+            self._save(dep, {}, decision)
+            return decision
+        config = {**dep.config, "step_started_at": self.clock()}
+        self._save(dep, dict(weight=target, step=nxt, config=config), decision)
+        return decision
+
+    def _promotion(self, dep: Deployment) -> dict[str, Any]:
+        config = {**dep.config, "previous_stable": dep.stable_version, "promoted": dep.candidate_version}
+        return dict(
+            stable_version=dep.candidate_version,
+            candidate_version=None,
+            weight=0,
+            state="promoted",
+            config=config,
+        )
+
+    def _tick_blue_green(self, dep: Deployment) -> Decision | None:
+        now = self.clock()
+        switched = float(dep.config.get("switched_at") or now)
+        healthy_s = float(dep.config["promote_after_s"])
+        if now - switched < healthy_s:
+            return None
+        green = self.store.list_interactions(
+            dep.agent,
+            version=dep.candidate_version,
+            traffic_source="production",
+            since=switched,
+            until=now,
+            limit=RECORD_LIMIT,
+        )
+        blue = self.store.list_interactions(
+            dep.agent,
+            version=dep.stable_version,
+            traffic_source="production",
+            since=switched - (now - switched),
+            until=switched,
+            limit=RECORD_LIMIT,
+        )
+        min_n = int(dep.config.get("min_interactions", 20))
+        analysis = analyze_arms(blue, green, expected_split=None, min_samples_per_arm=min_n)
+        verdict = str(analysis.get("verdict"))
+        numbers = {
+            "at": now,
+            "window": {"switched_at": switched, "until": now},
+            "blue": {"version": dep.stable_version, "interactions": len(blue)},
+            "green": {"version": dep.candidate_version, "interactions": len(green)},
+            "analysis": analysis,
+        }
+        reasons = [str(r) for r in analysis.get("reasons", [])]
+        if verdict == "FAIL":
+            return self._act(
+                dep, "rollback", verdict, ["green is worse than blue was: back to blue", *reasons], numbers
+            )
+        if verdict == "PASS":
+            return self._act(
+                dep, "promote", verdict, [f"green healthy for {healthy_s:.0f}s: promoted", *reasons], numbers
+            )
+        return self._act(dep, "hold", verdict, reasons, numbers)
+
+    # people's decisions ---------------------------------------------------------------------------
+    def _manual(
+        self, dep: Deployment, action: str, values: dict[str, Any], reason: str, actor: str
+    ) -> Deployment:
+        decision = Decision(
+            dep.agent,
+            action,
+            None,
+            [reason],
+            {"weight_before": dep.weight},
+            dep.step,
+            dep.candidate_version,
+            actor,
+        )
+        return self._save(dep, values, decision)
+
+    def _need_rollout(self, agent: str, doing: str) -> Deployment:
+        dep = self.get(agent)
+        if dep.strategy == "none" or (dep.candidate_version is None and dep.state not in ("promoted",)):
+            raise NotFoundError(
+                f"{agent!r} has no rollout to {doing}",
+                hint=f"start one with `shipyard rollout canary {agent} VERSION`",
+            )
+        return dep
+
+    def promote(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
+        """Make the candidate stable now (100%). Refused for a rolled-back or aborted candidate."""
+        dep = self._need_rollout(agent, "promote")
+        if dep.state in ("rolled_back", "aborted"):
+            last = next(
+                (
+                    d
+                    for d in self.store.rollout_decisions(agent, limit=50)
+                    if d["action"] in ("rollback", "abort")
+                ),
+                None,
+            )
+            why = f": {'; '.join(last['reasons'][:2])}" if last and last["reasons"] else ""
+            raise ShipyardError(
+                f"the {dep.strategy.replace('_', '-')} of {dep.candidate_version} was "
+                f"{dep.state.replace('_', ' ')}{why}; a failed candidate cannot be promoted",
+                hint=f"fix it and start a new rollout: `shipyard rollout canary {agent} VERSION`",
+            )
+        if not dep.active or dep.strategy == "experiment":
+            raise ShipyardError(f"{agent!r} has no candidate to promote ({dep.strategy} {dep.state})")
+        return self._manual(dep, "promote", self._promotion(dep), reason or "promoted by hand", actor)
+
+    def pause(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
+        """Stop the canary's automatic steps; its traffic share stays as it is."""
+        dep = self._need_rollout(agent, "pause")
+        if dep.strategy != "canary" or dep.state != "running":
+            raise ShipyardError(
+                f"only a running canary can be paused; {agent!r} is {dep.strategy} {dep.state}"
+            )
+        return self._manual(dep, "pause", dict(state="paused"), reason or "paused by hand", actor)
+
+    def resume(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
+        """Continue a paused canary; its step starts a fresh analysis window."""
+        dep = self._need_rollout(agent, "resume")
+        if dep.strategy != "canary" or dep.state != "paused":
+            raise ShipyardError(
+                f"only a paused canary can be resumed; {agent!r} is {dep.strategy} {dep.state}"
+            )
+        config = {**dep.config, "step_started_at": self.clock()}
+        return self._manual(
+            dep, "resume", dict(state="running", config=config), reason or "resumed by hand", actor
+        )
+
+    def abort(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
+        """Stop the rollout: all traffic back to the stable version, the candidate not judged."""
+        dep = self._need_rollout(agent, "abort")
+        if not dep.active:
+            raise ShipyardError(f"{agent!r} has no rollout in progress ({dep.strategy} {dep.state})")
+        return self._manual(dep, "abort", dict(weight=0, state="aborted"), reason or "aborted by hand", actor)
+
+    def rollback(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
+        """Send all traffic back at once: to the stable version during a rollout, to the previous
+        stable version after a promotion."""
+        dep = self._need_rollout(agent, "roll back")
+        if dep.active:
+            return self._manual(
+                dep, "rollback", dict(weight=0, state="rolled_back"), reason or "rolled back by hand", actor
+            )
+        previous = dep.config.get("previous_stable")
+        if dep.state == "promoted" and previous:
+            values = dict(
+                stable_version=previous,
+                candidate_version=dep.stable_version,
+                weight=0,
+                state="rolled_back",
+                config={**dep.config, "previous_stable": None},
+            )
+            return self._manual(dep, "rollback", values, reason or f"back to {previous} by hand", actor)
+        raise ShipyardError(f"{agent!r} has nothing to roll back to ({dep.strategy} {dep.state})")
+
+    # blue-green ---------------------------------------------------------------------------------
+    def start_blue_green(
+        self,
+        agent: str,
+        ref: str,
+        *,
+        promote_after_s: float | None = None,
+        min_interactions: int = 20,
+        actor: str = "cli",
+    ) -> Deployment:
+        """Deploy green beside blue (the stable version) with no traffic; previews reach it with the
+        `X-Shipyard-Version` header. `promote_after_s`: after a switch, promote green automatically
+        once it has been healthy that long."""
+        if promote_after_s is not None and promote_after_s <= 0:
+            raise ShipyardError(f"promote-after must be positive, got {promote_after_s}")
+        version = self._version(agent, ref)
+        dep = self.get(agent)
+        self._refuse_overlap(dep, f"deploy {version} as green")
+        blue = self._stable_of(dep)
+        if version == blue:
+            raise ShipyardError(f"{version} is already the stable (blue) version of {agent!r}")
+        config = {
+            "promote_after_s": promote_after_s,
+            "min_interactions": min_interactions,
+            "previous_stable": dep.stable_version,
+        }
+        decision = Decision(
+            agent,
+            "start",
+            None,
+            [f"green {version} deployed beside blue {blue}; 0% traffic"],
+            {"promote_after_s": promote_after_s},
+            0,
+            version,
+            actor,
+        )
+        values = dict(
+            stable_version=blue,
+            candidate_version=version,
+            strategy="blue_green",
+            weight=0,
+            state="ready",
+            step=0,
+            started_at=_dt(self.clock()),
+            config=config,
+        )
+        return self._save(dep, values, decision)
+
+    def switch(self, agent: str, *, actor: str = "cli", require_gate: bool = True) -> Deployment:
+        """Send all traffic to green at once (needs green's passing production gate)."""
+        dep = self._need_rollout(agent, "switch")
+        if dep.strategy != "blue_green" or dep.state != "ready":
+            raise ShipyardError(
+                f"only a blue-green deployment that is ready can switch; {agent!r} is {dep.strategy} {dep.state}"
+            )
+        assert dep.candidate_version is not None
+        numbers: dict[str, Any] = {}
+        if require_gate:
+            run = check_deployable(self.store, agent, dep.candidate_version)
+            numbers = {"gate_run": run["id"], "gate_verdict": (run.get("decision") or {}).get("verdict")}
+        config = {**dep.config, "switched_at": self.clock()}
+        decision = Decision(
+            agent,
+            "switch",
+            None,
+            [f"all traffic to green {dep.candidate_version}"],
+            numbers,
+            0,
+            dep.candidate_version,
+            actor,
+        )
+        return self._save(dep, dict(weight=100, state="switched", config=config), decision)
+
+
+def _srm_flagged(analysis: dict[str, Any]) -> bool:
+    srm = analysis.get("srm")
+    if isinstance(srm, dict):
+        return bool(srm.get("flagged") or srm.get("mismatch") or srm.get("srm"))
+    return bool(srm)
+
+
+def _dt(epoch: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC)

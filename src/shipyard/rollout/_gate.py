@@ -1,0 +1,48 @@
+"""The eval gate a canary step can require: run suites against the candidate, apply the policy.
+
+Runs in its own runtime and event loop, so it can be called from the controller in any thread
+(the server ticks the controller in a worker thread). The run is stored like any eval run, with
+stage `canary`, and its gate decision; the controller records the verdict with the step."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shipyard.config import ShipyardConfig
+from shipyard.rollout._controller import EvalGate
+
+
+def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
+    """An `EvalGate` for the project: the production stage's policy (pass rates, safety, latency,
+    cost; no regression check) applied to the given suites."""
+
+    def run(agent: str, version: str, suites: list[str]) -> dict[str, Any]:
+        from shipyard.evals import EvalRunner, decide_gate, load_suite, summarize_run
+        from shipyard.runtime import Runtime
+
+        policy = cfg.gates.stage("production").model_copy(update={"regression": None})
+
+        async def go() -> Any:
+            rt = Runtime(cfg, store=store)
+            try:
+                runner = EvalRunner(rt, cfg, repeat=policy.repeat)
+                return await runner.run(
+                    agent,
+                    [load_suite(cfg.resolve(s)) for s in suites],
+                    version,
+                    stage="canary",
+                    progress=False,
+                )
+            finally:
+                await rt.aclose()
+
+        result = asyncio.run(go())
+        summary = summarize_run(result, policy.case_rule)
+        decision = decide_gate(summary, policy, None, stage="canary")
+        row = store.get_eval_run(summary.run_id) or {}
+        stored = {**(row.get("summary") or {}), **summary.to_dict()}
+        store.finish_eval_run(summary.run_id, row.get("status") or "finished", stored, decision.to_dict())
+        return {"verdict": decision.verdict, "reasons": decision.reasons[:10], "run_id": summary.run_id}
+
+    return run

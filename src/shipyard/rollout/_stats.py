@@ -1,0 +1,582 @@
+"""The statistical tests behind canary analysis and A/B experiments.
+
+Every function is pure: counts or arrays in, a small frozen result with the estimate, its
+confidence interval and the p-value out. Differences are always `b - a` (canary minus baseline,
+B minus A). Distributions come from scipy; nothing here hand-rolls one.
+
+- `two_proportion_test`: pooled z-test, or Fisher's / Barnard's exact test when an expected cell
+  count is small; the interval is Newcombe's hybrid score interval (Wilson intervals combined).
+- `mann_whitney`: Mann-Whitney U with the Hodges-Lehmann shift and its distribution-free interval.
+- `welch_t_test`: difference of means, Welch's t-test and interval.
+- `rate_test`: exact conditional binomial test of two Poisson rates (safety incidents).
+- `srm_check`: chi-square test of the observed split against the configured one.
+- `msprt`: the always-valid mixture sequential probability ratio test (Johari et al.).
+- `sample_size`, `sample_size_means`: units per arm for a two-sided (or one-sided) test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from shipyard.evals._stats import wilson_interval
+
+CONFIDENCE = 0.95
+SRM_ALPHA = 0.001
+# Pairwise differences kept in memory for the Hodges-Lehmann estimate before sampling them instead.
+MAX_PAIRS = 1_000_000
+# Below this expected count in any cell of the 2x2 table the z-test's normal approximation is poor.
+MIN_EXPECTED = 5.0
+
+Alternative = Literal["two-sided", "greater", "less"]
+SmallSample = Literal["fisher", "barnard"]
+Interval = tuple[float, float]
+
+__all__ = [
+    "CONFIDENCE",
+    "SRM_ALPHA",
+    "ProportionTest",
+    "RateTest",
+    "SequentialResult",
+    "ShiftTest",
+    "SrmCheck",
+    "WelchTest",
+    "hodges_lehmann",
+    "mann_whitney",
+    "msprt",
+    "newcombe_interval",
+    "rate_test",
+    "sample_size",
+    "sample_size_means",
+    "srm_check",
+    "two_proportion_test",
+    "welch_t_test",
+    "wilson_interval",
+]
+
+
+def json_float(x: float | None) -> float | None:
+    """`x` as JSON can carry it: NaN and infinities become None."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return json_float(v)
+        if isinstance(v, tuple | list):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    return {k: clean(v) for k, v in asdict(obj).items()}
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def _mover(d: float, p1: float, ci1: Interval, p2: float, ci2: Interval) -> Interval:
+    """Interval for `p2 - p1` from each estimate's own interval (the MOVER method; with Wilson
+    intervals this is Newcombe's hybrid score interval)."""
+    lower = d - math.sqrt((p2 - ci2[0]) ** 2 + (ci1[1] - p1) ** 2)
+    upper = d + math.sqrt((ci2[1] - p2) ** 2 + (p1 - ci1[0]) ** 2)
+    return (lower, upper)
+
+
+def newcombe_interval(x_a: int, n_a: int, x_b: int, n_b: int, confidence: float = CONFIDENCE) -> Interval:
+    """Newcombe's hybrid score interval (his method 10) for the difference of proportions `b - a`.
+
+    Args:
+        x_a, n_a: successes and trials in arm a; x_b, n_b: the same in arm b (both n > 0).
+        confidence: the two-sided confidence level.
+    """
+    p_a, p_b = x_a / n_a, x_b / n_b
+    return _mover(
+        p_b - p_a, p_a, wilson_interval(x_a, n_a, confidence), p_b, wilson_interval(x_b, n_b, confidence)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProportionTest:
+    """Two proportions compared. `difference` is `p_b - p_a`; `ci` its Newcombe interval;
+    `relative` is `p_b / p_a - 1` (None when `p_a` is 0); `test` names what gave the p-value."""
+
+    x_a: int
+    n_a: int
+    x_b: int
+    n_b: int
+    p_a: float
+    p_b: float
+    difference: float
+    ci: Interval
+    relative: float | None
+    p_value: float
+    test: str  # z | fisher | barnard
+    alternative: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def two_proportion_test(
+    x_a: int,
+    n_a: int,
+    x_b: int,
+    n_b: int,
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = CONFIDENCE,
+    small_sample: SmallSample = "fisher",
+) -> ProportionTest:
+    """Compare two proportions.
+
+    The pooled two-proportion z-test when every expected cell count of the 2x2 table is at least 5;
+    otherwise an exact test (Fisher's, or Barnard's unconditional test, which has more power but
+    costs more). The two agree closely where both apply.
+
+    Args:
+        x_a, n_a: successes and trials in arm a (the baseline); x_b, n_b: in arm b (the candidate).
+        alternative: ``two-sided``, or ``greater`` / ``less`` for `p_b` above / below `p_a`.
+        confidence: level of the interval for the difference.
+        small_sample: the exact test for small counts, ``fisher`` or ``barnard``.
+    """
+    if n_a <= 0 or n_b <= 0:
+        raise ValueError(f"both arms need trials, got n_a={n_a}, n_b={n_b}")
+    for x, n in ((x_a, n_a), (x_b, n_b)):
+        if not 0 <= x <= n:
+            raise ValueError(f"successes must be within 0..{n}, got {x}")
+    p_a, p_b = x_a / n_a, x_b / n_b
+    pooled = (x_a + x_b) / (n_a + n_b)
+    expected = min(n * q for n in (n_a, n_b) for q in (pooled, 1 - pooled))
+    if expected >= MIN_EXPECTED:
+        se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+        z = (p_b - p_a) / se
+        if alternative == "two-sided":
+            p = 2 * float(stats.norm.sf(abs(z)))
+        else:
+            p = float(stats.norm.sf(z) if alternative == "greater" else stats.norm.cdf(z))
+        test = "z"
+    else:
+        # Rows: arm b then arm a, so the table's "greater" means p_b > p_a as in the z-test.
+        table = [[x_b, n_b - x_b], [x_a, n_a - x_a]]
+        if small_sample == "barnard":
+            p = float(stats.barnard_exact(table, alternative=alternative).pvalue)
+        else:
+            p = float(stats.fisher_exact(table, alternative=alternative).pvalue)
+        test = small_sample
+    return ProportionTest(
+        x_a,
+        n_a,
+        x_b,
+        n_b,
+        p_a,
+        p_b,
+        p_b - p_a,
+        newcombe_interval(x_a, n_a, x_b, n_b, confidence),
+        p_b / p_a - 1 if p_a > 0 else None,
+        min(1.0, p),
+        test,
+        alternative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTest:
+    """Two samples of a continuous value compared without assuming a distribution. `shift` is the
+    Hodges-Lehmann estimate of how much b is above a (the median of all differences `b_j - a_i`);
+    `ci` its distribution-free interval; `pairs` how many differences were used (all, or a
+    deterministic random subset when `n_a * n_b` is huge)."""
+
+    n_a: int
+    n_b: int
+    median_a: float
+    median_b: float
+    mean_a: float
+    mean_b: float
+    shift: float
+    ci: Interval
+    u: float
+    p_value: float
+    pairs: int
+    alternative: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def _pairwise_differences(a: np.ndarray, b: np.ndarray, max_pairs: int, seed: int) -> np.ndarray:
+    if a.size * b.size <= max_pairs:
+        return np.subtract.outer(b, a).ravel()
+    rng = np.random.default_rng(seed)
+    return b[rng.integers(0, b.size, max_pairs)] - a[rng.integers(0, a.size, max_pairs)]
+
+
+def hodges_lehmann(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    max_pairs: int = MAX_PAIRS,
+    seed: int = 0,
+) -> tuple[float, Interval, int]:
+    """The Hodges-Lehmann shift of b over a, its interval and how many pairwise differences it used.
+
+    The interval (Moses) lies between the k-th smallest and k-th largest of the n_a * n_b
+    differences, with k from the normal approximation of the Mann-Whitney U distribution. Above
+    `max_pairs` differences, that many pairs are drawn at random (seeded, so the answer is
+    repeatable) and the same quantiles are read from them.
+
+    Args:
+        a, b: the two samples (non-empty).
+        confidence: the two-sided level of the interval.
+        max_pairs: the most pairwise differences to hold in memory.
+        seed: the seed of the pair sampling.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both samples need at least one value")
+    diffs = np.sort(_pairwise_differences(x, y, max_pairs, seed))
+    total = x.size * y.size
+    # Hollander & Wolfe: the bounds are the C-th smallest and the C-th largest difference.
+    c = math.floor(total / 2 - _z(confidence) * math.sqrt(total * (x.size + y.size + 1) / 12))
+    c = max(c, 1)  # tiny samples: the interval is the whole range of differences
+    m = diffs.size
+    lo = float(diffs[min((c - 1) * m // total, m - 1)])
+    hi = float(diffs[min((total - c) * m // total, m - 1)])
+    return float(np.median(diffs)), (lo, hi), m
+
+
+def mann_whitney(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = CONFIDENCE,
+    max_pairs: int = MAX_PAIRS,
+    seed: int = 0,
+) -> ShiftTest:
+    """Mann-Whitney U test of b against a, with the Hodges-Lehmann shift and its interval.
+
+    Args:
+        a, b: the baseline and candidate samples (e.g. latency in ms), each non-empty.
+        alternative: ``two-sided``, ``greater`` (b tends to be larger) or ``less``.
+        confidence, max_pairs, seed: as in `hodges_lehmann`.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    shift, ci, pairs = hodges_lehmann(x, y, confidence=confidence, max_pairs=max_pairs, seed=seed)
+    if np.all(x == x[0]) and np.all(y == x[0]):
+        u, p = x.size * y.size / 2, 1.0  # one value everywhere: scipy would divide by zero
+    else:
+        res = stats.mannwhitneyu(y, x, alternative=alternative)
+        u, p = float(res.statistic), float(res.pvalue)
+    return ShiftTest(
+        int(x.size),
+        int(y.size),
+        float(np.median(x)),
+        float(np.median(y)),
+        float(np.mean(x)),
+        float(np.mean(y)),
+        shift,
+        ci,
+        u,
+        p,
+        pairs,
+        alternative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WelchTest:
+    """The difference of means `mean_b - mean_a` with Welch's t-test and interval."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    sd_a: float
+    sd_b: float
+    difference: float
+    ci: Interval
+    t: float
+    df: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def welch_t_test(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE
+) -> WelchTest:
+    """Welch's two-sample t-test (unequal variances) of the means, two-sided.
+
+    Args:
+        a, b: the samples, at least two values each.
+        confidence: level of the interval for the difference.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or y.size < 2:
+        raise ValueError("Welch's t-test needs at least two values per sample")
+    sd_a, sd_b = float(np.std(x, ddof=1)), float(np.std(y, ddof=1))
+    diff = float(y.mean() - x.mean())
+    if sd_a == 0 and sd_b == 0:  # no spread at all: the means either differ for sure or not at all
+        p = 1.0 if diff == 0 else 0.0
+        return WelchTest(x.size, y.size, float(x.mean()), float(y.mean()), 0.0, 0.0, diff, (diff, diff),
+                         math.copysign(math.inf, diff) if diff else 0.0, math.nan, p)  # fmt: skip
+    res = stats.ttest_ind(y, x, equal_var=False)
+    ci = res.confidence_interval(confidence_level=confidence)
+    return WelchTest(
+        int(x.size),
+        int(y.size),
+        float(x.mean()),
+        float(y.mean()),
+        sd_a,
+        sd_b,
+        diff,
+        (float(ci.low), float(ci.high)),
+        float(res.statistic),
+        float(res.df),
+        float(res.pvalue),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateTest:
+    """Two event rates (events per unit of exposure, e.g. safety incidents per interaction).
+
+    `ratio` is `rate_b / rate_a` with its exact interval `ratio_ci` (None bounds mean unbounded);
+    `difference` is `rate_b - rate_a` with a MOVER interval from the arms' exact Poisson intervals.
+    The p-value is the exact conditional binomial test: given the total count, arm b's share of
+    events is binomial with its share of exposure under equal rates."""
+
+    events_a: float
+    exposure_a: float
+    events_b: float
+    exposure_b: float
+    rate_a: float
+    rate_b: float
+    difference: float
+    ci: Interval
+    ratio: float | None
+    ratio_ci: tuple[float | None, float | None]
+    p_value: float
+    alternative: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def _poisson_interval(k: int, confidence: float) -> Interval:
+    """The exact (Garwood) interval for a Poisson mean from one count."""
+    tail = (1 - confidence) / 2
+    lo = 0.0 if k == 0 else float(stats.chi2.ppf(tail, 2 * k)) / 2
+    return (lo, float(stats.chi2.ppf(1 - tail, 2 * k + 2)) / 2)
+
+
+def rate_test(
+    events_a: int,
+    exposure_a: float,
+    events_b: int,
+    exposure_b: float,
+    *,
+    alternative: Alternative = "greater",
+    confidence: float = CONFIDENCE,
+) -> RateTest:
+    """Compare the event rates of two arms; by default one-sided: is b's rate higher?
+
+    Args:
+        events_a, exposure_a: events counted in arm a and its exposure (e.g. interactions, > 0).
+        events_b, exposure_b: the same in arm b.
+        alternative: ``greater`` (b's rate is higher; the default, for incidents), ``less`` or
+            ``two-sided``.
+        confidence: level of the intervals.
+    """
+    if exposure_a <= 0 or exposure_b <= 0:
+        raise ValueError(f"both arms need exposure, got {exposure_a} and {exposure_b}")
+    if events_a < 0 or events_b < 0:
+        raise ValueError("event counts cannot be negative")
+    rate_a, rate_b = events_a / exposure_a, events_b / exposure_b
+    total = events_a + events_b
+    share = exposure_b / (exposure_a + exposure_b)
+    ratio: float | None = None
+    ratio_ci: tuple[float | None, float | None] = (None, None)
+    if total == 0:
+        p = 1.0
+    else:
+        bt = stats.binomtest(events_b, total, share, alternative=alternative)
+        p = float(bt.pvalue)
+        # The interval for b's share of events maps one to one onto the rate ratio.
+        ci = stats.binomtest(events_b, total, share).proportion_ci(confidence, method="exact")
+        odds = (1 - share) / share
+
+        def to_ratio(pi: float) -> float | None:
+            return None if pi >= 1 else pi / (1 - pi) * odds
+
+        ratio = to_ratio(events_b / total)
+        ratio_ci = (to_ratio(float(ci.low)), to_ratio(float(ci.high)))
+    ci_a = tuple(v / exposure_a for v in _poisson_interval(events_a, confidence))
+    ci_b = tuple(v / exposure_b for v in _poisson_interval(events_b, confidence))
+    diff_ci = _mover(rate_b - rate_a, rate_a, (ci_a[0], ci_a[1]), rate_b, (ci_b[0], ci_b[1]))
+    return RateTest(
+        events_a,
+        exposure_a,
+        events_b,
+        exposure_b,
+        rate_a,
+        rate_b,
+        rate_b - rate_a,
+        diff_ci,
+        ratio,
+        ratio_ci,
+        p,
+        alternative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SrmCheck:
+    """Sample-ratio mismatch: do the arms' counts fit the configured split? `flagged` when
+    `p_value < threshold`: the assignment (or the recording) is broken and no comparison of the arms
+    can be trusted until it is understood."""
+
+    observed: tuple[int, int]
+    expected_share_b: float
+    observed_share_b: float
+    chi2: float
+    p_value: float
+    threshold: float
+    flagged: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def srm_check(n_a: int, n_b: int, expected_share_b: float, *, threshold: float = SRM_ALPHA) -> SrmCheck:
+    """Chi-square goodness-of-fit of the observed counts against the configured split.
+
+    Count the units that were assigned (sessions or users, whatever the assignment hashes), not
+    interactions: a few long sessions would otherwise look like a broken split.
+
+    Args:
+        n_a, n_b: units seen in arm a (baseline) and arm b (candidate).
+        expected_share_b: arm b's configured share of traffic, strictly between 0 and 1 (e.g. 0.25).
+        threshold: p-values below it are flagged (0.001 by default, as is usual for SRM checks).
+    """
+    if not 0 < expected_share_b < 1:
+        raise ValueError(f"expected_share_b must be strictly between 0 and 1, got {expected_share_b}")
+    total = n_a + n_b
+    if total == 0:
+        return SrmCheck((n_a, n_b), expected_share_b, math.nan, 0.0, 1.0, threshold, False)
+    expected = [total * (1 - expected_share_b), total * expected_share_b]
+    res = stats.chisquare([n_a, n_b], f_exp=expected)
+    p = float(res.pvalue)
+    return SrmCheck(
+        (n_a, n_b), expected_share_b, n_b / total, float(res.statistic), p, threshold, p < threshold
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialResult:
+    """The always-valid (mSPRT) view of one estimate at one look. `p_value` may be read at any
+    time, as often as wished; `confidence_sequence` covers the true effect at every look at once
+    with probability `1 - alpha`. `likelihood_ratio` is the mixture ratio against `theta0`."""
+
+    estimate: float
+    variance: float
+    tau: float
+    theta0: float
+    likelihood_ratio: float
+    p_value: float
+    alpha: float
+    confidence_sequence: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def msprt(
+    estimate: float, variance: float, tau: float, *, alpha: float = 0.05, theta0: float = 0.0
+) -> SequentialResult:
+    """The mixture SPRT of Johari, Pekelis and Walsh ("Always valid inference", 2017) for a
+    difference with a normal mixing distribution N(theta0, tau^2) over the alternative.
+
+    With `estimate` ~ N(theta, v), the mixture likelihood ratio is
+    `sqrt(v / (v + tau^2)) * exp(tau^2 (estimate - theta0)^2 / (2 v (v + tau^2)))`, and by Ville's
+    inequality `min(1, 1 / ratio)` is a p-value valid at any stopping time. Callers that look many
+    times keep the running minimum of the p-value and the running intersection of the sequences.
+
+    Args:
+        estimate: the observed difference (`mean_b - mean_a` or `p_b - p_a`).
+        variance: its variance now (e.g. `s_a^2/n_a + s_b^2/n_b`), > 0.
+        tau: the mixing standard deviation: the size of effect the test is most sensitive to.
+        alpha: level of the confidence sequence.
+        theta0: the null difference.
+    """
+    if variance <= 0 or tau <= 0:
+        raise ValueError(f"variance and tau must be positive, got {variance} and {tau}")
+    v, t2 = variance, tau * tau
+    log_lr = 0.5 * math.log(v / (v + t2)) + t2 * (estimate - theta0) ** 2 / (2 * v * (v + t2))
+    p = 1.0 if log_lr <= 0 else math.exp(-log_lr)
+    half = math.sqrt(2 * v * (v + t2) / t2 * (math.log(1 / alpha) + 0.5 * math.log((v + t2) / v)))
+    lr = math.exp(log_lr) if log_lr < 700 else math.inf
+    return SequentialResult(estimate, v, tau, theta0, lr, p, alpha, (estimate - half, estimate + half))
+
+
+def _z_sum(alpha: float, power: float, two_sided: bool) -> tuple[float, float]:
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be within (0, 1), got {alpha} and {power}")
+    return float(stats.norm.isf(alpha / 2 if two_sided else alpha)), float(stats.norm.ppf(power))
+
+
+def sample_size(
+    baseline_rate: float,
+    mde: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    *,
+    relative: bool = False,
+    two_sided: bool = True,
+) -> int:
+    """Units per arm to detect a change of a proportion from `baseline_rate` by `mde`
+    (the classic normal-approximation formula, pooled variance under the null, no continuity
+    correction; e.g. 0.10 -> 0.12 needs 3,841 per arm at alpha 0.05, power 0.8, two-sided).
+
+    Args:
+        baseline_rate: the proportion in the control arm, within (0, 1).
+        mde: the minimum detectable effect: absolute (0.02 = two points) or, with `relative`, a
+            fraction of `baseline_rate` (0.2 = 20%). Negative means a decrease.
+        alpha: the false-positive rate; power: the chance of detecting an effect of size `mde`.
+        relative: read `mde` as relative.
+        two_sided: a two-sided test (the default) or one-sided.
+    """
+    p1 = baseline_rate
+    p2 = p1 * (1 + mde) if relative else p1 + mde
+    if not 0 < p1 < 1 or not 0 < p2 < 1 or p1 == p2:
+        raise ValueError(f"need 0 < rates < 1 and a non-zero effect, got {p1} -> {p2}")
+    z_a, z_b = _z_sum(alpha, power, two_sided)
+    p_bar = (p1 + p2) / 2
+    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return math.ceil(root**2 / (p2 - p1) ** 2)
+
+
+def sample_size_means(
+    sd: float, mde: float, alpha: float = 0.05, power: float = 0.8, *, two_sided: bool = True
+) -> int:
+    """Units per arm to detect a difference of means of `mde` when each value has standard
+    deviation `sd` (normal approximation: `2 (z_alpha + z_beta)^2 sd^2 / mde^2`).
+
+    Args:
+        sd: the standard deviation of one value (> 0); mde: the difference to detect (non-zero).
+        alpha, power, two_sided: as in `sample_size`.
+    """
+    if sd <= 0 or mde == 0:
+        raise ValueError(f"need sd > 0 and a non-zero mde, got sd={sd}, mde={mde}")
+    z_a, z_b = _z_sum(alpha, power, two_sided)
+    return math.ceil(2 * (z_a + z_b) ** 2 * sd**2 / mde**2)

@@ -1,0 +1,421 @@
+"""Rollouts on the server: the assigner and the controller's periodic tick, the admin API
+(`/admin/rollouts/...`, `/admin/experiments/...`) and the admin-only `X-Shipyard-Version` preview header.
+
+Reads need the `read` role, changes the `admin` role. Errors are JSON naming the field: 404 unknown
+agent or version, 409 a lost race (someone changed the rollout since it was read), 422 refused input
+(a failed gate, overlapping rollouts, a weight outside 0-100, promoting a failed canary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
+from shipyard.server._http import ApiError, error_response, field, json_response, number_field, read_json
+
+if TYPE_CHECKING:
+    from shipyard.rollout import RolloutAssigner, RolloutController
+    from shipyard.server._state import ServerState
+
+PREVIEW_HEADER = "x-shipyard-version"
+TICK_S = 5.0  # how often the server ticks every running rollout
+
+
+@dataclass(slots=True)
+class Rollouts:
+    """A server's rollout parts."""
+
+    assigner: RolloutAssigner
+    controller: RolloutController
+
+
+_PARTS: weakref.WeakKeyDictionary[Any, Rollouts] = weakref.WeakKeyDictionary()
+
+
+def rollouts(state: ServerState) -> Rollouts:
+    found = _PARTS.get(state)
+    if found is None:
+        raise ApiError(503, "rollouts are not started on this server", type="service_unavailable")
+    return found
+
+
+async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
+    """Install the assigner on the runtime and start its refresh and the controller's tick loop.
+    Called once from `ServerState.start`; returns the background tasks (cancelled on stop)."""
+    from shipyard.rollout import RolloutAssigner, RolloutController
+    from shipyard.rollout._assigner import REDIS_ENV
+    from shipyard.rollout._gate import eval_gate
+
+    redis_url = os.environ.get(REDIS_ENV)
+    loop = asyncio.get_running_loop()
+    assigner = RolloutAssigner(
+        state.store,
+        known_versions=lambda agent: (v.id for v in state.rt.versions(agent)),
+        redis_url=redis_url,
+    )
+    await asyncio.to_thread(assigner.refresh)
+    state.rt.assigner = assigner
+    controller = RolloutController.for_runtime(
+        state.rt,
+        state.store,
+        redis_url=redis_url,
+        eval_gate=eval_gate(state.cfg, state.store),
+        on_change=lambda agent: loop.call_soon_threadsafe(assigner.notify),
+    )
+    _PARTS[state] = Rollouts(assigner, controller)
+    return [loop.create_task(assigner.run()), loop.create_task(_tick_loop(controller))]
+
+
+async def _tick_loop(controller: RolloutController) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        with contextlib.suppress(Exception):  # a store hiccup: the next tick tries again
+            await asyncio.to_thread(controller.tick_all)
+
+
+async def preview_version(request: Request, state: ServerState) -> str | None:
+    """The version an admin forces with `X-Shipyard-Version` (previews of a candidate or green);
+    None without the header. A caller without the admin role gets 403."""
+    wanted = request.headers.get(PREVIEW_HEADER)
+    if not wanted:
+        return None
+    await state.keys.check(request.headers, "admin")
+    return wanted.strip()
+
+
+# the admin API ---------------------------------------------------------------------------------
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(role: str, fn: Callable[[Request, ServerState, RolloutController], Awaitable[Any]]) -> Handler:
+    async def handler(request: Request) -> Response:
+        state: ServerState = request.app.state.shipyard
+        try:
+            await state.keys.check(request.headers, role)
+            out = await fn(request, state, rollouts(state).controller)
+            return out if isinstance(out, Response) else json_response(out)
+        except ApiError as e:
+            return e.response()
+        except ConflictError as e:
+            return error_response(409, e.message, type="conflict_error")
+        except NotFoundError as e:
+            return error_response(404, e.message, type="not_found_error", param="version")
+        except GateFailed as e:
+            return error_response(422, str(e), type="gate_failed")
+        except ShipyardError as e:
+            return error_response(422, str(e))
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
+async def _body(request: Request, state: ServerState) -> dict[str, Any]:
+    if not await request.body():
+        return {}
+    return await read_json(request, state.cfg.server.max_body_bytes)
+
+
+def _agent(request: Request, state: ServerState) -> str:
+    agent: str = request.path_params["agent"]
+    if agent not in state.cfg.agents:
+        known = ", ".join(sorted(state.cfg.agents)) or "none"
+        raise ApiError(
+            404, f"no agent named {agent!r} (agents: {known})", type="not_found_error", param="agent"
+        )
+    return agent
+
+
+def _actor(body: dict[str, Any], request: Request) -> str:
+    return field(body, "by", str) or f"api:{request.client.host if request.client else 'unknown'}"
+
+
+def _weight(body: dict[str, Any], name: str) -> int | None:
+    value = number_field(body, name)
+    if value is None:
+        return None
+    if value != int(value) or not 0 <= value <= 100:
+        raise ApiError(
+            422, f"field {name!r} must be a whole percent from 0 to 100, got {value!r}", param=name
+        )
+    return int(value)
+
+
+async def _status(agent: str, ctl: RolloutController, last: int = 10) -> dict[str, Any]:
+    dep = await asyncio.to_thread(ctl.get, agent)
+    decisions = await asyncio.to_thread(ctl.decisions, agent, last)
+    return {"deployment": dep.to_dict(), "decisions": decisions}
+
+
+async def list_rollouts(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """GET /admin/rollouts"""
+    rows = await asyncio.to_thread(ctl.store.list_deployments)
+    from shipyard.rollout import Deployment
+
+    return {"deployments": [Deployment.from_row(r).to_dict() for r in rows]}
+
+
+async def get_rollout(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """GET /admin/rollouts/{agent}"""
+    return await _status(_agent(request, state), ctl)
+
+
+async def deploy(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/rollouts/{agent}/deploy {version}"""
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    version = field(body, "version", str, required=True)
+    await asyncio.to_thread(lambda: ctl.deploy(agent, version, actor=_actor(body, request)))
+    return await _status(agent, ctl)
+
+
+async def canary(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/rollouts/{agent}/canary {version, steps?, min_interactions?, min_duration_s?, dry_run?}"""
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    version = field(body, "version", str, required=True)
+    steps = field(body, "steps", list) or [5, 25, 50, 100]
+    for i, w in enumerate(steps):
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 100:
+            raise ApiError(
+                422,
+                f"field 'steps[{i}]' must be a whole percent from 1 to 100, got {w!r}",
+                param=f"steps[{i}]",
+            )
+    min_n = number_field(body, "min_interactions")
+    min_s = number_field(body, "min_duration_s")
+    await asyncio.to_thread(
+        lambda: ctl.start_canary(
+            agent,
+            version,
+            steps=steps,
+            min_interactions=int(min_n) if min_n is not None else 50,
+            min_duration_s=min_s if min_s is not None else 60.0,
+            dry_run=bool(field(body, "dry_run", bool)),
+            gate_suites=field(body, "gate_suites", list) or [],
+            actor=_actor(body, request),
+        )
+    )
+    return await _status(agent, ctl)
+
+
+async def blue_green(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/rollouts/{agent}/blue-green {version, promote_after_s?}"""
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    version = field(body, "version", str, required=True)
+    after = number_field(body, "promote_after_s")
+    await asyncio.to_thread(
+        lambda: ctl.start_blue_green(agent, version, promote_after_s=after, actor=_actor(body, request))
+    )
+    return await _status(agent, ctl)
+
+
+def _action(name: str) -> Callable[[Request, ServerState, RolloutController], Awaitable[Any]]:
+    async def act(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+        agent = _agent(request, state)
+        body = await _body(request, state)
+        actor = _actor(body, request)
+        if name == "switch":
+            await asyncio.to_thread(lambda: ctl.switch(agent, actor=actor))
+        elif name == "tick":
+            decision = await asyncio.to_thread(ctl.tick, agent)
+            return {**await _status(agent, ctl), "decision": decision.to_dict() if decision else None}
+        else:
+            reason = field(body, "reason", str) or ""
+            await asyncio.to_thread(lambda: getattr(ctl, name)(agent, actor=actor, reason=reason))
+        return await _status(agent, ctl)
+
+    act.__name__ = f"rollout_{name}"
+    act.__doc__ = f"POST /admin/rollouts/{{agent}}/{name} {{reason?, by?}}"
+    return act
+
+
+# experiments ---------------------------------------------------------------------------------------
+async def start_experiment(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/experiments/{agent} {a, b, split?, metrics?}"""
+    from shipyard.rollout._ab import start_experiment as start
+
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    a = field(body, "a", str, required=True)
+    b = field(body, "b", str, required=True)
+    split = _weight(body, "split")
+    metrics = field(body, "metrics", list)
+    exp = await asyncio.to_thread(
+        lambda: start(
+            ctl,
+            agent,
+            a,
+            b,
+            split=50 if split is None else split,
+            metrics=metrics,
+            actor=_actor(body, request),
+        )
+    )
+    return json_response({"experiment": exp}, 201)
+
+
+async def list_experiments(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """GET /admin/experiments/{agent}"""
+    agent = _agent(request, state)
+    return {"experiments": await asyncio.to_thread(ctl.store.list_experiments, agent)}
+
+
+async def experiment_report(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """GET /admin/experiments/{agent}/report?id="""
+    from shipyard.rollout._ab import find_experiment, report
+
+    agent = _agent(request, state)
+    exp = await asyncio.to_thread(find_experiment, ctl.store, agent, request.query_params.get("id"))
+    rep = await asyncio.to_thread(report, ctl.store, exp)
+    return {"experiment": exp, "report": rep.to_dict()}
+
+
+async def stop_experiment(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/experiments/{agent}/stop"""
+    from shipyard.rollout._ab import stop_experiment as stop
+
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    exp = await asyncio.to_thread(lambda: stop(ctl, agent, actor=_actor(body, request)))
+    return {"experiment": exp}
+
+
+ACTIONS = ("promote", "pause", "resume", "abort", "rollback", "switch", "tick")
+
+
+def rollout_routes() -> list[Route]:
+    """The admin API's rollout and experiment routes."""
+    routes = [
+        Route("/admin/rollouts", _endpoint("read", list_rollouts), methods=["GET"]),
+        Route("/admin/rollouts/{agent}", _endpoint("read", get_rollout), methods=["GET"]),
+        Route("/admin/rollouts/{agent}/deploy", _endpoint("admin", deploy), methods=["POST"]),
+        Route("/admin/rollouts/{agent}/canary", _endpoint("admin", canary), methods=["POST"]),
+        Route("/admin/rollouts/{agent}/blue-green", _endpoint("admin", blue_green), methods=["POST"]),
+        Route("/admin/experiments/{agent}", _endpoint("read", list_experiments), methods=["GET"]),
+        Route("/admin/experiments/{agent}", _endpoint("admin", start_experiment), methods=["POST"]),
+        Route("/admin/experiments/{agent}/report", _endpoint("read", experiment_report), methods=["GET"]),
+        Route("/admin/experiments/{agent}/stop", _endpoint("admin", stop_experiment), methods=["POST"]),
+    ]
+    routes += [
+        Route(f"/admin/rollouts/{{agent}}/{name}", _endpoint("admin", _action(name)), methods=["POST"])
+        for name in ACTIONS
+    ]
+    return routes
+
+
+def rollout_openapi_paths() -> dict[str, Any]:
+    """The OpenAPI paths of `rollout_routes()` (merged into the server's document)."""
+    auth = {"401": {"description": "missing or unknown API key"}, "403": {"description": "role too low"}}
+    errors = {
+        "404": {"description": "unknown agent or version"},
+        "409": {"description": "the rollout changed since it was read; re-read and retry"},
+        "422": {"description": "refused: a failed gate, overlapping rollouts, bad steps or weight"},
+    }
+    agent = [{"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}}]
+    obj: dict[str, Any] = {"type": "object"}
+
+    def op(summary: str, body: dict[str, Any] | None = None, ok: str = "200") -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "summary": summary,
+            "parameters": agent,
+            "responses": {
+                ok: {"description": "OK", "content": {"application/json": {"schema": obj}}},
+                **auth,
+                **errors,
+            },
+        }
+        if body is not None:
+            out["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+        return out
+
+    def obj_with(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+        return {"type": "object", "properties": props, **({"required": required} if required else {})}
+
+    text = {"type": "string"}
+    reason = obj_with({"reason": text, "by": text})
+    paths: dict[str, Any] = {
+        "/admin/rollouts": {
+            "get": {
+                "summary": "Every agent's deployment",
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": obj}}},
+                    **auth,
+                },
+            }
+        },
+        "/admin/rollouts/{agent}": {"get": op("The deployment and its last decisions with their numbers")},
+        "/admin/rollouts/{agent}/deploy": {
+            "post": op(
+                "Set the stable version (needs a passing production gate)",
+                obj_with({"version": text, "by": text}, ["version"]),
+            )
+        },
+        "/admin/rollouts/{agent}/canary": {
+            "post": op(
+                "Start a canary",
+                obj_with(
+                    {
+                        "version": text,
+                        "steps": {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                        },
+                        "min_interactions": {"type": "integer", "minimum": 1},
+                        "min_duration_s": {"type": "number", "minimum": 0},
+                        "dry_run": {"type": "boolean"},
+                        "gate_suites": {"type": "array", "items": text},
+                        "by": text,
+                    },
+                    ["version"],
+                ),
+            )
+        },
+        "/admin/rollouts/{agent}/blue-green": {
+            "post": op(
+                "Deploy green beside blue",
+                obj_with(
+                    {
+                        "version": text,
+                        "promote_after_s": {"type": "number", "exclusiveMinimum": 0},
+                        "by": text,
+                    },
+                    ["version"],
+                ),
+            )
+        },
+        "/admin/experiments/{agent}": {
+            "get": op("The agent's experiments"),
+            "post": op(
+                "Start an A/B experiment",
+                obj_with(
+                    {
+                        "a": text,
+                        "b": text,
+                        "split": {"type": "integer", "minimum": 1, "maximum": 99},
+                        "metrics": {"type": "array", "items": text},
+                        "by": text,
+                    },
+                    ["a", "b"],
+                ),
+                ok="201",
+            ),
+        },
+        "/admin/experiments/{agent}/report": {"get": op("The experiment report (safe to look at any time)")},
+        "/admin/experiments/{agent}/stop": {
+            "post": op("Stop the running experiment", obj_with({"by": text}))
+        },
+    }
+    for name in ACTIONS:
+        paths[f"/admin/rollouts/{{agent}}/{name}"] = {"post": op(f"{name.capitalize()} the rollout", reason)}
+    return paths

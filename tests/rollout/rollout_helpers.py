@@ -1,0 +1,63 @@
+"""Helpers the rollout tests share (a hand-moved clock, stored gate runs, records)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.store import Store
+
+
+class Clock:
+    """A clock the test moves by hand (the controller's notion of now)."""
+
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def gate_run(store: Store, version: str, verdict: str, **decision: Any) -> str:
+    """Store a finished production gate run of `version` with this verdict."""
+    run_id = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
+    store.finish_eval_run(run_id, "finished", {"counts": {}}, {"verdict": verdict, "reasons": [], **decision})
+    return run_id
+
+
+def write_arm(
+    store: Store,
+    version: str,
+    source: str,
+    n: int,
+    at: float,
+    *,
+    seed: int = 0,
+    blocked: int = 0,
+    failed: int = 0,
+    sessions: int | None = None,
+) -> None:
+    """Store `n` realistic interactions of one arm at time `at` (latency and cost drawn alike for
+    every arm); the first `blocked` are safety incidents, the next `failed` failures."""
+    import random
+
+    from shipyard.store import InteractionRecord, ToolCallRecord, new_id
+
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        status = "blocked" if i < blocked else ("failed" if i < blocked + failed else "completed")
+        guard = [{"name": "refund_policy", "verdict": "block"}] if status == "blocked" else []
+        records.append(
+            InteractionRecord(
+                id=new_id(), trace_id=new_id(), session_id=f"{source}-{seed}-{i % (sessions or n)}",
+                user_id=None, agent="support", version=version, traffic_source=source,
+                input="Where is my order 10001?", output="It shipped.", status=status,
+                latency_ms=rng.gauss(900, 120), cost_usd=max(0.0, rng.gauss(0.0004, 0.00005)),
+                tool_calls=[ToolCallRecord("lookup_order", {"order_id": "10001"}, "success", 3.0)],
+                guardrails=guard, created_at=at + i * 1e-3,
+            )
+        )
+    store.write_interactions(records)
