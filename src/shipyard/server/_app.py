@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from shipyard.server._auth import ROLES, create_key, public_key_row
 from shipyard.server._dashboard import dashboard_routes
 from shipyard.server._http import (
     ApiError,
+    endpoint,
     error_response,
     field,
     json_response,
@@ -40,36 +41,10 @@ from shipyard.server._rollout_api import preview_version, rollout_routes
 from shipyard.server._state import ServerState
 from shipyard.store import InteractionRecord
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 def _state(request: Request) -> ServerState:
     state: ServerState = request.app.state.shipyard
     return state
-
-
-def endpoint(role: str | None) -> Callable[[Callable[[Request, ServerState], Awaitable[Response]]], Handler]:
-    """Wrap a handler: check the key's role (None: open route), turn errors into JSON answers."""
-
-    def wrap(fn: Callable[[Request, ServerState], Awaitable[Response]]) -> Handler:
-        async def handler(request: Request) -> Response:
-            state = _state(request)
-            try:
-                if role is not None:
-                    await state.keys.check(request.headers, role)
-                return await fn(request, state)
-            except ApiError as e:
-                return e.response()
-            except NotFoundError as e:
-                return error_response(404, e.message, type="not_found_error")
-            except ShipyardError as e:
-                return error_response(422, e.message)
-
-        handler.__name__ = fn.__name__
-        handler.__doc__ = fn.__doc__
-        return handler
-
-    return wrap
 
 
 # the gateway -----------------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shipyard.config import parse_window
-from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import (
     Kpis,
     Sample,
@@ -47,7 +46,7 @@ from shipyard.observe import (
     trace_tree_lines,
 )
 from shipyard.observe import semconv as sc
-from shipyard.server._http import ApiError, error_response, json_response, query_int
+from shipyard.server._http import ApiError, Handler, endpoint, json_response, query_int
 from shipyard.store import InteractionRecord, SpanRecord
 
 API = "/admin/api/dashboard"
@@ -563,31 +562,18 @@ def _float(request: Request, name: str) -> float | None:
     return value
 
 
-Handler = Callable[[Request], Awaitable[Response]]
 ApiFn = Callable[[Request, Any, DashboardData], Awaitable[Any]]
 
 
 def _api(bound: Any, fn: ApiFn) -> Handler:
     """A read-only JSON route: the `read` role when keys exist; errors as JSON naming the field."""
 
-    async def handler(request: Request) -> Response:
-        state = bound if bound is not None else request.app.state.shipyard
-        try:
-            if state.keys is not None:
-                await state.keys.check(request.headers, "read")
-            return json_response(
-                await fn(request, state, data_of(state)), headers={"Cache-Control": "no-store"}
-            )
-        except ApiError as e:
-            return e.response()
-        except NotFoundError as e:
-            return error_response(404, e.message, type="not_found_error")
-        except ShipyardError as e:
-            return error_response(422, e.message)
+    async def handler(request: Request, state: Any) -> Response:
+        return json_response(await fn(request, state, data_of(state)), headers={"Cache-Control": "no-store"})
 
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
-    return handler
+    return endpoint("read", bound)(handler)
 
 
 async def api_overview(request: Request, state: Any, data: DashboardData) -> Any:

@@ -6,11 +6,16 @@ Every error is JSON in the OpenAI shape, so any OpenAI client shows it:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from shipyard.errors import NotFoundError, ShipyardError
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 _TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", list: "an array", int: "an integer"}
 
@@ -134,3 +139,30 @@ def query_int(request: Request, name: str, default: int, *, low: int = 1, high: 
             422, f"query parameter {name!r} must be between {low} and {high}, got {value}", param=name
         )
     return value
+
+
+def endpoint(
+    role: str | None, state: Any = None
+) -> Callable[[Callable[[Request, Any], Awaitable[Response]]], Handler]:
+    """Wrap a handler `(request, state)`: check the key's role (None: an open route) and turn errors
+    into JSON answers, never a 500. `state` defaults to the app's ServerState."""
+
+    def wrap(fn: Callable[[Request, Any], Awaitable[Response]]) -> Handler:
+        async def handler(request: Request) -> Response:
+            st = state if state is not None else request.app.state.shipyard
+            try:
+                if role is not None and st.keys is not None:
+                    await st.keys.check(request.headers, role)
+                return await fn(request, st)
+            except ApiError as e:
+                return e.response()
+            except NotFoundError as e:
+                return error_response(404, e.message, type="not_found_error")
+            except ShipyardError as e:
+                return error_response(422, e.message)
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    return wrap
