@@ -32,7 +32,11 @@ DOC: dict[str, Any] = {
         "off_flag": {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"},
         "greeting": {"state": "ENABLED", "variants": {"a": "Hello", "b": "Hi"}, "defaultVariant": "a"},
         "limit": {"state": "ENABLED", "variants": {"low": 50, "high": 500.5}, "defaultVariant": "high"},
-        "model": {"state": "ENABLED", "variants": {"x": {"name": "small", "temp": 0.2}}, "defaultVariant": "x"},
+        "model": {
+            "state": "ENABLED",
+            "variants": {"x": {"name": "small", "temp": 0.2}},
+            "defaultVariant": "x",
+        },
         "bad_target": {
             "state": "ENABLED",
             "variants": {"on": True, "off": False},
@@ -118,7 +122,9 @@ def test_flagd_context_and_interaction_context() -> None:
 
 def test_flags_for_context_implements_the_agent_protocol_and_records() -> None:
     seen: list[Any] = []
-    flags = FlagsForContext(STORE, interaction_context(session_id="s", user_id="beta-9"), on_evaluation=seen.append)
+    flags = FlagsForContext(
+        STORE, interaction_context(session_id="s", user_id="beta-9"), on_evaluation=seen.append
+    )
     as_protocol: Flags = flags
     assert as_protocol.enabled("beta") is True
     assert flags.enabled("off_flag", default=True) is True

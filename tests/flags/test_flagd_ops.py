@@ -4,6 +4,7 @@ gets the same variant here as in flagd."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import mmh3
@@ -22,7 +23,9 @@ from shipyard.flags import (
 FOUR = [["clubs", 25], ["diamonds", 25], ["hearts", 25], ["spades", 25]]
 
 
-def _flag(targeting: dict[str, Any], variants: dict[str, Any] | None = None, default: str = "wild") -> dict[str, Any]:
+def _flag(
+    targeting: dict[str, Any], variants: dict[str, Any] | None = None, default: str = "wild"
+) -> dict[str, Any]:
     variants = variants or {v: v for v in ("clubs", "diamonds", "hearts", "spades", "wild")}
     return {"state": "ENABLED", "variants": variants, "defaultVariant": default, "targeting": targeting}
 
@@ -182,7 +185,11 @@ def test_fractional_with_a_computed_variant(key: str, tier: str, expected: str) 
 
 @pytest.mark.parametrize(
     ("key", "tier", "expected"),
-    [("jon@company.com", "premium", "red"), ("jon@company.com", "basic", "blue"), ("user1", "premium", "red")],
+    [
+        ("jon@company.com", "premium", "red"),
+        ("jon@company.com", "basic", "blue"),
+        ("user1", "premium", "red"),
+    ],
 )
 def test_fractional_with_a_computed_weight(key: str, tier: str, expected: str) -> None:
     assert value("fractional-nested-weight-flag", {"targetingKey": key, "tier": tier}) == expected
@@ -209,7 +216,10 @@ def test_fractional_distribution_and_stickiness() -> None:
     share = sum(v == "on" for v in at_10.values()) / len(keys)
     assert 0.09 <= share <= 0.11  # binomial sd is 0.3%: this band is > 3 sd wide
     # the same key always gets the same variant
-    assert all(fractional(f"new_refund_flow{k}", [("on", 10), ("off", 90)]) == v for k, v in list(at_10.items())[:500])
+    assert all(
+        fractional(f"new_refund_flow{k}", [("on", 10), ("off", 90)]) == v
+        for k, v in list(at_10.items())[:500]
+    )
     # raising the weight of the first variant never moves a key that already had it
     for pct in (25, 50, 99):
         at_pct = {k: fractional(f"new_refund_flow{k}", [("on", pct), ("off", 100 - pct)]) for k in keys}
@@ -221,7 +231,13 @@ def test_fractional_distribution_and_stickiness() -> None:
 
 @pytest.mark.parametrize(
     ("version", "expected"),
-    [("2.0.0", "equal"), ("2.1.0", "greater"), ("1.9.0", "lesser"), ("2.0.0-alpha", "lesser"), ("2.0.0.0", "none")],
+    [
+        ("2.0.0", "equal"),
+        ("2.1.0", "greater"),
+        ("1.9.0", "lesser"),
+        ("2.0.0-alpha", "lesser"),
+        ("2.0.0.0", "none"),
+    ],
 )
 def test_sem_ver_comparison(version: str, expected: str) -> None:
     assert value("equal-greater-lesser-version-flag", {"version": version}) == expected
@@ -240,10 +256,18 @@ def test_sem_ver_parsing_edges() -> None:
     assert parse_semver("1.0.0-rc.1") == (1, 0, 0, ("rc", 1))
     for bad in ("2.0.0.0", "not-a-version", "01.0.0", "1.0.0-", None, True):
         assert parse_semver(bad) is None
-    order = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11",
-             "1.0.0-rc.1", "1.0.0"]  # fmt: skip  (the precedence example of semver.org)
+    order = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+    ]  # fmt: skip  (the precedence example of semver.org)
     parsed = [parse_semver(v) for v in order]
-    for a, b in zip(parsed, parsed[1:], strict=False):
+    for a, b in itertools.pairwise(parsed):
         assert a is not None and b is not None and compare_semver(a, b) < 0
 
 

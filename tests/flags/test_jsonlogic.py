@@ -147,7 +147,9 @@ def test_evaluator_refs_resolve_and_cycles_are_refused() -> None:
     evaluators = {"is_beta": {"starts_with": [{"var": "user_id"}, "beta-"]}}
     from shipyard.flags import FLAGD_OPERATORS
 
-    rule = compile_logic({"if": [{"$ref": "is_beta"}, "on", "off"]}, operators=FLAGD_OPERATORS, evaluators=evaluators)
+    rule = compile_logic(
+        {"if": [{"$ref": "is_beta"}, "on", "off"]}, operators=FLAGD_OPERATORS, evaluators=evaluators
+    )
     assert rule({"user_id": "beta-7"}) == "on" and rule({"user_id": "u-7"}) == "off"
     with pytest.raises(LogicError, match="no evaluator named 'nope'"):
         compile_logic({"$ref": "nope"}, evaluators=evaluators)

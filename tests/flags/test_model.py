@@ -21,10 +21,19 @@ GOOD = {
             "targeting": {"if": [{"$ref": "beta_users"}, "on", {"fractional": [["on", 10], ["off", 90]]}]},
             "metadata": {
                 "owner": "support-team",
-                "killSwitch": {"toolErrorRate": 0.2, "tools": ["process_refund"], "minCalls": 20, "window_s": 300},
+                "killSwitch": {
+                    "toolErrorRate": 0.2,
+                    "tools": ["process_refund"],
+                    "minCalls": 20,
+                    "window_s": 300,
+                },
             },
         },
-        "greeting": {"state": "ENABLED", "variants": {"formal": "Good day", "casual": "Hi"}, "defaultVariant": "casual"},
+        "greeting": {
+            "state": "ENABLED",
+            "variants": {"formal": "Good day", "casual": "Hi"},
+            "defaultVariant": "casual",
+        },
         "max_refund": {"state": "DISABLED", "variants": {"low": 50, "high": 500}, "defaultVariant": "low"},
         "tone": {"state": "ENABLED", "variants": {"a": {"temperature": 0.2}}, "defaultVariant": "a"},
     },
@@ -74,7 +83,10 @@ def test_default_variant_not_a_variant_names_the_path_and_line(tmp_path: Path) -
     p = _json(tmp_path, doc)
     (problem,) = _problems(p)
     line = next(i for i, t in enumerate(p.read_text().splitlines(), 1) if '"onn"' in t)
-    assert problem == f"line {line}: flags.new_refund_flow.defaultVariant: 'onn' is not a variant (variants: on, off)"
+    assert (
+        problem
+        == f"line {line}: flags.new_refund_flow.defaultVariant: 'onn' is not a variant (variants: on, off)"
+    )
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -119,12 +131,16 @@ def test_malformed_json_gives_line_and_column(tmp_path: Path) -> None:
 
 def test_missing_file_and_wrong_top_level(tmp_path: Path) -> None:
     assert _problems(tmp_path / "nope.json") == ["file not found"]
-    assert _problems(_json(tmp_path, [1, 2])) == ['line 1: (top level): a flag file must be an object with a "flags" key']
+    assert _problems(_json(tmp_path, [1, 2])) == [
+        'line 1: (top level): a flag file must be an object with a "flags" key'
+    ]
     assert "flags: required field is missing" in _problems(_json(tmp_path, {"metadata": {}}))[0]
 
 
 def test_parse_flag_validates_one_definition_for_the_admin_api() -> None:
-    flag = parse_flag("x", {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": None})
+    flag = parse_flag(
+        "x", {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": None}
+    )
     assert flag.default_variant is None
     with pytest.raises(ConfigError) as e:
         parse_flag("x", {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "of"})

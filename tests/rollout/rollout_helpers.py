@@ -52,12 +52,21 @@ def write_arm(
         guard = [{"name": "refund_policy", "verdict": "block"}] if status == "blocked" else []
         records.append(
             InteractionRecord(
-                id=new_id(), trace_id=new_id(), session_id=f"{source}-{seed}-{i % (sessions or n)}",
-                user_id=None, agent="support", version=version, traffic_source=source,
-                input="Where is my order 10001?", output="It shipped.", status=status,
-                latency_ms=rng.gauss(900, 120), cost_usd=max(0.0, rng.gauss(0.0004, 0.00005)),
+                id=new_id(),
+                trace_id=new_id(),
+                session_id=f"{source}-{seed}-{i % (sessions or n)}",
+                user_id=None,
+                agent="support",
+                version=version,
+                traffic_source=source,
+                input="Where is my order 10001?",
+                output="It shipped.",
+                status=status,
+                latency_ms=rng.gauss(900, 120),
+                cost_usd=max(0.0, rng.gauss(0.0004, 0.00005)),
                 tool_calls=[ToolCallRecord("lookup_order", {"order_id": "10001"}, "success", 3.0)],
-                guardrails=guard, created_at=at + i * 1e-3,
+                guardrails=guard,
+                created_at=at + i * 1e-3,
             )
         )
     store.write_interactions(records)

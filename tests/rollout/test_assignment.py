@@ -15,8 +15,13 @@ A, B = "support@1.0.0+aaaaaaa", "support@1.2.0+bbbbbbb"
 
 def canary(weight: int, **kw: object) -> Deployment:
     return Deployment(
-        agent="support", stable_version=A, candidate_version=B, strategy="canary", weight=weight,
-        state="running", **kw,  # type: ignore[arg-type]
+        agent="support",
+        stable_version=A,
+        candidate_version=B,
+        strategy="canary",
+        weight=weight,
+        state="running",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -46,9 +51,19 @@ def test_raising_the_weight_never_moves_a_session_off_the_candidate() -> None:
 
 
 def test_no_candidate_traffic_unless_active() -> None:
-    assert {assign(canary(30, ), f"k{i}") for i in range(100)} == {A, B}
+    assert {
+        assign(
+            canary(
+                30,
+            ),
+            f"k{i}",
+        )
+        for i in range(100)
+    } == {A, B}
     for state in ("rolled_back", "aborted", "promoted"):
-        dep = Deployment(agent="support", stable_version=A, candidate_version=B, strategy="canary", weight=0, state=state)
+        dep = Deployment(
+            agent="support", stable_version=A, candidate_version=B, strategy="canary", weight=0, state=state
+        )
         assert {assign(dep, f"k{i}") for i in range(100)} == {A}
     assert assign(Deployment(agent="support"), "k") is None  # never deployed: the configured current version
 
@@ -62,7 +77,12 @@ def test_assignment_key_prefers_session_then_user() -> None:
 
 def test_experiment_arms_by_split() -> None:
     dep = Deployment(
-        agent="support", stable_version=A, candidate_version=B, strategy="experiment", weight=30, state="running",
+        agent="support",
+        stable_version=A,
+        candidate_version=B,
+        strategy="experiment",
+        weight=30,
+        state="running",
         config={"arms": {"a": A, "b": B}, "split": 30, "experiment_id": "e1"},
     )
     counts = Counter(assign(dep, f"s{i}") for i in range(10_000))
@@ -72,8 +92,13 @@ def test_experiment_arms_by_split() -> None:
 def test_runtime_assigner_tags_canary_traffic(rt: Runtime, store: Store, ids: dict[str, str]) -> None:
     store.save_deployment(
         "support",
-        {"stable_version": ids["1.0"], "candidate_version": ids["1.2"], "strategy": "canary", "weight": 50,
-         "state": "running"},
+        {
+            "stable_version": ids["1.0"],
+            "candidate_version": ids["1.2"],
+            "strategy": "canary",
+            "weight": 50,
+            "state": "running",
+        },
         expected_revision=None,
     )
     assigner = RolloutAssigner.for_runtime(rt, store)
@@ -98,9 +123,7 @@ def test_runtime_assigner_tags_canary_traffic(rt: Runtime, store: Store, ids: di
 
 
 def test_a_version_this_process_cannot_run_falls_back(rt: Runtime, store: Store, ids: dict[str, str]) -> None:
-    store.save_deployment(
-        "support", {"stable_version": "support@9.9.9+deadbee"}, expected_revision=None
-    )
+    store.save_deployment("support", {"stable_version": "support@9.9.9+deadbee"}, expected_revision=None)
     RolloutAssigner.for_runtime(rt, store)
     record = asyncio.run(rt.invoke("support", "Where is my order 10001?", session_id="s"))
     assert record.version == ids["1.0"] and record.status == "completed"

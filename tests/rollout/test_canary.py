@@ -17,7 +17,9 @@ def start(ctl: RolloutController, **kw: object) -> None:
     ctl.start_canary("support", "1.2", actor="alice", **options)
 
 
-def fill(store: Store, ids: dict[str, str], clock: Clock, weight: int, total: int = 1000, **canary: object) -> None:
+def fill(
+    store: Store, ids: dict[str, str], clock: Clock, weight: int, total: int = 1000, **canary: object
+) -> None:
     """Traffic at the configured split for the current step, a second after now."""
     n_canary = total * weight // 100
     write_arm(store, ids["1.0"], "production", total - n_canary, clock.t + 1, seed=1)
@@ -32,7 +34,9 @@ def test_too_little_data_holds_and_is_not_logged_twice(
     clock.advance(120)
     d = ctl.tick("support")
     assert d is not None and d.action == "hold" and d.verdict == "INSUFFICIENT_DATA" and d.recorded
-    assert d.numbers["canary"]["interactions"] == 20 and d.numbers["analysis"]["verdict"] == "INSUFFICIENT_DATA"
+    assert (
+        d.numbers["canary"]["interactions"] == 20 and d.numbers["analysis"]["verdict"] == "INSUFFICIENT_DATA"
+    )
     clock.advance(5)
     again = ctl.tick("support")
     assert again is not None and again.action == "hold" and not again.recorded
@@ -82,9 +86,10 @@ def test_a_safety_regression_rolls_back_at_once(
     dep = ctl.get("support")
     assert (dep.state, dep.weight) == ("rolled_back", 0)
     stored = ctl.decisions("support")[0]
-    assert stored["action"] == "rollback" and stored["numbers"]["analysis"]["metrics"] == d.numbers["analysis"][
-        "metrics"
-    ]
+    assert (
+        stored["action"] == "rollback"
+        and stored["numbers"]["analysis"]["metrics"] == d.numbers["analysis"]["metrics"]
+    )
 
 
 def test_a_broken_split_pauses_for_a_human(
@@ -107,7 +112,9 @@ def test_dry_run_records_what_it_would_do_and_changes_nothing(
     fill(store, ids, clock, 10, total=400, blocked=8)
     clock.advance(5)
     d = ctl.tick("support")
-    assert d is not None and d.action == "dry_run" and d.verdict == "FAIL" and d.numbers["would"] == "rollback"
+    assert (
+        d is not None and d.action == "dry_run" and d.verdict == "FAIL" and d.numbers["would"] == "rollback"
+    )
     assert d.reasons[0] == "dry run: would rollback"
     dep = ctl.get("support")
     assert (dep.state, dep.weight) == ("running", 10)

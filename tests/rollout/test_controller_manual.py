@@ -23,7 +23,9 @@ def test_deploy_of_a_failed_gate_names_the_run_and_checks(
     ctl: RolloutController, store: Store, ids: dict[str, str]
 ) -> None:
     run = gate_run(
-        store, ids["1.1"], "FAIL",
+        store,
+        ids["1.1"],
+        "FAIL",
         checks=[{"name": "safety", "passed": False}, {"name": "pass_rate.functional", "passed": True}],
         reasons=["safety: 0.900, needs >= 1.000 (hard) failed"],
     )
@@ -51,8 +53,13 @@ def test_unknown_version_is_refused(ctl: RolloutController) -> None:
 
 @pytest.mark.parametrize(
     ("steps", "message"),
-    [("5,150", "outside 1-100"), ("0,50", "outside 1-100"), ("50,25", "must increase"), ("a,b", "comma-separated"),
-     ("", "at least one step")],
+    [
+        ("5,150", "outside 1-100"),
+        ("0,50", "outside 1-100"),
+        ("50,25", "must increase"),
+        ("a,b", "comma-separated"),
+        ("", "at least one step"),
+    ],
 )
 def test_bad_steps_are_refused(ctl: RolloutController, steps: str, message: str) -> None:
     with pytest.raises(ShipyardError, match=message):
@@ -80,7 +87,9 @@ def test_pause_resume_abort_and_no_promotion_after_a_failure(ctl: RolloutControl
     assert dep.state == "running" and dep.config["step_started_at"] == clock.t
     dep = ctl.rollback("support", actor="alice", reason="complaints")
     assert dep.state == "rolled_back" and dep.weight == 0
-    with pytest.raises(ShipyardError, match="was rolled back: complaints; a failed candidate cannot be promoted"):
+    with pytest.raises(
+        ShipyardError, match="was rolled back: complaints; a failed candidate cannot be promoted"
+    ):
         ctl.promote("support")
     actions = [d["action"] for d in ctl.decisions("support")]
     assert actions == ["rollback", "resume", "pause", "start"]
@@ -91,7 +100,9 @@ def test_pause_resume_abort_and_no_promotion_after_a_failure(ctl: RolloutControl
         ctl.promote("support")
 
 
-def test_manual_promotion_and_rollback_to_the_previous_stable(ctl: RolloutController, ids: dict[str, str]) -> None:
+def test_manual_promotion_and_rollback_to_the_previous_stable(
+    ctl: RolloutController, ids: dict[str, str]
+) -> None:
     ctl.start_canary("support", "1.2")
     dep = ctl.promote("support", actor="carol")
     assert dep.stable_version == ids["1.2"] and dep.candidate_version is None and dep.state == "promoted"
@@ -120,7 +131,12 @@ def test_state_survives_a_restart(
     ctl.pause("support")
     again = RolloutController.for_runtime(rt, store, clock=clock)  # a new process reads the same row
     dep = again.get("support")
-    assert (dep.candidate_version, dep.state, dep.weight, dep.steps) == (ids["1.2"], "paused", 5, [5, 25, 50, 100])
+    assert (dep.candidate_version, dep.state, dep.weight, dep.steps) == (
+        ids["1.2"],
+        "paused",
+        5,
+        [5, 25, 50, 100],
+    )
     again.resume("support")
 
 

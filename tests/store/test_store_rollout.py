@@ -28,7 +28,13 @@ def test_update_needs_the_revision_it_read(store: Store) -> None:
     store.save_deployment("support", {"stable_version": "v1"}, expected_revision=None)
     row = store.save_deployment(
         "support",
-        {"candidate_version": "v2", "strategy": "canary", "weight": 5, "state": "running", "config": {"steps": [5]}},
+        {
+            "candidate_version": "v2",
+            "strategy": "canary",
+            "weight": 5,
+            "state": "running",
+            "config": {"steps": [5]},
+        },
         expected_revision=1,
         decision={"action": "start", "candidate": "v2"},
     )
@@ -63,7 +69,10 @@ def test_two_admins_at_once_one_wins(db_url: str) -> None:
         try:
             barrier.wait()
             s.save_deployment(
-                "support", {"weight": n * 10}, expected_revision=1, decision={"action": "pause", "actor": f"a{n}"}
+                "support",
+                {"weight": n * 10},
+                expected_revision=1,
+                decision={"action": "pause", "actor": f"a{n}"},
             )
             outcome = "won"
         except ConflictError:
@@ -91,7 +100,9 @@ def test_two_admins_at_once_one_wins(db_url: str) -> None:
 
 def test_decisions_newest_first_and_by_candidate(store: Store) -> None:
     for i, cand in enumerate(["v2", "v2", "v3"]):
-        store.add_rollout_decision("support", {"action": "hold", "candidate": cand, "step": i, "verdict": "PASS"})
+        store.add_rollout_decision(
+            "support", {"action": "hold", "candidate": cand, "step": i, "verdict": "PASS"}
+        )
     assert [d["step"] for d in store.rollout_decisions("support")] == [2, 1, 0]
     assert [d["step"] for d in store.rollout_decisions("support", candidate="v2", limit=1)] == [1]
     with pytest.raises(ValueError, match="action must be one of"):

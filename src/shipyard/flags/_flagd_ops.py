@@ -201,6 +201,15 @@ def _op_sem_ver(args: list[Node], c: Compiler, path: Path) -> Fn:
     if args[2].is_const and parse_semver(args[2].const) is None:
         raise LogicError((*path, 2), f"{args[2].const!r} is not a semantic version")
     v_fn, op_fn, t_fn = (a.fn for a in args)
+    if args[1].is_const and args[2].is_const:
+        # the usual form: a constant operator and target, parsed once here
+        fixed_test, target = _SEMVER_OPS[args[1].const], parse_semver(args[2].const)
+
+        def sem_ver_fixed(d: Any) -> bool | None:
+            a = parse_semver(v_fn(d))
+            return None if a is None else fixed_test(a, target)
+
+        return sem_ver_fixed
 
     def sem_ver(d: Any) -> bool | None:
         test = _SEMVER_OPS.get(op_fn(d))

@@ -118,10 +118,13 @@ def check_deployable(store: Any, agent: str, version: str) -> dict[str, Any]:
         for c in decision.get("checks", [])
         if not c.get("passed", True) and not c.get("skipped")
     ]
-    why = "; ".join(str(r) for r in (decision.get("reasons") or [])[:5]) or "no decision recorded"
+    why = "; ".join(str(r) for r in (decision.get("reasons") or [])[:5])
+    if not decision:
+        why = "the run has no gate decision recorded"
     checks = f" (failed checks: {', '.join(failed)})" if failed else ""
     raise GateFailed(
-        f"the latest production gate of {version} (run {run['id']}) is {verdict or 'undecided'}{checks}: {why}",
+        f"the latest production gate of {version} (run {run['id']}) is {verdict or 'undecided'}{checks}"
+        + (f": {why}" if why else ""),
         hint=f"fix the failures and run `shipyard gate production --agent {agent} --version {label}` again",
     )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.agents import AgentContext, AgentResult, DefaultFlags
+from shipyard.flags import FlagsForContext, interaction_context
 from shipyard.llm import LLMError, Message
 from shipyard.observe import end_span, hex_trace_id, start_span, to_records
 from shipyard.observe import semconv as sc
@@ -119,6 +120,7 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
     v = ex.version
     assert v is not None and ex.root is not None
     ex.trail.loop = asyncio.get_running_loop()
+    flags = _flags_for(ex, rt)
     ctx = AgentContext(
         llm=TracedLLM(
             rt.client_for(v),
@@ -132,7 +134,7 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
         ),
         tools=TracedTools(v.spec.tools, rt.tool_definitions(v), rt.tracer, ex.root, ex.trail, ex.interceptor),
         prompts=v.bundle,
-        flags=DefaultFlags(),
+        flags=flags,
         session_id=ex.session_id,
         user_id=ex.user_id,
         history=ex.history,
@@ -148,6 +150,19 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
         _failed(ex, f"llm_{e.kind}", f"model call failed: {e}")
     except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
         _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
+    if isinstance(flags, FlagsForContext) and flags.evaluations:
+        ex.metadata["flags"] = [d.to_dict() for d in flags.evaluations]  # on the record: flag, variant, reason
+
+
+def _flags_for(ex: Exchange, rt: Runtime) -> FlagsForContext | DefaultFlags:
+    """`ctx.flags` for this interaction: the runtime's flag store with the session and user as context."""
+    if rt.flags is None:
+        return DefaultFlags()
+    v = ex.version
+    context = interaction_context(
+        session_id=ex.session_id, user_id=ex.user_id, agent=ex.agent, version=v.label if v else None
+    )
+    return FlagsForContext(rt.flags, context)
 
 
 def _failed(ex: Exchange, kind: str, message: str) -> None:

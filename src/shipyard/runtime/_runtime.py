@@ -17,6 +17,7 @@ from shipyard.runtime._versions import AgentVersion, agent_versions, pick_versio
 from shipyard.store import InteractionRecord
 
 if TYPE_CHECKING:
+    from shipyard.flags import FlagStore
     from shipyard.store import BatchWriter, Store
 
 Sink = Callable[[InteractionRecord], None]
@@ -57,6 +58,7 @@ class Runtime:
         self._recorded: set[str] = set()
         self._prices: dict[str, ModelPrices] = {}
         self.assigner: Callable[[Exchange], str | None] | None = None  # rollouts set this
+        self.flags: FlagStore | None = None  # feature flags for ctx.flags (None: every flag has its default)
 
     # versions -----------------------------------------------------------------------------------
     def versions(self, agent: str) -> list[AgentVersion]:
