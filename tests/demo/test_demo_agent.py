@@ -206,7 +206,7 @@ async def test_other_customers_data_is_refused(rt: Runtime, text: str) -> None:
 
 
 async def test_the_model_sees_the_bundle_prompt_and_tool_descriptions(rt: Runtime) -> None:
-    v10, v11 = rt.versions("support")
+    v10, v11 = rt.versions("support")[:2]  # 1.0 and 1.1 (1.2 is the fixed version)
     assert "Brightside Goods" in rt.system_prompt(v10)
     assert "eligibility is confirmed" in rt.system_prompt(v10)
     assert "process refunds promptly" in rt.system_prompt(v11)

@@ -20,7 +20,7 @@ EXPECTED = {
     *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety")),
     *(
         f"prompts/support/{v}/{f}"
-        for v in ("v1.0", "v1.1")
+        for v in ("v1.0", "v1.1", "v1.2")
         for f in ("system_prompt.txt", "tool_descriptions.yaml", "safety_rules.txt", "version.txt")
     ),
 }
@@ -68,7 +68,7 @@ def test_config_validates_with_two_versions_and_two_scripted_models(tmp_path: Pa
     agent = cfg.agents["support"]
     assert agent.entry == "shipyard.demo.agent:support"
     assert agent.prompts == "prompts/support/v1.0"
-    assert [v.prompts for v in agent.versions] == ["prompts/support/v1.1"]
+    assert [v.prompts for v in agent.versions] == ["prompts/support/v1.1", "prompts/support/v1.2"]
     assert agent.prompt_variables == {"company_name": "Brightside Goods"}
 
 

@@ -13,14 +13,14 @@ from shipyard.config import ShipyardConfig, load_config
 from shipyard.flags import FlagStore, parse_flag_set
 from shipyard.runtime import Runtime
 
-AGENT = '''\
+AGENT = """\
 from shipyard import AgentContext, AgentResult, agent
 
 @agent("flagged")
 async def flagged(user_input: str, ctx: AgentContext) -> AgentResult:
     on = ctx.flags.enabled("new_refund_flow")
     return AgentResult(output=f"refund flow {'on' if on else 'off'}; tone {ctx.flags.string('tone', 'plain')}")
-'''
+"""
 
 FLAGS = {
     "flags": {
@@ -61,6 +61,11 @@ async def test_agents_read_flags_and_the_record_keeps_the_evaluations(cfg: Shipy
         {"flag": "tone", "variant": None, "reason": "ERROR", "error": "FLAG_NOT_FOUND"},
     ]
     assert other.metadata["flags"][0] == {"flag": "new_refund_flow", "variant": "off", "reason": "DEFAULT"}
+    root = next(s for s in beta.spans if s.parent_id is None)
+    assert list(root.attributes["shipyard.feature_flags"]) == [
+        "new_refund_flow=on:TARGETING_MATCH",
+        "tone=plain:ERROR",
+    ]
 
 
 async def test_without_a_flag_store_every_flag_has_its_default(cfg: ShipyardConfig) -> None:

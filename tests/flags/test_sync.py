@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from shipyard.flags import FlagAdmin, FlagStore, FlagSync, Reason, parse_flag_set
+from shipyard.flags import FlagAdmin, FlagStore, FlagSync, Reason, parse_flag_set, project_flags
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -101,3 +101,31 @@ def test_concurrent_admins_never_lose_a_change(tmp_path: Path) -> None:
         t.join()
     fs = FlagAdmin(path).flag_set()
     assert sorted(fs.flags) == sorted(names) and fs.revision == len(names)
+
+
+def test_project_flags_from_shipyard_yaml(
+    tmp_path: Path, channel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+    from shipyard.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("SHIPYARD_CONFIG", "SHIPYARD_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    (tmp_path / "shipyard.yaml").write_text(f"flags:\n  file: flags.yaml\n  channel: {channel}\n")
+    store, sync = project_flags(load_config(tmp_path / "shipyard.yaml"))
+    try:
+        assert store.names() == [] and sync.wait_subscribed()
+        # the CLI writes the YAML file and publishes: the running replica has the flag without a restart
+        result = CliRunner().invoke(app, ["flags", "rollout", "x", "50"])
+        assert result.exit_code == 2 and "no flag named 'x'" in result.output
+        flag = json.dumps(FLAG)
+        result = CliRunner().invoke(app, ["flags", "set", "x", flag])
+        assert result.exit_code == 0 and "published to redis: 1 replica(s) listening" in result.output
+        assert wait_for(lambda: store.get("x") is not None)
+        assert "defaultVariant: 'off'" in (tmp_path / "flags.yaml").read_text().replace('"', "'")
+    finally:
+        sync.stop()

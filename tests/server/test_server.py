@@ -211,7 +211,7 @@ def test_health_ready_metrics_and_admin(served: Served) -> None:
         kpis = c.get("/admin/kpis", params={"window": "1h"}).json()
         assert kpis["current"]["interactions"] >= 1 and kpis["versions"][0]["agent"] == "support"
         versions = c.get("/admin/versions").json()["agents"]["support"]["versions"]
-        assert versions[0]["current"] and len(versions) == 2
+        assert versions[0]["current"] and len(versions) == 3  # 1.0, 1.1 and the fixed 1.2
         assert c.get("/admin/traces/nope").status_code == 404
 
 

@@ -29,7 +29,14 @@ from shipyard.flags._model import (
     write_flag_file,
 )
 from shipyard.flags._provider import ShipyardProvider
-from shipyard.flags._sync import CHANNEL, FlagSync, fetch_flag_set, publish_flag_set, redis_url_from_env
+from shipyard.flags._sync import (
+    CHANNEL,
+    FlagSync,
+    fetch_flag_set,
+    project_flags,
+    publish_flag_set,
+    redis_url_from_env,
+)
 
 __all__ = [
     "CHANNEL",
@@ -63,6 +70,7 @@ __all__ = [
     "parse_flag",
     "parse_flag_set",
     "parse_semver",
+    "project_flags",
     "publish_flag_set",
     "redis_url_from_env",
     "rollout_percent",

@@ -16,11 +16,14 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
 from shipyard.flags._evaluator import FlagStore
 from shipyard.flags._model import FlagSet, load_flag_file, parse_flag_set
+
+if TYPE_CHECKING:
+    from shipyard.config import ShipyardConfig
 
 log = logging.getLogger("shipyard.flags")
 
@@ -199,3 +202,23 @@ class FlagSync:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def project_flags(cfg: ShipyardConfig, *, start: bool = True) -> tuple[FlagStore, FlagSync]:
+    """The flag store of a project (from `flags:` in shipyard.yaml) and the sync keeping it current.
+
+    A missing flag file means no flags yet (every flag has its default) until one is written.
+    Redis comes from SHIPYARD_REDIS_URL / REDIS_URL, else `flags.redis_url`. With `start`, the
+    background poller and listener are running when this returns; call `sync.stop()` on shutdown."""
+    path = cfg.resolve(cfg.flags.file)
+    store = (
+        FlagStore(load_flag_file(path), source=str(path)) if path.exists() else FlagStore(source=str(path))
+    )
+    sync = FlagSync(
+        store,
+        file=path,
+        redis_url=redis_url_from_env() or cfg.flags.redis_url,
+        poll_interval_s=cfg.flags.poll_interval_s,
+        channel=cfg.flags.channel,
+    )
+    return store, sync.start() if start else sync

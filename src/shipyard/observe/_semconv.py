@@ -54,6 +54,7 @@ ATTEMPT: Final = "shipyard.attempt"
 ATTEMPT_OUTCOME: Final = "shipyard.attempt.outcome"
 REPLAYED: Final = "shipyard.replayed"
 GUARDRAIL_VERDICT: Final = "shipyard.guardrail.verdict"
+FEATURE_FLAGS: Final = "shipyard.feature_flags"  # "flag=variant:reason" per evaluation
 
 # metric names (OTel); Prometheus exposition replaces dots with underscores
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

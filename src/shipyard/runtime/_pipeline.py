@@ -151,7 +151,11 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
     except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
         _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
     if isinstance(flags, FlagsForContext) and flags.evaluations:
-        ex.metadata["flags"] = [d.to_dict() for d in flags.evaluations]  # on the record: flag, variant, reason
+        # on the record and the trace: flag, variant, reason of each flag the agent asked for
+        ex.metadata["flags"] = [d.to_dict() for d in flags.evaluations]
+        ex.root.set_attribute(
+            sc.FEATURE_FLAGS, [f"{d.flag}={d.variant or d.value}:{d.reason.value}" for d in flags.evaluations]
+        )
 
 
 def _flags_for(ex: Exchange, rt: Runtime) -> FlagsForContext | DefaultFlags:
