@@ -12,6 +12,7 @@ from rollout_helpers import Clock, gate_run, write_arm
 from shipyard.cli._demo_rollout import run_rollout_demo
 from shipyard.config import ShipyardConfig
 from shipyard.rollout import RolloutAssigner, RolloutController
+from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 
@@ -62,9 +63,7 @@ def _redis_ok() -> bool:
 
 @pytest.mark.skipif(not _redis_ok(), reason="Redis at 127.0.0.1:6379 is not running")
 def test_a_change_notice_reaches_another_replica_at_once(
-    rt,
-    store: Store,
-    ids: dict[str, str],  # type: ignore[no-untyped-def]
+    rt: Runtime, store: Store, ids: dict[str, str]
 ) -> None:
     url = "redis://127.0.0.1:6379/0"
     other = RolloutAssigner(store, refresh_s=3600, redis_url=url)  # polling alone would take an hour

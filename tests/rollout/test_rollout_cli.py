@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 
 import pytest
 from rollout_helpers import gate_run, write_arm
@@ -19,10 +20,11 @@ from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 runner = CliRunner()
+Sy = Callable[..., tuple[int, str]]  # runs `shipyard ARGS --config ...`: (exit code, output)
 
 
 @pytest.fixture
-def sy(cfg: ShipyardConfig):  # type: ignore[no-untyped-def]
+def sy(cfg: ShipyardConfig) -> Sy:
     def run(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, [*args, "--config", str(cfg.path)])
         return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
@@ -30,7 +32,7 @@ def sy(cfg: ShipyardConfig):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_deploy_refusals_and_success(sy, store: Store, ids: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_deploy_refusals_and_success(sy: Sy, store: Store, ids: dict[str, str]) -> None:
     code, out = sy("deploy", "support", "1.2.0")
     assert code == 1 and "has no production gate run" in out
     assert "shipyard gate production --agent support --version 1.2.0" in out
@@ -44,7 +46,7 @@ def test_deploy_refusals_and_success(sy, store: Store, ids: dict[str, str]) -> N
     assert code == 0 and f"stable {ids['1.2']}" in out
 
 
-def test_canary_commands(sy, cfg: ShipyardConfig, store: Store, ids: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_canary_commands(sy: Sy, cfg: ShipyardConfig, store: Store, ids: dict[str, str]) -> None:
     code, out = sy("rollout", "canary", "support", "1.2", "--steps", "5,150")
     assert code == 2 and "step weight 150 is outside 1-100" in out
     code, out = sy("rollout", "canary", "support", "1.2", "--min-duration", "soon")
@@ -72,7 +74,7 @@ def test_canary_commands(sy, cfg: ShipyardConfig, store: Store, ids: dict[str, s
     assert data["support"]["decisions"][0]["numbers"]["analysis"]["verdict"] == "FAIL"
 
 
-def test_pause_resume_abort_and_blue_green(sy, store: Store, ids: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_pause_resume_abort_and_blue_green(sy: Sy, store: Store, ids: dict[str, str]) -> None:
     code, out = sy("rollout", "pause", "support")
     assert code == 2 and "has no rollout to pause" in out
     assert sy("rollout", "canary", "support", "1.2")[0] == 0
@@ -94,7 +96,7 @@ def test_pause_resume_abort_and_blue_green(sy, store: Store, ids: dict[str, str]
 
 def test_experiment_lifecycle(
     sy, cfg: ShipyardConfig, rt: Runtime, store: Store, ids: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     code, out = sy("experiment", "start", "support", "--a", "1.0", "--b", "1.2", "--split", "0")
     assert code == 2 and "split must be a percent from 1 to 99" in out
     code, out = sy("experiment", "start", "support", "--a", "1.0", "--b", "1.0")

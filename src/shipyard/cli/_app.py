@@ -16,6 +16,7 @@ from shipyard.errors import ShipyardError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 def _console(stderr: bool = False) -> Console:
     """A console; piped output (CI logs, files) is 120 columns wide unless COLUMNS says otherwise."""
     c = Console(stderr=stderr)
@@ -30,7 +31,7 @@ err_console = _console(stderr=True)
 app = typer.Typer(
     name="shipyard",
     help="Take an LLM agent from demo to production: eval-gated deploys, safe rollouts, "
-    "observability and cost control.\n\nExample: shipyard run support \"Where is my order 10001?\"",
+    'observability and cost control.\n\nExample: shipyard run support "Where is my order 10001?"',
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,7 +39,10 @@ app = typer.Typer(
 )
 
 ConfigOption = typer.Option(
-    None, "--config", "-c", help="Path of shipyard.yaml (default: nearest one, or $SHIPYARD_CONFIG).",
+    None,
+    "--config",
+    "-c",
+    help="Path of shipyard.yaml (default: nearest one, or $SHIPYARD_CONFIG).",
     show_default=False,
 )
 

@@ -375,7 +375,8 @@ class RolloutController:
     def _tick_canary(self, dep: Deployment) -> Decision:
         cfg = dep.config
         now = self.clock()
-        since = float(cfg.get("step_started_at") or now)
+        started = cfg.get("step_started_at")
+        since = now if started is None else float(started)
         baseline, canary = self._arms(dep, since, now)
         min_n = int(cfg.get("min_interactions", 50))
         min_s = float(cfg.get("min_duration_s", 60.0))
@@ -517,7 +518,8 @@ class RolloutController:
 
     def _tick_blue_green(self, dep: Deployment) -> Decision | None:
         now = self.clock()
-        switched = float(dep.config.get("switched_at") or now)
+        at = dep.config.get("switched_at")
+        switched = now if at is None else float(at)
         healthy_s = float(dep.config["promote_after_s"])
         if now - switched < healthy_s:
             return None

@@ -26,6 +26,7 @@ from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import log_event, log_feedback, trace_tree_lines
 from shipyard.server._auth import ROLES, create_key, public_key_row
 from shipyard.server._dashboard import dashboard_routes
+from shipyard.server._flags_api import flag_routes
 from shipyard.server._http import (
     ApiError,
     endpoint,
@@ -580,6 +581,7 @@ ROUTES = [
     Route("/openapi.json", openapi, methods=["GET"]),
     *dashboard_routes(),  # /dashboard, /dashboard/traces/{id}, /admin/api/dashboard/...
     *rollout_routes(),  # /admin/rollouts/..., /admin/experiments/... (server/_rollout_api.py)
+    *flag_routes(),  # /admin/flags/... (server/_flags_api.py)
 ]
 
 

@@ -64,6 +64,10 @@ _LIST_QUERY = [
 ]
 
 
+def path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def openapi_document(agents: list[str]) -> dict[str, Any]:
     """The document; `agents` are the served agent names (listed as examples)."""
     invoke_req = {
@@ -149,7 +153,6 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             op["responses"]["404"] = _err("not found")
         return op
 
-    path_param = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}  # noqa: E731
     return {
         "openapi": "3.1.0",
         "info": {
@@ -316,6 +319,56 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok(_OBJ)}}},
             **_dashboard_paths(),
             **rollout_openapi_paths(),  # server/_rollout_api.py
+            **_flag_paths(),  # server/_flags_api.py
+        },
+    }
+
+
+def _flag_paths() -> dict[str, Any]:
+    """/admin/flags: the feature flags (flagd definitions) of the running server."""
+    name = path_param("name")
+    found = {**_AUTH_ERRORS, "404": _err("no such flag")}
+    flag = _ok(_OBJ, "the flag's flagd definition, with its name")
+    action = {"security": [{"apiKey": []}], "parameters": [name], "responses": {"200": flag, **found}}
+    return {
+        "/admin/flags": {
+            "get": {
+                "summary": "List feature flags",
+                "security": [{"apiKey": []}],
+                "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS},
+            }
+        },
+        "/admin/flags/{name}": {
+            "get": {"summary": "One flag", **action},
+            "put": {
+                "summary": "Create or replace a flag (flagd definition; errors name the JSON path)",
+                "security": [{"apiKey": []}],
+                "parameters": [name],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJ}}},
+                "responses": {"200": flag, **_AUTH_ERRORS, **_BODY_ERRORS},
+            },
+        },
+        "/admin/flags/{name}/enable": {"post": {"summary": "Enable a flag", **action}},
+        "/admin/flags/{name}/disable": {"post": {"summary": "Disable a flag", **action}},
+        "/admin/flags/{name}/rollout": {
+            "post": {
+                "summary": "Serve the flag's on variant to a percentage of users (sticky)",
+                "security": [{"apiKey": []}],
+                "parameters": [name],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["percent"],
+                                "properties": {"percent": {"type": "number", "minimum": 0, "maximum": 100}},
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": flag, **found, **_BODY_ERRORS},
+            }
         },
     }
 

@@ -73,6 +73,10 @@ class ServerState:
             project=cfg.project,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self.flags: Any = None
+        self.flag_sync: Any = None
+        self.flag_admin: Any = None
+        self.kill_switch: Any = None
 
     @property
     def rules(self) -> list[AlertRule]:
@@ -102,6 +106,7 @@ class ServerState:
         await asyncio.to_thread(self.keys.refresh)
         self.rt = Runtime(self.cfg, store=self.store)
         install_slots(self.rt.pipeline)
+        await asyncio.to_thread(self._start_flags)
         for agent in self.cfg.agents:
             try:
                 await asyncio.to_thread(self.rt.versions, agent)
@@ -123,6 +128,25 @@ class ServerState:
             journal=str(self.journal.path),
         )
 
+    def _start_flags(self) -> None:
+        """The project's flags: evaluated for `ctx.flags`, kept current from the file and Redis,
+        managed through /admin/flags, and switched off by their kill switches."""
+        from shipyard.flags import FlagAdmin, KillSwitchMonitor, project_flags, redis_url_from_env
+
+        self.flags, self.flag_sync = project_flags(self.cfg)
+        self.rt.flags = self.flags
+        self.flag_admin = FlagAdmin(
+            self.cfg.resolve(self.cfg.flags.file),
+            redis_url=redis_url_from_env() or self.cfg.flags.redis_url,
+            store=self.flags,
+            channel=self.cfg.flags.channel,
+        )
+        self.kill_switch = KillSwitchMonitor(
+            self.flags,
+            admin=self.flag_admin,
+            on_decision=lambda d: log_event("kill_switch", level="warning", **d.to_dict()),
+        )
+
     async def _refresh_keys(self) -> None:
         while True:
             await asyncio.sleep(AUTH_REFRESH_S)
@@ -136,6 +160,8 @@ class ServerState:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.flag_sync is not None:
+            self.flag_sync.stop()
         if self.journal is not None:
             await self.journal.aclose()
         await self.alerts.aclose()

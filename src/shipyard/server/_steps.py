@@ -77,9 +77,16 @@ def log(state: ServerState, record: InteractionRecord) -> None:
     state.log_interaction(record)
 
 
+def kill_switch(state: ServerState, record: InteractionRecord) -> None:
+    """Watch the tool error rates that flags' kill switches guard (a trip turns the flag off)."""
+    if state.kill_switch is not None and record.tool_calls:
+        state.kill_switch.observe(record)
+
+
 RECORD_STEPS: list[tuple[str, RecordStep]] = [
     ("journal", journal),
     ("metrics", metrics),
     ("kpi_window", kpi_window),
     ("log", log),
+    ("kill_switch", kill_switch),
 ]
