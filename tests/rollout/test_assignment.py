@@ -120,6 +120,12 @@ def test_runtime_assigner_tags_canary_traffic(rt: Runtime, store: Store, ids: di
     # eval traffic keeps its source
     ev = asyncio.run(rt.invoke("support", "hi", session_id="sess-x", traffic_source="eval"))
     assert ev.traffic_source == "eval"
+    # without a session id, the user id is the key: one user keeps one version across requests
+    dep = assigner.deployment("support")
+    assert dep is not None
+    for user in ("user-1", "user-2", "user-3", "user-4"):
+        seen = {asyncio.run(rt.invoke("support", "hi", user_id=user)).version for _ in range(4)}
+        assert seen == {assign(dep, user)}
 
 
 def test_a_version_this_process_cannot_run_falls_back(rt: Runtime, store: Store, ids: dict[str, str]) -> None:

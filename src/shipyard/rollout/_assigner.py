@@ -100,7 +100,8 @@ class RolloutAssigner:
         dep = self._deployments.get(ex.agent)
         if dep is None:
             return None
-        version = assign(dep, assignment_key(ex.session_id, ex.user_id))
+        key = assignment_key(ex.session_id if ex.session_supplied else None, ex.user_id)
+        version = assign(dep, key)
         if version is None or not self._is_known(ex.agent, version):
             return None
         canary = dep.strategy == "canary" and dep.active and version == dep.candidate_version

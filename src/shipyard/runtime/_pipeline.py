@@ -43,6 +43,7 @@ class Exchange:
     version_ref: str | None
     interceptor: CallInterceptor | None
     timeout_s: float | None
+    session_supplied: bool = True  # False: the session id was made up for this one request
     id: str = field(default_factory=new_id)
     version: AgentVersion | None = None
     result: AgentResult | None = None

@@ -148,6 +148,7 @@ class Runtime:
             version_ref=version,
             interceptor=interceptor,
             timeout_s=timeout_s,
+            session_supplied=session_id is not None,
         )
         await self.pipeline.run(ex, self)
         assert ex.record is not None
