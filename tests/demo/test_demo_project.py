@@ -16,6 +16,7 @@ from shipyard.prompts import load_bundle
 
 EXPECTED = {
     "shipyard.yaml",
+    "flags.json",
     "rules/support.yaml",
     *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety")),
     *(
@@ -110,7 +111,7 @@ def test_rules_file_loads_and_names_only_real_tools() -> None:
     rules = load_rules(project_dir() / "rules" / "support.yaml")
     called = {tc.name for r in rules.rules for tc in r.tool_calls}
     called |= {n for r in rules.rules for n in [*r.when.called, *r.when.not_called]}
-    called |= {r.when.last_tool for r in rules.rules if r.when.last_tool}
+    called |= {name for r in rules.rules if r.when.last_tool for name in r.when.last_tool.split("|")}
     assert called <= set(TOOLS.names())
     assert set(TOOLS.names()) <= called
     names = [r.name for r in rules.rules]

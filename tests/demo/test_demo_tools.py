@@ -48,6 +48,7 @@ def test_tools_and_their_idempotent_flags() -> None:
         "check_return_eligibility",
         "search_knowledge_base",
         "process_refund",
+        "issue_store_credit",
         "escalate_to_human",
     ]
     assert {t.name for t in TOOLS if t.idempotent} == {

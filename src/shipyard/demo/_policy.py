@@ -40,7 +40,7 @@ async def refund_policy_check(ex: Exchange, rt: Runtime) -> None:
             found = _eligible(call.result)
             if found and found[1]:
                 confirmed.add(found[0])
-        elif call.name == "process_refund" and call.status == "success":
+        elif call.name in ("process_refund", "issue_store_credit") and call.status == "success":
             order = str(call.arguments.get("order_id", ""))
             if order not in confirmed:
                 ex.guardrails.append(

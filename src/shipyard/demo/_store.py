@@ -305,8 +305,11 @@ class DemoStore:
         ]
 
     # writes -------------------------------------------------------------------------------------
-    def refund(self, order_id: str, amount: float, reason: str) -> dict[str, Any]:
-        """Record a refund. Checks only the ledger (amount, already refunded), not return rules."""
+    def refund(
+        self, order_id: str, amount: float, reason: str, *, store_credit: bool = False
+    ) -> dict[str, Any]:
+        """Record a refund, to the original payment method or (`store_credit`) as instant store
+        credit. Checks only the ledger (amount, already refunded), not return rules."""
         o = self._order(order_id)
         amount = round(float(amount), 2)
         if not math.isfinite(amount) or amount <= 0:
@@ -323,14 +326,14 @@ class DemoStore:
                 raise RefundRefused(f"order {o['order_id']} has already been refunded")
             box = self._sandbox()
             entry = {
-                "refund_id": f"RF-{o['order_id']}-{_short(_session.get(), o['order_id'])}",
+                "refund_id": f"{'SC' if store_credit else 'RF'}-{o['order_id']}-{_short(_session.get(), o['order_id'])}",
                 "order_id": o["order_id"],
                 "amount": amount,
                 "currency": o["currency"],
                 "reason": reason.strip(),
                 "refund_status": "issued",
-                "method": "original payment method",
-                "expected_in": "5-10 business days",
+                "method": "store credit" if store_credit else "original payment method",
+                "expected_in": "right away" if store_credit else "5-10 business days",
             }
             box.refunds[o["order_id"]] = entry
         return dict(entry)

@@ -52,6 +52,13 @@ def process_refund(order_id: str, amount: float, reason: str) -> dict[str, Any]:
     return STORE.refund(order_id, amount, reason)
 
 
+@TOOLS.tool(tags=("orders", "write", "money"))
+def issue_store_credit(order_id: str, amount: float, reason: str) -> dict[str, Any]:
+    """Refund an amount of an order instantly as store credit. Does not check return rules.
+    Offered to the model only while the `instant_store_credit` flag is on for the user."""
+    return STORE.refund(order_id, amount, reason, store_credit=True)
+
+
 @TOOLS.tool(tags=("handoff",))
 def escalate_to_human(
     reason: str, priority: Literal["low", "normal", "high", "urgent"] = "normal"

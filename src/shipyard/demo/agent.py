@@ -43,6 +43,10 @@ def _field(value: Any, key: str) -> str:
     return str(value.get(key, "")) if isinstance(value, dict) else ""
 
 
+STORE_CREDIT_FLAG = "instant_store_credit"
+REFUND_TOOLS = ("process_refund", "issue_store_credit")
+
+
 @agent("support", tools=TOOLS)
 async def support(user_input: str, ctx: AgentContext) -> AgentResult:
     """Answer one customer message.
@@ -60,7 +64,11 @@ async def support(user_input: str, ctx: AgentContext) -> AgentResult:
         *ctx.history,
         {"role": "user", "content": user_input},
     ]
-    definitions = ctx.tools.definitions()
+    # the new refund tool is offered only to the users its feature flag is on for
+    credit = ctx.flags.enabled(STORE_CREDIT_FLAG)
+    definitions = [
+        d for d in ctx.tools.definitions() if credit or d["function"]["name"] != "issue_store_credit"
+    ]
     called: list[str] = []
     refunded: list[str] = []
     ticket: str | None = None
@@ -88,7 +96,7 @@ async def support(user_input: str, ctx: AgentContext) -> AgentResult:
             for tc in resp.tool_calls:
                 res = await ctx.tools.run(tc)
                 called.append(tc.name)
-                if res.ok and tc.name == "process_refund":
+                if res.ok and tc.name in REFUND_TOOLS:
                     refunded.append(_field(res.value, "order_id"))
                 elif res.ok and tc.name == "escalate_to_human":
                     ticket = _field(res.value, "ticket_id")
