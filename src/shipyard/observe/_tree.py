@@ -34,9 +34,13 @@ def _money(usd: float) -> str:
     return f"${usd:.6f}".rstrip("0").rstrip(".") if usd and usd < 0.01 else f"${usd:.4f}"
 
 
+def _ms(value: float) -> str:
+    return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
+
+
 def _describe(span: SpanRecord, n_llm: int) -> str:
     a = span.attributes
-    ms = f"({span.duration_ms:.0f}ms)"
+    ms = f"({_ms(span.duration_ms)})"
     op = a.get(sc.OPERATION)
     err = " ERROR" if span.status == "error" else ""
     if a.get(sc.ATTEMPT) is not None:
@@ -88,17 +92,17 @@ def trace_tree_lines(record: InteractionRecord, spans: list[SpanRecord] | None =
     else:  # spans not kept (sampled out): fall back to the record's own lists
         for i, c in enumerate(record.llm_calls, 1):
             lines.append(
-                f"+-- [LLM Call {i}] ({c.duration_ms:.0f}ms) Model: {c.model}, "
+                f"+-- [LLM Call {i}] ({_ms(c.duration_ms)}) Model: {c.model}, "
                 f"Tokens: {c.input_tokens} in / {c.output_tokens} out"
             )
         for t in record.tool_calls:
             lines.append(
-                f"+-- [Tool Call] {t.name}({_args(t.arguments)}) ({t.duration_ms:.0f}ms) Status: {t.status}"
+                f"+-- [Tool Call] {t.name}({_args(t.arguments)}) ({_ms(t.duration_ms)}) Status: {t.status}"
             )
     status = record.status if record.status == "completed" else record.status.upper()
     tail = f" Error: {record.error}" if record.error else ""
     lines.append(
-        f"Total: {record.latency_ms:.0f}ms, Cost: {_money(record.cost_usd)}, "
+        f"Total: {_ms(record.latency_ms)}, Cost: {_money(record.cost_usd)}, "
         f"Tokens: {record.input_tokens} in / {record.output_tokens} out, Status: {status}{tail}"
     )
     return lines
