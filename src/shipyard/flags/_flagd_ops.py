@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shipyard.flags._fractional import bucket
+from shipyard.flags._fractional import fractional
 from shipyard.flags._jsonlogic import (
     STANDARD_OPERATORS,
     Compiler,
@@ -47,16 +47,9 @@ def _parse_distribution(item: Any) -> tuple[Any, int] | None:
     return variant, int(weight)
 
 
-def _pick(key: str, dists: list[tuple[Any, int]], total: int) -> Any:
-    if total <= 0:
-        return None
-    b = bucket(key, total)
-    end = 0
-    for variant, weight in dists:
-        end += weight
-        if b < end:
-            return SplitVariant(variant) if isinstance(variant, str) else variant
-    return None
+def _pick(key: str, dists: list[tuple[Any, int]]) -> Any:
+    variant = fractional(key, dists)
+    return SplitVariant(variant) if isinstance(variant, str) else variant
 
 
 def _check_static_distributions(args: list[Node], path: Path, skip_first: bool) -> None:
@@ -108,16 +101,15 @@ def _op_fractional(args: list[Node], c: Compiler, path: Path) -> Fn:
             return None
         ds = [p for p in parsed if p is not None]
         total = sum(w for _, w in ds)
-        return None if total > MAX_TOTAL_WEIGHT else _pick(key, ds, total)
+        return None if total > MAX_TOTAL_WEIGHT else _pick(key, ds)
 
     if total_static > MAX_TOTAL_WEIGHT:
         return dynamic
-    total = total_static
     if lead_is_dist:
 
         def by_targeting_key(d: Any) -> Any:
             tk = d.get("targetingKey") if isinstance(d, dict) else None
-            return _pick(flag_key + tk, dists, total) if isinstance(tk, str) else None
+            return _pick(flag_key + tk, dists) if isinstance(tk, str) else None
 
         return by_targeting_key
     key_fn = first.fn
@@ -125,11 +117,11 @@ def _op_fractional(args: list[Node], c: Compiler, path: Path) -> Fn:
     def by_key(d: Any) -> Any:
         key = key_fn(d)
         if isinstance(key, str):
-            return _pick(key, dists, total)
+            return _pick(key, dists)
         if key is None:
             # a bucketing expression that resolved to nothing falls back to the targeting key
             tk = d.get("targetingKey") if isinstance(d, dict) else None
-            return _pick(flag_key + tk, dists, total) if isinstance(tk, str) else None
+            return _pick(flag_key + tk, dists) if isinstance(tk, str) else None
         return dynamic(d)  # the first argument was a computed bucket, not a key
 
     return by_key

@@ -8,8 +8,11 @@ A variant listed first keeps every key it already has when its weight rises."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import mmh3
+
+T = TypeVar("T")
 
 
 def bucket(key: str, total_weight: int) -> int:
@@ -17,7 +20,7 @@ def bucket(key: str, total_weight: int) -> int:
     return (mmh3.hash(key, 0, signed=False) * total_weight) >> 32
 
 
-def fractional(key: str, weights: Sequence[tuple[str, int]]) -> str | None:
+def fractional(key: str, weights: Sequence[tuple[T, int]]) -> T | None:
     """The variant `key` falls in, given `(variant, weight)` pairs in order; None if all weights are 0."""
     total = 0
     for _, w in weights:
