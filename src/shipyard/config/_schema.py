@@ -141,7 +141,16 @@ class ServerConfig(StrictModel):
     workers: int = Field(1, ge=1)
     content_capture: bool = Field(False, description="keep message content and tool arguments in logs")
     max_body_bytes: int = Field(1_000_000, gt=0)
-    trace_sample_rate: float = Field(1.0, ge=0, le=1)
+    trace_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="share of ordinary traces kept; errors, blocks, outlier costs and "
+        "negative feedback are always kept",
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector for traces (OTEL_EXPORTER_OTLP_ENDPOINT also works)"
+    )
 
 
 class ShipyardConfig(StrictModel):

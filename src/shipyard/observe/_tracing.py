@@ -2,8 +2,9 @@
 
 The runtime creates spans with explicit parents (no context-variable juggling on the hot path, and
 it works across the thread a sync agent runs in). Finished spans become `SpanRecord`s on the
-interaction record, which reaches the local store; when an OTLP endpoint is configured, the same
-spans are also batched to the collector."""
+interaction record, which reaches the local store. When an OTLP endpoint is configured, the spans of
+each trace the sampler keeps are batched to the collector in the background: export happens after
+the tail-sampling decision, not as each span ends."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from shipyard.store import SpanRecord
 
 _PROVIDER: TracerProvider | None = None
+_EXPORT: BatchSpanProcessor | None = None
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "internal",
@@ -30,31 +32,46 @@ _KIND_NAMES = {
 }
 
 
-def tracer_provider(*, otlp_endpoint: str | None = None, service_name: str = "shipyard") -> TracerProvider:
-    """The process-wide provider, created once. OTLP/HTTP export is on when `otlp_endpoint` or
-    `OTEL_EXPORTER_OTLP_ENDPOINT` is set."""
+def tracer_provider(*, service_name: str = "shipyard") -> TracerProvider:
+    """The process-wide provider, created once. OTLP/HTTP export is switched on by
+    `OTEL_EXPORTER_OTLP_ENDPOINT` here, or by `configure_otlp` (the server's config)."""
     global _PROVIDER
     if _PROVIDER is None:
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        if endpoint:
-            add_exporter(provider, _otlp_exporter(endpoint))
-        _PROVIDER = provider
+        _PROVIDER = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if endpoint and _EXPORT is None:
+            configure_otlp(endpoint)
     return _PROVIDER
 
 
-def _otlp_exporter(endpoint: str) -> SpanExporter:
+def configure_otlp(endpoint: str) -> None:
+    """Send kept traces to an OTLP/HTTP collector (`http://host:4318`, or the full /v1/traces URL)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
-    return OTLPSpanExporter(endpoint=url)
+    set_span_exporter(OTLPSpanExporter(endpoint=url))
 
 
-def add_exporter(provider: TracerProvider, exporter: SpanExporter) -> None:
-    """Export finished spans in batches (never on the request path)."""
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+def set_span_exporter(exporter: SpanExporter | None) -> None:
+    """Where kept traces are exported, in background batches (None: nowhere but the store)."""
+    global _EXPORT
+    if _EXPORT is not None:
+        _EXPORT.shutdown()
+    _EXPORT = BatchSpanProcessor(exporter) if exporter is not None else None
+
+
+def export_spans(spans: Sequence[Any]) -> None:
+    """Hand a kept trace's finished spans to the exporter (a queue append each; never blocks)."""
+    if _EXPORT is not None:
+        for span in spans:
+            if isinstance(span, ReadableSpan):
+                _EXPORT.on_end(span)
+
+
+def flush_export(timeout_ms: int = 5000) -> bool:
+    return _EXPORT.force_flush(timeout_ms) if _EXPORT is not None else True
 
 
 def get_tracer() -> trace.Tracer:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.agents import AgentContext, AgentResult, DefaultFlags
 from shipyard.flags import FlagsForContext, interaction_context
 from shipyard.llm import LLMError, Message
-from shipyard.observe import end_span, hex_trace_id, start_span, to_records
+from shipyard.observe import end_span, export_spans, hex_trace_id, start_span, to_records
 from shipyard.observe import semconv as sc
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, Trail
 from shipyard.store import InteractionRecord, new_id
@@ -217,10 +217,24 @@ async def record(ex: Exchange, rt: Runtime) -> None:
         error=ex.error,
         metadata=metadata,
         created_at=ex.created_at,
-        spans=to_records([*trail.spans, ex.root]),
+        spans=to_records(otel_spans := [*trail.spans, ex.root]),
     )
+    _sample(ex.record, otel_spans, rt)
     for sink in rt.sinks:
         sink(ex.record)
+
+
+def _sample(record: InteractionRecord, otel_spans: list[Span], rt: Runtime) -> None:
+    """Tail sampling: a kept trace goes to the exporter; a dropped one leaves the record (metrics
+    still count it) and is held briefly in case negative feedback recalls it."""
+    decision = rt.sampler.decide(record) if rt.sampler is not None else None
+    if decision is None or decision.keep:
+        export_spans(otel_spans)
+        return
+    assert rt.sampler is not None
+    rt.sampler.hold(record.id, record.spans, otel_spans)
+    record.spans = []
+    record.metadata["trace"] = decision.reason
 
 
 DEFAULT_STEPS: list[tuple[str, Step]] = [

@@ -10,7 +10,7 @@ from opentelemetry.trace import Tracer
 
 from shipyard.config import ModelPrices, ShipyardConfig
 from shipyard.llm import ChatClient, Message, ModelPool
-from shipyard.observe import get_tracer
+from shipyard.observe import TraceSampler, get_tracer
 from shipyard.runtime._handles import CallInterceptor
 from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, new_session_id
 from shipyard.runtime._versions import AgentVersion, agent_versions, pick_version
@@ -58,6 +58,7 @@ class Runtime:
         self._recorded: set[str] = set()
         self._prices: dict[str, ModelPrices] = {}
         self.assigner: Callable[[Exchange], str | None] | None = None  # rollouts set this
+        self.sampler: TraceSampler | None = None  # None: every trace keeps its spans
         self.flags: FlagStore | None = None  # feature flags for ctx.flags (None: every flag has its default)
 
     # versions -----------------------------------------------------------------------------------

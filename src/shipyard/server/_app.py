@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from shipyard.config import ShipyardConfig, parse_window
 from shipyard.errors import NotFoundError, ShipyardError
-from shipyard.observe import log_event, log_feedback, trace_tree_lines
+from shipyard.observe import export_spans, log_event, log_feedback, rating_of, trace_tree_lines
 from shipyard.server._auth import ROLES, create_key, public_key_row
 from shipyard.server._dashboard import dashboard_routes
 from shipyard.server._flags_api import flag_routes
@@ -306,10 +306,21 @@ async def feedback(request: Request, state: ServerState) -> Response:
         raise ApiError(404, e.message, type="not_found_error", param="interaction_id") from None
     state.metrics.observe_feedback(record, thumbs, score)
     state.window.add_feedback(record.id, record.feedback)
+    await _recall_trace(state, record)
     log_feedback(record)
     return json_response(
         {"interaction_id": record.id, "trace_id": record.trace_id, "feedback": record.feedback}
     )
+
+
+async def _recall_trace(state: ServerState, record: InteractionRecord) -> None:
+    """Negative feedback keeps the trace even when sampling had dropped it."""
+    rating = rating_of(record.feedback)
+    held = state.rt.sampler.recall(record.id) if rating is not None and rating < 3 else None
+    if held is not None:
+        spans, otel_spans = held
+        await asyncio.to_thread(state.store.write_spans, spans)
+        export_spans(otel_spans)
 
 
 # health and metrics ---------------------------------------------------------------------------------

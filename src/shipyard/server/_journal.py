@@ -188,10 +188,10 @@ class Journal:
                 for i in range(0, len(result.records), self.batch_size):
                     self.store.write_interactions(result.records[i : i + self.batch_size])
                 loaded += len(result.records)
-                if result.records or result.torn:
-                    log_event(
-                        "journal_recovered", journal=path.name, records=len(result.records), torn=result.torn
-                    )
+                # every journal of a dead process is reported, even when all it held had reached the store
+                log_event(
+                    "journal_recovered", journal=path.name, records=len(result.records), torn=result.torn
+                )
                 path.unlink(missing_ok=True)
                 ckpt.unlink(missing_ok=True)
             finally:

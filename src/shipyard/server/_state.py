@@ -14,7 +14,10 @@ from shipyard.observe import (
     Kpis,
     KpiWindow,
     Metrics,
+    TraceSampler,
     configure_logging,
+    configure_otlp,
+    flush_export,
     log_event,
     log_interaction,
 )
@@ -105,6 +108,9 @@ class ServerState:
         self.keys = KeyRing(self.store)
         await asyncio.to_thread(self.keys.refresh)
         self.rt = Runtime(self.cfg, store=self.store)
+        self.rt.sampler = TraceSampler(self.cfg.server.trace_sample_rate)
+        if self.cfg.server.otlp_endpoint:
+            configure_otlp(self.cfg.server.otlp_endpoint)
         install_slots(self.rt.pipeline)
         await asyncio.to_thread(self._start_flags)
         for agent in self.cfg.agents:
@@ -167,6 +173,7 @@ class ServerState:
         await self.alerts.aclose()
         if self.rt is not None:
             await self.rt.aclose()
+        await asyncio.to_thread(flush_export)
         if self._own_store and self.store is not None:
             self.store.close()
         log_event("server_stopped")
