@@ -82,16 +82,23 @@ def project(folder: Path, model: str, url: str | None = None) -> ShipyardConfig:
     return load_config(folder / "shipyard.yaml")
 
 
-def suite(n: int) -> Suite:
-    cases = [
-        {
-            "id": f"c{i}",
-            "input": f"where is order {10000 + i}?",
-            "expected": "shipped",
-            "trajectory": {"mode": "exact", "calls": [{"name": "lookup"}]},
-        }
-        for i in range(n)
-    ]
+def suite(n: int, calls: int = 2) -> Suite:
+    """`calls` = 2: a tool call then the answer; 1: a question answered in one model call."""
+    if calls == 1:
+        cases = [
+            {"id": f"c{i}", "input": f"hello number {i}", "expected": "I can only look up orders."}
+            for i in range(n)
+        ]
+    else:
+        cases = [
+            {
+                "id": f"c{i}",
+                "input": f"where is order {10000 + i}?",
+                "expected": "shipped",
+                "trajectory": {"mode": "exact", "calls": [{"name": "lookup"}]},
+            }
+            for i in range(n)
+        ]
     return Suite.model_validate({"name": "bench", "cases": cases})
 
 
@@ -101,17 +108,17 @@ async def over_http(n: int, concurrency: int) -> None:
         rt = Runtime(cfg)
         warm = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [suite(64)], progress=False)
         assert all(r.outcome == "PASS" for r in warm.results), warm.results[0]
-        s = suite(n)
-        t0 = time.perf_counter()
-        result = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [s], progress=False)
-        wall = time.perf_counter() - t0
+        for calls in (1, 2):
+            s = suite(n, calls)
+            t0 = time.perf_counter()
+            result = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [s], progress=False)
+            wall = time.perf_counter() - t0
+            floor = n / concurrency * 0.05 * calls
+            print(
+                f"{n} cases over HTTP, 50 ms/model call x {calls} call(s) per case, concurrency {concurrency}: "
+                f"{wall:.2f} s (floor {floor:.2f} s; {result.counts()})"
+            )
         await rt.aclose()
-    calls = 2  # two model calls per case (tool call, then the answer)
-    floor = n / concurrency * 0.05 * calls
-    print(
-        f"{n} cases over HTTP, 50 ms/model call x {calls} calls, concurrency {concurrency}: {wall:.2f} s "
-        f"(floor {floor:.2f} s; {result.counts()})"
-    )
 
 
 async def overhead(n: int) -> None:

@@ -159,3 +159,14 @@ def test_partial_run_is_incomplete() -> None:
     assert not s.complete
     assert s.planned_cases == 3
     assert s.stopped_reason == "budget of $0.5 exhausted"
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_closed_form_agrees_with_scipy(confidence: float) -> None:
+    from scipy.stats import binomtest
+
+    for n in (1, 2, 7, 30, 301, 5000):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+            lo, hi = wilson_interval(k, n, confidence)
+            assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)

@@ -22,8 +22,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from scipy.stats import binomtest, fisher_exact
-
 from shipyard.config import StagePolicy
 from shipyard.errors import NotFoundError
 from shipyard.evals._compare import CaseChange, compare_runs
@@ -312,6 +310,8 @@ def analyse_regression(baseline: RunSummary, candidate: RunSummary, alpha: float
         candidate: the run being gated.
         alpha: significance level of the paired tests (used only when cases have repeats).
     """
+    from scipy.stats import binomtest, fisher_exact  # only here: keeps scipy out of plain eval runs
+
     cmp = compare_runs(baseline, candidate)
     before = {c.key: c for c in baseline.cases}
     after = {c.key: c for c in candidate.cases}

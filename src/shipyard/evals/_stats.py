@@ -20,10 +20,10 @@ import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import binomtest
 
 from shipyard.evals._types import CATEGORIES, EvalRunResult, Outcome, RepeatResult
 
@@ -45,8 +45,13 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
         return (0.0, 1.0)
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be within 0..{n}, got {successes}")
-    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
+    # the closed form (what scipy's binomtest(...).proportion_ci(method="wilson") computes), so a
+    # summary does not pull scipy into every eval run; tests cross-check it against scipy
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
