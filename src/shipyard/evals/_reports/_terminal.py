@@ -54,7 +54,7 @@ def category_table(summary: RunSummary) -> Table:
     return t
 
 
-def failing_table(summary: RunSummary, limit: int = 50) -> Table | None:
+def failing_table(summary: RunSummary, limit: int = 20) -> Table | None:
     bad = summary.failing_cases()
     if not bad:
         return None
