@@ -47,7 +47,9 @@ def demo(
         help="Leave the server running after the demo (default: only in an interactive terminal).",
     ),
 ) -> None:
-    """Run the built-in support-desk agent: requests with trace trees; the production gate on
+    """Run the built-in support-desk demo, end to end.
+
+    Requests with trace trees; the production gate on
     versions 1.0 (passes) and 1.1 (fails, with the cases and why); a canary of 1.1 rolled back
     automatically and one of 1.2 promoted to 100%; a feature flag turning on a new refund tool for
     10% of users; then the server with demo traffic and the dashboard.

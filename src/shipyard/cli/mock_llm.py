@@ -34,8 +34,9 @@ def mock_llm(
     seed: int | None = typer.Option(None, "--seed", help="Seed of the fault dice (repeatable runs)."),
     model_name: str = typer.Option("mock", "--model-name", help="Model id listed by GET /v1/models."),
 ) -> None:
-    """Serve the scripted model as an OpenAI-compatible API: POST /v1/chat/completions (also
-    stream: true), GET /v1/models, GET /health.
+    """Serve the scripted model as an OpenAI-compatible API, with injected faults.
+
+    POST /v1/chat/completions (also stream: true), GET /v1/models, GET /health.
 
     Point a model at it with `provider: openai` and `base_url: http://127.0.0.1:8100/v1`.
 

@@ -171,7 +171,9 @@ def deploy(
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Make VERSION the agent's stable version. Refused unless its latest production gate run PASSed
+    """Make VERSION the agent's stable version (needs a passing production gate).
+
+    Refused unless its latest production gate run PASSed
     (or was MARGINAL and approved); the message names the run and what failed.
 
     Example: shipyard deploy support 1.2.0

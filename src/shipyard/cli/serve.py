@@ -45,7 +45,9 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Serve the project's agents over HTTP: /v1/agents/{agent}/invoke, /v1/chat/completions (OpenAI
+    """Serve the project's agents over HTTP, with the dashboard and metrics.
+
+    /v1/agents/{agent}/invoke, /v1/chat/completions (OpenAI
     compatible), /v1/feedback, /metrics, /admin, /dashboard, /openapi.json. Logs are JSON lines on stdout.
 
     With no API keys configured the server listens on loopback only.

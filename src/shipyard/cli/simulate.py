@@ -245,8 +245,10 @@ def simulate(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed for a repeatable mix."),
 ) -> None:
-    """Drive realistic traffic (many users, multi-turn sessions, a mix of request kinds, a share of
-    thumbs and score feedback) through a running server, printing a live summary every second.
+    """Drive realistic traffic through a running server.
+
+    Many users, multi-turn sessions, a mix of request kinds, a share of
+    thumbs and score feedback; prints a live summary every second.
 
     Example: shipyard simulate --agent support --rps 20 --duration 60 --url http://127.0.0.1:8000
     """
