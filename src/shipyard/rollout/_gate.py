@@ -9,19 +9,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shipyard.config import ShipyardConfig
+from shipyard.config import ShipyardConfig, StagePolicy
 from shipyard.rollout._controller import EvalGate
 
 
+def policy_for(cfg: ShipyardConfig, suites: list[str]) -> tuple[str, StagePolicy]:
+    """The policy to judge `suites` by: that of the first stage (pre-merge, post-merge, production)
+    that runs all of them, since its thresholds were set for suites of that size; else production's."""
+    for name, policy in cfg.gates.stages().items():
+        if set(suites) <= set(policy.suites):
+            return name, policy
+    return "production", cfg.gates.stage("production")
+
+
 def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
-    """An `EvalGate` for the project: the production stage's policy (pass rates, safety, latency,
-    cost; no regression check) applied to the given suites."""
+    """An `EvalGate` for the project: the policy of the stage that runs the given suites (pass
+    rates, safety, latency, cost; no regression check) applied to them."""
 
     def run(agent: str, version: str, suites: list[str]) -> dict[str, Any]:
         from shipyard.evals import EvalRunner, decide_gate, load_suite, summarize_run
         from shipyard.runtime import Runtime
 
-        policy = cfg.gates.stage("production").model_copy(update={"regression": None})
+        stage, policy = policy_for(cfg, suites)
+        policy = policy.model_copy(update={"regression": None})
 
         async def go() -> Any:
             rt = Runtime(cfg, store=store)
@@ -43,6 +53,11 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
         row = store.get_eval_run(summary.run_id) or {}
         stored = {**(row.get("summary") or {}), **summary.to_dict()}
         store.finish_eval_run(summary.run_id, row.get("status") or "finished", stored, decision.to_dict())
-        return {"verdict": decision.verdict, "reasons": decision.reasons[:10], "run_id": summary.run_id}
+        return {
+            "verdict": decision.verdict,
+            "reasons": decision.reasons[:10],
+            "run_id": summary.run_id,
+            "policy": stage,
+        }
 
     return run
