@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
+from shipyard.server._dashboard import DashboardPanel, register_panel
 from shipyard.server._http import ApiError, error_response, field, json_response, number_field, read_json
 
 if TYPE_CHECKING:
@@ -73,7 +74,66 @@ async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
         on_change=lambda agent: loop.call_soon_threadsafe(assigner.notify),
     )
     _PARTS[state] = Rollouts(assigner, controller)
+    register_panel(DashboardPanel("rollouts", "Rollouts", _deployments_panel))
+    register_panel(DashboardPanel("rollout-decisions", "Rollout decisions", _decisions_panel))
     return [loop.create_task(assigner.run()), loop.create_task(_tick_loop(controller))]
+
+
+def _short(version: str | None) -> str:
+    return (version or "-").split("@", 1)[-1]
+
+
+async def _deployments_panel(state: ServerState) -> dict[str, Any]:
+    """Each agent's deployment: what is stable, what is being rolled out, and how far."""
+    rows = await asyncio.to_thread(state.store.list_deployments)
+    return {
+        "columns": ["agent", "strategy", "state", "stable", "candidate", "candidate weight", "step"],
+        "rows": [
+            [
+                r["agent"],
+                r.get("strategy") or "none",
+                r.get("state") or "-",
+                _short(r.get("stable_version")),
+                _short(r.get("candidate_version")),
+                f"{r.get('weight') or 0}%",
+                r.get("step") if r.get("candidate_version") else "-",
+            ]
+            for r in rows
+        ],
+        "note": None if rows else "no deployments yet: `shipyard deploy AGENT VERSION`",
+    }
+
+
+async def _decisions_panel(state: ServerState) -> dict[str, Any]:
+    """The latest rollout decisions with the numbers they were made on (`shipyard rollout status`
+    shows every one)."""
+
+    def latest() -> list[dict[str, Any]]:
+        found = [
+            d
+            for dep in state.store.list_deployments()
+            for d in state.store.rollout_decisions(dep["agent"], limit=10)
+        ]
+        return sorted(found, key=lambda d: str(d.get("created_at")), reverse=True)[:10]
+
+    rows = []
+    for d in await asyncio.to_thread(latest):
+        numbers = d.get("numbers") or {}
+        analysis = numbers.get("analysis") or {}
+        score = analysis.get("score")
+        reasons = d.get("reasons") or []
+        rows.append(
+            [
+                str(d.get("created_at"))[:19],
+                d.get("agent"),
+                _short(d.get("candidate")),
+                d.get("action"),
+                d.get("verdict") or "-",
+                f"{score:.0f}" if isinstance(score, int | float) else "-",
+                reasons[0] if reasons else "",
+            ]
+        )
+    return {"columns": ["when", "agent", "candidate", "action", "verdict", "score", "why"], "rows": rows}
 
 
 async def _tick_loop(controller: RolloutController) -> None:
