@@ -46,6 +46,12 @@ def test_init_writes_a_project_that_runs_at_once(starter: Path) -> None:
     )
 
 
+def test_starter_gate_passes(starter: Path) -> None:
+    result = runner.invoke(app, ["gate", "pre-merge", "--agent", "assistant"])
+    assert result.exit_code == 0, result.output
+    assert "Decision: PASS" in result.output
+
+
 def test_init_keeps_existing_files(starter: Path) -> None:
     (starter / "agent.py").write_text("# mine\n")
     result = runner.invoke(app, ["init", "."])
