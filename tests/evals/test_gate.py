@@ -292,3 +292,18 @@ def test_decide_recounts_a_summary_under_the_policys_case_rule() -> None:
         decide_gate(summary, policy(min_pass_rate={"functional": 1.0}, case_rule="majority")).verdict
         == "PASS"
     )
+
+
+def test_the_version_in_production_is_the_deployed_stable_one(tmp_path: Path) -> None:
+    from shipyard.evals import production_version
+    from shipyard.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        assert production_version(store, "support") is None
+        for version, verdict in (("support@1.0.0+aaaaaaa", "PASS"), ("support@1.1.0+bbbbbbb", "FAIL")):
+            run = store.create_eval_run("support", version, ["broad.yaml"], stage="production")
+            store.finish_eval_run(run, "finished", {}, {"verdict": verdict})
+        # nothing deployed yet: the newest version whose production gate passed
+        assert production_version(store, "support") == "support@1.0.0+aaaaaaa"
+        store.save_deployment("support", {"stable_version": "support@1.2.0+ccccccc"}, expected_revision=None)
+        assert production_version(store, "support") == "support@1.2.0+ccccccc"

@@ -500,8 +500,12 @@ def is_approved_pass(store: Store, run: dict[str, Any]) -> bool:
 
 
 def production_version(store: Store, agent: str) -> str | None:
-    """The version in production: until rollouts record it, the newest version whose production gate
+    """The version in production: the stable version of the agent's deployment (`shipyard deploy`,
+    a promoted canary); before anything was deployed, the newest version whose production gate
     PASSed or was approved."""
+    deployment = store.get_deployment(agent)
+    if deployment and deployment.get("stable_version"):
+        return str(deployment["stable_version"])
     for run in store.list_eval_runs(agent, stage="production", limit=None, status="finished"):
         if is_approved_pass(store, run):
             return str(run["version"])
