@@ -380,14 +380,16 @@ def _broken(state: Any) -> dict[str, Any]:
 
 
 def test_extra_panels_are_served_with_the_overview(served: Served, panels: list[DashboardPanel]) -> None:
-    register_panel(DashboardPanel("rollouts", "Rollouts", _rollout_rows))
+    built_in = [p.name for p in panels]  # the server registers its own (the rollout panels)
+    register_panel(DashboardPanel("extra", "Extra", _rollout_rows))
     register_panel(DashboardPanel("broken", "Broken", _broken))
-    register_panel(DashboardPanel("rollouts", "Rollouts", _rollout_rows))  # same name: replaced
+    register_panel(DashboardPanel("extra", "Extra", _rollout_rows))  # same name: replaced where it stands
     with served.client() as c:
         got = c.get(f"{API}/overview").json()["panels"]
-    assert [p["name"] for p in got] == ["rollouts", "broken"]
-    assert got[0]["rows"] == [["support", V1, V2]] and got[0]["note"] == "canary 10%"
-    assert got[1]["rows"] == [] and "RuntimeError: no rollout store" in got[1]["note"]
+    assert [p["name"] for p in got] == [*built_in, "extra", "broken"]
+    extra, broken = got[-2], got[-1]
+    assert extra["rows"] == [["support", V1, V2]] and extra["note"] == "canary 10%"
+    assert broken["rows"] == [] and "RuntimeError: no rollout store" in broken["note"]
 
 
 def test_read_role_needed_when_keys_exist(served: Served) -> None:
