@@ -17,8 +17,7 @@ from shipyard.errors import NotFoundError, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.config import ShipyardConfig, StagePolicy
-    from shipyard.evals import EvalRunResult, GateDecision, RunSummary
-    from shipyard.evals._stats import CaseRule
+    from shipyard.evals import CaseRule, EvalRunResult, GateDecision, RunSummary
     from shipyard.store import Store
 
 eval_app = typer.Typer(
@@ -363,7 +362,7 @@ def eval_import(
 def _policy_with_baseline(policy: StagePolicy, baseline: str | None) -> StagePolicy:
     if baseline is None:
         return policy
-    from shipyard.config._gates import RegressionPolicy
+    from shipyard.config import RegressionPolicy
 
     regression = (policy.regression or RegressionPolicy()).model_copy(update={"baseline": baseline})
     return policy.model_copy(update={"regression": regression})

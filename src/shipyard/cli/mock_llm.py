@@ -42,7 +42,9 @@ def mock_llm(
 
     Example: shipyard mock-llm --rules rules/assistant.yaml --port 8100 --error-rate 0.05
     """
-    from shipyard.llm._mockserver import bind, make_app, serve
+    from shipyard.llm import bind_mock_llm as bind
+    from shipyard.llm import make_app
+    from shipyard.llm import serve_mock_llm as serve
 
     if error_rate + rate_limit_rate > 1:
         raise fail(

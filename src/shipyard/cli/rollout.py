@@ -59,8 +59,7 @@ def _controller(config: Path | None) -> Iterator[Any]:
     """A RolloutController over the project's store and runtime (closed afterwards)."""
     import asyncio
 
-    from shipyard.rollout import RolloutController
-    from shipyard.rollout._assigner import REDIS_ENV
+    from shipyard.rollout import REDIS_ENV, RolloutController
     from shipyard.runtime import Runtime
     from shipyard.store import Store
 
@@ -77,7 +76,7 @@ def _controller(config: Path | None) -> Iterator[Any]:
 
 
 def _eval_gate(cfg: Any, store: Any) -> Any:
-    from shipyard.rollout._gate import eval_gate
+    from shipyard.rollout import eval_gate
 
     return eval_gate(cfg, store)
 
@@ -421,7 +420,7 @@ def experiment_start(
 
     Example: shipyard experiment start support --a 1.0.0 --b 1.2.0 --split 50 --metric completion
     """
-    from shipyard.rollout._ab import start_experiment
+    from shipyard.rollout import start_experiment
 
     with _controller(config) as ctl:
         exp = start_experiment(ctl, agent, a, b, split=split, metrics=metric, actor=_actor(by))
@@ -441,7 +440,7 @@ def experiment_status(
 
     Example: shipyard experiment status support
     """
-    from shipyard.rollout._ab import arm_counts
+    from shipyard.rollout import arm_counts
 
     with _controller(config) as ctl:
         exps = ctl.store.list_experiments(agent)
@@ -471,7 +470,8 @@ def experiment_report(
 
     Example: shipyard experiment report support --json
     """
-    from shipyard.rollout._ab import find_experiment, report
+    from shipyard.rollout import experiment_report as report
+    from shipyard.rollout import find_experiment
 
     with _controller(config) as ctl:
         exp = find_experiment(ctl.store, agent, experiment)
@@ -493,7 +493,7 @@ def experiment_stop(
 
     Example: shipyard experiment stop support
     """
-    from shipyard.rollout._ab import stop_experiment
+    from shipyard.rollout import stop_experiment
 
     with _controller(config) as ctl:
         exp = stop_experiment(ctl, agent, actor=_actor(by))

@@ -54,8 +54,8 @@ def serve(
 
     Example: shipyard serve --port 8000  (then: curl -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
     """
+    from shipyard.server import is_loopback
     from shipyard.server import serve as run_server
-    from shipyard.server._serve import is_loopback
     from shipyard.store import Store
 
     if fsync not in ("never", "batch", "always"):

@@ -2,8 +2,15 @@
 
 from shipyard.config._alerts import ALERT_METRICS, DEFAULT_ALERT_RULES, AlertRule, AlertsConfig, parse_window
 from shipyard.config._flags import FlagsConfig
-from shipyard.config._gates import GatesConfig, StagePolicy
-from shipyard.config._load import find_config, load_config, load_yaml_with_lines, parse_model
+from shipyard.config._gates import GatesConfig, RegressionPolicy, StagePolicy
+from shipyard.config._load import (
+    Lines,
+    find_config,
+    format_validation_error,
+    load_config,
+    load_yaml_with_lines,
+    parse_model,
+)
 from shipyard.config._schema import (
     AdapterConfig,
     AgentConfig,
@@ -28,14 +35,17 @@ __all__ = [
     "AlertsConfig",
     "FlagsConfig",
     "GatesConfig",
+    "Lines",
     "ModelConfig",
     "ModelPrices",
+    "RegressionPolicy",
     "ServerConfig",
     "ShipyardConfig",
     "StagePolicy",
     "StoreConfig",
     "StrictModel",
     "find_config",
+    "format_validation_error",
     "load_config",
     "load_yaml_with_lines",
     "parse_model",

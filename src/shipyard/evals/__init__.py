@@ -33,6 +33,7 @@ from shipyard.evals._scorers_match import rouge1_f1
 from shipyard.evals._scorers_safety import find_pii
 from shipyard.evals._scorers_trajectory import trajectory_score
 from shipyard.evals._stats import (
+    CaseRule,
     CaseStats,
     CategoryStats,
     RunSummary,
@@ -65,6 +66,7 @@ __all__ = [
     "BuiltScorer",
     "Case",
     "CaseChange",
+    "CaseRule",
     "CaseStats",
     "CategoryStats",
     "Check",

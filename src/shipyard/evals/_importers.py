@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.config._load import Lines
+from shipyard.config import Lines
 from shipyard.evals._suite import Suite, SuiteError, parse_suite, read_yaml
 
 KINDS = ("promptfoo", "adk", "jsonl", "shipyard")

@@ -29,8 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from shipyard.config import ShipyardConfig, StrictModel, load_yaml_with_lines
-from shipyard.config._load import Lines, format_validation_error
+from shipyard.config import Lines, ShipyardConfig, StrictModel, format_validation_error, load_yaml_with_lines
 from shipyard.errors import ConfigError
 from shipyard.evals._scorers import BuiltScorer, build_scorer, check_options, scorer_info
 from shipyard.evals._types import Category

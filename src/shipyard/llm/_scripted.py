@@ -44,8 +44,7 @@ from typing import Any
 import orjson
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from shipyard.config import StrictModel, load_yaml_with_lines
-from shipyard.config._load import Lines, format_validation_error
+from shipyard.config import Lines, StrictModel, format_validation_error, load_yaml_with_lines
 from shipyard.errors import ConfigError
 from shipyard.llm._types import Attempt, ChatResponse, Message, ToolCall, Usage
 

@@ -1,5 +1,7 @@
 """Traffic assignment, canary / blue-green / A/B controllers, analysis, and the decision log."""
 
+from shipyard.rollout._ab import arm_counts, find_experiment, start_experiment, stop_experiment
+from shipyard.rollout._ab import report as experiment_report
 from shipyard.rollout._analysis import (
     DEFAULT_METRICS,
     SOURCES,
@@ -14,7 +16,7 @@ from shipyard.rollout._analysis import (
     holm,
     register_source,
 )
-from shipyard.rollout._assigner import CHANNEL, RolloutAssigner, publish_change
+from shipyard.rollout._assigner import CHANNEL, REDIS_ENV, RolloutAssigner, publish_change
 from shipyard.rollout._controller import (
     Decision,
     EvalGate,
@@ -34,6 +36,7 @@ from shipyard.rollout._experiment import (
     ExperimentReport,
     analyze_experiment,
 )
+from shipyard.rollout._gate import eval_gate, policy_for
 from shipyard.rollout._stats import (
     ProportionTest,
     RateTest,
@@ -62,6 +65,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_STEPS",
     "NO_DIFFERENCE",
+    "REDIS_ENV",
     "SOURCES",
     "ArmSample",
     "CanaryAnalysis",
@@ -86,22 +90,29 @@ __all__ = [
     "analyze",
     "analyze_arms",
     "analyze_experiment",
+    "arm_counts",
     "assign",
     "assignment_key",
     "check_deployable",
     "default_metrics",
+    "eval_gate",
+    "experiment_report",
+    "find_experiment",
     "hodges_lehmann",
     "holm",
     "mann_whitney",
     "msprt",
     "newcombe_interval",
     "parse_steps",
+    "policy_for",
     "publish_change",
     "rate_test",
     "register_source",
     "sample_size",
     "sample_size_means",
     "srm_check",
+    "start_experiment",
+    "stop_experiment",
     "two_proportion_test",
     "welch_t_test",
     "wilson_interval",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from shipyard.evals._stats import wilson_interval
+from shipyard.evals import wilson_interval
 
 CONFIDENCE = 0.95
 SRM_ALPHA = 0.001

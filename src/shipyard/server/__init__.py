@@ -3,7 +3,7 @@
 from shipyard.server._app import ROUTES, create_app
 from shipyard.server._auth import ROLES, KeyRing, create_key, hash_key, new_key
 from shipyard.server._journal import Journal, decode_record, encode, read_journal
-from shipyard.server._serve import serve
+from shipyard.server._serve import is_loopback, serve
 from shipyard.server._state import ServerState
 from shipyard.server._steps import RECORD_STEPS, install_slots
 
@@ -20,6 +20,7 @@ __all__ = [
     "encode",
     "hash_key",
     "install_slots",
+    "is_loopback",
     "new_key",
     "read_journal",
     "serve",

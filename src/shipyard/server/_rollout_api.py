@@ -53,9 +53,7 @@ def rollouts(state: ServerState) -> Rollouts:
 async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
     """Install the assigner on the runtime and start its refresh and the controller's tick loop.
     Called once from `ServerState.start`; returns the background tasks (cancelled on stop)."""
-    from shipyard.rollout import RolloutAssigner, RolloutController
-    from shipyard.rollout._assigner import REDIS_ENV
-    from shipyard.rollout._gate import eval_gate
+    from shipyard.rollout import REDIS_ENV, RolloutAssigner, RolloutController, eval_gate
 
     redis_url = os.environ.get(REDIS_ENV)
     loop = asyncio.get_running_loop()
@@ -303,7 +301,7 @@ def _action(name: str) -> Callable[[Request, ServerState, RolloutController], Aw
 # experiments ---------------------------------------------------------------------------------------
 async def start_experiment(request: Request, state: ServerState, ctl: RolloutController) -> Any:
     """POST /admin/experiments/{agent} {a, b, split?, metrics?}"""
-    from shipyard.rollout._ab import start_experiment as start
+    from shipyard.rollout import start_experiment as start
 
     agent = _agent(request, state)
     body = await _body(request, state)
@@ -333,7 +331,8 @@ async def list_experiments(request: Request, state: ServerState, ctl: RolloutCon
 
 async def experiment_report(request: Request, state: ServerState, ctl: RolloutController) -> Any:
     """GET /admin/experiments/{agent}/report?id="""
-    from shipyard.rollout._ab import find_experiment, report
+    from shipyard.rollout import experiment_report as report
+    from shipyard.rollout import find_experiment
 
     agent = _agent(request, state)
     exp = await asyncio.to_thread(find_experiment, ctl.store, agent, request.query_params.get("id"))
@@ -343,7 +342,7 @@ async def experiment_report(request: Request, state: ServerState, ctl: RolloutCo
 
 async def stop_experiment(request: Request, state: ServerState, ctl: RolloutController) -> Any:
     """POST /admin/experiments/{agent}/stop"""
-    from shipyard.rollout._ab import stop_experiment as stop
+    from shipyard.rollout import stop_experiment as stop
 
     agent = _agent(request, state)
     body = await _body(request, state)
