@@ -307,3 +307,17 @@ def test_the_version_in_production_is_the_deployed_stable_one(tmp_path: Path) ->
         assert production_version(store, "support") == "support@1.0.0+aaaaaaa"
         store.save_deployment("support", {"stable_version": "support@1.2.0+ccccccc"}, expected_revision=None)
         assert production_version(store, "support") == "support@1.2.0+ccccccc"
+
+
+def test_production_baseline_falls_back_when_the_deployed_version_has_no_run(tmp_path: Path) -> None:
+    from shipyard.evals import resolve_baseline
+    from shipyard.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        assert resolve_baseline(store, "support", "production", stage="production") is None  # first release
+        run = store.create_eval_run("support", "support@1.0.0+aaaaaaa", ["broad.yaml"], stage="production")
+        store.finish_eval_run(run, "finished", {}, {"verdict": "PASS"})
+        # a canary promoted 1.2 without a production gate run of its own: compare with 1.0's run
+        store.save_deployment("support", {"stable_version": "support@1.2.0+ccccccc"}, expected_revision=None)
+        baseline = resolve_baseline(store, "support", "production", stage="production")
+        assert baseline is not None and baseline.run_id == run

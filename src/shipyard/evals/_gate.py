@@ -499,17 +499,25 @@ def is_approved_pass(store: Store, run: dict[str, Any]) -> bool:
     return verdict == "PASS" or (verdict == "MARGINAL" and bool(store.approvals(run["id"])))
 
 
-def production_version(store: Store, agent: str) -> str | None:
-    """The version in production: the stable version of the agent's deployment (`shipyard deploy`,
-    a promoted canary); before anything was deployed, the newest version whose production gate
-    PASSed or was approved."""
+def production_versions(store: Store, agent: str) -> list[str]:
+    """Versions that stand for "production", best first: the stable version of the agent's deployment
+    (`shipyard deploy`, a promoted canary), then every version whose production gate PASSed or was
+    approved, newest first."""
+    found: list[str] = []
     deployment = store.get_deployment(agent)
     if deployment and deployment.get("stable_version"):
-        return str(deployment["stable_version"])
+        found.append(str(deployment["stable_version"]))
     for run in store.list_eval_runs(agent, stage="production", limit=None, status="finished"):
-        if is_approved_pass(store, run):
-            return str(run["version"])
-    return None
+        if is_approved_pass(store, run) and str(run["version"]) not in found:
+            found.append(str(run["version"]))
+    return found
+
+
+def production_version(store: Store, agent: str) -> str | None:
+    """The version in production: the deployed stable version, else the newest that passed the
+    production gate; None before any release."""
+    versions = production_versions(store, agent)
+    return versions[0] if versions else None
 
 
 def version_matches(version_id: str, ref: str) -> bool:
@@ -549,13 +557,20 @@ def resolve_baseline(
         exclude_run_id: the candidate's own run, never its own baseline.
         case_rule: summarise the baseline under this rule (the candidate's).
 
-    Returns None when `ref` is ``production`` and nothing has passed the production gate yet (a
+    Returns None when `ref` is ``production`` and no production version has a finished run yet (a
     first release); raises NotFoundError when a named run or version has no finished run."""
     if ref == "production":
-        version = production_version(store, agent)
-        if version is None:
+        # the deployed version may have no eval run (a canary promoted it): then the newest that passed
+        run = next(
+            (
+                r
+                for v in production_versions(store, agent)
+                if (r := _latest_run_of(store, agent, v, stage, exclude_run_id)) is not None
+            ),
+            None,
+        )
+        if run is None:
             return None
-        run = _latest_run_of(store, agent, version, stage, exclude_run_id)
     else:
         run = store.get_eval_run(ref)
         if run is not None and run["agent"] != agent:
