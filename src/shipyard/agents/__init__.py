@@ -15,6 +15,7 @@ from shipyard.agents._contract import (
     registered_agents,
     spec_for,
 )
+from shipyard.agents._identity import CodeIdentity, code_identity
 from shipyard.agents._loading import load_entry
 
 __all__ = [
@@ -24,12 +25,14 @@ __all__ = [
     "AgentContext",
     "AgentResult",
     "AgentSpec",
+    "CodeIdentity",
     "DefaultFlags",
     "Flags",
     "HttpAgent",
     "Tools",
     "adapter_spec",
     "agent",
+    "code_identity",
     "coerce_result",
     "http_agent",
     "load_entry",

@@ -1,7 +1,9 @@
-"""Version identity: an agent version is its code entry point + prompt bundle + model settings.
+"""Version identity: an agent version is its code + prompt bundle + model settings + tool
+definitions + the agent's own settings.
 
-Its id is the label from version.txt plus a short content hash of all three
-(`support@1.3.0+a1b2c3d`), so two different things never share a version id."""
+Its id is the label from version.txt plus a short content hash of all five
+(`support@1.3.0+a1b2c3d`), so two different things never share a version id. The code is the entry
+module and every module of the agent's own folder it imports (`shipyard.agents.code_identity`)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from shipyard.agents import AgentSpec, adapter_spec, load_entry
+from shipyard.agents import AgentSpec, adapter_spec, code_identity, load_entry
 from shipyard.config import AdapterConfig, AgentConfig, AgentModelSettings, ShipyardConfig
 from shipyard.errors import NotFoundError
 from shipyard.prompts import PromptBundle, load_bundle
@@ -50,23 +53,62 @@ def _sha(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def _entry_source(spec: AgentSpec, entry: str | None) -> str:
-    """The source of the module holding the entry point (the agent's code)."""
-    if entry is None:
-        return ""
-    module = importlib.import_module(entry.partition(":")[0])
-    try:
-        return inspect.getsource(module)
-    except (OSError, TypeError):
-        return inspect.getsource(spec.fn) if callable(spec.fn) else entry
+# module name -> (the module object, its code hash): the hash of the code this process loaded.
+_CODE: dict[tuple[str, Path], tuple[ModuleType, str]] = {}
+
+
+def _code_hash(spec: AgentSpec, entry: str | None, root: Path) -> str:
+    """The agent's code: the entry module and its import closure inside the agent's own folder
+    (see `shipyard.agents.code_identity`); the function's own source when it has no file.
+
+    Read once per loaded module: a file edited after the process imported it is not the code that
+    runs, so it does not change the id until the module is loaded again (a restart)."""
+    assert entry is not None
+    module_name = entry.partition(":")[0]
+    module = importlib.import_module(module_name)
+    known = _CODE.get((module_name, root))
+    if known is not None and known[0] is module:
+        return known[1]
+    file = getattr(module, "__file__", None)
+    if file and Path(file).suffix == ".py":
+        digest = code_identity(Path(file), module_name, root).digest
+    else:
+        try:
+            digest = _sha(inspect.getsource(spec.fn))
+        except (OSError, TypeError):
+            digest = _sha(entry)
+    _CODE[(module_name, root)] = (module, digest)
+    return digest
+
+
+# What a model setting changes about the answers (not how the call is made: timeouts, retries,
+# breaker and prices are operations, and changing them is not a new version).
+_MODEL_IDENTITY = ("provider", "model", "base_url")
 
 
 def _model_fingerprint(cfg: ShipyardConfig, settings: AgentModelSettings) -> str:
-    models = {
-        key: cfg.models[key].model_dump(mode="json", exclude={"prices", "timeout_s", "connect_timeout_s"})
-        for key in [settings.name, *settings.fallbacks]
-    }
+    models: dict[str, Any] = {}
+    for key in [settings.name, *settings.fallbacks]:
+        m = cfg.models[key]
+        found = {f: getattr(m, f) for f in _MODEL_IDENTITY}
+        if m.rules:  # a scripted model answers from its rules file: its content is the model
+            rules = cfg.resolve(m.rules)
+            found["rules"] = _sha(rules.read_bytes()) if rules.is_file() else m.rules
+        models[key] = found
     return json.dumps({"settings": settings.model_dump(mode="json"), "models": models}, sort_keys=True)
+
+
+# Agent settings hashed as the agent's configuration: everything but what has its own component
+# (code, prompts, model) and what does not change behaviour. New settings are covered by default.
+_NOT_CONFIG = {"entry", "prompts", "model", "versions", "description"}
+
+
+def _config_fingerprint(agent_cfg: AgentConfig) -> str:
+    return json.dumps(agent_cfg.model_dump(mode="json", exclude=_NOT_CONFIG), sort_keys=True)
+
+
+def _tools_fingerprint(spec: AgentSpec) -> str:
+    return json.dumps(spec.tools.definitions(), sort_keys=True)
 
 
 def build_version(
@@ -83,13 +125,15 @@ def build_version(
         spec = load_entry(entry, root=cfg.root)
     bundle = load_bundle(cfg.resolve(prompts)) if prompts else None
     components = {
-        "code": _sha(
-            _entry_source(spec, entry)
+        "code": (
+            _code_hash(spec, entry, cfg.root)
             if entry
-            else json.dumps(agent_cfg.adapter.model_dump(mode="json") if agent_cfg.adapter else {})
+            else _sha(json.dumps(agent_cfg.adapter.model_dump(mode="json") if agent_cfg.adapter else {}))
         )[:12],
         "prompts": bundle.hash[:12] if bundle else "",
         "model": _sha(_model_fingerprint(cfg, model))[:12],
+        "tools": _sha(_tools_fingerprint(spec))[:12],
+        "config": _sha(_config_fingerprint(agent_cfg))[:12],
     }
     digest = _sha("|".join(f"{k}={v}" for k, v in sorted(components.items())))[:7]
     label = bundle.label if bundle else DEFAULT_LABEL
