@@ -150,8 +150,10 @@ async def _cpu_per_call(kind: str, url: str, calls: int, concurrency: int) -> fl
                 orjson.loads(r.content)
 
         close = client.aclose
-    else:
-        chat = OpenAIChatClient(url, "mock", breaker=None, max_connections=concurrency)
+    else:  # "client" without a circuit breaker, "client+breaker" with the shared default one
+        chat = OpenAIChatClient(
+            url, "mock", breaker="shared" if kind == "client+breaker" else None, max_connections=concurrency
+        )
 
         async def one() -> None:
             async with sem:
@@ -172,6 +174,7 @@ def client_cpu(url: str, cpus: set[int], calls: int) -> None:
         ("aiohttp", "aiohttp (raw)"),
         ("httpx", "httpx (raw)"),
         ("client", "OpenAIChatClient"),
+        ("client+breaker", "  + circuit breaker"),
     ):
         one, many = (uvloop.run(_cpu_per_call(kind, url, calls, n)) for n in (1, 16))
         print(f"  {label:<18} {one:6.0f} us CPU per call with 1 in flight, {many:6.0f} us with 16 in flight")

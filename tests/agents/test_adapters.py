@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +28,13 @@ from shipyard.agents import (
     http_agent,
     openai_chat_agent,
 )
-from shipyard.config import AdapterConfig
+from shipyard.config import AdapterConfig, load_config
 from shipyard.llm import ScriptedModel, parse_rules
+from shipyard.observe import semconv as sc
+from shipyard.runtime import Runtime
 from shipyard.tools import ToolRegistry
+
+_modules = itertools.count()
 
 seen: list[dict[str, Any]] = []
 
@@ -225,3 +231,90 @@ def test_adapter_spec_dispatches_by_kind() -> None:
     assert isinstance(adapter_spec(cfg("http://127.0.0.1:1/x"), "a").fn, HttpAgent)
     chat = adapter_spec(AdapterConfig(kind="openai_chat"), "b")
     assert chat.name == "b" and chat.is_async and not isinstance(chat.fn, HttpAgent)
+
+
+# through the runtime: usage priced, tools passed through ------------------------------------------
+CHAT_AGENT = """\
+from shipyard.agents import openai_chat_agent
+from shipyard.tools import ToolRegistry
+
+tools = ToolRegistry()
+
+
+@tools.tool()
+def lookup(order_id: str) -> dict:
+    \"\"\"Find an order.\"\"\"
+    return {"order_id": order_id, "status": "shipped"}
+
+
+chat = openai_chat_agent("chat", tools=tools)
+looping = openai_chat_agent("looping", tools=tools, max_rounds=3)
+"""
+
+CHAT_RULES = """\
+default: "I can only look up orders."
+rules:
+  - name: loop
+    when: {user: forever}
+    tool_calls: [{name: lookup, arguments: {order_id: "1"}}]
+  - name: answer
+    when: {last_tool: lookup}
+    reply: "Order {result[order_id]} is {result[status]}."
+  - name: lookup
+    when: {user: 'order (?P<id>\\d+)', fresh: true, tools_available: [lookup]}
+    tool_calls: [{name: lookup, arguments: {order_id: "{id}"}}]
+"""
+
+
+def runtime_for(tmp_path: Path, agents: str) -> Runtime:
+    module = f"chatagents{next(_modules)}"
+    (tmp_path / f"{module}.py").write_text(CHAT_AGENT)
+    (tmp_path / "rules.yaml").write_text(CHAT_RULES)
+    (tmp_path / "shipyard.yaml").write_text(
+        "models:\n  scripted:\n    provider: scripted\n    rules: rules.yaml\n"
+        "    prices: {input: 1.0, cached_input: 0.5, output: 2.0}\n"
+        "agents:\n" + agents.replace("MODULE", module)
+    )
+    return Runtime(load_config(tmp_path / "shipyard.yaml"))
+
+
+async def test_http_agent_usage_is_priced_on_the_record_and_the_root_span(
+    server: str, tmp_path: Path
+) -> None:
+    rt = runtime_for(
+        tmp_path,
+        "  remote:\n    model: {name: scripted}\n"
+        f"    adapter: {{kind: http, url: '{server}/agent', input_field: message, output_field: data.answer}}\n",
+    )
+    rec = await rt.invoke("remote", "hi")
+    assert rec.status == "completed" and rec.output == "echo: hi"
+    assert (rec.input_tokens, rec.output_tokens, rec.cached_input_tokens) == (12, 5, 4)
+    assert rec.cost_usd == pytest.approx(((12 - 4) * 1.0 + 4 * 0.5 + 5 * 2.0) / 1e6)
+    [root] = [s for s in rec.spans if s.name == "invoke_agent remote"]
+    assert root.attributes[sc.INPUT_TOKENS] == 12 and root.attributes[sc.OUTPUT_TOKENS] == 5
+    assert root.attributes[sc.COST_USD] == pytest.approx(rec.cost_usd)
+
+
+async def test_openai_chat_agent_runs_its_tools_until_the_model_answers(tmp_path: Path) -> None:
+    rt = runtime_for(
+        tmp_path,
+        "  chat: {entry: 'MODULE:chat', model: {name: scripted}}\n"
+        "  looping: {entry: 'MODULE:looping', model: {name: scripted}}\n",
+    )
+    rec = await rt.invoke("chat", "where is order 12345?")
+    assert rec.status == "completed" and rec.output == "Order 12345 is shipped."
+    assert [(t.name, t.arguments, t.status) for t in rec.tool_calls] == [
+        ("lookup", {"order_id": "12345"}, "success")
+    ]
+    assert len(rec.llm_calls) == 2 and rec.metadata["rounds"] == 2
+    assert rec.llm_calls[0].tool_calls == ["lookup"]
+    # a model that never stops calling tools is stopped after max_rounds model calls
+    rec = await rt.invoke("looping", "forever")
+    assert rec.status == "failed" and rec.metadata["error_kind"] == "too_many_tool_rounds"
+    assert len(rec.llm_calls) == 3 and len(rec.tool_calls) == 3
+    assert "still calling tools after 3 model calls" in rec.output
+
+
+def test_openai_chat_agent_needs_one_round() -> None:
+    with pytest.raises(ValueError, match="max_rounds must be at least 1"):
+        openai_chat_agent("x", max_rounds=0)

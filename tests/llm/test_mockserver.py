@@ -151,11 +151,18 @@ async def test_injected_faults(rules_file: Path) -> None:
         status, headers, raw = await post(u, {"messages": [{"role": "user", "content": "x"}]})
         assert status == 429 and headers["Retry-After"] == "2"
         assert orjson.loads(raw)["error"]["code"] == "rate_limit_exceeded"
-        c = OpenAIChatClient(u, "m", max_retries=2, backoff_max_s=0.01, breaker=None)
+        c = OpenAIChatClient(u, "m", max_rate_limit_retries=2, backoff_max_s=0.01, breaker=None)
+        waits: list[float] = []
+
+        async def sleep(s: float) -> None:  # record the waits the mock asks for, without waiting
+            waits.append(s)
+
+        c._sleep = sleep
         with pytest.raises(LLMError) as info:
             await c.chat([{"role": "user", "content": "x"}])
         await c.aclose()
         assert info.value.kind == "rate_limited" and len(info.value.attempts) == 3
+        assert waits == [2.0, 2.0]  # Retry-After is honoured in full (not cut to backoff_max_s)
 
 
 async def test_fault_dice_repeat_with_a_seed(rules_file: Path) -> None:

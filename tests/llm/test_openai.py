@@ -93,13 +93,51 @@ async def test_retries_429_honouring_retry_after(script_server: ScriptServer) ->
     assert waits == [0.03]
 
 
-async def test_retry_after_http_date_is_capped_by_backoff_max(script_server: ScriptServer) -> None:
+async def test_retry_after_is_waited_in_full_not_cut_to_backoff_max(script_server: ScriptServer) -> None:
+    """Issue 8: a Retry-After of 20 s was cut to backoff_max_s (8 s); its own cap is retry_after_max_s."""
+    limited = Step(429, b"{}", {"Retry-After": "0.05"})
+    unavailable = Step(503, b"{}", {"Retry-After": "0.04"})
+    script_server.script(limited, unavailable, Step())
+    c, waits = client(script_server.url, backoff_max_s=0.01, retry_after_max_s=1.0)
+    resp = await c.chat(USER)
+    await c.aclose()
+    assert [a.outcome for a in resp.attempts] == ["http_429", "http_5xx", "ok"]
+    assert waits == [0.05, 0.04] and [a.wait_s for a in resp.attempts] == [0.05, 0.04, None]
+
+
+async def test_retry_after_longer_than_its_cap_ends_the_try_at_once(script_server: ScriptServer) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     script_server.script(Step(429, b"{}", {"Retry-After": later}), Step())
-    c, waits = client(script_server.url, backoff_max_s=0.02)
-    await c.chat(USER)
+    c, waits = client(script_server.url, retry_after_max_s=20)
+    with pytest.raises(LLMError) as info:
+        await c.chat(USER)
     await c.aclose()
-    assert waits == [0.02]
+    e = info.value
+    assert e.kind == "rate_limited" and "retry_after_max_s" in str(e)
+    assert [(a.outcome, a.gave_up) for a in e.attempts] == [("http_429", "retry_after_too_long")]
+    assert waits == [] and len(script_server.requests) == 1
+
+
+async def test_rate_limits_have_their_own_retry_allowance(script_server: ScriptServer) -> None:
+    limited, err = Step(429, b"{}"), Step(500, b"{}")
+    script_server.script(limited, err, limited, err, limited, err, Step())
+    c, waits = client(script_server.url, max_retries=3, max_rate_limit_retries=3)
+    resp = await c.chat(USER)  # six retries: three of each kind, each within its own allowance
+    await c.aclose()
+    assert [a.outcome for a in resp.attempts] == ["http_429", "http_5xx"] * 3 + ["ok"]
+    assert len(waits) == 6
+
+
+async def test_rate_limit_allowance_runs_out(script_server: ScriptServer) -> None:
+    script_server.script(Step(429, b'{"error": {"message": "slow down"}}'))
+    c, waits = client(script_server.url, max_retries=5, max_rate_limit_retries=2)
+    with pytest.raises(LLMError) as info:
+        await c.chat(USER)
+    await c.aclose()
+    e = info.value
+    assert e.kind == "rate_limited" and "slow down" in str(e)
+    assert [a.outcome for a in e.attempts] == ["http_429"] * 3
+    assert e.attempts[-1].gave_up == "rate_limit_retries_exhausted" and len(waits) == 2
 
 
 def test_parse_retry_after() -> None:

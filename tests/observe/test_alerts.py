@@ -11,10 +11,11 @@ import pytest
 from aiohttp import web
 from observe_helpers import make_record
 
-from shipyard.config import DEFAULT_ALERT_RULES, AlertRule, load_config
+from shipyard.config import BUILTIN_ALERT_RULES, DEFAULT_ALERT_RULES, AlertRule, load_config
 from shipyard.errors import ConfigError
 from shipyard.observe import (
     AlertEngine,
+    EventCounter,
     KpiWindow,
     compute_kpis,
     configure_logging,
@@ -163,12 +164,17 @@ def test_alerts_config_section(tmp_path: Path) -> None:
         "    - {name: lat, metric: p95_latency_s, window: 10m, alert: 3}\n"
     )
     cfg = load_config(path)
-    (rule,) = cfg.alerts.effective_rules()
+    rule, *builtin = cfg.alerts.effective_rules()
     assert rule.window_s == 600 and rule.op == ">" and cfg.alerts.interval_s == 5
+    assert builtin == list(BUILTIN_ALERT_RULES)  # the dead-letter alert is always in force
     path.write_text("alerts:\n  rules: []\n")
     assert load_config(path).alerts.effective_rules() == []
     path.write_text("project: x\n")
-    assert len(load_config(path).alerts.effective_rules()) == len(DEFAULT_ALERT_RULES)
+    rules = load_config(path).alerts.effective_rules()
+    assert rules == [*DEFAULT_ALERT_RULES, *BUILTIN_ALERT_RULES]
+    path.write_text("alerts:\n  rules:\n    - {name: dl, metric: dead_letters, window: 1d, warn: 0}\n")
+    (own,) = load_config(path).alerts.effective_rules()  # a rule of one's own replaces the built-in one
+    assert own.name == "dl" and own.op == ">"
     for bad, words in [
         ("    - {name: a, metric: happiness, alert: 1}\n", ["line 3", "unknown metric 'happiness'"]),
         ("    - {name: a, metric: p95_latency_s, window: soon, alert: 1}\n", ["window must look like"]),
@@ -183,3 +189,27 @@ def test_alerts_config_section(tmp_path: Path) -> None:
     path.write_text("alerts:\n  webhooks: [ftp://x]\n")
     with pytest.raises(ConfigError, match="http:// or https://"):
         load_config(path)
+
+
+async def test_an_event_rule_alerts_at_once_and_clears_after_its_window() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out)
+    (rule,) = BUILTIN_ALERT_RULES
+    events = EventCounter([NOW - 7200])  # an old dead letter: outside the rule's hour
+    engine = AlertEngine([rule], source_from_samples([]), counters={"dead_letters": events})
+    assert [(x.previous, x.state, x.value) for x in engine.evaluate(NOW)] == [("no_data", "ok", 0.0)]
+    judged = engine.record_event("dead_letters")  # on the event loop: judged and delivered now
+    assert judged is not None
+    (t,) = await judged
+    assert (t.previous, t.state, t.value) == ("ok", "alert", 1.0) and engine.status() == "DOWN"
+    assert any(
+        e["event"] == "alert" and e["rule"] == "dead_letters"
+        for e in map(orjson.loads, out.getvalue().splitlines())
+    )
+    events.add(NOW - 100)  # an event out of order is sorted in
+    assert events.count(NOW - 200, NOW) == 1
+    later = engine.evaluate(t.at + rule.window_s + 1)
+    assert [(x.previous, x.state) for x in later] == [("alert", "ok")]
+    blind = AlertEngine([rule], source_from_samples([]))  # no counter: no data, never an error
+    blind.evaluate(NOW)
+    assert blind.states()[0].state == "no_data"

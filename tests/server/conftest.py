@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 from server_helpers import Served, free_port, run_in_thread
+from testdb import KINDS, fresh_database
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
@@ -53,3 +54,10 @@ def serve_project(demo_project: Callable[..., ShipyardConfig]) -> Iterator[Calla
 @pytest.fixture
 def served(serve_project: Callable[..., Served]) -> Served:
     return serve_project()
+
+
+@pytest.fixture(params=KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database for `store=Store(db_url)`: a SQLite file, or a PostgreSQL schema of its own."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url

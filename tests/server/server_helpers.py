@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 
 from shipyard.config import ShipyardConfig
-from shipyard.server import ServerState
+from shipyard.server import ServerState, uvicorn_config
 
 
 def free_port() -> int:
@@ -34,10 +34,9 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
-def run_in_thread(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
-    )
+def run_in_thread(app: Any, port: int, host: str = "127.0.0.1") -> tuple[uvicorn.Server, threading.Thread]:
+    # the settings `shipyard serve` uses (timeouts, connection limit), from the app's `server:` section
+    server = uvicorn.Server(uvicorn_config(app, app.state.shipyard.cfg.server, host=host, port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from testdb import KINDS, fresh_database
 
 from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord, new_id
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-@functools.cache
-def postgres_problem() -> str | None:
-    """Why the local PostgreSQL cannot be used, or None when it can."""
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as e:
-        return f"PostgreSQL at 127.0.0.1:5432 (db 'test') is unreachable: {e}".strip()
-    return None
-
-
-def pg_schema_url(schema: str) -> str:
-    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=KINDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database: a SQLite file, or a fresh schema in the local PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shipyard.db'}"
-        return
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"shipyard_store_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield pg_schema_url(schema)
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

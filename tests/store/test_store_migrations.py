@@ -17,7 +17,17 @@ from shipyard.store import Store, StoreError
 from shipyard.store._migrate import MIGRATIONS_DIR, current_revision, head_revision
 from shipyard.store._models import Base
 
-TABLES = {"interactions", "spans", "eval_runs", "eval_results", "approvals", "agent_versions", "api_keys"}
+TABLES = {
+    "interactions",
+    "spans",
+    "eval_runs",
+    "eval_results",
+    "approvals",
+    "agent_versions",
+    "api_keys",
+    "dead_letters",
+    "idempotency_keys",
+}
 
 
 def test_open_creates_every_table_at_head(db_url: str) -> None:

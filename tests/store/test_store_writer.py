@@ -6,25 +6,16 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from waiting import wait_until
 
 from shipyard.store import BatchWriter, InteractionRecord, Store
 
 Factory = Callable[..., InteractionRecord]
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
-    """Poll until `condition` holds; fails (not times) the test if it never does."""
-    give_up = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > give_up:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_many_records_from_several_threads_all_land_on_close(store: Store, record_factory: Factory) -> None:
@@ -92,6 +83,8 @@ def test_a_bad_record_fails_alone_and_the_thread_lives_on(
     assert writer.stats()["written"] == 9 and writer.stats()["failed"] == 1
     assert bad.id in caplog.text
     assert store.count_interactions() == 9
+    kept = store.get_dead_letter(bad.id)  # kept aside with the reason, not just logged
+    assert kept is not None and kept.record().id == bad.id and "null" in kept.reason.lower()
     later = record_factory()
     writer.submit(later)  # the thread survived
     assert writer.close() is False  # something was lost (the bad record), and close says so

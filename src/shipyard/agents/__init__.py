@@ -9,11 +9,19 @@ from shipyard.agents._contract import (
     AgentSpec,
     DefaultFlags,
     Flags,
+    ReplayedToolError,
     Tools,
     agent,
     coerce_result,
     registered_agents,
     spec_for,
+)
+from shipyard.agents._current import (
+    Interaction,
+    SpanSink,
+    current_context,
+    current_interaction,
+    interaction_scope,
 )
 from shipyard.agents._identity import CodeIdentity, code_identity
 from shipyard.agents._loading import load_entry
@@ -29,12 +37,18 @@ __all__ = [
     "DefaultFlags",
     "Flags",
     "HttpAgent",
+    "Interaction",
+    "ReplayedToolError",
+    "SpanSink",
     "Tools",
     "adapter_spec",
     "agent",
     "code_identity",
     "coerce_result",
+    "current_context",
+    "current_interaction",
     "http_agent",
+    "interaction_scope",
     "load_entry",
     "openai_chat_agent",
     "registered_agents",

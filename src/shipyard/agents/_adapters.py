@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from shipyard.agents._contract import STATUSES, AgentContext, AgentResult, AgentSpec, Status
+from shipyard.agents._contract import NO_TOOLS, STATUSES, AgentContext, AgentResult, AgentSpec, Status
 from shipyard.config import AdapterConfig
 from shipyard.errors import ShipyardError
-from shipyard.llm import Message
+from shipyard.types import Message, ToolSet, Usage
 
 _MISSING = object()
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -75,6 +75,8 @@ def _failed(message: str, kind: str, **metadata: Any) -> AgentResult:
 class HttpAgent:
     """Calls an agent over HTTP: POSTs `{input_field: input, session_field: session id}` and reads
     `output_field` (and `status_field`) from the JSON answer. One pooled client per event loop.
+    A `usage` block in the answer (top level or under `metadata`; OpenAI's or Shipyard's names) is
+    the remote agent's token use: the runtime prices it at the agent's configured model.
 
     Args:
         cfg: the adapter settings from shipyard.yaml.
@@ -148,6 +150,13 @@ class HttpAgent:
         usage = _usage(body) if isinstance(body, dict) else None
         if usage:
             meta["usage"] = usage
+        result = self._result(body, where, meta)
+        if usage:  # priced at the agent's configured model by the runtime (tokens and cost of the record)
+            result.usage = Usage(**usage)
+        return result
+
+    def _result(self, body: Any, where: str, meta: dict[str, Any]) -> AgentResult:
+        """The agent's answer from a JSON body: its output field, and its status field if set."""
         output = get_path(body, self.cfg.output_field)
         if output is _MISSING or output is None:
             keys = ", ".join(body) if isinstance(body, dict) else type(body).__name__
@@ -170,13 +179,26 @@ def http_agent(cfg: AdapterConfig, name: str) -> AgentSpec:
     return AgentSpec(name=name, fn=HttpAgent(cfg, name), is_async=True)
 
 
-def openai_chat_agent(name: str) -> AgentSpec:
-    """A model as the agent: one `ctx.llm.chat` call with the rendered system prompt (if the
-    version has a bundle), the conversation so far and the user's message; returns the text.
+MAX_TOOL_ROUNDS = 8
+
+
+def openai_chat_agent(
+    name: str, *, tools: ToolSet | None = None, max_rounds: int = MAX_TOOL_ROUNDS
+) -> AgentSpec:
+    """A model as the agent: `ctx.llm.chat` with the rendered system prompt (if the version has a
+    bundle), the conversation so far and the user's message, and the agent's tools; each tool call
+    the model makes is run through `ctx.tools` (traced, schema-checked) and its result sent back,
+    until the model answers with text.
 
     Args:
         name: the agent's name.
+        tools: the tools the model may call (none by default). To give them from shipyard.yaml,
+            point `entry:` at `openai_chat_agent("name", tools=registry)` in the project's code.
+        max_rounds: the most model calls one interaction makes; a model still calling tools then
+            fails the interaction (`error_kind: too_many_tool_rounds`).
     """
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
 
     async def chat_agent(user_input: str, ctx: AgentContext) -> AgentResult:
         system = ctx.system_prompt or (ctx.prompts.render({}) if ctx.prompts is not None else "")
@@ -185,13 +207,27 @@ def openai_chat_agent(name: str) -> AgentSpec:
             *ctx.history,
             {"role": "user", "content": user_input},
         ]
-        reply = await ctx.llm.chat(messages)
-        meta = {"finish_reason": reply.finish_reason, "model": reply.model}
-        if not reply.text:
-            return _failed("the model returned no text", "empty_response", **meta)
-        return AgentResult(output=reply.text, metadata=meta)
+        definitions = ctx.tools.definitions() or None
+        for rounds in range(1, max_rounds + 1):
+            reply = await ctx.llm.chat(messages, tools=definitions)
+            meta = {"finish_reason": reply.finish_reason, "model": reply.model, "rounds": rounds}
+            if not reply.tool_calls:
+                if not reply.text:
+                    return _failed("the model returned no text", "empty_response", **meta)
+                return AgentResult(output=reply.text, metadata=meta)
+            messages.append(reply.to_message())
+            for call in reply.tool_calls:
+                result = await ctx.tools.run(call)
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.content()}
+                )
+        return _failed(
+            f"the model was still calling tools after {max_rounds} model calls",
+            "too_many_tool_rounds",
+            **meta,
+        )
 
-    return AgentSpec(name=name, fn=chat_agent, is_async=True)
+    return AgentSpec(name=name, fn=chat_agent, is_async=True, tools=tools if tools is not None else NO_TOOLS)
 
 
 ADAPTERS: dict[str, Callable[[AdapterConfig, str], AgentSpec]] = {

@@ -5,10 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Union
+from typing import Any, Literal, Protocol, Union, Unpack
 
-from shipyard.llm import ChatResponse, Message, ToolCall
-from shipyard.tools import ToolRegistry, ToolResult
+from shipyard.types import ChatOptions, ChatResponse, Message, ToolCall, ToolResult, ToolSet, Usage
 
 Status = Literal["completed", "escalated", "failed"]
 STATUSES: tuple[str, ...] = ("completed", "escalated", "failed")
@@ -16,11 +15,20 @@ STATUSES: tuple[str, ...] = ("completed", "escalated", "failed")
 
 @dataclass(slots=True)
 class AgentResult:
-    """What an agent returns. A plain string means `AgentResult(output=that)`."""
+    """What an agent returns. A plain string means `AgentResult(output=that)`.
+
+    Attributes:
+        output: the answer.
+        status: completed | escalated | failed.
+        metadata: anything else to keep on the interaction's record.
+        usage: tokens the agent spent outside `ctx.llm` (a remote agent reports its own): priced at
+            the agent version's configured model and added to the interaction's tokens and cost.
+    """
 
     output: str
     status: Status = "completed"
     metadata: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -28,15 +36,18 @@ class AgentResult:
 
 
 class LLM(Protocol):
-    """`ctx.llm`: the model the agent version is configured with, traced, priced and retried."""
+    """`ctx.llm`: the model the agent version is configured with, traced, priced and retried.
+
+    `options` are the request options passed through to the model (`shipyard.types.ChatOptions`:
+    temperature, max_tokens, top_p, frequency_penalty, presence_penalty, seed, stop, tool_choice,
+    response_format, parallel_tool_calls)."""
 
     async def chat(
         self,
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[ChatOptions],
     ) -> ChatResponse: ...
 
 
@@ -50,6 +61,30 @@ class Tools(Protocol):
     async def call(self, name: str, /, **arguments: Any) -> ToolResult: ...
 
     async def run(self, tool_call: ToolCall) -> ToolResult: ...
+
+    async def observe(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        run: Callable[[], Awaitable[Any]],
+        *,
+        call_id: str | None = None,
+    ) -> Any:
+        """Record a tool call the agent's framework executes itself: `run()` is awaited (unless
+        the call is replayed) and its value returned; an exception it raises is recorded and
+        re-raised. `arguments` is a mapping or its JSON text."""
+        ...
+
+    def observe_sync(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        run: Callable[[], Any],
+        *,
+        call_id: str | None = None,
+    ) -> Any:
+        """`observe` for a sync tool called from a worker thread; `run()` runs in that thread."""
+        ...
 
 
 class Flags(Protocol):
@@ -96,17 +131,54 @@ class AgentContext:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class _NoTools:
+    """The tools of an agent that registers none."""
+
+    def names(self) -> list[str]:
+        return []
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return []
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        return ToolResult(name, arguments, "not_found", error=f"this agent has no tools; no tool {name!r}")
+
+
+NO_TOOLS: ToolSet = _NoTools()
+
+
 AgentFn = Callable[[str, AgentContext], Union[Awaitable["AgentResult | str"], "AgentResult | str"]]
+
+
+class ReplayedToolError(RuntimeError):
+    """A tool the agent's framework ran (`ctx.tools.observe`) failed in the recorded run; the
+    replay raises this where the tool's own exception was raised. Its text is the original
+    exception's `str()`, so a framework that shows the model `str(error)` replays exactly.
+
+    Attributes:
+        type_name: the class name of the original exception."""
+
+    def __init__(self, message: str, type_name: str = "Exception") -> None:
+        super().__init__(message)
+        self.type_name = type_name
 
 
 @dataclass(slots=True)
 class AgentSpec:
-    """A registered agent function."""
+    """A registered agent function.
+
+    Attributes:
+        warmup: an optional coroutine function run once per version before the agent serves (the
+            server waits for it before /readyz says ready; an eval run before it starts timing):
+            a framework's lazy start-up belongs there, not in a user's latency. It runs inside an
+            interaction scope (`current_context()` works) but should not call the model.
+    """
 
     name: str
     fn: Callable[..., Any]
     is_async: bool
-    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    tools: ToolSet = field(default_factory=lambda: NO_TOOLS)
+    warmup: Callable[[], Awaitable[None]] | None = None
 
     async def __call__(self, user_input: str, ctx: AgentContext) -> AgentResult:
         if self.is_async:
@@ -136,9 +208,7 @@ def coerce_result(out: Any) -> AgentResult:
 _REGISTRY: dict[str, AgentSpec] = {}
 
 
-def agent(
-    name: str, *, tools: ToolRegistry | None = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def agent(name: str, *, tools: ToolSet | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function `(user_input, ctx) -> AgentResult | str` as the agent `name`.
 
     Args:
@@ -150,7 +220,10 @@ def agent(
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = AgentSpec(
-            name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), tools=tools or ToolRegistry()
+            name=name,
+            fn=fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            tools=tools if tools is not None else NO_TOOLS,
         )
         _REGISTRY[name] = spec
         fn.__shipyard_agent__ = spec  # type: ignore[attr-defined]

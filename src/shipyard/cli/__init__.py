@@ -12,6 +12,7 @@ from shipyard.cli import prompts as _prompts  # noqa: F401
 from shipyard.cli import rollout as _rollout  # noqa: F401  (deploy, rollout ..., experiment ...)
 from shipyard.cli import serve as _serve  # noqa: F401  (serve, keys, alerts, traces)
 from shipyard.cli import simulate as _simulate  # noqa: F401
+from shipyard.cli import store as _store  # noqa: F401  (store dead-letters list/show/retry)
 from shipyard.cli._app import app
 
 

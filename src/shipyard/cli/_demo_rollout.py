@@ -103,8 +103,16 @@ async def _run_canary(
     max_batches: int = 40,
 ) -> str:
     """Start a canary, drive traffic and tick until it is promoted, rolled back or paused."""
-    from shipyard.rollout import RolloutAssigner
+    from shipyard.errors import GateFailed
+    from shipyard.rollout import RolloutAssigner, refuse_failed_gate
 
+    try:
+        refuse_failed_gate(store, "support", rt.resolve_version("support", version).id)
+    except GateFailed:
+        console.print(
+            f"[dim]{version} failed its production gate, so `shipyard rollout canary` would refuse it; "
+            "the demo starts this canary anyway, to show the canary catching the same regression[/]"
+        )
     dep = ctl.start_canary(
         "support",
         version,
@@ -112,6 +120,7 @@ async def _run_canary(
         min_interactions=min_interactions,
         min_duration_s=0,
         actor="demo",
+        allow_failed_gate=True,
     )
     assigner = rt.assigner
     assert isinstance(assigner, RolloutAssigner)

@@ -46,25 +46,45 @@ def version() -> None:
     console.print(f"shipyard {__version__}")
 
 
+def _templates() -> list[str]:
+    """The starter projects `shipyard init --template` can write (folders of cli/_starter)."""
+    root = resources.files("shipyard.cli") / "_starter"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
 @app.command()
 @handle_errors
 def init(
     directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
+    template: str = typer.Option(
+        "default",
+        "--template",
+        "-t",
+        help="Starter project: default (a plain Shipyard agent), or an agent written with a framework "
+        "(openai-agents, langgraph, adk) wired to Shipyard. `--template list` lists them.",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
 ) -> None:
-    """Write a starter project that `shipyard run` can run at once (offline, on the scripted model).
+    """Write a starter project that runs at once, offline.
 
     Example: shipyard init my-agent && cd my-agent && shipyard run assistant "What is 2 plus 3?"
     """
-    src = resources.files("shipyard.cli") / "_starter"
+    known = _templates()
+    if template == "list":
+        for name in known:
+            console.print(name)
+        return
+    if template not in known:
+        raise fail(f"no template {template!r} (templates: {', '.join(known)})")
+    src = resources.files("shipyard.cli") / "_starter" / template
     directory.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
     with resources.as_file(src) as root:
         for path in sorted(Path(root).rglob("*")):
-            if path.is_dir() or "__pycache__" in path.parts:
+            if path.is_dir() or "__pycache__" in path.parts or path.name == "NEXT.txt":
                 continue
             rel = path.relative_to(root)
-            name = str(rel).replace("agent_py.txt", "agent.py")
+            name = str(rel).replace("_py.txt", ".py")  # packaged as text, so they are never imported
             dest = directory / name
             if dest.exists() and not force:
                 skipped.append(name)
@@ -72,11 +92,18 @@ def init(
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
             written.append(name)
+        after = Path(root) / "NEXT.txt"
+        next_steps = after.read_text().strip() if after.is_file() else ""
     for name in written:
         console.print(f"  [green]created[/] {directory / name}")
     for name in skipped:
         console.print(f"  [yellow]kept[/]    {directory / name} (exists; --force overwrites)")
-    console.print(f'\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant "What is 2 plus 3?"[/]')
+    if next_steps:
+        console.print("\nNext, in " + str(directory) + ":\n" + next_steps, highlight=False, markup=False)
+    else:
+        console.print(
+            f'\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant "What is 2 plus 3?"[/]'
+        )
 
 
 @app.command()
@@ -130,6 +157,11 @@ async def _run_one(
     rt = Runtime(cfg, store=store, writer=writer)
     try:
         history = _history(store, session) if session else []
+        not_ready = await rt.warm_up(agent, version)  # a framework's lazy start-up is not this latency
+        if not_ready:
+            raise fail(
+                f"agent {agent!r} is not ready: {'; '.join(not_ready.values())}", hint="nothing was run"
+            )
         return await rt.invoke(
             agent, text, session_id=session, user_id=user, version=version, history=history
         )

@@ -43,6 +43,11 @@ def serve(
         help="never (survives kill -9) | batch | always (survives power loss; slower).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error."),
+    no_auth: bool = typer.Option(
+        False,
+        "--no-auth",
+        help="Answer without API keys even when keys exist (loopback only; everything local is admin).",
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Serve the project's agents over HTTP, with the dashboard and metrics.
@@ -50,9 +55,12 @@ def serve(
     /v1/agents/{agent}/invoke, /v1/chat/completions (OpenAI
     compatible), /v1/feedback, /metrics, /admin, /dashboard, /openapi.json. Logs are JSON lines on stdout.
 
-    With no API keys configured the server listens on loopback only.
+    On loopback with no API key ever made, anyone on this machine may call it (as admin). Once a key
+    exists, or on any other address, every request needs a key; revoking all keys leaves nobody
+    allowed until a restart with --no-auth (loopback only). The first key: `shipyard keys create`.
 
-    Example: shipyard serve --port 8000  (then: curl -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
+    Example: shipyard serve --port 8000  (then: curl -H 'Content-Type: application/json'
+    -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
     """
     from shipyard.server import is_loopback
     from shipyard.server import serve as run_server
@@ -67,16 +75,26 @@ def serve(
         raise fail(f"{cfg.path}: no agents to serve", hint="add an agent under `agents:` in shipyard.yaml")
     host = host or cfg.server.host
     port = port or cfg.server.port
-    with Store.from_config(cfg) as store:
-        have_keys = bool(store.list_api_keys(include_revoked=False))
-    if not have_keys and not is_loopback(host):
-        err_console.print(
-            f"[yellow]no API keys configured: listening on 127.0.0.1 instead of {host}[/] "
-            "(create one with `shipyard keys create --role admin`)",
-            highlight=False,
+    if no_auth and not is_loopback(host):
+        raise fail(
+            f"--no-auth is allowed on loopback only, not on {host}",
+            hint="use API keys (`shipyard keys create --role admin`) or --host 127.0.0.1",
         )
-        host = "127.0.0.1"
-    auth = "API keys required" if have_keys else "no API keys: open on loopback only"
+    with Store.from_config(cfg) as store:
+        rows = store.list_api_keys()
+    valid = [r for r in rows if r["revoked_at"] is None]
+    if no_auth:
+        auth = "--no-auth: open to this machine, no key checked"
+    elif rows or not is_loopback(host):
+        auth = "API keys required"
+        if not valid:
+            err_console.print(
+                "[yellow]no valid API key yet: every request will be refused[/] "
+                "(create one with `shipyard keys create --role admin`; the server takes it at its first use)",
+                highlight=False,
+            )
+    else:
+        auth = "no API keys yet: open to this machine only"
     err_console.print(
         f"shipyard serving {', '.join(sorted(cfg.agents))} at [bold]http://{host}:{port}[/]  "
         f"({auth}; dashboard at /dashboard)",
@@ -89,6 +107,7 @@ def serve(
         workers=workers or cfg.server.workers,
         journal_fsync=fsync,  # type: ignore[arg-type]  # checked above
         log_level=log_level,
+        no_auth=no_auth,
     )
 
 
@@ -152,7 +171,7 @@ def keys_revoke(
     ref: str = typer.Argument(..., help="The key's id or prefix."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Revoke an API key (running servers stop accepting it within 30 s).
+    """Revoke an API key (running servers stop accepting it within 10 s).
 
     Example: shipyard keys revoke shp_1a2b3c4d
     """
@@ -245,7 +264,7 @@ def alerts(
 
 
 def _alerts_from_store(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
-    from shipyard.observe import AlertEngine, samples_from_records, source_from_samples
+    from shipyard.observe import AlertEngine, EventCounter, samples_from_records, source_from_samples
     from shipyard.store import Store
 
     rules = cfg.alerts.effective_rules()
@@ -253,7 +272,10 @@ def _alerts_from_store(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
     longest = max((r.window_s for r in rules), default=0.0)
     with Store.from_config(cfg) as store:
         records = store.list_interactions(since=now - longest, limit=None)
-    engine = AlertEngine(rules, source_from_samples(samples_from_records(records)))
+        dead = EventCounter(d.created_at for d in store.list_dead_letters(since=now - longest, limit=None))
+    engine = AlertEngine(
+        rules, source_from_samples(samples_from_records(records)), counters={"dead_letters": dead}
+    )
     engine.evaluate(now)
     return engine.status(), [s.to_dict() for s in engine.states()]
 

@@ -1,6 +1,14 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
-from shipyard.config._alerts import ALERT_METRICS, DEFAULT_ALERT_RULES, AlertRule, AlertsConfig, parse_window
+from shipyard.config._alerts import (
+    ALERT_METRICS,
+    BUILTIN_ALERT_RULES,
+    DEFAULT_ALERT_RULES,
+    EVENT_METRICS,
+    AlertRule,
+    AlertsConfig,
+    parse_window,
+)
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig, RegressionPolicy, StagePolicy
 from shipyard.config._load import (
@@ -16,6 +24,7 @@ from shipyard.config._schema import (
     AgentConfig,
     AgentModelSettings,
     AgentVersionConfig,
+    BreakerConfig,
     ModelConfig,
     ModelPrices,
     ServerConfig,
@@ -26,13 +35,16 @@ from shipyard.config._schema_base import StrictModel
 
 __all__ = [
     "ALERT_METRICS",
+    "BUILTIN_ALERT_RULES",
     "DEFAULT_ALERT_RULES",
+    "EVENT_METRICS",
     "AdapterConfig",
     "AgentConfig",
     "AgentModelSettings",
     "AgentVersionConfig",
     "AlertRule",
     "AlertsConfig",
+    "BreakerConfig",
     "FlagsConfig",
     "GatesConfig",
     "Lines",

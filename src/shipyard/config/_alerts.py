@@ -7,7 +7,9 @@
         - {name: completion, metric: completion_rate, window: 15m, warn: 0.9, alert: 0.85}
 
 Leaving `rules` out gives the defaults of a sane production setup (`DEFAULT_ALERT_RULES`);
-`rules: []` switches alerting off.
+`rules: []` switches alerting off. Rules on events rather than KPIs (`EVENT_METRICS`: dead letters,
+records the store refused) are always in force unless alerting is off; a configured rule on the same
+metric replaces the built-in one (`BUILTIN_ALERT_RULES`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ ALERT_METRICS: dict[str, str] = {
     "safety_incidents": ">",
     "tool_error_rate": ">",
     "satisfaction": "<",
+    "dead_letters": ">",
 }
+# Metrics counted from events (the server's counters) rather than computed from interactions: a
+# rule on one counts the events in its window.
+EVENT_METRICS = frozenset({"dead_letters"})
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -108,6 +114,11 @@ DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (
     AlertRule(name="tool_errors", metric="tool_error_rate", window="15m", warn=0.03, alert=0.05),
     AlertRule(name="satisfaction", metric="satisfaction", window="24h", warn=4.2, alert=4.0, min_samples=10),
 )
+# In force whatever rules are configured (unless `rules: []`): a record the store refused is lost
+# to every KPI and audit until someone retries it (`shipyard store dead-letters`).
+BUILTIN_ALERT_RULES: tuple[AlertRule, ...] = (
+    AlertRule(name="dead_letters", metric="dead_letters", window="1h", alert=0, min_samples=0),
+)
 
 
 class AlertsConfig(StrictModel):
@@ -139,5 +150,10 @@ class AlertsConfig(StrictModel):
         return self
 
     def effective_rules(self) -> list[AlertRule]:
-        """The rules in force: the configured ones, else the defaults."""
-        return list(DEFAULT_ALERT_RULES) if self.rules is None else list(self.rules)
+        """The rules in force: the configured ones, else the defaults; plus each built-in rule whose
+        metric (and name) no configured rule takes. `rules: []` is none at all."""
+        if self.rules is not None and not self.rules:
+            return []
+        rules = list(DEFAULT_ALERT_RULES) if self.rules is None else list(self.rules)
+        taken = {r.metric for r in rules} | {r.name for r in rules}
+        return rules + [r for r in BUILTIN_ALERT_RULES if r.metric not in taken and r.name not in taken]

@@ -11,9 +11,22 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from shipyard.config._alerts import AlertsConfig
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig
+from shipyard.config._idempotency import IdempotencyConfig
 from shipyard.config._schema_base import StrictModel
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")  # a DNS name (server.allowed_hosts)
+_RETRY_FIELDS = frozenset(
+    {
+        "max_retries",
+        "max_rate_limit_retries",
+        "backoff_base_s",
+        "backoff_max_s",
+        "retry_after_max_s",
+        "breaker",
+    }
+)
 
 
 class ModelPrices(StrictModel):
@@ -22,6 +35,24 @@ class ModelPrices(StrictModel):
     input: float = Field(0.0, ge=0)
     cached_input: float | None = Field(None, ge=0, description="defaults to the input price")
     output: float = Field(0.0, ge=0)
+
+
+class BreakerConfig(StrictModel):
+    """A model's circuit breaker (`models.<key>.breaker`). It counts the attempts of the last
+    `window_s` seconds: HTTP 5xx, timeouts and connection errors are failures; 429 (back-pressure) is
+    not counted; any other answer is a success. With at least `min_calls` attempts in the window and
+    a failed share of at least `failure_rate`, the circuit opens: calls fail fast (the next fallback
+    model answers) for `cooldown_s`, then `half_open_probes` calls go out as probes and their results
+    close it or open it again. One breaker per endpoint and model, shared by every agent using it."""
+
+    enabled: bool = Field(True, description="false: never stop calling this model")
+    failure_rate: float = Field(
+        0.5, gt=0, le=1, description="failed share of attempts that opens the circuit"
+    )
+    window_s: float = Field(60.0, gt=0, description="length of the sliding window, seconds")
+    min_calls: int = Field(50, ge=1, description="attempts in the window before it can open")
+    cooldown_s: float = Field(30.0, gt=0, description="how long an open circuit fails fast")
+    half_open_probes: int = Field(3, ge=1, description="calls let through to test a recovered model")
 
 
 class ModelConfig(StrictModel):
@@ -37,9 +68,19 @@ class ModelConfig(StrictModel):
     tier: Literal["small", "medium", "large"] = "medium"
     timeout_s: float = Field(30.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
+    max_retries: int = Field(3, ge=0, le=10, description="retries after 5xx, timeouts, connection errors")
+    max_rate_limit_retries: int = Field(
+        5, ge=0, le=20, description="retries after 429, an allowance of their own"
+    )
     backoff_base_s: float = Field(0.25, ge=0)
-    backoff_max_s: float = Field(8.0, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0, description="longest jittered wait (when no Retry-After is sent)")
+    retry_after_max_s: float = Field(
+        20.0,
+        ge=0,
+        description="longest Retry-After waited for; a longer one ends this model's try at once "
+        "(the next fallback model answers)",
+    )
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     rules: str | None = Field(None, description="scripted provider: path of the rules file")
     latency_ms: float = Field(0.0, ge=0, description="scripted provider: simulated latency")
     headers: dict[str, str] = Field(default_factory=dict)
@@ -50,6 +91,11 @@ class ModelConfig(StrictModel):
             raise ValueError("an 'openai' model needs base_url (for example http://127.0.0.1:8100/v1)")
         if self.provider == "scripted" and not self.rules:
             raise ValueError("a 'scripted' model needs rules: the path of its rules file")
+        if self.provider == "scripted" and (http_only := sorted(self.model_fields_set & _RETRY_FIELDS)):
+            raise ValueError(
+                f"{', '.join(http_only)} only apply to provider 'openai' (a scripted model makes no "
+                "HTTP calls, so it is never retried or cut off): remove them"
+            )
         return self
 
 
@@ -141,6 +187,30 @@ class ServerConfig(StrictModel):
     workers: int = Field(1, ge=1)
     content_capture: bool = Field(False, description="keep message content and tool arguments in logs")
     max_body_bytes: int = Field(1_000_000, gt=0)
+    max_metadata_bytes: int = Field(
+        16_384, gt=0, description="largest `metadata` a request may carry, as JSON (stored with each record)"
+    )
+    max_history_messages: int = Field(
+        200, gt=0, description="most messages a chat completion request may carry"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection that has not sent a request's line and headers within this is closed",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="a request body not received in full within this after its headers is answered 408 "
+        "and its connection closed",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="most connections open at once (idle ones too) and requests in progress; a request "
+        "beyond either is answered 503 at once",
+    )
     trace_sample_rate: float = Field(
         1.0,
         ge=0,
@@ -151,6 +221,24 @@ class ServerConfig(StrictModel):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector for traces (OTEL_EXPORTER_OTLP_ENDPOINT also works)"
     )
+    idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="names the server answers to in the Host header besides IP addresses, localhost "
+        "and its bind address: `api.example.com`, or `*.example.com` for any subdomain",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            bare = name[2:] if name.startswith("*.") else name
+            if not _HOST_NAME.match(bare):
+                raise ValueError(
+                    f"{name!r} is not a host name: write a name like api.example.com or *.example.com "
+                    "(no scheme, port or path; '*' alone would turn off the DNS-rebinding check)"
+                )
+        return [n.lower() for n in names]
 
 
 class ShipyardConfig(StrictModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipyard.config import ModelPrices
-from shipyard.llm import Usage
+from shipyard.types import Usage
 
 MILLION = 1_000_000
 

@@ -19,6 +19,7 @@ import orjson
 
 from shipyard.errors import NotFoundError
 from shipyard.llm import ChatResponse, LLMError, ToolCall, Usage
+from shipyard.store import private_dir, private_file
 from shipyard.tools import ToolResult
 
 ReplayMode = Literal["record", "replay"]
@@ -106,8 +107,8 @@ class ReplayCache:
                         entry = orjson.loads(line)
                         self._entries[entry["k"]] = entry["v"]
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = path.open("wb")
+            private_dir(path.parent)  # recordings hold model answers: owner-only, like the store
+            self._out = private_file(path).open("wb")
 
     def get(self, key: str) -> Any:
         return self._entries.get(key)

@@ -311,11 +311,16 @@ class EvalRunner:
             progress: show a progress bar.
 
         Returns the EvalRunResult; raises ShipyardError (before running anything) for a bad suite,
-        agent or version, or a missing recording in replay mode."""
+        agent or version, a failed warm-up, or a missing recording in replay mode."""
         names = [s.name for s in suites]
         if len(set(names)) != len(names):
             raise ShipyardError(f"two suites share a name ({', '.join(names)}); suite names must differ")
         v = self.runtime.resolve_version(agent, version)
+        warm_failed = await self.runtime.warm_up(agent, v.id)  # a lazy start-up is not a case's latency
+        if warm_failed:
+            raise ShipyardError(
+                f"agent {agent!r} is not ready: {warm_failed[v.id]}", hint="nothing was run; fix its warm-up"
+            )
         system_prompt = self.runtime.system_prompt(v)
         caches = self._caches(agent, suites)
         try:

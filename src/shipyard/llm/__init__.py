@@ -1,7 +1,16 @@
 """Model clients: OpenAI-compatible over HTTP, the offline scripted model; usage, retries,
-fallbacks and a circuit breaker per endpoint."""
+fallbacks and a circuit breaker per (endpoint, model).
 
-from shipyard.llm._breaker import CircuitBreaker, breaker_for, reset_breakers
+429 answers are back-pressure (retried on their own allowance, `Retry-After` honoured up to
+`retry_after_max_s`, never counted by the breaker); 5xx, timeouts and connection errors are faults
+(retried up to `max_retries`, counted by the breaker, which opens on a failure rate over a window).
+Retries, give-ups, fallbacks and breaker state changes are reported to listeners registered with
+`add_listener` (the server's metrics subscribe there) and kept on each call's `attempts`.
+`completion_body` / `completion_chunks` / `error_body` write OpenAI's wire format (the mock server
+and the model proxy of `shipyard.integrations` answer with them)."""
+
+from shipyard.llm._breaker import CircuitBreaker, breaker_for, endpoint_of, reset_breakers
+from shipyard.llm._events import LLMEvent, add_listener
 from shipyard.llm._factory import ModelPool
 from shipyard.llm._fallback import FallbackClient
 from shipyard.llm._mockserver import MockLLMApp, MockLLMServer, make_app
@@ -9,15 +18,29 @@ from shipyard.llm._mockserver import bind as bind_mock_llm
 from shipyard.llm._mockserver import serve as serve_mock_llm
 from shipyard.llm._openai import OpenAIChatClient, parse_retry_after
 from shipyard.llm._scripted import Rules, ScriptedModel, count_tokens, load_rules, parse_rules
-from shipyard.llm._types import Attempt, ChatClient, ChatResponse, LLMError, Message, ToolCall, Usage
+from shipyard.llm._types import (
+    CHAT_OPTIONS,
+    Attempt,
+    ChatClient,
+    ChatOptions,
+    ChatResponse,
+    LLMError,
+    Message,
+    ToolCall,
+    Usage,
+)
+from shipyard.llm._wire import completion_body, completion_chunks, error_body, usage_json
 
 __all__ = [
+    "CHAT_OPTIONS",
     "Attempt",
     "ChatClient",
+    "ChatOptions",
     "ChatResponse",
     "CircuitBreaker",
     "FallbackClient",
     "LLMError",
+    "LLMEvent",
     "Message",
     "MockLLMApp",
     "MockLLMServer",
@@ -27,13 +50,19 @@ __all__ = [
     "ScriptedModel",
     "ToolCall",
     "Usage",
+    "add_listener",
     "bind_mock_llm",
     "breaker_for",
+    "completion_body",
+    "completion_chunks",
     "count_tokens",
+    "endpoint_of",
+    "error_body",
     "load_rules",
     "make_app",
     "parse_retry_after",
     "parse_rules",
     "reset_breakers",
     "serve_mock_llm",
+    "usage_json",
 ]

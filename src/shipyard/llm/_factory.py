@@ -6,6 +6,7 @@ import os
 
 from shipyard.config import ModelConfig, ModelPrices, ShipyardConfig
 from shipyard.errors import MissingSecretError, NotFoundError
+from shipyard.llm._breaker import breaker_for
 from shipyard.llm._fallback import FallbackClient
 from shipyard.llm._openai import OpenAIChatClient
 from shipyard.llm._scripted import ScriptedModel, load_rules
@@ -24,17 +25,36 @@ def _openai(key: str, m: ModelConfig) -> ChatClient:
                 "when the endpoint needs no key",
             )
     assert m.base_url is not None  # the config schema requires it for provider openai
+    model = m.model or key
+    b = m.breaker
+    breaker = (
+        breaker_for(
+            m.base_url,
+            model,
+            name=key,
+            failure_rate=b.failure_rate,
+            window_s=b.window_s,
+            min_calls=b.min_calls,
+            cooldown_s=b.cooldown_s,
+            half_open_probes=b.half_open_probes,
+        )
+        if b.enabled
+        else None
+    )
     return OpenAIChatClient(
         m.base_url,
-        m.model or key,
+        model,
         name=key,
         api_key=api_key,
         headers=m.headers,
         timeout_s=m.timeout_s,
         connect_timeout_s=m.connect_timeout_s,
         max_retries=m.max_retries,
+        max_rate_limit_retries=m.max_rate_limit_retries,
         backoff_base_s=m.backoff_base_s,
         backoff_max_s=m.backoff_max_s,
+        retry_after_max_s=m.retry_after_max_s,
+        breaker=breaker,
     )
 
 

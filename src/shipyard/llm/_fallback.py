@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from shipyard.llm._types import Attempt, ChatClient, ChatResponse, LLMError, Message
+from shipyard.llm._events import LLMEvent, emit, listening
+from shipyard.llm._types import Attempt, ChatClient, ChatOptions, ChatResponse, LLMError, Message
 
 
 class FallbackClient:
@@ -15,7 +16,9 @@ class FallbackClient:
         clients: the primary model first, then its fallbacks.
 
     The response (or the final LLMError) carries the attempts of every model tried, in order, so a
-    trace shows the failed primary and the fallback that answered.
+    trace shows the failed primary and the fallback that answered. Each move to the next model is
+    reported as a `fallback` LLMEvent. A model whose circuit is open, or whose endpoint asked to wait
+    longer than its `retry_after_max_s`, fails at once, so the next one answers without delay.
     """
 
     def __init__(self, clients: Sequence[ChatClient]) -> None:
@@ -33,21 +36,21 @@ class FallbackClient:
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[ChatOptions],
     ) -> ChatResponse:
+        """Ask each client in turn with the same messages, tools and options."""
         attempts: list[Attempt] = []
         failures: list[str] = []
         last: LLMError | None = None
-        for client in self.clients:
+        for i, client in enumerate(self.clients):
             try:
-                resp = await client.chat(
-                    messages, tools=tools, temperature=temperature, max_tokens=max_tokens
-                )
+                resp = await client.chat(messages, tools=tools, **options)
             except LLMError as e:
                 attempts.extend(e.attempts)
                 failures.append(f"{client.name}: {e}")
                 last = e
+                if i + 1 < len(self.clients) and listening():
+                    emit(LLMEvent("fallback", client.name, "", e.kind, self.clients[i + 1].name))
                 continue
             if attempts:
                 resp.attempts = attempts + resp.attempts

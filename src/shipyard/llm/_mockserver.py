@@ -12,20 +12,21 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from shipyard.llm._scripted import Rules, ScriptedModel, load_rules, parse_rules
-from shipyard.llm._types import ChatResponse, Usage
+from shipyard.llm._types import CHAT_OPTIONS, ChatOptions, LLMError
+from shipyard.llm._wire import completion_body, completion_chunks, error_body
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -33,29 +34,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-_WORDS = re.compile(r"\S+\s*|\s+")
-
-
-def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
-
-
-def _usage_json(u: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
-    }
-
-
-def _tool_calls_json(resp: ChatResponse) -> list[dict[str, Any]]:
-    return [tc.to_message() for tc in resp.tool_calls]
+RECENT_REQUESTS = 100
 
 
 class MockLLMApp:
     """The ASGI app: `POST /v1/chat/completions` (JSON or `stream: true` SSE), `GET /v1/models`,
-    `GET /health`.
+    `GET /health`. The request options the scripted model honours (`tool_choice`, `stop`,
+    `parallel_tool_calls`) reach it; `recent` keeps the last request bodies, so a test can see what
+    a client sent.
 
     Args:
         model: the scripted model that answers.
@@ -93,6 +79,7 @@ class MockLLMApp:
             }
         )
         self.requests = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)  # request bodies, newest last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -107,7 +94,7 @@ class MockLLMApp:
         method = scope["method"]
         if path == "/chat/completions":
             if method != "POST":
-                await _respond(send, 405, _error_body("use POST", "invalid_request_error"))
+                await _respond(send, 405, error_body("use POST", "invalid_request_error"))
                 return
             await self._chat(receive, send)
         elif path == "/models" and method == "GET":
@@ -118,7 +105,7 @@ class MockLLMApp:
             await _respond(
                 send,
                 404,
-                _error_body(f"no route {method} {scope['path']}", "invalid_request_error", "not_found"),
+                error_body(f"no route {method} {scope['path']}", "invalid_request_error", "not_found"),
             )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -139,14 +126,14 @@ class MockLLMApp:
                 await _respond(
                     send,
                     500,
-                    _error_body("injected fault: the server had an error", "server_error", "mock_fault"),
+                    error_body("injected fault: the server had an error", "server_error", "mock_fault"),
                 )
                 return
             if r < self.error_rate + self.rate_limit_rate:
                 await _respond(
                     send,
                     429,
-                    _error_body(
+                    error_body(
                         "injected fault: rate limit reached, retry later", "requests", "rate_limit_exceeded"
                     ),
                     extra=[(b"retry-after", self._retry_after)],
@@ -156,60 +143,30 @@ class MockLLMApp:
             req = orjson.loads(raw)
         except orjson.JSONDecodeError:
             await _respond(
-                send, 400, _error_body("the request body is not valid JSON", "invalid_request_error")
+                send, 400, error_body("the request body is not valid JSON", "invalid_request_error")
             )
             return
         problem = _check_request(req)
         if problem:
-            await _respond(send, 400, _error_body(problem[1], "invalid_request_error", None, problem[0]))
+            await _respond(send, 400, error_body(problem[1], "invalid_request_error", None, problem[0]))
             return
+        self.recent.append(req)
         tools = req.get("tools") or None
-        resp = await self.model.chat(req["messages"], tools=tools)
+        options = cast(ChatOptions, {k: req[k] for k in CHAT_OPTIONS if k in req})
+        try:
+            resp = await self.model.chat(req["messages"], tools=tools, **options)
+        except LLMError as e:  # an option the model refuses (e.g. a malformed tool_choice)
+            await _respond(send, 400, error_body(str(e), "invalid_request_error"))
+            return
         model = req.get("model") or self.model_name
         if req.get("stream"):
-            await self._stream(send, resp, model)
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+            chunks = completion_chunks(resp, model)
+            for chunk in chunks[:-1]:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": chunks[-1], "more_body": False})
             return
-        message: dict[str, Any] = {"role": "assistant", "content": resp.text}
-        if resp.tool_calls:
-            message["tool_calls"] = _tool_calls_json(resp)
-        body = orjson.dumps(
-            {
-                "id": resp.response_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {"index": 0, "message": message, "finish_reason": resp.finish_reason, "logprobs": None}
-                ],
-                "usage": _usage_json(resp.usage),
-            }
-        )
-        await _respond(send, 200, body)
-
-    async def _stream(self, send: Send, resp: ChatResponse, model: str) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-        base = {
-            "id": resp.response_id,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-        }
-
-        async def chunk(choices: list[dict[str, Any]], **extra: Any) -> None:
-            data = orjson.dumps({**base, "choices": choices, **extra})
-            await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
-
-        def delta(d: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-            return [{"index": 0, "delta": d, "finish_reason": finish}]
-
-        await chunk(delta({"role": "assistant", "content": ""}))
-        for piece in _WORDS.findall(resp.text or ""):
-            await chunk(delta({"content": piece}))
-        for i, tc in enumerate(_tool_calls_json(resp)):
-            await chunk(delta({"tool_calls": [{"index": i, **tc}]}))
-        await chunk(delta({}, resp.finish_reason))
-        await chunk([], usage=_usage_json(resp.usage))
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        await _respond(send, 200, completion_body(resp, model))
 
 
 def _check_request(req: Any) -> tuple[str, str] | None:

@@ -37,16 +37,16 @@ import hashlib
 import re
 import string
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from shipyard.config import Lines, StrictModel, format_validation_error, load_yaml_with_lines
 from shipyard.errors import ConfigError
-from shipyard.llm._types import Attempt, ChatResponse, Message, ToolCall, Usage
+from shipyard.llm._types import Attempt, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
 
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 DEFAULT_REPLY = "Sorry, I can't help with that."
@@ -350,6 +350,64 @@ def _matches(when: When, view: _View, groups: dict[str, Any]) -> bool:
     return True
 
 
+# options -----------------------------------------------------------------------------------------
+ToolChoice = str | tuple[str, str] | None  # None (auto), "none", "required", ("function", name)
+
+
+def _tool_choice(value: Any) -> ToolChoice:
+    """A request's `tool_choice` in a form easy to test; ValueError for one a provider would refuse."""
+    if value is None or value == "auto":
+        return None
+    if value in ("none", "required"):
+        return str(value)
+    if isinstance(value, dict) and value.get("type") == "function":
+        fn = value.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if isinstance(name, str) and name:
+            return ("function", name)
+    raise ValueError(
+        "tool_choice must be 'auto', 'none', 'required' or "
+        f"{{'type': 'function', 'function': {{'name': ...}}}}, got {value!r}"
+    )
+
+
+def _accept(choice: ToolChoice) -> Callable[[RuleBody], bool] | None:
+    """Which rules may answer under a tool choice (None: any)."""
+    if choice is None:
+        return None
+    if choice == "none":
+        return lambda body: not body.tool_calls
+    if choice == "required":
+        return lambda body: bool(body.tool_calls)
+    name = choice[1]
+    return lambda body: any(c.name == name for c in body.tool_calls)
+
+
+def _apply_tool_options(
+    calls: list[ToolCall], choice: ToolChoice, parallel: bool | None, prior: int
+) -> list[ToolCall]:
+    """The tool calls left after `tool_choice` and `parallel_tool_calls`."""
+    if choice == "none":
+        return []
+    if isinstance(choice, tuple):
+        name = choice[1]
+        calls = [c for c in calls if c.name == name] or [ToolCall(f"call_{prior + 1}", name, {}, "{}")]
+    if parallel is False:
+        return calls[:1]
+    return calls
+
+
+def _cut_at_stop(text: str | None, stop: str | list[str] | None) -> str | None:
+    """The text up to the first stop sequence (the same object when none occurs)."""
+    if not text or not stop:
+        return text
+    cut = min(
+        (i for seq in ([stop] if isinstance(stop, str) else stop) if seq and (i := text.find(seq)) >= 0),
+        default=-1,
+    )
+    return text[:cut] if cut >= 0 else text
+
+
 class ScriptedModel:
     """A deterministic, offline chat model driven by a rules file (format: this module's docstring).
 
@@ -392,20 +450,37 @@ class ScriptedModel:
         body, name, _ = self._choose(view)
         return body, name
 
-    def _choose(self, view: _View) -> tuple[RuleBody, str, dict[str, Any]]:
+    def _choose(
+        self, view: _View, accept: Callable[[RuleBody], bool] | None = None
+    ) -> tuple[RuleBody, str, dict[str, Any]]:
         for i, rule in enumerate(self.rules.rules):
+            if accept is not None and not accept(rule):
+                continue
             groups: dict[str, Any] = {}
             if _matches(rule.when, view, groups):
                 return rule, rule.name or f"rules[{i}]", groups
         return self.rules.default, "default", {}
 
     def respond(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None = None,
+        options: ChatOptions | None = None,
     ) -> tuple[ChatResponse, float]:
-        """The answer without waiting: the response and the latency (seconds) it should take."""
+        """The answer without waiting: the response and the latency (seconds) it should take.
+
+        Of the options, the ones a deterministic model can honour are: `tool_choice` ("none": only
+        rules without tool calls answer, and no call is made; "required": a rule with tool calls
+        answers when one matches; a named function: a rule calling it answers, and only its calls are
+        kept, or the model calls it with no arguments), `parallel_tool_calls: false` (only the first
+        call is kept) and `stop` (the reply ends before the first stop sequence). The others
+        (temperature, seed, penalties, response_format, max_tokens) do not change a scripted answer."""
         start = time.time_ns()
         view = _View(messages, tools)
-        body, _, groups = self._choose(view)
+        choice = _tool_choice(options.get("tool_choice") if options else None)
+        body, _, groups = self._choose(view, _accept(choice))
+        if choice is not None and choice != "none" and not body.tool_calls:
+            body, _, groups = self._choose(view)  # no rule calls the tool asked for: answer as usual
         ctx = _Context(groups)
         if view.tool_content is not None:
             try:
@@ -426,6 +501,14 @@ class ScriptedModel:
                     raw_arguments=orjson.dumps(args).decode(),
                 )
             )
+        finish = body.finish_reason
+        if options:
+            calls = _apply_tool_options(calls, choice, options.get("parallel_tool_calls"), prior)
+            if choice == "none" and text is None:
+                text = ""
+            stopped = _cut_at_stop(text, options.get("stop"))
+            if stopped is not text:
+                text, finish = stopped, "stop"
         usage = self._usage(messages, tools, view.system, text, calls)
         self._calls += 1
         latency = body.latency_ms if body.latency_ms is not None else self.latency_ms
@@ -435,7 +518,7 @@ class ScriptedModel:
             usage=usage,
             model=self.name,
             provider=self.provider,
-            finish_reason=body.finish_reason or ("tool_calls" if calls else "stop"),
+            finish_reason=finish or ("tool_calls" if calls else "stop"),
             attempts=[],
             response_id=f"chatcmpl-scripted-{self._calls}",
         )
@@ -447,11 +530,14 @@ class ScriptedModel:
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[ChatOptions],
     ) -> ChatResponse:
-        """Answer from the rules (temperature and max_tokens are accepted and ignored)."""
-        resp, delay = self.respond(messages, tools)
+        """Answer from the rules, honouring the options `respond` lists. A `tool_choice` that is
+        not "auto", "none", "required" or a named function is refused (LLMError), as a provider would."""
+        try:
+            resp, delay = self.respond(messages, tools, options)
+        except ValueError as e:
+            raise LLMError(f"{self.name}: {e}", kind="error") from None
         if delay > 0:
             await asyncio.sleep(delay)
             resp.attempts[-1].end_ns = time.time_ns()

@@ -2,85 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Unpack, runtime_checkable
 
-Message = dict[str, Any]
-"""An OpenAI-format chat message: {"role": "system"|"user"|"assistant"|"tool", "content": ..., ...}."""
+from shipyard.types import CHAT_OPTIONS, Attempt, ChatOptions, ChatResponse, Message, ToolCall, Usage
 
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts of one call. `cached_input_tokens` is the part of `input_tokens` served from a
-    provider prompt cache (billed at the cached-input price)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A tool call the model asked for. `arguments` is parsed JSON; `raw_arguments` the text sent."""
-
-    id: str
-    name: str
-    arguments: dict[str, Any]
-    raw_arguments: str = ""
-
-    def to_message(self) -> dict[str, Any]:
-        import json
-
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.raw_arguments or json.dumps(self.arguments)},
-        }
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try against one endpoint: what tracing shows as a retry span."""
-
-    model: str
-    provider: str
-    endpoint: str
-    start_ns: int
-    end_ns: int
-    # "ok" | "http_429" | "http_5xx" | "http_4xx" | "timeout" | "connect_error" | "circuit_open"
-    # | "bad_response" | "error"
-    outcome: str
-    status_code: int | None = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class ChatResponse:
-    """What a chat call returns: text and/or tool calls, usage, and every attempt it took."""
-
-    text: str | None
-    tool_calls: list[ToolCall]
-    usage: Usage
-    model: str
-    provider: str
-    finish_reason: str = "stop"
-    attempts: list[Attempt] = field(default_factory=list)
-    response_id: str | None = None
-    response_model: str | None = None  # the model id the provider reported (e.g. a dated snapshot)
-
-    def to_message(self) -> Message:
-        """The assistant message to append to the conversation."""
-        msg: Message = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            msg["tool_calls"] = [tc.to_message() for tc in self.tool_calls]
-        return msg
+__all__ = [
+    "CHAT_OPTIONS",
+    "Attempt",
+    "ChatClient",
+    "ChatOptions",
+    "ChatResponse",
+    "LLMError",
+    "Message",
+    "ToolCall",
+    "Usage",
+]
 
 
 class LLMError(Exception):
@@ -94,7 +30,11 @@ class LLMError(Exception):
 
 @runtime_checkable
 class ChatClient(Protocol):
-    """Anything that can answer a chat: the HTTP client, the scripted model, a fallback chain."""
+    """Anything that can answer a chat: the HTTP client, the scripted model, a fallback chain.
+
+    `chat` takes the conversation, the tool definitions and the request options (`ChatOptions`:
+    temperature, max_tokens, top_p, penalties, seed, stop, tool_choice, response_format,
+    parallel_tool_calls); an option that is None or absent is not sent."""
 
     name: str
     provider: str
@@ -104,8 +44,7 @@ class ChatClient(Protocol):
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[ChatOptions],
     ) -> ChatResponse: ...
 
     async def aclose(self) -> None: ...

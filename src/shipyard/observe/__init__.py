@@ -4,13 +4,23 @@ from shipyard.observe import _semconv as semconv
 from shipyard.observe._alerts import (
     AlertEngine,
     AlertState,
+    EventCounter,
     KpiSource,
     Transition,
     judge,
+    judge_value,
     overall_status,
     source_from_samples,
 )
-from shipyard.observe._kpis import Kpis, KpiWindow, Sample, compute_kpis, rating_of, samples_from_records
+from shipyard.observe._kpis import (
+    KpiFrame,
+    Kpis,
+    KpiWindow,
+    Sample,
+    compute_kpis,
+    rating_of,
+    samples_from_records,
+)
 from shipyard.observe._logging import (
     configure_logging,
     log_event,
@@ -40,6 +50,8 @@ __all__ = [
     "OFFLINE_TRAFFIC",
     "AlertEngine",
     "AlertState",
+    "EventCounter",
+    "KpiFrame",
     "KpiSource",
     "KpiWindow",
     "Kpis",
@@ -58,6 +70,7 @@ __all__ = [
     "hex_trace_id",
     "is_safety_incident",
     "judge",
+    "judge_value",
     "log_event",
     "log_feedback",
     "log_interaction",

@@ -4,20 +4,27 @@ Each rule is in one state: `ok`, `warn`, `alert`, or `no_data` (fewer than `min_
 points, when the rule's `no_data` is `ok`; with `no_data: warn|alert` missing data takes that
 state instead). A change of state is a transition: it is logged (event `alert`) and POSTed as
 JSON to every webhook in the background, with a timeout; delivery never blocks anything else.
+
+Rules on event metrics (`EVENT_METRICS`, e.g. `dead_letters`) count the events an `EventCounter`
+holds in the rule's window instead of reading KPIs; `record_event` evaluates them at once, so an
+event reaches the log and the webhooks without waiting for the next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import operator
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from shipyard.config import AlertRule
+from shipyard.config import EVENT_METRICS, AlertRule
 from shipyard.observe._kpis import Kpis, Sample, compute_kpis
 from shipyard.observe._logging import log_event
 
@@ -35,8 +42,12 @@ STATES = ("ok", "no_data", "warn", "alert")
 
 def judge(rule: AlertRule, kpis: Kpis) -> tuple[str, float | None, float | None]:
     """The state a rule is in for these KPIs, with the value and the threshold it crossed."""
-    value = kpis.value(rule.metric)
-    if value is None or kpis.samples_for(rule.metric) < rule.min_samples:
+    return judge_value(rule, kpis.value(rule.metric), kpis.samples_for(rule.metric))
+
+
+def judge_value(rule: AlertRule, value: float | None, samples: int) -> tuple[str, float | None, float | None]:
+    """The state a rule is in for a value backed by `samples` data points (see `judge`)."""
+    if value is None or samples < rule.min_samples:
         return ("no_data" if rule.no_data == "ok" else rule.no_data), value, None
     breached = _OPS[rule.op]
     if rule.alert is not None and breached(value, rule.alert):
@@ -106,6 +117,37 @@ class Transition:
         }
 
 
+class EventCounter:
+    """When events of one kind happened (e.g. dead letters), for rules that count them in a window.
+    Thread-safe; keeps the newest `limit` times.
+
+    Args:
+        times: events that happened already (epoch seconds), e.g. read from the store.
+        limit: how many times are kept.
+    """
+
+    def __init__(self, times: Iterable[float] = (), *, limit: int = 100_000) -> None:
+        self._times: deque[float] = deque(sorted(times), maxlen=limit)
+        self._lock = threading.Lock()
+
+    def add(self, at: float | None = None) -> None:
+        """One event, now or at `at`."""
+        at = time.time() if at is None else at
+        with self._lock:
+            if self._times and at < self._times[-1]:
+                keep = sorted([*self._times, at])
+                self._times.clear()
+                self._times.extend(keep)
+            else:
+                self._times.append(at)
+
+    def count(self, since: float, until: float) -> int:
+        """Events in [since, until)."""
+        with self._lock:
+            times = list(self._times)
+        return bisect.bisect_left(times, until) - bisect.bisect_left(times, since)
+
+
 def overall_status(states: Iterable[AlertState]) -> str:
     """HEALTHY (nothing firing), DEGRADED (a warning) or DOWN (an alert)."""
     found = {s.state for s in states}
@@ -134,6 +176,8 @@ class AlertEngine:
         webhooks: URLs that receive each transition as a JSON POST.
         webhook_timeout_s: how long one delivery may take.
         project: the project name, sent with each transition.
+        counters: the counter of each event metric (`{"dead_letters": EventCounter()}`); a rule on
+            an event metric without one has no data.
     """
 
     def __init__(
@@ -144,8 +188,12 @@ class AlertEngine:
         webhooks: Sequence[str] = (),
         webhook_timeout_s: float = 5.0,
         project: str = "shipyard",
+        counters: Mapping[str, EventCounter] | None = None,
     ) -> None:
         self.source = source
+        self.counters = dict(counters or {})
+        self._lock = threading.Lock()  # evaluations run in worker threads, one at a time
+        self._judging: set[asyncio.Task[list[Transition]]] = set()
         self.webhooks = list(webhooks)
         self.webhook_timeout_s = webhook_timeout_s
         self.project = project
@@ -159,31 +207,67 @@ class AlertEngine:
     def status(self) -> str:
         return overall_status(self._states.values())
 
-    def evaluate(self, now: float | None = None) -> list[Transition]:
-        """Evaluate every rule once; return the transitions (state changes) it caused."""
+    def evaluate(self, now: float | None = None, *, metrics: Iterable[str] | None = None) -> list[Transition]:
+        """Evaluate every rule once (or only the rules on `metrics`); return the transitions (state
+        changes) it caused."""
         now = time.time() if now is None else now
+        only = None if metrics is None else set(metrics)
         out: list[Transition] = []
-        for st in self._states.values():
-            kpis = self.source(st.rule, now)
-            state, value, threshold = judge(st.rule, kpis)
-            st.value, st.threshold, st.evaluated_at = value, threshold, now
-            st.samples = kpis.samples_for(st.rule.metric)
-            if state != st.state:
-                out.append(
-                    Transition(
-                        st.rule.name,
-                        st.rule.metric,
-                        st.state,
-                        state,
-                        value,
-                        threshold,
-                        st.samples,
-                        st.rule.window_s,
-                        now,
-                    )
-                )
-                st.state, st.since = state, now
+        with self._lock:
+            for st in self._states.values():
+                if only is not None and st.rule.metric not in only:
+                    continue
+                transition = self._evaluate_one(st, now)
+                if transition is not None:
+                    out.append(transition)
         return out
+
+    def _evaluate_one(self, st: AlertState, now: float) -> Transition | None:
+        rule = st.rule
+        if rule.metric in EVENT_METRICS:
+            counter = self.counters.get(rule.metric)
+            value = None if counter is None else float(counter.count(now - rule.window_s, now))
+            samples = 0 if value is None else int(value)
+        else:
+            kpis = self.source(rule, now)
+            value, samples = kpis.value(rule.metric), kpis.samples_for(rule.metric)
+        state, value, threshold = judge_value(rule, value, samples)
+        st.value, st.threshold, st.evaluated_at, st.samples = value, threshold, now, samples
+        if state == st.state:
+            return None
+        transition = Transition(
+            rule.name, rule.metric, st.state, state, value, threshold, samples, rule.window_s, now
+        )
+        st.state, st.since = state, now
+        return transition
+
+    def record_event(self, metric: str, at: float | None = None) -> asyncio.Task[list[Transition]] | None:
+        """Count one event of an event metric. Called on the event loop, it also starts a task that
+        judges the rules on that metric (in a worker thread, as ticks do) and delivers their
+        transitions now, and returns it; from another thread it returns None (the next tick does).
+
+        Args:
+            metric: an event metric with a counter (e.g. `dead_letters`).
+            at: when it happened (default: now).
+        """
+        counter = self.counters.get(metric)
+        if counter is None:
+            raise ValueError(f"no counter for event metric {metric!r}")
+        counter.add(at)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+        async def judge_now() -> list[Transition]:
+            transitions = await asyncio.to_thread(self.evaluate, metrics=[metric])
+            self.deliver(transitions)
+            return transitions
+
+        task = loop.create_task(judge_now())
+        self._judging.add(task)
+        task.add_done_callback(self._judging.discard)
+        return task
 
     async def tick(self) -> list[Transition]:
         """Evaluate in a worker thread (KPI scans never hold up the event loop), then deliver."""
@@ -233,7 +317,9 @@ class AlertEngine:
             await asyncio.sleep(interval_s)
 
     async def aclose(self) -> None:
-        """Wait briefly for deliveries in flight, then close the HTTP client."""
+        """Wait briefly for event judgements and deliveries in flight, then close the HTTP client."""
+        if self._judging:
+            await asyncio.wait(self._judging, timeout=self.webhook_timeout_s)
         if self._deliveries:
             await asyncio.wait(self._deliveries, timeout=self.webhook_timeout_s)
         if self._client is not None:

@@ -17,20 +17,38 @@ Reading the KPIs (PromQL):
 The OpenTelemetry GenAI metrics are exposed with Prometheus-legal names (dots become underscores,
 the duration gets its unit suffix): `gen_ai_client_token_usage` (label `gen_ai_token_type` =
 input | output) and `gen_ai_client_operation_duration_seconds`.
+
+Model clients (process-wide, labelled by the model's config key and its endpoint `host:port`), fed
+by `observe_llm_event`, which the server subscribes to the llm package's events:
+
+    shipyard_llm_retries_total{model, endpoint, outcome}       outcome: http_5xx | http_429 | timeout | connect_error
+    shipyard_llm_gave_up_total{model, endpoint, reason}        retries_exhausted | rate_limit_retries_exhausted
+                                                               | retry_after_too_long | circuit_open | not_retryable
+    shipyard_llm_fallbacks_total{model, fallback, reason}      reason: the failed model's error kind
+    shipyard_llm_breaker_transitions_total{model, endpoint, from_state, to_state}
+    shipyard_llm_breaker_state{model, endpoint}                0 closed, 1 half-open, 2 open
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shipyard.observe import _semconv as sc
 from shipyard.store import InteractionRecord
 
 OFFLINE_TRAFFIC = frozenset({"eval", "shadow"})
+UNKNOWN_TOOL = "(unknown)"  # the `tool` label of calls to tools that do not exist (status not_found)
 
 # Agents take seconds, not milliseconds: buckets from 50 ms to 2 minutes, dense around the 5 s SLO.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
@@ -41,6 +59,24 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+BREAKER_STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+class LLMEventLike(Protocol):
+    """What `Metrics.observe_llm_event` reads of a `shipyard.llm.LLMEvent` (observe does not import llm)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def target(self) -> str: ...
 
 
 def _prom(name: str) -> str:
@@ -141,6 +177,43 @@ class Metrics:
             unit="seconds",
             registry=r,
         )
+        me = ("model", "endpoint")
+        self.llm_retries = Counter(
+            "shipyard_llm_retries",
+            "Model call attempts that failed and were retried, by outcome.",
+            [*me, "outcome"],
+            registry=r,
+        )
+        self.llm_gave_up = Counter(
+            "shipyard_llm_gave_up",
+            "Model calls a model stopped trying (the call failed, or the next fallback was asked), by reason.",
+            [*me, "reason"],
+            registry=r,
+        )
+        self.llm_fallbacks = Counter(
+            "shipyard_llm_fallbacks",
+            "Calls handed from a failed model to the next of its fallback chain.",
+            ["model", "fallback", "reason"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "shipyard_llm_breaker_transitions",
+            "Circuit breaker state changes.",
+            [*me, "from_state", "to_state"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "shipyard_llm_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            me,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "shipyard_dead_letters",
+            "Records the store refused, kept aside as dead letters (see `shipyard store dead-letters`).",
+            ["kind", "error_type"],
+            registry=r,
+        )
         self._children: dict[tuple[str, str], _Children] = {}
         self._llm: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
 
@@ -180,15 +253,17 @@ class Metrics:
         if is_safety_incident(record):
             ch.safety.inc()
         for t in record.tool_calls:
-            key = (t.name, t.status)
+            # a name the model made up is not a label value: it would be a new series per name
+            name = UNKNOWN_TOOL if t.status == "not_found" else t.name
+            key = (name, t.status)
             counter = ch.tools.get(key)
             if counter is None:
-                counter = ch.tools[key] = self.tool_calls.labels(agent, version, t.name, t.status)
+                counter = ch.tools[key] = self.tool_calls.labels(agent, version, name, t.status)
             counter.inc()
             if t.status != "success":
-                err = ch.tool_errors.get(t.name)
+                err = ch.tool_errors.get(name)
                 if err is None:
-                    err = ch.tool_errors[t.name] = self.tool_errors.labels(agent, version, t.name)
+                    err = ch.tool_errors[name] = self.tool_errors.labels(agent, version, name)
                 err.inc()
         for c in record.llm_calls:
             key2 = (c.provider, c.model, agent, version, c.status)
@@ -203,6 +278,26 @@ class Metrics:
             found[0].observe(c.input_tokens)
             found[1].observe(c.output_tokens)
             found[2].observe(c.duration_ms / 1000)
+
+    def observe_llm_event(self, event: LLMEventLike) -> None:
+        """Count one model-client event (a `shipyard.llm.LLMEvent`; subscribe this method with
+        `shipyard.llm.add_listener`). Unknown kinds are ignored."""
+        kind = event.kind
+        if kind == "retry":
+            self.llm_retries.labels(event.model, event.endpoint, event.reason).inc()
+        elif kind == "give_up":
+            self.llm_gave_up.labels(event.model, event.endpoint, event.reason).inc()
+        elif kind == "fallback":
+            self.llm_fallbacks.labels(event.model, event.target, event.reason).inc()
+        elif kind == "breaker":
+            self.breaker_transitions.labels(event.model, event.endpoint, event.reason, event.target).inc()
+            self.breaker_state.labels(event.model, event.endpoint).set(
+                BREAKER_STATE_VALUES.get(event.target, 0.0)
+            )
+
+    def observe_dead_letter(self, kind: str, error_type: str) -> None:
+        """Count one record the store refused (`kind`: interaction; `error_type`: e.g. DataError)."""
+        self.dead_letters.labels(kind, error_type).inc()
 
     def observe_feedback(
         self, record: InteractionRecord, thumbs: int | None = None, score: float | None = None

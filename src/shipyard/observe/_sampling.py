@@ -10,6 +10,7 @@ interaction, before sampling."""
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,6 +19,20 @@ from typing import Any
 from shipyard.store import InteractionRecord, SpanRecord
 
 KEEP_STATUSES = frozenset({"failed", "blocked"})
+SPAN_BYTES = 4000  # a held span: its SpanRecord and its OTel span, without attribute text (measured)
+
+
+def held_bytes(spans: list[SpanRecord]) -> int:
+    """About how much memory a held trace takes: a fixed part per span plus its attributes' text."""
+    total = 0
+    for s in spans:
+        total += SPAN_BYTES
+        for value in s.attributes.values():
+            if isinstance(value, str):
+                total += sys.getsizeof(value)
+            elif isinstance(value, (list, tuple)):
+                total += sum(sys.getsizeof(v) for v in value if isinstance(v, str))
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +49,17 @@ class TraceSampler:
         outlier_sigmas: a cost this many standard deviations above the agent's running mean is an
             outlier (kept); needs `min_samples` interactions of that agent first.
         held: how many dropped traces are held for late negative feedback.
+        held_bytes: at most this much memory for them (see `held_bytes`); the oldest go first.
     """
 
     def __init__(
-        self, rate: float = 1.0, *, outlier_sigmas: float = 3.0, min_samples: int = 30, held: int = 5000
+        self,
+        rate: float = 1.0,
+        *,
+        outlier_sigmas: float = 3.0,
+        min_samples: int = 30,
+        held: int = 5000,
+        held_bytes: int = 32 * 2**20,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"sample rate must be between 0 and 1, got {rate}")
@@ -46,8 +68,10 @@ class TraceSampler:
         self.min_samples = min_samples
         self._threshold = int(rate * 2**64)
         self._cost: dict[str, tuple[int, float, float]] = {}  # agent -> (n, mean, M2) (Welford)
-        self._held: OrderedDict[str, tuple[list[SpanRecord], list[Any]]] = OrderedDict()
+        self._held: OrderedDict[str, tuple[list[SpanRecord], list[Any], int]] = OrderedDict()
         self._held_max = held
+        self._held_bytes_max = held_bytes
+        self._held_bytes = 0
         self._lock = threading.Lock()
 
     def decide(self, record: InteractionRecord) -> SamplingDecision:
@@ -85,12 +109,29 @@ class TraceSampler:
     def hold(self, interaction_id: str, spans: list[SpanRecord], otel_spans: list[Any]) -> None:
         """Keep a dropped trace's spans (as records and as OTel spans, for export) for a while, in
         case negative feedback recalls them."""
+        size = held_bytes(spans)
         with self._lock:
-            self._held[interaction_id] = (spans, otel_spans)
-            while len(self._held) > self._held_max:
-                self._held.popitem(last=False)
+            old = self._held.pop(interaction_id, None)
+            if old is not None:
+                self._held_bytes -= old[2]
+            self._held[interaction_id] = (spans, otel_spans, size)
+            self._held_bytes += size
+            while len(self._held) > self._held_max or (
+                self._held_bytes > self._held_bytes_max and len(self._held) > 1
+            ):
+                self._held_bytes -= self._held.popitem(last=False)[1][2]
+
+    @property
+    def held_size(self) -> tuple[int, int]:
+        """How many dropped traces are held, and about how many bytes they take."""
+        with self._lock:
+            return len(self._held), self._held_bytes
 
     def recall(self, interaction_id: str) -> tuple[list[SpanRecord], list[Any]] | None:
         """The spans of a dropped trace, once (negative feedback arrived for it)."""
         with self._lock:
-            return self._held.pop(interaction_id, None)
+            found = self._held.pop(interaction_id, None)
+            if found is None:
+                return None
+            self._held_bytes -= found[2]
+            return found[0], found[1]

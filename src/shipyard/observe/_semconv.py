@@ -28,6 +28,12 @@ RESPONSE_ID: Final = "gen_ai.response.id"
 FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+REQUEST_SEED: Final = "gen_ai.request.seed"
+REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+OUTPUT_TYPE: Final = "gen_ai.output.type"  # text | json, from response_format
 INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
@@ -55,6 +61,34 @@ ATTEMPT_OUTCOME: Final = "shipyard.attempt.outcome"
 REPLAYED: Final = "shipyard.replayed"
 GUARDRAIL_VERDICT: Final = "shipyard.guardrail.verdict"
 FEATURE_FLAGS: Final = "shipyard.feature_flags"  # "flag=variant:reason" per evaluation
+REQUEST_TOOL_CHOICE: Final = "shipyard.request.tool_choice"  # auto | none | required | JSON of a named one
+REQUEST_PARALLEL_TOOL_CALLS: Final = "shipyard.request.parallel_tool_calls"
+
+# chat request options (shipyard.types.ChatOptions keys) -> the span attribute that records each
+CHAT_OPTION_ATTRIBUTES: Final[dict[str, str]] = {
+    "temperature": REQUEST_TEMPERATURE,
+    "max_tokens": REQUEST_MAX_TOKENS,
+    "top_p": REQUEST_TOP_P,
+    "frequency_penalty": REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": REQUEST_PRESENCE_PENALTY,
+    "seed": REQUEST_SEED,
+    "stop": REQUEST_STOP_SEQUENCES,
+    "tool_choice": REQUEST_TOOL_CHOICE,
+    "response_format": OUTPUT_TYPE,
+    "parallel_tool_calls": REQUEST_PARALLEL_TOOL_CALLS,
+}
+
+# span events on a `chat {model}` span (retries, give-ups, fallbacks, circuit breaker changes)
+EVENT_LLM_RETRY: Final = "shipyard.llm.retry"
+EVENT_LLM_GIVE_UP: Final = "shipyard.llm.give_up"
+EVENT_LLM_FALLBACK: Final = "shipyard.llm.fallback"
+EVENT_LLM_BREAKER: Final = "shipyard.llm.breaker"
+LLM_WAIT_S: Final = "shipyard.llm.retry.wait_s"
+LLM_GIVE_UP_REASON: Final = "shipyard.llm.give_up.reason"
+LLM_FALLBACK_FROM: Final = "shipyard.llm.fallback.from"
+LLM_FALLBACK_TO: Final = "shipyard.llm.fallback.to"
+LLM_BREAKER_FROM: Final = "shipyard.llm.breaker.from"
+LLM_BREAKER_TO: Final = "shipyard.llm.breaker.to"
 
 # metric names (OTel); Prometheus exposition replaces dots with underscores
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

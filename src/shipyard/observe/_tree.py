@@ -57,7 +57,7 @@ def _describe(span: SpanRecord, n_llm: int) -> str:
             f"[LLM Call {n_llm}] {ms} Model: {model}, "
             f"Tokens: {a.get(sc.INPUT_TOKENS, 0)} in{cache} / {a.get(sc.OUTPUT_TOKENS, 0)} out{replay}"
         )
-    if op == sc.OP_TOOL:
+    if op == sc.OP_TOOL and sc.TOOL_STATUS in a:  # a framework's own tool span is shown by its name
         name = a.get(sc.TOOL_NAME, span.name)
         cached = " (cached)" if a.get(sc.TOOL_CACHED) else ""
         return f"[Tool Call] {name}({_args(a.get(sc.TOOL_ARGUMENTS))}) {ms} Status: {a.get(sc.TOOL_STATUS, '?')}{cached}"

@@ -24,7 +24,7 @@ from shipyard.prompts._bundle import (
     parse_tool_descriptions,
     read_bundle_files,
 )
-from shipyard.tools import ToolRegistry
+from shipyard.types import ToolSet
 
 Severity = Literal["error", "warning"]
 
@@ -156,12 +156,13 @@ def _check_templates(
 
 
 def _check_tools(
-    descriptions: Mapping[str, ToolDescription], lines: Lines, tools: ToolRegistry, path: str
+    descriptions: Mapping[str, ToolDescription], lines: Lines, tools: ToolSet, path: str
 ) -> Iterator[LintIssue]:
     registered = ", ".join(sorted(tools.names())) or "none"
+    schemas = {d["function"]["name"]: d["function"].get("parameters") or {} for d in tools.definitions()}
     for name, desc in descriptions.items():
         line = lines.get((name,))
-        if name not in tools:
+        if name not in schemas:
             yield LintIssue(
                 "error",
                 path,
@@ -176,7 +177,7 @@ def _check_tools(
                 lines.get((name, "description"), line),
                 f"tool {name!r} has an empty description",
             )
-        schema = tools.get(name).schema()
+        schema = schemas[name]
         props = schema.get("properties", {})
         described = desc.parameters or {}
         for arg, text in described.items():
@@ -213,7 +214,7 @@ def _config_issues(err: ConfigError, path: str) -> Iterator[LintIssue]:
 def lint_bundle(
     bundle: PromptBundle | Path | str,
     *,
-    tools: ToolRegistry | None = None,
+    tools: ToolSet | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> list[LintIssue]:
     """Every problem found in a prompt bundle, errors first, then by file and line.

@@ -24,6 +24,7 @@ from shipyard.rollout._controller import (
     analyze_arms,
     check_deployable,
     parse_steps,
+    refuse_failed_gate,
 )
 from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, assign, assignment_key
 from shipyard.rollout._experiment import (
@@ -107,6 +108,7 @@ __all__ = [
     "policy_for",
     "publish_change",
     "rate_test",
+    "refuse_failed_gate",
     "register_source",
     "sample_size",
     "sample_size_means",

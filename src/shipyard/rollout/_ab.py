@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.rollout._analysis import ArmSample
-from shipyard.rollout._controller import RECORD_LIMIT, Decision
+from shipyard.rollout._controller import RECORD_LIMIT, Decision, refuse_failed_gate
 from shipyard.rollout._experiment import DEFAULT_EXPERIMENT_METRICS, ExperimentReport, analyze_experiment
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ def start_experiment(
     metrics: list[str] | None = None,
     actor: str = "cli",
 ) -> dict[str, Any]:
-    """Start splitting `agent`'s traffic between versions `a` and `b`.
+    """Start splitting `agent`'s traffic between versions `a` and `b` (refused when either one's
+    latest production gate failed: see `refuse_failed_gate`).
 
     Args:
         a, b: version refs (label, hash or id); A is the control.
@@ -56,6 +57,8 @@ def start_experiment(
         raise ShipyardError(f"arms A and B are the same version ({va}); an experiment needs two")
     dep = ctl.get(agent)
     ctl._refuse_overlap(dep, "start an experiment")
+    for version in (va, vb):  # both arms take traffic: neither may have failed its gate
+        refuse_failed_gate(ctl.store, agent, version)
     exp = ctl.store.create_experiment(agent, {"a": va, "b": vb}, split, names)
     config = {"experiment_id": exp["id"], "arms": {"a": va, "b": vb}, "split": split,
               "previous_stable": dep.stable_version}  # fmt: skip

@@ -129,6 +129,15 @@ def check_deployable(store: Any, agent: str, version: str) -> dict[str, Any]:
     )
 
 
+def refuse_failed_gate(store: Any, agent: str, version: str) -> None:
+    """Raise GateFailed when `version`'s latest production gate did not pass (FAIL, or MARGINAL with
+    no approval): such a version takes no traffic from a canary or an experiment. A version with no
+    production gate run yet may (its canary's analysis and step gates judge it); `deploy` and the
+    blue-green `switch` need a pass (`check_deployable`)."""
+    if store.latest_eval_run(agent, version, stage="production") is not None:
+        check_deployable(store, agent, version)
+
+
 def analyze_arms(
     baseline: Sequence[InteractionRecord],
     canary: Sequence[InteractionRecord],
@@ -270,8 +279,10 @@ class RolloutController:
         gate_suites: Sequence[str] = (),
         gate_at: Sequence[int] | None = None,
         actor: str = "cli",
+        allow_failed_gate: bool = False,
     ) -> Deployment:
-        """Start a canary of `ref` against the stable version.
+        """Start a canary of `ref` against the stable version; refused when its latest production
+        gate failed (`refuse_failed_gate`).
 
         Args:
             steps: the candidate's percent of traffic at each step; reaching 100 promotes it.
@@ -280,6 +291,8 @@ class RolloutController:
             dry_run: record what would be decided, change nothing (the candidate keeps the first step).
             gate_suites: eval suites the candidate must pass before its weight rises.
             gate_at: the step weights that need the gate (default: every step up when suites are given).
+            allow_failed_gate: canary a version whose production gate failed (the demo does, to show
+                the canary catching the same regression); not offered by the CLI or the API.
         """
         weights = parse_steps(steps)
         if min_interactions < 1:
@@ -289,6 +302,8 @@ class RolloutController:
         version = self._version(agent, ref)
         dep = self.get(agent)
         self._refuse_overlap(dep, f"start a canary of {version}")
+        if not allow_failed_gate:
+            refuse_failed_gate(self.store, agent, version)
         stable = self._stable_of(dep)
         if version == stable:
             raise ShipyardError(f"{version} is already the stable version of {agent!r}; nothing to roll out")

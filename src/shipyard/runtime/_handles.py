@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar, Unpack
 
 import orjson
 from opentelemetry.trace import Span, SpanKind, Tracer
 
+from shipyard.agents import ReplayedToolError, current_interaction
 from shipyard.config import ModelPrices
 from shipyard.cost import call_cost
-from shipyard.llm import ChatClient, ChatResponse, LLMError, Message, ToolCall, Usage
+from shipyard.llm import Attempt, ChatClient, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
 from shipyard.observe import end_span, start_span
 from shipyard.observe import semconv as sc
 from shipyard.store import LLMCallRecord, ToolCallRecord
-from shipyard.tools import ToolRegistry, ToolResult
+from shipyard.types import ToolResult, ToolSet
 
 T = TypeVar("T")
 
@@ -50,6 +53,58 @@ class Trail:
         self.loop: asyncio.AbstractEventLoop | None = None
 
 
+class TraceSpans:
+    """`Interaction.spans` (`shipyard.agents.SpanSink`): a framework's own spans, opened in the
+    interaction's trace (under the `invoke_agent` span unless given another parent) and kept on
+    its trail when they end, so they land on the record with the runtime's spans."""
+
+    __slots__ = ("_parent", "_tracer", "_trail")
+
+    def __init__(self, tracer: Tracer, parent: Span, trail: Trail) -> None:
+        self._tracer = tracer
+        self._parent = parent
+        self._trail = trail
+
+    def start(
+        self,
+        name: str,
+        *,
+        parent: Span | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        start_ns: int | None = None,
+    ) -> Span:
+        return start_span(
+            self._tracer, name, parent=parent or self._parent, attributes=attributes, start_ns=start_ns
+        )
+
+    def end(self, span: Span, *, error: str | None = None, end_ns: int | None = None) -> None:
+        end_span(span, error=error, end_ns=end_ns)
+        self._trail.spans.append(span)
+
+    @property
+    def root(self) -> Span:
+        """The interaction's `invoke_agent` span."""
+        return self._parent
+
+    def adopt(self, span: Span) -> None:
+        """Keep a finished span made elsewhere in this trace (by a framework that traces with
+        OpenTelemetry itself) on the trail. Safe from any thread."""
+        self._trail.spans.append(span)
+
+
+def _parent_now(default: Span, owner: object) -> Span:
+    """The parent of a span `ctx.llm` or `ctx.tools` (`owner`) opens now: the span a framework
+    integration names for this moment (`Interaction.span_parent`, e.g. its current agent span),
+    else the interaction's `invoke_agent` span."""
+    interaction = current_interaction()
+    if interaction is None or interaction.span_parent is None:
+        return default
+    if interaction.ctx.llm is not owner and interaction.ctx.tools is not owner:
+        return default
+    parent = interaction.span_parent()
+    return parent if parent is not None else default
+
+
 def _run_sync(trail: Trail, coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from the worker thread a sync agent runs in."""
     if trail.loop is None:
@@ -58,7 +113,8 @@ def _run_sync(trail: Trail, coro: Coroutine[Any, Any, T]) -> T:
 
 
 class TracedLLM:
-    """`ctx.llm`: one chat call = one `chat {model}` span (plus one span per retry attempt)."""
+    """`ctx.llm`: one chat call = one `chat {model}` span (plus one span per retry attempt, and
+    span events for retries, give-ups, fallbacks and circuit breaker changes)."""
 
     __slots__ = (
         "_client",
@@ -97,34 +153,43 @@ class TracedLLM:
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[ChatOptions],
     ) -> ChatResponse:
-        temperature = self.settings.get("temperature") if temperature is None else temperature
-        max_tokens = self.settings.get("max_tokens") if max_tokens is None else max_tokens
+        """One model call. `options` (`ChatOptions`) go to the model and onto the span under their
+        OTel GenAI names; temperature and max_tokens default to the version's model settings."""
+        if options.get("temperature") is None:
+            options["temperature"] = self.settings.get("temperature")
+        if options.get("max_tokens") is None:
+            options["max_tokens"] = self.settings.get("max_tokens")
+        attributes: dict[str, Any] = {sc.OPERATION: sc.OP_CHAT, sc.REQUEST_MODEL: self.model_name}
+        for key, value in options.items():
+            if value is not None:
+                attributes[sc.CHAT_OPTION_ATTRIBUTES[key]] = _option_attribute(key, value)
         span = start_span(
             self._tracer,
             sc.SPAN_CHAT.format(self.model_name),
-            parent=self._parent,
+            parent=_parent_now(self._parent, self),
             kind=SpanKind.CLIENT,
-            attributes={sc.OPERATION: sc.OP_CHAT, sc.REQUEST_MODEL: self.model_name},
+            attributes=attributes,
         )
         t0 = time.perf_counter()
 
         async def call() -> ChatResponse:
-            return await self._client.chat(
-                messages, tools=tools, temperature=temperature, max_tokens=max_tokens
-            )
+            return await self._client.chat(messages, tools=tools, **options)
 
         replayed = False
         try:
             if self._interceptor is not None:
-                request = {
+                # the keys of recordings made before other options existed stay the same
+                request: dict[str, Any] = {
                     "messages": messages,
                     "tools": tools,
-                    "temperature": temperature,
-                    "max_tokens": max_tokens,
+                    "temperature": options["temperature"],
+                    "max_tokens": options["max_tokens"],
                 }
+                for key, value in options.items():
+                    if value is not None and key not in request:
+                        request[key] = value
                 resp, replayed = await self._interceptor.llm_call(request, call)
             else:
                 resp = await call()
@@ -182,8 +247,12 @@ class TracedLLM:
         )
         return resp
 
-    def _attempt_spans(self, parent: Span, attempts: list[Any]) -> None:
-        """One child span per attempt when there was more than one, or when the only one failed."""
+    def _attempt_spans(self, parent: Span, attempts: list[Attempt]) -> None:
+        """One child span per attempt when there was more than one, or when the only one failed;
+        retries, give-ups, fallbacks and breaker changes as events on the `chat` span."""
+        if len(attempts) < 2 and all(a.outcome == "ok" and a.breaker is None for a in attempts):
+            return
+        _attempt_events(parent, attempts)
         if len(attempts) < 2 and all(a.outcome == "ok" for a in attempts):
             return
         for i, a in enumerate(attempts, 1):
@@ -216,14 +285,87 @@ class TracedLLM:
         return _run_sync(self._trail, self.chat(messages, **kwargs))
 
 
+def _option_attribute(key: str, value: Any) -> Any:
+    """A request option as a span attribute value (a primitive or a list of strings)."""
+    if key == "stop":
+        return [value] if isinstance(value, str) else [str(v) for v in value]
+    if key == "response_format":
+        kind = value.get("type") if isinstance(value, dict) else None
+        return "json" if kind in ("json_object", "json_schema") else "text"
+    if key == "tool_choice" and not isinstance(value, str):
+        return orjson.dumps(value, default=str).decode()
+    return value
+
+
+def _attempt_events(span: Span, attempts: list[Attempt]) -> None:
+    """Span events, at the end of the attempt they follow: `shipyard.llm.breaker` (the attempt's
+    result changed its breaker's state), `shipyard.llm.retry` (another attempt of the same model
+    follows, after `wait_s`), `shipyard.llm.give_up` (the model stopped trying, and why) and
+    `shipyard.llm.fallback` (the next model of the chain is asked)."""
+    for i, a in enumerate(attempts):
+        base: dict[str, Any] = {sc.REQUEST_MODEL: a.model, sc.SERVER_ADDRESS: a.endpoint, sc.ATTEMPT: i + 1}
+        if a.breaker is not None:
+            span.add_event(
+                sc.EVENT_LLM_BREAKER,
+                {**base, sc.LLM_BREAKER_FROM: a.breaker[0], sc.LLM_BREAKER_TO: a.breaker[1]},
+                timestamp=a.end_ns,
+            )
+        if a.wait_s is not None:
+            span.add_event(
+                sc.EVENT_LLM_RETRY,
+                {**base, sc.ATTEMPT_OUTCOME: a.outcome, sc.LLM_WAIT_S: a.wait_s},
+                timestamp=a.end_ns,
+            )
+        if a.gave_up is not None:
+            span.add_event(
+                sc.EVENT_LLM_GIVE_UP,
+                {**base, sc.ATTEMPT_OUTCOME: a.outcome, sc.LLM_GIVE_UP_REASON: a.gave_up},
+                timestamp=a.end_ns,
+            )
+        if i + 1 < len(attempts) and attempts[i + 1].model != a.model:
+            span.add_event(
+                sc.EVENT_LLM_FALLBACK,
+                {sc.LLM_FALLBACK_FROM: a.model, sc.LLM_FALLBACK_TO: attempts[i + 1].model, sc.ATTEMPT: i + 1},
+                timestamp=a.end_ns,
+            )
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _arguments(arguments: dict[str, Any] | str) -> dict[str, Any]:
+    """Tool arguments as a mapping: JSON text is parsed; text that is not a JSON object is kept as
+    `{"__invalid_json__": text}` (as for a model's tool calls), so the record shows what was sent."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str):
+        return dict(arguments)
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        value = None
+    return value if isinstance(value, dict) else {"__invalid_json__": arguments}
+
+
 class TracedTools:
-    """`ctx.tools`: one call = one `execute_tool {name}` span; arguments checked before the call."""
+    """`ctx.tools`: one call = one `execute_tool {name}` span; arguments checked before the call.
+    Tools the agent's framework runs itself are recorded the same way through `observe`."""
 
     __slots__ = ("_definitions", "_interceptor", "_parent", "_registry", "_tracer", "_trail")
 
     def __init__(
         self,
-        registry: ToolRegistry,
+        registry: ToolSet,
         definitions: list[dict[str, Any]],
         tracer: Tracer,
         parent: Span,
@@ -250,10 +392,21 @@ class TracedTools:
         return await self._call(tool_call.name, tool_call.arguments, tool_call.id)
 
     async def _call(self, name: str, arguments: dict[str, Any], call_id: str | None) -> ToolResult:
-        span = start_span(
+        span = self._start(name, call_id)
+        if self._interceptor is not None:
+            result, replayed = await self._interceptor.tool_call(
+                name, arguments, lambda: self._registry.call(name, arguments)
+            )
+        else:
+            result, replayed = await self._registry.call(name, arguments), False
+        self._finish(span, name, arguments, result, replayed)
+        return result
+
+    def _start(self, name: str, call_id: str | None) -> Span:
+        return start_span(
             self._tracer,
             sc.SPAN_TOOL.format(name),
-            parent=self._parent,
+            parent=_parent_now(self._parent, self),
             attributes={
                 sc.OPERATION: sc.OP_TOOL,
                 sc.TOOL_NAME: name,
@@ -261,13 +414,11 @@ class TracedTools:
                 **({sc.TOOL_CALL_ID: call_id} if call_id else {}),
             },
         )
-        replayed = False
-        if self._interceptor is not None:
-            result, replayed = await self._interceptor.tool_call(
-                name, arguments, lambda: self._registry.call(name, arguments)
-            )
-        else:
-            result = await self._registry.call(name, arguments)
+
+    def _finish(
+        self, span: Span, name: str, arguments: dict[str, Any], result: ToolResult, replayed: bool
+    ) -> None:
+        """End a tool's span and add its record to the trail."""
         span.set_attributes(
             {
                 sc.TOOL_STATUS: result.status,
@@ -290,7 +441,111 @@ class TracedTools:
                 result=result.value if result.ok else None,
             )
         )
-        return result
+
+    async def observe(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        run: Callable[[], Awaitable[Any]],
+        *,
+        call_id: str | None = None,
+    ) -> Any:
+        """Record a tool call the agent's framework executes itself (its tools are not declared a
+        second time): one `execute_tool {name}` span and one tool-call record with the arguments,
+        the result, the status (success, or error with the exception's text) and the duration.
+
+        Args:
+            name: the tool's name.
+            arguments: the arguments, as a mapping or as the JSON text the model sent.
+            run: awaited to run the tool; its value is returned.
+            call_id: the model's tool-call id, if the framework has it.
+
+        The call goes through the interaction's CallInterceptor: in an eval replay, `run` is not
+        called and the recorded value is returned (a recorded failure raises ReplayedToolError,
+        whose text is the original exception's).
+        An exception `run` raises is recorded, then re-raised to the framework unchanged."""
+        args = _arguments(arguments)
+        span = self._start(name, call_id)
+        raised: list[BaseException] = []
+
+        async def call() -> ToolResult:
+            t0 = time.perf_counter()
+            try:
+                value = await run()
+            except Exception as e:  # recorded here, re-raised below, after the interceptor kept it
+                raised.append(e)
+                return ToolResult(
+                    name,
+                    args,
+                    "error",
+                    value={"type": type(e).__name__, "message": str(e)},  # what a replay raises
+                    error=f"{type(e).__name__}: {e}",
+                    duration_ms=_ms_since(t0),
+                )
+            return ToolResult(name, args, "success", value=value, duration_ms=_ms_since(t0))
+
+        t0 = time.perf_counter()
+        try:
+            if self._interceptor is not None:
+                result, replayed = await self._interceptor.tool_call(name, args, call)
+            else:
+                result, replayed = await call(), False
+        except BaseException as e:  # cancelled, or a replay without this call: recorded, re-raised
+            failed = ToolResult(
+                name, args, "error", error=f"{type(e).__name__}: {e}", duration_ms=_ms_since(t0)
+            )
+            self._finish(span, name, args, failed, False)
+            raise
+        self._finish(span, name, args, result, replayed)
+        if raised:
+            raise raised[0]
+        if not result.ok:
+            raised_then = result.value if isinstance(result.value, dict) else {}
+            raise ReplayedToolError(
+                str(raised_then.get("message", result.error or f"tool {name!r} failed")),
+                str(raised_then.get("type", "Exception")),
+            )
+        return result.value
+
+    def observe_sync(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        run: Callable[[], Any],
+        *,
+        call_id: str | None = None,
+    ) -> Any:
+        """`observe` for a sync tool called from a worker thread (a sync framework): the record is
+        kept on the interaction's loop, and `run()` runs here, in the calling thread, only when the
+        call is not replayed. Raises RuntimeError on the loop's own thread (use `observe`)."""
+        loop = self._trail.loop
+        if loop is None:
+            raise RuntimeError("sync calls are only available to agents the runtime runs")
+        if _running_loop() is loop:
+            raise RuntimeError(
+                f"ctx.tools.observe_sync({name!r}) was called on the interaction's event loop, which it "
+                "would block; await ctx.tools.observe(...) there instead"
+            )
+        wake = threading.Event()
+        asked: list[bool] = []
+        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        async def run_in_caller() -> Any:
+            asked.append(True)
+            wake.set()
+            return await asyncio.wrap_future(outcome)
+
+        done = asyncio.run_coroutine_threadsafe(
+            self.observe(name, arguments, run_in_caller, call_id=call_id), loop
+        )
+        done.add_done_callback(lambda _: wake.set())
+        wake.wait()
+        if asked:
+            try:
+                outcome.set_result(run())
+            except BaseException as e:
+                outcome.set_exception(e)
+        return done.result()
 
     def call_sync(self, name: str, /, **arguments: Any) -> ToolResult:
         """`call` for sync agents (they run in a worker thread)."""

@@ -2,24 +2,27 @@
 
 Each step is an async function `(exchange, runtime) -> None` that reads and fills the `Exchange`.
 A step that answers early (a guardrail block, a cache hit) sets `exchange.result`; the agent step
-then does nothing, and the record step always runs. Later capabilities insert their steps by name
-(`Pipeline.insert_before("run_agent", step)`)."""
+then does nothing, and the record step always runs: once the agent step has started, a later step
+that raises makes the interaction `failed` (error noted, tool calls kept) and the record step runs.
+Later capabilities insert their steps by name (`Pipeline.insert_before("run_agent", step)`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.agents import AgentContext, AgentResult, DefaultFlags
+from shipyard.agents import AgentContext, AgentResult, DefaultFlags, interaction_scope
+from shipyard.cost import call_cost
 from shipyard.flags import FlagsForContext, interaction_context
-from shipyard.llm import LLMError, Message
-from shipyard.observe import end_span, export_spans, hex_trace_id, start_span, to_records
+from shipyard.llm import LLMError, Message, Usage
+from shipyard.observe import end_span, export_spans, hex_trace_id, log_event, start_span, to_records
 from shipyard.observe import semconv as sc
-from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, Trail
+from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, TraceSpans, Trail
 from shipyard.store import InteractionRecord, new_id
 
 if TYPE_CHECKING:
@@ -86,8 +89,30 @@ class Pipeline:
         self._steps[self._index(name)] = (name, step)
 
     async def run(self, ex: Exchange, rt: Runtime) -> None:
-        for _, step in self._steps:
-            await step(ex, rt)
+        """Run the steps in order. A step that raises before the agent did anything stops the run
+        (nothing happened yet); one that raises after is noted on the exchange, and the
+        `record` step still runs, so what the agent did (its tool calls) is recorded."""
+        names = self.names
+        agent_at = names.index("run_agent") if "run_agent" in names else len(names)
+        for i, (name, step) in enumerate(self._steps):
+            try:
+                await step(ex, rt)
+            except Exception as e:
+                nothing_ran = i < agent_at or (i == agent_at and ex.result is None and not ex.trail.spans)
+                if nothing_ran or name == "record" or "record" not in names[i + 1 :]:
+                    raise  # e.g. the version's model cannot be built: a configuration error
+                _step_failed(ex, name, e)
+                await self._steps[names.index("record", i + 1)][1](ex, rt)
+                return
+
+
+def _step_failed(ex: Exchange, name: str, e: Exception) -> None:
+    """Note on the exchange that step `name` raised after the agent started: the interaction failed."""
+    message = f"pipeline step {name!r} failed: {type(e).__name__}: {e}"[:1000]
+    log_event("pipeline_step_failed", level="error", step=name, interaction_id=ex.id, error=message)
+    ex.status = "failed"
+    ex.error = ex.error or message
+    ex.metadata["error_kind"] = "pipeline_error"
 
 
 async def assign_version(ex: Exchange, rt: Runtime) -> None:
@@ -114,15 +139,13 @@ async def start_trace(ex: Exchange, rt: Runtime) -> None:
     )
 
 
-async def run_agent(ex: Exchange, rt: Runtime) -> None:
-    """Call the agent with a context whose every capability is traced; never raises."""
-    if ex.result is not None:
-        return
+def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
+    """The context the agent of `ex` is called with: every capability traced into `ex.trail` under
+    `ex.root`. Must be called on the event loop the interaction runs on."""
     v = ex.version
     assert v is not None and ex.root is not None
     ex.trail.loop = asyncio.get_running_loop()
-    flags = _flags_for(ex, rt)
-    ctx = AgentContext(
+    return AgentContext(
         llm=TracedLLM(
             rt.client_for(v),
             rt.prices,
@@ -135,28 +158,57 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
         ),
         tools=TracedTools(v.spec.tools, rt.tool_definitions(v), rt.tracer, ex.root, ex.trail, ex.interceptor),
         prompts=v.bundle,
-        flags=flags,
+        flags=_flags_for(ex, rt),
         session_id=ex.session_id,
         user_id=ex.user_id,
         history=ex.history,
         metadata=ex.metadata,
         system_prompt=rt.system_prompt(v),
     )
+
+
+async def run_agent(ex: Exchange, rt: Runtime) -> None:
+    """Call the agent with a context whose every capability is traced; never raises. The context
+    is the current one (`shipyard.agents.current_context()`) while the agent runs."""
+    if ex.result is not None:
+        return
+    v = ex.version
+    assert v is not None and ex.root is not None
+    ctx = agent_context(ex, rt)
+    flags = ctx.flags
     timeout = ex.timeout_s or v.timeout_s
-    try:
-        ex.result = await asyncio.wait_for(v.spec(ex.user_input, ctx), timeout)
-    except TimeoutError:
-        _failed(ex, "timeout", f"the agent did not finish within {timeout:g}s")
-    except LLMError as e:
-        _failed(ex, f"llm_{e.kind}", f"model call failed: {e}")
-    except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
-        _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
+    with interaction_scope(ctx, TraceSpans(rt.tracer, ex.root, ex.trail)) as interaction:
+        try:
+            ex.result = await asyncio.wait_for(v.spec(ex.user_input, ctx), timeout)
+        except TimeoutError:
+            _failed(ex, "timeout", f"the agent did not finish within {timeout:g}s")
+        except LLMError as e:
+            _failed(ex, f"llm_{e.kind}", f"model call failed: {e}")
+        except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
+            failure = interaction.model_failure
+            if isinstance(failure, LLMError):  # a framework raised on the error the model proxy gave it
+                raised = f"{type(e).__name__}: {e}"[:300]
+                _failed(
+                    ex, f"llm_{failure.kind}", f"model call failed: {failure} (the agent raised {raised})"
+                )
+            else:
+                _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
+    if ex.result is not None and ex.result.usage is not None:
+        _add_usage(ex, rt, ex.result.usage)
     if isinstance(flags, FlagsForContext) and flags.evaluations:
         # on the record and the trace: flag, variant, reason of each flag the agent asked for
         ex.metadata["flags"] = [d.to_dict() for d in flags.evaluations]
         ex.root.set_attribute(
             sc.FEATURE_FLAGS, [f"{d.flag}={d.variant or d.value}:{d.reason.value}" for d in flags.evaluations]
         )
+
+
+def _add_usage(ex: Exchange, rt: Runtime, usage: Usage) -> None:
+    """Tokens the agent reported spending outside ctx.llm (a remote agent's), priced at the
+    version's configured model, added to the interaction's tokens and cost."""
+    assert ex.version is not None
+    ex.trail.usage = ex.trail.usage + usage
+    ex.trail.cost_usd += call_cost(rt.prices(ex.version.model.name), usage)
 
 
 def _flags_for(ex: Exchange, rt: Runtime) -> FlagsForContext | DefaultFlags:
@@ -176,7 +228,31 @@ def _failed(ex: Exchange, kind: str, message: str) -> None:
 
 
 async def record(ex: Exchange, rt: Runtime) -> None:
-    """Close the trace and build the interaction record; hand it to the sinks (never waits on I/O)."""
+    """Close the trace and build the interaction record; hand it to the sinks (never waits on I/O).
+
+    Never raises: a record that cannot be built whole (say, an agent's metadata is not a mapping)
+    is built from what can be trusted, its tool and model calls kept and the error noted in
+    `metadata["record_error"]`; a sink that raises is logged and the other sinks still run."""
+    try:
+        ex.record = _build_record(ex, rt)
+    except Exception as e:
+        error = f"the record could not be built: {type(e).__name__}: {e}"[:1000]
+        log_event("record_build_failed", level="error", interaction_id=ex.id, error=error)
+        ex.record = _fallback_record(ex, error)
+    for sink in rt.sinks:
+        try:
+            sink(ex.record)
+        except Exception as e:
+            log_event(
+                "record_sink_failed",
+                level="error",
+                interaction_id=ex.id,
+                sink=getattr(sink, "__qualname__", repr(sink)),
+                error=f"{type(e).__name__}: {e}"[:500],
+            )
+
+
+def _build_record(ex: Exchange, rt: Runtime) -> InteractionRecord:
     v = ex.version
     assert v is not None and ex.root is not None
     result = ex.result or AgentResult(output="", status="failed")
@@ -195,7 +271,7 @@ async def record(ex: Exchange, rt: Runtime) -> None:
     metadata = {**ex.metadata, **result.metadata}
     if trail.replayed:
         metadata["replayed"] = True
-    ex.record = InteractionRecord(
+    built = InteractionRecord(
         id=ex.id,
         trace_id=hex_trace_id(ex.root),
         session_id=ex.session_id,
@@ -219,9 +295,43 @@ async def record(ex: Exchange, rt: Runtime) -> None:
         created_at=ex.created_at,
         spans=to_records(otel_spans := [*trail.spans, ex.root]),
     )
-    _sample(ex.record, otel_spans, rt)
-    for sink in rt.sinks:
-        sink(ex.record)
+    _sample(built, otel_spans, rt)
+    return built
+
+
+def _fallback_record(ex: Exchange, error: str) -> InteractionRecord:
+    """The record of an interaction whose full record could not be built: ids, input, what the agent
+    did (tool and model calls, usage), its output when it is text, and the error; no spans."""
+    if ex.root is not None:
+        with contextlib.suppress(Exception):
+            end_span(ex.root, error=error, error_type="record_error")
+    result = ex.result
+    output = result.output if result is not None and isinstance(result.output, str) else ""
+    status = ex.status or (result.status if result is not None else "failed")
+    trail = ex.trail
+    return InteractionRecord(
+        id=ex.id,
+        trace_id=hex_trace_id(ex.root) if ex.root is not None else new_id(),
+        session_id=ex.session_id,
+        user_id=ex.user_id,
+        agent=ex.agent,
+        version=ex.version.id if ex.version is not None else str(ex.version_ref),
+        traffic_source=ex.traffic_source,
+        input=ex.user_input,
+        output=output,
+        status=status if status in ("completed", "escalated", "failed", "blocked") else "failed",
+        latency_ms=(time.perf_counter() - ex.t0) * 1000,
+        input_tokens=trail.usage.input_tokens,
+        output_tokens=trail.usage.output_tokens,
+        cached_input_tokens=trail.usage.cached_input_tokens,
+        cost_usd=trail.cost_usd,
+        tool_calls=list(trail.tool_calls),
+        llm_calls=list(trail.llm_calls),
+        guardrails=list(ex.guardrails),
+        error=ex.error,
+        metadata={"record_error": error},
+        created_at=ex.created_at,
+    )
 
 
 def _sample(record: InteractionRecord, otel_spans: list[Span], rt: Runtime) -> None:

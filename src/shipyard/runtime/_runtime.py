@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Tracer
 
+from shipyard.agents import interaction_scope
 from shipyard.config import ModelPrices, ShipyardConfig
 from shipyard.llm import ChatClient, Message, ModelPool
-from shipyard.observe import TraceSampler, get_tracer
+from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
 from shipyard.runtime._handles import CallInterceptor
-from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, new_session_id
+from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, agent_context, new_session_id
 from shipyard.runtime._versions import AgentVersion, agent_versions, pick_version
 from shipyard.store import InteractionRecord
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from shipyard.store import BatchWriter, Store
 
 Sink = Callable[[InteractionRecord], None]
+
+WARMUP_TIMEOUT_S = 300.0  # a warm-up still running then has failed (the agent is not ready)
 
 
 class Runtime:
@@ -56,6 +61,7 @@ class Runtime:
         self._definitions: dict[str, list[dict[str, Any]]] = {}
         self._system_prompts: dict[str, str] = {}
         self._recorded: set[str] = set()
+        self._warmed: set[str] = set()  # version ids whose warm-up hook succeeded
         self._prices: dict[str, ModelPrices] = {}
         self.assigner: Callable[[Exchange], str | None] | None = None  # rollouts set this
         self.sampler: TraceSampler | None = None  # None: every trace keeps its spans
@@ -120,6 +126,61 @@ class Runtime:
         if v.id not in self._system_prompts:
             self._system_prompts[v.id] = v.bundle.render(v.prompt_variables) if v.bundle else ""
         return self._system_prompts[v.id]
+
+    # warm-up -------------------------------------------------------------------------------------
+    async def warm_up(self, agent: str, version: str | None = None) -> dict[str, str]:
+        """Run the warm-up hook (`AgentSpec.warmup`) of each version of `agent` that has one, or of
+        `version` only; once per version (a failed one is tried again on the next call).
+
+        The hook runs inside an interaction scope with a context for its version, so code that
+        looks up `current_context()` works; nothing it does is recorded. Returns {version id:
+        error} for each hook that raised or ran over WARMUP_TIMEOUT_S (empty: every version is
+        ready); each failure is logged, never raised."""
+        versions = self.versions(agent) if version is None else [self.resolve_version(agent, version)]
+        failed: dict[str, str] = {}
+        for v in versions:
+            hook = v.spec.warmup
+            if hook is None or v.id in self._warmed:
+                continue
+            t0 = time.perf_counter()
+            try:
+                await asyncio.wait_for(self._warm(v, hook), WARMUP_TIMEOUT_S)
+            except TimeoutError:
+                failed[v.id] = f"the warm-up did not finish within {WARMUP_TIMEOUT_S:g}s"
+            except Exception as e:
+                failed[v.id] = f"the warm-up raised {type(e).__name__}: {e}"[:1000]
+            else:
+                self._warmed.add(v.id)
+                log_event(
+                    "agent_warmed_up",
+                    agent=agent,
+                    version=v.id,
+                    duration_ms=(time.perf_counter() - t0) * 1000,
+                )
+                continue
+            log_event("agent_warmup_failed", level="error", agent=agent, version=v.id, error=failed[v.id])
+        return failed
+
+    async def _warm(self, v: AgentVersion, hook: Callable[[], Awaitable[None]]) -> None:
+        ex = Exchange(
+            agent=v.agent,
+            user_input="",
+            session_id=f"warmup-{new_session_id()}",
+            user_id=None,
+            traffic_source="warmup",
+            history=[],
+            metadata={},
+            version_ref=v.id,
+            interceptor=None,
+            timeout_s=None,
+        )
+        ex.version = v
+        ex.root = start_span(self.tracer, f"warm_up {v.agent}")  # never exported: not an interaction
+        try:
+            with interaction_scope(agent_context(ex, self)):
+                await hook()
+        finally:
+            end_span(ex.root)
 
     # interactions --------------------------------------------------------------------------------
     async def invoke(

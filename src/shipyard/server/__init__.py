@@ -2,8 +2,11 @@
 
 from shipyard.server._app import ROUTES, create_app
 from shipyard.server._auth import ROLES, KeyRing, create_key, hash_key, new_key
+from shipyard.server._connections import uvicorn_config
+from shipyard.server._dead_letters import DeadLetterSink, dead_letter_folder, read_dead_letter_files
+from shipyard.server._guard import is_loopback
 from shipyard.server._journal import Journal, decode_record, encode, read_journal
-from shipyard.server._serve import is_loopback, serve
+from shipyard.server._serve import serve
 from shipyard.server._state import ServerState
 from shipyard.server._steps import RECORD_STEPS, install_slots
 
@@ -11,17 +14,21 @@ __all__ = [
     "RECORD_STEPS",
     "ROLES",
     "ROUTES",
+    "DeadLetterSink",
     "Journal",
     "KeyRing",
     "ServerState",
     "create_app",
     "create_key",
+    "dead_letter_folder",
     "decode_record",
     "encode",
     "hash_key",
     "install_slots",
     "is_loopback",
     "new_key",
+    "read_dead_letter_files",
     "read_journal",
     "serve",
+    "uvicorn_config",
 ]

@@ -1,8 +1,9 @@
 """The ASGI app: gateway routes, feedback, health, metrics, the admin API and the dashboard.
 
-Plain Starlette routes, no middleware beyond Starlette's own error handling: each handler checks
-its key, reads a bounded JSON body, runs one interaction through the runtime and the record steps
-(journal first), and answers. Every error is JSON naming the field (see `_http`).
+Plain Starlette routes behind one middleware, the request guard (Host allow-list, JSON-only and
+same-origin writes: `_guard`); each handler checks its key, reads a bounded JSON body, runs one interaction through the runtime and the record steps
+(journal first), and answers. Every error is JSON naming the field (see `_http`); an unexpected one
+is a logged 500 (`_errors.ErrorBoundary`, outside the guard).
 """
 
 from __future__ import annotations
@@ -13,34 +14,44 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from shipyard.config import ShipyardConfig, parse_window
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import export_spans, log_event, log_feedback, rating_of, trace_tree_lines
-from shipyard.server._auth import ROLES, create_key, public_key_row
-from shipyard.server._dashboard import dashboard_routes
+from shipyard.server._auth import ROLES, RetryLater, create_key, hash_key, public_key_row
+from shipyard.server._dashboard import dashboard_routes, kpis_document
+from shipyard.server._errors import ErrorBoundary
 from shipyard.server._flags_api import flag_routes
+from shipyard.server._guard import HostAllowList, RequestGuard
 from shipyard.server._http import (
+    MAX_COMMENT_CHARS,
     ApiError,
+    check_id,
+    dumps,
     endpoint,
     error_response,
     field,
+    id_field,
     json_response,
+    metadata_field,
     number_field,
     query_int,
     read_json,
+    text_field,
 )
+from shipyard.server._idempotency import idempotent
 from shipyard.server._openapi import openapi_document
-from shipyard.server._rollout_api import preview_version, rollout_routes
+from shipyard.server._rollout_api import chosen_version, rollout_routes
 from shipyard.server._state import ServerState
-from shipyard.store import InteractionRecord
+from shipyard.server._steps import NotRecorded
+from shipyard.store import InteractionRecord, error_reason
 
 
 def _state(request: Request) -> ServerState:
@@ -91,7 +102,16 @@ async def _run(
     except ShipyardError as e:  # the project is misconfigured (e.g. a prompt variable has no value)
         log_event("agent_unavailable", level="error", agent=agent, error=e.message)
         raise ApiError(503, f"agent {agent!r} cannot run: {e.message}", type="service_unavailable") from None
-    state.finish(record)
+    try:
+        state.finish(record)
+    except NotRecorded as e:  # the agent ran, but nothing durable holds its record: say so, with its id
+        raise ApiError(
+            500,
+            f"the interaction ran but its record could not be saved ({e.reason}); it is in the server "
+            "log (event record_step_failed). A retry runs the agent again",
+            type="internal_error",
+            extra={"interaction_id": record.id, "trace_id": record.trace_id},
+        ) from None
     return record
 
 
@@ -108,20 +128,22 @@ def _ids(record: InteractionRecord) -> dict[str, str]:
 
 
 @endpoint("invoke")
+@idempotent  # Idempotency-Key (server/_idempotency.py); no effect on requests without it
 async def invoke(request: Request, state: ServerState) -> Response:
     """POST /v1/agents/{agent}/invoke"""
     agent = request.path_params["agent"]
     _agent(state, agent, "agent")
-    body = await read_json(request, state.cfg.server.max_body_bytes)
+    server = state.cfg.server
+    body = await read_json(request, server.max_body_bytes)
     text = field(body, "input", str, required=True)
     record = await _run(
         state,
         agent,
         text,
-        session_id=field(body, "session_id", str),
-        user_id=field(body, "user_id", str),
-        version=field(body, "version", str) or await preview_version(request, state),
-        metadata=field(body, "metadata", dict),
+        session_id=id_field(body, "session_id"),
+        user_id=id_field(body, "user_id"),
+        version=await chosen_version(request, state, body),
+        metadata=metadata_field(body, server.max_metadata_bytes),
     )
     out = {
         "output": record.output,
@@ -160,8 +182,16 @@ def _content(message: dict[str, Any], i: int) -> str:
     )
 
 
-def _chat_input(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The last user message as the input; earlier user / assistant turns as history."""
+def _chat_input(messages: list[Any], max_messages: int) -> tuple[str, list[dict[str, Any]]]:
+    """The last user message as the input; earlier user / assistant turns as history (at most
+    `max_messages` messages in all; their bytes are bounded by the body limit)."""
+    if len(messages) > max_messages:
+        raise ApiError(
+            422,
+            f"field 'messages' has {len(messages)} messages; the limit is {max_messages} "
+            "(server.max_history_messages)",
+            param="messages",
+        )
     turns: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
@@ -181,24 +211,30 @@ def _chat_input(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     return turns[last_user]["content"], history
 
 
+def _session_header(request: Request) -> str | None:
+    value = request.headers.get("x-session-id")
+    return None if value is None else check_id(value, "X-Session-Id", what="header")
+
+
 @endpoint("invoke")
 async def chat_completions(request: Request, state: ServerState) -> Response:
     """POST /v1/chat/completions: `model` names an agent."""
-    body = await read_json(request, state.cfg.server.max_body_bytes)
-    agent = field(body, "model", str, required=True)
+    server = state.cfg.server
+    body = await read_json(request, server.max_body_bytes)
+    agent: str = check_id(field(body, "model", str, required=True), "model")
     messages = field(body, "messages", list, required=True)
     stream = field(body, "stream", bool) or False
-    session = field(body, "session_id", str) or request.headers.get("x-session-id")
+    session = id_field(body, "session_id") or _session_header(request)
     _agent(state, agent, "model")
-    text, history = _chat_input(messages)
+    text, history = _chat_input(messages, server.max_history_messages)
     record = await _run(
         state,
         agent,
         text,
         session_id=session,
-        user_id=field(body, "user", str),
-        version=field(body, "version", str) or await preview_version(request, state),
-        metadata=field(body, "metadata", dict),
+        user_id=id_field(body, "user"),
+        version=await chosen_version(request, state, body),
+        metadata=metadata_field(body, server.max_metadata_bytes),
         history=history,
     )
     failed = _failure_status(record)
@@ -262,7 +298,7 @@ async def _sse(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             **more,
         }
-        return b"data: " + orjson.dumps(data) + b"\n\n"
+        return b"data: " + dumps(data) + b"\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
     words = output.split(" ")
@@ -273,11 +309,27 @@ async def _sse(
     yield b"data: [DONE]\n\n"
 
 
+async def _in_store(state: ServerState, ref: str) -> None:
+    """Before feedback is attached: an interaction still in the journal is moved to the store now;
+    503 (Retry-After) when the store cannot take it now."""
+    try:
+        if state.journal.find_pending(ref) is not None or not await asyncio.to_thread(
+            state.store.find_interaction, ref
+        ):
+            await state.journal.flush()
+    except Exception as e:  # the store cannot be reached: the record waits safely in the journal
+        raise RetryLater(
+            f"interaction {ref!r} cannot be looked up now (the store is unreachable: "
+            f"{error_reason(e, 200).splitlines()[0]})",
+            param="interaction_id",
+        ) from None
+
+
 @endpoint("invoke")
 async def feedback(request: Request, state: ServerState) -> Response:
     """POST /v1/feedback"""
     body = await read_json(request, state.cfg.server.max_body_bytes)
-    ref = field(body, "interaction_id", str) or field(body, "trace_id", str)
+    ref = id_field(body, "interaction_id") or id_field(body, "trace_id")
     if not ref:
         raise ApiError(
             422, "send 'interaction_id' or 'trace_id' (from the invoke response)", param="interaction_id"
@@ -295,15 +347,26 @@ async def feedback(request: Request, state: ServerState) -> Response:
             422, f"field 'thumbs' must be 1, -1, 'up' or 'down', got {thumbs_raw!r}", param="thumbs"
         )
     score = number_field(body, "score")
-    comment = field(body, "comment", str)
+    comment = text_field(body, "comment", MAX_COMMENT_CHARS)
     if thumbs is None and score is None and comment is None:
         raise ApiError(422, "feedback needs at least one of 'thumbs', 'score' or 'comment'", param="thumbs")
-    if state.journal.is_pending(ref) or not await asyncio.to_thread(state.store.find_interaction, ref):
-        await state.journal.flush()  # the interaction may still be on its way to the store
+    await _in_store(state, ref)
     try:
         record = await asyncio.to_thread(state.store.record_feedback, ref, thumbs, score, comment)
     except NotFoundError as e:
-        raise ApiError(404, e.message, type="not_found_error", param="interaction_id") from None
+        letter = state.journal.dead_letter_of(ref)
+        message = e.message
+        if letter is not None:
+            message = (
+                f"interaction {ref!r} was answered, but the store refused its record "
+                f"({letter.error_type}), so it cannot take feedback; it is kept as dead letter "
+                f"{letter.id} (`shipyard store dead-letters show {letter.id}`)"
+            )
+        raise ApiError(404, message, type="not_found_error", param="interaction_id") from None
+    except ShipyardError:
+        raise
+    except Exception as e:  # the store cannot be used right now
+        raise RetryLater(f"feedback cannot be stored now: {error_reason(e, 200).splitlines()[0]}") from None
     state.metrics.observe_feedback(record, thumbs, score)
     state.window.add_feedback(record.id, record.feedback)
     await _recall_trace(state, record)
@@ -390,10 +453,20 @@ async def admin_interactions(request: Request, state: ServerState) -> Response:
 async def admin_interaction(request: Request, state: ServerState) -> Response:
     """GET /admin/interactions/{id}"""
     ref = request.path_params["id"]
-    record = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
+    record = await _find(state, ref)
     if record is None:
         raise ApiError(404, f"no interaction with id or trace id {ref!r}", type="not_found_error", param="id")
     return json_response({"interaction": record.to_dict(spans=True), "tree": trace_tree_lines(record)})
+
+
+async def _find(state: ServerState, ref: str) -> InteractionRecord | None:
+    """An interaction by id or trace id, with its spans: from the journal while it is still on its
+    way to the store (so it can be read as soon as its answer is sent), else from the store."""
+    pending = state.journal.find_pending(ref)
+    if pending is not None:
+        return pending
+    found: InteractionRecord | None = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
+    return found
 
 
 def _trace_summary(r: InteractionRecord) -> dict[str, Any]:
@@ -436,7 +509,7 @@ async def admin_traces(request: Request, state: ServerState) -> Response:
 async def admin_trace(request: Request, state: ServerState) -> Response:
     """GET /admin/traces/{trace_id}"""
     ref = request.path_params["trace_id"]
-    record = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
+    record = await _find(state, ref)
     if record is None:
         raise ApiError(404, f"no trace {ref!r}", type="not_found_error", param="trace_id")
     return json_response(
@@ -464,52 +537,9 @@ async def admin_kpis(request: Request, state: ServerState) -> Response:
     agent = request.query_params.get("agent")
     points = query_int(request, "points", 30, low=2, high=200)
     now = time.time()
-    current = state.window.kpis(window, now=now, agent=agent)
-    previous = state.window.kpis(window, now=now, offset_s=window, agent=agent)
-    per_version = [
-        {
-            "agent": a,
-            "version": v,
-            "current": state.window.kpis(window, now=now, agent=a, version=v).to_dict(),
-            "previous": state.window.kpis(window, now=now, offset_s=window, agent=a, version=v).to_dict(),
-        }
-        for a, v in state.window.versions()
-        if agent is None or a == agent
-    ]
-    step = window / points
-    series = []
-    for i in range(points):
-        end = now - window + (i + 1) * step
-        k = state.window.kpis(step, now=end, agent=agent)
-        series.append(
-            {
-                "t": end,
-                "interactions": k.interactions,
-                "completion_rate": k.completion_rate,
-                "p95_latency_s": k.p95_latency_s,
-                "avg_latency_s": k.avg_latency_s,
-                "cost_usd": k.cost_usd,
-                "errors": k.errors,
-                "safety_incidents": k.safety_incidents,
-            }
-        )
-    day = state.window.kpis(86400, now=now, agent=agent)
-    return json_response(
-        {
-            "window_s": window,
-            "now": now,
-            "status": state.alerts.status(),
-            "current": current.to_dict(),
-            "previous": previous.to_dict(),
-            "versions": per_version,
-            "series": series,
-            "last_24h": {
-                "safety_incidents": day.safety_incidents,
-                "errors": day.errors,
-                "interactions": day.interactions,
-            },
-        }
-    )
+    # one pass over the window's samples, in a worker thread: health checks never wait behind it
+    numbers = await asyncio.to_thread(kpis_document, state.window, window, now, agent=agent, points=points)
+    return json_response({"window_s": window, "now": now, "status": state.alerts.status(), **numbers})
 
 
 @endpoint("read")
@@ -552,8 +582,8 @@ async def admin_create_key(request: Request, state: ServerState) -> Response:
     role = field(body, "role", str, required=True)
     if role not in ROLES:
         raise ApiError(422, f"field 'role' must be one of {', '.join(ROLES)}, got {role!r}", param="role")
-    created = await asyncio.to_thread(create_key, state.store, role, field(body, "name", str))
-    await asyncio.to_thread(state.keys.refresh)
+    created = await asyncio.to_thread(create_key, state.store, role, id_field(body, "name"))
+    state.keys.remember({**created, "hash": hash_key(created["key"]), "revoked_at": None})
     log_event("api_key_created", key_id=created["id"], prefix=created["prefix"], role=role)
     return json_response(created, 201)
 
@@ -562,7 +592,7 @@ async def admin_create_key(request: Request, state: ServerState) -> Response:
 async def admin_revoke_key(request: Request, state: ServerState) -> Response:
     """DELETE /admin/keys/{ref}"""
     row = await asyncio.to_thread(state.store.revoke_api_key, request.path_params["ref"])
-    state.keys.forget()
+    state.keys.remember(row)  # refused from now on here; other replicas within AUTH_REFRESH_S
     log_event("api_key_revoked", key_id=row["id"], prefix=row["prefix"])
     return json_response(public_key_row(row))
 
@@ -603,20 +633,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             404, f"no route {request.url.path!r}; see /openapi.json", type="not_found_error"
         )
     if exc.status_code == 405:
-        return error_response(
-            405, f"{request.method} is not allowed on {request.url.path}", type="invalid_request_error"
+        allowed = _allowed_methods(request)
+        answer = error_response(
+            405,
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+            type="invalid_request_error",
         )
-    return error_response(exc.status_code, str(exc.detail))
+        answer.headers["Allow"] = allowed
+        return answer
+    answer = error_response(exc.status_code, str(exc.detail))
+    answer.headers.update(exc.headers or {})
+    return answer
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log_event("internal_error", level="error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
-    return error_response(500, "internal error; the server log has the details", type="internal_error")
+def _allowed_methods(request: Request) -> str:
+    """The methods some route takes on this path (Starlette's own `Allow` names one route's only)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def create_app(cfg: ShipyardConfig, **state_options: Any) -> Starlette:
     """The ASGI app for a project. `state_options` go to `ServerState` (store, journal_fsync,
-    log_stream, log_level, configure_logs)."""
+    log_stream, log_level, configure_logs, host, no_auth)."""
     state = ServerState(cfg, **state_options)
 
     @contextlib.asynccontextmanager
@@ -627,10 +668,16 @@ def create_app(cfg: ShipyardConfig, **state_options: Any) -> Starlette:
         finally:
             await state.stop()
 
+    guard = Middleware(
+        RequestGuard,  # Host allow-list, JSON-only writes, no cross-origin writes (server/_guard.py)
+        allow=HostAllowList(state.host, cfg.server.allowed_hosts),
+        open_mode=lambda: state.keys.open,
+    )
     app = Starlette(
         routes=ROUTES,
+        middleware=[Middleware(ErrorBoundary), guard],
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error},  # the rest: ErrorBoundary (server/_errors.py)
     )
     app.state.shipyard = state
     return app

@@ -3,7 +3,9 @@
 Numbers come from the server's in-memory `KpiWindow` for the time since this process started (or as far
 back as the window keeps) and from the store for anything older, so a freshly started server still shows
 yesterday. Older samples are read from the store once per time range and kept (see `_History`). The KPI
-math is `shipyard.observe.compute_kpis`; this module only picks samples and shapes JSON.
+math is `shipyard.observe.KpiFrame` (one pass over the samples, then a slice per window or bucket); this
+module only picks samples and shapes JSON, in worker threads, never on the event loop. It also shapes
+`GET /admin/kpis` (`kpis_document`), from the in-memory window alone.
 
 The page (static/dashboard.html, .css, .js) is self-contained: no CDN, charts are inline SVG drawn by
 its own script. It refreshes itself by fetching the JSON every few seconds. With API keys configured,
@@ -17,7 +19,6 @@ Extension point: `PANELS`. Other parts of the server (the rollout work) add a `D
 from __future__ import annotations
 
 import asyncio
-import bisect
 import functools
 import inspect
 import json
@@ -38,9 +39,9 @@ from starlette.routing import BaseRoute, Route
 
 from shipyard.config import parse_window
 from shipyard.observe import (
+    KpiFrame,
     Kpis,
-    Sample,
-    compute_kpis,
+    KpiWindow,
     overall_status,
     samples_from_records,
     trace_tree_lines,
@@ -186,11 +187,12 @@ async def _panel_content(panel: DashboardPanel, state: Any) -> dict[str, Any]:
 
 # where samples come from -------------------------------------------------------------------------
 class _History:
-    """Production samples read from the store for the time the in-memory window does not cover.
+    """Production samples read from the store for the time the in-memory window does not cover, as a
+    `KpiFrame` in time order.
 
-    Rows are read once per time range and kept in time order: a later request reads only the part of
-    its range not read yet, and what no window can need any more (older than `lookback_s`) is let go.
-    Every `ttl_s` the cache starts over, which picks up feedback and rows other processes wrote late.
+    Rows are read once per time range and kept: a later request reads only the part of its range not
+    read yet, and what no window can need any more (older than `lookback_s`) is let go. Every `ttl_s`
+    the cache starts over, which picks up feedback and rows other processes wrote late.
     """
 
     def __init__(self, store: Any, lookback_s: float, ttl_s: float = HISTORY_TTL_S) -> None:
@@ -200,38 +202,29 @@ class _History:
         self._lock = threading.Lock()
         self._lo = self._hi = 0.0
         self._started = -math.inf
-        self._samples: list[Sample] = []
+        self._frame = KpiFrame()
 
-    def _read(self, since: float, until: float) -> list[Sample]:
+    def _read(self, since: float, until: float) -> KpiFrame:
         records = self.store.list_interactions(since=since, until=until, limit=None, oldest_first=True)
-        return samples_from_records(records)
+        return KpiFrame(samples_from_records(records))
 
-    def samples(self, since: float, until: float, now: float) -> list[Sample]:
-        """The samples created in [since, until), oldest first."""
+    def frame(self, since: float, until: float, now: float) -> KpiFrame:
+        """The samples created in [since, until)."""
         with self._lock:
             if time.monotonic() - self._started > self.ttl_s:
-                self._samples, self._lo, self._hi = [], until, until
+                self._frame, self._lo, self._hi = KpiFrame(), until, until
                 self._started = time.monotonic()
             if since < self._lo:
-                self._samples = self._read(since, self._lo) + self._samples
+                self._frame = KpiFrame.concat([self._read(since, self._lo), self._frame])
                 self._lo = since
             if until > self._hi:
-                self._samples += self._read(self._hi, until)
+                self._frame = KpiFrame.concat([self._frame, self._read(self._hi, until)])
                 self._hi = until
             floor = now - self.lookback_s
             if self._lo < floor:
-                del self._samples[: bisect.bisect_left(self._samples, floor, key=_at)]
+                self._frame = KpiFrame.concat([self._frame.between(floor, math.inf)])  # a copy: lets go
                 self._lo = floor
-            return _between(self._samples, since, until)
-
-
-def _at(s: Sample) -> float:
-    return s.at
-
-
-def _between(samples: list[Sample], since: float, until: float) -> list[Sample]:
-    """The samples created in [since, until) of a list in time order."""
-    return samples[bisect.bisect_left(samples, since, key=_at) : bisect.bisect_left(samples, until, key=_at)]
+            return self._frame.between(since, until)
 
 
 def _clip(text: str, n: int = 140) -> str:
@@ -256,31 +249,29 @@ class DashboardData:
         window = self.state.window
         return max(float(getattr(self.state, "started_at", now)), now - window.horizon_s)
 
-    def samples(self, since: float, until: float) -> list[Sample]:
-        """Production samples created in [since, until), oldest first: the store before
+    def frame(self, since: float, until: float) -> KpiFrame:
+        """Production samples created in [since, until), in time order: the store before
         `coverage_start`, the in-memory window after it (no interaction is counted twice)."""
         split = min(max(since, self.coverage_start(until)), until)
-        out: list[Sample] = []
+        parts: list[KpiFrame] = []
         if since < split:
             if self._history is None:
                 self._history = _History(self.state.store, lookback_s=2 * MAX_WINDOW_S + 60)
-            out.extend(self._history.samples(since, split, until))
+            parts.append(self._history.frame(since, split, until))
         if split < until:
-            recent = self.state.window.samples(split, until)
-            recent.sort(key=_at)  # in order of finishing; nearly sorted already
-            out.extend(recent)
-        return out
+            parts.append(self.state.window.frame().between(split, until))
+        return parts[0] if len(parts) == 1 else KpiFrame.concat(parts)
 
     # the JSON documents ------------------------------------------------------------------------------
     def overview(self, window_s: float, now: float | None = None) -> dict[str, Any]:
         """Status, KPI cards with their change against the previous window, 24-hour counts and alerts."""
         now = time.time() if now is None else now
         span = max(2 * window_s, 2 * DAY_S, 2 * ACTIVE_SESSIONS_S)
-        samples = self.samples(now - span, now)
+        frame = self.frame(now - span, now)
 
         def kpis(length: float, offset: float = 0.0) -> Kpis:
             end = now - offset
-            return compute_kpis(_between(samples, end - length, end), length)
+            return frame.kpis(length, end - length, end)
 
         current, previous = kpis(window_s), kpis(window_s, window_s)
         active, active_before = kpis(ACTIVE_SESSIONS_S), kpis(ACTIVE_SESSIONS_S, ACTIVE_SESSIONS_S)
@@ -325,13 +316,10 @@ class DashboardData:
     def versions(self, window_s: float, now: float | None = None) -> list[dict[str, Any]]:
         """The KPIs of each (agent, version) seen in this window or the previous one, with changes."""
         now = time.time() if now is None else now
-        groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
-        for s in self.samples(now - 2 * window_s, now):
-            groups[(s.agent, s.version)].append(s)
+        frame = self.frame(now - 2 * window_s, now)
         rows: list[dict[str, Any]] = []
-        for (agent, version), items in groups.items():
-            cur = compute_kpis(_between(items, now - window_s, now), window_s)
-            prev = compute_kpis(_between(items, now - 2 * window_s, now - window_s), window_s)
+        for agent, version in frame.versions():
+            cur, prev = _this_and_previous(frame.where(agent=agent, version=version), window_s, now)
             rows.append(
                 {
                     "agent": agent,
@@ -353,17 +341,12 @@ class DashboardData:
         bucket_s = bucket_s or default_bucket(window_s)
         first = math.floor((now - window_s) / bucket_s) * bucket_s
         count = math.floor((now - first) / bucket_s) + 1
-        by_bucket: list[list[Sample]] = [[] for _ in range(count)]
-        for s in self.samples(first, now + 1e-6):
-            i = int((s.at - first) // bucket_s)
-            if 0 <= i < count:
-                by_bucket[i].append(s)
+        edges = [first + i * bucket_s for i in range(count + 1)]
+        frame = self.frame(first, now + 1e-6)
         points = []
-        for i, items in enumerate(by_bucket):
-            start = first + i * bucket_s
+        for start, k in zip(edges[:-1], frame.buckets(edges, bucket_s), strict=True):
             # the last bucket is still filling: rate over the time it has covered so far
             covered = min(bucket_s, max(now - start, bucket_s / 4))
-            k = compute_kpis(items, bucket_s)
             points.append(
                 {
                     "t": start,
@@ -401,6 +384,60 @@ class DashboardData:
         """One interaction with its spans laid out as a waterfall, or None."""
         record: InteractionRecord | None = self.state.store.find_interaction(ref, spans=True)
         return None if record is None else trace_detail(record)
+
+
+def _this_and_previous(frame: KpiFrame, window_s: float, now: float) -> tuple[Kpis, Kpis]:
+    """The KPIs of the window ending now and of the one before it."""
+    return frame.kpis(window_s, now - window_s, now), frame.kpis(window_s, now - 2 * window_s, now - window_s)
+
+
+def kpis_document(
+    window: KpiWindow, window_s: float, now: float, *, agent: str | None = None, points: int = 30
+) -> dict[str, Any]:
+    """The numbers of `GET /admin/kpis`, from the server's in-memory window: this window and the
+    previous one, overall and per version, `points` chart buckets over the window, and the last 24 hours.
+    It reads the window's frame (the samples added since the last read) and then only slices it, but
+    it blocks: call it in a worker thread.
+
+    Args:
+        window: the server's `KpiWindow`.
+        window_s: the window's length; `now` its end (epoch seconds).
+        agent: only this agent's interactions (None: all).
+        points: how many buckets the series has.
+    """
+    frame = window.frame(agent=agent)
+    current, previous = _this_and_previous(frame, window_s, now)
+    versions = []
+    for a, v in frame.versions():
+        cur, prev = _this_and_previous(frame.where(agent=a, version=v), window_s, now)
+        versions.append({"agent": a, "version": v, "current": cur.to_dict(), "previous": prev.to_dict()})
+    step = window_s / points
+    edges = [now - window_s + i * step for i in range(points + 1)]
+    series = [
+        {
+            "t": end,
+            "interactions": k.interactions,
+            "completion_rate": k.completion_rate,
+            "p95_latency_s": k.p95_latency_s,
+            "avg_latency_s": k.avg_latency_s,
+            "cost_usd": k.cost_usd,
+            "errors": k.errors,
+            "safety_incidents": k.safety_incidents,
+        }
+        for end, k in zip(edges[1:], frame.buckets(edges, step), strict=True)
+    ]
+    day = frame.kpis(DAY_S, now - DAY_S, now)
+    return {
+        "current": current.to_dict(),
+        "previous": previous.to_dict(),
+        "versions": versions,
+        "series": series,
+        "last_24h": {
+            "safety_incidents": day.safety_incidents,
+            "errors": day.errors,
+            "interactions": day.interactions,
+        },
+    }
 
 
 def default_bucket(window_s: float) -> float:

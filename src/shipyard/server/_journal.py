@@ -16,6 +16,13 @@ moved to the store; a crash can lose the records since the last batch).
 
 On start, `recover()` loads every journal no living process holds, from its checkpoint on, into
 the store (insert-or-ignore by interaction id, so loading twice is harmless) and deletes it.
+
+A record the store refuses (a NUL byte PostgreSQL cannot hold, a number out of range) never blocks
+the ones behind it: the batch is halved until the refused records are found, the others are stored,
+and each refused one becomes a dead letter (server/_dead_letters.py) before the checkpoint moves
+past it. Only a store that cannot be used at all (down, locked) keeps records waiting here; then the
+mover retries with backoff and `recover()` leaves the journal for the mover to load later, so a
+server always starts.
 """
 
 from __future__ import annotations
@@ -25,15 +32,26 @@ import contextlib
 import os
 import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
 from shipyard.observe import log_event
-from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
+from shipyard.server._dead_letters import FOLDER as DEAD_LETTER_FOLDER
+from shipyard.server._dead_letters import DeadLetterSink
+from shipyard.store import (
+    DeadLetter,
+    InteractionRecord,
+    error_reason,
+    isolate,
+    new_id,
+    private_dir,
+    private_file,
+)
 
 try:
     import fcntl
@@ -52,17 +70,14 @@ def encode(record: InteractionRecord) -> bytes:
 
 def decode_record(d: dict[str, Any]) -> InteractionRecord:
     """An InteractionRecord from its JSON form (as orjson wrote it)."""
-    d = dict(d)
-    d["tool_calls"] = [ToolCallRecord(**t) for t in d.get("tool_calls") or []]
-    d["llm_calls"] = [LLMCallRecord(**c) for c in d.get("llm_calls") or []]
-    d["spans"] = [SpanRecord(**s) for s in d.get("spans") or []]
-    return InteractionRecord(**d)
+    return InteractionRecord.from_dict(d)
 
 
 @dataclass(slots=True)
 class ReadResult:
     records: list[InteractionRecord]
     torn: int  # lines skipped: partial writes or checksum mismatches
+    ends: list[int] = field(default_factory=list)  # each record's end offset in the file
 
 
 def read_journal(path: Path, offset: int = 0) -> ReadResult:
@@ -74,7 +89,10 @@ def read_journal(path: Path, offset: int = 0) -> ReadResult:
     tail = lines.pop()  # after the last newline: empty, or a torn write
     torn = 1 if tail else 0
     records: list[InteractionRecord] = []
+    ends: list[int] = []
+    end = offset
     for line in lines:
+        end += len(line) + 1
         if len(line) < 10 or line[8:9] != b" ":
             torn += 1
             continue
@@ -84,9 +102,10 @@ def read_journal(path: Path, offset: int = 0) -> ReadResult:
                 torn += 1
                 continue
             records.append(decode_record(orjson.loads(body)))
+            ends.append(end)
         except (ValueError, TypeError):
             torn += 1
-    return ReadResult(records, torn)
+    return ReadResult(records, torn, ends)
 
 
 def _read_checkpoint(path: Path) -> int:
@@ -98,7 +117,7 @@ def _read_checkpoint(path: Path) -> int:
 
 def _write_checkpoint(path: Path, offset: int) -> None:
     tmp = path.with_suffix(".ckpt.tmp")
-    tmp.write_text(str(offset))
+    private_file(tmp).write_text(str(offset))
     os.replace(tmp, path)
 
 
@@ -117,11 +136,16 @@ class Journal:
 
     Args:
         directory: where journal files live (`.shipyard/journal/` of the project).
-        store: the Store (anything with `write_interactions(records)`).
+        store: the Store (anything with `write_interactions(records)`; with `add_dead_letter(letter)`
+            too, else dead letters go to files).
         fsync: never | batch | always (see the module docs).
         batch_size: at most this many records per store write.
         flush_interval_s: how often the mover runs when fewer than batch_size records wait.
         rotate_bytes: start a new file once everything in a file this big is in the store.
+        on_dead_letter: called with each record the store refused, once it is kept aside (for
+            metrics and alerts); from the event loop, or from a worker thread during `recover()`.
+        dead_letter_folder: where a dead letter goes when the store's table cannot take it
+            (default: `dead-letter/` beside the journal folder, i.e. `.shipyard/dead-letter/`).
     """
 
     def __init__(
@@ -133,6 +157,8 @@ class Journal:
         batch_size: int = 256,
         flush_interval_s: float = 0.2,
         rotate_bytes: int = 64 * 1024 * 1024,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        dead_letter_folder: Path | None = None,
     ) -> None:
         if fsync not in ("never", "batch", "always"):
             raise ValueError(f"fsync must be never, batch or always, got {fsync!r}")
@@ -151,11 +177,17 @@ class Journal:
         self._flush_lock = asyncio.Lock()
         self.stored = 0
         self.failures = 0
+        self.dead_letters = DeadLetterSink(
+            store, dead_letter_folder or self.directory.parent / DEAD_LETTER_FOLDER
+        )
+        self.on_dead_letter = on_dead_letter
+        self._dead_ids: OrderedDict[str, DeadLetter] = OrderedDict()  # the newest, by record id
+        self._deferred = False  # a dead process's journal is waiting for the store to come back
 
     # files -----------------------------------------------------------------------------------------
     def open(self) -> Path:
         """Create and lock this process's journal file."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # 0700, and `.shipyard/` too (store/_files.py)
         name = f"{int(time.time() * 1000)}-{os.getpid()}-{new_id()[:8]}{SUFFIX}"
         path = self.directory / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -171,8 +203,13 @@ class Journal:
             yield from sorted(self.directory.glob(f"*{SUFFIX}"))
 
     def recover(self) -> int:
-        """Load the journals of dead processes into the store; return how many records were loaded."""
+        """Load the journals of dead processes into the store; return how many records were loaded.
+
+        Records the store refuses become dead letters. When the store cannot be used at all, the
+        journal stays where it is (with its checkpoint) and the mover loads it once the store is
+        back: recovery never stops a server from starting."""
         loaded = 0
+        self._deferred = False
         for path in self._journal_files():
             if path == self.path:
                 continue
@@ -185,8 +222,19 @@ class Journal:
                     continue  # a living process owns it
                 ckpt = self._checkpoint_path(path)
                 result = read_journal(path, _read_checkpoint(ckpt))
-                for i in range(0, len(result.records), self.batch_size):
-                    self.store.write_interactions(result.records[i : i + self.batch_size])
+                try:
+                    for i in range(0, len(result.records), self.batch_size):
+                        self._move(result.records[i : i + self.batch_size], notify_now=True)
+                        _write_checkpoint(ckpt, result.ends[min(i + self.batch_size, len(result.ends)) - 1])
+                except Exception as e:  # the store cannot be used: keep the journal for later
+                    self._deferred = True
+                    log_event(
+                        "journal_recovery_deferred",
+                        level="error",
+                        journal=path.name,
+                        error=error_reason(e, 500).splitlines()[0],
+                    )
+                    return loaded
                 loaded += len(result.records)
                 # every journal of a dead process is reported, even when all it held had reached the store
                 log_event(
@@ -218,6 +266,17 @@ class Journal:
         """True while a record is journalled but not yet in the store."""
         return interaction_id in self._pending_ids
 
+    def dead_letter_of(self, interaction_id: str) -> DeadLetter | None:
+        """The dead letter of a record this process saw refused (the newest 1,000 are remembered)."""
+        return self._dead_ids.get(interaction_id)
+
+    def find_pending(self, ref: str) -> InteractionRecord | None:
+        """A journalled record not yet in the store, by interaction id or trace id (newest first)."""
+        for record, _ in reversed(self._pending):
+            if record.id == ref or record.trace_id == ref:
+                return record
+        return None
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -231,7 +290,9 @@ class Journal:
                 batch = self._pending[: self.batch_size]
                 if self.fsync == "batch" and self._fd is not None:
                     await asyncio.to_thread(os.fsync, self._fd)
-                await asyncio.to_thread(self.store.write_interactions, [r for r, _ in batch])
+                letters = await asyncio.to_thread(self._move, [r for r, _ in batch])
+                for letter in letters:
+                    self._dead_letter_moved(letter)
                 del self._pending[: len(batch)]
                 for r, _ in batch:
                     self._pending_ids.discard(r.id)
@@ -241,6 +302,24 @@ class Journal:
                     _write_checkpoint(self._checkpoint_path(self.path), batch[-1][1])
             self._maybe_rotate()
         return moved
+
+    def _move(self, records: list[InteractionRecord], *, notify_now: bool = False) -> list[DeadLetter]:
+        """Write records to the store; keep the ones it refuses as dead letters (blocking: call in a
+        thread). Raises when the store cannot be used (nothing is lost: the caller keeps them)."""
+        letters = [
+            self.dead_letters.divert(r, e)[0] for r, e in isolate(self.store.write_interactions, records)
+        ]
+        if notify_now:
+            for letter in letters:
+                self._dead_letter_moved(letter)
+        return letters
+
+    def _dead_letter_moved(self, letter: DeadLetter) -> None:
+        self._dead_ids[letter.record_id] = letter
+        while len(self._dead_ids) > 1000:
+            self._dead_ids.popitem(last=False)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(letter)
 
     def _maybe_rotate(self) -> None:
         if self._pending or self._offset < self.rotate_bytes or self.path is None or self._fd is None:
@@ -261,14 +340,18 @@ class Journal:
             self._wake.clear()
             try:
                 await self.flush()
+                if self._deferred:  # a dead process's journal waited for the store: load it now
+                    await asyncio.to_thread(self.recover)
+                    if self._deferred:
+                        raise RuntimeError("a dead process's journal still waits for the store")
                 backoff = self.flush_interval_s
-            except Exception as e:  # the database is down or refused the batch: keep it, try again
+            except Exception as e:  # the database cannot be used: keep the records, try again
                 self.failures += 1
                 log_event(
                     "journal_store_write_failed",
                     level="error",
                     pending=len(self._pending),
-                    error=f"{type(e).__name__}: {e}"[:500],
+                    error=error_reason(e, 500).splitlines()[0],
                 )
                 backoff = min(backoff * 2, 30.0)
                 await asyncio.sleep(backoff)
@@ -282,7 +365,7 @@ class Journal:
                 "journal_store_write_failed",
                 level="error",
                 pending=len(self._pending),
-                error=f"{type(e).__name__}: {e}"[:500],
+                error=error_reason(e, 500).splitlines()[0],
             )
         if self._fd is not None:
             os.close(self._fd)

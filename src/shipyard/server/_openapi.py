@@ -64,6 +64,18 @@ _LIST_QUERY = [
 ]
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,255}$"},
+    "description": "makes a retry safe: the same key (per caller and agent) with the same body returns the "
+    "first answer, with `Idempotent-Replayed: true`, and the agent's tools run once. Kept "
+    "`server.idempotency.ttl_s` (24 h). A retry while the first request runs waits up to "
+    "`server.idempotency.wait_s`, then gets 409; the same key with another body is 422.",
+}
+
+
 def path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -77,7 +89,11 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             "input": {"type": "string", "description": "what the user says"},
             "session_id": {"type": "string"},
             "user_id": {"type": "string"},
-            "version": {"type": "string", "description": "a version label, hash or id (default: current)"},
+            "version": {
+                "type": "string",
+                "description": "admin keys only (else 403): a version label, hash or id "
+                "(default: what the deployment serves)",
+            },
             "metadata": {"type": "object"},
         },
     }
@@ -122,7 +138,7 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             "stream": {"type": "boolean"},
             "user": {"type": "string"},
             "session_id": {"type": "string"},
-            "version": {"type": "string"},
+            "version": {"type": "string", "description": "admin keys only (else 403), as in invoke"},
             "metadata": {"type": "object"},
         },
     }
@@ -175,7 +191,7 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
                 "post": {
                     "summary": "Run one interaction with an agent",
                     "security": [{"apiKey": []}],
-                    "parameters": [path_param("agent")],
+                    "parameters": [path_param("agent"), _IDEMPOTENCY_KEY],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": invoke_req}},
@@ -184,8 +200,18 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
                         "200": _ok(invoke_resp),
                         **gateway,
                         "404": _err("unknown agent or version"),
+                        "409": _err(
+                            "a request with this Idempotency-Key is still running (Retry-After), or "
+                            "its server stopped before it finished (never run again)"
+                        ),
+                        "422": _err(
+                            "a field is missing or has the wrong type (named in error.param), or the "
+                            "Idempotency-Key was first used with another body"
+                        ),
                         "502": _err("the model or the agent failed (the record is kept)"),
-                        "503": _err("the agent could not be loaded"),
+                        "503": _err(
+                            "the agent could not be loaded, or the Idempotency-Key cannot be checked now"
+                        ),
                         "504": _err("the interaction timed out (the record is kept)"),
                     },
                 }

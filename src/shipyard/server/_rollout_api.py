@@ -1,5 +1,6 @@
 """Rollouts on the server: the assigner and the controller's periodic tick, the admin API
-(`/admin/rollouts/...`, `/admin/experiments/...`) and the admin-only `X-Shipyard-Version` preview header.
+(`/admin/rollouts/...`, `/admin/experiments/...`) and the admin-only choice of a version (`X-Shipyard-Version`
+header or `version` field).
 
 Reads need the `read` role, changes the `admin` role. Errors are JSON naming the field: 404 unknown
 agent or version, 409 a lost race (someone changed the rollout since it was read), 422 refused input
@@ -21,8 +22,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
+from shipyard.server._auth import grants
 from shipyard.server._dashboard import DashboardPanel, register_panel
-from shipyard.server._http import ApiError, error_response, field, json_response, number_field, read_json
+from shipyard.server._http import (
+    ApiError,
+    check_id,
+    check_params,
+    error_response,
+    field,
+    id_field,
+    json_response,
+    number_field,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from shipyard.rollout import RolloutAssigner, RolloutController
@@ -141,14 +153,37 @@ async def _tick_loop(controller: RolloutController) -> None:
             await asyncio.to_thread(controller.tick_all)
 
 
-async def preview_version(request: Request, state: ServerState) -> str | None:
-    """The version an admin forces with `X-Shipyard-Version` (previews of a candidate or green);
-    None without the header. A caller without the admin role gets 403."""
-    wanted = request.headers.get(PREVIEW_HEADER)
-    if not wanted:
+async def chosen_version(request: Request, state: ServerState, body: dict[str, Any]) -> str | None:
+    """The version the caller chose, by the body field `version` or the `X-Shipyard-Version` header
+    (previews of a candidate or green); None when neither is sent (the rollout assigns one).
+
+    Choosing a version is an admin capability however it is asked for: any other role gets 403
+    naming the field, before the agent runs. Everyone else gets what the deployment serves.
+    """
+    from_body = id_field(body, "version")
+    from_header = (request.headers.get(PREVIEW_HEADER) or "").strip()
+    if from_header:
+        check_id(from_header, "X-Shipyard-Version", what="header")
+    if from_body and from_header and from_body != from_header:
+        raise ApiError(
+            422,
+            f"field 'version' ({from_body!r}) and header X-Shipyard-Version ({from_header!r}) differ; send one",
+            param="version",
+        )
+    wanted = from_body or from_header or None
+    if wanted is None:
         return None
-    await state.keys.check(request.headers, "admin")
-    return wanted.strip()
+    role = await state.keys.check(request.headers, "invoke")
+    if not grants(role, "admin"):
+        param = "version" if from_body else "X-Shipyard-Version"
+        raise ApiError(
+            403,
+            f"choosing a version ({'field' if from_body else 'header'} {param!r}) needs a key with role "
+            f"admin; this key has role {role!r}. Leave it out: the deployment picks the version",
+            type="permission_error",
+            param=param,
+        )
+    return wanted
 
 
 # the admin API ---------------------------------------------------------------------------------
@@ -160,6 +195,7 @@ def _endpoint(role: str, fn: Callable[[Request, ServerState, RolloutController],
         state: ServerState = request.app.state.shipyard
         try:
             await state.keys.check(request.headers, role)
+            check_params(request)  # path and query values go to the store: ids only (server/_http.py)
             out = await fn(request, state, rollouts(state).controller)
             return out if isinstance(out, Response) else json_response(out)
         except ApiError as e:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Any
 
 import uvicorn
 
 from shipyard.config import ShipyardConfig, load_config
+from shipyard.server._connections import uvicorn_options
 from shipyard.server._journal import FsyncPolicy
 
 ENV_CONFIG = "SHIPYARD_SERVE_CONFIG"
 ENV_FSYNC = "SHIPYARD_SERVE_FSYNC"
 ENV_LOG_LEVEL = "SHIPYARD_SERVE_LOG_LEVEL"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+ENV_HOST = "SHIPYARD_SERVE_HOST"  # the bind address: auth depends on it (server/_auth.py)
+ENV_NO_AUTH = "SHIPYARD_SERVE_NO_AUTH"
 
 
 def app_from_env() -> Any:
@@ -34,6 +27,8 @@ def app_from_env() -> Any:
         load_config(os.environ[ENV_CONFIG]),
         journal_fsync=fsync,
         log_level=os.environ.get(ENV_LOG_LEVEL, "info"),
+        host=os.environ.get(ENV_HOST),  # unset: server.host
+        no_auth=os.environ.get(ENV_NO_AUTH) == "1",
     )
 
 
@@ -45,26 +40,22 @@ def serve(
     workers: int = 1,
     journal_fsync: FsyncPolicy = "never",
     log_level: str = "info",
+    no_auth: bool = False,
 ) -> None:
     """Serve until interrupted. Several workers each keep their own journal, metrics and KPI window
-    (scrape each, or run one worker per container)."""
-    common: dict[str, Any] = dict(
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    (scrape each, or run one worker per container). `no_auth`: answer without API keys even when
+    keys exist (loopback only; see server/_auth.py)."""
+    common = uvicorn_options(cfg.server, host=host, port=port)  # timeouts, connection limit
     if workers > 1:
         assert cfg.path is not None, "several workers need the config file's path"
         os.environ[ENV_CONFIG] = str(cfg.path)
         os.environ[ENV_FSYNC] = journal_fsync
         os.environ[ENV_LOG_LEVEL] = log_level
+        os.environ[ENV_HOST] = host
+        os.environ[ENV_NO_AUTH] = "1" if no_auth else "0"
         uvicorn.run("shipyard.server._serve:app_from_env", factory=True, workers=workers, **common)
         return
     from shipyard.server._app import create_app
 
-    uvicorn.run(create_app(cfg, journal_fsync=journal_fsync, log_level=log_level), **common)
+    app = create_app(cfg, journal_fsync=journal_fsync, log_level=log_level, host=host, no_auth=no_auth)
+    uvicorn.run(app, **common)

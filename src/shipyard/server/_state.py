@@ -11,6 +11,7 @@ from shipyard.config import AlertRule, ShipyardConfig
 from shipyard.errors import ShipyardError
 from shipyard.observe import (
     AlertEngine,
+    EventCounter,
     Kpis,
     KpiWindow,
     Metrics,
@@ -24,8 +25,8 @@ from shipyard.observe import (
 from shipyard.server._auth import KeyRing
 from shipyard.server._journal import FsyncPolicy, Journal
 from shipyard.server._rollout_api import start_rollouts
-from shipyard.server._steps import RECORD_STEPS, install_slots
-from shipyard.store import InteractionRecord
+from shipyard.server._steps import install_slots, run_record_steps
+from shipyard.store import DeadLetter, InteractionRecord, error_reason
 
 AUTH_REFRESH_S = 10.0
 
@@ -40,6 +41,10 @@ class ServerState:
         log_stream: where event lines go (default: standard output); `configure_logs=False`
             leaves the process's logging as it is.
         log_level: debug | info | warning | error.
+        host: the address the server listens on (default `server.host`): on anything but
+            loopback every request needs an API key, even before the first key exists.
+        no_auth: answer without keys even when keys exist (`shipyard serve --no-auth`); loopback
+            only. See `server/_auth.py` for when a server is open.
     """
 
     def __init__(
@@ -51,8 +56,12 @@ class ServerState:
         log_stream: IO[Any] | None = None,
         log_level: str = "info",
         configure_logs: bool = True,
+        host: str | None = None,
+        no_auth: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.host = host or cfg.server.host
+        self.keys = KeyRing(None, host=self.host, no_auth=no_auth)  # reads the store from start()
         self._own_store = store is None
         self.store: Any = store
         self.journal_fsync = journal_fsync
@@ -67,19 +76,21 @@ class ServerState:
         self.recovered = 0
         self.rt: Any = None
         self.journal: Journal = None  # type: ignore[assignment]
-        self.keys: KeyRing = None  # type: ignore[assignment]
+        self.dead_letter_events = EventCounter()  # records the store refused (server/_dead_letters.py)
         self.alerts = AlertEngine(
             self.rules,
             lambda rule, now: self.window.kpis(rule.window_s, now=now, agent=rule.agent),
             webhooks=cfg.alerts.webhooks,
             webhook_timeout_s=cfg.alerts.webhook_timeout_s,
             project=cfg.project,
+            counters={"dead_letters": self.dead_letter_events},
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.flags: Any = None
         self.flag_sync: Any = None
         self.flag_admin: Any = None
         self.kill_switch: Any = None
+        self._llm_unlisten: Any = None  # set by start: model retries/fallbacks/breakers -> metrics
 
     @property
     def rules(self) -> list[AlertRule]:
@@ -87,6 +98,7 @@ class ServerState:
 
     async def start(self) -> None:
         """Open the store, load the journals of dead processes, load agents, start background tasks."""
+        from shipyard.llm import add_listener
         from shipyard.runtime import Runtime
         from shipyard.store import Store
 
@@ -102,12 +114,15 @@ class ServerState:
             fsync=self.journal_fsync,
             batch_size=self.cfg.store.batch_size,
             flush_interval_s=self.cfg.store.flush_interval_ms / 1000,
+            on_dead_letter=self._dead_letter,
         )
+        await asyncio.to_thread(self._count_dead_letters)
         self.recovered = await asyncio.to_thread(self.journal.recover)
         self.journal.open()
-        self.keys = KeyRing(self.store)
-        await asyncio.to_thread(self.keys.refresh)
+        self.keys.store = self.store
+        await asyncio.to_thread(self.keys.refresh)  # every key row, revoked too (server/_auth.py)
         self.rt = Runtime(self.cfg, store=self.store)
+        self._llm_unlisten = add_listener(self.metrics.observe_llm_event)
         self.rt.sampler = TraceSampler(self.cfg.server.trace_sample_rate)
         if self.cfg.server.otlp_endpoint:
             configure_otlp(self.cfg.server.otlp_endpoint)
@@ -119,6 +134,10 @@ class ServerState:
             except ShipyardError as e:
                 self.load_errors[agent] = e.message
                 log_event("agent_load_failed", level="error", agent=agent, error=e.message)
+                continue
+            warm_failed = await self.rt.warm_up(agent)  # before /readyz says ready (logged there)
+            if warm_failed:
+                self.load_errors[agent] = "; ".join(f"{v}: {err}" for v, err in warm_failed.items())
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self.journal.run()),
@@ -131,6 +150,7 @@ class ServerState:
             agents=sorted(self.cfg.agents),
             recovered=self.recovered,
             auth="on" if self.keys.enabled else "off",
+            host=self.host,
             journal=str(self.journal.path),
         )
 
@@ -154,10 +174,17 @@ class ServerState:
         )
 
     async def _refresh_keys(self) -> None:
+        """Re-read the key rows every AUTH_REFRESH_S (revocations made elsewhere take that long);
+        while the store is unreachable the keys already held keep working."""
         while True:
             await asyncio.sleep(AUTH_REFRESH_S)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.keys.refresh)
+            failing = self.keys.store_error
+            await self.keys.reload()
+            if self.keys.store_error != failing:
+                if self.keys.store_error is None:
+                    log_event("api_keys_readable")
+                else:
+                    log_event("api_keys_unreadable", level="warning", error=self.keys.store_error)
 
     async def stop(self) -> None:
         """Stop background tasks, move what the journal holds into the store, close everything."""
@@ -171,6 +198,8 @@ class ServerState:
         if self.journal is not None:
             await self.journal.aclose()
         await self.alerts.aclose()
+        if self._llm_unlisten is not None:
+            self._llm_unlisten()
         if self.rt is not None:
             await self.rt.aclose()
         await asyncio.to_thread(flush_export)
@@ -178,10 +207,25 @@ class ServerState:
             self.store.close()
         log_event("server_stopped")
 
+    def _count_dead_letters(self) -> None:
+        """The dead letters of the last day, so the `dead_letters` alert outlives a restart."""
+        try:
+            letters = self.store.list_dead_letters(since=time.time() - 86400, limit=10_000)
+        except Exception as e:  # the alert then counts from now on
+            log_event("dead_letters_unreadable", level="warning", error=error_reason(e, 300).splitlines()[0])
+            return
+        for letter in letters:
+            self.dead_letter_events.add(letter.created_at)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        """A record the store refused was kept aside: count it and raise the `dead_letters` alert."""
+        self.metrics.observe_dead_letter(letter.kind, letter.error_type)
+        self.alerts.record_event("dead_letters")
+
     def finish(self, record: InteractionRecord) -> None:
-        """Run the record steps (journal, metrics, KPI window, log) for a finished interaction."""
-        for _, step in RECORD_STEPS:
-            step(self, record)
+        """Run the record steps (journal, metrics, KPI window, log) for a finished interaction; raises
+        NotRecorded when the journal could not take it (the other steps ran)."""
+        run_record_steps(self, record)
 
     def kpis(
         self, window_s: float, *, offset_s: float = 0.0, agent: str | None = None, version: str | None = None

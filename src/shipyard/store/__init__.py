@@ -1,6 +1,9 @@
 """Persistence: SQLAlchemy models, migrations, SQLite by default, PostgreSQL by URL."""
 
-from shipyard.store._errors import StoreError
+from shipyard.store._dead_letters import DeadLetter, dead_letter_for, isolate
+from shipyard.store._errors import StoreError, error_reason, is_refusal
+from shipyard.store._files import private_dir, private_file
+from shipyard.store._idempotency import IdempotencyEntry
 from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
 from shipyard.store._store import EVAL_RUN_STATUSES, Store, default_database_url, normalize_url
 from shipyard.store._writer import BatchWriter
@@ -8,13 +11,21 @@ from shipyard.store._writer import BatchWriter
 __all__ = [
     "EVAL_RUN_STATUSES",
     "BatchWriter",
+    "DeadLetter",
+    "IdempotencyEntry",
     "InteractionRecord",
     "LLMCallRecord",
     "SpanRecord",
     "Store",
     "StoreError",
     "ToolCallRecord",
+    "dead_letter_for",
     "default_database_url",
+    "error_reason",
+    "is_refusal",
+    "isolate",
     "new_id",
     "normalize_url",
+    "private_dir",
+    "private_file",
 ]

@@ -22,6 +22,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from shipyard.store._errors import StoreError
+from shipyard.store._files import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_KEY = 0x5348_4950_5941_5244 & 0x7FFF_FFFF_FFFF_FFFF  # "SHIPYARD", any stable bigint
@@ -92,7 +93,7 @@ def _file_lock(engine: Engine) -> Iterator[None]:
     except ImportError:  # Windows: SQLite's own locking and busy_timeout are all we have
         yield
         return
-    with open(f"{database}.migrate.lock", "a+b") as fh:
+    with private_file(Path(f"{database}.migrate.lock")).open("a+b") as fh:  # owner-only, like the database
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -97,3 +97,12 @@ class InteractionRecord:
         if not spans:
             d.pop("spans")
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InteractionRecord:
+        """A record from its JSON form (`to_dict(spans=True)`, or orjson of the dataclass)."""
+        d = dict(d)
+        d["tool_calls"] = [ToolCallRecord(**t) for t in d.get("tool_calls") or []]
+        d["llm_calls"] = [LLMCallRecord(**c) for c in d.get("llm_calls") or []]
+        d["spans"] = [SpanRecord(**s) for s in d.get("spans") or []]
+        return cls(**d)

@@ -37,7 +37,10 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
 from shipyard.store._errors import StoreError
+from shipyard.store._files import private_dir, private_file
+from shipyard.store._idempotency import IdempotencyStore  # idempotency keys of the gateway
 from shipyard.store._migrate import migrate
 from shipyard.store._models import (
     AgentVersionRow,
@@ -119,7 +122,7 @@ def _plain(obj: Any) -> Any:
     return dict(obj) if isinstance(obj, Mapping) else obj
 
 
-class Store(RolloutStore):  # RolloutStore: the rollout tables' methods (store/_rollout.py)
+class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one group of tables' methods
     """Records in a SQL database.
 
     Args:
@@ -630,7 +633,10 @@ def _sqlite_engine(url: URL) -> Engine:
     db = url.database
     in_memory = not db or db == ":memory:"
     if db and not in_memory and not db.startswith("file:"):
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        private_dir(Path(db).parent)  # owner-only: the records and the keys' hashes (store/_files.py)
+        for path in (db, f"{db}-wal", f"{db}-shm"):  # SQLite gives -wal and -shm the database's mode
+            if path == db or Path(path).exists():
+                private_file(Path(path))
     # `timeout` is SQLite's busy timeout: how long a write waits for another writer's lock.
     # A URL may set its own (`sqlite:///x.db?timeout=0.5`).
     connect_args: dict[str, Any] = {} if "timeout" in url.query else {"timeout": 10.0}

@@ -1,10 +1,11 @@
 """The background batch writer: the hot path hands records over and never waits on the database.
 
 One thread drains an in-memory queue in batches (up to `batch_size`, or whatever arrived within
-`flush_interval_ms`) and writes each batch, spans included, in one transaction. A write that fails
-for a passing reason (database locked, connection lost) is retried with backoff until it succeeds
-or the writer is closed past its deadline; a batch that fails for a lasting reason is split so one
-bad record cannot hold back the others, and each record that still fails is logged and counted.
+`flush_interval_ms`) and writes each batch, spans included, in one transaction. A batch the database
+refuses because of its records (`is_refusal`) is halved until the refused records are found; each
+becomes a dead letter (store/_dead_letters.py), logged and counted, and the others are written. Any
+other failure (database locked, connection lost) is retried with backoff until it succeeds or the
+writer is closed past its deadline.
 """
 
 from __future__ import annotations
@@ -18,27 +19,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
+from shipyard.store._dead_letters import dead_letter_for, isolate
 from shipyard.store._records import InteractionRecord
 from shipyard.store._store import Store
 
 log = logging.getLogger("shipyard.store")
 
-_TRANSIENT = (OperationalError, DisconnectionError, PoolTimeout)
 _BACKLOG_WARNING = 100_000
-
-
-# SQLite reports schema mistakes as OperationalError too; retrying those cannot help.
-_LASTING_MESSAGES = ("no such table", "no such column", "has no column", "syntax error")
-
-
-def _is_transient(e: BaseException) -> bool:
-    """True for errors that retrying can fix: locks, lost connections, pool exhaustion."""
-    if isinstance(e, _TRANSIENT):
-        return not any(m in str(e) for m in _LASTING_MESSAGES)
-    return isinstance(e, DBAPIError) and e.connection_invalidated
 
 
 class BatchWriter:
@@ -176,34 +163,37 @@ class BatchWriter:
             return [self._queue.popleft() for _ in range(n)]
 
     def _write(self, batch: list[InteractionRecord]) -> tuple[int, int]:
-        """Write a batch; returns (written, failed)."""
-        error = self._write_with_retry(batch)
-        if error is None:
-            return len(batch), 0
-        if len(batch) > 1 and not _is_transient(error):
-            # a lasting error: find the bad records by writing one at a time
-            written = failed = 0
-            for record in batch:
-                w, f = self._write([record])
-                written, failed = written + w, failed + f
-            return written, failed
-        ids = ", ".join(r.id for r in batch[:10]) + (" ..." if len(batch) > 10 else "")
-        log.error("store writer: %d interaction(s) not written (%s): %s", len(batch), ids, error)
-        return 0, len(batch)
+        """Write a batch; returns (written, failed). Records the database refuses are found and kept
+        as dead letters (`store.dead_letters`); the others are written."""
+        refused, error = self._write_with_retry(batch)
+        if error is not None:
+            ids = ", ".join(r.id for r in batch[:10]) + (" ..." if len(batch) > 10 else "")
+            log.error("store writer: %d interaction(s) not written (%s): %s", len(batch), ids, error)
+            return 0, len(batch)
+        for record, e in refused:
+            letter = dead_letter_for(record, e)
+            try:
+                self.store.add_dead_letter(letter)
+                kept = f"kept as dead letter {letter.id}"
+            except Exception as again:  # the writer must survive anything
+                kept = f"and could not be kept as a dead letter either: {again}"
+            reason = letter.reason.splitlines()[0]  # later lines may quote the row's content
+            log.error("store writer: interaction %s refused (%s), %s", record.id, reason, kept)
+        return len(batch) - len(refused), len(refused)
 
-    def _write_with_retry(self, batch: list[InteractionRecord]) -> Exception | None:
-        """Write, retrying transient errors with backoff; the last error if it could not."""
+    def _write_with_retry(
+        self, batch: list[InteractionRecord]
+    ) -> tuple[list[tuple[InteractionRecord, BaseException]], Exception | None]:
+        """Write, retrying with backoff while the database cannot be used (locked, unreachable);
+        returns the records it refused, or the last error when close's deadline ended the retries."""
         delay = 0.05
         while True:
             try:
-                self.store.write_interactions(batch)
-                return None
+                return isolate(self.store.write_interactions, batch), None
             except Exception as e:  # the thread must survive anything a write raises
-                if not _is_transient(e):
-                    return e
                 with self._cond:
                     if self._deadline is not None and time.monotonic() + delay > self._deadline:
-                        return e
+                        return [], e
                     self._retries += 1
                 log.warning(
                     "store writer: write of %d record(s) failed, retrying in %.2fs: %s", len(batch), delay, e

@@ -13,6 +13,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from shipyard.errors import ShipyardError
+from shipyard.types import ToolResult
 
 
 class ToolNotFound(ShipyardError):
@@ -26,31 +27,6 @@ class ToolArgumentError(ValueError):
         self.tool = tool
         self.problems = problems
         super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
-
-
-@dataclass(slots=True)
-class ToolResult:
-    """What a tool call produced. `status` is success | error | invalid_arguments | not_found."""
-
-    name: str
-    arguments: dict[str, Any]
-    status: str
-    value: Any = None
-    error: str | None = None
-    duration_ms: float = 0.0
-    cached: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-    def content(self) -> str:
-        """The text the model sees as the tool's answer."""
-        import json
-
-        if self.ok:
-            return self.value if isinstance(self.value, str) else json.dumps(self.value, default=str)
-        return json.dumps({"error": self.error, "status": self.status})
 
 
 @dataclass(slots=True)

@@ -1,0 +1,238 @@
+"""Dead letters: records the database refused, kept aside with the reason so they block nothing.
+
+A batch write that fails because of the records it carries (`is_refusal`) is halved until the
+refused records are found (`isolate`); every other record is written. Each refused record becomes a
+dead letter: the reason and the whole record as JSON, in the `dead_letters` table. A dead letter's
+id is a hash of the record's kind and id, so refusing one record twice (a retried batch, two
+replicas recovering one journal) keeps one dead letter whose `attempts` grows.
+
+The record is kept as JSON text, not as a JSON column: PostgreSQL's JSONB refuses the very values
+(NUL bytes) that often make a record a dead letter, while orjson's text escapes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+from sqlalchemy import Double, Engine, Integer, String, Table, Text, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shipyard.store._errors import error_reason, is_refusal
+from shipyard.store._models import Base
+from shipyard.store._records import InteractionRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Insert
+
+R = TypeVar("R")
+_ID_LIMIT = 512  # a record id longer than this is shortened in the row (the payload keeps it whole)
+
+
+def dead_letter_id(kind: str, record_id: str) -> str:
+    """The id of the dead letter of one record: the same record always gets the same id."""
+    return hashlib.sha256(f"{kind}\n{record_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record the database refused.
+
+    Args:
+        kind: what the record is (`interaction`).
+        record_id: the record's own id (shortened past 512 characters; NUL bytes shown as `\\x00`).
+        error_type: the class of the error, e.g. `DataError`.
+        reason: the database's message (see `error_reason`).
+        payload: the whole record as JSON text.
+        created_at: when it was first refused (epoch seconds).
+        attempts: how many times writing it failed.
+        last_attempt_at: when writing it last failed (epoch seconds).
+        id: derived from kind and record id unless given.
+    """
+
+    kind: str
+    record_id: str
+    error_type: str
+    reason: str
+    payload: str
+    created_at: float = field(default_factory=time.time)
+    attempts: int = 1
+    last_attempt_at: float | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = dead_letter_id(self.kind, self.record_id)
+        self.record_id = _printable(self.record_id, _ID_LIMIT)
+        self.error_type = _printable(self.error_type, 200)
+
+    def record(self) -> InteractionRecord:
+        """The refused record, rebuilt from its JSON."""
+        return InteractionRecord.from_dict(orjson.loads(self.payload))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _printable(text: str, limit: int) -> str:
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_type(error: BaseException) -> str:
+    """The class name of the driver's error inside a SQLAlchemy one (`DataError`), else of `error`."""
+    return type(getattr(error, "orig", None) or error).__name__
+
+
+def dead_letter_for(record: InteractionRecord, error: BaseException) -> DeadLetter:
+    """The dead letter of an interaction record that `error` refused."""
+    try:
+        payload = orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, ValueError, RecursionError) as e:  # keep what can be kept, and say so
+        payload = orjson.dumps({"id": record.id, "unserializable": f"{e}", "repr": repr(record)}).decode()
+    return DeadLetter(
+        kind="interaction",
+        record_id=str(record.id),
+        error_type=error_type(error),
+        reason=error_reason(error),
+        payload=payload,
+    )
+
+
+def isolate(write: Callable[[list[R]], Any], records: Sequence[R]) -> list[tuple[R, BaseException]]:
+    """Write `records` with `write`; when the database refuses the batch, halve it until the refused
+    records are found, and write every other one. Returns each refused record with its error.
+
+    Raises whatever `write` raised when it was not a refusal (the database is down, locked...): the
+    caller keeps the records and tries again later. Writes are insert-or-ignore, so the records
+    already written by then are harmless to write again.
+
+    Args:
+        write: writes a list of records in one transaction (`Store.write_interactions`).
+        records: the batch.
+    """
+    batch = list(records)
+    if not batch:
+        return []
+    try:
+        write(batch)
+        return []
+    except Exception as e:
+        if not is_refusal(e):
+            raise
+        if len(batch) == 1:
+            return [(batch[0], e)]
+    middle = len(batch) // 2
+    return isolate(write, batch[:middle]) + isolate(write, batch[middle:])
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # dead_letter_id(kind, record_id)
+    kind: Mapped[str] = mapped_column(String)
+    record_id: Mapped[str] = mapped_column(String)
+    error_type: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)  # the record as JSON text (see the module docs)
+    created_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[float | None] = mapped_column(Double)
+
+
+_table: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+
+
+class DeadLetterStore:
+    """The store's methods for dead letters (mixed into `Store`)."""
+
+    engine: Engine
+    dialect: str
+    write_interactions: Callable[[Sequence[InteractionRecord]], int]
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a refused record. Refusing the same record again counts one more attempt and keeps
+        the newest reason."""
+        row = letter.to_dict()
+        row["last_attempt_at"] = letter.last_attempt_at or letter.created_at
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert_dead_letter(row))
+
+    def _upsert_dead_letter(self, row: dict[str, Any]) -> Insert:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(_table).values(**row)
+        return stmt.on_conflict_do_update(
+            index_elements=[_table.c.id],
+            set_={
+                "attempts": _table.c.attempts + 1,
+                "error_type": stmt.excluded.error_type,
+                "reason": stmt.excluded.reason,
+                "last_attempt_at": stmt.excluded.last_attempt_at,
+            },
+        )
+
+    def list_dead_letters(self, *, since: float | None = None, limit: int | None = 100) -> list[DeadLetter]:
+        """Dead letters, newest first.
+
+        Args:
+            since: only those first refused at or after this time (epoch seconds).
+            limit: at most this many (None: all).
+        """
+        query = select(_table).order_by(_table.c.created_at.desc(), _table.c.id)
+        if since is not None:
+            query = query.where(_table.c.created_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [DeadLetter(**dict(row._mapping)) for row in conn.execute(query)]
+
+    def get_dead_letter(self, ref: str) -> DeadLetter | None:
+        """The dead letter whose id, or whose record's id, is `ref`."""
+        query = select(_table).where((_table.c.id == ref) | (_table.c.record_id == ref)).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return DeadLetter(**dict(row._mapping)) if row is not None else None
+
+    def count_dead_letters(self, since: float | None = None) -> int:
+        """How many dead letters there are (first refused at or after `since`, if given)."""
+        query = select(func.count()).select_from(_table)
+        if since is not None:
+            query = query.where(_table.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        """Forget a dead letter (its record was stored, or someone gave up on it)."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(_table).where(_table.c.id == letter_id)).rowcount)
+
+    def retry_dead_letter(self, letter: DeadLetter) -> DeadLetter | None:
+        """Write a dead letter's record again. Returns None when it was stored (the dead letter is
+        then deleted), or the dead letter with the new reason when the database refuses it still.
+        Raises when the database cannot be reached (nothing changes). A dead letter that was not in
+        the table (one kept in a file) is added to it when it is refused again."""
+        try:
+            self.write_interactions([letter.record()])
+        except Exception as e:
+            if not is_refusal(e):
+                raise
+            again = DeadLetter(
+                kind=letter.kind,
+                record_id=letter.record_id,
+                error_type=error_type(e),
+                reason=error_reason(e),
+                payload=letter.payload,
+                created_at=letter.created_at,
+                attempts=letter.attempts,
+                last_attempt_at=time.time(),
+                id=letter.id,
+            )
+            self.add_dead_letter(again)
+            return self.get_dead_letter(letter.id) or again
+        self.delete_dead_letter(letter.id)
+        return None

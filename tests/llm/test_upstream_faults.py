@@ -1,0 +1,209 @@
+"""Issue 8's target, through the runtime against the real mock server over HTTP: with 20% HTTP 500
+and 20% HTTP 429 from the model, at most 5% of interactions fail without a fallback and none fail
+with a healthy fallback model on another endpoint. Before, the breaker (open after 5 consecutive
+failed attempts, 429s included, one breaker per base URL) opened under these faults and kept
+reopening: 95.9% of interactions failed.
+
+The fault dice are seeded and the interactions run one after another, so a run repeats; retry
+waits are kept tiny (`retry_after_s`, backoff), and nothing here asserts on time. Expected failure
+rate without fallback: each model call fails only after 4 faults or 6 rate limits before an answer
+(about 0.4%), an interaction makes 2 calls: about 0.8%.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shipyard.config import ShipyardConfig, load_config
+from shipyard.llm import LLMEvent, MockLLMServer, add_listener
+from shipyard.runtime import Runtime
+
+INTERACTIONS = 400
+
+RULES = {
+    "default": "I can only look up orders.",
+    "rules": [
+        {
+            "name": "answer",
+            "when": {"last_tool": "lookup"},
+            "reply": "Order {result[order_id]} is {result[status]}.",
+        },
+        {
+            "name": "lookup",
+            "when": {"user": "order (?P<id>\\d+)", "fresh": True},
+            "tool_calls": [{"name": "lookup", "arguments": {"order_id": "{id}"}}],
+        },
+    ],
+}
+
+AGENT = '''\
+from shipyard import AgentContext, AgentResult, agent
+from shipyard.tools import ToolRegistry
+
+tools = ToolRegistry()
+
+@tools.tool(idempotent=True)
+def lookup(order_id: str) -> dict:
+    """Find an order."""
+    return {"order_id": order_id, "status": "shipped"}
+
+@agent("shop", tools=tools)
+async def shop(user_input: str, ctx: AgentContext) -> AgentResult:
+    messages = [{"role": "user", "content": user_input}]
+    for _ in range(4):
+        reply = await ctx.llm.chat(messages, tools=ctx.tools.definitions())
+        if not reply.tool_calls:
+            return AgentResult(output=reply.text or "")
+        messages.append(reply.to_message())
+        for call in reply.tool_calls:
+            res = await ctx.tools.run(call)
+            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": res.content()})
+    return AgentResult(output="gave up", status="failed")
+'''
+
+# retry waits kept tiny so the test is quick; everything else (retry allowances, the breaker's
+# failure rate, window, minimum calls, probes) is the shipped default
+FAST = "backoff_base_s: 0.001, backoff_max_s: 0.004"
+
+_modules = itertools.count()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Callable[[str], ShipyardConfig]]:
+    """Write a project whose agent `shop` makes two model calls per order question."""
+    module = f"faultshop{next(_modules)}"
+    (tmp_path / f"{module}.py").write_text(AGENT)
+    sys.path.insert(0, str(tmp_path))
+
+    def make(models: str, model: str = "{name: primary}", extra: str = "") -> ShipyardConfig:
+        text = f"models:\n{textwrap.indent(textwrap.dedent(models), '  ')}"
+        text += f"agents:\n  shop:\n    entry: {module}:shop\n    timeout_s: 60\n    model: {model}\n{extra}"
+        (tmp_path / "shipyard.yaml").write_text(text)
+        return load_config(tmp_path / "shipyard.yaml")
+
+    yield make
+    sys.path.remove(str(tmp_path))
+
+
+@pytest.fixture
+def faulty() -> Iterator[MockLLMServer]:
+    """The model endpoint: 20% HTTP 500, 20% HTTP 429 (Retry-After: 0.001), seeded dice."""
+    server = MockLLMServer(RULES, error_rate=0.2, rate_limit_rate=0.2, retry_after_s=0.001, seed=8)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def healthy() -> Iterator[MockLLMServer]:
+    server = MockLLMServer(RULES, model_name="backup")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def events() -> Iterator[list[LLMEvent]]:
+    seen: list[LLMEvent] = []
+    remove = add_listener(seen.append)
+    yield seen
+    remove()
+
+
+async def run(cfg: ShipyardConfig, n: int = INTERACTIONS) -> Counter[str]:
+    rt = Runtime(cfg)
+    statuses: Counter[str] = Counter()
+    try:
+        for i in range(n):
+            r = await rt.invoke("shop", f"where is order {10000 + i}")
+            statuses[r.status] += 1
+            if r.status == "completed":
+                assert r.output == f"Order {10000 + i} is shipped."
+    finally:
+        await rt.aclose()
+    return statuses
+
+
+async def test_faulty_model_without_fallback_fails_at_most_5_percent(
+    project: Callable[..., ShipyardConfig], faulty: MockLLMServer, events: list[LLMEvent]
+) -> None:
+    cfg = project(f"primary: {{base_url: '{faulty.url}', model: mock, {FAST}}}\n")
+    statuses = await run(cfg)
+    failed = INTERACTIONS - statuses["completed"]
+    assert failed <= 0.05 * INTERACTIONS, f"{failed} of {INTERACTIONS} interactions failed: {statuses}"
+    retries = Counter(e.reason for e in events if e.kind == "retry")
+    assert retries["http_5xx"] > 0.1 * INTERACTIONS and retries["http_429"] > 0.1 * INTERACTIONS
+    assert [e for e in events if e.kind == "breaker"] == []  # the faults were retried, never tripped it
+
+
+async def test_faulty_model_with_a_fallback_on_another_endpoint_never_fails(
+    project: Callable[..., ShipyardConfig],
+    faulty: MockLLMServer,
+    healthy: MockLLMServer,
+    events: list[LLMEvent],
+) -> None:
+    cfg = project(
+        f"primary: {{base_url: '{faulty.url}', model: mock, {FAST}}}\n"
+        f"backup: {{base_url: '{healthy.url}', model: backup}}\n",
+        model="{name: primary, fallbacks: [backup]}",
+    )
+    statuses = await run(cfg)
+    assert statuses == {"completed": INTERACTIONS}
+    gave_up = [e for e in events if e.kind == "give_up"]
+    fallbacks = [e for e in events if e.kind == "fallback"]
+    assert len(fallbacks) == len(gave_up)  # every call the primary gave up on, the backup answered
+    assert all((e.model, e.target) == ("primary", "backup") for e in fallbacks)
+
+
+async def test_retries_fallbacks_and_breaker_changes_are_events_on_the_chat_span(
+    project: Callable[..., ShipyardConfig], faulty: MockLLMServer, healthy: MockLLMServer
+) -> None:
+    assert faulty.app is not None
+    faulty.app.error_rate, faulty.app.rate_limit_rate = 1.0, 0.0  # an outage
+    cfg = project(
+        f"primary: {{base_url: '{faulty.url}', model: mock, max_retries: 1, {FAST},"
+        " breaker: {min_calls: 2}}\n"
+        f"backup: {{base_url: '{healthy.url}', model: backup}}\n",
+        model="{name: primary, fallbacks: [backup]}",
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = Runtime(cfg, tracer=provider.get_tracer("test"))
+    r = await rt.invoke("shop", "where is order 12345")
+    await rt.aclose()
+    assert r.status == "completed" and r.output == "Order 12345 is shipped."
+
+    first, second = [s for s in exporter.get_finished_spans() if s.name == "chat primary"]
+    seen = [(e.name, dict(e.attributes or {})) for e in first.events]
+    assert [name for name, _ in seen] == [
+        "shipyard.llm.retry",
+        "shipyard.llm.breaker",
+        "shipyard.llm.give_up",
+        "shipyard.llm.fallback",
+    ]
+    retry, breaker, gave_up, fallback = (attrs for _, attrs in seen)
+    assert retry["shipyard.attempt.outcome"] == "http_5xx" and retry["gen_ai.request.model"] == "primary"
+    assert retry["server.address"] == faulty.url.split("/")[2]
+    assert (breaker["shipyard.llm.breaker.from"], breaker["shipyard.llm.breaker.to"]) == ("closed", "open")
+    assert gave_up["shipyard.llm.give_up.reason"] == "retries_exhausted"
+    assert (fallback["shipyard.llm.fallback.from"], fallback["shipyard.llm.fallback.to"]) == (
+        "primary",
+        "backup",
+    )
+    # the second call finds the circuit open: nothing is sent, the backup answers at once
+    assert [(e.name, (e.attributes or {}).get("shipyard.llm.give_up.reason")) for e in second.events] == [
+        ("shipyard.llm.give_up", "circuit_open"),
+        ("shipyard.llm.fallback", None),
+    ]
+    assert faulty.app.requests == 2
