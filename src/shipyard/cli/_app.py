@@ -38,6 +38,19 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+@app.callback()
+def _setup() -> None:
+    # Event lines (warm-ups, step failures) are for operators: on stderr, warnings and up, so a
+    # command's own output on stdout stays clean (`--json`, pipes). `serve` logs to stdout itself.
+    from shipyard.observe import configure_logging
+
+    level = os.environ.get("SHIPYARD_LOG_LEVEL", "warning")
+    configure_logging(
+        stream=sys.stderr, level=level if level in ("debug", "info", "warning", "error") else "warning"
+    )
+
+
 ConfigOption = typer.Option(
     None,
     "--config",

@@ -72,14 +72,40 @@ class Runtime:
         """The configured versions of `agent`, current first (loaded once)."""
         if agent not in self._versions:
             self._versions[agent] = agent_versions(self.cfg, agent)
+            self.record_versions()
         return self._versions[agent]
 
-    def resolve_version(self, agent: str, version: str | None = None) -> AgentVersion:
-        v = pick_version(self.versions(agent), version)
-        if self.store is not None and v.id not in self._recorded:
-            self.store.record_agent_version(v.agent, v.id, v.label, v.hash, v.components)
+    @property
+    def unrecorded_versions(self) -> int:
+        """Loaded versions not yet written to the store (it was unreachable when they loaded)."""
+        return sum(1 for vs in self._versions.values() for v in vs if v.id not in self._recorded)
+
+    def record_versions(self) -> int:
+        """Write the loaded versions to the store (`shipyard versions`, the dashboard), once each.
+        Blocking, and best effort: while the store is unreachable the versions stay pending and
+        the next call writes them; interactions never wait on it. Returns how many were written."""
+        if self.store is None:
+            return 0
+        written = 0
+        for v in [v for vs in self._versions.values() for v in vs if v.id not in self._recorded]:
+            try:
+                self.store.record_agent_version(v.agent, v.id, v.label, v.hash, v.components)
+            except Exception as e:  # the store is down: keep it pending, never fail a load or a request
+                log_event(
+                    "agent_versions_unrecorded",
+                    level="warning",
+                    pending=self.unrecorded_versions,
+                    error=f"{type(e).__name__}: {e}"[:300],
+                )
+                break
             self._recorded.add(v.id)
-        return v
+            written += 1
+        return written
+
+    def resolve_version(self, agent: str, version: str | None = None) -> AgentVersion:
+        """The version `version` names (a label, hash or id; None: the current one). No I/O once
+        the agent's versions are loaded."""
+        return pick_version(self.versions(agent), version)
 
     def assign(self, ex: Exchange) -> AgentVersion:
         """The version an exchange runs: the one asked for, else the assigner's choice, else current."""

@@ -143,6 +143,7 @@ class ServerState:
             loop.create_task(self.journal.run()),
             loop.create_task(self.alerts.run(self.cfg.alerts.interval_s)),
             loop.create_task(self._refresh_keys()),
+            loop.create_task(self._record_versions()),
         ]
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
         log_event(
@@ -185,6 +186,13 @@ class ServerState:
                     log_event("api_keys_readable")
                 else:
                     log_event("api_keys_unreadable", level="warning", error=self.keys.store_error)
+
+    async def _record_versions(self) -> None:
+        """Versions loaded while the store was unreachable are written once it answers again."""
+        while True:
+            await asyncio.sleep(AUTH_REFRESH_S)
+            if self.rt.unrecorded_versions:
+                await asyncio.to_thread(self.rt.record_versions)
 
     async def stop(self) -> None:
         """Stop background tasks, move what the journal holds into the store, close everything."""
