@@ -148,3 +148,18 @@ def test_version_and_help_with_examples() -> None:
     ):
         result = runner.invoke(app, [*cmd, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, cmd
+
+
+def test_event_lines_go_to_the_stderr_of_the_moment(
+    starter: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command's event lines go to stderr (stdout is its output), and to the stderr in place when
+    the line is written: one command's closed stream never breaks the next one's logging."""
+    from shipyard.observe import log_event
+
+    monkeypatch.setenv("SHIPYARD_LOG_LEVEL", "info")
+    result = runner.invoke(app, ["versions"])
+    assert result.exit_code == 0, result.output
+    log_event("after_the_command", level="warning")  # the runner's stderr is closed by now
+    captured = capsys.readouterr()
+    assert '"event":"after_the_command"' in captured.err and "after_the_command" not in captured.out

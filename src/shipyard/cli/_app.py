@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -39,6 +39,18 @@ app = typer.Typer(
 )
 
 
+class _LiveStderr:
+    """Whatever `sys.stderr` is when a line is written (a test runner swaps it per command)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @app.callback()
 def _setup() -> None:
     # Event lines (warm-ups, step failures) are for operators: on stderr, warnings and up, so a
@@ -47,7 +59,8 @@ def _setup() -> None:
 
     level = os.environ.get("SHIPYARD_LOG_LEVEL", "warning")
     configure_logging(
-        stream=sys.stderr, level=level if level in ("debug", "info", "warning", "error") else "warning"
+        stream=cast(IO[Any], _LiveStderr()),
+        level=level if level in ("debug", "info", "warning", "error") else "warning",
     )
 
 
