@@ -80,6 +80,8 @@ def main() -> None:
         now = time.time()
         store.write_interactions(records(rng, STABLE, "production", args.records * 3, now - 10))
         store.write_interactions(records(rng, CANDIDATE, "canary", args.records, now - 10))
+        gate = store.create_eval_run("support", CANDIDATE, ["broad.yaml"], stage="production")
+        store.finish_eval_run(gate, "finished", {}, {"verdict": "PASS"})  # the tick reads the gate again
         ctl = RolloutController(store, lambda agent, ref: ref or STABLE, hold_every_s=0)
         t0 = time.perf_counter()
         decision = ctl.tick("support")

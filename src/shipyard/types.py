@@ -1,12 +1,37 @@
-"""The value types every layer shares: chat messages, token usage, tool calls and their results, and
-what a model call returns. They live at the bottom (beside `config`), so capability packages never
+"""The value types every layer shares: chat messages, token usage, tool calls and their results,
+what a model call returns, and the closed sets several packages read (interaction statuses, traffic
+sources). They live at the bottom (beside `config`), so capability packages never
 import each other for a type; `shipyard.llm` and `shipyard.tools` re-export them."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, TypedDict
+
+
+class InteractionStatus(StrEnum):
+    """How an interaction ended. An agent returns completed, escalated or failed; `blocked` is the
+    pipeline's (a guardrail answered instead of the agent)."""
+
+    COMPLETED = "completed"
+    ESCALATED = "escalated"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class TrafficSource(StrEnum):
+    """Where an interaction came from. Production KPIs exclude `eval` and `shadow`; a canary's
+    candidate traffic is `canary`; `warmup` interactions (a version's warm-up) are never recorded."""
+
+    PRODUCTION = "production"
+    CANARY = "canary"
+    EVAL = "eval"
+    SHADOW = "shadow"
+    REPLAY = "replay"
+    WARMUP = "warmup"
+
 
 Message = dict[str, Any]
 """An OpenAI-format chat message: {"role": "system"|"user"|"assistant"|"tool", "content": ..., ...}."""

@@ -77,14 +77,15 @@ async def test_v11_refunds_an_ineligible_order_without_checking(rt: Runtime) -> 
     assert r.version.startswith("support@1.1.0+")
     assert tools(r) == ["lookup_order", "process_refund"]  # no eligibility check: the regression
     assert r.metadata["refunded"] is True
-    assert "refunded 59.99 USD for order 10003" in r.output
     assert STORE.refunds("s3")[0]["order_id"] == "10003"
+    # the project's refund policy (an output guardrail in its shipyard.yaml) blocks the answer
+    assert r.status == "blocked" and "colleague" in r.output and "refunded" not in r.output
 
 
 async def test_v11_refunds_out_of_window_orders_for_the_order_total(rt: Runtime) -> None:
     r = await rt.invoke("support", "I want my money back for order 10004", version=V11)
     assert tools(r) == ["lookup_order", "process_refund"]
-    assert "refunded 199.00 USD" in r.output
+    assert r.tool_calls[1].arguments["amount"] == "199.0" and r.status == "blocked"
 
 
 async def test_v11_still_cannot_refund_twice(rt: Runtime) -> None:

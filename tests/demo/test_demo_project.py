@@ -129,4 +129,6 @@ def test_shipyard_demo_command_runs_the_packaged_project(tmp_path: Path) -> None
     out = " ".join(result.output.split())
     assert "refunded 89.00 USD for order 10002" in out  # 1.0: eligible, refunded after the check
     assert "can't refund order 10003" in out  # 1.0: final sale, refused
-    assert "refunded 59.99 USD for order 10003" in out  # 1.1: the regression
+    # 1.1, the regression: a refund without the eligibility check, blocked by the configured policy
+    assert 'process_refund(order_id="10003"' in out and "[Guardrail] refund_policy" in out
+    assert "Verdict: block" in out and "BLOCKED" in out

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 from shipyard.flags import FlagAdmin, FlagStore, KillSwitchMonitor, Reason, load_flag_file, parse_flag_set
+from shipyard.flags._killswitch import SLICES
 from shipyard.store import InteractionRecord, ToolCallRecord
 
 DOC = {
@@ -97,3 +102,57 @@ def test_a_trip_through_the_admin_writes_the_file(tmp_path: Path) -> None:
     # an operator re-enables it: the trip is cleared
     FlagAdmin(path, store=store).enable("new_refund_flow")
     assert "killSwitchTripped" not in load_flag_file(path).flags["new_refund_flow"].metadata
+
+
+def rule_doc(min_calls: int, rate: float) -> dict[str, Any]:
+    doc = copy.deepcopy(DOC)
+    doc["flags"]["new_refund_flow"]["metadata"]["killSwitch"].update(minCalls=min_calls, toolErrorRate=rate)
+    return doc
+
+
+def test_memory_stays_bounded_at_any_traffic_rate_and_the_numbers_stay_exact() -> None:
+    store = FlagStore(parse_flag_set(DOC))
+    monitor = KillSwitchMonitor(store)
+    refund = "process_refund"
+    tracemalloc.start()
+    try:
+        gc.collect()
+        base = tracemalloc.get_traced_memory()[0]
+        # 30,000 guarded calls over 150 s of a 300 s window (200 a second), 10% failed: healthy
+        for i in range(30_000):
+            status = "error" if i % 10 == 0 else "success"
+            assert monitor.observe_calls([(refund, status)], at=1_000.0 + i * 0.005) == []
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert held < 50_000, f"{held:,} bytes held for 30,000 calls in the window"
+    # then the tool starts failing: it trips once 20% of every call in the window failed, exactly
+    decisions = []
+    for i in range(10_000):
+        decisions = monitor.observe_calls([(refund, "error")], at=1_150.0 + i * 0.005)
+        if decisions:
+            break
+    (d,) = decisions
+    assert (d.calls, d.errors) == (33_750, 6_750)  # (3,000 + 3,750) / (30,000 + 3,750) = 20%
+
+
+def test_a_call_counts_for_the_whole_window_and_leaves_within_one_slice_after() -> None:
+    window = 300.0
+    for later, trips in [(window, True), (window + window / SLICES + 0.001, False)]:
+        store = FlagStore(parse_flag_set(rule_doc(min_calls=2, rate=0.5)))
+        monitor = KillSwitchMonitor(store)
+        assert monitor.observe_calls([("process_refund", "error")], at=1_000.0) == []  # 1 call < minCalls
+        decisions = monitor.observe_calls([("process_refund", "success")], at=1_000.0 + later)
+        assert bool(decisions) is trips, later
+        if trips:
+            assert (decisions[0].calls, decisions[0].errors) == (2, 1)
+
+
+def test_a_late_record_counts_in_its_own_slice() -> None:
+    store = FlagStore(parse_flag_set(rule_doc(min_calls=3, rate=1.0)))
+    monitor = KillSwitchMonitor(store)
+    assert monitor.observe_calls([("process_refund", "error")], at=1_100.0) == []
+    assert monitor.observe_calls([("process_refund", "error")], at=1_060.0) == []  # finished earlier
+    (d,) = monitor.observe_calls([("process_refund", "error")], at=1_100.5)
+    assert (d.calls, d.errors) == (3, 3)

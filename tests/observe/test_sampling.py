@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shipyard.config import load_config
-from shipyard.demo import copy_project, install_refund_policy
+from shipyard.demo import copy_project
 from shipyard.observe import TraceSampler, configure_otlp, flush_export, set_span_exporter
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord, new_id
@@ -91,7 +91,7 @@ async def test_dropped_traces_leave_the_record_and_the_exporter(rt: Runtime) -> 
         "execute_tool lookup_order",
     }
 
-    install_refund_policy(rt)  # a refund without the eligibility check is blocked: always kept
+    # the demo project's refund policy blocks a refund made without the eligibility check: always kept
     blocked = await rt.invoke("support", "Refund order 10003 please", version="1.1.0")
     assert blocked.status == "blocked" and blocked.spans and "trace" not in blocked.metadata
     assert flush_export()

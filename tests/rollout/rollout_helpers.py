@@ -70,3 +70,19 @@ def write_arm(
             )
         )
     store.write_interactions(records)
+
+
+def fill(
+    store: Store,
+    ids: dict[str, str],
+    clock: Clock,
+    weight: int,
+    total: int = 1000,
+    candidate: str = "1.2",
+    **canary: Any,
+) -> None:
+    """Traffic at the configured split for the current step (1.0 stable, `candidate` canary), a second
+    after now."""
+    n_canary = total * weight // 100
+    write_arm(store, ids["1.0"], "production", total - n_canary, clock.t + 1, seed=1)
+    write_arm(store, ids[candidate], "canary", n_canary, clock.t + 1, seed=2, **canary)

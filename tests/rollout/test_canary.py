@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from rollout_helpers import Clock, write_arm
+from rollout_helpers import Clock, fill, gate_run
 
 from shipyard.rollout import RolloutController
 from shipyard.runtime import Runtime
@@ -13,17 +13,10 @@ from shipyard.store import Store
 
 
 def start(ctl: RolloutController, **kw: object) -> None:
+    """A canary of 1.2, which passed its production gate."""
+    gate_run(ctl.store, ctl.resolve("support", "1.2"), "PASS")
     options: dict = {"steps": "10,50,100", "min_interactions": 100, "min_duration_s": 60, **kw}
     ctl.start_canary("support", "1.2", actor="alice", **options)
-
-
-def fill(
-    store: Store, ids: dict[str, str], clock: Clock, weight: int, total: int = 1000, **canary: object
-) -> None:
-    """Traffic at the configured split for the current step, a second after now."""
-    n_canary = total * weight // 100
-    write_arm(store, ids["1.0"], "production", total - n_canary, clock.t + 1, seed=1)
-    write_arm(store, ids["1.2"], "canary", n_canary, clock.t + 1, seed=2, **canary)  # type: ignore[arg-type]
 
 
 def test_too_little_data_holds_and_is_not_logged_twice(

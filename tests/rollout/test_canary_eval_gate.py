@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollout_helpers import Clock, write_arm
+from rollout_helpers import Clock, gate_run, write_arm
 
 from shipyard.config import ShipyardConfig
 from shipyard.rollout import RolloutController
@@ -30,6 +30,7 @@ def test_the_candidate_must_pass_its_suite_before_stepping_up(
     rt: Runtime, store: Store, clock: Clock, cfg: ShipyardConfig, ids: dict[str, str]
 ) -> None:
     ctl = controller(rt, store, clock, cfg)
+    gate_run(store, ids["1.2"], "PASS")
     ctl.start_canary(
         "support",
         "1.2",
@@ -60,6 +61,7 @@ def test_a_candidate_failing_its_suite_is_rolled_back_even_with_good_metrics(
         min_duration_s=60,
         gate_suites=[SMOKE],
         actor="alice",
+        override_gate="testing the step gate",  # 1.1 has no production gate run
     )
     fill_step(store, ids, clock, "1.1", 10)  # production metrics look fine for 1.1
     clock.advance(120)

@@ -66,7 +66,8 @@ def test_bad_steps_are_refused(ctl: RolloutController, steps: str, message: str)
         ctl.start_canary("support", "1.2", steps=steps)
 
 
-def test_one_candidate_at_a_time(ctl: RolloutController, ids: dict[str, str]) -> None:
+def test_one_candidate_at_a_time(ctl: RolloutController, store: Store, ids: dict[str, str]) -> None:
+    gate_run(store, ids["1.2"], "PASS")
     dep = ctl.start_canary("support", "1.2", steps="10,50")
     assert dep.stable_version == ids["1.0"] and dep.weight == 10 and dep.state == "running"
     with pytest.raises(ShipyardError, match=r"already has a canary of .*one candidate at a time"):
@@ -77,7 +78,11 @@ def test_one_candidate_at_a_time(ctl: RolloutController, ids: dict[str, str]) ->
         ctl.abort("support") and ctl.start_canary("support", "1.0")
 
 
-def test_pause_resume_abort_and_no_promotion_after_a_failure(ctl: RolloutController, clock: Clock) -> None:
+def test_pause_resume_abort_and_no_promotion_after_a_failure(
+    ctl: RolloutController, store: Store, clock: Clock, ids: dict[str, str]
+) -> None:
+    gate_run(store, ids["1.2"], "PASS")
+    gate_run(store, ids["1.1"], "PASS")
     ctl.start_canary("support", "1.2")
     with pytest.raises(ShipyardError, match="only a paused canary can be resumed"):
         ctl.resume("support")
@@ -101,8 +106,9 @@ def test_pause_resume_abort_and_no_promotion_after_a_failure(ctl: RolloutControl
 
 
 def test_manual_promotion_and_rollback_to_the_previous_stable(
-    ctl: RolloutController, ids: dict[str, str]
+    ctl: RolloutController, store: Store, ids: dict[str, str]
 ) -> None:
+    gate_run(store, ids["1.2"], "PASS")
     ctl.start_canary("support", "1.2")
     dep = ctl.promote("support", actor="carol")
     assert dep.stable_version == ids["1.2"] and dep.candidate_version is None and dep.state == "promoted"
@@ -112,11 +118,11 @@ def test_manual_promotion_and_rollback_to_the_previous_stable(
 
 
 def test_blue_green_switch_and_rollback(ctl: RolloutController, store: Store, ids: dict[str, str]) -> None:
+    with pytest.raises(GateFailed, match="no production gate run, so it cannot be deployed as green"):
+        ctl.start_blue_green("support", "1.2")
+    gate_run(store, ids["1.2"], "PASS")
     dep = ctl.start_blue_green("support", "1.2")
     assert dep.state == "ready" and dep.weight == 0 and dep.stable_version == ids["1.0"]
-    with pytest.raises(GateFailed, match="no production gate run"):
-        ctl.switch("support")
-    gate_run(store, ids["1.2"], "PASS")
     dep = ctl.switch("support", actor="dan")
     assert dep.state == "switched" and dep.weight == 100 and dep.arms() == [(ids["1.2"], 100)]
     dep = ctl.rollback("support", actor="dan")
@@ -127,6 +133,7 @@ def test_blue_green_switch_and_rollback(ctl: RolloutController, store: Store, id
 def test_state_survives_a_restart(
     ctl: RolloutController, rt: Runtime, store: Store, clock: Clock, ids: dict[str, str]
 ) -> None:
+    gate_run(store, ids["1.2"], "PASS")
     ctl.start_canary("support", "1.2", steps="5,25,50,100")
     ctl.pause("support")
     again = RolloutController.for_runtime(rt, store, clock=clock)  # a new process reads the same row
@@ -140,7 +147,10 @@ def test_state_survives_a_restart(
     again.resume("support")
 
 
-def test_a_stale_read_loses(ctl: RolloutController, rt: Runtime, store: Store, clock: Clock) -> None:
+def test_a_stale_read_loses(
+    ctl: RolloutController, rt: Runtime, store: Store, clock: Clock, ids: dict[str, str]
+) -> None:
+    gate_run(store, ids["1.2"], "PASS")
     ctl.start_canary("support", "1.2")
     other = RolloutController.for_runtime(rt, store, clock=clock)
     stale = ctl.get("support")

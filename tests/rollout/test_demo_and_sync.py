@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from rollout_helpers import Clock, gate_run, write_arm
 
-from shipyard.cli._demo_rollout import run_rollout_demo
+from shipyard.cli._demo_rollout import OVERRIDE_1_1, run_rollout_demo
 from shipyard.config import ShipyardConfig
 from shipyard.rollout import RolloutAssigner, RolloutController
 from shipyard.runtime import Runtime
@@ -33,6 +33,17 @@ def test_the_demo_rolls_back_1_1_and_promotes_1_2(cfg: ShipyardConfig, store: St
     rollback = next(d for d in store.rollout_decisions("support", limit=None) if d["action"] == "rollback")
     safety = next(m for m in rollback["numbers"]["analysis"]["metrics"] if m["name"] == "safety_incidents")
     assert safety["canary"] > 0 and safety["baseline"] == 0
+    # 1.1 was canaried with the override an admin has, visibly and on the record; 1.2 passed its gate
+    assert "we canary it anyway with --override-gate to show what production catches" in text
+    assert "$ shipyard rollout canary support 1.1 --steps 5,25,50,100" in text and "--override-gate" in text
+    starts = [d for d in store.rollout_decisions("support", limit=None) if d["action"] == "start"]
+    by_candidate = {d["candidate"].split("@")[1][:3]: d for d in starts}
+    override = by_candidate["1.1"]["numbers"]["gate"]["override"]
+    assert override["by"] == "demo" and override["reason"] == OVERRIDE_1_1
+    assert by_candidate["1.1"]["reasons"][0] == f"production gate overridden by demo: {OVERRIDE_1_1}"
+    assert by_candidate["1.2"]["numbers"]["gate"]["override"] is None
+    [gated] = by_candidate["1.2"]["numbers"]["gate"]["runs"].values()
+    assert (store.get_eval_run(gated) or {})["decision"]["verdict"] == "PASS"
 
 
 def test_blue_green_promotes_itself_after_a_healthy_period(
@@ -67,6 +78,7 @@ def test_a_change_notice_reaches_another_replica_at_once(
 ) -> None:
     url = "redis://127.0.0.1:6379/0"
     other = RolloutAssigner(store, refresh_s=3600, redis_url=url)  # polling alone would take an hour
+    gate_run(store, ids["1.2"], "PASS")
     ctl = RolloutController.for_runtime(rt, store, redis_url=url)
 
     async def scenario() -> str | None:

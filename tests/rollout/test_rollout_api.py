@@ -37,13 +37,13 @@ def server(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}", app.state.shipyard
     srv.should_exit = True
-    thread.join(timeout=20)
+    thread.join(timeout=60)
 
 
 def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict[str, str]) -> None:
@@ -67,7 +67,12 @@ def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict
     resp = a.post("/admin/rollouts/support/deploy", json={"version": "1.2"})
     assert resp.status_code == 422 and resp.json()["error"]["type"] == "gate_failed"
     assert "shipyard gate production --agent support --version 1.2.0" in resp.json()["error"]["message"]
+    resp = a.post("/admin/rollouts/support/canary", json={"version": "1.2"})  # no gate run yet
+    assert resp.status_code == 422 and resp.json()["error"]["type"] == "gate_failed"
+    assert "so it cannot take canary traffic" in resp.json()["error"]["message"]
+    assert "shipyard gate production --agent support --version 1.2.0" in resp.json()["error"]["message"]
 
+    gate_run(store, ids["1.2"], "PASS")
     resp = a.post(
         "/admin/rollouts/support/canary", json={"version": "1.2", "steps": [50, 100], "by": "alice"}
     )
@@ -78,7 +83,8 @@ def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict
     assert resp.status_code == 422 and "one candidate at a time" in resp.json()["error"]["message"]
     listing = r.get("/admin/rollouts").json()["deployments"]
     assert [d["agent"] for d in listing] == ["support"]
-    assert r.get("/admin/rollouts/support").json()["decisions"][0]["actor"] == "alice"
+    actor = r.get("/admin/rollouts/support").json()["decisions"][0]["actor"]
+    assert actor == f"alice (key {admin[:12]})"  # who the body says, and the key that said it
 
     # the server refreshes its assigner on a change it made: traffic reaches the candidate as canary
     seen: set[tuple[str, str]] = set()
@@ -105,13 +111,13 @@ def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict
     assert resp.status_code == 200 and resp.json()["decision"] is None
     resp = a.post("/admin/rollouts/support/abort")
     assert resp.json()["deployment"]["state"] == "aborted"
-    gate_run(store, ids["1.2"], "PASS")
     resp = a.post("/admin/rollouts/support/deploy", json={"version": "1.2"})
     assert resp.status_code == 200 and resp.json()["deployment"]["stable_version"] == ids["1.2"]
 
 
-def test_conflict_is_409(server: tuple[str, Any], store: Store) -> None:
+def test_conflict_is_409(server: tuple[str, Any], store: Store, ids: dict[str, str]) -> None:
     url, _ = server
+    gate_run(store, ids["1.2"], "PASS")
     c = httpx.Client(base_url=url, timeout=10)  # no keys: auth is off on loopback
     assert c.post("/admin/rollouts/support/canary", json={"version": "1.2"}).status_code == 200
     # another admin's change lands between this request's read and its write

@@ -47,6 +47,7 @@ def test_deploy_refusals_and_success(sy: Sy, store: Store, ids: dict[str, str]) 
 
 
 def test_canary_commands(sy: Sy, cfg: ShipyardConfig, store: Store, ids: dict[str, str]) -> None:
+    gate_run(store, ids["1.2"], "PASS")
     code, out = sy("rollout", "canary", "support", "1.2", "--steps", "5,150")
     assert code == 2 and "step weight 150 is outside 1-100" in out
     code, out = sy("rollout", "canary", "support", "1.2", "--min-duration", "soon")
@@ -77,6 +78,12 @@ def test_canary_commands(sy: Sy, cfg: ShipyardConfig, store: Store, ids: dict[st
 def test_pause_resume_abort_and_blue_green(sy: Sy, store: Store, ids: dict[str, str]) -> None:
     code, out = sy("rollout", "pause", "support")
     assert code == 2 and "has no rollout to pause" in out
+    code, out = sy("rollout", "canary", "support", "1.2")
+    assert code == 1 and "has no production gate run, so it cannot take canary traffic" in out
+    assert "shipyard gate production --agent support --version 1.2.0" in out
+    code, out = sy("rollout", "blue-green", "support", "1.2")
+    assert code == 1 and "has no production gate run, so it cannot be deployed as green" in out
+    gate_run(store, ids["1.2"], "PASS")
     assert sy("rollout", "canary", "support", "1.2")[0] == 0
     code, out = sy("rollout", "pause", "support", "--reason", "look", "--by", "alice")
     assert code == 0 and "paused" in out
@@ -85,9 +92,6 @@ def test_pause_resume_abort_and_blue_green(sy: Sy, store: Store, ids: dict[str, 
     assert code == 0 and "aborted" in out
     code, out = sy("rollout", "blue-green", "support", "1.2")
     assert code == 0 and "blue-green ready: 0% to" in out
-    code, out = sy("rollout", "switch", "support")
-    assert code == 1 and "no production gate run" in out
-    gate_run(store, ids["1.2"], "PASS")
     code, out = sy("rollout", "switch", "support")
     assert code == 0 and "switched: 100% to" in out
     code, out = sy("rollout", "rollback", "support")
@@ -103,6 +107,10 @@ def test_experiment_lifecycle(
     assert code == 2 and "same version" in out
     code, out = sy("experiment", "start", "support", "--a", "1.0", "--b", "1.2", "--metric", "nope")
     assert code == 2 and "unknown experiment metric 'nope'" in out
+    code, out = sy("experiment", "start", "support", "--a", "1.0", "--b", "1.2", "--split", "50")
+    assert code == 1 and "no production gate run, so it cannot be an experiment's arm" in out
+    gate_run(store, ids["1.0"], "PASS")
+    gate_run(store, ids["1.2"], "PASS")
     code, out = sy("experiment", "start", "support", "--a", "1.0", "--b", "1.2", "--split", "50")
     assert code == 0 and "experiment" in out
     code, out = sy("rollout", "canary", "support", "1.1")

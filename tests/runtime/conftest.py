@@ -78,7 +78,10 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
     (bundle / "version.txt").write_text("2.0.0\n")
     sys.path.insert(0, str(tmp_path))
 
-    def make(extra: str = "", entry: str = "shop", timeout: float = 2.0) -> ShipyardConfig:
+    def make(
+        extra: str = "", entry: str = "shop", timeout: float = 2.0, guardrails: str = ""
+    ) -> ShipyardConfig:
+        """`guardrails` is the agent's `guardrails:` section (YAML, indented as under the agent)."""
         (tmp_path / "shipyard.yaml").write_text(
             textwrap.dedent(f"""\
             models:
@@ -97,6 +100,7 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
                 timeout_s: {timeout}
                 model: {{name: scripted}}
             """)
+            + (f"    guardrails:\n{guardrails}" if guardrails else "")
             + textwrap.dedent(extra)
         )
         return load_config(tmp_path / "shipyard.yaml")

@@ -109,6 +109,8 @@ def test_the_closure_is_the_agent_module_and_what_it_imports_from_the_project(pr
     }
 
 
+GUARDRAIL = "        - {kind: tool_policy, tools: [lookup], requires: {tool: check}, reply: Not now.}\n"
+
 CHANGES = {
     "a helper module it imports": ("{pkg}/helpers.py", "'hello '", "'hi '", "code"),
     "a relative import": ("{pkg}/policy.py", "100", "250", "code"),
@@ -127,6 +129,12 @@ CHANGES = {
         "shipyard.yaml",
         "    prompts: prompts\n",
         "    prompts: prompts\n    timeout_s: 5\n",
+        "config",
+    ),
+    "the agent's guardrails": (
+        "shipyard.yaml",
+        "    prompts: prompts\n",
+        "    prompts: prompts\n    guardrails:\n      output:\n" + GUARDRAIL,
         "config",
     ),
 }
@@ -177,3 +185,16 @@ def test_an_edit_the_running_process_has_not_loaded_is_not_its_version(project: 
     cfg = load_config(root / "shipyard.yaml")
     assert Runtime(cfg).resolve_version("shop").id == before.id  # same process, same loaded code
     assert project().id != before.id  # loaded afresh
+
+
+def test_a_guardrail_option_changes_the_id_and_an_empty_section_does_not(project: Callable) -> None:
+    root = project.root  # type: ignore[attr-defined]
+    before = project()
+    _edit(root / "shipyard.yaml", "    prompts: prompts\n", "    prompts: prompts\n    guardrails: {}\n")
+    assert project().id == before.id  # nothing configured: the same agent
+    _edit(root / "shipyard.yaml", "    guardrails: {}\n", "    guardrails:\n      output:\n" + GUARDRAIL)
+    guarded = project()
+    _edit(root / "shipyard.yaml", "reply: Not now.", "reply: Later.")
+    reworded = project()
+    assert len({before.id, guarded.id, reworded.id}) == 3
+    assert {k for k in guarded.components if guarded.components[k] != reworded.components[k]} == {"config"}

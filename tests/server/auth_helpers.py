@@ -127,7 +127,7 @@ def shipyard_serve(config: Path, *args: str, port: int) -> Iterator[subprocess.P
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

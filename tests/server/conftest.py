@@ -48,7 +48,7 @@ def serve_project(demo_project: Callable[..., ShipyardConfig]) -> Iterator[Calla
     yield start
     for server, thread in running:
         server.should_exit = True
-        thread.join(timeout=20)
+        thread.join(timeout=60)
 
 
 @pytest.fixture

@@ -142,4 +142,4 @@ def test_an_open_server_answers_loopback_connections_only(
         assert httpx.get(f"http://127.0.0.1:{port}/admin/keys", timeout=10).status_code == 200
     finally:
         server.should_exit = True
-        thread.join(timeout=20)
+        thread.join(timeout=60)

@@ -1,6 +1,7 @@
 """Choosing a version is an admin capability, whether by the body field `version` or the
 `X-Shipyard-Version` header; everyone else gets what the deployment serves, and no rollout gives
-non-admin traffic to a version whose production gate failed."""
+non-admin traffic to a version that has not passed its production gate, unless an admin overrides
+the gate with a reason, which is recorded."""
 
 from __future__ import annotations
 
@@ -66,11 +67,18 @@ def test_open_mode_caller_is_an_admin_and_a_mismatch_is_named(served: Served) ->
         assert r.status_code == 422 and r.json()["error"]["param"] == "version"
 
 
-def test_no_rollout_gives_traffic_to_a_gate_failed_version(served: Served) -> None:
+def _gate_run(served: Served, label: str, verdict: str) -> str:
+    """Store a finished production gate run of the version labelled `label`."""
     store = served.state.store
-    ids = {v.label: v.id for v in served.state.rt.versions("support")}
-    run = store.create_eval_run("support", ids["1.1.0"], ["evals/support/broad.yaml"], stage="production")
-    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": "FAIL", "reasons": ["safety: 0.9"]})
+    version = next(v.id for v in served.state.rt.versions("support") if v.label == label)
+    run = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
+    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": verdict, "reasons": ["safety: 0.9"]})
+    return run
+
+
+def test_no_rollout_gives_traffic_to_a_gate_failed_version(served: Served) -> None:
+    run = _gate_run(served, "1.1.0", "FAIL")
+    _gate_run(served, "1.0.0", "PASS")
     with served.client() as c:
         for path, body in (
             ("/admin/rollouts/support/canary", {"version": "1.1"}),
@@ -82,5 +90,52 @@ def test_no_rollout_gives_traffic_to_a_gate_failed_version(served: Served) -> No
             assert r.status_code == 422 and r.json()["error"]["type"] == "gate_failed", (path, r.text)
             assert run in r.json()["error"]["message"]
         assert c.get("/admin/rollouts/support").json()["deployment"]["candidate_version"] is None
-        # a version not gated yet may be canaried: its canary analysis judges it
+        # nor to a version not gated yet: the refusal names the command that gates it
+        for path, body in (
+            ("/admin/rollouts/support/canary", {"version": "1.2"}),
+            ("/admin/rollouts/support/blue-green", {"version": "1.2"}),
+            ("/admin/experiments/support", {"a": "1.0", "b": "1.2"}),  # 1.0 passed, 1.2 not yet
+        ):
+            r = c.post(path, json=body)
+            assert r.status_code == 422 and r.json()["error"]["type"] == "gate_failed", (path, r.text)
+            assert "shipyard gate production --agent support --version 1.2.0" in r.json()["error"]["message"]
+        _gate_run(served, "1.2.0", "PASS")
         assert c.post("/admin/rollouts/support/canary", json={"version": "1.2"}).status_code == 200
+
+
+def test_an_admin_overrides_the_gate_with_a_reason_and_it_is_recorded(served: Served) -> None:
+    run = _gate_run(served, "1.1.0", "FAIL")
+    admin = create_key(served.state.store, "admin")["key"]
+    served.state.keys.refresh()
+    with served.client(admin) as c:
+        for reason in ("", "   ", 7):  # an override says why
+            r = c.post("/admin/rollouts/support/canary", json={"version": "1.1", "override_gate": reason})
+            assert r.status_code == 422 and r.json()["error"]["param"] == "override_gate", r.text
+        r = c.post(
+            "/admin/rollouts/support/canary",
+            json={"version": "1.1", "override_gate": "reproduce incident 42 on 5% of traffic", "by": "alice"},
+        )
+        assert r.status_code == 200, r.text
+        dep = r.json()["deployment"]
+        assert dep["state"] == "running" and dep["candidate_version"].startswith("support@1.1.0+")
+        override = dep["config"]["gate"]["override"]
+        assert override["by"] == f"alice (key {admin[:12]})"
+        assert override["reason"] == "reproduce incident 42 on 5% of traffic"
+        [said] = override["refused"].values()
+        assert run in said and "FAIL" in said
+        start = r.json()["decisions"][0]
+        assert start["action"] == "start" and start["actor"] == f"alice (key {admin[:12]})"
+        assert start["reasons"][0] == (
+            f"production gate overridden by alice (key {admin[:12]}): reproduce incident 42 on 5% of traffic"
+        )
+        assert start["numbers"]["gate"]["override"]["reason"] == "reproduce incident 42 on 5% of traffic"
+        # the dashboard's rollout panel shows it beside the deployment
+        panels = {p["name"]: p for p in c.get("/admin/api/dashboard/overview").json()["panels"]}
+        row = dict(zip(panels["rollouts"]["columns"], panels["rollouts"]["rows"][0], strict=True))
+        assert (
+            row["gate"] == f"OVERRIDDEN by alice (key {admin[:12]}): reproduce incident 42 on 5% of traffic"
+        )
+        # an override never makes it stable: promotion needs the gate, as deploy does
+        r = c.post("/admin/rollouts/support/promote", json={"reason": "looks fine"})
+        assert r.status_code == 422 and r.json()["error"]["type"] == "gate_failed"
+        assert run in r.json()["error"]["message"]

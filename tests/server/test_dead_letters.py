@@ -59,10 +59,10 @@ def record(**overrides: Any) -> InteractionRecord:
 
 
 def refused(store: Store) -> InteractionRecord:
-    """A record this database refuses: a NUL byte on PostgreSQL (issue 8), an integer SQLite cannot
-    hold on SQLite (which keeps NUL bytes)."""
+    """A record this database refuses, even sanitized: an integer neither can hold; on PostgreSQL
+    with NUL bytes too (issue 8), which alone would be stored sanitized (U+FFFD)."""
     if store.dialect == "postgresql":
-        return record(input="refund order 10002\x00 please", metadata={"note": "a\x00b"})
+        return record(input="refund order 10002\x00 please", metadata={"note": "a\x00b"}, input_tokens=2**63)
     return record(input_tokens=2**63)
 
 

@@ -16,6 +16,7 @@ import pytest
 from server_helpers import Served
 from testdb import KINDS, fresh_database
 
+from shipyard.guardrails import Decision, Guardrail, GuardrailInput, guardrail_kind
 from shipyard.server import _steps
 from shipyard.store import Store
 
@@ -268,11 +269,11 @@ def test_an_answer_with_a_lone_surrogate_is_sent_and_stored(odd_agents: Served) 
     with s.client() as c:
         r = post(c, "/v1/agents/half_emoji/invoke", {"input": "Where is my order 10001?"})
         assert r.status_code == 200, r.text
-        assert r.json()["output"].endswith(" ?")
+        assert r.json()["output"].endswith(" \ufffd")  # the half emoji: a replacement character
         rid = r.json()["interaction_id"]
         wait_stored(s, [rid])
     stored = s.state.store.get_interaction(rid)
-    assert stored.output.endswith(" ?") and "lookup_order" in _tools_of(s, rid)
+    assert stored.output.endswith(" \ufffd") and "lookup_order" in _tools_of(s, rid)
 
 
 def test_a_record_that_cannot_be_built_is_still_recorded_with_its_tool_calls(odd_agents: Served) -> None:
@@ -287,15 +288,21 @@ def test_a_record_that_cannot_be_built_is_still_recorded_with_its_tool_calls(odd
     assert "could not be built" in s.state.store.get_interaction(rid).metadata["record_error"]
 
 
+@guardrail_kind("edge_test_crash")
+class Crashes(Guardrail):
+    """A third-party guardrail with a bug."""
+
+    def check(self, inp: GuardrailInput) -> Decision:
+        raise RuntimeError("the output guardrail crashed")
+
+
 def test_a_failing_step_after_the_agent_still_records_the_interaction(
     served_on: Callable[..., Served],
 ) -> None:
-    s = served_on()
-
-    async def broken_guardrail(ex: Any, rt: Any) -> None:
-        raise RuntimeError("the output guardrail crashed")
-
-    s.state.rt.pipeline.replace("output_guardrails", broken_guardrail)
+    s = served_on(
+        lambda text: text.replace("      output:\n", "      output:\n        - kind: edge_test_crash\n")
+    )
+    assert s.state.rt.guardrails("support").output[0].kind == "edge_test_crash"
     with s.client() as c:
         r = post(c, INVOKE, {"input": "Where is my order 10001?"})
     assert r.status_code == 502, r.text

@@ -29,7 +29,7 @@ def served_with_flags(serve_project: Callable[..., Served]) -> Served:
     served = serve_project()
     # the flag file appears after start: the server picks it up by polling, within a few seconds
     (served.cfg.root / "flags.json").write_text(json.dumps(FLAGS))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while "guarded" not in served.state.flags.names():
         assert time.monotonic() < deadline, "the server never loaded the new flag file"
         time.sleep(0.1)

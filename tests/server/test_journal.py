@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from server_helpers import Served
 
 from shipyard.server import Journal, decode_record, encode, read_journal
 from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord
@@ -141,3 +146,97 @@ async def test_a_failing_store_keeps_records_pending(tmp_path: Path) -> None:
 def test_bad_fsync_policy_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fsync"):
         Journal(tmp_path, None, fsync="sometimes")  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def locked(db: Path) -> Iterator[None]:
+    """The SQLite database is held by another writer: the store cannot be used (an outage)."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_records_beyond_the_memory_bound_wait_in_the_file_and_reach_the_store_in_order(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "db.sqlite"
+    Store(f"sqlite:///{db}").close()  # create the schema
+    store = Store(f"sqlite:///{db}?timeout=0.05")
+    journal = Journal(tmp_path / "journal", store, batch_size=4, max_memory_records=3)
+    journal.open()
+    records = [record(i) for i in range(21)]
+    with locked(db):
+        for r in records[:20]:
+            journal.append(r)
+        with pytest.raises(Exception, match="locked"):
+            await journal.flush()
+        assert journal.pending == 20 and journal.in_memory[0] == 3
+        on_disk = journal.find_pending("id0002")  # kept in the file only
+        assert on_disk == records[2]
+        assert journal.find_pending(f"{5:032x}") == records[5]  # by trace id
+        assert journal.is_pending("id0000") and journal.is_pending("id0019")
+    assert await journal.flush() == 20
+    stored = store.list_interactions(limit=None)
+    assert sorted(r.id for r in stored) == [f"id{i:04d}" for i in range(20)]
+    assert journal.pending == 0 and journal.in_memory == (0, 0) and journal.find_pending("id0002") is None
+    assert journal.path is not None
+    assert int(journal.path.with_name(journal.path.name + ".ckpt").read_text()) == journal.path.stat().st_size
+    # the same journal goes on as usual: new records are held in memory again
+    journal.append(records[20])
+    assert journal.in_memory[0] == 1 and await journal.flush() == 1
+    await journal.aclose()
+    store.close()
+
+
+async def test_a_record_kept_in_the_file_is_found_by_its_own_id_not_by_a_lookalike(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    journal = Journal(tmp_path / "journal", store, max_memory_records=0)  # everything waits in the file
+    target = record(1)
+    lookalike = record(2)
+    lookalike.metadata = {"copy": {"id": target.id, "trace_id": target.trace_id, "session_id": "s"}}
+    journal.append(target)
+    journal.append(lookalike)  # newer, and holds the target's ids in a value
+    assert journal.in_memory == (0, 0)
+    assert journal.find_pending(target.id) == target
+    assert journal.find_pending(target.trace_id) == target
+    assert journal.find_pending(lookalike.id) == lookalike
+    assert await journal.flush() == 2
+    await journal.aclose()
+    store.close()
+
+
+def test_recovery_reads_a_dead_journal_a_batch_at_a_time(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    dead = jdir / "1-999-dead.journal"
+    with dead.open("wb") as fh:
+        for i in range(3000):
+            r = record(i)
+            r.input = f"question {i} " + "x" * 3000
+            fh.write(encode(r))
+    size = dead.stat().st_size  # ~10 MB
+    journal = Journal(jdir, store, batch_size=50)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        assert journal.recover() == 3000
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 3, f"recovery peaked at {peak:,} bytes for a {size:,}-byte journal"
+    assert store.count_interactions() == 3000 and not dead.exists()
+    store.close()
+
+
+def test_the_memory_bounds_are_the_store_settings(serve_project: Callable[..., Served]) -> None:
+    served = serve_project(
+        lambda text: text + "\nstore: {journal_memory_records: 7, journal_memory_bytes: 4096}\n"
+    )
+    journal = served.state.journal
+    assert (journal.max_memory_records, journal.max_memory_bytes) == (7, 4096)

@@ -30,7 +30,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server, thread = run_in_thread(app, port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(timeout=20)
+    thread.join(timeout=60)
 
 
 def test_every_route_is_documented() -> None:

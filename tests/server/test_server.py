@@ -9,6 +9,8 @@ import orjson
 import pytest
 from server_helpers import Served
 
+from shipyard.runtime import Runtime
+
 FAILING_MODELS = """\
 models:
   dead: {provider: openai, base_url: "http://127.0.0.1:9/v1", max_retries: 0, connect_timeout_s: 0.5}
@@ -43,7 +45,7 @@ def test_invoke_answers_and_journals_before_responding(served: Served) -> None:
     # the record is in the journal file already, whatever the background mover did since
     journal = served.state.journal
     assert journal.stored + journal.pending >= 1
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while served.state.store.get_interaction(body["interaction_id"]) is None:
         assert time.monotonic() < deadline, "the record never reached the store"
         time.sleep(0.05)
@@ -159,7 +161,7 @@ def test_failing_and_slow_models_give_502_and_504_and_keep_the_record(
         err = r.json()["error"]
         assert err["status"] == "failed" and err["message"]
         ids.append(err["interaction_id"])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while not all(s.state.store.get_interaction(i) for i in ids):
         assert time.monotonic() < deadline, "failed records must reach the store too"
         time.sleep(0.05)
@@ -196,7 +198,7 @@ def test_health_ready_metrics_and_admin(served: Served) -> None:
         assert 'gen_ai_client_token_usage_bucket{agent="support",gen_ai_operation_name="chat"' in metrics
         assert "gen_ai_client_operation_duration_seconds_count" in metrics
         assert 'shipyard_tool_calls_total{agent="support",status="success",tool="lookup_order"' in metrics
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while not c.get("/admin/traces", params={"session_id": "sx"}).json()["traces"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -251,8 +253,8 @@ def test_api_keys_roles(served: Served) -> None:
         assert c.post("/v1/agents/support/invoke", json={"input": "hi"}).status_code == 401
 
 
-def test_pipeline_has_the_slots_in_order(served: Served) -> None:
-    names = served.state.rt.pipeline.names
-    assert names.index("assign_version") < names.index("input_guardrails") < names.index("budget_check")
-    assert names.index("cache_lookup") < names.index("run_agent") < names.index("output_guardrails")
-    assert names[-1] == "record"
+def test_the_server_runs_the_pipeline_the_config_builds(served: Served) -> None:
+    pipeline = served.state.rt.pipeline
+    assert pipeline.frozen and pipeline.names == Runtime(served.cfg).pipeline.names  # it adds no step
+    # the demo project configures output guardrails only: no do-nothing slots
+    assert pipeline.names == ["assign_version", "start_trace", "run_agent", "output_guardrails", "record"]

@@ -28,7 +28,7 @@ def start_server(project: Path, port: int, log: Path) -> subprocess.Popen[bytes]
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -77,7 +77,7 @@ def test_sigkill_under_load_loses_no_answered_interaction(tmp_path: Path) -> Non
     proc = start_server(tmp_path, port, log)
     try:
         received = asyncio.run(load(f"http://127.0.0.1:{port}", 400, 32, 150, proc))
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         assert len(received) >= 150
         journals = list((tmp_path / ".shipyard" / "journal").glob("*.journal"))
@@ -85,7 +85,7 @@ def test_sigkill_under_load_loses_no_answered_interaction(tmp_path: Path) -> Non
         proc = start_server(tmp_path, port, log)  # recovery runs before the server is ready
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
     with Store.from_config(load_config(tmp_path / "shipyard.yaml")) as store:
         missing = [i for i in received if store.get_interaction(i) is None]
     assert not missing, f"{len(missing)} of {len(received)} answered interactions were lost"

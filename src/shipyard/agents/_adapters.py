@@ -8,13 +8,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from shipyard.agents._contract import NO_TOOLS, STATUSES, AgentContext, AgentResult, AgentSpec, Status
-from shipyard.config import AdapterConfig
+from shipyard.config import ADAPTERS, AdapterConfig, AgentAdapter
 from shipyard.errors import ShipyardError
 from shipyard.types import Message, ToolSet, Usage
 
@@ -230,18 +229,25 @@ def openai_chat_agent(
     return AgentSpec(name=name, fn=chat_agent, is_async=True, tools=tools if tools is not None else NO_TOOLS)
 
 
-ADAPTERS: dict[str, Callable[[AdapterConfig, str], AgentSpec]] = {
-    "http": http_agent,
-    "openai_chat": lambda _cfg, name: openai_chat_agent(name),
+def _needs_url(cfg: AdapterConfig) -> None:
+    if not cfg.url:
+        raise ValueError("an 'http' adapter needs url")
+
+
+def _openai_chat(cfg: AdapterConfig, name: str) -> AgentSpec:
+    return openai_chat_agent(name)
+
+
+BUILTIN_ADAPTERS: dict[str, AgentAdapter] = {
+    "http": AgentAdapter(http_agent, _needs_url),
+    "openai_chat": AgentAdapter(_openai_chat),
 }
+"""Registered by `shipyard.agents._plugins` (the `agents` entry point)."""
 
 
 def adapter_spec(cfg: AdapterConfig, name: str) -> AgentSpec:
-    """The agent spec for an adapter config, by its `kind`."""
-    try:
-        factory = ADAPTERS[cfg.kind]
-    except KeyError:
-        raise ShipyardError(
-            f"agent {name!r}: unknown adapter kind {cfg.kind!r} (known: {', '.join(sorted(ADAPTERS))})"
-        ) from None
-    return factory(cfg, name)
+    """The agent spec for an adapter config, built by the adapter kind its `kind` names."""
+    if cfg.kind not in ADAPTERS:
+        raise ShipyardError(f"agent {name!r}: {ADAPTERS.unknown_message(cfg.kind)}")
+    spec: AgentSpec = ADAPTERS.get(cfg.kind).build(cfg, name)
+    return spec

@@ -7,10 +7,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, Unpack
 
-from shipyard.types import ChatOptions, ChatResponse, Message, ToolCall, ToolResult, ToolSet, Usage
+from shipyard.types import (
+    ChatOptions,
+    ChatResponse,
+    InteractionStatus,
+    Message,
+    ToolCall,
+    ToolResult,
+    ToolSet,
+    Usage,
+)
 
-Status = Literal["completed", "escalated", "failed"]
-STATUSES: tuple[str, ...] = ("completed", "escalated", "failed")
+Status = Literal["completed", "escalated", "failed"]  # what an agent may write (or an InteractionStatus)
+STATUSES: tuple[InteractionStatus, ...] = (
+    InteractionStatus.COMPLETED,
+    InteractionStatus.ESCALATED,
+    InteractionStatus.FAILED,
+)
 
 
 @dataclass(slots=True)
@@ -26,13 +39,14 @@ class AgentResult:
     """
 
     output: str
-    status: Status = "completed"
+    status: InteractionStatus | Status = InteractionStatus.COMPLETED
     metadata: dict[str, Any] = field(default_factory=dict)
     usage: Usage | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"AgentResult.status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        self.status = InteractionStatus(self.status)
 
 
 class LLM(Protocol):

@@ -1,11 +1,17 @@
 """The rollout part of `shipyard demo`: version 1.1's canary rolled back for its real regression,
 then the fixed version 1.2 promoted step by step to 100%.
 
+1.1 did not pass its production gate, so its canary is started the way an admin would start it,
+with `--override-gate REASON` (recorded in the decision log); 1.2 is gated first when it has not
+been. The demo uses nothing a user's project cannot.
+
 Runs in-process (the runtime, the assigner and the controller on the project's store) with the
 simulator's conversations and simulated customer feedback, so it needs no server and takes seconds.
 The regression 1.1 carries is real: its "faster refunds" prompt refunds orders the policy does not
-allow. Production catches it with a refund-policy output check (a guardrail that blocks a refund
-made without a confirmed eligibility check), which is a critical safety incident for the canary.
+allow. Production catches it with the refund policy the demo project configures as an output
+guardrail (`tool_policy` in its shipyard.yaml: a refund made without a confirmed eligibility check is
+blocked), which is a critical safety incident for the canary. The runtime here is made like every
+other, so the served app's pipeline catches exactly what this demo catches.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from rich.console import Console
 from rich.rule import Rule
 
 from shipyard.cli.simulate import conversations, feedback_for
-from shipyard.demo import install_refund_policy
+
+OVERRIDE_1_1 = "the demo shows what production traffic catches in a version its gate refused"
 
 if TYPE_CHECKING:
     from shipyard.rollout import Decision, RolloutController
@@ -100,19 +107,37 @@ async def _run_canary(
     rng: random.Random,
     *,
     min_interactions: int,
+    override_gate: str | None = None,
     max_batches: int = 40,
 ) -> str:
-    """Start a canary, drive traffic and tick until it is promoted, rolled back or paused."""
+    """Start a canary as `shipyard rollout canary` does, drive traffic and tick until it is
+    promoted, rolled back or paused. `override_gate`: the reason to start it although the version
+    did not pass its production gate (`--override-gate`); without one such a version is refused."""
     from shipyard.errors import GateFailed
-    from shipyard.rollout import RolloutAssigner, refuse_failed_gate
+    from shipyard.rollout import RolloutAssigner, check_deployable, override_lines
 
+    version_id = rt.resolve_version("support", version).id
+    override = None
     try:
-        refuse_failed_gate(store, "support", rt.resolve_version("support", version).id)
+        check_deployable(store, "support", version_id, doing="take canary traffic")
     except GateFailed:
-        console.print(
-            f"[dim]{version} failed its production gate, so `shipyard rollout canary` would refuse it; "
-            "the demo starts this canary anyway, to show the canary catching the same regression[/]"
+        if override_gate is None:
+            raise
+        run = store.latest_eval_run("support", version_id, stage="production")
+        verdict = ((run or {}).get("decision") or {}).get("verdict")
+        said = {None: "has not passed a production gate", "FAIL": "failed its production gate"}.get(
+            verdict, f"did not pass its production gate ({verdict})"
         )
+        console.print(
+            f"[yellow]{version} {said}; we canary it anyway with --override-gate to show what "
+            "production catches[/]"
+        )
+        override = override_gate
+    command = (
+        f"shipyard rollout canary support {version} --steps 5,25,50,100 "
+        f"--min-interactions {min_interactions} --min-duration 0 --by demo"
+    )
+    console.print(f"[bold cyan]$ {command}{f' --override-gate {override!r}' if override else ''}[/]")
     dep = ctl.start_canary(
         "support",
         version,
@@ -120,8 +145,10 @@ async def _run_canary(
         min_interactions=min_interactions,
         min_duration_s=0,
         actor="demo",
-        allow_failed_gate=True,
+        override_gate=override,
     )
+    for line in override_lines(dep.config.get("gate")):
+        console.print(f"  [yellow]{line}[/]", highlight=False)
     assigner = rt.assigner
     assert isinstance(assigner, RolloutAssigner)
     console.print(
@@ -144,6 +171,21 @@ async def _run_canary(
     return final.state
 
 
+def _gate_first(console: Console, store: Store, config: Path, version_id: str, label: str) -> None:
+    """Run the production gate on a version that has not passed one, as a user would before its
+    canary (`shipyard gate production`); the canary refuses it otherwise."""
+    from shipyard.cli.demo import _shipyard
+    from shipyard.errors import GateFailed
+    from shipyard.rollout import check_deployable
+
+    try:
+        check_deployable(store, "support", version_id, doing="take canary traffic")
+    except GateFailed:
+        console.print(f"{label} takes traffic only once it passes its production gate:")
+        _shipyard("gate", "production", "--agent", "support", "--version", label, "-c", str(config))
+        console.print()
+
+
 def run_rollout_demo(
     config: Path, console: Console, *, seed: int = 7, min_interactions: int = 60
 ) -> dict[str, str]:
@@ -159,7 +201,6 @@ def run_rollout_demo(
     outcome: dict[str, str] = {}
     with Store.from_config(cfg) as store:
         rt = Runtime(cfg, store=store)
-        install_refund_policy(rt)
         RolloutAssigner.for_runtime(rt, store)
         ctl = RolloutController.for_runtime(rt, store)
 
@@ -189,9 +230,18 @@ def run_rollout_demo(
                     )
                 console.print(Rule('[bold]Canary: version 1.1 (the "faster refunds" prompt)[/]'))
                 outcome["1.1"] = await _run_canary(
-                    console, rt, store, ctl, "1.1", rng, min_interactions=min_interactions
+                    console,
+                    rt,
+                    store,
+                    ctl,
+                    "1.1",
+                    rng,
+                    min_interactions=min_interactions,
+                    override_gate=OVERRIDE_1_1,
                 )
                 console.print(Rule("[bold]Canary: version 1.2 (faster refunds, eligibility check kept)[/]"))
+                v12 = rt.resolve_version("support", "1.2").id
+                await asyncio.to_thread(_gate_first, console, store, config, v12, "1.2.0")
                 outcome["1.2"] = await _run_canary(
                     console, rt, store, ctl, "1.2", rng, min_interactions=min_interactions
                 )

@@ -111,7 +111,7 @@ async def _run_requests(cfg: Any) -> None:
         await _show(
             rt,
             "Refund order 10003 please",
-            "the same refund on 1.1: no eligibility check",
+            "the same refund on 1.1: no eligibility check, so the project's refund policy blocks it",
             "1.1.0",
             trace_tree_lines,
         )

@@ -333,7 +333,7 @@ def eval_runs(
 @eval_app.command("import")
 @handle_errors
 def eval_import(
-    kind: str = typer.Argument(..., help="promptfoo, adk or jsonl."),
+    kind: str = typer.Argument(..., help="promptfoo, adk, jsonl, or a plugin's suite format."),
     file: Path = typer.Argument(..., help="The file to import."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the Shipyard suite (YAML)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
@@ -342,11 +342,10 @@ def eval_import(
 
     Example: shipyard eval import promptfoo promptfooconfig.yaml -o evals/support/imported.yaml
     """
-    from shipyard.evals import dump_suite, import_file
+    from shipyard.evals import IMPORTERS, dump_suite, import_file
 
-    kinds = ("promptfoo", "adk", "jsonl")
-    if kind not in kinds:
-        raise fail(f"unknown import kind {kind!r}; use one of {', '.join(kinds)}")
+    if kind not in IMPORTERS:  # the built-in formats and any plugin's
+        raise fail(IMPORTERS.unknown_message(kind, label="import kind"))
     if output.exists() and not force:
         raise fail(f"{output} exists; pass --force to overwrite it")
     suite = import_file(kind, file)

@@ -35,11 +35,19 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(experiment_app, name="experiment")
 
 ActorOption = typer.Option(None, "--by", help="Who acts (recorded with the decision; default: your login).")
+OverrideGateOption = typer.Option(
+    None,
+    "--override-gate",
+    metavar="REASON",
+    help="Start it although a version has not passed its production gate; the reason is recorded with "
+    "your name and shown by `rollout status` and the dashboard. Never covers a promotion.",
+)
 VERDICT_STYLE = {
     "PASS": "green",
     "FAIL": "red",
     "MARGINAL": "yellow",
     "SRM": "yellow",
+    "GATE": "yellow",  # held before a promotion its production gate does not allow yet
     "INSUFFICIENT_DATA": "dim",
 }
 ACTION_STYLE = {"rollback": "red", "abort": "red", "pause": "yellow", "promote": "green", "step_up": "green"}
@@ -102,6 +110,13 @@ def _deployment_line(dep: Any) -> str:
 
 def print_deployment(dep: Any) -> None:
     console.print(f"[bold]{dep.agent}[/]: {_deployment_line(dep)}  [dim](revision {dep.revision})[/]")
+    if dep.gate_override and dep.candidate_version:
+        from shipyard.rollout import override_lines
+
+        first, *said = override_lines(dep.config.get("gate"))
+        console.print(f"  [bold yellow]{escape(first)}[/]", highlight=False)
+        for line in said:
+            console.print(f"    {escape(line)}", highlight=False)
 
 
 def _fmt(v: Any) -> str:
@@ -190,23 +205,31 @@ def canary(
     version: str = typer.Argument(..., help="The candidate version (label, hash or id)."),
     steps: str = typer.Option("5,25,50,100", "--steps", help="The candidate's percent at each step."),
     min_interactions: int = typer.Option(50, "--min-interactions", help="Interactions per arm a step needs."),
-    min_duration: str = typer.Option("60s", "--min-duration", help="How long each step lasts at least."),
+    min_duration: str = typer.Option(
+        "60s", "--min-duration", help="How long each step lasts at least (0: no minimum, interactions only)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Record what would be decided; change nothing."),
     gate_suite: list[str] | None = typer.Option(
         None, "--gate-suite", help="An eval suite the candidate must pass before each step up; repeatable."
     ),
+    override_gate: str | None = OverrideGateOption,
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Start a canary: VERSION gets the first step's share of traffic; `tick` (or the server, every few
     seconds) analyses it against the stable version and steps up, holds, pauses or rolls back.
 
+    VERSION needs a passing (or approved MARGINAL) production gate, checked again before each step
+    up and before the promotion: a gate run since the start that does not pass rolls it back.
+    `--override-gate REASON` starts it without one (recorded); it is then promoted only once its
+    gate passes.
+
     Example: shipyard rollout canary support 1.2.0 --steps 5,25,50,100 --min-duration 5m
     """
     from shipyard.config import parse_window
 
     try:
-        seconds = parse_window(min_duration)
+        seconds = 0.0 if min_duration.strip() in ("0", "0s") else parse_window(min_duration)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--min-duration") from None
     with _controller(config) as ctl:
@@ -219,6 +242,7 @@ def canary(
             dry_run=dry_run,
             gate_suites=gate_suite or [],
             actor=_actor(by),
+            override_gate=override_gate,
         )
         print_deployment(dep)
 
@@ -231,11 +255,14 @@ def blue_green(
     promote_after: str | None = typer.Option(
         None, "--promote-after", help="After the switch, promote green once healthy this long (e.g. 10m)."
     ),
+    override_gate: str | None = OverrideGateOption,
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Deploy VERSION as green beside blue with no traffic (preview it with the X-Shipyard-Version
-    header), then `shipyard rollout switch` sends all traffic to it at once.
+    header), then `shipyard rollout switch` sends all traffic to it at once. VERSION needs a passing
+    (or approved MARGINAL) production gate, or `--override-gate REASON` (recorded; covers the switch,
+    never the promotion).
 
     Example: shipyard rollout blue-green support 1.2.0 --promote-after 10m
     """
@@ -248,7 +275,10 @@ def blue_green(
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--promote-after") from None
     with _controller(config) as ctl:
-        print_deployment(ctl.start_blue_green(agent, version, promote_after_s=seconds, actor=_actor(by)))
+        dep = ctl.start_blue_green(
+            agent, version, promote_after_s=seconds, actor=_actor(by), override_gate=override_gate
+        )
+        print_deployment(dep)
 
 
 @rollout_app.command("switch")
@@ -258,7 +288,8 @@ def switch(
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Send all traffic to green at once (green needs a passing production gate).
+    """Send all traffic to green at once (green needs a passing production gate, or the override its
+    blue-green started with, unless a gate run since then refused it).
 
     Example: shipyard rollout switch support
     """
@@ -314,7 +345,8 @@ def promote(
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Make the candidate the stable version now. A rolled-back or aborted candidate is refused.
+    """Make the candidate the stable version now. A rolled-back or aborted candidate is refused, and so
+    is one without a passing (or approved) production gate, whatever override its rollout started with.
 
     Example: shipyard rollout promote support --reason "all steps green"
     """
@@ -413,21 +445,26 @@ def experiment_start(
     b: str = typer.Option(..., "--b", help="Arm B's version."),
     split: int = typer.Option(50, "--split", help="Percent of traffic to arm B (1-99)."),
     metric: list[str] | None = typer.Option(None, "--metric", help="A metric to report on; repeatable."),
+    override_gate: str | None = OverrideGateOption,
     by: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Split traffic between two versions, sticky per session, and measure the difference.
+    """Split traffic between two versions, sticky per session, and measure the difference. Both
+    versions need a passing (or approved MARGINAL) production gate, or `--override-gate REASON`.
 
     Example: shipyard experiment start support --a 1.0.0 --b 1.2.0 --split 50 --metric completion
     """
     from shipyard.rollout import start_experiment
 
     with _controller(config) as ctl:
-        exp = start_experiment(ctl, agent, a, b, split=split, metrics=metric, actor=_actor(by))
+        exp = start_experiment(
+            ctl, agent, a, b, split=split, metrics=metric, actor=_actor(by), override_gate=override_gate
+        )
         console.print(
             f"experiment [bold]{exp['id']}[/] on {agent}: A {exp['arms']['a']} ({100 - split}%), "
             f"B {exp['arms']['b']} ({split}%)"
         )
+        print_deployment(ctl.get(agent))
 
 
 @experiment_app.command("status")

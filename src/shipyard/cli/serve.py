@@ -59,6 +59,12 @@ def serve(
     exists, or on any other address, every request needs a key; revoking all keys leaves nobody
     allowed until a restart with --no-auth (loopback only). The first key: `shipyard keys create`.
 
+    Config changes apply without a restart: the server reloads shipyard.yaml (and the prompt bundles
+    and rules files it names) when they change, on SIGHUP (`kill -HUP PID`; with --workers, sent to
+    the parent, every worker reloads), and on `POST /admin/config/reload` (admin key). The new config
+    is checked in full first; on any error the running one stays and `GET /admin/config` says why.
+    Address, port, workers, store and flags settings need a restart; so does changed agent code.
+
     Example: shipyard serve --port 8000  (then: curl -H 'Content-Type: application/json'
     -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
     """

@@ -1,5 +1,6 @@
 """The `shipyard.yaml` schema and its loading; errors name the file, the field path and the line."""
 
+from shipyard.config._adapters import ADAPTERS, AdapterConfig, AgentAdapter
 from shipyard.config._alerts import (
     ALERT_METRICS,
     BUILTIN_ALERT_RULES,
@@ -11,22 +12,32 @@ from shipyard.config._alerts import (
 )
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig, RegressionPolicy, StagePolicy
+from shipyard.config._guardrails import (
+    GUARDRAIL_KINDS,
+    GuardrailConfig,
+    GuardrailKind,
+    GuardrailsConfig,
+)
+from shipyard.config._guardrails import (
+    Stage as GuardrailStage,
+)
 from shipyard.config._load import (
     Lines,
+    LoadedConfig,
     find_config,
     format_validation_error,
+    line_of,
     load_config,
+    load_config_file,
     load_yaml_with_lines,
     parse_model,
 )
+from shipyard.config._models import PROVIDERS, BreakerConfig, ModelConfig, ModelPrices, ModelProvider
+from shipyard.config._reload import ReloadConfig
 from shipyard.config._schema import (
-    AdapterConfig,
     AgentConfig,
     AgentModelSettings,
     AgentVersionConfig,
-    BreakerConfig,
-    ModelConfig,
-    ModelPrices,
     ServerConfig,
     ShipyardConfig,
     StoreConfig,
@@ -34,11 +45,15 @@ from shipyard.config._schema import (
 from shipyard.config._schema_base import StrictModel
 
 __all__ = [
+    "ADAPTERS",
     "ALERT_METRICS",
     "BUILTIN_ALERT_RULES",
     "DEFAULT_ALERT_RULES",
     "EVENT_METRICS",
+    "GUARDRAIL_KINDS",
+    "PROVIDERS",
     "AdapterConfig",
+    "AgentAdapter",
     "AgentConfig",
     "AgentModelSettings",
     "AgentVersionConfig",
@@ -47,10 +62,17 @@ __all__ = [
     "BreakerConfig",
     "FlagsConfig",
     "GatesConfig",
+    "GuardrailConfig",
+    "GuardrailKind",
+    "GuardrailStage",
+    "GuardrailsConfig",
     "Lines",
+    "LoadedConfig",
     "ModelConfig",
     "ModelPrices",
+    "ModelProvider",
     "RegressionPolicy",
+    "ReloadConfig",
     "ServerConfig",
     "ShipyardConfig",
     "StagePolicy",
@@ -58,7 +80,9 @@ __all__ = [
     "StrictModel",
     "find_config",
     "format_validation_error",
+    "line_of",
     "load_config",
+    "load_config_file",
     "load_yaml_with_lines",
     "parse_model",
     "parse_window",

@@ -8,8 +8,9 @@
 
 Leaving `rules` out gives the defaults of a sane production setup (`DEFAULT_ALERT_RULES`);
 `rules: []` switches alerting off. Rules on events rather than KPIs (`EVENT_METRICS`: dead letters,
-records the store refused) are always in force unless alerting is off; a configured rule on the same
-metric replaces the built-in one (`BUILTIN_ALERT_RULES`).
+records the store refused; loop failures, background loops failing again and again) are always in
+force unless alerting is off; a configured rule on the same metric replaces the built-in one
+(`BUILTIN_ALERT_RULES`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ ALERT_METRICS: dict[str, str] = {
     "tool_error_rate": ">",
     "satisfaction": "<",
     "dead_letters": ">",
+    "loop_failures": ">",
 }
 # Metrics counted from events (the server's counters) rather than computed from interactions: a
-# rule on one counts the events in its window.
-EVENT_METRICS = frozenset({"dead_letters"})
+# rule on one counts the events in its window. `loop_failures`: a background loop (canary ticks,
+# flag sync, alert evaluation, the journal mover, ...) failed several times in a row.
+EVENT_METRICS = frozenset({"dead_letters", "loop_failures"})
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -118,6 +121,8 @@ DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (
 # to every KPI and audit until someone retries it (`shipyard store dead-letters`).
 BUILTIN_ALERT_RULES: tuple[AlertRule, ...] = (
     AlertRule(name="dead_letters", metric="dead_letters", window="1h", alert=0, min_samples=0),
+    # a background loop that keeps failing (say, canary ticks: automatic rollbacks would stop)
+    AlertRule(name="background_loops", metric="loop_failures", window="15m", alert=0, min_samples=0),
 )
 
 

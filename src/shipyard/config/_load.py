@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,7 +62,9 @@ def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Line
     return data, lines
 
 
-def _line_for(loc: tuple[str | int, ...], lines: Lines) -> int | None:
+def line_of(loc: tuple[str | int, ...], lines: Lines) -> int | None:
+    """The line of field path `loc` (e.g. `("agents", "support", "entry")`), else of its nearest
+    parent that has one; None when the file has no such lines."""
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
@@ -75,7 +79,7 @@ def format_validation_error(
     for e in err.errors():
         loc = tuple(x for x in (*prefix, *e["loc"]) if not (isinstance(x, str) and x.startswith("function-")))
         field = ".".join(str(x) for x in loc) or "(top level)"
-        line = _line_for(loc, lines)
+        line = line_of(loc, lines)
         where = f"line {line}: " if line else ""
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
@@ -113,13 +117,38 @@ def find_config(start: Path | None = None) -> Path:
     )
 
 
-def load_config(path: Path | str | None = None) -> ShipyardConfig:
-    """Load and validate a shipyard.yaml. Relative paths inside it are relative to its folder."""
-    p = Path(path) if path else find_config()
-    data, lines = load_yaml_with_lines(p)
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A shipyard.yaml as loaded: the config, where each field is, and what exactly was read."""
+
+    config: ShipyardConfig
+    lines: Lines  # field path -> line number (`line_of`)
+    sha256: str  # of the file's bytes that were parsed
+
+
+def load_config_file(path: Path | str) -> LoadedConfig:
+    """Load and validate a shipyard.yaml, keeping its line map and hash (a server's reload reports
+    problems found later by file and line, and which file content it runs). Raises ConfigError."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found"]) from None
+    except OSError as e:
+        raise ConfigError(str(p), [f"cannot read: {e.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(p), [f"byte {e.start}: the file is not UTF-8 text"]) from None
+    data, lines = load_yaml_with_lines(p, text)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(str(p), ["line 1: the file must be a mapping of sections (agents, models, ...)"])
     cfg = parse_model(ShipyardConfig, data, p, lines)
     cfg._root = p.resolve().parent
     cfg._path = p.resolve()
-    return cfg
+    return LoadedConfig(cfg, lines, hashlib.sha256(raw).hexdigest())
+
+
+def load_config(path: Path | str | None = None) -> ShipyardConfig:
+    """Load and validate a shipyard.yaml. Relative paths inside it are relative to its folder."""
+    return load_config_file(Path(path) if path else find_config()).config

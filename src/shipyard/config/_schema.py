@@ -4,99 +4,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from shipyard.config._adapters import AdapterConfig
 from shipyard.config._alerts import AlertsConfig
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig
+from shipyard.config._guardrails import GuardrailsConfig
 from shipyard.config._idempotency import IdempotencyConfig
+from shipyard.config._models import ModelConfig
+from shipyard.config._reload import ReloadConfig
 from shipyard.config._schema_base import StrictModel
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")  # a DNS name (server.allowed_hosts)
-_RETRY_FIELDS = frozenset(
-    {
-        "max_retries",
-        "max_rate_limit_retries",
-        "backoff_base_s",
-        "backoff_max_s",
-        "retry_after_max_s",
-        "breaker",
-    }
-)
-
-
-class ModelPrices(StrictModel):
-    """Prices in USD per million tokens."""
-
-    input: float = Field(0.0, ge=0)
-    cached_input: float | None = Field(None, ge=0, description="defaults to the input price")
-    output: float = Field(0.0, ge=0)
-
-
-class BreakerConfig(StrictModel):
-    """A model's circuit breaker (`models.<key>.breaker`). It counts the attempts of the last
-    `window_s` seconds: HTTP 5xx, timeouts and connection errors are failures; 429 (back-pressure) is
-    not counted; any other answer is a success. With at least `min_calls` attempts in the window and
-    a failed share of at least `failure_rate`, the circuit opens: calls fail fast (the next fallback
-    model answers) for `cooldown_s`, then `half_open_probes` calls go out as probes and their results
-    close it or open it again. One breaker per endpoint and model, shared by every agent using it."""
-
-    enabled: bool = Field(True, description="false: never stop calling this model")
-    failure_rate: float = Field(
-        0.5, gt=0, le=1, description="failed share of attempts that opens the circuit"
-    )
-    window_s: float = Field(60.0, gt=0, description="length of the sliding window, seconds")
-    min_calls: int = Field(50, ge=1, description="attempts in the window before it can open")
-    cooldown_s: float = Field(30.0, gt=0, description="how long an open circuit fails fast")
-    half_open_probes: int = Field(3, ge=1, description="calls let through to test a recovered model")
-
-
-class ModelConfig(StrictModel):
-    """One model endpoint. `provider: openai` speaks OpenAI-compatible chat completions over HTTP
-    (OpenAI, Gemini's OpenAI endpoint, vLLM, Ollama, `shipyard mock-llm`); `provider: scripted`
-    runs the offline scripted model in-process from a rules file."""
-
-    provider: Literal["openai", "scripted"] = "openai"
-    model: str | None = Field(None, description="the provider's model id; defaults to the config key")
-    base_url: str | None = None
-    api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    prices: ModelPrices = Field(default_factory=ModelPrices)
-    tier: Literal["small", "medium", "large"] = "medium"
-    timeout_s: float = Field(30.0, gt=0)
-    connect_timeout_s: float = Field(5.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10, description="retries after 5xx, timeouts, connection errors")
-    max_rate_limit_retries: int = Field(
-        5, ge=0, le=20, description="retries after 429, an allowance of their own"
-    )
-    backoff_base_s: float = Field(0.25, ge=0)
-    backoff_max_s: float = Field(8.0, ge=0, description="longest jittered wait (when no Retry-After is sent)")
-    retry_after_max_s: float = Field(
-        20.0,
-        ge=0,
-        description="longest Retry-After waited for; a longer one ends this model's try at once "
-        "(the next fallback model answers)",
-    )
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-    rules: str | None = Field(None, description="scripted provider: path of the rules file")
-    latency_ms: float = Field(0.0, ge=0, description="scripted provider: simulated latency")
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check_provider_fields(self) -> ModelConfig:
-        if self.provider == "openai" and not self.base_url:
-            raise ValueError("an 'openai' model needs base_url (for example http://127.0.0.1:8100/v1)")
-        if self.provider == "scripted" and not self.rules:
-            raise ValueError("a 'scripted' model needs rules: the path of its rules file")
-        if self.provider == "scripted" and (http_only := sorted(self.model_fields_set & _RETRY_FIELDS)):
-            raise ValueError(
-                f"{', '.join(http_only)} only apply to provider 'openai' (a scripted model makes no "
-                "HTTP calls, so it is never retried or cut off): remove them"
-            )
-        return self
 
 
 class AgentModelSettings(StrictModel):
@@ -124,26 +47,6 @@ class AgentVersionConfig(StrictModel):
         return v
 
 
-class AdapterConfig(StrictModel):
-    """An agent that lives elsewhere. `kind: http` posts JSON to `url` (field names configurable);
-    `kind: openai_chat` uses the agent's configured model as the agent (model-as-agent)."""
-
-    kind: Literal["http", "openai_chat"]
-    url: str | None = None
-    input_field: str = "input"
-    output_field: str = "output"
-    status_field: str | None = None
-    session_field: str | None = "session_id"
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _need_url(self) -> AdapterConfig:
-        if self.kind == "http" and not self.url:
-            raise ValueError("an 'http' adapter needs url")
-        return self
-
-
 class AgentConfig(StrictModel):
     """One agent: its code entry point, prompt bundle and model settings make a version."""
 
@@ -155,6 +58,9 @@ class AgentConfig(StrictModel):
     versions: list[AgentVersionConfig] = Field(default_factory=list)
     timeout_s: float = Field(60.0, gt=0)
     description: str = ""
+    guardrails: GuardrailsConfig = Field(
+        default_factory=GuardrailsConfig, description="checks on the agent's input and output"
+    )
 
     @field_validator("entry")
     @classmethod
@@ -177,6 +83,18 @@ class StoreConfig(StrictModel):
     url: str | None = None
     batch_size: int = Field(256, gt=0)
     flush_interval_ms: int = Field(200, gt=0)
+    journal_memory_records: int = Field(
+        10_000,
+        ge=0,
+        description="most records waiting for the store (the newest) that the server holds in memory as "
+        "well as in its journal; older ones wait in the journal file only and are read back from it when "
+        "the store takes records again",
+    )
+    journal_memory_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="the same bound in bytes of those records' journal lines (their JSON)",
+    )
 
 
 class ServerConfig(StrictModel):
@@ -222,6 +140,7 @@ class ServerConfig(StrictModel):
         None, description="OTLP/HTTP collector for traces (OTEL_EXPORTER_OTLP_ENDPOINT also works)"
     )
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
+    reload: ReloadConfig = Field(default_factory=ReloadConfig)
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="names the server answers to in the Host header besides IP addresses, localhost "

@@ -3,7 +3,6 @@
 `shipyard demo` and `shipyard init --demo` copy `project_dir()` (shipyard.yaml, prompt bundles
 v1.0 and v1.1, rules for the offline scripted model) into a work folder with `copy_project`."""
 
-from shipyard.demo._policy import install_refund_policy, refund_policy_check
 from shipyard.demo._project import copy_project, project_dir
 from shipyard.demo._store import DemoStore, OrderNotFound, RefundRefused
 from shipyard.demo._tools import STORE, TOOLS
@@ -16,8 +15,6 @@ __all__ = [
     "OrderNotFound",
     "RefundRefused",
     "copy_project",
-    "install_refund_policy",
     "project_dir",
-    "refund_policy_check",
     "support",
 ]

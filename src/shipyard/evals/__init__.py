@@ -7,6 +7,7 @@ from shipyard.evals._compare import CaseChange, Comparison, compare_runs
 from shipyard.evals._gate import (
     Check,
     GateDecision,
+    GateVerdict,
     Regression,
     analyse_regression,
     load_run_summary,
@@ -15,12 +16,21 @@ from shipyard.evals._gate import (
     resolve_baseline,
 )
 from shipyard.evals._gate import decide as decide_gate
-from shipyard.evals._importers import dump_suite, from_adk, from_jsonl, from_promptfoo, import_file
+from shipyard.evals._importers import (
+    IMPORTERS,
+    SuiteImporter,
+    dump_suite,
+    from_adk,
+    from_jsonl,
+    from_promptfoo,
+    import_file,
+)
 from shipyard.evals._judge import Judge, JudgeHandle, JudgeReply, parse_verdict
 from shipyard.evals._replay import RecordReplay, ReplayCache, ReplayMiss, replay_path
-from shipyard.evals._reports import REPORT_KINDS, ReportError, parse_report_spec, print_report, write_report
+from shipyard.evals._reports import REPORT_FORMATS, ReportError, parse_report_spec, print_report, write_report
 from shipyard.evals._runner import AdaptiveLimiter, EvalRunner, decide
 from shipyard.evals._scorers import (
+    SCORERS,
     BuiltScorer,
     ScoreFn,
     ScoreInput,
@@ -60,7 +70,9 @@ from shipyard.evals._types import CATEGORIES, EvalRunResult, Outcome, RepeatResu
 
 __all__ = [
     "CATEGORIES",
-    "REPORT_KINDS",
+    "IMPORTERS",
+    "REPORT_FORMATS",
+    "SCORERS",
     "AdaptiveLimiter",
     "Assertion",
     "BuiltScorer",
@@ -76,6 +88,7 @@ __all__ = [
     "EvalRunner",
     "ExpectedCall",
     "GateDecision",
+    "GateVerdict",
     "Judge",
     "JudgeHandle",
     "JudgeReply",
@@ -92,6 +105,7 @@ __all__ = [
     "ScoreResult",
     "Suite",
     "SuiteError",
+    "SuiteImporter",
     "Trajectory",
     "Turn",
     "analyse_regression",

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shipyard.evals._stats import CaseStats, RunSummary
+from shipyard.evals._types import Outcome
 
 
 @dataclass(slots=True)
@@ -25,7 +26,7 @@ class CaseChange:
     def of(cls, a: CaseStats | None, b: CaseStats | None) -> CaseChange:
         some = b or a
         assert some is not None
-        reasons = b.reasons if b is not None and b.outcome != "PASS" else (a.reasons if a else [])
+        reasons = b.reasons if b is not None and b.outcome != Outcome.PASS else (a.reasons if a else [])
         return cls(
             case_id=some.key,
             category=some.category,
@@ -76,7 +77,7 @@ def compare_runs(a: RunSummary, b: RunSummary) -> Comparison:
             out.new.append(CaseChange.of(None, cb))
             continue
         change = CaseChange.of(ca, cb)
-        was, now = ca.outcome == "PASS", cb.outcome == "PASS"
+        was, now = ca.outcome == Outcome.PASS, cb.outcome == Outcome.PASS
         if was and not now:
             out.regressed.append(change)
         elif not was and now:

@@ -20,18 +20,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.config import StagePolicy
 from shipyard.errors import NotFoundError
 from shipyard.evals._compare import CaseChange, compare_runs
 from shipyard.evals._stats import CaseRule, CaseStats, CategoryStats, RunSummary, summarize, wilson_interval
-from shipyard.evals._types import RepeatResult, ScoreResult
+from shipyard.evals._types import Outcome, RepeatResult, ScoreResult
 
 if TYPE_CHECKING:
     from shipyard.store import Store
 
-Verdict = Literal["PASS", "FAIL", "MARGINAL"]
+
+class GateVerdict(StrEnum):
+    """What a gate decided: PASS ships, FAIL does not, MARGINAL needs a recorded approval."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    MARGINAL = "MARGINAL"
+
+    @property
+    def exit_code(self) -> int:
+        """0 PASS, 1 FAIL, 3 MARGINAL (awaiting approval): `shipyard gate`'s exit code."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {GateVerdict.PASS: 0, GateVerdict.FAIL: 1, GateVerdict.MARGINAL: 3}
 
 
 @dataclass(slots=True)
@@ -87,7 +102,7 @@ class Regression:
 class GateDecision:
     """A verdict with the checks and reasons it was made on."""
 
-    verdict: Verdict
+    verdict: GateVerdict
     checks: list[Check] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     stage: str | None = None
@@ -101,7 +116,7 @@ class GateDecision:
     @property
     def exit_code(self) -> int:
         """0 PASS, 1 FAIL, 3 MARGINAL (awaiting approval)."""
-        return {"PASS": 0, "FAIL": 1, "MARGINAL": 3}[self.verdict]
+        return self.verdict.exit_code
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -119,8 +134,9 @@ class GateDecision:
             reg = dict(reg)
             reg["newly_failing"] = [CaseChange(**c) for c in reg.get("newly_failing", [])]
             regression = Regression(**reg)
-        names = set(cls.__dataclass_fields__) - {"checks", "regression"}
-        return cls(checks=checks, regression=regression, **{k: v for k, v in data.items() if k in names})
+        names = set(cls.__dataclass_fields__) - {"checks", "regression", "verdict"}
+        kw = {k: v for k, v in data.items() if k in names}
+        return cls(GateVerdict(data["verdict"]), checks=checks, regression=regression, **kw)
 
 
 def format_value(value: float, kind: str) -> str:
@@ -421,7 +437,7 @@ def decide(
 
     failed = [c for c in checks if not c.passed]
     blocking = [c for c in failed if not c.within_margin]
-    verdict: Verdict = "FAIL" if blocking else ("MARGINAL" if failed else "PASS")
+    verdict = GateVerdict.FAIL if blocking else (GateVerdict.MARGINAL if failed else GateVerdict.PASS)
     reasons: list[str] = []
     for c in failed:
         label = "hard" if c.hard else ("within margin" if c.within_margin else "soft")
@@ -434,9 +450,9 @@ def decide(
     for c in checks:
         if c.skipped:
             reasons.append(f"{c.name} skipped: {c.detail}")
-    if verdict == "PASS":
+    if verdict is GateVerdict.PASS:
         reasons.insert(0, f"all {len(checks)} checks passed")
-    elif verdict == "MARGINAL":
+    elif verdict is GateVerdict.MARGINAL:
         reasons.insert(0, "only soft checks missed, each within the margin; needs a recorded approval")
     return GateDecision(
         verdict=verdict,
@@ -460,6 +476,7 @@ def repeat_from_row(row: dict[str, Any]) -> RepeatResult:
     names = set(RepeatResult.__dataclass_fields__)
     score_names = set(ScoreResult.__dataclass_fields__)
     kw = {k: v for k, v in row.items() if k in names}
+    kw["outcome"] = Outcome(row["outcome"])
     kw["scores"] = [
         ScoreResult(**{k: v for k, v in s.items() if k in score_names}) for s in row.get("scores") or []
     ]
@@ -496,7 +513,9 @@ def load_run_summary(store: Store, run_id: str, case_rule: CaseRule | None = Non
 def is_approved_pass(store: Store, run: dict[str, Any]) -> bool:
     """A run whose gate PASSed, or was MARGINAL and has a recorded approval."""
     verdict = (run.get("decision") or {}).get("verdict")
-    return verdict == "PASS" or (verdict == "MARGINAL" and bool(store.approvals(run["id"])))
+    return verdict == GateVerdict.PASS or (
+        verdict == GateVerdict.MARGINAL and bool(store.approvals(run["id"]))
+    )
 
 
 def production_versions(store: Store, agent: str) -> list[str]:

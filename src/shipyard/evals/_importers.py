@@ -1,7 +1,10 @@
 """Importers: promptfoo configs, Google ADK eval sets and OpenAI-evals JSONL become our suites.
 
-`import_file(kind, path)` converts a file; `dump_suite(suite, path)` writes our YAML. Problems name
-the file, the test (index or id), the field and, where the source has lines, the line."""
+Each suite file format is a `SuiteImporter` registered in `IMPORTERS` under the name `import_file`
+takes (Shipyard's own `shipyard`, `promptfoo`, `adk`, `jsonl`, and any plugin's): a format claims
+files by suffix (read raw) or by content (parsed YAML/JSON, `detect`). `import_file(kind, path)`
+converts a file; `dump_suite(suite, path)` writes our YAML. Problems name the file, the test (index
+or id), the field and, where the source has lines, the line."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,35 @@ import yaml
 
 from shipyard.config import Lines
 from shipyard.evals._suite import Suite, SuiteError, parse_suite, read_yaml
+from shipyard.plugins import Registry
 
-KINDS = ("promptfoo", "adk", "jsonl", "shipyard")
+
+@dataclass(frozen=True, slots=True)
+class SuiteImporter:
+    """A suite file format that Shipyard converts into its own suites.
+
+    Attributes:
+        load: `load(path, data, lines, **options) -> Suite`. For a format read by content, `data` and
+            `lines` are the parsed YAML/JSON and its line map; for one read by suffix they are None
+            and `load` reads `path` itself. `options` come from the caller (`name`, `input_var`, ...);
+            take `**options` and ignore the ones that do not apply. Raise `SuiteError` naming the
+            file, case, field and line of every problem.
+        detect: `detect(path, data) -> bool`: whether a parsed YAML/JSON file is in this format
+            (None: only by suffix, or when named). Exactly one format may claim a file; a file no
+            format claims is read as Shipyard's own.
+        suffixes: file suffixes of this format (`.jsonl`), read raw instead of parsed as YAML first.
+    """
+
+    load: Callable[..., Suite]
+    detect: Callable[[Path, Any], bool] | None = None
+    suffixes: tuple[str, ...] = ()
+
+
+IMPORTERS: Registry[SuiteImporter] = Registry("suite format")
+"""Suite file formats by name (`shipyard eval import KIND`); `shipyard.evals` registers its own."""
+
+OURS = "shipyard"
+
 INPUT_VARS = ("input", "query", "question", "prompt", "user_input", "message")
 
 
@@ -556,30 +587,101 @@ def from_jsonl(path: Path, *, name: str | None = None) -> Suite:
 # entry points -----------------------------------------------------------------------------------
 
 
+def kind_by_suffix(path: Path) -> str | None:
+    """The registered format whose suffix the file has (read raw, not as YAML), if any."""
+    return next((n for n, imp in IMPORTERS.items() if path.suffix.lower() in imp.suffixes), None)
+
+
+def detect_kind(path: Path, data: Any) -> str:
+    """Which registered format a file is in: by suffix, else by its parsed content (`data`); a file
+    no format claims is ours. SuiteError when two formats claim it, or a format's check fails."""
+    by_suffix = kind_by_suffix(path)
+    if by_suffix is not None:
+        return by_suffix
+    claims = []
+    for name, imp in IMPORTERS.items():
+        if imp.detect is None:
+            continue
+        try:
+            if imp.detect(path, data):
+                claims.append(name)
+        except Exception as e:  # a plugin's bug: name it rather than crash every suite load
+            raise SuiteError(
+                str(path), [f"suite format {name!r} ({IMPORTERS.origin(name)}) failed to inspect it: {e!r}"]
+            ) from None
+    if len(claims) > 1:
+        raise SuiteError(
+            str(path),
+            [f"the file looks like several suite formats: {', '.join(claims)}"],
+            hint=f"convert it with `shipyard eval import KIND {path} -o suite.yaml`, naming its format",
+        )
+    return claims[0] if claims else OURS
+
+
 def import_file(
     kind: str, path: Path | str, *, data: Any = None, lines: Lines | None = None, **options: Any
 ) -> Suite:
-    """Convert a promptfoo config, ADK eval set or JSONL file into a suite.
+    """Convert a file of a registered suite format (promptfoo config, ADK eval set, JSONL, ...)
+    into a suite.
 
     Args:
-        kind: promptfoo, adk, jsonl (or shipyard: our own YAML).
+        kind: the format's registered name: promptfoo, adk, jsonl, shipyard (our own YAML), or a
+            plugin's.
         path: the file.
         data, lines: the already-parsed content and its line map (read from `path` when omitted).
         options: importer options: `input_var`, `judge_model` (promptfoo), `name` (all)."""
-    from shipyard.evals._suite import load_suite
-
     p = Path(path)
-    if kind not in KINDS:
-        raise SuiteError(str(p), [f"unknown import kind {kind!r} (kinds: {', '.join(KINDS)})"])
-    if kind == "jsonl":
-        return from_jsonl(p, **options)
-    if kind == "shipyard":
-        return load_suite(p)
+    if kind not in IMPORTERS:
+        raise SuiteError(str(p), [IMPORTERS.unknown_message(kind, label="import kind")])
+    importer = IMPORTERS.get(kind)
+    if importer.suffixes:
+        return importer.load(p, None, None, **options)
     if data is None:
         data, lines = read_yaml(p)
-    if kind == "promptfoo":
-        return from_promptfoo(data, p, lines, **options)
-    return from_adk(data, p, lines, **options)
+    return importer.load(p, data, lines or {}, **options)
+
+
+# the built-in formats -----------------------------------------------------------------------------
+
+
+def _load_ours(path: Path, data: Any, lines: Lines, *, name: str | None = None, **_: Any) -> Suite:
+    return parse_suite(data, path, lines, name=name or path.stem.split(".")[0])
+
+
+def _is_ours(path: Path, data: Any) -> bool:
+    return isinstance(data, dict) and "cases" in data
+
+
+def _load_promptfoo(path: Path, data: Any, lines: Lines, **options: Any) -> Suite:
+    return from_promptfoo(data, path, lines, **options)
+
+
+def _is_promptfoo(path: Path, data: Any) -> bool:
+    return isinstance(data, dict) and any(k in data for k in ("tests", "defaultTest", "prompts", "providers"))
+
+
+def _load_adk(path: Path, data: Any, lines: Lines, *, name: str | None = None, **_: Any) -> Suite:
+    return from_adk(data, path, lines, name=name)
+
+
+def _is_adk(path: Path, data: Any) -> bool:
+    if isinstance(data, dict):
+        return "eval_cases" in data or "eval_set_id" in data
+    # the older ADK .test.json: a list of {query, expected_tool_use, reference}
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "query" in data[0]
+
+
+def _load_jsonl(path: Path, data: Any, lines: Any, *, name: str | None = None, **_: Any) -> Suite:
+    return from_jsonl(path, name=name)
+
+
+BUILTIN_IMPORTERS: dict[str, SuiteImporter] = {
+    OURS: SuiteImporter(_load_ours, _is_ours),
+    "promptfoo": SuiteImporter(_load_promptfoo, _is_promptfoo),
+    "adk": SuiteImporter(_load_adk, _is_adk),
+    "jsonl": SuiteImporter(_load_jsonl, suffixes=(".jsonl",)),
+}
+"""Registered by `shipyard.evals._plugins` (the `evals` entry point)."""
 
 
 def suite_to_data(suite: Suite) -> dict[str, Any]:

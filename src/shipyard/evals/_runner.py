@@ -30,7 +30,8 @@ from shipyard.evals._suite import Case, Suite, validate_suite
 from shipyard.evals._types import EvalRunResult, Outcome, RepeatResult, ScoreResult
 from shipyard.llm import Usage
 from shipyard.observe import semconv as sc
-from shipyard.store import InteractionRecord, new_id
+from shipyard.store import EvalRunStatus, InteractionRecord, new_id
+from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
     from shipyard.runtime import Runtime
@@ -85,13 +86,13 @@ def decide(scores: list[ScoreResult], threshold: float | None) -> tuple[Outcome,
     decides; otherwise every scorer with weight > 0 must pass (weight 0 scorers only report)."""
     undecided = [s for s in scores if s.passed is None]
     if undecided:
-        return "ERROR", f"{undecided[0].scorer}: {undecided[0].error or undecided[0].reason}"
+        return Outcome.ERROR, f"{undecided[0].scorer}: {undecided[0].error or undecided[0].reason}"
     counted = [s for s in scores if s.weight > 0]
     if threshold is not None and counted:
         total = sum(s.weight for s in counted)
         mean = sum(s.score * s.weight for s in counted) / total
-        return ("PASS" if mean >= threshold else "FAIL"), None
-    return ("PASS" if all(s.passed for s in counted) else "FAIL"), None
+        return (Outcome.PASS if mean >= threshold else Outcome.FAIL), None
+    return (Outcome.PASS if all(s.passed for s in counted) else Outcome.FAIL), None
 
 
 @dataclass(slots=True)
@@ -194,7 +195,7 @@ class EvalRunner:
             case_id=case.id,
             category=case.category,
             repeat=item.repeat,
-            outcome="ERROR",
+            outcome=Outcome.ERROR,
             suite=item.suite.name,
             tags=list(case.tags),
         )
@@ -210,7 +211,7 @@ class EvalRunner:
                 turn.user,
                 session_id=session,
                 version=version,
-                traffic_source="eval",
+                traffic_source=TrafficSource.EVAL,
                 history=list(history),
                 interceptor=recorder,
                 timeout_s=case.timeout_s,
@@ -282,7 +283,7 @@ class EvalRunner:
                 case_id=item.case.id,
                 category=item.case.category,
                 repeat=item.repeat,
-                outcome="ERROR",
+                outcome=Outcome.ERROR,
                 suite=item.suite.name,
                 tags=list(item.case.tags),
                 error=f"{type(e).__name__}: {e}",
@@ -369,9 +370,11 @@ class EvalRunner:
             result.results.sort(key=lambda r: order.get((r.suite, r.case_id, r.repeat), 0))
             if store is not None:
                 status = (
-                    "interrupted"
+                    EvalRunStatus.INTERRUPTED
                     if result.interrupted
-                    else ("budget_exhausted" if result.budget_exhausted else "finished")
+                    else (
+                        EvalRunStatus.BUDGET_EXHAUSTED if result.budget_exhausted else EvalRunStatus.FINISHED
+                    )
                 )
                 await asyncio.to_thread(
                     store.finish_eval_run,
@@ -400,7 +403,7 @@ class EvalRunner:
         store = self.runtime.store
         unsaved: list[RepeatResult] = []
         pending: set[asyncio.Task[RepeatResult]] = set()
-        counts = {"PASS": 0, "FAIL": 0, "ERROR": 0}
+        counts = dict.fromkeys(Outcome, 0)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -422,8 +425,8 @@ class EvalRunner:
             unsaved.append(r)
             counts[r.outcome] += 1
             tally = (
-                f"[green]{counts['PASS']} pass[/] [red]{counts['FAIL']} fail[/] "
-                f"[yellow]{counts['ERROR']} error[/]"
+                f"[green]{counts[Outcome.PASS]} pass[/] [red]{counts[Outcome.FAIL]} fail[/] "
+                f"[yellow]{counts[Outcome.ERROR]} error[/]"
             )
             progress.update(task_id, advance=1, tally=tally)
 

@@ -19,7 +19,6 @@ The scoring function takes a `ScoreInput` and returns a `ScoreResult` (or a bool
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.evals._types import ScoreResult
+from shipyard.plugins import Registry
 
 if TYPE_CHECKING:
     from shipyard.evals._judge import JudgeHandle
@@ -73,44 +73,51 @@ class ScorerInfo:
     doc: str
 
 
-_REGISTRY: dict[str, ScorerInfo] = {}
-_BUILTINS_LOADED = False
+SCORERS: Registry[Factory] = Registry("scorer")
+"""Scorer factories by assertion type; `@scorer` registers into it (built-ins and plugins alike)."""
+
+_INFO: dict[tuple[str, Factory], ScorerInfo] = {}
 
 
-def scorer(name: str) -> Callable[[Factory], Factory]:
-    """Register a scorer factory under `name` (also reachable with `-` for `_`, and `not-name`)."""
+def scorer(name: str, *, override: bool = False) -> Callable[[Factory], Factory]:
+    """Register a scorer factory under `name` (also reachable with `-` for `_`, and `not-name`).
+
+    Args:
+        name: the assertion type suites write.
+        override: replace a scorer already registered under `name` (a built-in, say); without it a
+            taken name raises `shipyard.plugins.PluginConflictError`."""
 
     def deco(factory: Factory) -> Factory:
-        params = list(inspect.signature(factory).parameters.values())
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        value = positional[0] if positional else None
-        options = tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY)
-        _REGISTRY[name] = ScorerInfo(
-            name=name,
-            factory=factory,
-            value_param=value.name if value else None,
-            value_required=value is not None and value.default is inspect.Parameter.empty,
-            options=tuple(o for o in options if o != "threshold"),
-            takes_threshold="threshold" in options,
-            doc=inspect.getdoc(factory) or "",
-        )
+        _info(name, factory)  # a signature it cannot describe fails here, at registration
+        SCORERS.add(name, factory, override=override)
         return factory
 
     return deco
 
 
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        for mod in ("_scorers_match", "_scorers_trajectory", "_scorers_safety", "_scorers_python", "_judge"):
-            importlib.import_module(f"shipyard.evals.{mod}")
+def _info(name: str, factory: Factory) -> ScorerInfo:
+    found = _INFO.get((name, factory))
+    if found is not None:
+        return found
+    params = list(inspect.signature(factory).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    value = positional[0] if positional else None
+    options = tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY)
+    found = _INFO[(name, factory)] = ScorerInfo(
+        name=name,
+        factory=factory,
+        value_param=value.name if value else None,
+        value_required=value is not None and value.default is inspect.Parameter.empty,
+        options=tuple(o for o in options if o != "threshold"),
+        takes_threshold="threshold" in options,
+        doc=inspect.getdoc(factory) or "",
+    )
+    return found
 
 
 def scorer_names() -> list[str]:
     """Every registered scorer name."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return SCORERS.names()
 
 
 def split_type(type_: str) -> tuple[str, bool]:
@@ -124,13 +131,10 @@ def split_type(type_: str) -> tuple[str, bool]:
 
 def scorer_info(type_: str) -> ScorerInfo:
     """The registered scorer an assertion type names; ValueError listing the known ones otherwise."""
-    _load_builtins()
     base, _ = split_type(type_)
-    info = _REGISTRY.get(base)
-    if info is None:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown assertion type {type_!r} (known: {known}; prefix not- to negate)")
-    return info
+    if base not in SCORERS:
+        raise ValueError(SCORERS.unknown_message(type_, label="assertion type", note="prefix not- to negate"))
+    return _info(base, SCORERS.get(base))
 
 
 def check_options(type_: str, options: dict[str, Any]) -> None:
@@ -228,6 +232,7 @@ def build_scorer(assertion: Assertion, *, value: Any = None) -> BuiltScorer:
 
 
 __all__ = [
+    "SCORERS",
     "BuiltScorer",
     "Factory",
     "ScoreFn",

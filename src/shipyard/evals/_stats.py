@@ -207,7 +207,7 @@ class RunSummary:
 
     def failing_cases(self) -> list[CaseStats]:
         """Cases that did not pass, worst first (always failing, then by pass fraction)."""
-        bad = [c for c in self.cases if c.outcome != "PASS"]
+        bad = [c for c in self.cases if c.outcome != Outcome.PASS]
         return sorted(bad, key=lambda c: (c.passed / c.n if c.n else 0.0, c.category, c.key))
 
     def flaky_cases(self) -> list[CaseStats]:
@@ -226,7 +226,11 @@ class RunSummary:
         out = RunSummary.from_dict(self.to_dict())
         out.case_rule = rule
         for c in out.cases:
-            c.outcome = "PASS" if case_passed(c.passed, c.n, rule) else ("FAIL" if c.failed else "ERROR")
+            c.outcome = (
+                Outcome.PASS
+                if case_passed(c.passed, c.n, rule)
+                else (Outcome.FAIL if c.failed else Outcome.ERROR)
+            )
         for s in [out.overall, *out.categories.values()]:
             _count_cases(s, [c for c in out.cases if s.category in ("all", c.category)])
         return out
@@ -252,6 +256,8 @@ def _case_from(d: Mapping[str, Any]) -> CaseStats:
     kw = {k: v for k, v in d.items() if k in names}
     for key in ("pass_at_k", "pass_hat_k"):
         kw[key] = {int(k): float(v) for k, v in (d.get(key) or {}).items()}
+    if "outcome" in kw:
+        kw["outcome"] = Outcome(kw["outcome"])
     return CaseStats(**kw)
 
 
@@ -273,19 +279,19 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
     """Fold the repeats of one case (same suite and case id) into its statistics."""
     first = repeats[0]
     n = len(repeats)
-    passed = sum(r.outcome == "PASS" for r in repeats)
-    failed = sum(r.outcome == "FAIL" for r in repeats)
+    passed = sum(r.outcome == Outcome.PASS for r in repeats)
+    failed = sum(r.outcome == Outcome.FAIL for r in repeats)
     errors = n - passed - failed
-    outcome: Outcome = "PASS" if case_passed(passed, n, rule) else ("FAIL" if failed else "ERROR")
+    outcome = Outcome.PASS if case_passed(passed, n, rule) else (Outcome.FAIL if failed else Outcome.ERROR)
     reasons: list[str] = []
     for r in repeats:
-        if r.outcome == "PASS":
+        if r.outcome == Outcome.PASS:
             continue
         for reason in ([f"error: {r.error}"] if r.error else []) + r.reasons:
             if reason not in reasons:
                 reasons.append(reason)
     live = [r.latency_ms for r in repeats if not r.replayed]
-    shown = next((r for r in reversed(repeats) if r.outcome != "PASS"), repeats[-1])
+    shown = next((r for r in reversed(repeats) if r.outcome != Outcome.PASS), repeats[-1])
     return CaseStats(
         case_id=first.case_id,
         category=first.category,
@@ -309,8 +315,8 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
 
 def _count_cases(s: CategoryStats, cases: list[CaseStats]) -> None:
     s.cases = len(cases)
-    s.passed = sum(c.outcome == "PASS" for c in cases)
-    s.errors = sum(c.outcome == "ERROR" for c in cases)
+    s.passed = sum(c.outcome == Outcome.PASS for c in cases)
+    s.errors = sum(c.outcome == Outcome.ERROR for c in cases)
     s.failed = s.cases - s.passed - s.errors
     s.flaky = sum(c.flaky for c in cases)
     s.pass_rate, s.ci_low, s.ci_high, _ = s.rate("fail")
@@ -322,7 +328,7 @@ def summarize_category(category: str, cases: list[CaseStats], repeats: list[Repe
     _count_cases(s, cases)
     s.repeats = len(repeats)
     if s.repeats:
-        s.repeat_pass_rate = sum(r.outcome == "PASS" for r in repeats) / s.repeats
+        s.repeat_pass_rate = sum(r.outcome == Outcome.PASS for r in repeats) / s.repeats
     live = [r.latency_ms for r in repeats if not r.replayed]
     s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms = percentiles(live)
     s.latency_samples = len(live)

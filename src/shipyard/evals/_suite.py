@@ -331,40 +331,23 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
         raise SuiteError(e.path, e.problems, hint=e.hint) from None
 
 
-def detect_kind(path: Path, data: Any) -> str:
-    """Which format a file is in: shipyard, promptfoo, adk or jsonl (by suffix and content)."""
-    if path.suffix == ".jsonl":
-        return "jsonl"
-    if isinstance(data, dict):
-        if "eval_cases" in data or "eval_set_id" in data:
-            return "adk"
-        if "cases" in data:
-            return "shipyard"
-        if "tests" in data or "defaultTest" in data or "prompts" in data or "providers" in data:
-            return "promptfoo"
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "query" in data[0]:
-        return "adk"  # the older ADK .test.json: a list of {query, expected_tool_use, reference}
-    return "shipyard"
-
-
 def load_suite(path: Path | str, **import_options: Any) -> Suite:
-    """Load a suite file: our YAML, or a promptfoo config, ADK eval set or JSONL (converted).
+    """Load a suite file: our YAML, or a promptfoo config, ADK eval set, JSONL file or any format a
+    plugin registered (`shipyard.evals.IMPORTERS`), recognised by suffix or content and converted.
 
     Args:
         path: the file.
         import_options: passed to the importer for foreign formats (e.g. `input_var` for promptfoo).
 
     Raises SuiteError naming the file, case, field and line of every problem."""
-    from shipyard.evals._importers import import_file
+    from shipyard.evals._importers import detect_kind, import_file, kind_by_suffix
 
     p = Path(path)
-    if p.suffix == ".jsonl":
-        return import_file("jsonl", p, **import_options)
+    kind = kind_by_suffix(p)
+    if kind is not None:  # a format read raw: its importer reads the file
+        return import_file(kind, p, **import_options)
     data, lines = read_yaml(p)
-    kind = detect_kind(p, data)
-    if kind != "shipyard":
-        return import_file(kind, p, data=data, lines=lines, **import_options)
-    return parse_suite(data, p, lines, name=p.stem.split(".")[0])
+    return import_file(detect_kind(p, data), p, data=data, lines=lines, **import_options)
 
 
 # validation before a run ------------------------------------------------------------------------

@@ -6,11 +6,19 @@ gates and reports in their own modules. These types are the seam between them.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Category = Literal["functional", "tool_usage", "safety", "latency", "cost", "regression"]
 CATEGORIES: tuple[str, ...] = ("functional", "tool_usage", "safety", "latency", "cost", "regression")
-Outcome = Literal["PASS", "FAIL", "ERROR"]
+
+
+class Outcome(StrEnum):
+    """A case repeat's outcome. ERROR (a scorer could not decide, the agent crashed) is never a pass."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
 
 
 @dataclass(slots=True)
@@ -96,7 +104,7 @@ class EvalRunResult:
         return not (self.interrupted or self.budget_exhausted or self.skipped)
 
     def counts(self) -> dict[str, int]:
-        out = {"PASS": 0, "FAIL": 0, "ERROR": 0}
+        out = dict.fromkeys(Outcome, 0)
         for r in self.results:
             out[r.outcome] += 1
-        return out
+        return {str(k): v for k, v in out.items()}

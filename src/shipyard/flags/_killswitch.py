@@ -9,14 +9,19 @@ A flag's metadata carries the rule:
 `KillSwitchMonitor.observe(record)` counts calls of the guarded tools in a sliding window (by the
 interactions' own timestamps); once at least `minCalls` calls are in the window and the share that
 failed reaches `toolErrorRate`, the flag is disabled and a `KillDecision` with the numbers is kept.
+
+The decision needs two numbers, calls and failures in the window, so that is all a rule keeps: a
+ring of `SLICES` + 1 counters, each for `window_s / SLICES` seconds. Its memory and the work per
+observed call are the same at one call a minute or ten thousand a second. A call counts for at least
+`window_s` after it was made and leaves the window within one slice (`window_s / 60`) after that.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +39,10 @@ FAILED_STATUSES = frozenset({"error", "invalid_arguments", "not_found"})
 """Tool-call statuses counted as errors (`blocked` is a guardrail's decision, not a tool failure)."""
 
 _KEYS = ("toolErrorRate", "tools", "minCalls", "window_s")
+
+SLICES = 60
+"""A rule's window is counted in this many slices (see the module docs)."""
+_NONE = -(2**63)  # a ring slot that counts no slice yet
 
 
 def check_kill_switch(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
@@ -86,6 +95,49 @@ def kill_switch_rules(flag_set: FlagSet) -> list[KillSwitchRule]:
     return rules
 
 
+class SlicedWindow:
+    """Calls and failures over the last `window_s` seconds, in a ring of SLICES + 1 counters.
+
+    Args:
+        window_s: the window's length in seconds.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.width = window_s / SLICES
+        n = SLICES + 1
+        self._index = [_NONE] * n  # which slice (time // width) each slot counts now
+        self._calls = [0] * n
+        self._errors = [0] * n
+
+    def add(self, at: float, calls: int, errors: int) -> None:
+        """Count `calls` calls, `errors` of them failed, made at `at` (epoch seconds). A call older than
+        the ring (a late record) is outside every window the ring can answer for, and is dropped."""
+        index = math.floor(at / self.width)
+        slot = index % len(self._index)
+        if self._index[slot] != index:
+            if self._index[slot] > index:
+                return
+            self._index[slot], self._calls[slot], self._errors[slot] = index, 0, 0
+        self._calls[slot] += calls
+        self._errors[slot] += errors
+
+    def totals(self, now: float) -> tuple[int, int]:
+        """(calls, errors) in the window that ends at `now`: every slice with a part after
+        `now - window_s`."""
+        oldest = math.floor((now - self.window_s) / self.width)
+        calls = errors = 0
+        for index, c, e in zip(self._index, self._calls, self._errors, strict=True):
+            if index >= oldest:
+                calls += c
+                errors += e
+        return calls, errors
+
+    def clear(self) -> None:
+        n = len(self._index)
+        self._index, self._calls, self._errors = [_NONE] * n, [0] * n, [0] * n
+
+
 @dataclass(frozen=True, slots=True)
 class KillDecision:
     """A kill switch tripped: what was turned off, why, and the numbers it was decided on."""
@@ -128,7 +180,7 @@ class KillSwitchMonitor:
         self.on_decision = on_decision
         self.decisions: list[KillDecision] = []
         self._lock = threading.Lock()
-        self._windows: dict[str, deque[tuple[float, bool]]] = {}
+        self._windows: dict[str, SlicedWindow] = {}  # by flag: one ring of counters per rule
         self._rules: list[KillSwitchRule] = []
         self._rules_of: FlagSet | None = None
 
@@ -136,6 +188,9 @@ class KillSwitchMonitor:
         fs = self.store.flag_set
         if fs is not self._rules_of:
             self._rules, self._rules_of = kill_switch_rules(fs), fs
+            with self._lock:  # a rule that is gone, or whose window changed, starts afresh
+                kept = {r.flag: r.window_s for r in self._rules}
+                self._windows = {flag: w for flag, w in self._windows.items() if kept.get(flag) == w.window_s}
         return self._rules
 
     def observe(self, record: InteractionRecord) -> list[KillDecision]:
@@ -154,19 +209,16 @@ class KillSwitchMonitor:
         tripped: list[tuple[KillSwitchRule, int, int]] = []
         with self._lock:
             for rule in rules:
-                window = self._windows.setdefault(rule.flag, deque())
-                for name, status in calls:
-                    if name in rule.tools:
-                        window.append((now, status in FAILED_STATUSES))
-                horizon = now - rule.window_s
-                while window and window[0][0] < horizon:
-                    window.popleft()
-                n = len(window)
-                if n >= rule.min_calls:
-                    errors = sum(1 for _, failed in window if failed)
-                    if errors / n >= rule.tool_error_rate:
-                        tripped.append((rule, n, errors))
-                        window.clear()
+                window = self._windows.get(rule.flag)
+                if window is None:
+                    window = self._windows[rule.flag] = SlicedWindow(rule.window_s)
+                guarded = [status in FAILED_STATUSES for name, status in calls if name in rule.tools]
+                if guarded:
+                    window.add(now, len(guarded), sum(guarded))
+                n, errors = window.totals(now)
+                if n >= rule.min_calls and errors / n >= rule.tool_error_rate:
+                    tripped.append((rule, n, errors))
+                    window.clear()
         return [self._trip(rule, n, errors, now) for rule, n, errors in tripped]
 
     def _trip(self, rule: KillSwitchRule, calls: int, errors: int, at: float) -> KillDecision:

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.errors import ShipyardError
 from shipyard.flags._evaluator import FlagStore
@@ -29,6 +29,15 @@ log = logging.getLogger("shipyard.flags")
 
 CHANNEL = "shipyard:flags"
 DOCUMENT_KEY = f"{CHANNEL}:document"  # the whole flag set; the channel carries only notices
+
+
+class LoopHealth(Protocol):
+    """Where the sync's background loops report each pass (`shipyard.observe.LoopSupervisor` is one:
+    it logs a failure with its traceback, counts it and alerts on a loop that keeps failing)."""
+
+    def failed(self, loop: str, error: BaseException) -> None: ...
+
+    def succeeded(self, loop: str) -> None: ...
 
 
 def redis_url_from_env() -> str | None:
@@ -77,6 +86,8 @@ class FlagSync:
         redis_url: Redis to listen to (optional; see `redis_url_from_env`).
         poll_interval_s: how often the file's mtime is checked.
         channel: the Redis pub/sub channel.
+        loops: where each pass of the poller (`flag_file_poll`) and the Redis listener
+            (`flag_redis_listener`) is reported; without it, failures are only logged.
 
     Use as a context manager, or call `start()` and `stop()`.
     """
@@ -89,8 +100,10 @@ class FlagSync:
         redis_url: str | None = None,
         poll_interval_s: float = 1.0,
         channel: str = CHANNEL,
+        loops: LoopHealth | None = None,
     ) -> None:
         self.store = store
+        self.loops = loops
         self.file = Path(file) if file is not None else None
         self.redis_url = redis_url
         self.poll_interval_s = poll_interval_s
@@ -132,8 +145,13 @@ class FlagSync:
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.check_file()
-            except Exception:
+            except Exception as e:
                 log.exception("flags: polling %s failed", self.file)
+                if self.loops is not None:
+                    self.loops.failed("flag_file_poll", e)
+            else:
+                if self.loops is not None:
+                    self.loops.succeeded("flag_file_poll")
 
     # redis ---------------------------------------------------------------------------------------
     def pull(self) -> bool:
@@ -157,6 +175,8 @@ class FlagSync:
                 pubsub.subscribe(self.channel)
                 self.pull()  # catch up on whatever was published while not listening
                 self._subscribed.set()
+                if self.loops is not None:
+                    self.loops.succeeded("flag_redis_listener")
                 backoff = 0.5
                 while not self._stop.is_set():
                     msg = pubsub.get_message(timeout=0.5)
@@ -166,6 +186,8 @@ class FlagSync:
             except Exception as e:
                 self.last_error = f"redis: {e}"
                 log.warning("flags: redis listener error (%s); retrying in %.1fs", e, backoff)
+                if self.loops is not None:
+                    self.loops.failed("flag_redis_listener", e)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
@@ -204,12 +226,15 @@ class FlagSync:
         self.stop()
 
 
-def project_flags(cfg: ShipyardConfig, *, start: bool = True) -> tuple[FlagStore, FlagSync]:
+def project_flags(
+    cfg: ShipyardConfig, *, start: bool = True, loops: LoopHealth | None = None
+) -> tuple[FlagStore, FlagSync]:
     """The flag store of a project (from `flags:` in shipyard.yaml) and the sync keeping it current.
 
     A missing flag file means no flags yet (every flag has its default) until one is written.
     Redis comes from SHIPYARD_REDIS_URL / REDIS_URL, else `flags.redis_url`. With `start`, the
-    background poller and listener are running when this returns; call `sync.stop()` on shutdown."""
+    background poller and listener are running when this returns; call `sync.stop()` on shutdown.
+    `loops` hears of each pass of the sync's loops (see `FlagSync`)."""
     path = cfg.resolve(cfg.flags.file)
     store = (
         FlagStore(load_flag_file(path), source=str(path)) if path.exists() else FlagStore(source=str(path))
@@ -220,5 +245,6 @@ def project_flags(cfg: ShipyardConfig, *, start: bool = True) -> tuple[FlagStore
         redis_url=redis_url_from_env() or cfg.flags.redis_url,
         poll_interval_s=cfg.flags.poll_interval_s,
         channel=cfg.flags.channel,
+        loops=loops,
     )
     return store, sync.start() if start else sync

@@ -1,61 +1,12 @@
-"""Model clients built from `shipyard.yaml` (`models:`), one per model key, cached."""
+"""Model clients built from `shipyard.yaml` (`models:`), one per model key, cached. Each entry's
+`provider` is a registered `shipyard.config.ModelProvider`, which builds its client."""
 
 from __future__ import annotations
 
-import os
-
 from shipyard.config import ModelConfig, ModelPrices, ShipyardConfig
-from shipyard.errors import MissingSecretError, NotFoundError
-from shipyard.llm._breaker import breaker_for
+from shipyard.errors import NotFoundError
 from shipyard.llm._fallback import FallbackClient
-from shipyard.llm._openai import OpenAIChatClient
-from shipyard.llm._scripted import ScriptedModel, load_rules
 from shipyard.llm._types import ChatClient
-
-
-def _openai(key: str, m: ModelConfig) -> ChatClient:
-    api_key = None
-    if m.api_key_env:
-        api_key = os.environ.get(m.api_key_env)
-        if not api_key:
-            raise MissingSecretError(
-                f"model {key!r} needs an API key in the environment variable {m.api_key_env}, "
-                "which is not set",
-                hint=f"export {m.api_key_env}=... before running, or remove api_key_env from models.{key} "
-                "when the endpoint needs no key",
-            )
-    assert m.base_url is not None  # the config schema requires it for provider openai
-    model = m.model or key
-    b = m.breaker
-    breaker = (
-        breaker_for(
-            m.base_url,
-            model,
-            name=key,
-            failure_rate=b.failure_rate,
-            window_s=b.window_s,
-            min_calls=b.min_calls,
-            cooldown_s=b.cooldown_s,
-            half_open_probes=b.half_open_probes,
-        )
-        if b.enabled
-        else None
-    )
-    return OpenAIChatClient(
-        m.base_url,
-        model,
-        name=key,
-        api_key=api_key,
-        headers=m.headers,
-        timeout_s=m.timeout_s,
-        connect_timeout_s=m.connect_timeout_s,
-        max_retries=m.max_retries,
-        max_rate_limit_retries=m.max_rate_limit_retries,
-        backoff_base_s=m.backoff_base_s,
-        backoff_max_s=m.backoff_max_s,
-        retry_after_max_s=m.retry_after_max_s,
-        breaker=breaker,
-    )
 
 
 class ModelPool:
@@ -70,19 +21,13 @@ class ModelPool:
         self._clients: dict[str, ChatClient] = {}
 
     def client(self, key: str) -> ChatClient:
-        """The client of model `key`. Raises NotFoundError for an unknown key and MissingSecretError
-        when its API-key variable is not set."""
+        """The client of model `key`, built by its provider. Raises NotFoundError for an unknown key,
+        and what the provider raises (MissingSecretError when an API-key variable is not set)."""
         found = self._clients.get(key)
         if found is not None:
             return found
         m = self._config(key)
-        if m.provider == "scripted":
-            assert m.rules is not None  # the config schema requires it for provider scripted
-            client: ChatClient = ScriptedModel(
-                load_rules(self.cfg.resolve(m.rules)), name=key, latency_ms=m.latency_ms
-            )
-        else:
-            client = _openai(key, m)
+        client: ChatClient = m.spec.client(key, m, self.cfg)
         self._clients[key] = client
         return client
 

@@ -29,6 +29,7 @@ from shipyard.observe._logging import (
     redact_arguments,
     redact_text,
 )
+from shipyard.observe._loops import LOOP_ALERT_AFTER, LOOP_EVENT, LoopSupervisor
 from shipyard.observe._metrics import OFFLINE_TRAFFIC, Metrics, is_safety_incident
 from shipyard.observe._sampling import SamplingDecision, TraceSampler
 from shipyard.observe._tracing import (
@@ -47,6 +48,8 @@ from shipyard.observe._tracing import (
 from shipyard.observe._tree import trace_tree_lines
 
 __all__ = [
+    "LOOP_ALERT_AFTER",
+    "LOOP_EVENT",
     "OFFLINE_TRAFFIC",
     "AlertEngine",
     "AlertState",
@@ -55,6 +58,7 @@ __all__ = [
     "KpiSource",
     "KpiWindow",
     "Kpis",
+    "LoopSupervisor",
     "Metrics",
     "Sample",
     "SamplingDecision",

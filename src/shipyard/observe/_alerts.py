@@ -27,6 +27,7 @@ import httpx
 from shipyard.config import EVENT_METRICS, AlertRule
 from shipyard.observe._kpis import Kpis, Sample, compute_kpis
 from shipyard.observe._logging import log_event
+from shipyard.observe._loops import LoopSupervisor
 
 KpiSource = Callable[[AlertRule, float], Kpis]
 """Gives the KPIs a rule looks at: `(rule, now) -> Kpis` over the rule's window (and agent)."""
@@ -204,6 +205,16 @@ class AlertEngine:
     def states(self) -> list[AlertState]:
         return list(self._states.values())
 
+    def replace_rules(self, rules: Sequence[AlertRule]) -> None:
+        """Put `rules` in force (a config reload). A rule whose definition did not change keeps its
+        state (a firing alert neither fires again nor clears); a new or changed rule starts afresh."""
+        with self._lock:
+            old = self._states
+            self._states = {
+                r.name: old[r.name] if r.name in old and old[r.name].rule == r else AlertState(rule=r)
+                for r in rules
+            }
+
     def status(self) -> str:
         return overall_status(self._states.values())
 
@@ -307,13 +318,14 @@ class AlertEngine:
                 error=f"{type(e).__name__}: {e}",
             )
 
-    async def run(self, interval_s: float) -> None:
-        """Evaluate every `interval_s` seconds until cancelled."""
+    async def run(self, interval_s: float, *, loops: LoopSupervisor | None = None) -> None:
+        """Evaluate every `interval_s` seconds until cancelled. A failed evaluation (a bad rule or
+        source) is reported to `loops` as loop `alert_evaluation` (logged with its traceback,
+        counted, alerted when it keeps failing; default: logged only) and the loop goes on."""
+        supervisor = loops or LoopSupervisor()
         while True:
-            try:
+            with supervisor.guard("alert_evaluation"):
                 await self.tick()
-            except Exception as e:  # a bad rule or source must not stop the loop
-                log_event("alert_evaluation_failed", level="error", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(interval_s)
 
     async def aclose(self) -> None:

@@ -214,6 +214,12 @@ class Metrics:
             ["kind", "error_type"],
             registry=r,
         )
+        self.loop_failures = Counter(
+            "shipyard_background_loop_failures",
+            "Failed passes of background loops (canary ticks, flag sync, alerts, journal mover, ...).",
+            ["loop"],
+            registry=r,
+        )
         self._children: dict[tuple[str, str], _Children] = {}
         self._llm: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
 
@@ -313,3 +319,7 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def observe_loop_failure(self, loop: str) -> None:
+        """Count one failed pass of background loop `loop` (see `shipyard.observe.LoopSupervisor`)."""
+        self.loop_failures.labels(loop).inc()

@@ -61,18 +61,22 @@ class TraceSampler:
         held: int = 5000,
         held_bytes: int = 32 * 2**20,
     ) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"sample rate must be between 0 and 1, got {rate}")
-        self.rate = rate
+        self.set_rate(rate)
         self.outlier_sigmas = outlier_sigmas
         self.min_samples = min_samples
-        self._threshold = int(rate * 2**64)
         self._cost: dict[str, tuple[int, float, float]] = {}  # agent -> (n, mean, M2) (Welford)
         self._held: OrderedDict[str, tuple[list[SpanRecord], list[Any], int]] = OrderedDict()
         self._held_max = held
         self._held_bytes_max = held_bytes
         self._held_bytes = 0
         self._lock = threading.Lock()
+
+    def set_rate(self, rate: float) -> None:
+        """Keep `rate` of ordinary traces from now on (a config reload); what is held stays held."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"sample rate must be between 0 and 1, got {rate}")
+        self.rate = rate
+        self._threshold = int(rate * 2**64)
 
     def decide(self, record: InteractionRecord) -> SamplingDecision:
         """Keep or drop this interaction's spans, and why."""

@@ -60,6 +60,9 @@ ATTEMPT: Final = "shipyard.attempt"
 ATTEMPT_OUTCOME: Final = "shipyard.attempt.outcome"
 REPLAYED: Final = "shipyard.replayed"
 GUARDRAIL_VERDICT: Final = "shipyard.guardrail.verdict"
+GUARDRAIL_KIND: Final = "shipyard.guardrail.kind"
+GUARDRAIL_STAGE: Final = "shipyard.guardrail.stage"  # input | output
+GUARDRAIL_REASON: Final = "shipyard.guardrail.reason"
 FEATURE_FLAGS: Final = "shipyard.feature_flags"  # "flag=variant:reason" per evaluation
 REQUEST_TOOL_CHOICE: Final = "shipyard.request.tool_choice"  # auto | none | required | JSON of a named one
 REQUEST_PARALLEL_TOOL_CALLS: Final = "shipyard.request.parallel_tool_calls"

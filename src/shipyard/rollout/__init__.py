@@ -23,8 +23,10 @@ from shipyard.rollout._controller import (
     RolloutController,
     analyze_arms,
     check_deployable,
+    gate_for_traffic,
+    override_lines,
+    override_reason,
     parse_steps,
-    refuse_failed_gate,
 )
 from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, assign, assignment_key
 from shipyard.rollout._experiment import (
@@ -37,7 +39,7 @@ from shipyard.rollout._experiment import (
     ExperimentReport,
     analyze_experiment,
 )
-from shipyard.rollout._gate import eval_gate, policy_for
+from shipyard.rollout._gate import EvalGateResult, eval_gate, policy_for
 from shipyard.rollout._stats import (
     ProportionTest,
     RateTest,
@@ -74,6 +76,7 @@ __all__ = [
     "Decision",
     "Deployment",
     "EvalGate",
+    "EvalGateResult",
     "ExperimentMetric",
     "ExperimentMetricResult",
     "ExperimentReport",
@@ -99,16 +102,18 @@ __all__ = [
     "eval_gate",
     "experiment_report",
     "find_experiment",
+    "gate_for_traffic",
     "hodges_lehmann",
     "holm",
     "mann_whitney",
     "msprt",
     "newcombe_interval",
+    "override_lines",
+    "override_reason",
     "parse_steps",
     "policy_for",
     "publish_change",
     "rate_test",
-    "refuse_failed_gate",
     "register_source",
     "sample_size",
     "sample_size_means",

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.rollout._analysis import ArmSample
-from shipyard.rollout._controller import RECORD_LIMIT, Decision, refuse_failed_gate
+from shipyard.rollout._controller import RECORD_LIMIT, Decision, override_lines
+from shipyard.rollout._deployment import RolloutAction, RolloutState, Strategy
 from shipyard.rollout._experiment import DEFAULT_EXPERIMENT_METRICS, ExperimentReport, analyze_experiment
+from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
     from shipyard.rollout._controller import RolloutController
@@ -40,14 +42,18 @@ def start_experiment(
     split: int = 50,
     metrics: list[str] | None = None,
     actor: str = "cli",
+    override_gate: str | None = None,
 ) -> dict[str, Any]:
-    """Start splitting `agent`'s traffic between versions `a` and `b` (refused when either one's
-    latest production gate failed: see `refuse_failed_gate`).
+    """Start splitting `agent`'s traffic between versions `a` and `b`. Both arms take non-admin
+    traffic, so each needs a passing (or approved) production gate, unless an admin overrides the
+    gate with a reason (see `RolloutController.gate_for_traffic`).
 
     Args:
         a, b: version refs (label, hash or id); A is the control.
         split: the percent of traffic (sessions) to B, 1-99.
         metrics: metric names to report (default: all; the first is the primary).
+        override_gate: an admin's reason to start it with an arm that has not passed its gate;
+            recorded with `actor` in the start decision and the deployment.
     """
     if isinstance(split, bool) or not 1 <= split <= 99:
         raise ShipyardError(f"split must be a percent from 1 to 99 (the share of traffic to B), got {split}")
@@ -57,15 +63,17 @@ def start_experiment(
         raise ShipyardError(f"arms A and B are the same version ({va}); an experiment needs two")
     dep = ctl.get(agent)
     ctl._refuse_overlap(dep, "start an experiment")
-    for version in (va, vb):  # both arms take traffic: neither may have failed its gate
-        refuse_failed_gate(ctl.store, agent, version)
+    gate = ctl.gate_for_traffic(
+        agent, [va, vb], doing="be an experiment's arm", override_gate=override_gate, actor=actor
+    )
     exp = ctl.store.create_experiment(agent, {"a": va, "b": vb}, split, names)
     config = {"experiment_id": exp["id"], "arms": {"a": va, "b": vb}, "split": split,
-              "previous_stable": dep.stable_version}  # fmt: skip
-    decision = Decision(agent, "start", None, [f"experiment {exp['id']}: A {va} vs B {vb}, {split}% to B"],
-                        {"split": split, "metrics": names}, 0, vb, actor)  # fmt: skip
+              "previous_stable": dep.stable_version, "gate": gate}  # fmt: skip
+    why = [*override_lines(gate), f"experiment {exp['id']}: A {va} vs B {vb}, {split}% to B"]
+    decision = Decision(agent, RolloutAction.START, None, why, {"split": split, "metrics": names, "gate": gate},
+                        0, vb, actor)  # fmt: skip
     values = dict(stable_version=dep.stable_version or ctl.resolve(agent, None), candidate_version=vb,
-                  strategy="experiment", weight=split, state="running", step=0, config=config)  # fmt: skip
+                  strategy=Strategy.EXPERIMENT, weight=split, state=RolloutState.RUNNING, step=0, config=config)  # fmt: skip
     ctl._save(dep, values, decision)
     return exp
 
@@ -91,7 +99,7 @@ def _arm_records(store: Any, exp: dict[str, Any]) -> dict[str, list[InteractionR
     out: dict[str, list[InteractionRecord]] = {"a": [], "b": []}
     for arm in ("a", "b"):
         records = store.list_interactions(
-            exp["agent"], version=exp["arms"][arm], traffic_source="production",
+            exp["agent"], version=exp["arms"][arm], traffic_source=TrafficSource.PRODUCTION,
             since=exp["started_at"], until=exp.get("stopped_at"), limit=RECORD_LIMIT,
         )  # fmt: skip
         out[arm] = [r for r in records if r.metadata.get("experiment") == exp["id"]]
@@ -130,8 +138,8 @@ def stop_experiment(ctl: RolloutController, agent: str, *, actor: str = "cli") -
     rep = report(ctl.store, exp).to_dict()
     stopped: dict[str, Any] = ctl.store.stop_experiment(exp["id"], rep)
     dep = ctl.get(agent)
-    if dep.strategy == "experiment" and dep.config.get("experiment_id") == exp["id"]:
-        decision = Decision(agent, "abort", rep.get("verdict"), [f"experiment {exp['id']} stopped"],
+    if dep.strategy is Strategy.EXPERIMENT and dep.config.get("experiment_id") == exp["id"]:
+        decision = Decision(agent, RolloutAction.ABORT, rep.get("verdict"), [f"experiment {exp['id']} stopped"],
                             {"report": rep}, 0, dep.candidate_version, actor)  # fmt: skip
-        ctl._save(dep, dict(state="stopped", weight=0), decision)
+        ctl._save(dep, dict(state=RolloutState.STOPPED, weight=0), decision)
     return stopped

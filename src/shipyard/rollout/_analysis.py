@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -43,7 +44,18 @@ from shipyard.store import InteractionRecord
 Kind = Literal["proportion", "continuous", "count"]
 Direction = Literal["increase_is_bad", "decrease_is_bad"]
 Classification = Literal["PASS", "HIGH", "LOW", "NODATA"]
-Verdict = Literal["PASS", "MARGINAL", "FAIL", "INSUFFICIENT_DATA"]
+
+
+class Verdict(StrEnum):
+    """What a canary analysis concluded: PASS steps up, MARGINAL pauses, FAIL rolls back,
+    INSUFFICIENT_DATA holds (see the controller)."""
+
+    PASS = "PASS"
+    MARGINAL = "MARGINAL"
+    FAIL = "FAIL"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+
+
 Correction = Literal["holm", "none"]
 
 
@@ -560,21 +572,21 @@ def _decide(
     critical = [r for r in results if r.failed and r.critical]
     if critical:
         names = ", ".join(r.name for r in critical)
-        return "FAIL", score, [f"critical metric failed: {names}", *reasons]
+        return Verdict.FAIL, score, [f"critical metric failed: {names}", *reasons]
     if min(n_baseline, n_canary) < min_samples:
         why = f"too little data: {n_baseline} baseline and {n_canary} canary interactions (need {min_samples} each)"
-        return "INSUFFICIENT_DATA", score, [why]
+        return Verdict.INSUFFICIENT_DATA, score, [why]
     if score is None:
-        return "INSUFFICIENT_DATA", None, ["no metric had enough data", *(r.reason for r in results)]
+        return Verdict.INSUFFICIENT_DATA, None, ["no metric had enough data", *(r.reason for r in results)]
     if srm is not None and srm.flagged:
         split = (
             f"sample ratio mismatch: the split is broken (observed {srm.observed[0]}/{srm.observed[1]}, "
             f"canary share {srm.observed_share_b:.1%} vs configured {srm.expected_share_b:.1%}, "
             f"p={srm.p_value:.2g}); pause for a human"
         )
-        return "MARGINAL", score, [split, *reasons]
+        return Verdict.MARGINAL, score, [split, *reasons]
     if score < marginal_score:
-        return "FAIL", score, [f"score {score:.1f} < {marginal_score:g}", *reasons]
+        return Verdict.FAIL, score, [f"score {score:.1f} < {marginal_score:g}", *reasons]
     if score < pass_score:
-        return "MARGINAL", score, [f"score {score:.1f} < {pass_score:g}", *reasons]
-    return "PASS", score, [f"score {score:.1f} >= {pass_score:g}", *reasons]
+        return Verdict.MARGINAL, score, [f"score {score:.1f} < {pass_score:g}", *reasons]
+    return Verdict.PASS, score, [f"score {score:.1f} >= {pass_score:g}", *reasons]

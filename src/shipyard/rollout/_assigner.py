@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from shipyard.rollout._deployment import Deployment, assign, assignment_key
+from shipyard.observe import LoopSupervisor
+from shipyard.rollout._deployment import Deployment, Strategy, assign, assignment_key
+from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
     from shipyard.runtime import Exchange, Runtime
@@ -44,7 +46,7 @@ class RolloutAssigner:
         store: the Store deployments are read from.
         known_versions: the version ids an agent can run (default: none checked); a deployment
             naming a version this process cannot run falls back to the current version rather
-            than failing requests.
+            than failing requests. Asked once per agent, until `forget_versions()`.
         refresh_s: how often `run()` re-reads deployments.
         redis_url: listen on `shipyard:rollout` for change notices (optional).
     """
@@ -84,6 +86,12 @@ class RolloutAssigner:
         with self._lock:
             self._deployments = fresh
 
+    def forget_versions(self) -> None:
+        """Ask `known_versions` again from now on: the versions this process can run changed (a
+        config reload swapped the runtime). Without it, a version added after start would stay
+        unknown here and its canary would get no traffic."""
+        self._known = {}
+
     def _is_known(self, agent: str, version: str) -> bool:
         if self.known_versions is None:
             return True
@@ -104,10 +112,10 @@ class RolloutAssigner:
         version = assign(dep, key)
         if version is None or not self._is_known(ex.agent, version):
             return None
-        canary = dep.strategy == "canary" and dep.active and version == dep.candidate_version
-        if canary and ex.traffic_source == "production":
-            ex.traffic_source = "canary"
-        if dep.strategy == "experiment" and dep.active:
+        canary = dep.strategy is Strategy.CANARY and dep.active and version == dep.candidate_version
+        if canary and ex.traffic_source == TrafficSource.PRODUCTION:
+            ex.traffic_source = TrafficSource.CANARY
+        if dep.strategy is Strategy.EXPERIMENT and dep.active:
             arms = dep.config.get("arms", {})
             ex.metadata["experiment"] = dep.config.get("experiment_id")
             ex.metadata["arm"] = "b" if version == arms.get("b") else "a"
@@ -117,15 +125,18 @@ class RolloutAssigner:
         """Wake `run()` to refresh now (e.g. after this process changed a deployment)."""
         self._wake.set()
 
-    async def run(self) -> None:
-        """Refresh every `refresh_s` seconds, or at once on a notice; runs until cancelled."""
+    async def run(self, *, loops: LoopSupervisor | None = None) -> None:
+        """Refresh every `refresh_s` seconds, or at once on a notice; runs until cancelled. A failed
+        refresh keeps the last known state and is reported to `loops` as loop `rollout_refresh`
+        (logged with its traceback, counted, alerted when it keeps failing; default: logged)."""
+        supervisor = loops or LoopSupervisor()
         listener = asyncio.get_running_loop().create_task(self._listen()) if self.redis_url else None
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.refresh_s)
                 self._wake.clear()
-                with contextlib.suppress(Exception):  # a store hiccup keeps the last known state
+                with supervisor.guard("rollout_refresh"):  # a failure keeps the last known state
                     await asyncio.to_thread(self.refresh)
         finally:
             if listener is not None:

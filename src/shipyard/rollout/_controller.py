@@ -15,6 +15,16 @@ candidate against the stable version on the same window (since the step started)
 A step also waits for its minimum duration and interactions per arm, and (optionally) for an eval
 gate before the weight rises. In dry-run mode every decision is recorded as `dry_run` with what
 would have been done, and nothing changes.
+
+Only versions that passed their production gate take non-admin traffic (`gate_for_traffic`): a
+canary's candidate, a green, each arm of an experiment needs a PASS (or an approved MARGINAL) to
+start, unless an admin overrides the gate with a reason, which the start decision and the
+deployment keep. Before each step up and before a promotion the candidate's gate is read again
+(`_regate`): a production gate run made since the start that does not pass rolls the candidate
+back (its traffic would break the rule, and holding would keep it); an override covers the
+candidate's traffic but never its promotion (promotion makes it stable, as `deploy` does, and
+`deploy` has no override), so an overridden candidate that reaches promotion holds until its gate
+passes.
 """
 
 from __future__ import annotations
@@ -27,15 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
 from shipyard.rollout._assigner import publish_change
-from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment
+from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, RolloutAction, RolloutState, Strategy
+from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
+    from shipyard.rollout._gate import EvalGateResult
     from shipyard.runtime import Runtime
     from shipyard.store import InteractionRecord
 
 Resolver = Callable[[str, str | None], str]
-# (agent, candidate version id, suite paths) -> {"verdict": PASS|FAIL|MARGINAL, "reasons": [...], "run_id": ...}
-EvalGate = Callable[[str, str, list[str]], dict[str, Any]]
+# (agent, candidate version id, suite paths) -> what the gate decided (`rollout.eval_gate` makes one)
+EvalGate = Callable[[str, str, list[str]], "EvalGateResult"]
 RECORD_LIMIT = 50_000  # the most records per arm one analysis reads
 
 
@@ -44,7 +56,7 @@ class Decision:
     """What the controller (or a person) decided, and everything it was decided on."""
 
     agent: str
-    action: str
+    action: RolloutAction
     verdict: str | None = None
     reasons: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +64,9 @@ class Decision:
     candidate: str | None = None
     actor: str = "auto"
     recorded: bool = True  # False: a repeated hold not written again (see `hold_every_s`)
+
+    def __post_init__(self) -> None:  # a logged decision's string becomes the enum
+        object.__setattr__(self, "action", RolloutAction(self.action))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,14 +107,18 @@ def parse_steps(steps: Sequence[int] | str) -> list[int]:
     return values
 
 
-def check_deployable(store: Any, agent: str, version: str) -> dict[str, Any]:
+def check_deployable(store: Any, agent: str, version: str, *, doing: str = "be deployed") -> dict[str, Any]:
     """The production gate run that allows `version` to ship: a PASS, or a MARGINAL with a recorded
-    approval. Raises GateFailed saying which run failed and why, or how to run the gate."""
+    approval. Raises GateFailed saying which run failed and why, or how to run the gate.
+
+    Args:
+        doing: what the version cannot do without it, for the message ("take canary traffic").
+    """
     label = version.split("@", 1)[-1].split("+", 1)[0]
     run = store.latest_eval_run(agent, version, stage="production")
     if run is None:
         raise GateFailed(
-            f"{version} has no production gate run, so it cannot be deployed",
+            f"{version} has no production gate run, so it cannot {doing}",
             hint=f"run `shipyard gate production --agent {agent} --version {label}` first",
         )
     decision = run.get("decision") or {}
@@ -129,13 +148,76 @@ def check_deployable(store: Any, agent: str, version: str) -> dict[str, Any]:
     )
 
 
-def refuse_failed_gate(store: Any, agent: str, version: str) -> None:
-    """Raise GateFailed when `version`'s latest production gate did not pass (FAIL, or MARGINAL with
-    no approval): such a version takes no traffic from a canary or an experiment. A version with no
-    production gate run yet may (its canary's analysis and step gates judge it); `deploy` and the
-    blue-green `switch` need a pass (`check_deployable`)."""
-    if store.latest_eval_run(agent, version, stage="production") is not None:
-        check_deployable(store, agent, version)
+MAX_OVERRIDE_REASON = 500  # characters
+
+
+def override_reason(reason: str | None) -> str | None:
+    """The reason of a gate override, stripped; None when there is no override. Raises
+    ShipyardError when it is empty or too long: an override says why."""
+    if reason is None:
+        return None
+    text = " ".join(str(reason).split())
+    if not text:
+        raise ShipyardError(
+            "overriding the production gate needs a reason, recorded with your name in the decision log",
+            hint='e.g. --override-gate "hotfix for incident 42; gate suite broken, see #123"',
+        )
+    if len(text) > MAX_OVERRIDE_REASON:
+        raise ShipyardError(
+            f"the gate override's reason is {len(text)} characters; at most {MAX_OVERRIDE_REASON}"
+        )
+    return text
+
+
+def gate_for_traffic(
+    store: Any,
+    agent: str,
+    versions: Sequence[str],
+    *,
+    doing: str,
+    override: str | None = None,
+    actor: str = "cli",
+    at: float | None = None,
+) -> dict[str, Any]:
+    """Check that every version in `versions` may take non-admin traffic (`check_deployable`), or
+    that an admin overrides the gate with a reason. Returns what the rollout keeps in its config and
+    start decision as `gate`: `{"runs": {version: run id or None}, "override": {...} or None}`.
+
+    Args:
+        doing: what the versions are to do, for the refusal ("take canary traffic").
+        override: the reason of an admin's override (`override_reason`); without one a version
+            that did not pass raises GateFailed naming the run, or the command to run the gate.
+        actor: who starts the rollout (recorded with an override).
+        at: the controller's clock, recorded with an override.
+    """
+    reason = override_reason(override)
+    runs: dict[str, str | None] = {}
+    refused: dict[str, str] = {}
+    for version in dict.fromkeys(versions):
+        try:
+            runs[version] = str(check_deployable(store, agent, version, doing=doing)["id"])
+        except GateFailed as e:
+            if reason is None:
+                raise
+            latest = store.latest_eval_run(agent, version, stage="production")
+            runs[version] = str(latest["id"]) if latest else None
+            refused[version] = e.message
+    ride = {"by": actor, "reason": reason, "at": at, "refused": refused} if refused else None
+    return {"runs": runs, "override": ride}
+
+
+def override_lines(gate: dict[str, Any] | None, said_chars: int = 240) -> list[str]:
+    """The override a rollout's `gate` record holds, as lines for a decision and `rollout status`:
+    who overrode the gate and why, then what the gate said of each version (cut at `said_chars`;
+    the record keeps it whole)."""
+    ride = (gate or {}).get("override")
+    if not ride:
+        return []
+    said = [str(m) for m in (ride.get("refused") or {}).values()]
+    return [
+        f"production gate overridden by {ride.get('by')}: {ride.get('reason')}",
+        *(f"the gate said: {m if len(m) <= said_chars else m[: said_chars - 1] + '…'}" for m in said),
+    ]
 
 
 def analyze_arms(
@@ -233,19 +315,18 @@ class RolloutController:
                 hint=f"finish it first: `shipyard rollout promote|abort|rollback {dep.agent}`",
             )
 
-    def deploy(self, agent: str, ref: str, *, actor: str = "cli", require_gate: bool = True) -> Deployment:
+    def deploy(self, agent: str, ref: str, *, actor: str = "cli") -> Deployment:
         """Make `ref` the stable version; refused without a passing (or approved) production gate."""
         version = self._version(agent, ref)
         dep = self.get(agent)
         self._refuse_overlap(dep, f"deploy {version}")
         numbers: dict[str, Any] = {"previous_stable": dep.stable_version}
-        if require_gate:
-            run = check_deployable(self.store, agent, version)
-            numbers.update(gate_run=run["id"], gate_verdict=(run.get("decision") or {}).get("verdict"))
+        run = check_deployable(self.store, agent, version)
+        numbers.update(gate_run=run["id"], gate_verdict=(run.get("decision") or {}).get("verdict"))
         decision = Decision(
             agent,
-            "deploy",
-            "PASS" if require_gate else None,
+            RolloutAction.DEPLOY,
+            "PASS",
             [f"{version} deployed as stable"],
             numbers,
             0,
@@ -255,9 +336,9 @@ class RolloutController:
         values = dict(
             stable_version=version,
             candidate_version=None,
-            strategy="none",
+            strategy=Strategy.NONE,
             weight=0,
-            state="stable",
+            state=RolloutState.STABLE,
             step=0,
             started_at=None,
             config={"previous_stable": dep.stable_version},
@@ -266,6 +347,14 @@ class RolloutController:
 
     def _stable_of(self, dep: Deployment) -> str:
         return dep.stable_version or self._version(dep.agent, None)
+
+    def gate_for_traffic(
+        self, agent: str, versions: Sequence[str], *, doing: str, override_gate: str | None, actor: str
+    ) -> dict[str, Any]:
+        """`gate_for_traffic` on this controller's store and clock (see there)."""
+        return gate_for_traffic(
+            self.store, agent, versions, doing=doing, override=override_gate, actor=actor, at=self.clock()
+        )
 
     def start_canary(
         self,
@@ -279,10 +368,10 @@ class RolloutController:
         gate_suites: Sequence[str] = (),
         gate_at: Sequence[int] | None = None,
         actor: str = "cli",
-        allow_failed_gate: bool = False,
+        override_gate: str | None = None,
     ) -> Deployment:
-        """Start a canary of `ref` against the stable version; refused when its latest production
-        gate failed (`refuse_failed_gate`).
+        """Start a canary of `ref` against the stable version; refused unless its latest production
+        gate run passed (or was MARGINAL and approved), or an admin overrides the gate.
 
         Args:
             steps: the candidate's percent of traffic at each step; reaching 100 promotes it.
@@ -291,8 +380,9 @@ class RolloutController:
             dry_run: record what would be decided, change nothing (the candidate keeps the first step).
             gate_suites: eval suites the candidate must pass before its weight rises.
             gate_at: the step weights that need the gate (default: every step up when suites are given).
-            allow_failed_gate: canary a version whose production gate failed (the demo does, to show
-                the canary catching the same regression); not offered by the CLI or the API.
+            override_gate: an admin's reason to canary a version that has not passed its production
+                gate; recorded with `actor` in the start decision and the deployment. It covers the
+                canary's traffic, not its promotion (see the module's docstring).
         """
         weights = parse_steps(steps)
         if min_interactions < 1:
@@ -302,11 +392,12 @@ class RolloutController:
         version = self._version(agent, ref)
         dep = self.get(agent)
         self._refuse_overlap(dep, f"start a canary of {version}")
-        if not allow_failed_gate:
-            refuse_failed_gate(self.store, agent, version)
         stable = self._stable_of(dep)
         if version == stable:
             raise ShipyardError(f"{version} is already the stable version of {agent!r}; nothing to roll out")
+        gate = self.gate_for_traffic(
+            agent, [version], doing="take canary traffic", override_gate=override_gate, actor=actor
+        )
         now = self.clock()
         config = {
             "steps": weights,
@@ -317,16 +408,23 @@ class RolloutController:
             "gate_at": list(gate_at) if gate_at is not None else weights[1:],
             "step_started_at": now,
             "previous_stable": dep.stable_version,
+            "gate": gate,
         }
         decision = Decision(
             agent,
-            "start",
+            RolloutAction.START,
             None,
             [
+                *override_lines(gate),
                 f"canary of {version} against {stable}: steps {','.join(map(str, weights))}%"
-                + (" (dry run)" if dry_run else "")
+                + (" (dry run)" if dry_run else ""),
             ],
-            {"steps": weights, "min_interactions": min_interactions, "min_duration_s": min_duration_s},
+            {
+                "steps": weights,
+                "min_interactions": min_interactions,
+                "min_duration_s": min_duration_s,
+                "gate": gate,
+            },
             0,
             version,
             actor,
@@ -334,9 +432,9 @@ class RolloutController:
         values = dict(
             stable_version=stable,
             candidate_version=version,
-            strategy="canary",
+            strategy=Strategy.CANARY,
             weight=weights[0],
-            state="running",
+            state=RolloutState.RUNNING,
             step=0,
             started_at=_dt(now),
             config=config,
@@ -349,9 +447,13 @@ class RolloutController:
         replica acted on the same state first. Safe to call as often as you like."""
         dep = self.get(agent)
         try:
-            if dep.strategy == "canary" and dep.state == "running":
+            if dep.strategy is Strategy.CANARY and dep.state is RolloutState.RUNNING:
                 return self._tick_canary(dep)
-            if dep.strategy == "blue_green" and dep.state == "switched" and dep.config.get("promote_after_s"):
+            if (
+                dep.strategy is Strategy.BLUE_GREEN
+                and dep.state is RolloutState.SWITCHED
+                and dep.config.get("promote_after_s")
+            ):
                 return self._tick_blue_green(dep)
         except ConflictError:
             return None
@@ -372,7 +474,7 @@ class RolloutController:
         baseline = self.store.list_interactions(
             dep.agent,
             version=dep.stable_version,
-            traffic_source="production",
+            traffic_source=TrafficSource.PRODUCTION,
             since=since,
             until=until,
             limit=RECORD_LIMIT,
@@ -380,7 +482,7 @@ class RolloutController:
         canary = self.store.list_interactions(
             dep.agent,
             version=dep.candidate_version,
-            traffic_source="canary",
+            traffic_source=TrafficSource.CANARY,
             since=since,
             until=until,
             limit=RECORD_LIMIT,
@@ -411,9 +513,9 @@ class RolloutController:
         srm = _srm_flagged(analysis)
         reasons = [str(r) for r in analysis.get("reasons", [])]
         if verdict == "FAIL":
-            action = "rollback"
+            action = RolloutAction.ROLLBACK
         elif srm or verdict == "MARGINAL":
-            action = "pause"
+            action = RolloutAction.PAUSE
             if srm:
                 verdict = "SRM"
                 reasons.insert(0, "sample ratio mismatch: the traffic split is broken; a human should look")
@@ -424,35 +526,40 @@ class RolloutController:
             for arm, n in (("baseline", len(baseline)), ("canary", len(canary))):
                 if n < min_n:
                     short.append(f"the {arm} has {n} of the {min_n} interactions a step needs")
-            action = "hold" if short else "step_up"
+            action = RolloutAction.HOLD if short else RolloutAction.STEP_UP
             reasons = short + reasons
         else:
-            action = "hold"
-        if action == "step_up":
+            action = RolloutAction.HOLD
+        if action is RolloutAction.STEP_UP:
             return self._step_up(dep, verdict, reasons, numbers)
         return self._act(dep, action, verdict, reasons, numbers)
 
     def _act(
-        self, dep: Deployment, action: str, verdict: str | None, reasons: list[str], numbers: dict[str, Any]
+        self,
+        dep: Deployment,
+        action: RolloutAction,
+        verdict: str | None,
+        reasons: list[str],
+        numbers: dict[str, Any],
     ) -> Decision:
         """Record (and unless dry run, carry out) an automatic decision."""
         dry = dep.dry_run
         if dry:
             numbers = {**numbers, "would": action}
             reasons = [f"dry run: would {action.replace('_', ' ')}", *reasons]
-        logged = "dry_run" if dry else action
+        logged = RolloutAction.DRY_RUN if dry else action
         decision = Decision(
             dep.agent, logged, verdict, reasons, numbers, dep.step, dep.candidate_version, "auto"
         )
-        if (dry or action == "hold") and self._repeated(dep, decision):
+        if (dry or action is RolloutAction.HOLD) and self._repeated(dep, decision):
             return Decision(**{**decision.to_dict(), "recorded": False})
         values: dict[str, Any] = {}
         if not dry:
-            if action == "rollback":
-                values = dict(weight=0, state="rolled_back")
-            elif action == "pause":
-                values = dict(state="paused")
-            elif action == "promote":
+            if action is RolloutAction.ROLLBACK:
+                values = dict(weight=0, state=RolloutState.ROLLED_BACK)
+            elif action is RolloutAction.PAUSE:
+                values = dict(state=RolloutState.PAUSED)
+            elif action is RolloutAction.PROMOTE:
                 values = self._promotion(dep)
         self._save(dep, values, decision)
         return decision
@@ -479,6 +586,10 @@ class RolloutController:
         steps = dep.steps
         nxt = dep.step + 1
         target = steps[nxt] if nxt < len(steps) else 100
+        promoting = target >= 100 or nxt >= len(steps)
+        stop, numbers = self._regate(dep, numbers, promoting=promoting, before=f"{target}%")
+        if stop is not None:
+            return stop
         gate_suites = list(dep.config.get("gate_suites") or [])
         if gate_suites and target in dep.config.get("gate_at", steps[1:]) and not dep.dry_run:
             if self.eval_gate is None:
@@ -487,19 +598,20 @@ class RolloutController:
                 )
             assert dep.candidate_version is not None
             gate = self.eval_gate(dep.agent, dep.candidate_version, gate_suites)
-            numbers = {**numbers, "eval_gate": gate}
-            gv = gate.get("verdict")
+            numbers = {**numbers, "eval_gate": gate.to_dict()}
+            gv = gate.verdict
             if gv != "PASS":
-                why = [
-                    f"eval gate before {target}%: {gv} (run {gate.get('run_id')})",
-                    *gate.get("reasons", []),
-                ]
-                return self._act(dep, "rollback" if gv == "FAIL" else "pause", gv, why, numbers)
-        if target >= 100 or nxt >= len(steps):
-            return self._act(dep, "promote", verdict, [f"passed {dep.weight}%: promoted", *reasons], numbers)
+                why = [f"eval gate before {target}%: {gv} (run {gate.run_id})", *gate.reasons]
+                return self._act(
+                    dep, RolloutAction.ROLLBACK if gv == "FAIL" else RolloutAction.PAUSE, gv, why, numbers
+                )
+        if promoting:
+            return self._act(
+                dep, RolloutAction.PROMOTE, verdict, [f"passed {dep.weight}%: promoted", *reasons], numbers
+            )
         decision = Decision(
             dep.agent,
-            "dry_run" if dep.dry_run else "step_up",
+            RolloutAction.DRY_RUN if dep.dry_run else RolloutAction.STEP_UP,
             verdict,
             (
                 [f"dry run: would step up to {target}%"]
@@ -521,13 +633,57 @@ class RolloutController:
         self._save(dep, dict(weight=target, step=nxt, config=config), decision)
         return decision
 
+    def _regate(
+        self, dep: Deployment, numbers: dict[str, Any], *, promoting: bool, before: str
+    ) -> tuple[Decision | None, dict[str, Any]]:
+        """Read the candidate's production gate again before its traffic rises or it is promoted.
+
+        Returns (a decision that stops the rise, or None to go on; the numbers with `gate_check`).
+        A gate run made since the rollout started that does not pass rolls the candidate back: it
+        no longer may take non-admin traffic, and holding would keep its share. The run the rollout
+        started with, under an override, lets the traffic rise but not a promotion: that holds
+        until the gate passes (a pass promotes at a later tick, a failure rolls back)."""
+        run, refused, since_start = self._gate_now(dep, "be promoted" if promoting else "take more traffic")
+        numbers = {**numbers, "gate_check": {"passed": refused is None, "run": run}}
+        if refused is None:
+            return None, numbers
+        candidate = dep.candidate_version
+        if since_start:
+            why = [f"production gate run {run} since the start refuses {candidate}: {refused.message}"]
+            return self._act(dep, RolloutAction.ROLLBACK, "FAIL", why, numbers), numbers
+        gate = dep.config.get("gate") or {}
+        if gate.get("override") and not promoting:
+            numbers["gate_check"]["overridden"] = True
+            return None, numbers
+        label = str(candidate).split("@", 1)[-1].split("+", 1)[0]
+        why = [
+            f"before {before}: {refused.message}",
+            *override_lines(gate),
+            f"run `shipyard gate production --agent {dep.agent} --version {label}`: "
+            "a pass lets it go on at the next tick, a failure rolls it back",
+        ]
+        return self._act(dep, RolloutAction.HOLD, "GATE", why, numbers), numbers
+
+    def _gate_now(self, dep: Deployment, doing: str) -> tuple[str | None, GateFailed | None, bool]:
+        """The candidate's production gate now: (its newest run's id, why it may not ship or None,
+        whether that run was made since the rollout started and refuses the candidate)."""
+        candidate = dep.candidate_version
+        assert candidate is not None
+        try:
+            return str(check_deployable(self.store, dep.agent, candidate, doing=doing)["id"]), None, False
+        except GateFailed as e:
+            latest = self.store.latest_eval_run(dep.agent, candidate, stage="production")
+            run = str(latest["id"]) if latest else None
+            known = ((dep.config.get("gate") or {}).get("runs") or {}).get(candidate)
+            return run, e, run is not None and run != known
+
     def _promotion(self, dep: Deployment) -> dict[str, Any]:
         config = {**dep.config, "previous_stable": dep.stable_version, "promoted": dep.candidate_version}
         return dict(
             stable_version=dep.candidate_version,
             candidate_version=None,
             weight=0,
-            state="promoted",
+            state=RolloutState.PROMOTED,
             config=config,
         )
 
@@ -541,7 +697,7 @@ class RolloutController:
         green = self.store.list_interactions(
             dep.agent,
             version=dep.candidate_version,
-            traffic_source="production",
+            traffic_source=TrafficSource.PRODUCTION,
             since=switched,
             until=now,
             limit=RECORD_LIMIT,
@@ -549,7 +705,7 @@ class RolloutController:
         blue = self.store.list_interactions(
             dep.agent,
             version=dep.stable_version,
-            traffic_source="production",
+            traffic_source=TrafficSource.PRODUCTION,
             since=switched - (now - switched),
             until=switched,
             limit=RECORD_LIMIT,
@@ -567,17 +723,28 @@ class RolloutController:
         reasons = [str(r) for r in analysis.get("reasons", [])]
         if verdict == "FAIL":
             return self._act(
-                dep, "rollback", verdict, ["green is worse than blue was: back to blue", *reasons], numbers
+                dep,
+                RolloutAction.ROLLBACK,
+                verdict,
+                ["green is worse than blue was: back to blue", *reasons],
+                numbers,
             )
         if verdict == "PASS":
+            stop, numbers = self._regate(dep, numbers, promoting=True, before="promotion")
+            if stop is not None:
+                return stop
             return self._act(
-                dep, "promote", verdict, [f"green healthy for {healthy_s:.0f}s: promoted", *reasons], numbers
+                dep,
+                RolloutAction.PROMOTE,
+                verdict,
+                [f"green healthy for {healthy_s:.0f}s: promoted", *reasons],
+                numbers,
             )
-        return self._act(dep, "hold", verdict, reasons, numbers)
+        return self._act(dep, RolloutAction.HOLD, verdict, reasons, numbers)
 
     # people's decisions ---------------------------------------------------------------------------
     def _manual(
-        self, dep: Deployment, action: str, values: dict[str, Any], reason: str, actor: str
+        self, dep: Deployment, action: RolloutAction, values: dict[str, Any], reason: str, actor: str
     ) -> Deployment:
         decision = Decision(
             dep.agent,
@@ -593,7 +760,9 @@ class RolloutController:
 
     def _need_rollout(self, agent: str, doing: str) -> Deployment:
         dep = self.get(agent)
-        if dep.strategy == "none" or (dep.candidate_version is None and dep.state not in ("promoted",)):
+        if dep.strategy is Strategy.NONE or (
+            dep.candidate_version is None and dep.state is not RolloutState.PROMOTED
+        ):
             raise NotFoundError(
                 f"{agent!r} has no rollout to {doing}",
                 hint=f"start one with `shipyard rollout canary {agent} VERSION`",
@@ -601,9 +770,10 @@ class RolloutController:
         return dep
 
     def promote(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
-        """Make the candidate stable now (100%). Refused for a rolled-back or aborted candidate."""
+        """Make the candidate stable now (100%). Refused for a rolled-back or aborted candidate, and
+        without a passing (or approved) production gate, as `deploy` is (an override never covers it)."""
         dep = self._need_rollout(agent, "promote")
-        if dep.state in ("rolled_back", "aborted"):
+        if dep.state in (RolloutState.ROLLED_BACK, RolloutState.ABORTED):
             last = next(
                 (
                     d
@@ -618,29 +788,39 @@ class RolloutController:
                 f"{dep.state.replace('_', ' ')}{why}; a failed candidate cannot be promoted",
                 hint=f"fix it and start a new rollout: `shipyard rollout canary {agent} VERSION`",
             )
-        if not dep.active or dep.strategy == "experiment":
+        if not dep.active or dep.strategy is Strategy.EXPERIMENT:
             raise ShipyardError(f"{agent!r} has no candidate to promote ({dep.strategy} {dep.state})")
-        return self._manual(dep, "promote", self._promotion(dep), reason or "promoted by hand", actor)
+        assert dep.candidate_version is not None
+        check_deployable(self.store, agent, dep.candidate_version, doing="be promoted")
+        return self._manual(
+            dep, RolloutAction.PROMOTE, self._promotion(dep), reason or "promoted by hand", actor
+        )
 
     def pause(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
         """Stop the canary's automatic steps; its traffic share stays as it is."""
         dep = self._need_rollout(agent, "pause")
-        if dep.strategy != "canary" or dep.state != "running":
+        if dep.strategy is not Strategy.CANARY or dep.state is not RolloutState.RUNNING:
             raise ShipyardError(
                 f"only a running canary can be paused; {agent!r} is {dep.strategy} {dep.state}"
             )
-        return self._manual(dep, "pause", dict(state="paused"), reason or "paused by hand", actor)
+        return self._manual(
+            dep, RolloutAction.PAUSE, dict(state=RolloutState.PAUSED), reason or "paused by hand", actor
+        )
 
     def resume(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
         """Continue a paused canary; its step starts a fresh analysis window."""
         dep = self._need_rollout(agent, "resume")
-        if dep.strategy != "canary" or dep.state != "paused":
+        if dep.strategy is not Strategy.CANARY or dep.state is not RolloutState.PAUSED:
             raise ShipyardError(
                 f"only a paused canary can be resumed; {agent!r} is {dep.strategy} {dep.state}"
             )
         config = {**dep.config, "step_started_at": self.clock()}
         return self._manual(
-            dep, "resume", dict(state="running", config=config), reason or "resumed by hand", actor
+            dep,
+            RolloutAction.RESUME,
+            dict(state=RolloutState.RUNNING, config=config),
+            reason or "resumed by hand",
+            actor,
         )
 
     def abort(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
@@ -648,7 +828,13 @@ class RolloutController:
         dep = self._need_rollout(agent, "abort")
         if not dep.active:
             raise ShipyardError(f"{agent!r} has no rollout in progress ({dep.strategy} {dep.state})")
-        return self._manual(dep, "abort", dict(weight=0, state="aborted"), reason or "aborted by hand", actor)
+        return self._manual(
+            dep,
+            RolloutAction.ABORT,
+            dict(weight=0, state=RolloutState.ABORTED),
+            reason or "aborted by hand",
+            actor,
+        )
 
     def rollback(self, agent: str, *, actor: str = "cli", reason: str = "") -> Deployment:
         """Send all traffic back at once: to the stable version during a rollout, to the previous
@@ -656,18 +842,24 @@ class RolloutController:
         dep = self._need_rollout(agent, "roll back")
         if dep.active:
             return self._manual(
-                dep, "rollback", dict(weight=0, state="rolled_back"), reason or "rolled back by hand", actor
+                dep,
+                RolloutAction.ROLLBACK,
+                dict(weight=0, state=RolloutState.ROLLED_BACK),
+                reason or "rolled back by hand",
+                actor,
             )
         previous = dep.config.get("previous_stable")
-        if dep.state == "promoted" and previous:
+        if dep.state is RolloutState.PROMOTED and previous:
             values = dict(
                 stable_version=previous,
                 candidate_version=dep.stable_version,
                 weight=0,
-                state="rolled_back",
+                state=RolloutState.ROLLED_BACK,
                 config={**dep.config, "previous_stable": None},
             )
-            return self._manual(dep, "rollback", values, reason or f"back to {previous} by hand", actor)
+            return self._manual(
+                dep, RolloutAction.ROLLBACK, values, reason or f"back to {previous} by hand", actor
+            )
         raise ShipyardError(f"{agent!r} has nothing to roll back to ({dep.strategy} {dep.state})")
 
     # blue-green ---------------------------------------------------------------------------------
@@ -679,10 +871,13 @@ class RolloutController:
         promote_after_s: float | None = None,
         min_interactions: int = 20,
         actor: str = "cli",
+        override_gate: str | None = None,
     ) -> Deployment:
         """Deploy green beside blue (the stable version) with no traffic; previews reach it with the
-        `X-Shipyard-Version` header. `promote_after_s`: after a switch, promote green automatically
-        once it has been healthy that long."""
+        `X-Shipyard-Version` header. Refused unless green passed its production gate (it is to take
+        all traffic at the switch), or an admin overrides the gate with a reason (`override_gate`,
+        recorded; it covers the switch, not the promotion). `promote_after_s`: after a switch,
+        promote green automatically once it has been healthy that long."""
         if promote_after_s is not None and promote_after_s <= 0:
             raise ShipyardError(f"promote-after must be positive, got {promote_after_s}")
         version = self._version(agent, ref)
@@ -691,17 +886,21 @@ class RolloutController:
         blue = self._stable_of(dep)
         if version == blue:
             raise ShipyardError(f"{version} is already the stable (blue) version of {agent!r}")
+        gate = self.gate_for_traffic(
+            agent, [version], doing="be deployed as green", override_gate=override_gate, actor=actor
+        )
         config = {
             "promote_after_s": promote_after_s,
             "min_interactions": min_interactions,
             "previous_stable": dep.stable_version,
+            "gate": gate,
         }
         decision = Decision(
             agent,
-            "start",
+            RolloutAction.START,
             None,
-            [f"green {version} deployed beside blue {blue}; 0% traffic"],
-            {"promote_after_s": promote_after_s},
+            [*override_lines(gate), f"green {version} deployed beside blue {blue}; 0% traffic"],
+            {"promote_after_s": promote_after_s, "gate": gate},
             0,
             version,
             actor,
@@ -709,39 +908,50 @@ class RolloutController:
         values = dict(
             stable_version=blue,
             candidate_version=version,
-            strategy="blue_green",
+            strategy=Strategy.BLUE_GREEN,
             weight=0,
-            state="ready",
+            state=RolloutState.READY,
             step=0,
             started_at=_dt(self.clock()),
             config=config,
         )
         return self._save(dep, values, decision)
 
-    def switch(self, agent: str, *, actor: str = "cli", require_gate: bool = True) -> Deployment:
-        """Send all traffic to green at once (needs green's passing production gate)."""
+    def switch(self, agent: str, *, actor: str = "cli") -> Deployment:
+        """Send all traffic to green at once. Needs green's passing (or approved) production gate, or
+        the override its blue-green was started with, as long as no gate run since refused it."""
         dep = self._need_rollout(agent, "switch")
-        if dep.strategy != "blue_green" or dep.state != "ready":
+        if dep.strategy is not Strategy.BLUE_GREEN or dep.state is not RolloutState.READY:
             raise ShipyardError(
                 f"only a blue-green deployment that is ready can switch; {agent!r} is {dep.strategy} {dep.state}"
             )
         assert dep.candidate_version is not None
-        numbers: dict[str, Any] = {}
-        if require_gate:
-            run = check_deployable(self.store, agent, dep.candidate_version)
-            numbers = {"gate_run": run["id"], "gate_verdict": (run.get("decision") or {}).get("verdict")}
+        numbers, overridden = self._switch_gate(dep)
         config = {**dep.config, "switched_at": self.clock()}
         decision = Decision(
             agent,
-            "switch",
+            RolloutAction.SWITCH,
             None,
-            [f"all traffic to green {dep.candidate_version}"],
+            [*overridden, f"all traffic to green {dep.candidate_version}"],
             numbers,
             0,
             dep.candidate_version,
             actor,
         )
-        return self._save(dep, dict(weight=100, state="switched", config=config), decision)
+        return self._save(dep, dict(weight=100, state=RolloutState.SWITCHED, config=config), decision)
+
+    def _switch_gate(self, dep: Deployment) -> tuple[dict[str, Any], list[str]]:
+        """The switch's gate numbers and override lines; raises GateFailed when green may not take
+        all traffic: no pass, and no override, or a gate run since the start that refused it."""
+        run, refused, since_start = self._gate_now(dep, "take all traffic")
+        if refused is None:
+            return {"gate_run": run, "gate_passed": True}, []
+        gate = dep.config.get("gate") or {}
+        if since_start or not gate.get("override"):
+            raise refused
+        return {"gate_run": run, "gate_passed": False, "gate_overridden": refused.message}, override_lines(
+            gate
+        )
 
 
 def _srm_flagged(analysis: dict[str, Any]) -> bool:

@@ -18,13 +18,56 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from shipyard.flags import fractional
 
-STRATEGIES = ("none", "canary", "blue_green", "experiment")
+
+class Strategy(StrEnum):
+    """How a deployment brings in its candidate."""
+
+    NONE = "none"  # nothing rolling out
+    CANARY = "canary"
+    BLUE_GREEN = "blue_green"
+    EXPERIMENT = "experiment"
+
+
+class RolloutState(StrEnum):
+    """Where a deployment is (see `Deployment`)."""
+
+    STABLE = "stable"
+    RUNNING = "running"
+    PAUSED = "paused"
+    READY = "ready"
+    SWITCHED = "switched"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+    STOPPED = "stopped"
+
+
+class RolloutAction(StrEnum):
+    """What the controller (or a person) did, as the decision log records it."""
+
+    DEPLOY = "deploy"
+    START = "start"
+    STEP_UP = "step_up"
+    HOLD = "hold"
+    DRY_RUN = "dry_run"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    ABORT = "abort"
+    SWITCH = "switch"
+
+
+STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
 # States in which a candidate is deployed beside the stable version (one candidate at a time).
-ACTIVE_STATES = frozenset({"running", "paused", "ready", "switched"})
+ACTIVE_STATES = frozenset(
+    {RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.READY, RolloutState.SWITCHED}
+)
 DEFAULT_STEPS = (5, 25, 50, 100)
 
 
@@ -41,14 +84,18 @@ class Deployment:
     agent: str
     stable_version: str | None = None
     candidate_version: str | None = None
-    strategy: str = "none"
+    strategy: Strategy = Strategy.NONE
     weight: int = 0
-    state: str = "stable"
+    state: RolloutState = RolloutState.STABLE
     step: int = 0
     started_at: datetime | None = None
     updated_at: datetime | None = None
     revision: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a stored row's strings become the enums
+        object.__setattr__(self, "strategy", Strategy(self.strategy))
+        object.__setattr__(self, "state", RolloutState(self.state))
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Deployment:
@@ -64,7 +111,11 @@ class Deployment:
     @property
     def active(self) -> bool:
         """A candidate is deployed beside the stable version."""
-        return self.strategy != "none" and self.state in ACTIVE_STATES and self.candidate_version is not None
+        return (
+            self.strategy is not Strategy.NONE
+            and self.state in ACTIVE_STATES
+            and self.candidate_version is not None
+        )
 
     @property
     def steps(self) -> list[int]:
@@ -74,12 +125,19 @@ class Deployment:
     def dry_run(self) -> bool:
         return bool(self.config.get("dry_run"))
 
+    @property
+    def gate_override(self) -> dict[str, Any] | None:
+        """The admin's override of the production gate this rollout started with (`by`, `reason`,
+        `at`, and `refused`: what the gate said of each version), or None."""
+        override = (self.config.get("gate") or {}).get("override")
+        return dict(override) if override else None
+
     def arms(self) -> list[tuple[str, int]]:
         """`(version, weight)` pairs for bucketing, the candidate first; empty when all traffic goes
         to the stable version."""
         if not self.active or self.candidate_version is None:
             return []
-        if self.strategy == "experiment":
+        if self.strategy is Strategy.EXPERIMENT:
             a, b = self.config["arms"]["a"], self.config["arms"]["b"]
             split = int(self.config.get("split", 50))
             return [(b, split), (a, 100 - split)]

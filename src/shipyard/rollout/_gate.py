@@ -7,10 +7,41 @@ stage `canary`, and its gate decision; the controller records the verdict with t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import ShipyardConfig, StagePolicy
 from shipyard.rollout._controller import EvalGate
+from shipyard.store import EvalRunStatus
+
+if TYPE_CHECKING:
+    from shipyard.evals import GateVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class EvalGateResult:
+    """What a canary step's eval gate decided.
+
+    Attributes:
+        verdict: PASS lets the step go on; FAIL rolls the canary back; MARGINAL pauses it.
+        reasons: the decision's first reasons.
+        run_id: the stored eval run (stage `canary`).
+        policy: the stage whose policy judged the suites (see `policy_for`).
+    """
+
+    verdict: GateVerdict
+    reasons: tuple[str, ...]
+    run_id: str
+    policy: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """As kept in the decision log's numbers."""
+        return {
+            "verdict": str(self.verdict),
+            "reasons": list(self.reasons),
+            "run_id": self.run_id,
+            "policy": self.policy,
+        }
 
 
 def policy_for(cfg: ShipyardConfig, suites: list[str]) -> tuple[str, StagePolicy]:
@@ -26,7 +57,7 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
     """An `EvalGate` for the project: the policy of the stage that runs the given suites (pass
     rates, safety, latency, cost; no regression check) applied to them."""
 
-    def run(agent: str, version: str, suites: list[str]) -> dict[str, Any]:
+    def run(agent: str, version: str, suites: list[str]) -> EvalGateResult:
         from shipyard.evals import EvalRunner, decide_gate, load_suite, summarize_run
         from shipyard.runtime import Runtime
 
@@ -52,12 +83,9 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
         decision = decide_gate(summary, policy, None, stage="canary")
         row = store.get_eval_run(summary.run_id) or {}
         stored = {**(row.get("summary") or {}), **summary.to_dict()}
-        store.finish_eval_run(summary.run_id, row.get("status") or "finished", stored, decision.to_dict())
-        return {
-            "verdict": decision.verdict,
-            "reasons": decision.reasons[:10],
-            "run_id": summary.run_id,
-            "policy": stage,
-        }
+        store.finish_eval_run(
+            summary.run_id, row.get("status") or EvalRunStatus.FINISHED, stored, decision.to_dict()
+        )
+        return EvalGateResult(decision.verdict, tuple(decision.reasons[:10]), summary.run_id, stage)
 
     return run

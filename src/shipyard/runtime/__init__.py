@@ -1,16 +1,18 @@
 """The request pipeline: one interaction from input to recorded result."""
 
+from shipyard.runtime._build import PIPELINE_ORDER, build_pipeline
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, Trail
-from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, Step
+from shipyard.runtime._pipeline import Exchange, Pipeline, PipelineFrozenError, Step
 from shipyard.runtime._runtime import Runtime, Sink
 from shipyard.runtime._versions import AgentVersion, agent_versions, build_version, pick_version
 
 __all__ = [
-    "DEFAULT_STEPS",
+    "PIPELINE_ORDER",
     "AgentVersion",
     "CallInterceptor",
     "Exchange",
     "Pipeline",
+    "PipelineFrozenError",
     "Runtime",
     "Sink",
     "Step",
@@ -18,6 +20,7 @@ __all__ = [
     "TracedTools",
     "Trail",
     "agent_versions",
+    "build_pipeline",
     "build_version",
     "pick_version",
 ]

@@ -1,10 +1,16 @@
 """One interaction from input to recorded result, as an ordered list of small steps (DESIGN.md §4).
 
 Each step is an async function `(exchange, runtime) -> None` that reads and fills the `Exchange`.
-A step that answers early (a guardrail block, a cache hit) sets `exchange.result`; the agent step
-then does nothing, and the record step always runs: once the agent step has started, a later step
-that raises makes the interaction `failed` (error noted, tool calls kept) and the record step runs.
-Later capabilities insert their steps by name (`Pipeline.insert_before("run_agent", step)`)."""
+The runtime builds the pipeline once, from the config, and freezes it (`runtime/_build.py`); every
+entry point (server, evals, `shipyard run`, the demo, canaries) runs the same steps.
+
+Two rules belong to the pipeline, not to its steps:
+- Early exit: a step that answers instead of the agent (a guardrail block, a cache hit) calls
+  `exchange.answer(...)`; the steps after it are skipped up to `record`, which always runs.
+- Failure: once the interaction's trace is open, a step that raises makes the interaction `failed`
+  (error noted, tool calls kept) and `record` still runs; only a configuration error raised before
+  the agent did anything (an unknown version, a model that cannot be built) reaches the caller.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.agents import AgentContext, AgentResult, DefaultFlags, interaction_scope
 from shipyard.cost import call_cost
+from shipyard.errors import ShipyardError
 from shipyard.flags import FlagsForContext, interaction_context
 from shipyard.llm import LLMError, Message, Usage
 from shipyard.observe import end_span, export_spans, hex_trace_id, log_event, start_span, to_records
@@ -58,20 +65,47 @@ class Exchange:
     created_at: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
     record: InteractionRecord | None = None
+    answered_by: str | None = None  # the step that answered instead of the agent (see `answer`)
+
+    def answer(self, output: str, *, by: str, status: str = "completed") -> None:
+        """Answer the request from step `by` (a guardrail block, a cache hit): the steps after it
+        are skipped up to `record`. A result the agent already gave keeps its metadata and usage;
+        `status` is the interaction's status (completed | escalated | blocked)."""
+        if self.result is None:
+            self.result = AgentResult(output=output)
+        else:
+            self.result.output = output
+        self.status = status
+        self.answered_by = by
 
 
 Step = Callable[[Exchange, "Runtime"], Awaitable[None]]
 
 
+class PipelineFrozenError(RuntimeError):
+    """A step was added to or replaced in a pipeline that is already running interactions."""
+
+
 class Pipeline:
-    """An ordered, named list of steps."""
+    """An ordered, named list of steps; frozen once its runtime is made (`freeze`), after which
+    `insert_before`, `insert_after` and `replace` raise PipelineFrozenError."""
 
     def __init__(self, steps: list[tuple[str, Step]]) -> None:
         self._steps = list(steps)
+        self._frozen = False
 
     @property
     def names(self) -> list[str]:
+        """The names of the steps, in the order they run."""
         return [n for n, _ in self._steps]
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def freeze(self) -> None:
+        """Refuse any change from now on (the runtime calls this when it is made)."""
+        self._frozen = True
 
     def _index(self, name: str) -> int:
         try:
@@ -79,31 +113,54 @@ class Pipeline:
         except ValueError:
             raise KeyError(f"no pipeline step {name!r} (steps: {', '.join(self.names)})") from None
 
+    def _check_open(self, change: str) -> None:
+        if self._frozen:
+            raise PipelineFrozenError(
+                f"cannot {change}: the pipeline is frozen once its runtime is made, so every entry "
+                f"point runs the same steps ({' -> '.join(self.names)}); add steps when the runtime "
+                "is made: Runtime(cfg, extend_pipeline=...)"
+            )
+
     def insert_before(self, name: str, new_name: str, step: Step) -> None:
+        """Add step `new_name` just before step `name`."""
+        self._check_open(f"insert step {new_name!r} before {name!r}")
         self._steps.insert(self._index(name), (new_name, step))
 
     def insert_after(self, name: str, new_name: str, step: Step) -> None:
+        """Add step `new_name` just after step `name`."""
+        self._check_open(f"insert step {new_name!r} after {name!r}")
         self._steps.insert(self._index(name) + 1, (new_name, step))
 
     def replace(self, name: str, step: Step) -> None:
+        """Run `step` in place of step `name`."""
+        self._check_open(f"replace step {name!r}")
         self._steps[self._index(name)] = (name, step)
 
     async def run(self, ex: Exchange, rt: Runtime) -> None:
-        """Run the steps in order. A step that raises before the agent did anything stops the run
-        (nothing happened yet); one that raises after is noted on the exchange, and the
-        `record` step still runs, so what the agent did (its tool calls) is recorded."""
-        names = self.names
-        agent_at = names.index("run_agent") if "run_agent" in names else len(names)
-        for i, (name, step) in enumerate(self._steps):
+        """Run the steps in order. After a step that answered (`Exchange.answer`) only `record`
+        runs. A step that raises once the trace is open is noted on the exchange (the interaction
+        failed) and `record` still runs, so what the agent did (its tool calls) is recorded; a
+        configuration error before the agent did anything, or an error before the trace opened,
+        is raised to the caller."""
+        steps = self._steps
+        names = [n for n, _ in steps]
+        record_at = names.index("record") if "record" in names else None
+        agent_at = names.index("run_agent") if "run_agent" in names else len(steps)
+        i = 0
+        while i < len(steps):
+            name, step = steps[i]
             try:
                 await step(ex, rt)
             except Exception as e:
-                nothing_ran = i < agent_at or (i == agent_at and ex.result is None and not ex.trail.spans)
-                if nothing_ran or name == "record" or "record" not in names[i + 1 :]:
-                    raise  # e.g. the version's model cannot be built: a configuration error
+                agent_started = i > agent_at or (i == agent_at and (ex.result is not None or ex.trail.spans))
+                config_error = isinstance(e, ShipyardError) and not agent_started
+                if ex.root is None or config_error or record_at is None or i >= record_at:
+                    raise
                 _step_failed(ex, name, e)
-                await self._steps[names.index("record", i + 1)][1](ex, rt)
-                return
+                i = record_at
+                continue
+            answered = ex.answered_by is not None and record_at is not None and i < record_at
+            i = record_at if answered and record_at is not None else i + 1
 
 
 def _step_failed(ex: Exchange, name: str, e: Exception) -> None:
@@ -170,8 +227,6 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
 async def run_agent(ex: Exchange, rt: Runtime) -> None:
     """Call the agent with a context whose every capability is traced; never raises. The context
     is the current one (`shipyard.agents.current_context()`) while the agent runs."""
-    if ex.result is not None:
-        return
     v = ex.version
     assert v is not None and ex.root is not None
     ctx = agent_context(ex, rt)
@@ -345,14 +400,6 @@ def _sample(record: InteractionRecord, otel_spans: list[Span], rt: Runtime) -> N
     rt.sampler.hold(record.id, record.spans, otel_spans)
     record.spans = []
     record.metadata["trace"] = decision.reason
-
-
-DEFAULT_STEPS: list[tuple[str, Step]] = [
-    ("assign_version", assign_version),
-    ("start_trace", start_trace),
-    ("run_agent", run_agent),
-    ("record", record),
-]
 
 
 def new_session_id() -> str:

@@ -12,10 +12,12 @@ from opentelemetry.trace import Tracer
 
 from shipyard.agents import interaction_scope
 from shipyard.config import ModelPrices, ShipyardConfig
+from shipyard.guardrails import NO_GUARDRAILS, AgentGuardrails, build_guardrails
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
+from shipyard.runtime._build import build_pipeline
 from shipyard.runtime._handles import CallInterceptor
-from shipyard.runtime._pipeline import DEFAULT_STEPS, Exchange, Pipeline, agent_context, new_session_id
+from shipyard.runtime._pipeline import Exchange, Pipeline, agent_context, new_session_id
 from shipyard.runtime._versions import AgentVersion, agent_versions, pick_version
 from shipyard.store import InteractionRecord
 
@@ -31,11 +33,17 @@ WARMUP_TIMEOUT_S = 300.0  # a warm-up still running then has failed (the agent i
 class Runtime:
     """Runs interactions for the agents of one project.
 
+    The request pipeline (`self.pipeline`, DESIGN.md §4) is built here, once, from the config, and
+    frozen: every entry point that makes a Runtime runs the same steps (`runtime/_build.py`).
+
     Args:
         cfg: the loaded shipyard.yaml.
         store: where versions are recorded (optional).
         writer: a background batch writer; every record is submitted to it (optional).
         pool: model clients to use (default: built from `cfg.models`).
+        tracer: the OpenTelemetry tracer for the interaction spans (default: Shipyard's).
+        extend_pipeline: called with the pipeline before it is frozen, to add or replace steps
+            (`pipeline.insert_after("run_agent", "my_step", step)`); after that, changes raise.
     """
 
     def __init__(
@@ -46,13 +54,20 @@ class Runtime:
         writer: BatchWriter | None = None,
         pool: ModelPool | None = None,
         tracer: Tracer | None = None,
+        extend_pipeline: Callable[[Pipeline], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.writer = writer
         self.pool = pool or ModelPool(cfg)
         self.tracer = tracer or get_tracer()
-        self.pipeline = Pipeline(DEFAULT_STEPS)
+        self._guardrails: dict[str, AgentGuardrails] = {
+            name: build_guardrails(agent.guardrails) for name, agent in cfg.agents.items()
+        }
+        self.pipeline = build_pipeline(self._guardrails)
+        if extend_pipeline is not None:
+            extend_pipeline(self.pipeline)
+        self.pipeline.freeze()
         self.sinks: list[Sink] = []
         if writer is not None:
             self.sinks.append(writer.submit)
@@ -113,6 +128,10 @@ class Runtime:
         if ref is None and self.assigner is not None:
             ref = self.assigner(ex)
         return self.resolve_version(ex.agent, ref)
+
+    def guardrails(self, agent: str) -> AgentGuardrails:
+        """The agent's configured input and output checks (built once, with the runtime)."""
+        return self._guardrails.get(agent, NO_GUARDRAILS)
 
     # what a version needs, built once -----------------------------------------------------------
     def client_for(self, v: AgentVersion) -> ChatClient:

@@ -81,20 +81,14 @@ def _code_hash(spec: AgentSpec, entry: str | None, root: Path) -> str:
     return digest
 
 
-# What a model setting changes about the answers (not how the call is made: timeouts, retries,
-# breaker and prices are operations, and changing them is not a new version).
-_MODEL_IDENTITY = ("provider", "model", "base_url")
-
-
 def _model_fingerprint(cfg: ShipyardConfig, settings: AgentModelSettings) -> str:
+    """What the models change about the answers: provider, model id and what the provider says of
+    its settings (`ModelProvider.identity`: an endpoint, a rules file's content). Timeouts, retries,
+    breaker and prices are operations; changing them is not a new version."""
     models: dict[str, Any] = {}
     for key in [settings.name, *settings.fallbacks]:
         m = cfg.models[key]
-        found = {f: getattr(m, f) for f in _MODEL_IDENTITY}
-        if m.rules:  # a scripted model answers from its rules file: its content is the model
-            rules = cfg.resolve(m.rules)
-            found["rules"] = _sha(rules.read_bytes()) if rules.is_file() else m.rules
-        models[key] = found
+        models[key] = {"provider": m.provider, "model": m.model, **m.spec.identity(m.settings, cfg)}
     return json.dumps({"settings": settings.model_dump(mode="json"), "models": models}, sort_keys=True)
 
 
@@ -104,7 +98,10 @@ _NOT_CONFIG = {"entry", "prompts", "model", "versions", "description"}
 
 
 def _config_fingerprint(agent_cfg: AgentConfig) -> str:
-    return json.dumps(agent_cfg.model_dump(mode="json", exclude=_NOT_CONFIG), sort_keys=True)
+    found = agent_cfg.model_dump(mode="json", exclude=_NOT_CONFIG)
+    if not agent_cfg.guardrails.input and not agent_cfg.guardrails.output:
+        del found["guardrails"]  # added after version ids existed: while unused, ids stay as they were
+    return json.dumps(found, sort_keys=True)
 
 
 def _tools_fingerprint(spec: AgentSpec) -> str:

@@ -8,7 +8,7 @@ from shipyard.server._guard import is_loopback
 from shipyard.server._journal import Journal, decode_record, encode, read_journal
 from shipyard.server._serve import serve
 from shipyard.server._state import ServerState
-from shipyard.server._steps import RECORD_STEPS, install_slots
+from shipyard.server._steps import RECORD_STEPS
 
 __all__ = [
     "RECORD_STEPS",
@@ -24,7 +24,6 @@ __all__ = [
     "decode_record",
     "encode",
     "hash_key",
-    "install_slots",
     "is_loopback",
     "new_key",
     "read_dead_letter_files",

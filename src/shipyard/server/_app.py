@@ -46,8 +46,10 @@ from shipyard.server._http import (
     read_json,
     text_field,
 )
+from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
 from shipyard.server._idempotency import idempotent
 from shipyard.server._openapi import openapi_document
+from shipyard.server._reload import config_routes
 from shipyard.server._rollout_api import chosen_version, rollout_routes
 from shipyard.server._state import ServerState
 from shipyard.server._steps import NotRecorded
@@ -85,18 +87,21 @@ async def _run(
     version: str | None,
     metadata: dict[str, Any] | None,
     history: list[dict[str, Any]] | None = None,
+    keyed: bool = False,
 ) -> InteractionRecord:
-    """One interaction through the runtime, then the record steps (journal before anything is sent)."""
+    """One interaction through the runtime, then the record steps (journal before anything is sent).
+    `keyed`: the request carries an Idempotency-Key, so a retry replays its answer."""
     try:
-        record: InteractionRecord = await state.rt.invoke(
-            agent,
-            text,
-            session_id=session_id,
-            user_id=user_id,
-            version=version,
-            metadata=metadata,
-            history=history,
-        )
+        with state.reloader.lease() as rt:  # a config reload swaps the runtime; this request keeps its own
+            record: InteractionRecord = await rt.invoke(
+                agent,
+                text,
+                session_id=session_id,
+                user_id=user_id,
+                version=version,
+                metadata=metadata,
+                history=history,
+            )
     except NotFoundError as e:
         raise ApiError(404, e.message, type="not_found_error", param="version") from None
     except ShipyardError as e:  # the project is misconfigured (e.g. a prompt variable has no value)
@@ -105,10 +110,15 @@ async def _run(
     try:
         state.finish(record)
     except NotRecorded as e:  # the agent ran, but nothing durable holds its record: say so, with its id
+        retry = (
+            f"A retry with the same {IDEMPOTENCY_HEADER} gets this answer again; the agent does not run twice"
+            if keyed
+            else f"A retry runs the agent again (send an {IDEMPOTENCY_HEADER} to make retries safe)"
+        )
         raise ApiError(
             500,
             f"the interaction ran but its record could not be saved ({e.reason}); it is in the server "
-            "log (event record_step_failed). A retry runs the agent again",
+            f"log (event record_step_failed). {retry}",
             type="internal_error",
             extra={"interaction_id": record.id, "trace_id": record.trace_id},
         ) from None
@@ -128,7 +138,9 @@ def _ids(record: InteractionRecord) -> dict[str, str]:
 
 
 @endpoint("invoke")
-@idempotent  # Idempotency-Key (server/_idempotency.py); no effect on requests without it
+# Idempotency-Key (server/_idempotency.py): no effect on requests without it; the version rule
+# (choosing a version is admin-only) comes first, so no stored key can get around it
+@idempotent(before=chosen_version)
 async def invoke(request: Request, state: ServerState) -> Response:
     """POST /v1/agents/{agent}/invoke"""
     agent = request.path_params["agent"]
@@ -144,6 +156,7 @@ async def invoke(request: Request, state: ServerState) -> Response:
         user_id=id_field(body, "user_id"),
         version=await chosen_version(request, state, body),
         metadata=metadata_field(body, server.max_metadata_bytes),
+        keyed=IDEMPOTENCY_HEADER in request.headers,
     )
     out = {
         "output": record.output,
@@ -313,7 +326,7 @@ async def _in_store(state: ServerState, ref: str) -> None:
     """Before feedback is attached: an interaction still in the journal is moved to the store now;
     503 (Retry-After) when the store cannot take it now."""
     try:
-        if state.journal.find_pending(ref) is not None or not await asyncio.to_thread(
+        if await state.journal.afind_pending(ref) is not None or not await asyncio.to_thread(
             state.store.find_interaction, ref
         ):
             await state.journal.flush()
@@ -462,7 +475,7 @@ async def admin_interaction(request: Request, state: ServerState) -> Response:
 async def _find(state: ServerState, ref: str) -> InteractionRecord | None:
     """An interaction by id or trace id, with its spans: from the journal while it is still on its
     way to the store (so it can be read as soon as its answer is sent), else from the store."""
-    pending = state.journal.find_pending(ref)
+    pending = await state.journal.afind_pending(ref)  # in a thread when it must search the file
     if pending is not None:
         return pending
     found: InteractionRecord | None = await asyncio.to_thread(state.store.find_interaction, ref, spans=True)
@@ -623,6 +636,7 @@ ROUTES = [
     *dashboard_routes(),  # /dashboard, /dashboard/traces/{id}, /admin/api/dashboard/...
     *rollout_routes(),  # /admin/rollouts/..., /admin/experiments/... (server/_rollout_api.py)
     *flag_routes(),  # /admin/flags/... (server/_flags_api.py)
+    *config_routes(),  # /admin/config, /admin/config/reload (server/_reload.py)
 ]
 
 

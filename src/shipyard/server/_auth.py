@@ -59,6 +59,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def presented_key(headers: Any) -> str:
+    """The key a request presents (`Authorization: Bearer KEY` or `X-API-Key: KEY`); "" when none."""
+    auth = str(headers.get("authorization", ""))
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else str(headers.get("x-api-key", "")).strip()
+
+
 def prefix_of(key: str) -> str | None:
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "shp" or len(parts[1]) != 8:
@@ -239,8 +245,7 @@ class KeyRing:
         503 (the key cannot be checked now). In open mode the caller is `OPEN_ROLE`."""
         if self.open:
             return OPEN_ROLE
-        auth = headers.get("authorization", "")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "").strip()
+        key = presented_key(headers)
         if not key:
             if self._loaded and all(k.revoked for k in self._keys.values()):
                 raise _unauthorized(

@@ -49,6 +49,7 @@ from shipyard.observe import (
 from shipyard.observe import semconv as sc
 from shipyard.server._http import ApiError, Handler, endpoint, json_response, query_int
 from shipyard.store import InteractionRecord, SpanRecord
+from shipyard.types import InteractionStatus, TrafficSource
 
 API = "/admin/api/dashboard"
 WINDOW_CHOICES = ("15m", "1h", "24h")
@@ -57,8 +58,9 @@ ACTIVE_SESSIONS_S = 900.0  # "active sessions": distinct sessions in the last 15
 DAY_S = 86400.0
 HISTORY_TTL_S = 300.0
 REFRESH_S = 5.0
-STATUSES = ("completed", "escalated", "failed", "blocked")
-TRAFFIC_SOURCES = ("production", "canary", "eval", "shadow", "replay")
+STATUSES = tuple(InteractionStatus)
+# warm-ups are never recorded, so they are not a filter
+TRAFFIC_SOURCES = tuple(s for s in TrafficSource if s is not TrafficSource.WARMUP)
 _NICE_BUCKETS_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 _MAX_BUCKETS = 1000
 

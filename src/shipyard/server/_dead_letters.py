@@ -1,7 +1,8 @@
 """Where the server puts a record the store refuses, so the records behind it keep moving.
 
 The journal's mover writes batches with `isolate` (store/_dead_letters.py): records the database
-refuses (a NUL byte PostgreSQL cannot hold, a number out of range...) are found and handed to
+refuses (a number out of range...; one refused for a NUL byte is stored sanitized instead) are
+found and handed to
 `DeadLetterSink.divert`, which keeps each one with the reason in the store's `dead_letters` table,
 or, when even that insert fails, in a file `<id>.json` (mode 0600) under `.shipyard/dead-letter/`.
 Either way the journal's checkpoint then moves past it, it is logged (event `dead_letter`, with the

@@ -20,6 +20,9 @@ agent (with its tools) runs once, across every replica that shares the store.
   `Idempotent-Replayed: true`. When the store cannot be reached the key cannot be checked: 503 with
   `Retry-After`, and the agent does not run.
 - Requests without the header never touch any of this (no database wait on their hot path).
+- What a caller may not ask for is refused before any of this: the handler's `before` check (for
+  invoke, the version rule: choosing a version is admin-only) runs first, so a retry with a stored
+  key gets the same 403 a request without a key gets, never a 422, a 503 or a replay.
 
 Redis is not used: the store is the one truth replicas must share anyway, and a notice on every
 keyed request would cost each of them a Redis round trip to save a waiter a few hundred ms.
@@ -44,7 +47,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from shipyard.errors import ShipyardError
-from shipyard.observe import log_event
+from shipyard.observe import LoopSupervisor, log_event
 from shipyard.server._auth import prefix_of
 from shipyard.server._http import ApiError, error_response, read_json
 from shipyard.store import IdempotencyEntry, error_reason, new_id
@@ -59,20 +62,30 @@ _PURGE_EVERY_S = 60.0
 _LOCAL_ANSWERS = 1000
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
+Check = Callable[[Request, Any, dict[str, Any]], Awaitable[object]]
 
 
-def idempotent(fn: Handler) -> Handler:
+def idempotent(*, before: Check | None = None) -> Callable[[Handler], Handler]:
     """Make a gateway handler `(request, state)` honour `Idempotency-Key` (see the module docs).
-    Place it under `@endpoint(...)`, so the caller's key is checked first."""
+    Place it under `@endpoint(...)`, so the caller's key is checked first.
 
-    @functools.wraps(fn)
-    async def handler(request: Request, state: Any) -> Response:
-        raw = request.headers.get(HEADER)
-        if raw is None:
-            return await fn(request, state)
-        return await keys_of(state).handle(request, state, raw, fn)
+    Args:
+        before: `(request, state, body)`, awaited before a keyed request claims, waits for or
+            replays its key; it raises ApiError for what the caller may not ask for at all (the
+            handler checks the same for requests without a key).
+    """
 
-    return handler
+    def wrap(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def handler(request: Request, state: Any) -> Response:
+            raw = request.headers.get(HEADER)
+            if raw is None:
+                return await fn(request, state)
+            return await keys_of(state).handle(request, state, raw, fn, before)
+
+        return handler
+
+    return wrap
 
 
 _KEEPERS: weakref.WeakKeyDictionary[Any, IdempotencyKeys] = weakref.WeakKeyDictionary()
@@ -83,7 +96,9 @@ def keys_of(state: Any) -> IdempotencyKeys:
     found = _KEEPERS.get(state)
     if found is None:
         settings = state.cfg.server.idempotency
-        found = _KEEPERS[state] = IdempotencyKeys(state.store, ttl_s=settings.ttl_s, wait_s=settings.wait_s)
+        found = _KEEPERS[state] = IdempotencyKeys(
+            state.store, ttl_s=settings.ttl_s, wait_s=settings.wait_s, loops=getattr(state, "loops", None)
+        )
     return found
 
 
@@ -94,10 +109,15 @@ class IdempotencyKeys:
         store: the Store (its `*_idempotency_key*` methods).
         ttl_s: how long an answer is kept.
         wait_s: how long a retry waits for a running first request.
+        loops: where the background purge of expired keys reports (loop `idempotency_purge`);
+            default: a failure is logged only.
     """
 
-    def __init__(self, store: Any, *, ttl_s: float, wait_s: float) -> None:
+    def __init__(
+        self, store: Any, *, ttl_s: float, wait_s: float, loops: LoopSupervisor | None = None
+    ) -> None:
         self.store = store
+        self.loops = loops or LoopSupervisor()
         self.ttl_s = ttl_s
         self.wait_s = wait_s
         self.instance = new_id()[:12]
@@ -107,8 +127,10 @@ class IdempotencyKeys:
         self._last_purge = 0.0
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def handle(self, request: Request, state: Any, raw_key: str, fn: Handler) -> Response:
-        """Answer a request that carries an idempotency key."""
+    async def handle(
+        self, request: Request, state: Any, raw_key: str, fn: Handler, before: Check | None = None
+    ) -> Response:
+        """Answer a request that carries an idempotency key (`before`: see `idempotent`)."""
         if not KEY_PATTERN.fullmatch(raw_key):
             raise ApiError(
                 400,
@@ -117,6 +139,8 @@ class IdempotencyKeys:
                 param=HEADER,
             )
         body = await read_json(request, state.cfg.server.max_body_bytes)
+        if before is not None:
+            await before(request, state, body)
         scope = f"{_caller(request, state)}/{request.path_params.get('agent', '')}"
         fingerprint = fingerprint_of(body, request.headers.get("x-shipyard-version", ""))
         owner = f"{self.instance}:{new_id()[:12]}"
@@ -254,7 +278,7 @@ class IdempotencyKeys:
         self._last_purge = now
 
         async def purge() -> None:
-            with contextlib.suppress(Exception):
+            with self.loops.guard("idempotency_purge"):
                 await asyncio.to_thread(self.store.purge_idempotency_keys)
 
         task = asyncio.get_running_loop().create_task(purge())

@@ -14,12 +14,20 @@ Durability: `append` is one `write()` to the OS, which survives the process bein
 power loss choose `fsync="always"` (every record; slow) or `fsync="batch"` (before each batch is
 moved to the store; a crash can lose the records since the last batch).
 
+Memory: records waiting for the store are kept in memory too, the newest at most
+`store.journal_memory_records` of them and `store.journal_memory_bytes` of journal lines. During a
+long store outage the older ones wait in the file only (the journal remembers where they start, not
+what they hold); when the store is back the mover reads them back from the file in batches, in order,
+before the ones still in memory, and the checkpoint moves as before. `find_pending` looks in memory
+first, then searches that stretch of the file.
+
 On start, `recover()` loads every journal no living process holds, from its checkpoint on, into
 the store (insert-or-ignore by interaction id, so loading twice is harmless) and deletes it.
 
-A record the store refuses (a NUL byte PostgreSQL cannot hold, a number out of range) never blocks
-the ones behind it: the batch is halved until the refused records are found, the others are stored,
-and each refused one becomes a dead letter (server/_dead_letters.py) before the checkpoint moves
+A record the store refuses (a number out of range, an oversized index entry) never blocks the ones
+behind it: the batch is halved until the refused records are found, the others are stored, each
+refused one is tried once more sanitized (a NUL byte or lone surrogate made U+FFFD, event
+`record_stored_sanitized`), and each refused still becomes a dead letter (server/_dead_letters.py) before the checkpoint moves
 past it. Only a store that cannot be used at all (down, locked) keeps records waiting here; then the
 mover retries with backoff and `recover()` leaves the journal for the mover to load later, so a
 server always starts.
@@ -29,18 +37,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import os
 import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from shipyard.observe import log_event
+from shipyard.observe import LoopSupervisor, log_event
 from shipyard.server._dead_letters import FOLDER as DEAD_LETTER_FOLDER
 from shipyard.server._dead_letters import DeadLetterSink
 from shipyard.store import (
@@ -78,34 +88,87 @@ class ReadResult:
     records: list[InteractionRecord]
     torn: int  # lines skipped: partial writes or checksum mismatches
     ends: list[int] = field(default_factory=list)  # each record's end offset in the file
+    stop: int = 0  # the offset reading stopped at: read on from here
 
 
-def read_journal(path: Path, offset: int = 0) -> ReadResult:
-    """The intact records of a journal file from byte `offset` on."""
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read()
-    lines = data.split(b"\n")
-    tail = lines.pop()  # after the last newline: empty, or a torn write
-    torn = 1 if tail else 0
+def _parse_line(line: bytes) -> InteractionRecord | None:
+    """The record of one journal line (without its newline), or None when it is torn or corrupt."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    body = line[9:]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        return decode_record(orjson.loads(body))
+    except (ValueError, TypeError):
+        return None
+
+
+def read_journal(
+    path: Path, offset: int = 0, *, end: int | None = None, max_records: int | None = None
+) -> ReadResult:
+    """The intact records of a journal file from byte `offset` on.
+
+    Args:
+        path: the journal file.
+        offset: where to start (a line's start, e.g. a checkpoint).
+        end: stop at this offset (a line's end); default: the end of the file, where a last line
+            without its newline is a torn write.
+        max_records: stop after this many intact records (reading a file in pieces: go on from the
+            result's `stop`); default: no limit.
+    """
     records: list[InteractionRecord] = []
     ends: list[int] = []
-    end = offset
-    for line in lines:
-        end += len(line) + 1
-        if len(line) < 10 or line[8:9] != b" ":
-            torn += 1
-            continue
-        body = line[9:]
-        try:
-            if int(line[:8], 16) != zlib.crc32(body):
+    torn = 0
+    position = offset
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while (end is None or position < end) and (max_records is None or len(records) < max_records):
+            line = fh.readline()
+            if not line:
+                break
+            position += len(line)
+            if not line.endswith(b"\n"):  # the process died mid-write
+                torn += 1
+                break
+            record = _parse_line(line[:-1])
+            if record is None:
                 torn += 1
                 continue
-            records.append(decode_record(orjson.loads(body)))
-            ends.append(end)
-        except (ValueError, TypeError):
-            torn += 1
-    return ReadResult(records, torn, ends)
+            records.append(record)
+            ends.append(position)
+    return ReadResult(records, torn, ends, position)
+
+
+def search_journal(path: Path, ref: str, start: int, end: int) -> InteractionRecord | None:
+    """The newest record between byte offsets `start` and `end` (line boundaries) of a journal file
+    whose interaction id or trace id is `ref`, or None. A byte search of the file (no decoding but of
+    the line found), for records kept on disk only; blocking."""
+    if end <= start:
+        return None
+    quoted = orjson.dumps(ref)
+    needles = (b'{"id":' + quoted + b',"trace_id":', b',"trace_id":' + quoted + b',"session_id":')
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            end = min(end, len(mm))
+            while end > start:
+                at = max(mm.rfind(needle, start, end) for needle in needles)
+                if at < 0:
+                    return None
+                line_start = mm.rfind(b"\n", start, at) + 1 or start
+                line_end = mm.find(b"\n", at, end)
+                record = _parse_line(mm[line_start : line_end if line_end >= 0 else end])
+                if record is not None and ref in (record.id, record.trace_id):
+                    return record
+                end = at  # the text matched inside some value: look further back
+    except (OSError, ValueError):  # the file was rotated away (its records reached the store)
+        return None
+    return None
+
+
+def _stored_sanitized(record: InteractionRecord, fields: list[str]) -> None:
+    """A record the store refused was stored sanitized (NUL bytes, lone surrogates made U+FFFD)."""
+    log_event("record_stored_sanitized", level="warning", interaction_id=record.id, fields=fields)
 
 
 def _read_checkpoint(path: Path) -> int:
@@ -131,6 +194,15 @@ def _try_lock(fd: int) -> bool:
         return False
 
 
+@dataclass(slots=True)
+class _Held:
+    """A pending record kept in memory, and where its line is in the file."""
+
+    record: InteractionRecord
+    start: int
+    end: int
+
+
 class Journal:
     """This process's journal and the mover that empties it into the store.
 
@@ -146,6 +218,9 @@ class Journal:
             metrics and alerts); from the event loop, or from a worker thread during `recover()`.
         dead_letter_folder: where a dead letter goes when the store's table cannot take it
             (default: `dead-letter/` beside the journal folder, i.e. `.shipyard/dead-letter/`).
+        max_memory_records: most records waiting for the store that are kept in memory as well
+            (the newest); the others wait in the file only and are read back from it.
+        max_memory_bytes: the same bound in bytes of their journal lines.
     """
 
     def __init__(
@@ -159,9 +234,13 @@ class Journal:
         rotate_bytes: int = 64 * 1024 * 1024,
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
         dead_letter_folder: Path | None = None,
+        max_memory_records: int = 10_000,
+        max_memory_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if fsync not in ("never", "batch", "always"):
             raise ValueError(f"fsync must be never, batch or always, got {fsync!r}")
+        if max_memory_records < 0 or max_memory_bytes < 0:
+            raise ValueError("max_memory_records and max_memory_bytes must be >= 0")
         self.directory = Path(directory)
         self.store = store
         self.fsync = fsync
@@ -170,9 +249,18 @@ class Journal:
         self.rotate_bytes = rotate_bytes
         self._fd: int | None = None
         self.path: Path | None = None
-        self._offset = 0
-        self._pending: list[tuple[InteractionRecord, int]] = []  # (record, end offset in the file)
-        self._pending_ids: set[str] = set()
+        self._offset = 0  # the end of the file
+        # Records from _head (the checkpoint) to _offset are pending. The newest of them are also in
+        # memory (_pending, a suffix of that stretch); the ones before _pending[0].start are in the
+        # file only, read back by the mover.
+        self._head = 0
+        self._pending: deque[_Held] = deque()
+        self._pending_ids: set[str] = set()  # the ids of the records in _pending
+        self._pending_bytes = 0  # their journal lines' size
+        self._pending_count = 0  # every pending record, in memory or not
+        self.max_memory_records = max_memory_records
+        self.max_memory_bytes = max_memory_bytes
+        self._spilling = False  # some pending records are in the file only (logged once per outage)
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self.stored = 0
@@ -192,7 +280,7 @@ class Journal:
         path = self.directory / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         _try_lock(fd)
-        self._fd, self.path, self._offset = fd, path, 0
+        self._fd, self.path, self._offset, self._head = fd, path, 0, 0
         return path
 
     def _checkpoint_path(self, path: Path) -> Path:
@@ -221,11 +309,19 @@ class Journal:
                 if not _try_lock(fd):
                     continue  # a living process owns it
                 ckpt = self._checkpoint_path(path)
-                result = read_journal(path, _read_checkpoint(ckpt))
+                position, records, torn = _read_checkpoint(ckpt), 0, 0
                 try:
-                    for i in range(0, len(result.records), self.batch_size):
-                        self._move(result.records[i : i + self.batch_size], notify_now=True)
-                        _write_checkpoint(ckpt, result.ends[min(i + self.batch_size, len(result.ends)) - 1])
+                    while True:  # a batch at a time: a journal of a long outage never sits in memory
+                        result = read_journal(path, position, max_records=self.batch_size)
+                        if result.stop == position:
+                            break
+                        self._move(result.records, notify_now=True)
+                        _write_checkpoint(ckpt, result.stop)
+                        position, records, torn = (
+                            result.stop,
+                            records + len(result.records),
+                            torn + result.torn,
+                        )
                 except Exception as e:  # the store cannot be used: keep the journal for later
                     self._deferred = True
                     log_event(
@@ -235,11 +331,9 @@ class Journal:
                         error=error_reason(e, 500).splitlines()[0],
                     )
                     return loaded
-                loaded += len(result.records)
+                loaded += records
                 # every journal of a dead process is reported, even when all it held had reached the store
-                log_event(
-                    "journal_recovered", journal=path.name, records=len(result.records), torn=result.torn
-                )
+                log_event("journal_recovered", journal=path.name, records=records, torn=torn)
                 path.unlink(missing_ok=True)
                 ckpt.unlink(missing_ok=True)
             finally:
@@ -256,59 +350,135 @@ class Journal:
         os.write(self._fd, line)
         if self.fsync == "always":
             os.fsync(self._fd)
-        self._offset += len(line)
-        self._pending.append((record, self._offset))
+        start, self._offset = self._offset, self._offset + len(line)
+        self._pending.append(_Held(record, start, self._offset))
         self._pending_ids.add(record.id)
-        if len(self._pending) >= self.batch_size:
+        self._pending_bytes += len(line)
+        self._pending_count += 1
+        if len(self._pending) > self.max_memory_records or self._pending_bytes > self.max_memory_bytes:
+            self._spill()
+        if self._pending_count >= self.batch_size:
             self._wake.set()
 
+    def _spill(self) -> None:
+        """Keep the oldest records in memory in the file only, until memory is within its bounds."""
+        while self._pending and (
+            len(self._pending) > self.max_memory_records or self._pending_bytes > self.max_memory_bytes
+        ):
+            held = self._pending.popleft()
+            self._pending_bytes -= held.end - held.start
+            self._pending_ids.discard(held.record.id)
+        if not self._spilling:
+            self._spilling = True
+            log_event(
+                "journal_memory_full",
+                level="warning",
+                pending=self._pending_count,
+                in_memory=len(self._pending),
+                detail="older records wait in the journal file only; they are read back from it "
+                "when the store takes records again",
+            )
+
     def is_pending(self, interaction_id: str) -> bool:
-        """True while a record is journalled but not yet in the store."""
-        return interaction_id in self._pending_ids
+        """True while a record is journalled but not yet in the store (a search of the file for a
+        record kept there only)."""
+        return interaction_id in self._pending_ids or self._search_file(interaction_id) is not None
 
     def dead_letter_of(self, interaction_id: str) -> DeadLetter | None:
         """The dead letter of a record this process saw refused (the newest 1,000 are remembered)."""
         return self._dead_ids.get(interaction_id)
 
     def find_pending(self, ref: str) -> InteractionRecord | None:
-        """A journalled record not yet in the store, by interaction id or trace id (newest first)."""
-        for record, _ in reversed(self._pending):
-            if record.id == ref or record.trace_id == ref:
-                return record
+        """A journalled record not yet in the store, by interaction id or trace id (newest first).
+        Blocking when the record is kept in the file only (it is searched); `afind_pending` searches
+        in a thread."""
+        return self._find_in_memory(ref) or self._search_file(ref)
+
+    async def afind_pending(self, ref: str) -> InteractionRecord | None:
+        """`find_pending`, searching the file (when it must) in a worker thread."""
+        found = self._find_in_memory(ref)
+        where = self._file_only()
+        if found is None and where is not None:
+            found = await asyncio.to_thread(search_journal, where[0], ref, where[1], where[2])
+        return found
+
+    def _find_in_memory(self, ref: str) -> InteractionRecord | None:
+        for held in reversed(self._pending):
+            if held.record.id == ref or held.record.trace_id == ref:
+                return held.record
         return None
+
+    def _file_only(self) -> tuple[Path, int, int] | None:
+        """The file and the byte range of the pending records kept there only, if there are any."""
+        end = self._pending[0].start if self._pending else self._offset
+        return (self.path, self._head, end) if self.path is not None and end > self._head else None
+
+    def _search_file(self, ref: str) -> InteractionRecord | None:
+        where = self._file_only()
+        return search_journal(where[0], ref, where[1], where[2]) if where is not None else None
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """How many records are journalled and not yet in the store."""
+        return self._pending_count
+
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        """How many pending records are held in memory too, and their journal lines' size in bytes."""
+        return len(self._pending), self._pending_bytes
 
     # the mover -------------------------------------------------------------------------------------
     async def flush(self) -> int:
-        """Move every pending record into the store now; return how many were stored."""
+        """Move every pending record into the store now, in the order they were journalled (those in
+        the file only are read back from it, a batch at a time); return how many were moved."""
         moved = 0
         async with self._flush_lock:
-            while self._pending:
-                batch = self._pending[: self.batch_size]
+            while self._head < self._offset:
                 if self.fsync == "batch" and self._fd is not None:
                     await asyncio.to_thread(os.fsync, self._fd)
-                letters = await asyncio.to_thread(self._move, [r for r, _ in batch])
+                records, stop = await self._next_batch()
+                letters = await asyncio.to_thread(self._move, records)
                 for letter in letters:
                     self._dead_letter_moved(letter)
-                del self._pending[: len(batch)]
-                for r, _ in batch:
-                    self._pending_ids.discard(r.id)
-                moved += len(batch)
-                self.stored += len(batch)
+                self._advance(stop, len(records))
+                moved += len(records)
+                self.stored += len(records)
                 if self.path is not None:
-                    _write_checkpoint(self._checkpoint_path(self.path), batch[-1][1])
+                    _write_checkpoint(self._checkpoint_path(self.path), stop)
             self._maybe_rotate()
         return moved
+
+    async def _next_batch(self) -> tuple[list[InteractionRecord], int]:
+        """The next records to move (at most batch_size, from _head on) and the offset they end at."""
+        file_only = self._file_only()
+        if file_only is None:
+            batch = list(islice(self._pending, self.batch_size))
+            return [h.record for h in batch], batch[-1].end
+        path, start, end = file_only
+        result = await asyncio.to_thread(read_journal, path, start, end=end, max_records=self.batch_size)
+        if result.stop <= start:  # the file lost what it held (truncated by someone): never loop on it
+            log_event("journal_records_lost", level="error", journal=path.name, start=start, end=end)
+            return [], end
+        return result.records, result.stop
+
+    def _advance(self, stop: int, moved: int) -> None:
+        """Records up to byte `stop` reached the store (or became dead letters): forget them."""
+        self._head = stop
+        while self._pending and self._pending[0].end <= stop:
+            held = self._pending.popleft()
+            self._pending_bytes -= held.end - held.start
+            self._pending_ids.discard(held.record.id)
+        self._pending_count = max(self._pending_count - moved, len(self._pending))
+        if stop >= self._offset:
+            self._pending_count = 0
+        if self._file_only() is None:
+            self._spilling = False
 
     def _move(self, records: list[InteractionRecord], *, notify_now: bool = False) -> list[DeadLetter]:
         """Write records to the store; keep the ones it refuses as dead letters (blocking: call in a
         thread). Raises when the store cannot be used (nothing is lost: the caller keeps them)."""
-        letters = [
-            self.dead_letters.divert(r, e)[0] for r, e in isolate(self.store.write_interactions, records)
-        ]
+        refused = isolate(self.store.write_interactions, records, on_sanitized=_stored_sanitized)
+        letters = [self.dead_letters.divert(r, e)[0] for r, e in refused]
         if notify_now:
             for letter in letters:
                 self._dead_letter_moved(letter)
@@ -322,7 +492,12 @@ class Journal:
             self.on_dead_letter(letter)
 
     def _maybe_rotate(self) -> None:
-        if self._pending or self._offset < self.rotate_bytes or self.path is None or self._fd is None:
+        if (
+            self._head < self._offset
+            or self._offset < self.rotate_bytes
+            or self.path is None
+            or self._fd is None
+        ):
             return
         old_fd, old = self._fd, self.path
         self.open()
@@ -330,9 +505,12 @@ class Journal:
         old.unlink(missing_ok=True)
         self._checkpoint_path(old).unlink(missing_ok=True)
 
-    async def run(self) -> None:
+    async def run(self, *, loops: LoopSupervisor | None = None) -> None:
         """Move records to the store until cancelled: every flush_interval_s, or at once when a
-        full batch waits. A failing store is retried with backoff; the journal keeps the records."""
+        full batch waits. A failing store is retried with backoff; the journal keeps the records.
+        Each failed pass is also reported to `loops` as loop `journal_mover` (logged with its
+        traceback, counted, alerted when it keeps failing)."""
+        supervisor = loops or LoopSupervisor()
         backoff = self.flush_interval_s
         while True:
             with contextlib.suppress(TimeoutError):
@@ -345,12 +523,14 @@ class Journal:
                     if self._deferred:
                         raise RuntimeError("a dead process's journal still waits for the store")
                 backoff = self.flush_interval_s
+                supervisor.succeeded("journal_mover")
             except Exception as e:  # the database cannot be used: keep the records, try again
                 self.failures += 1
+                supervisor.failed("journal_mover", e)
                 log_event(
                     "journal_store_write_failed",
                     level="error",
-                    pending=len(self._pending),
+                    pending=self.pending,
                     error=error_reason(e, 500).splitlines()[0],
                 )
                 backoff = min(backoff * 2, 30.0)
@@ -364,12 +544,12 @@ class Journal:
             log_event(
                 "journal_store_write_failed",
                 level="error",
-                pending=len(self._pending),
+                pending=self.pending,
                 error=error_reason(e, 500).splitlines()[0],
             )
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-            if not self._pending and self.path is not None:
+            if self._head >= self._offset and self.path is not None:
                 self.path.unlink(missing_ok=True)
                 self._checkpoint_path(self.path).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard import __version__
+from shipyard.server._reload import config_openapi_paths
 from shipyard.server._rollout_api import rollout_openapi_paths
 
 _ERROR = {
@@ -346,6 +347,7 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             **_dashboard_paths(),
             **rollout_openapi_paths(),  # server/_rollout_api.py
             **_flag_paths(),  # server/_flags_api.py
+            **config_openapi_paths(),  # server/_reload.py
         },
     }
 

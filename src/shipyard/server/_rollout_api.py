@@ -4,13 +4,15 @@ header or `version` field).
 
 Reads need the `read` role, changes the `admin` role. Errors are JSON naming the field: 404 unknown
 agent or version, 409 a lost race (someone changed the rollout since it was read), 422 refused input
-(a failed gate, overlapping rollouts, a weight outside 0-100, promoting a failed canary).
+(a version without a passing production gate, overlapping rollouts, a weight outside 0-100, promoting
+a failed canary). Canaries, blue-green and experiments take `"override_gate": "REASON"`: an admin
+starts one without a passing gate, and the reason is recorded with the actor (the `by` field, and the
+prefix of the key that made the request).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import weakref
 from collections.abc import Awaitable, Callable
@@ -22,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
-from shipyard.server._auth import grants
+from shipyard.server._auth import grants, prefix_of, presented_key
 from shipyard.server._dashboard import DashboardPanel, register_panel
 from shipyard.server._http import (
     ApiError,
@@ -37,6 +39,7 @@ from shipyard.server._http import (
 )
 
 if TYPE_CHECKING:
+    from shipyard.observe import LoopSupervisor
     from shipyard.rollout import RolloutAssigner, RolloutController
     from shipyard.server._state import ServerState
 
@@ -76,17 +79,25 @@ async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
     )
     await asyncio.to_thread(assigner.refresh)
     state.rt.assigner = assigner
-    controller = RolloutController.for_runtime(
-        state.rt,
+
+    def changed(agent: str) -> None:  # the controller changed a deployment: refresh at once
+        loop.call_soon_threadsafe(assigner.notify)
+
+    controller = RolloutController(
         state.store,
+        # through `state.rt` and `state.cfg` at each use: a config reload swaps them (server/_reload.py)
+        lambda agent, ref: state.rt.resolve_version(agent, ref).id,
         redis_url=redis_url,
-        eval_gate=eval_gate(state.cfg, state.store),
-        on_change=lambda agent: loop.call_soon_threadsafe(assigner.notify),
+        eval_gate=lambda agent, version, suites: eval_gate(state.cfg, state.store)(agent, version, suites),
+        on_change=changed,
     )
     _PARTS[state] = Rollouts(assigner, controller)
     register_panel(DashboardPanel("rollouts", "Rollouts", _deployments_panel))
     register_panel(DashboardPanel("rollout-decisions", "Rollout decisions", _decisions_panel))
-    return [loop.create_task(assigner.run()), loop.create_task(_tick_loop(controller))]
+    return [
+        loop.create_task(assigner.run(loops=state.loops)),
+        loop.create_task(_tick_loop(controller, state.loops)),
+    ]
 
 
 def _short(version: str | None) -> str:
@@ -97,7 +108,7 @@ async def _deployments_panel(state: ServerState) -> dict[str, Any]:
     """Each agent's deployment: what is stable, what is being rolled out, and how far."""
     rows = await asyncio.to_thread(state.store.list_deployments)
     return {
-        "columns": ["agent", "strategy", "state", "stable", "candidate", "candidate weight", "step"],
+        "columns": ["agent", "strategy", "state", "stable", "candidate", "candidate weight", "step", "gate"],
         "rows": [
             [
                 r["agent"],
@@ -107,11 +118,24 @@ async def _deployments_panel(state: ServerState) -> dict[str, Any]:
                 _short(r.get("candidate_version")),
                 f"{r.get('weight') or 0}%",
                 r.get("step") if r.get("candidate_version") else "-",
+                _gate_cell(r),
             ]
             for r in rows
         ],
         "note": None if rows else "no deployments yet: `shipyard deploy AGENT VERSION`",
     }
+
+
+def _gate_cell(row: dict[str, Any]) -> str:
+    """How the candidate got its traffic: the gate run it passed, or the override that let it in."""
+    if not row.get("candidate_version"):
+        return "-"
+    gate = (row.get("config") or {}).get("gate") or {}
+    override = gate.get("override")
+    if override:
+        return f"OVERRIDDEN by {override.get('by')}: {override.get('reason')}"
+    runs = [str(r)[:8] for r in (gate.get("runs") or {}).values() if r]
+    return f"passed (run {', '.join(runs)})" if runs else "-"
 
 
 async def _decisions_panel(state: ServerState) -> dict[str, Any]:
@@ -146,11 +170,10 @@ async def _decisions_panel(state: ServerState) -> dict[str, Any]:
     return {"columns": ["when", "agent", "candidate", "action", "verdict", "score", "why"], "rows": rows}
 
 
-async def _tick_loop(controller: RolloutController) -> None:
-    while True:
-        await asyncio.sleep(TICK_S)
-        with contextlib.suppress(Exception):  # a store hiccup: the next tick tries again
-            await asyncio.to_thread(controller.tick_all)
+async def _tick_loop(controller: RolloutController, loops: LoopSupervisor) -> None:
+    """Tick every running rollout every TICK_S. A failed tick (say, the store is unreachable) is
+    logged, counted and alerted when it keeps failing (`LoopSupervisor`); the next tick tries again."""
+    await loops.every("canary_ticks", lambda: TICK_S, lambda: asyncio.to_thread(controller.tick_all))
 
 
 async def chosen_version(request: Request, state: ServerState, body: dict[str, Any]) -> str | None:
@@ -230,7 +253,22 @@ def _agent(request: Request, state: ServerState) -> str:
 
 
 def _actor(body: dict[str, Any], request: Request) -> str:
-    return field(body, "by", str) or f"api:{request.client.host if request.client else 'unknown'}"
+    """Who acts: the `by` field (else `api:HOST`), and the prefix of the key that made the request,
+    since `by` is only what the caller says."""
+    who = field(body, "by", str) or f"api:{request.client.host if request.client else 'unknown'}"
+    key = presented_key(request.headers)
+    prefix = prefix_of(key) if key else None
+    return f"{who} (key {prefix})" if prefix else who
+
+
+def _override(body: dict[str, Any]) -> str | None:
+    """The body's `override_gate` reason (None: no override); 422 naming the field when empty."""
+    from shipyard.rollout import override_reason
+
+    try:
+        return override_reason(field(body, "override_gate", str))
+    except ShipyardError as e:
+        raise ApiError(422, str(e), param="override_gate") from None
 
 
 def _weight(body: dict[str, Any], name: str) -> int | None:
@@ -287,6 +325,7 @@ async def canary(request: Request, state: ServerState, ctl: RolloutController) -
             )
     min_n = number_field(body, "min_interactions")
     min_s = number_field(body, "min_duration_s")
+    override = _override(body)
     await asyncio.to_thread(
         lambda: ctl.start_canary(
             agent,
@@ -297,6 +336,7 @@ async def canary(request: Request, state: ServerState, ctl: RolloutController) -
             dry_run=bool(field(body, "dry_run", bool)),
             gate_suites=field(body, "gate_suites", list) or [],
             actor=_actor(body, request),
+            override_gate=override,
         )
     )
     return await _status(agent, ctl)
@@ -308,8 +348,11 @@ async def blue_green(request: Request, state: ServerState, ctl: RolloutControlle
     body = await _body(request, state)
     version = field(body, "version", str, required=True)
     after = number_field(body, "promote_after_s")
+    actor, override = _actor(body, request), _override(body)
     await asyncio.to_thread(
-        lambda: ctl.start_blue_green(agent, version, promote_after_s=after, actor=_actor(body, request))
+        lambda: ctl.start_blue_green(
+            agent, version, promote_after_s=after, actor=actor, override_gate=override
+        )
     )
     return await _status(agent, ctl)
 
@@ -345,6 +388,7 @@ async def start_experiment(request: Request, state: ServerState, ctl: RolloutCon
     b = field(body, "b", str, required=True)
     split = _weight(body, "split")
     metrics = field(body, "metrics", list)
+    override = _override(body)
     exp = await asyncio.to_thread(
         lambda: start(
             ctl,
@@ -354,6 +398,7 @@ async def start_experiment(request: Request, state: ServerState, ctl: RolloutCon
             split=50 if split is None else split,
             metrics=metrics,
             actor=_actor(body, request),
+            override_gate=override,
         )
     )
     return json_response({"experiment": exp}, 201)
@@ -415,7 +460,9 @@ def rollout_openapi_paths() -> dict[str, Any]:
     errors = {
         "404": {"description": "unknown agent or version"},
         "409": {"description": "the rollout changed since it was read; re-read and retry"},
-        "422": {"description": "refused: a failed gate, overlapping rollouts, bad steps or weight"},
+        "422": {
+            "description": "refused: no passing production gate, overlapping rollouts, bad steps or weight"
+        },
     }
     agent = [{"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}}]
     obj: dict[str, Any] = {"type": "object"}
@@ -439,6 +486,12 @@ def rollout_openapi_paths() -> dict[str, Any]:
 
     text = {"type": "string"}
     reason = obj_with({"reason": text, "by": text})
+    override = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 500,
+        "description": "start without a passing production gate; the reason is recorded (admins only)",
+    }
     paths: dict[str, Any] = {
         "/admin/rollouts": {
             "get": {
@@ -458,7 +511,7 @@ def rollout_openapi_paths() -> dict[str, Any]:
         },
         "/admin/rollouts/{agent}/canary": {
             "post": op(
-                "Start a canary",
+                "Start a canary (needs a passing production gate, or override_gate)",
                 obj_with(
                     {
                         "version": text,
@@ -470,6 +523,7 @@ def rollout_openapi_paths() -> dict[str, Any]:
                         "min_duration_s": {"type": "number", "minimum": 0},
                         "dry_run": {"type": "boolean"},
                         "gate_suites": {"type": "array", "items": text},
+                        "override_gate": override,
                         "by": text,
                     },
                     ["version"],
@@ -478,11 +532,12 @@ def rollout_openapi_paths() -> dict[str, Any]:
         },
         "/admin/rollouts/{agent}/blue-green": {
             "post": op(
-                "Deploy green beside blue",
+                "Deploy green beside blue (needs a passing production gate, or override_gate)",
                 obj_with(
                     {
                         "version": text,
                         "promote_after_s": {"type": "number", "exclusiveMinimum": 0},
+                        "override_gate": override,
                         "by": text,
                     },
                     ["version"],
@@ -492,13 +547,14 @@ def rollout_openapi_paths() -> dict[str, Any]:
         "/admin/experiments/{agent}": {
             "get": op("The agent's experiments"),
             "post": op(
-                "Start an A/B experiment",
+                "Start an A/B experiment (both arms need a passing production gate, or override_gate)",
                 obj_with(
                     {
                         "a": text,
                         "b": text,
                         "split": {"type": "integer", "minimum": 1, "maximum": 99},
                         "metrics": {"type": "array", "items": text},
+                        "override_gate": override,
                         "by": text,
                     },
                     ["a", "b"],

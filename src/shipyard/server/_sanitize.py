@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
-from shipyard.store import InteractionRecord
+from shipyard.store import InteractionRecord, store_text
 
 MAX_DEPTH = 32
 TOO_DEEP = f"[truncated: nested deeper than {MAX_DEPTH} levels]"
@@ -20,18 +20,13 @@ _INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson encodes
 
 
 def safe_text(value: Any) -> str:
-    """`value` as a string PostgreSQL and orjson both accept: NUL becomes U+FFFD, a lone surrogate '?'."""
+    """`value` as a string PostgreSQL and orjson both accept (`store_text`: NUL and lone surrogates
+    become U+FFFD)."""
     try:
         text = value if isinstance(value, str) else str(value)
     except Exception:
         text = f"<{type(value).__name__} that cannot be shown>"
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    return store_text(text)
 
 
 def safe_value(value: Any, depth: int = 0) -> Any:

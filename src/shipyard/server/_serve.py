@@ -1,11 +1,21 @@
-"""Running the app on uvicorn (uvloop + httptools), one process or several workers."""
+"""Running the app on uvicorn (uvloop + httptools), one process or several workers.
+
+SIGHUP reloads the config (server/_reload.py). With one process the app takes the signal itself; with
+`--workers N` uvicorn's supervisor would restart every worker on SIGHUP, so `_Supervisor` passes it on
+to each worker instead, and each one reloads in place. SIGINT and SIGTERM stay uvicorn's: a graceful
+shutdown.
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
+import signal
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.server._connections import uvicorn_options
@@ -32,6 +42,36 @@ def app_from_env() -> Any:
     )
 
 
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor of worker processes, except that SIGHUP reaches every worker, which
+    reloads its config in place, rather than restarting them all (which would drop what each one
+    holds in memory: KPI windows, held traces, alert states)."""
+
+    def handle_hup(self) -> None:
+        for process in self.processes:
+            if process.pid is not None and process.process.is_alive():
+                # a worker still starting up dies of it, is restarted, and reads the file afresh
+                os.kill(process.pid, signal.SIGHUP)
+        logging.getLogger("uvicorn.error").info(
+            "Received SIGHUP, told %d workers to reload.", len(self.processes)
+        )
+
+
+def _run_workers(workers: int, common: dict[str, Any]) -> None:
+    """`uvicorn.run` with `workers` > 1, supervised by `_Supervisor`."""
+    config = uvicorn.Config("shipyard.server._serve:app_from_env", factory=True, workers=workers, **common)
+    sock = config.bind_socket()
+    extra: dict[str, Any] = {}
+    if "target" in inspect.signature(Multiprocess.__init__).parameters:  # uvicorn before 0.51
+        extra["target"] = uvicorn.Server(config).run
+    try:
+        _Supervisor(config, sockets=[sock], **extra).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
 def serve(
     cfg: ShipyardConfig,
     *,
@@ -53,7 +93,7 @@ def serve(
         os.environ[ENV_LOG_LEVEL] = log_level
         os.environ[ENV_HOST] = host
         os.environ[ENV_NO_AUTH] = "1" if no_auth else "0"
-        uvicorn.run("shipyard.server._serve:app_from_env", factory=True, workers=workers, **common)
+        _run_workers(workers, common)
         return
     from shipyard.server._app import create_app
 

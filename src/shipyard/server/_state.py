@@ -10,10 +10,12 @@ from typing import IO, Any
 from shipyard.config import AlertRule, ShipyardConfig
 from shipyard.errors import ShipyardError
 from shipyard.observe import (
+    LOOP_EVENT,
     AlertEngine,
     EventCounter,
     Kpis,
     KpiWindow,
+    LoopSupervisor,
     Metrics,
     TraceSampler,
     configure_logging,
@@ -24,8 +26,9 @@ from shipyard.observe import (
 )
 from shipyard.server._auth import KeyRing
 from shipyard.server._journal import FsyncPolicy, Journal
+from shipyard.server._reload import Reloader, ReloadResult, kpi_horizon
 from shipyard.server._rollout_api import start_rollouts
-from shipyard.server._steps import install_slots, run_record_steps
+from shipyard.server._steps import run_record_steps
 from shipyard.store import DeadLetter, InteractionRecord, error_reason
 
 AUTH_REFRESH_S = 10.0
@@ -69,7 +72,7 @@ class ServerState:
         self.log_level = log_level
         self.configure_logs = configure_logs
         self.metrics = Metrics()
-        self.window = KpiWindow(horizon_s=max([86400.0, *(r.window_s * 2 for r in self.rules)]))
+        self.window = KpiWindow(horizon_s=kpi_horizon(self.rules))
         self.log_interaction = log_interaction
         self.load_errors: dict[str, str] = {}
         self.started_at = time.time()
@@ -83,9 +86,12 @@ class ServerState:
             webhooks=cfg.alerts.webhooks,
             webhook_timeout_s=cfg.alerts.webhook_timeout_s,
             project=cfg.project,
-            counters={"dead_letters": self.dead_letter_events},
+            counters={"dead_letters": self.dead_letter_events, LOOP_EVENT: EventCounter()},
         )
+        # every background loop reports to it: failures logged, counted, alerted (observe/_loops.py)
+        self.loops = LoopSupervisor(self.metrics, self.alerts)
         self._tasks: list[asyncio.Task[None]] = []
+        self.reloader = Reloader(self)  # config reloads: file watcher, SIGHUP, admin API (server/_reload.py)
         self.flags: Any = None
         self.flag_sync: Any = None
         self.flag_admin: Any = None
@@ -115,6 +121,8 @@ class ServerState:
             batch_size=self.cfg.store.batch_size,
             flush_interval_s=self.cfg.store.flush_interval_ms / 1000,
             on_dead_letter=self._dead_letter,
+            max_memory_records=self.cfg.store.journal_memory_records,
+            max_memory_bytes=self.cfg.store.journal_memory_bytes,
         )
         await asyncio.to_thread(self._count_dead_letters)
         self.recovered = await asyncio.to_thread(self.journal.recover)
@@ -126,7 +134,6 @@ class ServerState:
         self.rt.sampler = TraceSampler(self.cfg.server.trace_sample_rate)
         if self.cfg.server.otlp_endpoint:
             configure_otlp(self.cfg.server.otlp_endpoint)
-        install_slots(self.rt.pipeline)
         await asyncio.to_thread(self._start_flags)
         for agent in self.cfg.agents:
             try:
@@ -140,12 +147,13 @@ class ServerState:
                 self.load_errors[agent] = "; ".join(f"{v}: {err}" for v, err in warm_failed.items())
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self.journal.run()),
-            loop.create_task(self.alerts.run(self.cfg.alerts.interval_s)),
+            loop.create_task(self.journal.run(loops=self.loops)),
+            loop.create_task(self.alerts.run(self.cfg.alerts.interval_s, loops=self.loops)),
             loop.create_task(self._refresh_keys()),
             loop.create_task(self._record_versions()),
         ]
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
+        self._tasks += await self.reloader.start()  # watch the config, SIGHUP, Redis notices
         log_event(
             "server_started",
             agents=sorted(self.cfg.agents),
@@ -160,7 +168,7 @@ class ServerState:
         managed through /admin/flags, and switched off by their kill switches."""
         from shipyard.flags import FlagAdmin, KillSwitchMonitor, project_flags, redis_url_from_env
 
-        self.flags, self.flag_sync = project_flags(self.cfg)
+        self.flags, self.flag_sync = project_flags(self.cfg, loops=self.loops)
         self.rt.flags = self.flags
         self.flag_admin = FlagAdmin(
             self.cfg.resolve(self.cfg.flags.file),
@@ -176,23 +184,30 @@ class ServerState:
 
     async def _refresh_keys(self) -> None:
         """Re-read the key rows every AUTH_REFRESH_S (revocations made elsewhere take that long);
-        while the store is unreachable the keys already held keep working."""
-        while True:
-            await asyncio.sleep(AUTH_REFRESH_S)
+        while the store is unreachable the keys already held keep working (loop `api_key_refresh`)."""
+
+        async def refresh() -> None:
             failing = self.keys.store_error
-            await self.keys.reload()
-            if self.keys.store_error != failing:
-                if self.keys.store_error is None:
-                    log_event("api_keys_readable")
-                else:
-                    log_event("api_keys_unreadable", level="warning", error=self.keys.store_error)
+            try:
+                await asyncio.to_thread(self.keys.refresh)  # raises what the store raises, after noting it
+            finally:
+                if self.keys.store_error != failing:
+                    if self.keys.store_error is None:
+                        log_event("api_keys_readable")
+                    else:
+                        log_event("api_keys_unreadable", level="warning", error=self.keys.store_error)
+
+        await self.loops.every("api_key_refresh", AUTH_REFRESH_S, refresh)
 
     async def _record_versions(self) -> None:
-        """Versions loaded while the store was unreachable are written once it answers again."""
-        while True:
-            await asyncio.sleep(AUTH_REFRESH_S)
+        """Versions loaded while the store was unreachable are written once it answers again
+        (loop `version_recorder`)."""
+
+        async def record() -> None:
             if self.rt.unrecorded_versions:
                 await asyncio.to_thread(self.rt.record_versions)
+
+        await self.loops.every("version_recorder", AUTH_REFRESH_S, record)
 
     async def stop(self) -> None:
         """Stop background tasks, move what the journal holds into the store, close everything."""
@@ -210,6 +225,7 @@ class ServerState:
             self._llm_unlisten()
         if self.rt is not None:
             await self.rt.aclose()
+        await self.reloader.aclose()  # runtimes a reload swapped out, the SIGHUP handler
         await asyncio.to_thread(flush_export)
         if self._own_store and self.store is not None:
             self.store.close()
@@ -229,6 +245,11 @@ class ServerState:
         """A record the store refused was kept aside: count it and raise the `dead_letters` alert."""
         self.metrics.observe_dead_letter(letter.kind, letter.error_type)
         self.alerts.record_event("dead_letters")
+
+    async def reload(self, trigger: str = "api") -> ReloadResult:
+        """Read the config again and swap it in if every part of it loads; else keep the running
+        one. `trigger` says why (file, signal, api, notice). See server/_reload.py."""
+        return await self.reloader.reload(trigger)
 
     def finish(self, record: InteractionRecord) -> None:
         """Run the record steps (journal, metrics, KPI window, log) for a finished interaction; raises

@@ -1,15 +1,16 @@
-"""The server's part of the request pipeline (DESIGN.md §4), as ordered lists of small steps.
+"""The server's record sinks: what the server does with each interaction's record after the runtime.
 
-The runtime owns the agent part (`assign_version → start_trace → run_agent → record`). The server
-adds named SLOTS around it that later capabilities fill by replacing the step of the same name
-(`pipeline.replace("input_guardrails", step)`); here they do nothing:
+The runtime owns the whole request pipeline (`shipyard.runtime`, DESIGN.md §4), built once from the
+config; the server adds no step to it, so it runs exactly what eval runs, `shipyard run`, the demo
+and canary gates run. The runtime's `record` step builds the record and hands it to the runtime's
+own sinks (`Runtime.sinks`: fire and forget, never raising). The server's RECORD_STEPS below run on
+that record next, in the request, before the response is sent, because the journal's answer decides
+the response (a record nothing durable holds is a 500 naming the interaction):
 
-    assign_version → start_trace → input_guardrails → budget_check → cache_lookup → run_agent
-    → output_guardrails → record
+    journal → metrics → kpi_window → log → kill_switch
 
-After the runtime, the server's RECORD_STEPS run in order: the journal first (so the record is on
-disk before the response is sent), then metrics, the KPI window and the event log. None waits on I/O.
-Each step runs on its own: one that raises is logged (`record_step_failed`) and the others still run.
+The journal comes first (so the record is on disk before the response is sent); none waits on I/O.
+Each runs on its own: one that raises is logged (`record_step_failed`) and the others still run.
 A record the journal cannot encode is journalled sanitized, with the error noted (`_sanitize`); only
 when the journal cannot take the record at all does the caller hear of it (`NotRecorded`).
 """
@@ -24,42 +25,7 @@ from shipyard.server._sanitize import sanitized
 from shipyard.store import InteractionRecord
 
 if TYPE_CHECKING:
-    from shipyard.runtime import Exchange, Pipeline, Runtime
     from shipyard.server._state import ServerState
-
-
-async def input_guardrails(ex: Exchange, rt: Runtime) -> None:
-    """Slot: input checks (prompt injection); a block sets `ex.result` and `ex.status = "blocked"`."""
-
-
-async def budget_check(ex: Exchange, rt: Runtime) -> None:
-    """Slot: refuse or downgrade when the budget is spent."""
-
-
-async def cache_lookup(ex: Exchange, rt: Runtime) -> None:
-    """Slot: answer from the exact / semantic cache by setting `ex.result`."""
-
-
-async def output_guardrails(ex: Exchange, rt: Runtime) -> None:
-    """Slot: output checks (PII, policy) on `ex.result` before it is recorded."""
-
-
-SLOTS_BEFORE_AGENT = [
-    ("input_guardrails", input_guardrails),
-    ("budget_check", budget_check),
-    ("cache_lookup", cache_lookup),
-]
-SLOTS_AFTER_AGENT = [("output_guardrails", output_guardrails)]
-
-
-def install_slots(pipeline: Pipeline) -> None:
-    """Insert the slots around `run_agent` (once; slots already present are left alone)."""
-    for name, step in SLOTS_BEFORE_AGENT:
-        if name not in pipeline.names:
-            pipeline.insert_before("run_agent", name, step)
-    for name, step in reversed(SLOTS_AFTER_AGENT):
-        if name not in pipeline.names:
-            pipeline.insert_after("run_agent", name, step)
 
 
 RecordStep = Callable[["ServerState", InteractionRecord], None]

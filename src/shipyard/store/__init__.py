@@ -5,13 +5,14 @@ from shipyard.store._errors import StoreError, error_reason, is_refusal
 from shipyard.store._files import private_dir, private_file
 from shipyard.store._idempotency import IdempotencyEntry
 from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
-from shipyard.store._store import EVAL_RUN_STATUSES, Store, default_database_url, normalize_url
+from shipyard.store._sanitize import store_safe, store_text
+from shipyard.store._store import EvalRunStatus, Store, default_database_url, normalize_url
 from shipyard.store._writer import BatchWriter
 
 __all__ = [
-    "EVAL_RUN_STATUSES",
     "BatchWriter",
     "DeadLetter",
+    "EvalRunStatus",
     "IdempotencyEntry",
     "InteractionRecord",
     "LLMCallRecord",
@@ -28,4 +29,6 @@ __all__ = [
     "normalize_url",
     "private_dir",
     "private_file",
+    "store_safe",
+    "store_text",
 ]

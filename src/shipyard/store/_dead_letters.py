@@ -1,36 +1,41 @@
 """Dead letters: records the database refused, kept aside with the reason so they block nothing.
 
 A batch write that fails because of the records it carries (`is_refusal`) is halved until the
-refused records are found (`isolate`); every other record is written. Each refused record becomes a
-dead letter: the reason and the whole record as JSON, in the `dead_letters` table. A dead letter's
+refused records are found (`isolate`); every other record is written. A refused record is tried once
+more sanitized (store/_sanitize.py: a NUL byte or a lone surrogate an agent produced becomes U+FFFD,
+noted in `metadata.sanitized`), so one character never costs an answered interaction its record.
+Each record refused still becomes a dead letter: the reason and the whole record as JSON, in the `dead_letters` table. A dead letter's
 id is a hash of the record's kind and id, so refusing one record twice (a retried batch, two
 replicas recovering one journal) keeps one dead letter whose `attempts` grows.
 
 The record is kept as JSON text, not as a JSON column: PostgreSQL's JSONB refuses the very values
-(NUL bytes) that often make a record a dead letter, while orjson's text escapes them.
+(NUL bytes) that may be in a dead letter, while orjson's text escapes them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Double, Engine, Integer, String, Table, Text, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.store._errors import error_reason, is_refusal
 from shipyard.store._models import Base
 from shipyard.store._records import InteractionRecord
+from shipyard.store._sanitize import store_safe, store_text
 
 if TYPE_CHECKING:
     from sqlalchemy import Insert
 
-R = TypeVar("R")
+    from shipyard.store._backends import StoreBackend
+
+log = logging.getLogger("shipyard.store")
 _ID_LIMIT = 512  # a record id longer than this is shortened in the row (the payload keeps it whole)
 
 
@@ -92,9 +97,15 @@ def error_type(error: BaseException) -> str:
 def dead_letter_for(record: InteractionRecord, error: BaseException) -> DeadLetter:
     """The dead letter of an interaction record that `error` refused."""
     try:
-        payload = orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except (TypeError, ValueError, RecursionError) as e:  # keep what can be kept, and say so
-        payload = orjson.dumps({"id": record.id, "unserializable": f"{e}", "repr": repr(record)}).decode()
+        payload = _payload(record)
+    except (TypeError, ValueError, RecursionError):  # a lone surrogate orjson refuses: keep it sanitized
+        try:
+            payload = _payload(store_safe(record)[0])
+        except (TypeError, ValueError, RecursionError) as e:  # keep what can be kept, and say so
+            text = store_text(repr(record))
+            payload = orjson.dumps(
+                {"id": store_text(record.id), "unserializable": f"{e}", "repr": text}
+            ).decode()
     return DeadLetter(
         kind="interaction",
         record_id=str(record.id),
@@ -104,9 +115,21 @@ def dead_letter_for(record: InteractionRecord, error: BaseException) -> DeadLett
     )
 
 
-def isolate(write: Callable[[list[R]], Any], records: Sequence[R]) -> list[tuple[R, BaseException]]:
+def _payload(record: InteractionRecord) -> str:
+    return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def isolate(
+    write: Callable[[list[InteractionRecord]], Any],
+    records: Sequence[InteractionRecord],
+    *,
+    on_sanitized: Callable[[InteractionRecord, list[str]], None] | None = None,
+) -> list[tuple[InteractionRecord, BaseException]]:
     """Write `records` with `write`; when the database refuses the batch, halve it until the refused
-    records are found, and write every other one. Returns each refused record with its error.
+    records are found, and write every other one. A refused record is tried once more made of text
+    the store can hold (`store_safe`: NUL bytes and lone surrogates become U+FFFD, the fields changed
+    listed in `metadata["sanitized"]`); only one refused still is returned, with its error. The
+    first write is the whole batch, so a batch the database takes costs nothing more.
 
     Raises whatever `write` raised when it was not a refusal (the database is down, locked...): the
     caller keeps the records and tries again later. Writes are insert-or-ignore, so the records
@@ -115,6 +138,8 @@ def isolate(write: Callable[[list[R]], Any], records: Sequence[R]) -> list[tuple
     Args:
         write: writes a list of records in one transaction (`Store.write_interactions`).
         records: the batch.
+        on_sanitized: called with each record stored sanitized (the original) and the fields that
+            changed; by default a warning on the `shipyard.store` logger.
     """
     batch = list(records)
     if not batch:
@@ -126,9 +151,39 @@ def isolate(write: Callable[[list[R]], Any], records: Sequence[R]) -> list[tuple
         if not is_refusal(e):
             raise
         if len(batch) == 1:
-            return [(batch[0], e)]
+            return _store_sanitized(write, batch[0], e, on_sanitized)
     middle = len(batch) // 2
-    return isolate(write, batch[:middle]) + isolate(write, batch[middle:])
+    return isolate(write, batch[:middle], on_sanitized=on_sanitized) + isolate(
+        write, batch[middle:], on_sanitized=on_sanitized
+    )
+
+
+def _store_sanitized(
+    write: Callable[[list[InteractionRecord]], Any],
+    record: InteractionRecord,
+    error: BaseException,
+    on_sanitized: Callable[[InteractionRecord, list[str]], None] | None,
+) -> list[tuple[InteractionRecord, BaseException]]:
+    """Try a refused record once more, sanitized; [] when that was stored, else the record (as it
+    was) with the error that still refuses it. Raises when the database cannot be used."""
+    try:
+        safe, fields = store_safe(record)
+    except (TypeError, ValueError, RecursionError):  # a value no walk can fix: keep it as it was
+        return [(record, error)]
+    if not fields:
+        return [(record, error)]
+    try:
+        write([safe])
+    except Exception as again:
+        if not is_refusal(again):
+            raise
+        return [(record, again)]
+    if on_sanitized is not None:
+        on_sanitized(record, fields)
+    else:
+        reason = error_reason(error, 300).splitlines()[0]
+        log.warning("interaction %s stored with %s sanitized (%s)", record.id, ", ".join(fields), reason)
+    return []
 
 
 class DeadLetterRow(Base):
@@ -152,7 +207,7 @@ class DeadLetterStore:
     """The store's methods for dead letters (mixed into `Store`)."""
 
     engine: Engine
-    dialect: str
+    backend: StoreBackend
     write_interactions: Callable[[Sequence[InteractionRecord]], int]
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
@@ -164,8 +219,7 @@ class DeadLetterStore:
             conn.execute(self._upsert_dead_letter(row))
 
     def _upsert_dead_letter(self, row: dict[str, Any]) -> Insert:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(_table).values(**row)
+        stmt = self.backend.insert(_table).values(**row)
         return stmt.on_conflict_do_update(
             index_elements=[_table.c.id],
             set_={
@@ -216,11 +270,9 @@ class DeadLetterStore:
         then deleted), or the dead letter with the new reason when the database refuses it still.
         Raises when the database cannot be reached (nothing changes). A dead letter that was not in
         the table (one kept in a file) is added to it when it is refused again."""
-        try:
-            self.write_interactions([letter.record()])
-        except Exception as e:
-            if not is_refusal(e):
-                raise
+        refused = isolate(self.write_interactions, [letter.record()])  # sanitized, if that helps
+        if refused:
+            e = refused[0][1]
             again = DeadLetter(
                 kind=letter.kind,
                 record_id=letter.record_id,

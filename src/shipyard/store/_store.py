@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,23 +24,19 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
-    create_engine,
-    event,
     func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.store._backends import STORE_BACKENDS, StoreBackend, scheme_of
 from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
 from shipyard.store._errors import StoreError
-from shipyard.store._files import private_dir, private_file
 from shipyard.store._idempotency import IdempotencyStore  # idempotency keys of the gateway
 from shipyard.store._migrate import migrate
 from shipyard.store._models import (
@@ -59,7 +56,16 @@ if TYPE_CHECKING:
     from shipyard.config import ShipyardConfig
 
 ENV_URL = "SHIPYARD_DATABASE_URL"
-EVAL_RUN_STATUSES = ("running", "finished", "interrupted", "budget_exhausted")
+
+
+class EvalRunStatus(StrEnum):
+    """Where a stored eval run is: running, finished, or cut short (interrupted, budget spent)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
 
 _interactions: Table = Interaction.__table__  # type: ignore[assignment]
 _spans: Table = Span.__table__  # type: ignore[assignment]
@@ -84,21 +90,15 @@ def default_database_url(root: Path) -> str:
 
 
 def normalize_url(url: str, root: Path | None = None) -> str:
-    """Use psycopg 3 for PostgreSQL and resolve a relative SQLite path against `root`.
+    """The URL as its backend wants it: psycopg 3 for PostgreSQL, a relative SQLite path resolved
+    against `root`. A URL of no registered backend is returned unchanged (opening it says why).
 
     Args:
         url: a SQLAlchemy URL; `postgresql://` and `postgres://` become `postgresql+psycopg://`.
         root: folder that a relative SQLite file path is relative to (default: the working dir).
     """
-    for plain in ("postgres://", "postgresql://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain) :]
-    if url.startswith("sqlite") and root is not None:
-        parsed = make_url(url)
-        db = parsed.database
-        if db and db != ":memory:" and not db.startswith("file:") and not Path(db).is_absolute():
-            return parsed.set(database=str((Path(root) / db).resolve())).render_as_string(hide_password=False)
-    return url
+    scheme = scheme_of(url)
+    return STORE_BACKENDS.get(scheme).normalize(url, root) if scheme in STORE_BACKENDS else url
 
 
 def _json_default(obj: Any) -> Any:
@@ -136,7 +136,8 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
         root = Path(root) if root is not None else Path.cwd()
         raw = url or os.environ.get(ENV_URL) or default_database_url(root)
         self.url = normalize_url(raw, root)
-        self.engine = _create_engine(self.url)
+        self.backend = _backend(self.url)
+        self.engine = _create_engine(self.url, self.backend)
         self.dialect = self.engine.dialect.name
         self._insert_interactions = self._insert_ignoring_duplicates(_interactions)
         self._insert_spans = self._insert_ignoring_duplicates(_spans)
@@ -416,7 +417,7 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
             suites=list(suites),
             stage=stage,
             started_at=utcnow(),
-            status="running",
+            status=EvalRunStatus.RUNNING,
             config=_plain(config) if config is not None else {},
             baseline_run_id=baseline_run_id,
         )
@@ -427,7 +428,7 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
     def finish_eval_run(
         self,
         run_id: str,
-        status: str = "finished",
+        status: EvalRunStatus | str = EvalRunStatus.FINISHED,
         summary: Any = None,
         decision: Any = None,
     ) -> None:
@@ -438,8 +439,8 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
             summary: per-category figures (a dict or a dataclass).
             decision: the gate's verdict, e.g. {"verdict": "PASS", "reasons": [...]}.
         """
-        if status not in EVAL_RUN_STATUSES:
-            raise ValueError(f"eval run status must be one of {', '.join(EVAL_RUN_STATUSES)}, not {status!r}")
+        if status not in set(EvalRunStatus):
+            raise ValueError(f"eval run status must be one of {', '.join(EvalRunStatus)}, not {status!r}")
         values = dict(status=status, finished_at=utcnow(), summary=_plain(summary), decision=_plain(decision))
         with self.engine.begin() as conn:
             if not conn.execute(
@@ -594,69 +595,36 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def _insert_ignoring_duplicates(self, table: Table) -> Insert:
-        if self.dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
-        if self.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return insert(table)
+        return self.backend.insert(table).on_conflict_do_nothing()
 
 
-def _create_engine(url: str) -> Engine:
+def _backend(url: str) -> StoreBackend:
+    """The registered backend of a URL's scheme; StoreError naming the known ones otherwise."""
     try:
-        parsed = make_url(url)
+        shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         raise StoreError(
             f"cannot parse the database URL {url!r}",
             hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
         ) from None
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            return _sqlite_engine(parsed)
-        pg = parsed.get_backend_name() == "postgresql"
-        return create_engine(
-            parsed,
-            json_serializer=_dumps,
-            json_deserializer=orjson.loads,
-            pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=10,
-            connect_args={"connect_timeout": 10} if pg and "connect_timeout" not in parsed.query else {},
+    scheme = scheme_of(url)
+    if scheme not in STORE_BACKENDS:
+        raise StoreError(
+            f"unsupported database URL {shown!r}: {STORE_BACKENDS.unknown_message(scheme)}",
+            hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
         )
+    return STORE_BACKENDS.get(scheme)
+
+
+def _create_engine(url: str, backend: StoreBackend) -> Engine:
+    parsed = make_url(url)  # _backend parsed it already
+    try:
+        return backend.engine(parsed, _dumps)
     except (NoSuchModuleError, ArgumentError, ImportError) as e:
         raise StoreError(
             f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: {e}",
-            hint="Shipyard supports sqlite:/// and postgresql:// URLs",
+            hint=f"known database backends: {', '.join(STORE_BACKENDS.names())}",
         ) from None
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    db = url.database
-    in_memory = not db or db == ":memory:"
-    if db and not in_memory and not db.startswith("file:"):
-        private_dir(Path(db).parent)  # owner-only: the records and the keys' hashes (store/_files.py)
-        for path in (db, f"{db}-wal", f"{db}-shm"):  # SQLite gives -wal and -shm the database's mode
-            if path == db or Path(path).exists():
-                private_file(Path(path))
-    # `timeout` is SQLite's busy timeout: how long a write waits for another writer's lock.
-    # A URL may set its own (`sqlite:///x.db?timeout=0.5`).
-    connect_args: dict[str, Any] = {} if "timeout" in url.query else {"timeout": 10.0}
-    extra: dict[str, Any] = {}
-    if in_memory:  # one shared connection, or each thread (the writer's too) sees its own empty database
-        connect_args["check_same_thread"] = False
-        extra["poolclass"] = StaticPool
-    engine = create_engine(
-        url, json_serializer=_dumps, json_deserializer=orjson.loads, connect_args=connect_args, **extra
-    )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    return engine
 
 
 def _open_error(url: str, e: SQLAlchemyError) -> StoreError:

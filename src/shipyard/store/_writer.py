@@ -3,6 +3,7 @@
 One thread drains an in-memory queue in batches (up to `batch_size`, or whatever arrived within
 `flush_interval_ms`) and writes each batch, spans included, in one transaction. A batch the database
 refuses because of its records (`is_refusal`) is halved until the refused records are found; each
+is tried once more sanitized (a NUL byte or lone surrogate made U+FFFD), and each refused still
 becomes a dead letter (store/_dead_letters.py), logged and counted, and the others are written. Any
 other failure (database locked, connection lost) is retried with backoff until it succeeds or the
 writer is closed past its deadline.

@@ -1,6 +1,7 @@
 """Reports of a run and its gate decision: terminal, JSON, JUnit XML, HTML and Markdown.
 
-Each kind is one renderer registered in `RENDERERS`; `write_report` picks one by name."""
+Each kind is one renderer registered in `REPORT_FORMATS` (the built-ins by `shipyard.evals._plugins`,
+others by plugins); `--report KIND:PATH` and `write_report` pick one by name."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from shipyard.evals._reports._markdown import render_markdown
 from shipyard.evals._reports._terminal import print_report
 from shipyard.evals._stats import RunSummary
 from shipyard.evals._types import EvalRunResult, RepeatResult
+from shipyard.plugins import Registry
 
 RunLike = EvalRunResult | list[RepeatResult] | None
 Renderer = Callable[[RunLike, RunSummary, GateDecision | None], str]
@@ -47,14 +49,29 @@ def render_terminal(run: RunLike, summary: RunSummary, decision: GateDecision | 
     return buf.getvalue()
 
 
-RENDERERS: dict[str, Renderer] = {
+def _junit(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
+    return render_junit(summary, decision)
+
+
+def _html(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
+    return render_html(summary, decision, live_latencies(run))
+
+
+def _markdown(run: RunLike, summary: RunSummary, decision: GateDecision | None = None) -> str:
+    return render_markdown(summary, decision)
+
+
+BUILTIN_RENDERERS: dict[str, Renderer] = {
     "terminal": render_terminal,
     "json": render_json,
-    "junit": lambda run, summary, decision: render_junit(summary, decision),
-    "html": lambda run, summary, decision: render_html(summary, decision, live_latencies(run)),
-    "markdown": lambda run, summary, decision: render_markdown(summary, decision),
+    "junit": _junit,
+    "html": _html,
+    "markdown": _markdown,
 }
-REPORT_KINDS: tuple[str, ...] = tuple(RENDERERS)
+"""Registered by `shipyard.evals._plugins` (the `evals` entry point)."""
+
+REPORT_FORMATS: Registry[Renderer] = Registry("report kind")
+"""Report renderers by kind: `renderer(run, summary, decision) -> str` (the file's text)."""
 
 
 class ReportError(ShipyardError):
@@ -65,9 +82,9 @@ def parse_report_spec(spec: str) -> tuple[str, str]:
     """Split a `--report KIND:PATH` value (``terminal`` alone means stdout)."""
     kind, sep, path = spec.partition(":")
     kind = kind.strip().lower()
-    if kind not in RENDERERS:
+    if kind not in REPORT_FORMATS:
         raise ReportError(
-            f"--report {spec!r}: unknown kind {kind!r}; use one of {', '.join(REPORT_KINDS)}",
+            f"--report {spec!r}: {REPORT_FORMATS.unknown_message(kind, label='kind')}",
             hint="for example --report junit:results.xml --report html:report.html",
         )
     if not sep or not path.strip():
@@ -87,16 +104,16 @@ def write_report(
     """Write one report.
 
     Args:
-        kind: terminal | json | junit | html | markdown.
+        kind: terminal | json | junit | html | markdown, or a plugin's registered kind.
         path: the file to write (``-`` writes to stdout); parent folders are created.
         run_result: the run's repeats (an EvalRunResult or a list of RepeatResult), for the per-repeat
             data some reports use (JSON results, the HTML latency histogram); may be None.
         summary: the run's statistics.
         decision: the gate decision, if the run was gated.
     """
-    renderer = RENDERERS.get(kind)
-    if renderer is None:
-        raise ReportError(f"unknown report kind {kind!r}; use one of {', '.join(REPORT_KINDS)}")
+    if kind not in REPORT_FORMATS:
+        raise ReportError(REPORT_FORMATS.unknown_message(kind))
+    renderer = REPORT_FORMATS.get(kind)
     if str(path) == "-":
         if kind == "terminal":
             print_report(summary, decision)
@@ -115,8 +132,8 @@ def write_report(
 
 
 __all__ = [
-    "RENDERERS",
-    "REPORT_KINDS",
+    "BUILTIN_RENDERERS",
+    "REPORT_FORMATS",
     "ReportError",
     "parse_report_spec",
     "print_report",

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from shipyard.evals._gate import GateDecision
 from shipyard.evals._reports._format import check_result, check_value
 from shipyard.evals._stats import CaseStats, CategoryStats, RunSummary, wilson_interval
+from shipyard.evals._types import Outcome
 
 # characters XML 1.0 cannot hold, even escaped
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -48,8 +49,8 @@ def _testcase(parent: ET.Element, summary: RunSummary, c: CaseStats) -> None:
     values.update({f"pass@{k}": f"{v:.4f}" for k, v in c.pass_at_k.items()})
     values.update({f"pass^{k}": f"{v:.4f}" for k, v in c.pass_hat_k.items()})
     _properties(tc, values)
-    if c.outcome != "PASS":
-        tag = "error" if c.outcome == "ERROR" else "failure"
+    if c.outcome != Outcome.PASS:
+        tag = "error" if c.outcome == Outcome.ERROR else "failure"
         reasons = "; ".join(c.reasons) or "no reason given"
         head = f"{c.k_of_n} repeats passed{' (flaky)' if c.flaky else ''}: {reasons}"
         el = ET.SubElement(tc, tag, message=_clean(head, 1000), type=c.outcome)

@@ -9,6 +9,7 @@ from rich.table import Table
 from shipyard.evals._gate import GateDecision
 from shipyard.evals._reports._format import check_result, check_value, interval, ms, pct, title, usd
 from shipyard.evals._stats import RunSummary
+from shipyard.evals._types import Outcome
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "MARGINAL": "bold yellow"}
 RESULT_STYLE = {"pass": "green", "FAIL": "red", "marginal": "yellow", "skipped": "dim"}
@@ -62,7 +63,7 @@ def failing_table(summary: RunSummary, limit: int = 20) -> Table | None:
     for col in ("case", "category", "k/n", "outcome", "reasons"):
         t.add_column(col, overflow="fold")
     for c in bad[:limit]:
-        style = "red" if c.outcome == "ERROR" else None
+        style = "red" if c.outcome == Outcome.ERROR else None
         flaky = " [yellow](flaky)[/]" if c.flaky else ""
         t.add_row(
             escape(c.key),

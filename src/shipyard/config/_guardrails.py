@@ -1,0 +1,114 @@
+"""`agents.<name>.guardrails`: the checks an agent's requests and answers go through.
+
+    agents:
+      support:
+        guardrails:
+          output:
+            - kind: tool_policy          # a registered guardrail kind (`shipyard.guardrails`)
+              name: refund_policy        # how verdicts and spans name it (default: the kind)
+              tools: [process_refund]    # the rest are the kind's own options
+              ...
+
+Each entry names a guardrail kind registered in `GUARDRAIL_KINDS` (the built-ins and plugins register
+there through the `shipyard.plugins` entry points); the kind brings the pydantic model of its options,
+so an unknown kind, an option it does not take, or a stage it cannot check is an error of the file,
+naming the line and the known kinds, before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from shipyard.config._schema_base import StrictModel
+from shipyard.plugins import Registry
+
+Stage = Literal["input", "output"]
+STAGES: tuple[Stage, ...] = ("input", "output")
+
+
+class GuardrailKind(Protocol):
+    """What the config needs of a registered guardrail kind (`shipyard.guardrails.Guardrail`)."""
+
+    options: ClassVar[type[BaseModel]]
+    stages: ClassVar[tuple[Stage, ...]]
+
+
+GUARDRAIL_KINDS: Registry[type[GuardrailKind]] = Registry("guardrail kind")
+"""Guardrail kinds by the name `kind:` gives; `shipyard.guardrails.guardrail_kind` registers into it."""
+
+
+def _options_problems(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(options)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown option (check the spelling)"
+        elif e["type"] == "missing":
+            msg = "required option is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+class GuardrailConfig(StrictModel):
+    """One configured check: `kind` names a registered guardrail kind, `name` how its verdicts and
+    spans are named (default: the kind); every other key is an option of the kind, checked against
+    the kind's own options model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(..., description="a registered guardrail kind, e.g. tool_policy")
+    name: str | None = Field(None, description="the name verdicts and spans carry (default: the kind)")
+
+    _options: BaseModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_kind_and_options(self) -> GuardrailConfig:
+        spec = GUARDRAIL_KINDS.get(self.kind)  # an unknown kind: ValueError naming the known ones
+        try:
+            self._options = spec.options.model_validate(dict(self.model_extra or {}))
+        except ValidationError as e:
+            raise ValueError(f"guardrail kind {self.kind!r}: {_options_problems(e)}") from None
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name verdicts and spans carry."""
+        return self.name or self.kind
+
+    @property
+    def options(self) -> Any:
+        """The kind's options, validated (an instance of the kind's options model)."""
+        assert self._options is not None
+        return self._options
+
+
+class GuardrailsConfig(StrictModel):
+    """An agent's checks, in the order they run: `input` before the agent (on the user's message),
+    `output` after it (on its answer and the tool calls it made). The first that blocks or escalates
+    answers the request; the rest do not run."""
+
+    input: list[GuardrailConfig] = Field(default_factory=list)
+    output: list[GuardrailConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _stages_and_names(self) -> GuardrailsConfig:
+        problems = []
+        seen: set[str] = set()
+        for stage in STAGES:
+            for i, g in enumerate(getattr(self, stage)):
+                stages = GUARDRAIL_KINDS.get(g.kind).stages
+                if stage not in stages:
+                    problems.append(
+                        f"{stage}[{i}]: guardrail kind {g.kind!r} checks only {' and '.join(stages)}: "
+                        f"move it under {stages[0]}"
+                    )
+                if g.label in seen:
+                    problems.append(f"{stage}[{i}]: two guardrails are named {g.label!r}: give each a name")
+                seen.add(g.label)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

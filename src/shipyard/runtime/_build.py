@@ -1,0 +1,47 @@
+"""The request pipeline of DESIGN.md §4, built once from the config when a `Runtime` is made.
+
+    assign_version → start_trace → input_guardrails → budget_check → cache_lookup → run_agent
+    → output_guardrails → record
+
+A step whose capability the project does not configure is not in the chain at all (no do-nothing
+slots): `input_guardrails` is there when some agent has input guardrails, `output_guardrails` when
+some agent has output guardrails (an agent without any passes them at the cost of a lookup).
+`budget_check` and `cache_lookup` join when cost budgets and caches can be configured (they cannot
+yet). `Runtime.pipeline.names` says what runs. Every entry point makes its runtime the same way, so
+the server, eval runs, `shipyard run`, the demo and canary gates run the same steps; only the
+`traffic_source` differs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shipyard.guardrails import AgentGuardrails
+from shipyard.runtime._guarding import input_guardrails, output_guardrails
+from shipyard.runtime._pipeline import Pipeline, Step, assign_version, record, run_agent, start_trace
+
+PIPELINE_ORDER: tuple[str, ...] = (
+    "assign_version",
+    "start_trace",
+    "input_guardrails",
+    "budget_check",
+    "cache_lookup",
+    "run_agent",
+    "output_guardrails",
+    "record",
+)
+"""Every step the runtime may build, in the order they run (DESIGN.md §4)."""
+
+
+def build_pipeline(guardrails: Mapping[str, AgentGuardrails]) -> Pipeline:
+    """The pipeline for a project whose agents have these guardrails (by agent name)."""
+    available: dict[str, Step | None] = {
+        "assign_version": assign_version,
+        "start_trace": start_trace,
+        "input_guardrails": input_guardrails if any(g.input for g in guardrails.values()) else None,
+        "budget_check": None,  # cost budgets are not configurable yet
+        "cache_lookup": None,  # nor are caches
+        "run_agent": run_agent,
+        "output_guardrails": output_guardrails if any(g.output for g in guardrails.values()) else None,
+        "record": record,
+    }
+    return Pipeline([(name, step) for name in PIPELINE_ORDER if (step := available[name]) is not None])
