@@ -39,7 +39,7 @@ def run_in_thread(app: Any, port: int, host: str = "127.0.0.1") -> tuple[uvicorn
     server = uvicorn.Server(uvicorn_config(app, app.state.shipyard.cfg.server, host=host, port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120  # a loaded CI machine may take a while; waiting for the event, not timing it
+    deadline = time.monotonic() + 120  # an event to wait for, not a timing: CI may be slow
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
