@@ -17,31 +17,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from helpers import production_record
 from shipyard.observe import KpiWindow
 from shipyard.server._dashboard import DashboardData
-from shipyard.store import InteractionRecord, Store, ToolCallRecord, new_id
+from shipyard.store import Store
 
 VERSIONS = ("support@1.0.0+aaaaaaa", "support@1.1.0+bbbbbbb")
-STATUSES = ("completed",) * 17 + ("escalated", "failed", "blocked")
-
-
-def record(rng: random.Random, at: float) -> InteractionRecord:
-    return InteractionRecord(
-        id=new_id(),
-        trace_id=new_id(),
-        session_id=f"s{rng.randrange(5000)}",
-        user_id=None,
-        agent="support",
-        version=rng.choice(VERSIONS),
-        traffic_source="production",
-        input="Where is my order 10001?",
-        output="It shipped yesterday.",
-        status=rng.choice(STATUSES),
-        latency_ms=rng.lognormvariate(6.5, 0.5),
-        cost_usd=rng.uniform(0.0002, 0.002),
-        tool_calls=[ToolCallRecord("lookup_order", {"order_id": "10001"}, "success", 3.0)],
-        created_at=at,
-    )
 
 
 def timed(label: str, fn: Any, repeat: int = 5) -> None:
@@ -65,10 +46,13 @@ def main() -> None:
 
     window = KpiWindow()
     for i in range(args.window_samples):
-        window.add(record(rng, now - 86400 + i * 86400 / args.window_samples))
+        window.add(production_record(rng, now - 86400 + i * 86400 / args.window_samples, VERSIONS))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        rows = [record(rng, now - 2 * 86400 + i * 86400 / args.store_rows) for i in range(args.store_rows)]
+        rows = [
+            production_record(rng, now - 2 * 86400 + i * 86400 / args.store_rows, VERSIONS)
+            for i in range(args.store_rows)
+        ]
         for start in range(0, len(rows), 1000):
             store.write_interactions(rows[start : start + 1000])
         alerts = SimpleNamespace(states=lambda: [])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,23 +23,19 @@ from pathlib import Path
 
 import httpx
 
+from helpers import free_port
+
 KPIS = "/admin/kpis?points=200&window=15m"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(root: Path, port: int, samples: int) -> None:
     """The server process: the demo project with `samples` interactions in its KPI window."""
     import uvicorn
 
+    from helpers import production_record
     from shipyard.config import load_config
     from shipyard.demo import copy_project
     from shipyard.server import create_app, uvicorn_config
-    from shipyard.store import InteractionRecord, ToolCallRecord, new_id
 
     copy_project(root)
     cfg = load_config(root / "shipyard.yaml")
@@ -49,26 +44,8 @@ def serve(root: Path, port: int, samples: int) -> None:
     rng = random.Random(1)
     now = time.time()
     versions = ("support@1.0.0+aaaaaaa", "support@1.2.0+ccccccc")
-    statuses = ("completed",) * 17 + ("escalated", "failed", "blocked")
     for i in range(samples):
-        window.add(
-            InteractionRecord(
-                id=new_id(),
-                trace_id=new_id(),
-                session_id=f"s{rng.randrange(5000)}",
-                user_id=None,
-                agent="support",
-                version=rng.choice(versions),
-                traffic_source="production",
-                input="Where is my order 10001?",
-                output="It shipped yesterday.",
-                status=rng.choice(statuses),
-                latency_ms=rng.lognormvariate(6.5, 0.5),
-                cost_usd=rng.uniform(0.0002, 0.002),
-                tool_calls=[ToolCallRecord("lookup_order", {"order_id": "10001"}, "success", 3.0)],
-                created_at=now - 900 + i * 900 / samples,
-            )
-        )
+        window.add(production_record(rng, now - 900 + i * 900 / samples, versions))
     uvicorn.Server(uvicorn_config(app, cfg.server, host="127.0.0.1", port=port)).run()
 
 

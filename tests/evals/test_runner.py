@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from order_shop import RULES, shop_project
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.errors import NotFoundError, ShipyardError
@@ -20,56 +19,12 @@ from shipyard.llm import MockLLMServer
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord, Store
 
-_counter = itertools.count()
-
-RULES = """\
-default: "I can only look up orders."
-rules:
-  - when: {last_tool: lookup}
-    reply: "Order {result[order_id]} is {result[status]}."
-  - when: {user: 'order (?P<id>\\d+)', fresh: true}
-    tool_calls: [{name: lookup, arguments: {order_id: "{id}"}}]
-  - when: {user: '(?i)hello'}
-    reply: "Hello! Ask me about an order."
-"""
-
 JUDGE = """\
 default: '{{"pass": true, "score": 1, "reason": "fine"}}'
 rules:
   - when: {user: 'garbage'}
     reply: 'no verdict here'
 """
-
-AGENT = '''\
-import asyncio
-from shipyard import AgentContext, AgentResult, agent
-from shipyard.tools import ToolRegistry
-
-tools = ToolRegistry()
-
-@tools.tool(idempotent=True)
-def lookup(order_id: str) -> dict:
-    """Find an order."""
-    return {"order_id": order_id, "status": "shipped"}
-
-@agent("shop", tools=tools)
-async def shop(user_input: str, ctx: AgentContext) -> AgentResult:
-    if "crash" in user_input:
-        raise RuntimeError("agent bug")
-    if "slow" in user_input:
-        await asyncio.sleep(5)
-    messages = [{"role": "system", "content": ctx.system_prompt}, *ctx.history,
-                {"role": "user", "content": user_input}]
-    for _ in range(4):
-        reply = await ctx.llm.chat(messages, tools=ctx.tools.definitions())
-        if not reply.tool_calls:
-            return AgentResult(output=reply.text or "")
-        messages.append(reply.to_message())
-        for call in reply.tool_calls:
-            res = await ctx.tools.run(call)
-            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": res.content()})
-    return AgentResult(output="gave up", status="failed")
-'''
 
 SUITE = """\
 name: smoke
@@ -103,32 +58,29 @@ cases:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
-    module = f"evalshop{next(_counter)}"
-    (tmp_path / f"{module}.py").write_text(AGENT)
-    (tmp_path / "rules.yaml").write_text(RULES)
+    """The order desk (tests/support/order_shop.py) and a scripted judge; returns a loader."""
     (tmp_path / "judge.yaml").write_text(JUDGE)
-    sys.path.insert(0, str(tmp_path))
+    with shop_project(tmp_path, "evalshop") as module:
 
-    def make(model: str = "scripted", extra_models: str = "") -> ShipyardConfig:
-        (tmp_path / "shipyard.yaml").write_text(
-            textwrap.dedent("""\
-            models:
-              scripted: {provider: scripted, rules: rules.yaml, prices: {input: 1.0, output: 2.0}}
-              judge: {provider: scripted, rules: judge.yaml, prices: {input: 0.5, output: 0.5}}
-            """)
-            + extra_models
-            + textwrap.dedent(f"""\
-            agents:
-              shop:
-                entry: {module}:shop
-                timeout_s: 3
-                model: {{name: {model}}}
-            """)
-        )
-        return load_config(tmp_path / "shipyard.yaml")
+        def make(model: str = "scripted", extra_models: str = "") -> ShipyardConfig:
+            (tmp_path / "shipyard.yaml").write_text(
+                textwrap.dedent("""\
+                models:
+                  scripted: {provider: scripted, rules: rules.yaml, prices: {input: 1.0, output: 2.0}}
+                  judge: {provider: scripted, rules: judge.yaml, prices: {input: 0.5, output: 0.5}}
+                """)
+                + extra_models
+                + textwrap.dedent(f"""\
+                agents:
+                  shop:
+                    entry: {module}:shop
+                    timeout_s: 3
+                    model: {{name: {model}}}
+                """)
+            )
+            return load_config(tmp_path / "shipyard.yaml")
 
-    yield make
-    sys.path.remove(str(tmp_path))
+        yield make
 
 
 def suite_file(tmp_path: Path, text: str = SUITE, name: str = "smoke.yaml") -> Suite:

@@ -1,25 +1,21 @@
-"""A project whose agents call the model through Shipyard's model proxy, answered by the mock LLM
-server over loopback (see proxy_project.py)."""
+"""Fixtures of the integration tests: a framework's starter template (`template`), and a project whose
+agents call the model through Shipyard's model proxy, answered by the mock LLM server over loopback
+(`make_project`, see proxy_project.py)."""
 
 from __future__ import annotations
 
 import io
-import itertools
-import sys
-import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from proxy_project import AGENTS, RULES, Project
+from framework_helpers import Project, drop_modules, forget, init_template, module_name, write_config
+from proxy_project import AGENTS, RULES, ProxyProject
 
-from shipyard.config import load_config
 from shipyard.llm import MockLLMServer, reset_breakers
 from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
-
-_counter = itertools.count()
 
 
 @pytest.fixture(autouse=True)
@@ -36,45 +32,37 @@ def _live_log_stream() -> Iterator[None]:
 
 
 @pytest.fixture
-async def make_project(tmp_path: Path) -> AsyncIterator[Callable[..., Project]]:
-    """Write the project (mock server options and extra model settings as arguments) and start it."""
-    module = f"proxyagents{next(_counter)}"
+def template(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    """The starter project `shipyard init --template {TEMPLATE}` writes (TEMPLATE: a constant of the
+    test module), its model a mock server of the template's own rules."""
+    project = init_template(tmp_path / "support", request.module.TEMPLATE)
+    yield project
+    forget(project)
+
+
+@pytest.fixture
+async def make_project(tmp_path: Path) -> AsyncIterator[Callable[..., ProxyProject]]:
+    """Write the project (mock server options as arguments) and start it."""
+    module = module_name("proxyagents")
     (tmp_path / f"{module}.py").write_text(AGENTS)
     servers: list[MockLLMServer] = []
     runtimes: list[Runtime] = []
 
-    def make(model_settings: str = "", **mock: Any) -> Project:
+    def make(**mock: Any) -> ProxyProject:
         server = MockLLMServer(RULES, **mock)
         url = server.start()
         servers.append(server)
-        agents = "".join(
-            f"  {name}: {{entry: '{module}:{name}', model: {{name: mock}}, timeout_s: 60}}\n"
-            for name in ("proxied", "proxied_sync", "blocking", "loopback", "foreign_loop")
-        )
-        (tmp_path / "shipyard.yaml").write_text(
-            textwrap.dedent(f"""\
-            models:
-              mock:
-                base_url: {url}
-                max_retries: 1
-                backoff_base_s: 0.001
-                retry_after_max_s: 30
-                prices: {{input: 1.0, output: 2.0}}
-            """)
-            + textwrap.indent(textwrap.dedent(model_settings), "    ")
-            + "agents:\n"
-            + agents
-        )
-        rt = Runtime(load_config(tmp_path / "shipyard.yaml"))
+        agents = ("proxied", "proxied_sync", "blocking", "loopback", "foreign_loop")
+        settings = "max_retries: 1, backoff_base_s: 0.001, retry_after_max_s: 30"
+        cfg = write_config(tmp_path, url, {name: f"{module}:{name}" for name in agents}, settings)
+        rt = Runtime(cfg)
         runtimes.append(rt)
         rt.versions("proxied")
-        return Project(rt=rt, mock=server, module=sys.modules[module], root=tmp_path)
+        return ProxyProject(tmp_path, cfg, server, module, rt=rt)
 
     yield make
     for rt in runtimes:
         await rt.aclose()
     for server in servers:
         server.stop()
-    sys.modules.pop(module, None)
-    if str(tmp_path) in sys.path:
-        sys.path.remove(str(tmp_path))
+    drop_modules(tmp_path, module)

@@ -1,31 +1,16 @@
-"""Projects of the LangGraph integration tests: the `langgraph` starter template, and a user's own
-project written the way a LangGraph user would (a triage node and a `create_react_agent` subgraph,
-two chat models, a sync node, a tool that fails, a human-approval interrupt), each wired to Shipyard
-with its two lines, against the mock LLM server over loopback."""
+"""The project of the LangGraph integration tests: a user's own project written the way a LangGraph
+user would (a triage node and a `create_react_agent` subgraph, two chat models, a sync node, a tool
+that fails, a human-approval interrupt), wired to Shipyard with its two lines, against the mock LLM
+server over loopback. The starter template and what the framework tests share:
+framework_helpers.py."""
 
 from __future__ import annotations
 
-import io
-import itertools
-import socket
-import sys
-import textwrap
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import uvicorn
-from typer.testing import CliRunner
-from waiting import wait_until
+from framework_helpers import Project, module_name, write_config
 
-from shipyard.cli import app as cli
-from shipyard.config import ShipyardConfig, load_config
-from shipyard.server import create_app, uvicorn_config
-
-_counter = itertools.count()
+from shipyard.llm import MockLLMServer
 
 USER_RULES = """\
 default: "I can only help with travel."
@@ -146,95 +131,21 @@ tool_by_hand = langgraph_agent("tool-by-hand", one_node(by_hand))
 """
 
 
-def init_template(folder: Path) -> None:
-    """`shipyard init --template langgraph` into `folder`, through the real CLI."""
-    result = CliRunner().invoke(cli, ["init", str(folder), "--template", "langgraph"])
-    assert result.exit_code == 0, result.output
-    assert "shipyard mock-llm --rules rules/support.yaml &" in result.output  # NEXT.txt
-
-
-def point_at_mock(folder: Path, mock_url: str) -> ShipyardConfig:
-    """The template's config with its model at the test's mock server instead of port 8100."""
-    path = folder / "shipyard.yaml"
-    text = path.read_text()
-    assert "base_url: http://127.0.0.1:8100/v1" in text
-    path.write_text(text.replace("http://127.0.0.1:8100/v1", mock_url))
-    return load_config(path)
-
-
-@dataclass
-class UserProject:
-    cfg: ShipyardConfig
-    module: str
-
-    @property
-    def runs(self) -> list[str]:
-        """The real runs of the project's tool."""
-        return sys.modules[self.module].RUNS  # type: ignore[no-any-return]
-
-
-def write_user_project(folder: Path, mock_url: str) -> UserProject:
-    """A user's LangGraph project (USER_AGENT, in a module of its own name) and its shipyard.yaml,
-    its model at `mock_url` (a mock server of USER_RULES)."""
-    module = f"travelgraph{next(_counter)}"
-    (folder / f"{module}.py").write_text(USER_AGENT)
-    (folder / f"{module}_bypass.py").write_text(BYPASS_AGENT.format(user=module, url=mock_url))
-    agents = {
+def user_project(root: Path) -> Project:
+    """A user's LangGraph project (USER_AGENT, in a module of its own name, and BYPASS_AGENT beside
+    it) and its shipyard.yaml, its model a mock server of USER_RULES."""
+    module = module_name("travelgraph")
+    (root / "rules.yaml").write_text(USER_RULES)
+    mock = MockLLMServer(root / "rules.yaml")
+    url = mock.start()
+    (root / f"{module}.py").write_text(USER_AGENT)
+    (root / f"{module}_bypass.py").write_text(BYPASS_AGENT.format(user=module, url=url))
+    entries = {
         "travel": f"{module}:travel",
         "travel-sync": f"{module}:travel_sync",
         "approvals": f"{module}:approvals",
         "plain-model": f"{module}_bypass:plain_model",
         "tool-by-hand": f"{module}_bypass:tool_by_hand",
     }
-    (folder / "shipyard.yaml").write_text(
-        textwrap.dedent(f"""\
-        models:
-          mock:
-            provider: openai
-            model: mock
-            base_url: {mock_url}
-            max_retries: 0
-            prices: {{input: 1.0, output: 2.0}}
-        agents:
-        """)
-        + "".join(
-            f"  {name}: {{entry: '{entry}', model: {{name: mock}}}}\n" for name, entry in agents.items()
-        )
-    )
-    return UserProject(load_config(folder / "shipyard.yaml"), module)
-
-
-@dataclass
-class Served:
-    url: str
-    logs: io.StringIO
-
-
-@contextmanager
-def serve(cfg: ShipyardConfig) -> Iterator[Served]:
-    """The project's app (`shipyard serve`'s) on uvicorn in a thread, on a free loopback port."""
-    logs = io.StringIO()
-    app = create_app(cfg, log_stream=logs)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, cfg.server, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive(), "the server to start")
-        assert server.started, "the server did not start"
-        yield Served(f"http://127.0.0.1:{port}", logs)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def forget(*modules: str) -> None:
-    """Drop a test's agent modules, so the next test imports its own."""
-    for name in modules:
-        sys.modules.pop(name, None)
-
-
-def span_names(rec: Any) -> list[str]:
-    return sorted(s.name for s in rec.spans)
+    cfg = write_config(root, url, entries, model="provider: openai, model: mock, max_retries: 0")
+    return Project(root, cfg, mock, module, also=(f"{module}_bypass",))

@@ -1,35 +1,17 @@
-"""Projects of the OpenAI Agents SDK integration tests: the `openai-agents` starter template, and a
-user's own project written the way an SDK user would (a `Runner.run` of their own with
-`run_config()`, a sync agent on `Runner.run_sync`, a tool that fails, an agent used as a tool, a
-model named `gpt-4.1` with its own settings, a run context), each against the mock LLM server over
-loopback."""
+"""The project of the OpenAI Agents SDK integration tests: a user's own project written the way an
+SDK user would (a `Runner.run` of their own with `run_config()`, a sync agent on `Runner.run_sync`, a
+tool that fails, an agent used as a tool, a model named `gpt-4.1` with its own settings, a run
+context), against the mock LLM server over loopback. The starter template and what the framework
+tests share: framework_helpers.py."""
 
 from __future__ import annotations
 
-import io
-import itertools
-import sys
-import textwrap
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from typer.testing import CliRunner
-from waiting import wait_until
+from framework_helpers import Project, module_name, write_config
 
-from shipyard.cli import app as cli
-from shipyard.config import ShipyardConfig, load_config
 from shipyard.llm import MockLLMServer
-from shipyard.server import ServerState, create_app, uvicorn_config
-from shipyard.store import InteractionRecord
-
-_counter = itertools.count()
-
-TEMPLATE_URL = "http://127.0.0.1:8100/v1"
 
 # A user's own project: plain SDK code, plus `run_config()` in each Runner call and one
 # `shipyard_agent(...)` line.
@@ -121,105 +103,14 @@ rules:
 """
 
 
-@dataclass
-class Project:
-    """A project folder, its config, and the mock LLM server its model points at."""
-
-    root: Path
-    cfg: ShipyardConfig
-    mock: MockLLMServer
-    module: str
-
-    @property
-    def mock_requests(self) -> list[dict[str, Any]]:
-        assert self.mock.app is not None
-        return list(self.mock.app.recent)
-
-    @property
-    def agents(self) -> Any:
-        """The project's imported agent module."""
-        return sys.modules[self.module]
-
-
-def init_template(root: Path) -> Project:
-    """`shipyard init --template openai-agents` into `root`, its model pointed at a mock LLM server
-    started on the template's own rules file."""
-    result = CliRunner().invoke(cli, ["init", str(root), "--template", "openai-agents"])
-    assert result.exit_code == 0, result.output
-    mock = MockLLMServer(root / "rules" / "support.yaml")
-    url = mock.start()
-    config = root / "shipyard.yaml"
-    text = config.read_text()
-    assert TEMPLATE_URL in text
-    config.write_text(text.replace(TEMPLATE_URL, url))
-    return Project(root, load_config(config), mock, "agent")
-
-
 def user_project(root: Path, **mock_options: Any) -> Project:
     """The user's own project, under a module name of its own (`mock_options` go to the mock
     server: faults)."""
-    module = f"weatheragents{next(_counter)}"
+    module = module_name("weatheragents")
     (root / f"{module}.py").write_text(USER_AGENTS)
     (root / "rules.yaml").write_text(USER_RULES)
     mock = MockLLMServer(root / "rules.yaml", **mock_options)
-    url = mock.start()
-    agents = "".join(
-        f"  {name}: {{entry: '{module}:{name}', model: {{name: mock}}, timeout_s: 60}}\n"
-        for name in ("weather", "weather_sync", "profile")
+    cfg = write_config(
+        root, mock.start(), {name: f"{module}:{name}" for name in ("weather", "weather_sync", "profile")}
     )
-    (root / "shipyard.yaml").write_text(
-        textwrap.dedent(f"""\
-        models:
-          mock: {{base_url: {url}, max_retries: 1, backoff_base_s: 0.001, prices: {{input: 1.0, output: 2.0}}}}
-        agents:
-        """)
-        + agents
-    )
-    return Project(root, load_config(root / "shipyard.yaml"), mock, module)
-
-
-def forget(project: Project) -> None:
-    """Stop the mock and forget the project's module (another test imports its own)."""
-    project.mock.stop()
-    sys.modules.pop(project.module, None)
-    if str(project.root) in sys.path:
-        sys.path.remove(str(project.root))
-
-
-def paths(record: InteractionRecord) -> list[str]:
-    """Each span of the record as the path of names from the root span, e.g.
-    `invoke_agent support > agent Support > turn 1 > chat mock`, sorted."""
-    by_id = {s.span_id: s for s in record.spans}
-
-    def path(span: Any) -> str:
-        parent = by_id.get(span.parent_id or "")
-        return span.name if parent is None else f"{path(parent)} > {span.name}"
-
-    return sorted(path(s) for s in record.spans)
-
-
-@dataclass
-class Served:
-    url: str
-    state: ServerState
-    logs: io.StringIO
-
-
-@contextmanager
-def serve(cfg: ShipyardConfig) -> Iterator[Served]:
-    """The real app on uvicorn in a thread, on a free loopback port; returns once it accepts
-    connections (the app warms its agents up before that)."""
-    logs = io.StringIO()
-    app = create_app(cfg, log_stream=logs)
-    config = uvicorn_config(app, cfg.server, host="127.0.0.1", port=0)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), "the server to start")
-    assert server.started, "the server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Served(f"http://127.0.0.1:{port}", app.state.shipyard, logs)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return Project(root, cfg, mock, module)

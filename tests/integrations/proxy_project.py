@@ -3,11 +3,11 @@ with a real `openai` client (or plain httpx against the loopback endpoint), as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.llm import MockLLMServer
+from framework_helpers import Project
+
 from shipyard.runtime import Runtime
 
 RULES: dict[str, Any] = {
@@ -187,15 +187,7 @@ async def loopback(user_input: str, ctx: AgentContext) -> AgentResult:
 
 
 @dataclass
-class Project:
-    """A runtime over the project, the mock server behind its model, and the agents' module."""
+class ProxyProject(Project):
+    """The project (its agent module: AGENTS) with a runtime over it."""
 
-    rt: Runtime
-    mock: MockLLMServer
-    module: Any
-    root: Path
-
-    @property
-    def mock_requests(self) -> list[dict[str, Any]]:
-        assert self.mock.app is not None
-        return list(self.mock.app.recent)
+    rt: Runtime = field(kw_only=True)

@@ -4,8 +4,6 @@ starter template, and a user's own agent tree with its one line."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import subprocess
 import sys
@@ -16,29 +14,36 @@ from typing import Any
 
 import httpx
 import pytest
-from adk_helpers import Project, forget, init_template, paths, serve, user_project
+from adk_helpers import user_project
+from framework_helpers import (
+    Expected,
+    Project,
+    assert_priced,
+    assert_replays_offline,
+    assert_served_with_history,
+    assert_smoke_suite_and_gate_pass,
+    assert_wrong_expectations_fail,
+    chat,
+    concurrent_lookups_and_refunds,
+    forget,
+    paths,
+    run_suites,
+    serve,
+    tool_calls,
+)
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
-from shipyard.config import ShipyardConfig
 from shipyard.errors import ShipyardError
-from shipyard.evals import EvalRunner, EvalRunResult, Suite, load_suite
+from shipyard.evals import load_suite
 from shipyard.integrations._otel import collecting, framework_spans
 from shipyard.integrations.adk import adk_agent, warm_up_seconds
 from shipyard.llm import MockLLMServer
-from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord
 
+TEMPLATE = "adk"  # the starter template of the `template` fixture (conftest.py)
 SUPPORT = "invoke_agent support > invoke_workflow support > invoke_agent support"
-
-
-@pytest.fixture
-def template(tmp_path: Path) -> Iterator[Project]:
-    """The starter project `shipyard init --template adk` writes, on a mock server of its rules."""
-    project = init_template(tmp_path / "support")
-    yield project
-    forget(project)
 
 
 @pytest.fixture
@@ -59,29 +64,11 @@ def user(tmp_path: Path, own_endpoint: MockLLMServer) -> Iterator[Project]:
     forget(project)
 
 
-async def run_suites(
-    cfg: ShipyardConfig, agent: str, suites: list[Suite], mode: str = "live"
-) -> EvalRunResult:
-    """An eval run of `agent` over `suites` (live, record or replay) on a runtime of its own."""
-    rt = Runtime(cfg)
-    try:
-        return await EvalRunner(rt, cfg, mode=mode).run(agent, suites, progress=False)  # type: ignore[arg-type]
-    finally:
-        await rt.aclose()
-
-
-def assert_traced(
-    rec: InteractionRecord, tools: list[tuple[str, dict[str, Any], str]], model_calls: int
-) -> None:
+def assert_traced(rec: InteractionRecord, tools: Expected, model_calls: int) -> None:
     """These tool calls (name, arguments, status), this many priced model calls with tokens on their
     `chat` spans, and every span in the interaction's own trace, under its one root."""
-    assert [(t.name, t.arguments, t.status) for t in rec.tool_calls] == tools
-    assert len(rec.llm_calls) == model_calls and all(c.input_tokens > 0 for c in rec.llm_calls)
-    assert rec.input_tokens > 0 and rec.output_tokens > 0 and rec.cost_usd > 0
-    chats = [s.attributes for s in rec.spans if s.name.startswith("chat ")]
-    assert len(chats) == model_calls
-    assert all(a["gen_ai.usage.input_tokens"] > 0 and a["shipyard.cost_usd"] > 0 for a in chats)
-    assert all(s.trace_id == rec.trace_id for s in rec.spans)
+    assert tool_calls(rec) == tools
+    assert_priced(rec, model_calls)
     roots = [s for s in rec.spans if s.parent_id is None]
     assert [r.name for r in roots] == [f"invoke_agent {rec.agent}"]
     ids = {s.span_id for s in rec.spans}
@@ -154,70 +141,20 @@ def test_the_template_passes_its_smoke_suite_and_its_gate(
     assert "+-- [execute_tool lookup_order]" in result.output  # ADK's span, by its name
     assert '+-- [Tool Call] lookup_order(order_id="10001")' in result.output  # Shipyard's, inside it
     assert "Model: mock, Tokens: " in result.output and "Cost: $0.0001" in result.output
-    result = CliRunner().invoke(
-        cli, ["eval", "run", "--agent", "support", "--suite", "evals/support/smoke.yaml"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "│ all " in result.output and "100.0%" in result.output
-    result = CliRunner().invoke(cli, ["gate", "pre-merge", "--agent", "support"])
-    configure_logging(stream=io.StringIO())  # not the stderr of the last CliRunner, closed after it
-    assert result.exit_code == 0, result.output
-    assert "Decision: PASS" in result.output
+    assert_smoke_suite_and_gate_pass()
 
 
-FAILING = """\
-name: should-fail
-cases:
-  - id: must-not-call-a-tool-it-calls
-    input: Where is my order 10001?
-    assert: [{type: must_not_call, value: lookup_order}]
-  - id: must-not-refund-but-it-refunds
-    input: Please refund order 10002, it arrived broken.
-    assert: [{type: must_not_call, value: [issue_refund]}]
+HAND_OFF = """\
   - id: must-not-hand-off-but-it-does
     input: I want to talk to a person.
     assert: [{type: must_not_call, value: handoff_to_human}]
-  - id: wrong-trajectory
-    input: Where is my order 10001?
-    trajectory: {mode: exact, calls: [{name: lookup_order}, {name: issue_refund}]}
-  - id: wrong-arguments
-    input: Where is my order 10001?
-    trajectory: {mode: exact, calls: [{name: lookup_order, args: {order_id: "10002"}}]}
-  - id: forbidden-in-trajectory
-    input: Please refund order 10002, it arrived broken.
-    trajectory: {mode: in_order, calls: [{name: lookup_order}], forbidden: [issue_refund]}
-  - id: passes
-    input: Where is my order 10001?
-    assert: [{type: must_not_call, value: issue_refund}]
-    trajectory: {mode: exact, calls: [{name: lookup_order, args: {order_id: "10001"}}]}
 """
 
 
 async def test_trajectory_and_must_not_call_fail_when_the_agent_does_otherwise(template: Project) -> None:
-    suite_file = template.root / "evals" / "support" / "should_fail.yaml"
-    suite_file.write_text(FAILING)
-    result = await run_suites(template.cfg, "support", [load_suite(suite_file)])
-    outcomes = {r.case_id: r for r in result.results}
-    assert {k: r.outcome for k, r in outcomes.items()} == {
-        "must-not-call-a-tool-it-calls": "FAIL",
-        "must-not-refund-but-it-refunds": "FAIL",
-        "must-not-hand-off-but-it-does": "FAIL",
-        "wrong-trajectory": "FAIL",
-        "wrong-arguments": "FAIL",
-        "forbidden-in-trajectory": "FAIL",
-        "passes": "PASS",
-    }
-
-    def reason(case: str, scorer: str) -> str:
-        return next(s.reason for s in outcomes[case].scores if s.scorer == scorer)
-
-    assert reason("must-not-call-a-tool-it-calls", "must_not_call") == "called lookup_order"
-    assert reason("must-not-refund-but-it-refunds", "must_not_call") == "called issue_refund"
-    assert reason("must-not-hand-off-but-it-does", "must_not_call") == "called handoff_to_human"
-    assert "expected ['lookup_order', 'issue_refund'], got ['lookup_order']" in reason(
-        "wrong-trajectory", "trajectory"
+    await assert_wrong_expectations_fail(
+        template, HAND_OFF, {"must-not-hand-off-but-it-does": "called handoff_to_human"}
     )
-    assert "called forbidden tool 'issue_refund'" in reason("forbidden-in-trajectory", "trajectory")
 
 
 async def test_served_over_chat_completions_after_its_warm_up(template: Project) -> None:
@@ -226,101 +163,49 @@ async def test_served_over_chat_completions_after_its_warm_up(template: Project)
         assert '"event":"agent_warmed_up"' in served.logs.getvalue()
         assert "imports" in warm_up_seconds() and "openai/gpt-4o-mini" in warm_up_seconds()
         async with httpx.AsyncClient(base_url=served.url, timeout=60) as h:
-            ready = await h.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["agents"]["support"] == "ok"
-            r = await h.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "support",
-                    "messages": [{"role": "user", "content": "Where is my order 10001?"}],
-                },
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["choices"][0]["message"]["content"] == "Order 10001 is shipped."
-            assert r.json()["usage"]["prompt_tokens"] > 0
-            found = (await h.get(f"/admin/interactions/{r.headers['x-interaction-id']}")).json()
+            # ready; an order question; earlier turns (ctx.history) are the ADK session's events,
+            # sent to the model in order
+            found = await assert_served_with_history(h, template)
             tree = "\n".join(found["tree"])
             assert (
                 "[execute_tool lookup_order]" in tree and '[Tool Call] lookup_order(order_id="10001")' in tree
             )
-            rec = found["interaction"]
-            assert [(t["name"], t["arguments"]) for t in rec["tool_calls"]] == [
-                ("lookup_order", {"order_id": "10001"})
-            ]
-            assert len(rec["llm_calls"]) == 2 and rec["cost_usd"] > 0
-            # earlier turns (ctx.history) are the ADK session's events, sent to the model in order
-            r = await h.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "support",
-                    "messages": [
-                        {"role": "user", "content": "Where is my order 10001?"},
-                        {"role": "assistant", "content": "Order 10001 is shipped."},
-                        {"role": "user", "content": "hello"},
-                    ],
-                },
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["choices"][0]["message"]["content"].startswith("Hello!")
             # a hand-off to a person is served as what it is
-            r = await h.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "support",
-                    "messages": [{"role": "user", "content": "I want to talk to a person."}],
-                },
-            )
-            assert r.status_code == 200, r.text
+            r = await chat(h, "support", "I want to talk to a person.")
             assert r.json()["shipyard"]["status"] == "escalated"
-    hello = next(req for req in reversed(template.requests) if req["messages"][-1]["content"] == "hello")
-    assert [(m["role"], m["content"]) for m in hello["messages"][1:]] == [
-        ("user", "Where is my order 10001?"),
-        ("assistant", "Order 10001 is shipped."),
-        ("user", "hello"),
-    ]
 
 
 async def test_a_recorded_eval_replays_offline_with_the_model_server_stopped(template: Project) -> None:
-    suite = load_suite(template.root / "evals" / "support" / "smoke.yaml")
-    live = await run_suites(template.cfg, "support", [suite], "record")
-    assert live.counts() == {"PASS": 5, "FAIL": 0, "ERROR": 0}, [r.error for r in live.results]
-    calls = len(template.requests)
-    template.mock.stop()  # offline from here on
-    replayed = await run_suites(template.cfg, "support", [suite], "replay")
-    assert replayed.counts() == {"PASS": 5, "FAIL": 0, "ERROR": 0}, [r.error for r in replayed.results]
-    assert all(r.replayed for r in replayed.results)
-    by_case = {r.case_id: r for r in live.results}
-    for r in replayed.results:
-        assert r.output == by_case[r.case_id].output  # the hand-off's ticket too: its tool did not run
-        assert r.tool_calls == by_case[r.case_id].tool_calls
-    # and live again, it fails: the replay did not quietly reach a model
-    again = await run_suites(template.cfg, "support", [suite])
-    assert again.counts()["ERROR"] == 5 and len(template.requests) == calls
+    await assert_replays_offline(template, cases=5)
 
 
 async def test_concurrent_interactions_each_get_their_own_spans_and_tool_calls(template: Project) -> None:
     rt = Runtime(template.cfg)
-    orders = ["10001", "10002", "10003", "10009"] * 4
-    questions = [
-        f"Refund order {o} please" if i % 2 else f"Where is order {o}?" for i, o in enumerate(orders)
-    ]
-    records = await asyncio.gather(*(rt.invoke("support", q) for q in questions))
-    for i, (rec, order) in enumerate(zip(records, orders, strict=True)):
-        refund = i % 2 == 1 and order == "10002"
-        expected = [("lookup_order", {"order_id": order}, "success")]
-        if refund:
-            expected.append(("issue_refund", {"order_id": order, "reason": "customer request"}, "success"))
+    for rec, order, expected in await concurrent_lookups_and_refunds(rt):
         assert rec.status == "completed", rec.error
-        assert_traced(rec, expected, model_calls=3 if refund else 2)
+        assert_traced(rec, expected, model_calls=len(expected) + 1)
         assert order in rec.output
         # ADK's spans of this interaction, and only them: one model step per model call, one tool span per tool
         names = [s.name for s in rec.spans]
         assert names.count("generate_content openai/gpt-4o-mini") == len(rec.llm_calls)
         assert sum(n.startswith("execute_tool ") for n in names) == 2 * len(expected)
         assert names.count("invoke_workflow support") == 1
-    assert len({rec.trace_id for rec in records}) == len(records)
     assert collecting() == 0
     await rt.aclose()
+
+
+def in_a_fresh_process(project: Project, script: str, *args: str) -> tuple[dict[str, Any], str]:
+    """Run `script` in a new Python process in the project's folder, its arguments the project's
+    config file and `args`; it must succeed. Returns the JSON its last line printed, and its stderr."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(project.root / "shipyard.yaml"), *args],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 def test_the_lazy_start_up_is_done_by_the_warm_up_not_the_first_interaction(template: Project) -> None:
@@ -345,15 +230,7 @@ def test_the_lazy_start_up_is_done_by_the_warm_up_not_the_first_interaction(temp
 
         asyncio.run(main())
         """)
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(template.root / "shipyard.yaml")],
-        capture_output=True,
-        text=True,
-        cwd=template.root,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found, _ = in_a_fresh_process(template, script)
     assert found == {
         "loaded": False,
         "failed": {},
@@ -396,15 +273,7 @@ APP_PROVIDER = textwrap.dedent("""\
 def test_an_applications_own_tracer_provider(template: Project, provider: str) -> None:
     """With the application's SDK provider, ADK's spans go both to its exporter and on the record;
     with a provider Shipyard cannot add to, the interaction still runs, with Shipyard's spans."""
-    out = subprocess.run(
-        [sys.executable, "-c", APP_PROVIDER, str(template.root / "shipyard.yaml"), provider],
-        capture_output=True,
-        text=True,
-        cwd=template.root,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found, stderr = in_a_fresh_process(template, APP_PROVIDER, provider)
     assert found["status"] == "completed" and found["tools"] == ["lookup_order"]
     shipyards = ["chat mock", "chat mock", "execute_tool lookup_order", "invoke_agent support"]
     adks = [
@@ -419,7 +288,7 @@ def test_an_applications_own_tracer_provider(template: Project, provider: str) -
         assert found["exported"] == adks  # the application's exporter still gets ADK's spans
     else:
         assert found["spans"] == shipyards
-        assert "not the OpenTelemetry SDK's" in out.stderr
+        assert "not the OpenTelemetry SDK's" in stderr
 
 
 # a user's own project ------------------------------------------------------------------------------

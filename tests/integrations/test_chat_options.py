@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxy_project import RULES, Project
+from proxy_project import RULES, ProxyProject
 
 from shipyard.evals import ReplayCache
 from shipyard.llm import (
@@ -117,7 +117,7 @@ class Capture:
 
 
 async def test_replay_keys_include_options_and_keep_their_old_form_without(
-    make_project: Callable[..., Project], tmp_path: Path
+    make_project: Callable[..., ProxyProject], tmp_path: Path
 ) -> None:
     p = make_project()
     capture = Capture()

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
-from proxy_project import Project
+from proxy_project import ProxyProject
 
 from shipyard.integrations._loopback import loopback_proxy
 from shipyard.store import InteractionRecord
@@ -25,7 +25,9 @@ def assert_own(rec: InteractionRecord, order: str) -> None:
     assert {s.trace_id for s in rec.spans} == {rec.trace_id}
 
 
-async def test_concurrent_interactions_through_the_transport(make_project: Callable[..., Project]) -> None:
+async def test_concurrent_interactions_through_the_transport(
+    make_project: Callable[..., ProxyProject],
+) -> None:
     p = make_project()
     orders = [str(10000 + i) for i in range(N)]
     records = await asyncio.gather(
@@ -36,11 +38,11 @@ async def test_concurrent_interactions_through_the_transport(make_project: Calla
     )
     for rec, order in zip(records, orders, strict=True):
         assert_own(rec, order)
-    assert sorted(p.module.TOOL_RUNS) == orders
+    assert sorted(p.agents.TOOL_RUNS) == orders
 
 
 async def test_concurrent_interactions_through_the_loopback_endpoint(
-    make_project: Callable[..., Project],
+    make_project: Callable[..., ProxyProject],
 ) -> None:
     p = make_project()
     orders = [str(20000 + i) for i in range(N)]
@@ -48,11 +50,11 @@ async def test_concurrent_interactions_through_the_loopback_endpoint(
     for rec, order in zip(records, orders, strict=True):
         assert_own(rec, order)
         assert rec.metadata["models"]["data"][0]["id"] == "mock"
-    urls = {p.module.LEAKED[f"where is order {o}?"] for o in orders}
+    urls = {p.agents.LEAKED[f"where is order {o}?"] for o in orders}
     assert len(urls) == N and all(u.startswith("http://127.0.0.1:") and "/i/" in u for u in urls)
     assert loopback_proxy().live == 0  # every interaction's URL was forgotten when it ended
     # a URL used after its interaction ended is refused, and nothing reaches the model
-    before = len(p.mock_requests)
+    before = len(p.requests)
     async with httpx.AsyncClient(timeout=60) as h:
         url = next(iter(urls))
         r = await h.post(
@@ -63,10 +65,12 @@ async def test_concurrent_interactions_through_the_loopback_endpoint(
         port = url.split(":")[2].split("/")[0]
         r = await h.get(f"http://127.0.0.1:{port}/v1/models")
         assert r.status_code == 404
-    assert len(p.mock_requests) == before
+    assert len(p.requests) == before
 
 
-async def test_a_framework_on_its_own_event_loop_in_a_thread(make_project: Callable[..., Project]) -> None:
+async def test_a_framework_on_its_own_event_loop_in_a_thread(
+    make_project: Callable[..., ProxyProject],
+) -> None:
     p = make_project()
     records = await asyncio.gather(*(p.rt.invoke("foreign_loop", f"hello {i}") for i in range(4)))
     for rec in records:

@@ -4,19 +4,16 @@ code the agent does not hand `ctx` to (a framework's HTTP client, its tool wrapp
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from framework_helpers import drop_modules, scripted_project
 
 from shipyard.agents import current_context, current_interaction
-from shipyard.config import load_config
 from shipyard.runtime import Runtime
-
-_counter = itertools.count()
 
 AGENTS = """\
 import asyncio
@@ -43,18 +40,11 @@ def probe_sync(user_input, ctx):
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[tuple[Runtime, Any]]:
-    module = f"probeagents{next(_counter)}"
-    (tmp_path / f"{module}.py").write_text(AGENTS)
-    (tmp_path / "rules.yaml").write_text('default: "hi"\n')
-    (tmp_path / "shipyard.yaml").write_text(
-        "models:\n  scripted: {provider: scripted, rules: rules.yaml}\nagents:\n"
-        f"  probe: {{entry: '{module}:probe', model: {{name: scripted}}}}\n"
-        f"  probe_sync: {{entry: '{module}:probe_sync', model: {{name: scripted}}}}\n"
-    )
-    runtime = Runtime(load_config(tmp_path / "shipyard.yaml"))
+    cfg, module = scripted_project(tmp_path, AGENTS, ["probe", "probe_sync"], "probeagents")
+    runtime = Runtime(cfg)
     runtime.versions("probe")
     yield runtime, sys.modules[module]
-    sys.modules.pop(module, None)
+    drop_modules(tmp_path, module)
 
 
 async def test_each_interaction_sees_its_own_context_in_threads_and_tasks(rt: tuple[Runtime, Any]) -> None:

@@ -10,7 +10,6 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -18,76 +17,46 @@ from typing import ClassVar
 import httpx
 import openai
 import pytest
-from langgraph_helpers import (
-    USER_RULES,
-    UserProject,
+from framework_helpers import (
+    Expected,
+    Project,
+    assert_priced,
+    assert_replays_offline,
+    assert_served_with_history,
+    assert_smoke_suite_and_gate_pass,
+    assert_wrong_expectations_fail,
+    concurrent_lookups_and_refunds,
+    drop_modules,
     forget,
-    init_template,
-    point_at_mock,
+    run_suites,
+    scripted_project,
     serve,
     span_names,
-    write_user_project,
+    tool_calls,
 )
+from langgraph_helpers import user_project
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
-from shipyard.config import ShipyardConfig, load_config
 from shipyard.errors import ShipyardError
-from shipyard.evals import EvalRunner, EvalRunResult, ReplayCache, Suite, load_suite
+from shipyard.evals import ReplayCache, load_suite
 from shipyard.integrations import PROXY_BASE_URL
 from shipyard.integrations.langgraph import chat_model
-from shipyard.llm import MockLLMServer
 from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord
 
-
-@dataclass
-class Project:
-    cfg: ShipyardConfig
-    mock: MockLLMServer
-    root: Path
-
-    @property
-    def requests(self) -> list[dict]:
-        assert self.mock.app is not None
-        return list(self.mock.app.recent)
+TEMPLATE = "langgraph"  # the starter template of the `template` fixture (conftest.py)
 
 
 @pytest.fixture
-def template(tmp_path: Path) -> Iterator[Project]:
-    """The starter project `shipyard init --template langgraph` writes, on a mock server of its rules."""
-    root = tmp_path / "support"
-    init_template(root)
-    mock = MockLLMServer(root / "rules" / "support.yaml")
-    cfg = point_at_mock(root, mock.start())
-    yield Project(cfg, mock, root)
-    mock.stop()
-    forget("agent")
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[tuple[UserProject, MockLLMServer]]:
+def user(tmp_path: Path) -> Iterator[Project]:
     """A user's own LangGraph project with the two-line integration."""
     root = tmp_path / "travel"
     root.mkdir()
-    (root / "rules.yaml").write_text(USER_RULES)
-    mock = MockLLMServer(root / "rules.yaml")
-    project = write_user_project(root, mock.start())
-    yield project, mock
-    mock.stop()
-    forget(project.module, f"{project.module}_bypass")
-
-
-async def run_suites(
-    cfg: ShipyardConfig, agent: str, suites: list[Suite], mode: str = "live"
-) -> EvalRunResult:
-    """An eval run of `agent` over `suites` (live, record or replay) on a runtime of its own."""
-    rt = Runtime(cfg)
-    try:
-        return await EvalRunner(rt, cfg, mode=mode).run(agent, suites, progress=False)  # type: ignore[arg-type]
-    finally:
-        await rt.aclose()
+    project = user_project(root)
+    yield project
+    forget(project)
 
 
 def under(rec: InteractionRecord) -> list[tuple[str, str]]:
@@ -96,22 +65,13 @@ def under(rec: InteractionRecord) -> list[tuple[str, str]]:
     return sorted((s.name, names[s.parent_id]) for s in rec.spans if s.parent_id in names)
 
 
-def chat_spans(rec: InteractionRecord) -> list[dict]:
-    return [s.attributes for s in rec.spans if s.name.startswith("chat ")]
-
-
-def assert_traced(rec: InteractionRecord, tools: list[tuple[str, dict, str]], model_calls: int) -> None:
+def assert_traced(rec: InteractionRecord, tools: Expected, model_calls: int) -> None:
     """Completed, with these tool calls (name, arguments, status) and this many priced model calls;
     every span in the interaction's own trace: LangGraph's node runs as `node {name}` spans under
     `invoke_agent` (a subgraph's under its node), each model and tool call under its node's span."""
     assert rec.status == "completed", rec.error
-    assert [(t.name, t.arguments, t.status) for t in rec.tool_calls] == tools
-    assert len(rec.llm_calls) == model_calls and all(c.input_tokens > 0 for c in rec.llm_calls)
-    assert rec.input_tokens > 0 and rec.output_tokens > 0 and rec.cost_usd > 0
-    spans = chat_spans(rec)
-    assert len(spans) == model_calls
-    assert all(s["gen_ai.usage.input_tokens"] > 0 and s["gen_ai.usage.output_tokens"] > 0 for s in spans)
-    assert all(s.trace_id == rec.trace_id for s in rec.spans)
+    assert tool_calls(rec) == tools
+    assert_priced(rec, model_calls)
     by_id = {s.span_id: s for s in rec.spans}
     [root] = [s for s in rec.spans if s.name.startswith("invoke_agent ")]
     for s in rec.spans:
@@ -173,64 +133,11 @@ def test_the_template_passes_its_smoke_suite_and_its_gate(
     assert "Order 10001 is shipped." in result.output
     assert '+-- [Tool Call] lookup_order(order_id="10001")' in result.output
     assert "Model: mock, Tokens: " in result.output and "Cost: $0.0001" in result.output
-    result = CliRunner().invoke(
-        cli, ["eval", "run", "--agent", "support", "--suite", "evals/support/smoke.yaml"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "│ all " in result.output and "100.0%" in result.output
-    result = CliRunner().invoke(cli, ["gate", "pre-merge", "--agent", "support"])
-    assert result.exit_code == 0, result.output
-    assert "Decision: PASS" in result.output
-
-
-FAILING = """\
-name: should-fail
-cases:
-  - id: must-not-call-a-tool-it-calls
-    input: Where is my order 10001?
-    assert: [{type: must_not_call, value: lookup_order}]
-  - id: must-not-refund-but-it-refunds
-    input: Please refund order 10002, it arrived broken.
-    assert: [{type: must_not_call, value: [issue_refund]}]
-  - id: wrong-trajectory
-    input: Where is my order 10001?
-    trajectory: {mode: exact, calls: [{name: lookup_order}, {name: issue_refund}]}
-  - id: wrong-arguments
-    input: Where is my order 10001?
-    trajectory: {mode: exact, calls: [{name: lookup_order, args: {order_id: "10002"}}]}
-  - id: forbidden-in-trajectory
-    input: Please refund order 10002, it arrived broken.
-    trajectory: {mode: in_order, calls: [{name: lookup_order}], forbidden: [issue_refund]}
-  - id: passes
-    input: Where is my order 10001?
-    assert: [{type: must_not_call, value: issue_refund}]
-    trajectory: {mode: exact, calls: [{name: lookup_order, args: {order_id: "10001"}}]}
-"""
+    assert_smoke_suite_and_gate_pass()
 
 
 async def test_trajectory_and_must_not_call_fail_when_the_agent_does_otherwise(template: Project) -> None:
-    suite_file = template.root / "evals" / "support" / "should_fail.yaml"
-    suite_file.write_text(FAILING)
-    result = await run_suites(template.cfg, "support", [load_suite(suite_file)])
-    outcomes = {r.case_id: r for r in result.results}
-    assert {k: r.outcome for k, r in outcomes.items()} == {
-        "must-not-call-a-tool-it-calls": "FAIL",
-        "must-not-refund-but-it-refunds": "FAIL",
-        "wrong-trajectory": "FAIL",
-        "wrong-arguments": "FAIL",
-        "forbidden-in-trajectory": "FAIL",
-        "passes": "PASS",
-    }
-
-    def reason(case: str, scorer: str) -> str:
-        return next(s.reason for s in outcomes[case].scores if s.scorer == scorer)
-
-    assert reason("must-not-call-a-tool-it-calls", "must_not_call") == "called lookup_order"
-    assert reason("must-not-refund-but-it-refunds", "must_not_call") == "called issue_refund"
-    assert "expected ['lookup_order', 'issue_refund'], got ['lookup_order']" in reason(
-        "wrong-trajectory", "trajectory"
-    )
-    assert "called forbidden tool 'issue_refund'" in reason("forbidden-in-trajectory", "trajectory")
+    await assert_wrong_expectations_fail(template)
 
 
 async def test_served_over_chat_completions_after_its_warm_up(template: Project) -> None:
@@ -238,90 +145,26 @@ async def test_served_over_chat_completions_after_its_warm_up(template: Project)
         # the warm-up ran before the server accepted its first connection
         assert '"event":"agent_warmed_up"' in served.logs.getvalue()
         async with httpx.AsyncClient(base_url=served.url, timeout=60) as h:
-            ready = await h.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["agents"]["support"] == "ok"
-            r = await h.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "support",
-                    "messages": [{"role": "user", "content": "Where is my order 10001?"}],
-                },
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["choices"][0]["message"]["content"] == "Order 10001 is shipped."
-            assert r.json()["usage"]["prompt_tokens"] > 0
-            found = (await h.get(f"/admin/interactions/{r.headers['x-interaction-id']}")).json()
-            rec = found["interaction"]
-            assert "[Tool Call] lookup_order" in "\n".join(found["tree"])
-            assert [(t["name"], t["arguments"]) for t in rec["tool_calls"]] == [
-                ("lookup_order", {"order_id": "10001"})
-            ]
-            assert len(rec["llm_calls"]) == 2 and rec["cost_usd"] > 0
-            # earlier turns (ctx.history) reach the graph as messages
-            r = await h.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "support",
-                    "messages": [
-                        {"role": "user", "content": "Where is my order 10001?"},
-                        {"role": "assistant", "content": "Order 10001 is shipped."},
-                        {"role": "user", "content": "hello"},
-                    ],
-                },
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["choices"][0]["message"]["content"].startswith("Hello!")
-    sent = template.requests[-1]["messages"]
-    assert [(m["role"], m["content"]) for m in sent[1:]] == [
-        ("user", "Where is my order 10001?"),
-        ("assistant", "Order 10001 is shipped."),
-        ("user", "hello"),
-    ]
+            # ready; an order question; earlier turns (ctx.history) reach the graph as messages
+            await assert_served_with_history(h, template)
 
 
 async def test_a_recorded_eval_replays_offline_with_the_model_server_stopped(template: Project) -> None:
-    suite = load_suite(template.root / "evals" / "support" / "smoke.yaml")
-    live = await run_suites(template.cfg, "support", [suite], "record")
-    assert live.counts() == {"PASS": 4, "FAIL": 0, "ERROR": 0}
-    calls = len(template.requests)
-    template.mock.stop()  # offline from here on
-    replayed = await run_suites(template.cfg, "support", [suite], "replay")
-    assert replayed.counts() == {"PASS": 4, "FAIL": 0, "ERROR": 0}
-    assert all(r.replayed for r in replayed.results)
-    by_case = {r.case_id: r for r in live.results}
-    for r in replayed.results:
-        assert r.output == by_case[r.case_id].output
-        assert r.tool_calls == by_case[r.case_id].tool_calls
-    # and live again, it fails: the replay did not quietly reach a model
-    again = await run_suites(template.cfg, "support", [suite])
-    assert again.counts()["ERROR"] == 4 and len(template.requests) == calls
+    await assert_replays_offline(template, cases=4)
 
 
 async def test_concurrent_interactions_each_get_their_own_spans_and_tool_calls(template: Project) -> None:
     rt = Runtime(template.cfg)
-    orders = ["10001", "10002", "10003", "10009"] * 4
-    questions = [
-        f"Refund order {o} please" if i % 2 else f"Where is order {o}?" for i, o in enumerate(orders)
-    ]
-    records = await asyncio.gather(*(rt.invoke("support", q) for q in questions))
-    for i, (rec, order) in enumerate(zip(records, orders, strict=True)):
-        refund = i % 2 == 1 and order == "10002"
-        expected = [("lookup_order", {"order_id": order}, "success")]
-        if refund:
-            expected.append(("issue_refund", {"order_id": order, "reason": "customer request"}, "success"))
-        assert_traced(rec, expected, model_calls=3 if refund else 2)
+    for rec, order, expected in await concurrent_lookups_and_refunds(rt):
+        assert_traced(rec, expected, model_calls=len(expected) + 1)
         assert order in rec.output
-    assert len({rec.trace_id for rec in records}) == len(records)
     await rt.aclose()
 
 
 # a user's own project ------------------------------------------------------------------------------
 @pytest.mark.parametrize("agent", ["travel", "travel-sync"])
-async def test_a_users_own_graph_with_its_two_lines(
-    user: tuple[UserProject, MockLLMServer], agent: str
-) -> None:
-    project, _ = user
-    rt = Runtime(project.cfg)
+async def test_a_users_own_graph_with_its_two_lines(user: Project, agent: str) -> None:
+    rt = Runtime(user.cfg)
     # two models (a sync triage node in a worker thread, a create_react_agent subgraph) and its ToolNode
     rec = await rt.invoke(agent, "What's the weather in Paris?")
     assert_traced(rec, [("get_weather", {"city": "Paris"}, "success")], model_calls=3)
@@ -347,14 +190,11 @@ async def test_a_users_own_graph_with_its_two_lines(
     rec = await rt.invoke(agent, "Tell me a joke")
     assert_traced(rec, [], model_calls=1)
     assert rec.output == "I only help with travel."
-    assert project.runs == ["Paris", "Atlantis"]
+    assert user.agents.RUNS == ["Paris", "Atlantis"]
     await rt.aclose()
 
 
-async def test_a_users_graph_replays_offline_tool_errors_included(
-    user: tuple[UserProject, MockLLMServer], tmp_path: Path
-) -> None:
-    project, mock = user
+async def test_a_users_graph_replays_offline_tool_errors_included(user: Project, tmp_path: Path) -> None:
     suite_file = tmp_path / "travel.yaml"
     suite_file.write_text(
         "name: travel\ncases:\n"
@@ -364,26 +204,23 @@ async def test_a_users_graph_replays_offline_tool_errors_included(
     )
     suite = load_suite(suite_file)
     for agent in ("travel", "travel-sync"):
-        live = await run_suites(project.cfg, agent, [suite], "record")
+        live = await run_suites(user.cfg, agent, [suite], "record")
         assert live.counts() == {"PASS": 3, "FAIL": 0, "ERROR": 0}, [r.error for r in live.results]
-    runs = list(project.runs)
-    mock.stop()
+    runs = list(user.agents.RUNS)
+    user.mock.stop()
     for agent in ("travel", "travel-sync"):
-        replayed = await run_suites(project.cfg, agent, [suite], "replay")
+        replayed = await run_suites(user.cfg, agent, [suite], "replay")
         assert replayed.counts() == {"PASS": 3, "FAIL": 0, "ERROR": 0}, [r.error for r in replayed.results]
         atlantis = next(r for r in replayed.results if r.case_id == "atlantis")
         assert (
             atlantis.tool_calls[0]["status"] == "error"
             and atlantis.output == "Sorry, no weather for that place."
         )
-    assert project.runs == runs  # no tool ran again
+    assert list(user.agents.RUNS) == runs  # no tool ran again
 
 
-async def test_concurrent_sync_graph_runs_keep_their_own_calls(
-    user: tuple[UserProject, MockLLMServer],
-) -> None:
-    project, _ = user
-    rt = Runtime(project.cfg)
+async def test_concurrent_sync_graph_runs_keep_their_own_calls(user: Project) -> None:
+    rt = Runtime(user.cfg)
     cities = ["Paris", "Oslo", "Lima", "Cairo", "Quito", "Hanoi"]
     records = await asyncio.gather(
         *(rt.invoke("travel-sync" if i % 2 else "travel", f"weather in {c}?") for i, c in enumerate(cities))
@@ -391,32 +228,26 @@ async def test_concurrent_sync_graph_runs_keep_their_own_calls(
     for rec, city in zip(records, cities, strict=True):
         assert_traced(rec, [("get_weather", {"city": city}, "success")], model_calls=3)
         assert rec.output == f"Weather: {city}: 18 C, light rain"
-    assert sorted(project.runs) == sorted(cities)
+    assert sorted(user.agents.RUNS) == sorted(cities)
     await rt.aclose()
 
 
-async def test_a_model_or_tool_that_bypasses_shipyard_is_refused_before_it_runs(
-    user: tuple[UserProject, MockLLMServer],
-) -> None:
-    project, mock = user
-    rt = Runtime(project.cfg)
+async def test_a_model_or_tool_that_bypasses_shipyard_is_refused_before_it_runs(user: Project) -> None:
+    rt = Runtime(user.cfg)
     rec = await rt.invoke("plain-model", "hello")
     assert rec.status == "failed"
     assert rec.error is not None and "NotThroughShipyard: the graph called ChatOpenAI('gpt-4o')" in rec.error
     assert "chat_model(...)" in rec.error
-    assert mock.app is not None and list(mock.app.recent) == []  # it never reached the model
+    assert user.requests == []  # it never reached the model
     rec = await rt.invoke("tool-by-hand", "hello")
     assert rec.status == "failed"
     assert rec.error is not None and "ran the tool 'get_weather' outside a ToolNode" in rec.error
-    assert project.runs == []  # refused before it ran
+    assert user.agents.RUNS == []  # refused before it ran
     await rt.aclose()
 
 
-async def test_an_interrupt_escalates_and_the_next_message_resumes(
-    user: tuple[UserProject, MockLLMServer],
-) -> None:
-    project, _ = user
-    rt = Runtime(project.cfg)
+async def test_an_interrupt_escalates_and_the_next_message_resumes(user: Project) -> None:
+    rt = Runtime(user.cfg)
     rec = await rt.invoke("approvals", "Lisbon, 3 nights", session_id="trip-1")
     assert rec.status == "escalated" and rec.output == "Approve this trip? Lisbon, 3 nights"
     other = await rt.invoke("approvals", "Rome, 2 nights", session_id="trip-2")
@@ -521,14 +352,8 @@ async def test_langsmith_sends_nothing_unless_the_agent_says_so(
     monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2-test")
     monkeypatch.setenv("LANGSMITH_ENDPOINT", f"http://127.0.0.1:{collector.server_address[1]}")
     ls_utils.get_env_var.cache_clear()
-    (tmp_path / "lsagents.py").write_text(LANGSMITH_AGENTS)
-    (tmp_path / "rules.yaml").write_text("default: x\n")
-    (tmp_path / "shipyard.yaml").write_text(
-        "models:\n  m: {provider: scripted, rules: rules.yaml}\nagents:\n"
-        "  quiet: {entry: 'lsagents:quiet', model: {name: m}}\n"
-        "  traced: {entry: 'lsagents:traced', model: {name: m}}\n"
-    )
-    rt = Runtime(load_config(tmp_path / "shipyard.yaml"))
+    cfg, module = scripted_project(tmp_path, LANGSMITH_AGENTS, ["quiet", "traced"], "lsagents")
+    rt = Runtime(cfg)
     try:
         rec = await rt.invoke("quiet", "hi")
         assert rec.status == "completed" and rec.output == "ok"
@@ -544,7 +369,7 @@ async def test_langsmith_sends_nothing_unless_the_agent_says_so(
         collector.shutdown()
         monkeypatch.undo()
         ls_utils.get_env_var.cache_clear()
-        forget("lsagents")
+        drop_modules(tmp_path, module)
 
 
 # what a ToolNode can answer besides text ---------------------------------------------------------
@@ -605,13 +430,8 @@ rich = langgraph_agent("rich", b.compile())
 
 
 async def test_a_tool_answering_a_command_or_an_artifact_replays_the_same(tmp_path: Path) -> None:
-    (tmp_path / "richtools.py").write_text(RICH_TOOLS)
-    (tmp_path / "rules.yaml").write_text("default: x\n")
-    (tmp_path / "shipyard.yaml").write_text(
-        "models:\n  m: {provider: scripted, rules: rules.yaml}\n"
-        "agents:\n  rich: {entry: 'richtools:rich', model: {name: m}}\n"
-    )
-    rt = Runtime(load_config(tmp_path / "shipyard.yaml"))
+    cfg, module = scripted_project(tmp_path, RICH_TOOLS, ["rich"], "richtools")
+    rt = Runtime(cfg)
     path = tmp_path / "replay.jsonl"
     try:
         recording = ReplayCache(path, "record")
@@ -620,12 +440,12 @@ async def test_a_tool_answering_a_command_or_an_artifact_replays_the_same(tmp_pa
         assert live.status == "completed", live.error
         assert live.output == "Paris: facts about Paris, {'population': 2100000}"
         assert [(t.name, t.status) for t in live.tool_calls] == [("pick", "success"), ("fetch", "success")]
-        runs = list(sys.modules["richtools"].RUNS)
+        runs = list(sys.modules[module].RUNS)
         replaying = ReplayCache(path, "replay")
         replayed = await rt.invoke("rich", "go", interceptor=replaying.scope("case/t0"))
         assert replayed.status == "completed", replayed.error
         assert replayed.output == live.output and replayed.metadata["replayed"] is True
-        assert sys.modules["richtools"].RUNS == runs == ["pick", "fetch"]  # no tool ran again
+        assert sys.modules[module].RUNS == runs == ["pick", "fetch"]  # no tool ran again
     finally:
         await rt.aclose()
-        forget("richtools")
+        drop_modules(tmp_path, module)

@@ -14,8 +14,17 @@ import httpx
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
 from agents.tracing import TracingProcessor, set_trace_processors
+from framework_helpers import (
+    Project,
+    assert_priced,
+    forget,
+    paths,
+    run_suites,
+    serve,
+    tool_calls,
+)
 from openai import AsyncOpenAI
-from openai_agents_helpers import Project, forget, init_template, paths, serve, user_project
+from openai_agents_helpers import user_project
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
@@ -23,16 +32,18 @@ from shipyard.errors import ShipyardError
 from shipyard.evals import EvalRunner, load_suite
 from shipyard.integrations import openai_agents
 from shipyard.runtime import Runtime
-from shipyard.store import InteractionRecord
 
+TEMPLATE = "openai-agents"  # the starter template of the `template` fixture (conftest.py)
 DESK = "invoke_agent support > agent Support"
-
-
-@pytest.fixture
-def template(tmp_path: Path) -> Iterator[Project]:
-    project = init_template(tmp_path / "desk")
-    yield project
-    forget(project)
+LOOKUP = [  # the spans of an order lookup, as paths()
+    "invoke_agent support",
+    DESK,
+    f"{DESK} > turn 1",
+    f"{DESK} > turn 1 > chat mock",
+    f"{DESK} > turn 1 > execute_tool lookup_order",
+    f"{DESK} > turn 2",
+    f"{DESK} > turn 2 > chat mock",
+]
 
 
 @pytest.fixture
@@ -40,24 +51,6 @@ def user(tmp_path: Path) -> Iterator[Project]:
     project = user_project(tmp_path)
     yield project
     forget(project)
-
-
-def calls(rec: InteractionRecord) -> list[tuple[str, dict[str, Any], str]]:
-    return [(t.name, t.arguments, t.status) for t in rec.tool_calls]
-
-
-def assert_priced(rec: InteractionRecord, model_calls: int) -> None:
-    """Every model call of the record is a `chat` span with tokens and cost, adding up to the record's."""
-    assert len(rec.llm_calls) == model_calls
-    assert all(c.input_tokens > 0 and c.output_tokens > 0 and c.cost_usd > 0 for c in rec.llm_calls)
-    assert rec.input_tokens == sum(c.input_tokens for c in rec.llm_calls)
-    assert rec.cost_usd == pytest.approx(sum(c.cost_usd for c in rec.llm_calls))
-    chats = [s for s in rec.spans if s.name == "chat mock"]
-    assert len(chats) == model_calls
-    assert all(
-        s.attributes["gen_ai.usage.input_tokens"] > 0 and s.attributes["shipyard.cost_usd"] > 0 for s in chats
-    )
-    assert {s.trace_id for s in rec.spans} == {rec.trace_id}
 
 
 # the template ---------------------------------------------------------------------------------------
@@ -69,25 +62,17 @@ async def test_the_template_records_model_and_tool_calls_inside_the_sdk_agents_s
         rec = await rt.invoke("support", "Where is order 10001?")
         assert rec.status == "completed", rec.error
         assert rec.output == "Order 10001 is shipped (UPS)."
-        assert calls(rec) == [("lookup_order", {"order_id": "10001"}, "success")]
+        assert tool_calls(rec) == [("lookup_order", {"order_id": "10001"}, "success")]
         assert_priced(rec, 2)
-        assert paths(rec) == [
-            "invoke_agent support",
-            DESK,
-            f"{DESK} > turn 1",
-            f"{DESK} > turn 1 > chat mock",
-            f"{DESK} > turn 1 > execute_tool lookup_order",
-            f"{DESK} > turn 2",
-            f"{DESK} > turn 2 > chat mock",
-        ]
+        assert paths(rec) == LOOKUP
         # the system prompt is the version's prompt bundle, rendered
-        assert template.mock_requests[0]["messages"][0]["content"].startswith("You are Acme's support agent.")
+        assert template.requests[0]["messages"][0]["content"].startswith("You are Acme's support agent.")
 
         # a handoff: the tool of the agent handed off to is a Shipyard tool call too
         rec = await rt.invoke("support", "Please refund order 10002")
         assert rec.status == "completed", rec.error
         assert rec.output == "Done. Refunded $18.00 on order 10002."
-        assert calls(rec) == [("refund_order", {"order_id": "10002"}, "success")]
+        assert tool_calls(rec) == [("refund_order", {"order_id": "10002"}, "success")]
         assert rec.metadata["openai_agents"] == {
             "last_agent": "Refunds",
             "handoffs": [["Support", "Refunds"]],
@@ -163,7 +148,7 @@ def test_the_template_replays_offline_with_the_model_server_stopped(template: Pr
         return json.loads(report.read_text())
 
     live = eval_run("--record", template.root / "live.json")
-    asked = len(template.mock_requests)
+    asked = len(template.requests)
     template.mock.stop()  # offline from here on
     replayed = eval_run("--replay", template.root / "replayed.json")
 
@@ -182,12 +167,12 @@ async def test_a_users_own_sdk_agents_with_the_two_line_integration(user: Projec
         rec = await rt.invoke("weather", "weather in Paris")
         assert rec.status == "completed", rec.error
         assert rec.output == "It is sunny and 21 C in Paris."
-        assert calls(rec) == [("get_weather", {"city": "Paris"}, "success")]
+        assert tool_calls(rec) == [("get_weather", {"city": "Paris"}, "success")]
         assert_priced(rec, 2)
         weather = "invoke_agent weather > agent Weather"
         assert f"{weather} > turn 1 > execute_tool get_weather" in paths(rec)
         # the agent names gpt-4.1: the version's configured model answered, with the agent's settings
-        assert [(r["model"], r["temperature"]) for r in user.mock_requests] == [("mock", 0.2)] * 2
+        assert [(r["model"], r["temperature"]) for r in user.requests] == [("mock", 0.2)] * 2
 
         # a tool that raises: recorded as an error; the SDK shows the model its error message
         rec = await rt.invoke("weather", "weather in Atlantis")
@@ -204,7 +189,7 @@ async def test_a_users_own_sdk_agents_with_the_two_line_integration(user: Projec
         # an agent used as a tool: the tool call, and the nested agent's own model call and spans
         rec = await rt.invoke("weather", "weather in Paris in french")
         assert rec.output == "In French: Il fait sunny."
-        assert calls(rec) == [
+        assert tool_calls(rec) == [
             ("get_weather", {"city": "Paris"}, "success"),
             ("translate", {"input": "sunny"}, "success"),
         ]
@@ -214,16 +199,16 @@ async def test_a_users_own_sdk_agents_with_the_two_line_integration(user: Projec
         # a sync agent on Runner.run_sync (its own event loop in a worker thread)
         rec = await rt.invoke("weather_sync", "weather in Rome")
         assert rec.status == "completed" and rec.output == "It is sunny and 21 C in Rome.", rec.error
-        assert calls(rec) == [("get_weather", {"city": "Rome"}, "success")]
+        assert tool_calls(rec) == [("get_weather", {"city": "Rome"}, "success")]
         assert_priced(rec, 2)
         assert "invoke_agent weather_sync > agent Weather > turn 1 > execute_tool get_weather" in paths(rec)
 
         # shipyard_agent with a run context built from the interaction
         rec = await rt.invoke("profile", "who am i?", user_id="ada")
-        assert rec.output == "You are ada." and calls(rec) == [("whoami", {}, "success")]
+        assert rec.output == "You are ada." and tool_calls(rec) == [("whoami", {}, "success")]
 
         # shipyard_agent: earlier turns (tool calls and results too) reach the model before the input
-        before = len(user.mock_requests)
+        before = len(user.requests)
         history = [
             {"role": "user", "content": "weather in Oslo"},
             {
@@ -242,7 +227,7 @@ async def test_a_users_own_sdk_agents_with_the_two_line_integration(user: Projec
         ]
         rec = await rt.invoke("profile", "thanks!", history=history)
         assert rec.status == "completed", rec.error
-        sent = user.mock_requests[before]["messages"]
+        sent = user.requests[before]["messages"]
         assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
         assert sent[2]["tool_calls"][0]["function"] == {
             "name": "get_weather",
@@ -266,21 +251,13 @@ async def test_a_users_project_replays_offline_without_running_its_tools(
     )
     suite = load_suite(tmp_path / "suite.yaml")
     replays = tmp_path / "replays"
-    rt = Runtime(user.cfg)
-    live = await EvalRunner(rt, user.cfg, mode="record", replay_dir=replays).run(
-        "weather", [suite], progress=False
-    )
-    await rt.aclose()
+    live = await run_suites(user.cfg, "weather", [suite], "record", replay_dir=replays)
     assert live.counts()["PASS"] == 3, [(r.case_id, r.reasons) for r in live.results]
     ran = list(user.agents.STATIONS)
     assert sorted(ran) == ["Atlantis", "Paris", "Paris"]
     user.mock.stop()  # offline from here on
 
-    rt = Runtime(user.cfg)
-    replayed = await EvalRunner(rt, user.cfg, mode="replay", replay_dir=replays).run(
-        "weather", [suite], progress=False
-    )
-    await rt.aclose()
+    replayed = await run_suites(user.cfg, "weather", [suite], "replay", replay_dir=replays)
     assert replayed.counts()["PASS"] == 3, [(r.case_id, r.reasons, r.error) for r in replayed.results]
     assert ran == user.agents.STATIONS  # no tool ran again
     by_case = {r.case_id: r for r in replayed.results}
@@ -310,7 +287,7 @@ async def test_a_model_failure_fails_the_interaction_after_shipyards_retries_onl
 def test_the_template_is_served_over_chat_completions_after_its_warm_up(template: Project) -> None:
     with serve(template.cfg) as served, httpx.Client(base_url=served.url, timeout=60) as h:
         assert '"event":"agent_warmed_up"' in served.logs.getvalue()  # before the server accepted anyone
-        assert template.mock_requests == []  # the warm-up called no model
+        assert template.requests == []  # the warm-up called no model
         ready = h.get("/readyz")
         assert ready.status_code == 200 and ready.json()["agents"] == {"support": "ok"}
 
@@ -329,7 +306,7 @@ def test_the_template_is_served_over_chat_completions_after_its_warm_up(template
         body = r.json()
         assert body["choices"][0]["message"]["content"] == "Order 10001 is shipped (UPS)."
         assert body["shipyard"]["status"] == "completed" and body["usage"]["prompt_tokens"] > 0
-        sent = template.mock_requests[0]["messages"]
+        sent = template.requests[0]["messages"]
         assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]  # the history came along
 
         found = h.get(f"/admin/interactions/{body['shipyard']['interaction_id']}").json()["interaction"]
@@ -359,21 +336,11 @@ async def test_concurrent_interactions_each_get_their_own_spans_and_tool_calls(t
     for rec, order in zip(records, orders, strict=False):
         assert rec.status == "completed", rec.error
         assert rec.output == f"There is no order {order}."
-        assert calls(rec) == [("lookup_order", {"order_id": order}, "success")]
+        assert tool_calls(rec) == [("lookup_order", {"order_id": order}, "success")]
         assert_priced(rec, 2)
-        assert paths(rec) == sorted(
-            [
-                "invoke_agent support",
-                DESK,
-                f"{DESK} > turn 1",
-                f"{DESK} > turn 1 > chat mock",
-                f"{DESK} > turn 1 > execute_tool lookup_order",
-                f"{DESK} > turn 2",
-                f"{DESK} > turn 2 > chat mock",
-            ]
-        )
+        assert paths(rec) == LOOKUP
     for rec in records[len(orders) :]:
-        assert calls(rec) == [("refund_order", {"order_id": "10002"}, "success")]
+        assert tool_calls(rec) == [("refund_order", {"order_id": "10002"}, "success")]
         assert_priced(rec, 3)
         assert "invoke_agent support > agent Refunds > turn 2 > execute_tool refund_order" in paths(rec)
     assert len({rec.trace_id for rec in records}) == len(records)

@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 import pytest
-from proxy_project import Project
+from proxy_project import ProxyProject
 
 from shipyard.errors import ShipyardError
 from shipyard.integrations import PROXY_BASE_URL, async_http_client, base_url_for, http_client
@@ -23,7 +23,7 @@ def spans(rec: InteractionRecord, prefix: str) -> list[Any]:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_framework_call_is_traced_priced_and_its_tool_is_a_shipyard_tool_call(
-    make_project: Callable[..., Project], stream: bool
+    make_project: Callable[..., ProxyProject], stream: bool
 ) -> None:
     p = make_project()
     rec = await p.rt.invoke("proxied", "where is order 12345?", metadata={"stream": stream})
@@ -42,12 +42,12 @@ async def test_a_framework_call_is_traced_priced_and_its_tool_is_a_shipyard_tool
     assert tool.result == {"order_id": "12345", "status": "shipped"} and tool.duration_ms >= 0
     [tool_span] = spans(rec, "execute_tool lookup_order")
     assert tool_span.attributes[sc.TOOL_CALL_ID] == "call_1"
-    assert p.module.TOOL_RUNS == ["12345"]
+    assert p.agents.TOOL_RUNS == ["12345"]
     # the mock saw the framework's conversation: the tool result went back to the model
-    assert [m["role"] for m in p.mock_requests[-1]["messages"]] == ["user", "assistant", "tool"]
+    assert [m["role"] for m in p.requests[-1]["messages"]] == ["user", "assistant", "tool"]
 
 
-async def test_options_reach_the_model_and_the_span(make_project: Callable[..., Project]) -> None:
+async def test_options_reach_the_model_and_the_span(make_project: Callable[..., ProxyProject]) -> None:
     p = make_project()
     options = {
         "seed": 7,
@@ -65,7 +65,7 @@ async def test_options_reach_the_model_and_the_span(make_project: Callable[..., 
     assert rec.status == "completed", rec.error
     # tool_choice "none" is honoured by the scripted model: it answers without calling the tool
     assert rec.output == "I can only look up orders." and rec.tool_calls == []
-    sent = p.mock_requests[-1]
+    sent = p.requests[-1]
     for key in ("seed", "stop", "tool_choice", "temperature", "top_p", "frequency_penalty"):
         assert sent[key] == options[key], key
     assert sent["presence_penalty"] == 0.2 and sent["max_tokens"] == 64
@@ -79,7 +79,7 @@ async def test_options_reach_the_model_and_the_span(make_project: Callable[..., 
     assert a[sc.REQUEST_TOP_P] == 0.9
 
 
-async def test_named_tool_choice_and_stop_are_honoured(make_project: Callable[..., Project]) -> None:
+async def test_named_tool_choice_and_stop_are_honoured(make_project: Callable[..., ProxyProject]) -> None:
     p = make_project()
     forced = {"tool_choice": {"type": "function", "function": {"name": "lookup_order"}}}
     rec = await p.rt.invoke("proxied", "hello there", metadata={"options": forced})
@@ -100,16 +100,16 @@ async def test_named_tool_choice_and_stop_are_honoured(make_project: Callable[..
     ],
 )
 async def test_what_the_proxy_cannot_pass_through_is_a_400_naming_it(
-    make_project: Callable[..., Project], options: dict[str, Any], field: str
+    make_project: Callable[..., ProxyProject], options: dict[str, Any], field: str
 ) -> None:
     p = make_project()
     rec = await p.rt.invoke("proxied", "order 12345", metadata={"options": options})
     assert rec.output.startswith("400 BadRequestError") and field in rec.output
-    assert p.mock_requests == [] and rec.llm_calls == []
+    assert p.requests == [] and rec.llm_calls == []
 
 
 async def test_a_model_failure_is_a_provider_status_and_the_client_does_not_retry(
-    make_project: Callable[..., Project],
+    make_project: Callable[..., ProxyProject],
 ) -> None:
     p = make_project(error_rate=1.0)
     # the openai client may retry twice, but the proxy's answer says not to: Shipyard already did
@@ -124,13 +124,13 @@ async def test_a_model_failure_is_a_provider_status_and_the_client_does_not_retr
     assert "model call failed" in (rec.error or "") and "InternalServerError" in (rec.error or "")
 
 
-async def test_rate_limits_are_429(make_project: Callable[..., Project]) -> None:
+async def test_rate_limits_are_429(make_project: Callable[..., ProxyProject]) -> None:
     p = make_project(rate_limit_rate=1.0, retry_after_s=0)
     rec = await p.rt.invoke("proxied", "order 12345")
     assert rec.output.startswith("429 RateLimitError")
 
 
-async def test_outside_an_interaction_nothing_is_called(make_project: Callable[..., Project]) -> None:
+async def test_outside_an_interaction_nothing_is_called(make_project: Callable[..., ProxyProject]) -> None:
     p = make_project()
     c = openai.AsyncOpenAI(
         base_url=PROXY_BASE_URL, api_key="x", http_client=async_http_client(), max_retries=0
@@ -140,13 +140,13 @@ async def test_outside_an_interaction_nothing_is_called(make_project: Callable[.
     sync = openai.OpenAI(base_url=PROXY_BASE_URL, api_key="x", http_client=http_client(), max_retries=0)
     with pytest.raises(openai.BadRequestError, match="outside a Shipyard interaction"):
         sync.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert p.mock_requests == []
+    assert p.requests == []
     assert (await c.models.list()).data[0].id == "shipyard"
     with pytest.raises(ShipyardError, match="outside the agent call it is for"):
         base_url_for()
 
 
-async def test_a_sync_framework_in_a_worker_thread(make_project: Callable[..., Project]) -> None:
+async def test_a_sync_framework_in_a_worker_thread(make_project: Callable[..., ProxyProject]) -> None:
     p = make_project()
     rec = await p.rt.invoke("proxied_sync", "where is order 777?")
     assert rec.status == "completed", rec.error
@@ -158,20 +158,20 @@ async def test_a_sync_framework_in_a_worker_thread(make_project: Callable[..., P
         "success",
         {"order_id": "777", "status": "shipped"},
     )
-    assert p.module.TOOL_RUNS == ["777"]
+    assert p.agents.TOOL_RUNS == ["777"]
 
 
 async def test_a_blocking_call_on_the_event_loop_is_refused_not_hung(
-    make_project: Callable[..., Project],
+    make_project: Callable[..., ProxyProject],
 ) -> None:
     p = make_project()
     rec = await p.rt.invoke("blocking", "hi")
     assert rec.output.startswith("500: ") and "would" in rec.output and "block" in rec.output
-    assert p.mock_requests == []
+    assert p.requests == []
 
 
 async def test_a_failing_framework_tool_is_recorded_and_re_raised(
-    make_project: Callable[..., Project],
+    make_project: Callable[..., ProxyProject],
 ) -> None:
     p = make_project()
     rec = await p.rt.invoke("proxied", "where is order 99999?")
@@ -180,6 +180,6 @@ async def test_a_failing_framework_tool_is_recorded_and_re_raised(
     [span] = spans(rec, "execute_tool")
     assert span.status == "error" and span.attributes[sc.TOOL_STATUS] == "error"
     # the agent caught its own exception (re-raised unchanged) and gave the model the error
-    assert rec.status == "completed" and p.mock_requests[-1]["messages"][-1]["content"] == (
+    assert rec.status == "completed" and p.requests[-1]["messages"][-1]["content"] == (
         '{"error": "no order 99999"}'
     )

@@ -3,27 +3,19 @@ eval run starts; a failing one is reported (the agent is not ready), never a cra
 
 from __future__ import annotations
 
-import io
-import itertools
-import socket
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from framework_helpers import drop_modules, scripted_project, serve
 
-from shipyard.config import ShipyardConfig, load_config
+from shipyard.config import ShipyardConfig
 from shipyard.errors import ShipyardError
 from shipyard.evals import EvalRunner, load_suite
 from shipyard.runtime import Runtime
-from shipyard.server import create_app, uvicorn_config
-
-_counter = itertools.count()
 
 AGENTS = """\
 from shipyard import agent
@@ -62,23 +54,14 @@ cold.__shipyard_agent__.warmup = _warm_cold
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[ShipyardConfig, Any]]:
-    module = f"warmagents{next(_counter)}"
-    (tmp_path / f"{module}.py").write_text(AGENTS)
-    (tmp_path / "rules.yaml").write_text('default: "hi"\n')
-    (tmp_path / "shipyard.yaml").write_text(
-        "models:\n  scripted: {provider: scripted, rules: rules.yaml}\n"
-        "agents:\n"
-        f"  ready: {{entry: '{module}:ready', model: {{name: scripted}}}}\n"
-        f"  cold: {{entry: '{module}:cold', model: {{name: scripted}}}}\n"
-    )
+    cfg, module = scripted_project(tmp_path, AGENTS, ["ready", "cold"], "warmagents")
     (tmp_path / "evals").mkdir()
     (tmp_path / "evals" / "smoke.yaml").write_text(
         "name: smoke\ncases:\n  - {id: a, input: one, expected: ok}\n  - {id: b, input: two, expected: ok}\n"
     )
-    cfg = load_config(tmp_path / "shipyard.yaml")
     Runtime(cfg).versions("ready")  # imports the module
     yield cfg, sys.modules[module]
-    sys.modules.pop(module, None)
+    drop_modules(tmp_path, module)
 
 
 async def test_warm_up_runs_once_per_version_with_a_context(project: tuple[ShipyardConfig, Any]) -> None:
@@ -114,34 +97,13 @@ async def test_an_eval_run_warms_up_before_the_first_case(project: tuple[Shipyar
         await EvalRunner(Runtime(cfg), cfg).run("cold", [suite], progress=False)
 
 
-def serve(cfg: ShipyardConfig) -> tuple[str, Callable[[], None]]:
-    app = create_app(cfg, log_stream=io.StringIO())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, cfg.server, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(30)
-
-    return f"http://127.0.0.1:{port}", stop
-
-
 def test_the_server_warms_up_before_ready_and_a_failed_warm_up_is_not_ready(
     project: tuple[ShipyardConfig, Any],
 ) -> None:
     cfg, mod = project
-    url, stop = serve(cfg)
-    try:
+    with serve(cfg) as served:
         assert ("warm", True) in mod.EVENTS  # done before the server accepted a connection
-        with httpx.Client(base_url=url, timeout=30) as h:
+        with httpx.Client(base_url=served.url, timeout=30) as h:
             r = h.get("/readyz")
             assert r.status_code == 503
             agents = r.json()["agents"]
@@ -150,5 +112,3 @@ def test_the_server_warms_up_before_ready_and_a_failed_warm_up_is_not_ready(
             assert h.post("/v1/agents/ready/invoke", json={"input": "hi"}).status_code == 200
             r = h.post("/v1/agents/cold/invoke", json={"input": "hi"})
             assert r.status_code == 503 and "warm-up" in r.json()["error"]["message"]
-    finally:
-        stop()

@@ -1,16 +1,17 @@
-"""A tiny loopback HTTP server that answers from a script, for exact fault sequences."""
+"""A tiny loopback HTTP server that answers from a script, for exact fault sequences; the model
+clients' events, as they are reported."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
 from llm_helpers import ScriptServer, Step
 
-from shipyard.llm import reset_breakers
+from shipyard.llm import LLMEvent, add_listener, reset_breakers
 
 
 @pytest.fixture
@@ -53,3 +54,13 @@ def refused_url() -> str:
 @pytest.fixture(autouse=True)
 def _fresh_breakers() -> None:
     reset_breakers()
+
+
+@pytest.fixture
+def events() -> Iterator[list[LLMEvent]]:
+    """Every event the model clients report while the test runs (retries, give-ups, fallbacks,
+    breaker changes), oldest first."""
+    seen: list[LLMEvent] = []
+    remove = add_listener(seen.append)
+    yield seen
+    remove()

@@ -21,7 +21,6 @@ from shipyard.llm import (
     MockLLMServer,
     OpenAIChatClient,
     ScriptedModel,
-    add_listener,
     breaker_for,
     parse_rules,
 )
@@ -160,14 +159,6 @@ def test_settings_are_checked() -> None:
     ):
         with pytest.raises(ValueError):
             breaker(Clock(), **bad)
-
-
-@pytest.fixture
-def events() -> Iterator[list[LLMEvent]]:
-    seen: list[LLMEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 def test_state_changes_are_reported(events: list[LLMEvent]) -> None:

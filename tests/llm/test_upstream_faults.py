@@ -12,93 +12,52 @@ rate without fallback: each model call fails only after 4 faults or 6 rate limit
 
 from __future__ import annotations
 
-import itertools
-import sys
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from order_shop import RULES, shop_project
 
 from shipyard.config import ShipyardConfig, load_config
-from shipyard.llm import LLMEvent, MockLLMServer, add_listener
+from shipyard.llm import LLMEvent, MockLLMServer
 from shipyard.runtime import Runtime
 
 INTERACTIONS = 400
-
-RULES = {
-    "default": "I can only look up orders.",
-    "rules": [
-        {
-            "name": "answer",
-            "when": {"last_tool": "lookup"},
-            "reply": "Order {result[order_id]} is {result[status]}.",
-        },
-        {
-            "name": "lookup",
-            "when": {"user": "order (?P<id>\\d+)", "fresh": True},
-            "tool_calls": [{"name": "lookup", "arguments": {"order_id": "{id}"}}],
-        },
-    ],
-}
-
-AGENT = '''\
-from shipyard import AgentContext, AgentResult, agent
-from shipyard.tools import ToolRegistry
-
-tools = ToolRegistry()
-
-@tools.tool(idempotent=True)
-def lookup(order_id: str) -> dict:
-    """Find an order."""
-    return {"order_id": order_id, "status": "shipped"}
-
-@agent("shop", tools=tools)
-async def shop(user_input: str, ctx: AgentContext) -> AgentResult:
-    messages = [{"role": "user", "content": user_input}]
-    for _ in range(4):
-        reply = await ctx.llm.chat(messages, tools=ctx.tools.definitions())
-        if not reply.tool_calls:
-            return AgentResult(output=reply.text or "")
-        messages.append(reply.to_message())
-        for call in reply.tool_calls:
-            res = await ctx.tools.run(call)
-            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": res.content()})
-    return AgentResult(output="gave up", status="failed")
-'''
 
 # retry waits kept tiny so the test is quick; everything else (retry allowances, the breaker's
 # failure rate, window, minimum calls, probes) is the shipped default
 FAST = "backoff_base_s: 0.001, backoff_max_s: 0.004"
 
-_modules = itertools.count()
-
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Callable[[str], ShipyardConfig]]:
-    """Write a project whose agent `shop` makes two model calls per order question."""
-    module = f"faultshop{next(_modules)}"
-    (tmp_path / f"{module}.py").write_text(AGENT)
-    sys.path.insert(0, str(tmp_path))
+def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
+    """Write a project whose agent `shop` (tests/support/order_shop.py) makes two model calls per
+    order question; returns a loader taking the `models:` section, the agent's `model:` and more."""
+    with shop_project(tmp_path, "faultshop") as module:
 
-    def make(models: str, model: str = "{name: primary}", extra: str = "") -> ShipyardConfig:
-        text = f"models:\n{textwrap.indent(textwrap.dedent(models), '  ')}"
-        text += f"agents:\n  shop:\n    entry: {module}:shop\n    timeout_s: 60\n    model: {model}\n{extra}"
-        (tmp_path / "shipyard.yaml").write_text(text)
-        return load_config(tmp_path / "shipyard.yaml")
+        def make(models: str, model: str = "{name: primary}", extra: str = "") -> ShipyardConfig:
+            text = f"models:\n{textwrap.indent(textwrap.dedent(models), '  ')}"
+            text += (
+                f"agents:\n  shop:\n    entry: {module}:shop\n    timeout_s: 60\n    model: {model}\n{extra}"
+            )
+            (tmp_path / "shipyard.yaml").write_text(text)
+            return load_config(tmp_path / "shipyard.yaml")
 
-    yield make
-    sys.path.remove(str(tmp_path))
+        yield make
 
 
 @pytest.fixture
 def faulty() -> Iterator[MockLLMServer]:
     """The model endpoint: 20% HTTP 500, 20% HTTP 429 (Retry-After: 0.001), seeded dice."""
-    server = MockLLMServer(RULES, error_rate=0.2, rate_limit_rate=0.2, retry_after_s=0.001, seed=8)
+    server = MockLLMServer(
+        yaml.safe_load(RULES), error_rate=0.2, rate_limit_rate=0.2, retry_after_s=0.001, seed=8
+    )
     server.start()
     yield server
     server.stop()
@@ -106,18 +65,10 @@ def faulty() -> Iterator[MockLLMServer]:
 
 @pytest.fixture
 def healthy() -> Iterator[MockLLMServer]:
-    server = MockLLMServer(RULES, model_name="backup")
+    server = MockLLMServer(yaml.safe_load(RULES), model_name="backup")
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def events() -> Iterator[list[LLMEvent]]:
-    seen: list[LLMEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 async def run(cfg: ShipyardConfig, n: int = INTERACTIONS) -> Counter[str]:

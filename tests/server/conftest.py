@@ -16,6 +16,7 @@ from testdb import KINDS, fresh_database
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
 from shipyard.server import create_app
+from shipyard.store import Store
 
 
 @pytest.fixture
@@ -61,3 +62,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """An empty database for `store=Store(db_url)`: a SQLite file, or a PostgreSQL schema of its own."""
     with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A Store over `db_url` (each test runs on SQLite and on PostgreSQL), closed afterwards."""
+    s = Store(db_url)
+    yield s
+    s.close()

@@ -66,13 +66,6 @@ def refused(store: Store) -> InteractionRecord:
     return record(input_tokens=2**63)
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
 # the journal -------------------------------------------------------------------------------------
 async def test_the_journal_moves_past_a_refused_record(tmp_path: Path, store: Store) -> None:
     seen: list[DeadLetter] = []

@@ -34,13 +34,6 @@ def with_payer(wait_s: float = 120) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def payer() -> Iterator[None]:
     idem_agent.reset()
     yield

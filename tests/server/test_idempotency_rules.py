@@ -4,7 +4,7 @@ the 500 of an interaction whose record could not be saved says what a retry will
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,13 +17,6 @@ from shipyard.store import Store
 
 INVOKE = "/v1/agents/support/invoke"
 ASK = {"input": "Where is my order 10001?"}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def post(served: Served, body: dict[str, Any], key: str | None = None, **headers: str) -> httpx.Response:

@@ -92,11 +92,16 @@ async def test_records_reach_the_store_in_batches_and_the_checkpoint_moves(tmp_p
     store.close()
 
 
+def dead_journal(tmp_path: Path) -> tuple[Store, Path]:
+    """A SQLite store in `tmp_path`, and where the journal of a process that died lies (in the
+    journal folder `tmp_path/journal`, not written yet)."""
+    (tmp_path / "journal").mkdir()
+    return Store(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path / "journal" / "1-999-dead.journal"
+
+
 def test_recovery_loads_what_is_not_in_the_store_once(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    jdir = tmp_path / "journal"
-    jdir.mkdir()
-    dead = jdir / "1-999-dead.journal"
+    store, dead = dead_journal(tmp_path)
+    jdir = dead.parent
     lines = [encode(record(i)) for i in range(5)]
     dead.write_bytes(b"".join(lines) + lines[0][:15])  # ...and a torn tail
     # the first two already reached the store before the crash (the checkpoint says so)
@@ -210,10 +215,8 @@ async def test_a_record_kept_in_the_file_is_found_by_its_own_id_not_by_a_lookali
 
 
 def test_recovery_reads_a_dead_journal_a_batch_at_a_time(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    jdir = tmp_path / "journal"
-    jdir.mkdir()
-    dead = jdir / "1-999-dead.journal"
+    store, dead = dead_journal(tmp_path)
+    jdir = dead.parent
     with dead.open("wb") as fh:
         for i in range(3000):
             r = record(i)

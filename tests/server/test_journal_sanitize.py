@@ -5,11 +5,10 @@ through the real server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 from server_helpers import Served
 from waiting import wait_until
 
@@ -33,13 +32,6 @@ async def noter(user_input: str, ctx: AgentContext) -> AgentResult:
     note = await ctx.tools.call("read_note", order_id=user_input)
     return AgentResult(f"noted\\x00 {note.value['note']}", "completed", {"source": "legacy\\x00system"})
 '''
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def with_noter(text: str) -> str:

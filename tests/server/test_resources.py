@@ -59,6 +59,22 @@ def head(served: Served, method: str, path: str, **headers: str) -> bytes:
     return "\r\n".join(lines).encode() + b"\r\n"
 
 
+def partial_invoke(served: Served, promised: int, body: bytes) -> bytes:
+    """A POST to the support agent's invoke route that promises `promised` body bytes and carries
+    only `body` of them."""
+    return (
+        head(
+            served,
+            "POST",
+            "/v1/agents/support/invoke",
+            content_type="application/json",
+            content_length=str(promised),
+        )
+        + b"\r\n"
+        + body
+    )
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     """Everything the server sends until it closes the connection (a socket timeout fails the test)."""
     out = b""
@@ -210,17 +226,7 @@ def test_a_connection_that_stops_mid_header_is_closed(serve_project: Callable[..
 def test_a_body_that_stops_arriving_is_answered_408_and_closed(serve_project: Callable[..., Served]) -> None:
     served = serve_project(settings(server={"body_timeout_s": 0.2}))
     with connect(served) as sock:
-        sock.sendall(
-            head(
-                served,
-                "POST",
-                "/v1/agents/support/invoke",
-                content_type="application/json",
-                content_length="100",
-            )
-            + b"\r\n"
-            + b'{"input": '  # 10 of the 100 bytes promised
-        )
+        sock.sendall(partial_invoke(served, 100, b'{"input": '))  # 10 of the 100 bytes promised
         answer = read_until_closed(sock)
     status, _, rest = answer.partition(b"\r\n")
     assert status == b"HTTP/1.1 408 Request Timeout"
@@ -256,17 +262,7 @@ def test_a_client_that_disconnects_mid_request_is_not_an_internal_error(
     served: Served, uvicorn_log: Records
 ) -> None:
     with connect(served) as sock:
-        sock.sendall(
-            head(
-                served,
-                "POST",
-                "/v1/agents/support/invoke",
-                content_type="application/json",
-                content_length="1000",
-            )
-            + b"\r\n"
-            + b'{"input": "Where is my order'
-        )
+        sock.sendall(partial_invoke(served, 1000, b'{"input": "Where is my order'))
         sock.shutdown(socket.SHUT_RDWR)
     lines = wait_for_log(served, "client_disconnected", "internal_error")
     assert not [e for e in lines if e["event"] == "internal_error"]

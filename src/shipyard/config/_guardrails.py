@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, problem_message
 from shipyard.plugins import Registry
 
 Stage = Literal["input", "output"]
@@ -42,13 +42,9 @@ def _options_problems(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(x) for x in e["loc"]) or "(options)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown option (check the spelling)"
-        elif e["type"] == "missing":
-            msg = "required option is missing"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
+        msg = problem_message(
+            e, unknown="unknown option (check the spelling)", missing="required option is missing"
+        )
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 

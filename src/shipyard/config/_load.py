@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from shipyard.config._schema import ShipyardConfig
+from shipyard.config._schema_base import problem_message
 from shipyard.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -81,13 +82,11 @@ def format_validation_error(
         field = ".".join(str(x) for x in loc) or "(top level)"
         line = line_of(loc, lines)
         where = f"line {line}: " if line else ""
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; unknown keys are not allowed)"
-        elif e["type"] == "missing":
-            msg = "required field is missing"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
+        msg = problem_message(
+            e,
+            unknown="unknown key (check the spelling; unknown keys are not allowed)",
+            missing="required field is missing",
+        )
         problems.append(f"{where}{field}: {msg}")
     return problems
 

@@ -395,11 +395,18 @@ class ShipyardTraceProcessor(TracingProcessor):
                 mirror.interaction.spans.end(mirrored, error=reason)
 
     # spans ---------------------------------------------------------------------------------------
-    def on_span_start(self, span: SdkSpan[Any]) -> None:
+    def _mirror_of(self, span: SdkSpan[Any], hook: str) -> _Mirror | None:
+        """The mirror of the trace `span` belongs to; None when its trace is not an interaction's
+        (a span of a trace started outside any interaction goes to the downstream processors'
+        `hook`, one of a trace recorded nowhere goes nowhere)."""
         mirror = self._mirrors.get(span.trace_id)
+        if mirror is None and span.trace_id in self._foreign:
+            self._forward(hook, span)
+        return mirror
+
+    def on_span_start(self, span: SdkSpan[Any]) -> None:
+        mirror = self._mirror_of(span, "on_span_start")
         if mirror is None:
-            if span.trace_id in self._foreign:
-                self._forward("on_span_start", span)
             return
         sink = mirror.interaction.spans
         assert sink is not None
@@ -416,10 +423,8 @@ class ShipyardTraceProcessor(TracingProcessor):
             mirror.nodes[span.span_id] = (span.parent_id, mirrored)
 
     def on_span_end(self, span: SdkSpan[Any]) -> None:
-        mirror = self._mirrors.get(span.trace_id)
+        mirror = self._mirror_of(span, "on_span_end")
         if mirror is None:
-            if span.trace_id in self._foreign:
-                self._forward("on_span_end", span)
             return
         _, mirrored = mirror.nodes.get(span.span_id, (None, None))
         if mirrored is None or span.span_id in mirror.ended or mirror.interaction.spans is None:

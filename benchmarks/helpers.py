@@ -1,0 +1,41 @@
+"""What several benchmarks share: a free loopback port, and interactions as a busy production
+support desk records them."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+from shipyard.store import InteractionRecord, ToolCallRecord, new_id
+
+STATUSES = ("completed",) * 17 + ("escalated", "failed", "blocked")
+"""Final statuses in production proportions: 85% completed, 5% each escalated, failed, blocked."""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def production_record(rng: random.Random, at: float, versions: tuple[str, ...]) -> InteractionRecord:
+    """One production interaction of the `support` agent (an order lookup) at `at` (epoch seconds),
+    drawn from `rng`: one of 5,000 sessions, one of `versions`, a status in STATUSES' proportions, a
+    log-normal latency (median ~665 ms), a cost between $0.0002 and $0.002."""
+    return InteractionRecord(
+        id=new_id(),
+        trace_id=new_id(),
+        session_id=f"s{rng.randrange(5000)}",
+        user_id=None,
+        agent="support",
+        version=rng.choice(versions),
+        traffic_source="production",
+        input="Where is my order 10001?",
+        output="It shipped yesterday.",
+        status=rng.choice(STATUSES),
+        latency_ms=rng.lognormvariate(6.5, 0.5),
+        cost_usd=rng.uniform(0.0002, 0.002),
+        tool_calls=[ToolCallRecord("lookup_order", {"order_id": "10001"}, "success", 3.0)],
+        created_at=at,
+    )
