@@ -29,6 +29,7 @@ from shipyard.agents import (
     openai_chat_agent,
 )
 from shipyard.config import AdapterConfig, load_config
+from shipyard.errors import ConfigError, EntryPointError
 from shipyard.llm import ScriptedModel, parse_rules
 from shipyard.observe import semconv as sc
 from shipyard.runtime import Runtime
@@ -318,3 +319,59 @@ async def test_openai_chat_agent_runs_its_tools_until_the_model_answers(tmp_path
 def test_openai_chat_agent_needs_one_round() -> None:
     with pytest.raises(ValueError, match="max_rounds must be at least 1"):
         openai_chat_agent("x", max_rounds=0)
+
+
+async def test_openai_chat_adapter_in_shipyard_yaml_runs_the_tools_it_names(tmp_path: Path) -> None:
+    """`adapter: {kind: openai_chat, tools: module:registry}`: the model is the agent, with the
+    project's tools passed through and run, and the tools are part of the version id."""
+    rt = runtime_for(
+        tmp_path,
+        "  bot:\n    model: {name: scripted}\n    adapter: {kind: openai_chat, tools: 'MODULE:tools'}\n"
+        "  plain:\n    model: {name: scripted}\n    adapter: {kind: openai_chat}\n",
+    )
+    rec = await rt.invoke("bot", "where is order 777?")
+    assert rec.status == "completed" and rec.output == "Order 777 is shipped."
+    assert [(t.name, t.arguments, t.status) for t in rec.tool_calls] == [
+        ("lookup", {"order_id": "777"}, "success")
+    ]
+    plain = await rt.invoke("plain", "where is order 777?")  # no tools offered: the model cannot look
+    assert plain.output == "I can only look up orders." and plain.tool_calls == []
+    bot, other = rt.resolve_version("bot"), rt.resolve_version("plain")
+    assert bot.components["tools"] != other.components["tools"]
+    assert bot.components["code"] != other.components["code"]  # the tools' module is the bot's code
+
+
+@pytest.mark.parametrize(
+    ("adapter", "message"),
+    [
+        ("{kind: http, url: 'http://x/agent', tools: 'm:tools'}", "runs its tools itself"),
+        ("{kind: openai_chat, url: 'http://x/agent'}", "takes no url"),
+        ("{kind: openai_chat, tools: 'not a ref'}", "package.module:registry"),
+    ],
+)
+def test_adapter_settings_that_would_do_nothing_are_config_errors(
+    tmp_path: Path, adapter: str, message: str
+) -> None:
+    (tmp_path / "rules.yaml").write_text(CHAT_RULES)
+    (tmp_path / "shipyard.yaml").write_text(
+        "models:\n  scripted: {provider: scripted, rules: rules.yaml}\n"
+        f"agents:\n  bot:\n    model: {{name: scripted}}\n    adapter: {adapter}\n"
+    )
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(tmp_path / "shipyard.yaml")
+    assert "line 6" in str(e.value)  # the adapter line
+
+
+def test_openai_chat_tools_that_are_not_tools_are_named(tmp_path: Path) -> None:
+    rt = runtime_for(
+        tmp_path,
+        "  bot:\n    model: {name: scripted}\n    adapter: {kind: openai_chat, tools: 'MODULE:chat'}\n",
+    )
+    with pytest.raises(EntryPointError, match="not a set of tools"):
+        rt.resolve_version("bot")
+    rt = runtime_for(
+        tmp_path,
+        "  bot:\n    model: {name: scripted}\n    adapter: {kind: openai_chat, tools: 'MODULE:nope'}\n",
+    )
+    with pytest.raises(EntryPointError, match="has no attribute 'nope'"):
+        rt.resolve_version("bot")

@@ -24,7 +24,7 @@ from shipyard.agents._current import (
     interaction_scope,
 )
 from shipyard.agents._identity import CodeIdentity, code_identity
-from shipyard.agents._loading import load_entry
+from shipyard.agents._loading import load_entry, load_tools
 
 __all__ = [
     "ADAPTERS",
@@ -50,6 +50,7 @@ __all__ = [
     "http_agent",
     "interaction_scope",
     "load_entry",
+    "load_tools",
     "openai_chat_agent",
     "registered_agents",
     "spec_for",

@@ -232,15 +232,22 @@ def openai_chat_agent(
 def _needs_url(cfg: AdapterConfig) -> None:
     if not cfg.url:
         raise ValueError("an 'http' adapter needs url")
+    if cfg.tools is not None:
+        raise ValueError("an 'http' adapter runs its tools itself; `tools` is for kind openai_chat")
 
 
 def _openai_chat(cfg: AdapterConfig, name: str) -> AgentSpec:
     return openai_chat_agent(name)
 
 
+def _model_as_agent_settings(cfg: AdapterConfig) -> None:
+    if cfg.url is not None:
+        raise ValueError("an 'openai_chat' adapter calls the agent's configured model; it takes no url")
+
+
 BUILTIN_ADAPTERS: dict[str, AgentAdapter] = {
     "http": AgentAdapter(http_agent, _needs_url),
-    "openai_chat": AgentAdapter(_openai_chat),
+    "openai_chat": AgentAdapter(_openai_chat, _model_as_agent_settings),
 }
 """Registered by `shipyard.agents._plugins` (the `agents` entry point)."""
 

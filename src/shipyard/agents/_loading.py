@@ -1,4 +1,5 @@
-"""Import an agent from its entry point (`package.module:function`), with errors that say why not."""
+"""Import an agent from its entry point (`package.module:function`), or the tools a model-as-agent
+adapter is given (`package.module:registry`), with errors that say why not."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from shipyard.agents._contract import AgentSpec, spec_for
 from shipyard.errors import EntryPointError
+from shipyard.types import ToolSet
 
 _HINT = "entry points are `module:function`, importable from the project folder (where shipyard.yaml is)"
 
@@ -65,9 +68,37 @@ def load_entry(entry: str, *, root: Path | str | None = None) -> AgentSpec:
 
     Raises EntryPointError saying which module and why: not found, a syntax error (file and
     line), an error while importing, no such attribute, or not callable."""
-    module_name, sep, attr = entry.partition(":")
+    fn = _import_object(entry, root, setting="entry", expects="the agent function")
+    if not callable(fn):
+        raise EntryPointError(
+            f"{entry} is a {type(fn).__name__}, not a function",
+            hint="point `entry:` at the agent function, the one decorated with @agent",
+        )
+    attr = entry.partition(":")[2]
+    return spec_for(fn, attr)
+
+
+def load_tools(ref: str, *, root: Path | str | None = None) -> ToolSet:
+    """Import the tools `ref` (`package.module:attribute`) names: a `shipyard.tools.ToolRegistry`,
+    or anything with `names()`, `definitions()` and `call(name, arguments)`.
+
+    Raises EntryPointError saying which module and why, or what the attribute is instead."""
+    found = _import_object(ref, root, setting="tools", expects="the tool registry")
+    if not all(callable(getattr(found, m, None)) for m in ("names", "definitions", "call")):
+        raise EntryPointError(
+            f"{ref} is a {type(found).__name__}, not a set of tools",
+            hint="point `tools:` at a shipyard.tools.ToolRegistry (tools = ToolRegistry() in your module)",
+        )
+    tools: ToolSet = found
+    return tools
+
+
+def _import_object(ref: str, root: Path | str | None, *, setting: str, expects: str) -> Any:
+    """The object `ref` (`module:attribute`) names, imported from `root` (put first on sys.path)."""
+    module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
-        raise EntryPointError(f"entry {entry!r} is not of the form 'package.module:function'", hint=_HINT)
+        form = "package.module:function" if setting == "entry" else "package.module:attribute"
+        raise EntryPointError(f"{setting} {ref!r} is not of the form {form!r}", hint=_HINT)
     folder = str(Path(root).resolve() if root is not None else Path.cwd())
     if not sys.path or sys.path[0] != folder:
         if folder in sys.path:
@@ -81,17 +112,11 @@ def load_entry(entry: str, *, root: Path | str | None = None) -> AgentSpec:
         raise _import_failure(module_name, e) from None
     where = getattr(module, "__file__", None) or module_name
     try:
-        fn = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         agents = sorted(k for k, v in vars(module).items() if hasattr(v, "__shipyard_agent__"))
-        found = f" (agents defined there: {', '.join(agents)})" if agents else ""
+        found = f" (agents defined there: {', '.join(agents)})" if agents and setting == "entry" else ""
         raise EntryPointError(
             f"module {module_name!r} ({where}) has no attribute {attr!r}{found}",
-            hint="check the function name after ':' in `entry:`",
+            hint=f"check the name after ':' in `{setting}:` ({expects})",
         ) from None
-    if not callable(fn):
-        raise EntryPointError(
-            f"{entry} is a {type(fn).__name__}, not a function",
-            hint="point `entry:` at the agent function, the one decorated with @agent",
-        )
-    return spec_for(fn, attr)

@@ -6,6 +6,7 @@ lists the known ones, and each kind checks the settings it needs when the file i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,18 @@ class AdapterConfig(StrictModel):
     session_field: str | None = "session_id"
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(30.0, gt=0)
+    tools: str | None = Field(
+        None,
+        description="openai_chat: the tools the model may call, as `package.module:registry` "
+        "(a shipyard.tools.ToolRegistry in the project)",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_form(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v):
+            raise ValueError(f"tools must look like 'package.module:registry', got {v!r}")
+        return v
 
     @field_validator("kind")
     @classmethod

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from shipyard.agents import AgentSpec, adapter_spec, code_identity, load_entry
+from shipyard.agents import AgentSpec, adapter_spec, code_identity, load_entry, load_tools
 from shipyard.config import AdapterConfig, AgentConfig, AgentModelSettings, ShipyardConfig
 from shipyard.errors import NotFoundError
 from shipyard.prompts import PromptBundle, load_bundle
@@ -115,8 +115,11 @@ def build_version(
     entry = (override.entry if override and override.entry else None) or agent_cfg.entry
     prompts = (override.prompts if override and override.prompts else None) or agent_cfg.prompts
     model = (override.model if override and override.model else None) or agent_cfg.model
+    adapter_tools = agent_cfg.adapter.tools if agent_cfg.adapter is not None and entry is None else None
     if agent_cfg.adapter is not None and entry is None:
         spec = adapter_spec(agent_cfg.adapter, name)
+        if adapter_tools is not None:  # the model-as-agent's tools, from the project's code
+            spec.tools = load_tools(adapter_tools, root=cfg.root)
     else:
         assert entry is not None
         spec = load_entry(entry, root=cfg.root)
@@ -125,7 +128,10 @@ def build_version(
         "code": (
             _code_hash(spec, entry, cfg.root)
             if entry
-            else _sha(json.dumps(agent_cfg.adapter.model_dump(mode="json") if agent_cfg.adapter else {}))
+            else _sha(
+                json.dumps(agent_cfg.adapter.model_dump(mode="json") if agent_cfg.adapter else {})
+                + (_code_hash(spec, adapter_tools, cfg.root) if adapter_tools else "")
+            )
         )[:12],
         "prompts": bundle.hash[:12] if bundle else "",
         "model": _sha(_model_fingerprint(cfg, model))[:12],
