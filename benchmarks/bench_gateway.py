@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-import httpx
 
-from helpers import free_port
+from helpers import free_port, wait_ready
 from shipyard.demo import copy_project
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -33,20 +32,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with code {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
 
 
 async def load(url: str, seconds: float, concurrency: int) -> list[float]:

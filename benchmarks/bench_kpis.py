@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import free_port
+from helpers import free_port, wait_ready
 
 KPIS = "/admin/kpis?points=200&window=15m"
 
@@ -112,16 +112,7 @@ def main() -> None:
         proc = subprocess.Popen(cmd)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.1)
+            wait_ready(f"{url}/healthz", proc, "the server")
             with httpx.Client(base_url=url, timeout=60) as c:
                 print(f"KPI window: {args.samples} interactions over the last 15 minutes")
                 report(f"GET {KPIS}, alone", timings(c, KPIS, args.seconds))

@@ -1,10 +1,14 @@
-"""What several benchmarks share: a free loopback port, and interactions as a busy production
-support desk records them."""
+"""What several benchmarks share: a free loopback port, waiting for a server process to answer, and
+interactions as a busy production support desk records them."""
 
 from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import time
+
+import httpx
 
 from shipyard.store import InteractionRecord, ToolCallRecord, new_id
 
@@ -17,6 +21,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 120.0) -> None:
+    """Wait until `url` answers 200 (polling every 0.1 s); SystemExit when `proc` exits first or
+    nothing answers within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not start within {timeout_s:g}s")
 
 
 def production_record(rng: random.Random, at: float, versions: tuple[str, ...]) -> InteractionRecord:

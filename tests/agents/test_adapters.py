@@ -375,3 +375,13 @@ def test_openai_chat_tools_that_are_not_tools_are_named(tmp_path: Path) -> None:
     )
     with pytest.raises(EntryPointError, match="has no attribute 'nope'"):
         rt.resolve_version("bot")
+
+
+def test_a_tools_module_that_cannot_be_imported_is_named_as_the_tools_setting(tmp_path: Path) -> None:
+    rt = runtime_for(
+        tmp_path,
+        "  bot:\n    model: {name: scripted}\n    adapter: {kind: openai_chat, tools: 'nosuchtools:tools'}\n",
+    )
+    with pytest.raises(EntryPointError, match="no module named 'nosuchtools'") as e:
+        rt.resolve_version("bot")
+    assert e.value.hint is not None and e.value.hint.startswith("check the module name in `tools:`")

@@ -95,3 +95,27 @@ def test_missing_file_and_not_a_mapping(tmp_path: Path) -> None:
 def test_agent_needs_entry_or_adapter(tmp_path: Path) -> None:
     [msg] = problems(tmp_path, GOOD.replace("    entry: shop.agent:support\n", ""))
     assert "exactly one of entry" in msg
+
+
+@pytest.mark.parametrize("kind", ["config", "rules", "suite"])
+def test_a_file_that_is_not_utf8_is_a_message_not_a_traceback(tmp_path: Path, kind: str) -> None:
+    """Every YAML file Shipyard reads (shipyard.yaml, a scripted model's rules, an eval suite) names
+    the file and the byte when it is not UTF-8 (saved as Latin-1, say); it used to raise
+    UnicodeDecodeError for all but shipyard.yaml."""
+    from shipyard.evals import SuiteError, load_suite
+    from shipyard.llm import load_rules
+
+    text = {
+        "config": GOOD.replace("project: shop", "project: café"),
+        "rules": 'default: "Un café ?"\n',
+        "suite": 'name: smoke\ncases:\n  - {id: c1, input: "un café"}\n',
+    }[kind]
+    path = tmp_path / f"{kind}.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    load = {"config": load_config, "rules": load_rules, "suite": load_suite}[kind]
+    error = SuiteError if kind == "suite" else ConfigError
+    with pytest.raises(error) as e:
+        load(path)
+    assert e.value.path == str(path)
+    where = text.encode("latin-1").index("é".encode("latin-1"))
+    assert e.value.problems == [f"byte {where}: the file is not UTF-8 text"]

@@ -74,7 +74,7 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
                 agents:
                   shop:
                     entry: {module}:shop
-                    timeout_s: 3
+                    timeout_s: 60  # generous: only the "slow" case (its own 0.2 s) is meant to time out
                     model: {{name: {model}}}
                 """)
             )

@@ -9,6 +9,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from records import interaction
+
 from shipyard.flags import FlagAdmin, FlagStore, KillSwitchMonitor, Reason, load_flag_file, parse_flag_set
 from shipyard.flags._killswitch import SLICES
 from shipyard.store import InteractionRecord, ToolCallRecord
@@ -34,20 +36,9 @@ DOC = {
 
 
 def record(at: float, *calls: tuple[str, str]) -> InteractionRecord:
-    return InteractionRecord(
-        id=f"i{at}",
-        trace_id="t",
-        session_id="s",
-        user_id="u",
-        agent="support",
-        version="support@1.0.0",
-        traffic_source="production",
-        input="refund please",
-        output="ok",
-        status="completed",
-        latency_ms=10.0,
-        tool_calls=[ToolCallRecord(name, {}, status, 1.0) for name, status in calls],
-        created_at=at,
+    """An interaction at `at` that made these (tool, status) calls."""
+    return interaction(
+        created_at=at, tool_calls=[ToolCallRecord(name, {}, status, 1.0) for name, status in calls]
     )
 
 

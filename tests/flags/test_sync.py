@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from waiting import wait_until
 
 from shipyard.flags import FlagAdmin, FlagStore, FlagSync, Reason, parse_flag_set, project_flags
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll a condition (not a timing assertion: the bound only keeps a broken test from hanging)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 @pytest.fixture
@@ -47,13 +37,16 @@ def test_a_change_published_on_redis_reaches_a_second_store(tmp_path: Path, chan
         admin = FlagAdmin(writer_file, redis_url=REDIS_URL, channel=channel)
         admin.set("new_refund_flow", FLAG)
         assert admin.published == 1  # our replica was listening
-        assert wait_for(lambda: replica.get("new_refund_flow") is not None)
+        wait_until(lambda: replica.get("new_refund_flow") is not None, "the replica to hear of the flag")
         assert replica.evaluate("new_refund_flow", True).value is False
         admin.rollout("new_refund_flow", 100)
-        assert wait_for(lambda: replica.revision == 2)
+        wait_until(lambda: replica.revision == 2, "the replica to hear of the rollout")
         assert replica.evaluate("new_refund_flow", False, {"targetingKey": "u1"}).reason == Reason.SPLIT
         admin.disable("new_refund_flow")
-        assert wait_for(lambda: replica.evaluate("new_refund_flow", False).reason == Reason.DISABLED)
+        wait_until(
+            lambda: replica.evaluate("new_refund_flow", False).reason == Reason.DISABLED,
+            "the replica to hear the flag is disabled",
+        )
 
 
 def test_a_replica_starting_later_catches_up_from_redis(tmp_path: Path, channel: str) -> None:
@@ -79,7 +72,7 @@ def test_file_polling_reloads_changes_and_keeps_flags_when_the_file_is_bad(tmp_p
     # and the background poller picks up a fix without being asked
     with sync:
         path.write_text(json.dumps({"flags": {"c": FLAG}}))
-        assert wait_for(lambda: store.names() == ["c"])
+        wait_until(lambda: store.names() == ["c"], "the poller to load the fixed file")
     assert sync.last_error is None
 
 
@@ -125,7 +118,7 @@ def test_project_flags_from_shipyard_yaml(
         flag = json.dumps(FLAG)
         result = CliRunner().invoke(app, ["flags", "set", "x", flag])
         assert result.exit_code == 0 and "published to redis: 1 replica(s) listening" in result.output
-        assert wait_for(lambda: store.get("x") is not None)
+        wait_until(lambda: store.get("x") is not None, "the flag set by the CLI to arrive")
         assert "defaultVariant: 'off'" in (tmp_path / "flags.yaml").read_text().replace('"', "'")
     finally:
         sync.stop()

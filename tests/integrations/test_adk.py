@@ -16,6 +16,8 @@ import httpx
 import pytest
 from adk_helpers import user_project
 from framework_helpers import (
+    ANSWERED,
+    ASKED,
     Expected,
     Project,
     assert_priced,
@@ -173,6 +175,21 @@ async def test_served_over_chat_completions_after_its_warm_up(template: Project)
             # a hand-off to a person is served as what it is
             r = await chat(h, "support", "I want to talk to a person.")
             assert r.json()["shipyard"]["status"] == "escalated"
+
+
+async def test_earlier_turns_in_content_parts_reach_the_model(template: Project) -> None:
+    """`ctx.history` as the Python API takes it: a turn's content may be OpenAI content parts."""
+    rt = Runtime(template.cfg)
+    parts = [{"type": "text", "text": "Where is my "}, {"type": "text", "text": "order 10001?"}]
+    history = [{"role": "user", "content": parts}, {"role": "assistant", "content": ANSWERED}]
+    rec = await rt.invoke("support", "hello", history=history)
+    assert rec.status == "completed", rec.error
+    assert [(m["role"], m["content"]) for m in template.requests[-1]["messages"][1:]] == [
+        ("user", ASKED),
+        ("assistant", ANSWERED),
+        ("user", "hello"),
+    ]
+    await rt.aclose()
 
 
 async def test_a_recorded_eval_replays_offline_with_the_model_server_stopped(template: Project) -> None:

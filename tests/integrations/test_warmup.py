@@ -36,19 +36,15 @@ async def _warm_cold() -> None:
         raise RuntimeError("the framework could not start")
 
 
-@agent("ready")
+@agent("ready", warmup=_warm_ready)
 async def ready(user_input, ctx):
     EVENTS.append(("run", user_input))
     return "ok"
 
 
-@agent("cold")
+@agent("cold", warmup=_warm_cold)
 async def cold(user_input, ctx):
     return "ok"
-
-
-ready.__shipyard_agent__.warmup = _warm_ready
-cold.__shipyard_agent__.warmup = _warm_cold
 """
 
 
@@ -103,7 +99,7 @@ def test_the_server_warms_up_before_ready_and_a_failed_warm_up_is_not_ready(
     cfg, mod = project
     with serve(cfg) as served:
         assert ("warm", True) in mod.EVENTS  # done before the server accepted a connection
-        with httpx.Client(base_url=served.url, timeout=30) as h:
+        with httpx.Client(base_url=served.url, timeout=60) as h:
             r = h.get("/readyz")
             assert r.status_code == 503
             agents = r.json()["agents"]

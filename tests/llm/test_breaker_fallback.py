@@ -272,7 +272,7 @@ async def test_a_cancelled_probe_frees_its_slot(script_server: ScriptServer) -> 
     b = breaker(clock, half_open_probes=1)
     record(b, failed=10)
     clock.now += 30
-    script_server.script(Step(hang_s=5.0))
+    script_server.script(Step(hang_s=600.0))  # never answers while the test runs: it is cancelled
     c = OpenAIChatClient(script_server.url, "m", breaker=b)
     probe = asyncio.ensure_future(c.chat(USER))
     for _ in range(6000):  # wait (up to a minute) until the probe has reached the endpoint

@@ -236,7 +236,7 @@ def test_cli_serves(rules_file: Path) -> None:
         assert reply.startswith(b"HTTP/1.1 200") and b'"id":"mock"' in reply
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=10)[0].decode()
+        out = proc.communicate(timeout=60)[0].decode()
     assert f"http://127.0.0.1:{port}/v1" in out
 
 

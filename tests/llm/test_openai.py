@@ -183,8 +183,9 @@ async def test_retries_connection_refused(refused_url: str) -> None:
 
 
 async def test_retries_timeout(script_server: ScriptServer) -> None:
-    script_server.script(Step(hang_s=5.0), Step())
-    c, _ = client(script_server.url, timeout_s=0.2)
+    script_server.script(Step(hang_s=600.0), Step())
+    # the answered attempt must fit in the same per-attempt timeout: generous, for a busy machine
+    c, _ = client(script_server.url, timeout_s=5.0)
     resp = await c.chat(USER)
     await c.aclose()
     assert [a.outcome for a in resp.attempts] == ["timeout", "ok"]

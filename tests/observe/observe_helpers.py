@@ -1,9 +1,12 @@
-"""Interaction records for the observability tests."""
+"""Interaction records for the observability tests, and the samples of a `Metrics` registry."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from shipyard.observe import Metrics
 from shipyard.store import InteractionRecord, LLMCallRecord, ToolCallRecord
 
 _n = iter(range(10**9))
@@ -51,3 +54,12 @@ def make_record(
         created_at=at,
         feedback=feedback,
     )
+
+
+def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the registry's Prometheus text, by (name, sorted labels)."""
+    found = {}
+    for family in text_string_to_metric_families(m.render().decode()):
+        for s in family.samples:
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return found

@@ -17,6 +17,7 @@ from shipyard.observe import (
     AlertEngine,
     EventCounter,
     KpiWindow,
+    LoopSupervisor,
     compute_kpis,
     configure_logging,
     judge,
@@ -151,9 +152,14 @@ async def test_engine_run_loop_survives_a_bad_source() -> None:
         raise RuntimeError("store gone")
 
     engine = AlertEngine(list(DEFAULT_ALERT_RULES), source)
-    task = asyncio.create_task(engine.run(0.01))
-    await asyncio.sleep(0.1)
+    loops = LoopSupervisor()
+    task = asyncio.create_task(engine.run(0.01, loops=loops))
+    for _ in range(12_000):  # waits for the second failed pass (the bound only stops a hung test)
+        if loops.consecutive_failures("alert_evaluation") >= 2:
+            break
+        await asyncio.sleep(0.01)
     task.cancel()
+    assert loops.consecutive_failures("alert_evaluation") >= 2  # it went on after the first failure
     failed = [
         e for e in map(orjson.loads, out.getvalue().splitlines()) if e["event"] == "background_loop_failed"
     ]
@@ -216,3 +222,14 @@ async def test_an_event_rule_alerts_at_once_and_clears_after_its_window() -> Non
     blind = AlertEngine([rule], source_from_samples([]))  # no counter: no data, never an error
     blind.evaluate(NOW)
     assert blind.states()[0].state == "no_data"
+
+
+def test_an_event_counter_sorts_late_events_in_and_keeps_the_newest() -> None:
+    events = EventCounter(limit=3)
+    for at in (30.0, 10.0, 20.0):  # read back newest first, as a restart reads dead letters
+        events.add(at)
+    assert events.count(0, 100) == 3 and events.count(15, 25) == 1
+    events.add(5.0)  # older than every time kept, with no room: the first to go
+    assert events.count(0, 100) == 3 and events.count(0, 10) == 0
+    events.add(25.0)  # late but not the oldest, with no room: the oldest (10) goes
+    assert events.count(0, 15) == 0 and events.count(20, 31) == 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from observe_helpers import samples
 
 from shipyard.llm import (
     CircuitBreaker,
@@ -20,15 +20,6 @@ from shipyard.llm import (
 from shipyard.observe import Metrics
 
 USER = [{"role": "user", "content": "hi"}]
-
-
-def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the registry by (name, sorted labels)."""
-    found = {}
-    for family in text_string_to_metric_families(m.render().decode()):
-        for s in family.samples:
-            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return found
 
 
 @pytest.fixture

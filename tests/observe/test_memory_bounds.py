@@ -35,10 +35,10 @@ def test_kpi_window_is_bounded_in_bytes(traced: Callable[[], int]) -> None:
         window.add(make_record(session=f"{i:05d}" + "s" * 10_000, at=1_000_000.0 + i))
     assert window.bytes <= 1_000_000
     assert traced() < 1_500_000  # the estimate is honest: what the window really holds
-    kept = window.samples(0)
+    kept = window.snapshot()
     assert 10 < len(kept) < 2000 and kept[-1].session_id.startswith("01999")  # the newest stay
     window.add_feedback(kept[-1].id, {"thumbs": -1})
-    assert window.samples(0)[-1].rating == 1.0
+    assert window.snapshot()[-1].rating == 1.0
     window.prune(now=10_000_000.0)
     assert len(window) == 0 and window.bytes == 0
 
@@ -48,7 +48,7 @@ def test_kpi_window_is_still_bounded_in_count() -> None:
     records = [make_record(at=1_000_000.0 + i) for i in range(50)]
     for r in records:
         window.add(r)
-    assert len(window) == 10 and [s.id for s in window.samples(0)] == [r.id for r in records[-10:]]
+    assert len(window) == 10 and [s.id for s in window.snapshot()] == [r.id for r in records[-10:]]
     window.add_feedback(records[0].id, {"thumbs": 1})  # forgotten: nothing to update, no error
 
 

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from observe_helpers import make_record
-from prometheus_client.parser import text_string_to_metric_families
+from observe_helpers import make_record, samples
 
 from shipyard.observe import Metrics
-
-
-def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(m.render().decode()):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_kpi_metrics_by_agent_and_version() -> None:

@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from records import interaction
 
 from shipyard.config import load_config
 from shipyard.demo import copy_project
 from shipyard.observe import TraceSampler, configure_otlp, flush_export, set_span_exporter
 from shipyard.runtime import Runtime
-from shipyard.store import InteractionRecord, new_id
+from shipyard.store import InteractionRecord
 
 
-def record(**kw: object) -> InteractionRecord:
-    base: dict[str, object] = dict(
-        id=new_id(),
-        trace_id=secrets.token_hex(16),
-        session_id="s",
-        user_id=None,
-        agent="a",
-        version="a@1+x",
-        traffic_source="production",
-        input="hi",
-        output="ok",
-        status="completed",
-        latency_ms=5.0,
-        cost_usd=0.001,
-    )
-    return InteractionRecord(**{**base, **kw})  # type: ignore[arg-type]
+def record(**kw: Any) -> InteractionRecord:
+    """An ordinary interaction (a cost of 0.001 unless `kw` says otherwise)."""
+    return interaction(**{"cost_usd": 0.001, **kw})
 
 
 def test_notable_traces_are_always_kept() -> None:

@@ -52,9 +52,9 @@ def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict
     reader = create_key(store, "read", "viewer")["key"]
     invoker = create_key(store, "invoke", "app")["key"]
     state.keys.refresh()
-    a = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=10)
-    r = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {reader}"}, timeout=10)
-    i = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {invoker}"}, timeout=10)
+    a = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60)
+    r = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {reader}"}, timeout=60)
+    i = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {invoker}"}, timeout=60)
 
     resp = r.post("/admin/rollouts/support/canary", json={"version": "1.2"})
     assert resp.status_code == 403
@@ -118,7 +118,7 @@ def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict
 def test_conflict_is_409(server: tuple[str, Any], store: Store, ids: dict[str, str]) -> None:
     url, _ = server
     gate_run(store, ids["1.2"], "PASS")
-    c = httpx.Client(base_url=url, timeout=10)  # no keys: auth is off on loopback
+    c = httpx.Client(base_url=url, timeout=60)  # no keys: auth is off on loopback
     assert c.post("/admin/rollouts/support/canary", json={"version": "1.2"}).status_code == 200
     # another admin's change lands between this request's read and its write
     original = store.save_deployment

@@ -75,6 +75,19 @@ def test_canary_commands(sy: Sy, cfg: ShipyardConfig, store: Store, ids: dict[st
     assert data["support"]["decisions"][0]["numbers"]["analysis"]["verdict"] == "FAIL"
 
 
+@pytest.mark.parametrize("zero", ["0", "0s", "0m", "0.0"])
+def test_a_canary_step_may_have_no_minimum_duration(
+    sy: Sy, store: Store, ids: dict[str, str], zero: str
+) -> None:
+    """`--min-duration 0` in any unit: steps wait for interactions only (a negative one is refused)."""
+    gate_run(store, ids["1.2"], "PASS")
+    code, out = sy("rollout", "canary", "support", "1.2", "--min-duration", "-1s")
+    assert code == 2 and "--min-duration" in out
+    code, out = sy("rollout", "canary", "support", "1.2", "--min-duration", zero)
+    assert code == 0, out
+    assert (store.get_deployment("support") or {})["config"]["min_duration_s"] == 0
+
+
 def test_pause_resume_abort_and_blue_green(sy: Sy, store: Store, ids: dict[str, str]) -> None:
     code, out = sy("rollout", "pause", "support")
     assert code == 2 and "has no rollout to pause" in out

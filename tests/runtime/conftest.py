@@ -28,9 +28,11 @@ def project(tmp_path: Path) -> Iterator[Callable[..., ShipyardConfig]]:
     with shop_project(tmp_path, "shopagent") as module:
 
         def make(
-            extra: str = "", entry: str = "shop", timeout: float = 2.0, guardrails: str = ""
+            extra: str = "", entry: str = "shop", timeout: float = 60.0, guardrails: str = ""
         ) -> ShipyardConfig:
-            """`guardrails` is the agent's `guardrails:` section (YAML, indented as under the agent)."""
+            """`guardrails` is the agent's `guardrails:` section (YAML, indented as under the agent);
+            `timeout` the agent's timeout_s (a minute unless a test is about timeouts: a busy machine
+            must not turn a slow answer into a failed one)."""
             (tmp_path / "shipyard.yaml").write_text(
                 textwrap.dedent(f"""\
                 models:

@@ -62,9 +62,7 @@ def words(stage: str, name: str, *found: str, verdict: str = "block") -> str:
     return f"      {stage}:\n        - {{kind: test_words, name: {name}, words: {list(found)}, verdict: {verdict}}}\n"
 
 
-BOTH = words("input", "no_secrets", "forbidden") + words("output", "no_refunds", "refund").replace(
-    "      output:\n", "      output:\n", 1
-)
+BOTH = words("input", "no_secrets", "forbidden") + words("output", "no_refunds", "refund")
 
 
 @pytest.fixture(autouse=True)

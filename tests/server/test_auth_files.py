@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from server_helpers import Served
+from waiting import wait_until
 
 from shipyard.config import ShipyardConfig
 from shipyard.evals import ReplayCache, replay_path
@@ -33,13 +33,6 @@ def _modes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): _mode(p) for p in [root, *root.rglob("*")]}
 
 
-def _wait_for(what: Callable[[], bool], why: str) -> None:
-    deadline = time.monotonic() + 60
-    while not what():
-        assert time.monotonic() < deadline, why
-        time.sleep(0.05)
-
-
 def test_a_served_project_writes_owner_only_files(
     serve_project: Callable[..., Served], lax_umask: None
 ) -> None:
@@ -50,7 +43,7 @@ def test_a_served_project_writes_owner_only_files(
             c.post("/v1/agents/support/invoke", json={"input": "Where is my order 10001?"}).status_code == 200
         )
     journal = own / "journal"
-    _wait_for(lambda: any(journal.glob("*.ckpt")), "the journal never checkpointed a batch")
+    wait_until(lambda: any(journal.glob("*.ckpt")), "the journal to checkpoint a batch")
     names = {p.name for p in own.rglob("*")}
     assert {"shipyard.db", "shipyard.db-wal", "shipyard.db-shm", "journal"} <= names, names
     modes = _modes(own)

@@ -78,6 +78,6 @@ def test_serve_cli_on_all_interfaces_needs_a_key(demo_project: Callable[..., Shi
     assert cfg.path is not None
     port = free_port()
     with shipyard_serve(cfg.path, "--host", "0.0.0.0", port=port):  # binds every interface, as asked
-        r = httpx.post(f"http://127.0.0.1:{port}/admin/keys", json={"role": "admin"}, timeout=10)
+        r = httpx.post(f"http://127.0.0.1:{port}/admin/keys", json={"role": "admin"}, timeout=60)
         assert r.status_code == 401, r.text
         assert "shipyard keys create" in r.json()["error"]["message"]

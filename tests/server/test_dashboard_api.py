@@ -399,7 +399,7 @@ def test_read_role_needed_when_keys_exist(served: Served) -> None:
     reader = create_key(served.state.store, "read")["key"]
     served.state.keys.refresh()
     paths = ["/overview", "/timeseries", "/versions", "/traces", "/traces/nope"]
-    with httpx.Client(base_url=served.url, timeout=10) as anon:
+    with httpx.Client(base_url=served.url, timeout=60) as anon:
         for path in paths:
             r = anon.get(API + path)
             assert r.status_code == 401 and r.json()["error"]["param"] == "authorization", path

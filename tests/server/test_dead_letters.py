@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from records import interaction
 from server_helpers import Served, free_port, run_in_thread
 from typer.testing import CliRunner
 from waiting import wait_until
@@ -35,35 +36,19 @@ from shipyard.server import (
     read_dead_letter_files,
 )
 from shipyard.server._dead_letters import write_dead_letter_file
-from shipyard.store import DeadLetter, InteractionRecord, Store, new_id
+from shipyard.store import DeadLetter, InteractionRecord, Store
 
 AGENT = "support"
-
-
-def record(**overrides: Any) -> InteractionRecord:
-    fields: dict[str, Any] = dict(
-        id=new_id(),
-        trace_id=new_id(),
-        session_id="dl",
-        user_id=None,
-        agent=AGENT,
-        version="support@1.0.0+abc1234",
-        traffic_source="production",
-        input="Where is my order 10001?",
-        output="It shipped.",
-        status="completed",
-        latency_ms=10.0,
-    )
-    fields.update(overrides)
-    return InteractionRecord(**fields)
 
 
 def refused(store: Store) -> InteractionRecord:
     """A record this database refuses, even sanitized: an integer neither can hold; on PostgreSQL
     with NUL bytes too (issue 8), which alone would be stored sanitized (U+FFFD)."""
     if store.dialect == "postgresql":
-        return record(input="refund order 10002\x00 please", metadata={"note": "a\x00b"}, input_tokens=2**63)
-    return record(input_tokens=2**63)
+        return interaction(
+            input="refund order 10002\x00 please", metadata={"note": "a\x00b"}, input_tokens=2**63
+        )
+    return interaction(input_tokens=2**63)
 
 
 # the journal -------------------------------------------------------------------------------------
@@ -72,7 +57,7 @@ async def test_the_journal_moves_past_a_refused_record(tmp_path: Path, store: St
     journal = Journal(tmp_path / ".shipyard" / "journal", store, batch_size=16, on_dead_letter=seen.append)
     journal.open()
     bad = refused(store)
-    good = [record() for _ in range(50)]
+    good = [interaction() for _ in range(50)]
     journal.append(good[0])
     journal.append(bad)
     for r in good[1:]:
@@ -96,7 +81,7 @@ async def test_a_dead_letter_goes_to_a_file_when_the_table_refuses_it_too(
     journal = Journal(tmp_path / ".shipyard" / "journal", store)
     bad = refused(store)
     journal.append(bad)
-    journal.append(record())
+    journal.append(interaction())
     assert await journal.flush() == 2
     assert store.count_interactions() == 1
     ((path, letter),) = read_dead_letter_files(dead_letter_folder(tmp_path))
@@ -111,7 +96,7 @@ async def test_recovery_waits_for_an_unreachable_store_and_never_raises(tmp_path
     jdir = tmp_path / ".shipyard" / "journal"
     jdir.mkdir(parents=True)
     dead = jdir / "1-999-dead.journal"
-    dead.write_bytes(b"".join(encode(record()) for _ in range(3)))
+    dead.write_bytes(b"".join(encode(interaction()) for _ in range(3)))
     down = Store("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2", migrate=False)
     journal = Journal(jdir, down, flush_interval_s=0.01)
     try:
@@ -250,7 +235,7 @@ def test_a_server_starts_with_a_refused_record_in_a_dead_journal_and_again_after
     jdir = cfg.root / ".shipyard" / "journal"
     jdir.mkdir(parents=True)
     bad = refused(store)
-    good = [record() for _ in range(60)]
+    good = [interaction() for _ in range(60)]
     # a process died (kill -9) with these in its journal: 10 good, the refused one, 50 good
     (jdir / "1-999-dead.journal").write_bytes(b"".join(encode(r) for r in [*good[:10], bad, *good[10:]]))
     for _ in range(2):  # the first start recovers the journal; the second starts with the dead letter
@@ -279,7 +264,7 @@ def test_the_cli_lists_shows_and_retries_dead_letters(
         journal = Journal(cfg.root / ".shipyard" / "journal", store)
         assert journal._move([bad]) and store.count_dead_letters() == 1
         # a record that could not be stored then, and can now, kept in a file
-        fixed = record()
+        fixed = interaction()
         write_dead_letter_file(
             dead_letter_folder(cfg.root),
             DeadLetter(
@@ -293,6 +278,10 @@ def test_the_cli_lists_shows_and_retries_dead_letters(
     assert "file" in listed.output and "store" in listed.output
     shown = runner.invoke(cli, ["store", "dead-letters", "show", bad.id])
     assert shown.exit_code == 0 and bad.id in shown.output and '"input_tokens"' in shown.output
+    in_file = runner.invoke(cli, ["store", "dead-letters", "show", fixed.id])  # found among the files
+    assert (
+        in_file.exit_code == 0 and "disk full" in in_file.output and f'"id": "{fixed.id}"' in in_file.output
+    )
     missing = runner.invoke(cli, ["store", "dead-letters", "show", "nope"])
     assert missing.exit_code == 2 and "no dead letter 'nope'" in missing.output
     retried = runner.invoke(cli, ["store", "dead-letters", "retry", "--all"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ import orjson
 import pytest
 from server_helpers import Served
 from testdb import KINDS, fresh_database
+from waiting import wait_until
 
 from shipyard.guardrails import Decision, Guardrail, GuardrailInput, guardrail_kind
 from shipyard.server import _steps
 from shipyard.store import Store
-
-WAIT_S = 60  # waits are for events (a record reaching the store); this only stops a hung test
 
 
 @pytest.fixture(params=KINDS)
@@ -42,13 +40,13 @@ def served_on(store: Store, serve_project: Callable[..., Served]) -> Callable[..
 
 def wait_stored(s: Served, ids: list[str]) -> None:
     """Wait until every interaction id is in the store."""
-    deadline = time.monotonic() + WAIT_S
     missing = list(ids)
-    while missing:
-        missing = [i for i in missing if s.state.store.get_interaction(i) is None]
-        assert time.monotonic() < deadline, f"{len(missing)} of {len(ids)} records never reached the store"
-        if missing:
-            time.sleep(0.05)
+
+    def stored() -> bool:
+        missing[:] = [i for i in missing if s.state.store.get_interaction(i) is None]
+        return not missing
+
+    wait_until(stored, f"{len(ids)} records in the store")
 
 
 def post(c: Any, path: str, body: bytes | dict[str, Any], **headers: Any) -> Any:

@@ -16,7 +16,7 @@ from server_helpers import Served, free_port, run_in_thread
 from waiting import wait_until
 
 from shipyard.demo._tools import STORE as DEMO_STORE
-from shipyard.server import create_app, create_key
+from shipyard.server import _http, create_app, create_key
 from shipyard.server._idempotency import _KEEPERS, fingerprint_of, keys_of
 from shipyard.store import Store, new_id
 
@@ -133,6 +133,20 @@ def test_requests_without_the_header_never_touch_the_keys(served: Served) -> Non
     for _ in range(3):
         assert invoke(served.url, {"input": "Where is my order 10001?"}).status_code == 200
     assert served.state not in _KEEPERS  # no claim, no store call on their path
+
+
+def test_a_keyed_request_parses_and_checks_its_body_once(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[dict[str, Any]] = []
+    check_json = _http.check_json
+    monkeypatch.setattr(_http, "check_json", lambda data: checked.append(data) or check_json(data))
+    body = {"input": "Where is my order 10001?", "metadata": {"channel": "web"}}
+    first = invoke(served.url, dict(body), "parse-once")
+    assert first.status_code == 200, first.text
+    assert checked == [body]  # the key's check and the handler share one parsed body
+    again = invoke(served.url, dict(body), "parse-once")
+    assert again.headers["Idempotent-Replayed"] == "true" and checked == [body, body]
 
 
 def test_two_concurrent_retries_run_the_tools_once(

@@ -259,7 +259,7 @@ def test_sighup_reloads_a_running_shipyard_serve_and_sigterm_still_stops_it_grac
     proc, url, log = shipyard_serve(root)
     new_hash = add_version(root)
     proc.send_signal(signal.SIGHUP)
-    with httpx.Client(base_url=url, timeout=30) as c:
+    with httpx.Client(base_url=url, timeout=60) as c:
         result = wait_reload(c, new_hash)
         assert result["trigger"] == "signal" and result["outcome"] == "applied", result
         with Store.from_config(load_config(root / "shipyard.yaml")) as store:
@@ -283,7 +283,7 @@ def test_sighup_to_the_parent_reloads_every_worker(
     )
     assert proc.poll() is None  # the workers reloaded in place: uvicorn did not restart them
     assert len(_events(log, "server_started")) == 2
-    with httpx.Client(base_url=url, timeout=30) as c:
+    with httpx.Client(base_url=url, timeout=60) as c:
         for _ in range(6):  # whichever worker answers knows the new version
             assert "1.3.0" in version_ids(c)
 
@@ -313,7 +313,7 @@ def test_a_reload_through_one_replica_reaches_the_other_through_redis(
             running.append(run_in_thread(app, port))
             replicas.append((root, f"http://127.0.0.1:{port}"))
         (a_root, a_url), (b_root, b_url) = replicas
-        with httpx.Client(base_url=a_url, timeout=30) as a, httpx.Client(base_url=b_url, timeout=30) as b:
+        with httpx.Client(base_url=a_url, timeout=60) as a, httpx.Client(base_url=b_url, timeout=60) as b:
             wait_until(lambda: config_of(b)["notices"]["subscribed"], "replica b to listen for notices")
             add_version(a_root)
             b_hash = add_version(b_root)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
 from server_helpers import Served
+from waiting import wait_until
 
 from shipyard.runtime import Runtime
 
@@ -45,10 +45,7 @@ def test_invoke_answers_and_journals_before_responding(served: Served) -> None:
     # the record is in the journal file already, whatever the background mover did since
     journal = served.state.journal
     assert journal.stored + journal.pending >= 1
-    deadline = time.monotonic() + 120
-    while served.state.store.get_interaction(body["interaction_id"]) is None:
-        assert time.monotonic() < deadline, "the record never reached the store"
-        time.sleep(0.05)
+    wait_until(lambda: served.state.store.get_interaction(body["interaction_id"]), "the record in the store")
     stored = served.state.store.get_interaction(body["interaction_id"], spans=True)
     assert stored.trace_id == body["trace_id"] and stored.spans
 
@@ -161,10 +158,7 @@ def test_failing_and_slow_models_give_502_and_504_and_keep_the_record(
         err = r.json()["error"]
         assert err["status"] == "failed" and err["message"]
         ids.append(err["interaction_id"])
-    deadline = time.monotonic() + 120
-    while not all(s.state.store.get_interaction(i) for i in ids):
-        assert time.monotonic() < deadline, "failed records must reach the store too"
-        time.sleep(0.05)
+    wait_until(lambda: all(s.state.store.get_interaction(i) for i in ids), "the failed records in the store")
     assert all(s.state.store.get_interaction(i).status == "failed" for i in ids)
 
 
@@ -198,10 +192,9 @@ def test_health_ready_metrics_and_admin(served: Served) -> None:
         assert 'gen_ai_client_token_usage_bucket{agent="support",gen_ai_operation_name="chat"' in metrics
         assert "gen_ai_client_operation_duration_seconds_count" in metrics
         assert 'shipyard_tool_calls_total{agent="support",status="success",tool="lookup_order"' in metrics
-        deadline = time.monotonic() + 120
-        while not c.get("/admin/traces", params={"session_id": "sx"}).json()["traces"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: c.get("/admin/traces", params={"session_id": "sx"}).json()["traces"], "the trace listed"
+        )
         trace = c.get(f"/admin/traces/{out.json()['trace_id']}").json()
         assert trace["spans"] and any("lookup_order" in line for line in trace["tree"])
         one = c.get(f"/admin/interactions/{rid}").json()

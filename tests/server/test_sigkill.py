@@ -65,7 +65,7 @@ async def load(
                 if len(received) == kill_after:
                     os.kill(proc.pid, signal.SIGKILL)
 
-    async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
         await asyncio.gather(*(client(c) for _ in range(concurrency)))
     return received
 

@@ -91,3 +91,13 @@ def test_a_database_that_cannot_be_reached_is_no_refusal(record_factory: Factory
     with pytest.raises(type(e.value)):  # nothing is dead-lettered: the caller keeps the batch
         isolate(down.write_interactions, [record_factory(), record_factory()])
     down.close()
+
+
+def test_dead_letter_times_are_when_each_was_first_refused_oldest_first(store: Store) -> None:
+    for i, at in enumerate((300.0, 100.0, 200.0, 50.0)):
+        store.add_dead_letter(
+            DeadLetter("interaction", f"r{i}", "DataError", "out of range", "{}", created_at=at)
+        )
+    assert store.dead_letter_times(100.0) == [100.0, 200.0, 300.0]
+    assert store.dead_letter_times(0.0, limit=2) == [200.0, 300.0]  # the newest
+    assert store.dead_letter_times(301.0) == []

@@ -222,12 +222,19 @@ def coerce_result(out: Any) -> AgentResult:
 _REGISTRY: dict[str, AgentSpec] = {}
 
 
-def agent(name: str, *, tools: ToolSet | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def agent(
+    name: str,
+    *,
+    tools: ToolSet | None = None,
+    warmup: Callable[[], Awaitable[None]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function `(user_input, ctx) -> AgentResult | str` as the agent `name`.
 
     Args:
         name: the agent's name, as used in shipyard.yaml, the CLI and the API.
         tools: the tools the agent may call; `ctx.tools` serves them (traced and checked).
+        warmup: a coroutine function run once per version before the agent serves
+            (`AgentSpec.warmup`: a framework's lazy start-up, kept out of users' latency).
 
     Works on `async def` and plain functions. The function is returned unchanged, with the spec
     attached as `__shipyard_agent__`."""
@@ -238,6 +245,7 @@ def agent(name: str, *, tools: ToolSet | None = None) -> Callable[[Callable[...,
             fn=fn,
             is_async=inspect.iscoroutinefunction(fn),
             tools=tools if tools is not None else NO_TOOLS,
+            warmup=warmup,
         )
         _REGISTRY[name] = spec
         fn.__shipyard_agent__ = spec  # type: ignore[attr-defined]

@@ -94,14 +94,13 @@ def code_identity(module_file: Path, module_name: str, project: Path) -> CodeIde
     base = module_file.parents[depth]  # the folder the module's dotted name is relative to
     # an agent shipped in an installed package: its own package folder is its code
     scope = project if _is_code(module_file, project) else module_file.parent
-    seen: dict[Path, None] = {}
+    seen: dict[Path, bytes] = {}  # each file of the closure, read once: what is parsed is what is hashed
     todo = [module_file]
     while todo:
         path = todo.pop()
         if path in seen:
             continue
-        seen[path] = None
-        source = path.read_bytes()
+        seen[path] = source = path.read_bytes()
         try:
             tree = ast.parse(source, filename=str(path))
         except SyntaxError:
@@ -115,5 +114,5 @@ def code_identity(module_file: Path, module_name: str, project: Path) -> CodeIde
     h = hashlib.sha256()
     for path in files:
         h.update(path.relative_to(scope).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+        h.update(hashlib.sha256(seen[path]).digest())
     return CodeIdentity(scope, tuple(p.relative_to(scope).as_posix() for p in files), h.hexdigest())

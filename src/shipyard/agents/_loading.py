@@ -13,10 +13,11 @@ from shipyard.agents._contract import AgentSpec, spec_for
 from shipyard.errors import EntryPointError
 from shipyard.types import ToolSet
 
-_HINT = "entry points are `module:function`, importable from the project folder (where shipyard.yaml is)"
+_HINT = "`entry:` and `tools:` name a `module:attribute` importable from the project folder (where shipyard.yaml is)"
 
 
-def _import_failure(module: str, e: BaseException) -> EntryPointError:
+def _import_failure(module: str, e: BaseException, setting: str) -> EntryPointError:
+    """Why `module` (named by the `setting:` of shipyard.yaml, `entry` or `tools`) did not import."""
     if isinstance(e, SyntaxError):
         return EntryPointError(
             f"cannot import module {module!r}: syntax error in {e.filename}, line {e.lineno}: {e.msg}",
@@ -29,7 +30,7 @@ def _import_failure(module: str, e: BaseException) -> EntryPointError:
     ):
         return EntryPointError(
             f"cannot import module {module!r}: no module named {e.name!r}",
-            hint=f"check the module name in `entry:`; {_HINT}",
+            hint=f"check the module name in `{setting}:`; {_HINT}",
         )
     if isinstance(e, ModuleNotFoundError):
         return EntryPointError(
@@ -109,7 +110,7 @@ def _import_object(ref: str, root: Path | str | None, *, setting: str, expects: 
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # any import-time failure is the user's code, reported, not raised
-        raise _import_failure(module_name, e) from None
+        raise _import_failure(module_name, e, setting) from None
     where = getattr(module, "__file__", None) or module_name
     try:
         return getattr(module, attr)

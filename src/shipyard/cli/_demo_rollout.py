@@ -113,17 +113,14 @@ async def _run_canary(
     """Start a canary as `shipyard rollout canary` does, drive traffic and tick until it is
     promoted, rolled back or paused. `override_gate`: the reason to start it although the version
     did not pass its production gate (`--override-gate`); without one such a version is refused."""
-    from shipyard.errors import GateFailed
-    from shipyard.rollout import RolloutAssigner, check_deployable, override_lines
+    from shipyard.rollout import RolloutAssigner, override_lines, production_gate
 
     version_id = rt.resolve_version("support", version).id
     override = None
-    try:
-        check_deployable(store, "support", version_id, doing="take canary traffic")
-    except GateFailed:
+    run, refused = production_gate(store, "support", version_id, doing="take canary traffic")
+    if refused is not None:
         if override_gate is None:
-            raise
-        run = store.latest_eval_run("support", version_id, stage="production")
+            raise refused
         verdict = ((run or {}).get("decision") or {}).get("verdict")
         said = {None: "has not passed a production gate", "FAIL": "failed its production gate"}.get(
             verdict, f"did not pass its production gate ({verdict})"

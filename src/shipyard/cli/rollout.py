@@ -229,7 +229,7 @@ def canary(
     from shipyard.config import parse_window
 
     try:
-        seconds = 0.0 if min_duration.strip() in ("0", "0s") else parse_window(min_duration)
+        seconds = parse_window(min_duration, allow_zero=True)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--min-duration") from None
     with _controller(config) as ctl:

@@ -278,7 +278,7 @@ def _alerts_from_store(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
     longest = max((r.window_s for r in rules), default=0.0)
     with Store.from_config(cfg) as store:
         records = store.list_interactions(since=now - longest, limit=None)
-        dead = EventCounter(d.created_at for d in store.list_dead_letters(since=now - longest, limit=None))
+        dead = EventCounter(store.dead_letter_times(now - longest))
     engine = AlertEngine(
         rules, source_from_samples(samples_from_records(records)), counters={"dead_letters": dead}
     )

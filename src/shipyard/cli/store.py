@@ -103,9 +103,16 @@ def dead_letters_show(
 
 
 def _find(cfg: Any, store: Any, ref: str) -> tuple[Any, str]:
-    for d, where in _letters(cfg, store):
+    """The dead letter whose id or record id is `ref`: from the store's table (one lookup), else
+    from the files."""
+    from shipyard.server import dead_letter_folder, read_dead_letter_files
+
+    found = store.get_dead_letter(ref)
+    if found is not None:
+        return found, "store"
+    for path, d in read_dead_letter_files(dead_letter_folder(cfg.root)):
         if ref in (d.id, d.record_id):
-            return d, where
+            return d, str(path)
     raise fail(f"no dead letter {ref!r}", hint="list them with `shipyard store dead-letters list`")
 
 

@@ -42,7 +42,7 @@ from shipyard.config._schema import (
     ShipyardConfig,
     StoreConfig,
 )
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel
 
 __all__ = [
     "ADAPTERS",
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_ALERT_RULES",
     "EVENT_METRICS",
     "GUARDRAIL_KINDS",
+    "MODULE_ATTR",
     "PROVIDERS",
     "AdapterConfig",
     "AgentAdapter",

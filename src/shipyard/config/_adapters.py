@@ -6,14 +6,13 @@ lists the known ones, and each kind checks the settings it needs when the file i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel
 from shipyard.plugins import Registry
 
 
@@ -61,7 +60,7 @@ class AdapterConfig(StrictModel):
     @field_validator("tools")
     @classmethod
     def _tools_form(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v):
+        if v is not None and not MODULE_ATTR.match(v):
             raise ValueError(f"tools must look like 'package.module:registry', got {v!r}")
         return v
 

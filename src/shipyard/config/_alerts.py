@@ -46,8 +46,9 @@ _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_window(value: str | float | int) -> float:
-    """A window like `15m`, `1h`, `90s`, `1d` or a number of seconds, in seconds."""
+def parse_window(value: str | float | int, *, allow_zero: bool = False) -> float:
+    """A window like `15m`, `1h`, `90s`, `1d` or a number of seconds, in seconds. ValueError for
+    anything else, and for a zero length unless `allow_zero` (a minimum that may be none)."""
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
@@ -55,7 +56,7 @@ def parse_window(value: str | float | int) -> float:
         if not m:
             raise ValueError(f"window must look like 90s, 15m, 1h or 1d, got {value!r}")
         seconds = float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("window must be longer than 0 seconds")
     return seconds
 

@@ -37,17 +37,32 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
             _walk(item, (*path, i), lines)
 
 
-def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Lines]:
-    """Parse a YAML file; return the data and a map from field path to line number.
+def _read(path: Path) -> bytes:
+    """A file's bytes; ConfigError naming the file when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
 
-    Raises ConfigError naming the file and line when the YAML itself is malformed."""
+
+def _decode(path: Path, raw: bytes) -> str:
+    """A file's bytes as UTF-8 text; ConfigError naming the file and the byte when they are not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"byte {e.start}: the file is not UTF-8 text"]) from None
+
+
+def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Lines]:
+    """Parse a YAML file (read from `path` unless its `text` is given); return the data and a map
+    from field path to line number.
+
+    Raises ConfigError naming the file (and the line, or the byte) when it cannot be read, is not
+    UTF-8 text, or the YAML itself is malformed."""
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(str(path), ["file not found"]) from None
-        except OSError as e:
-            raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+        text = _decode(path, _read(path))
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
@@ -129,17 +144,8 @@ def load_config_file(path: Path | str) -> LoadedConfig:
     """Load and validate a shipyard.yaml, keeping its line map and hash (a server's reload reports
     problems found later by file and line, and which file content it runs). Raises ConfigError."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(p), ["file not found"]) from None
-    except OSError as e:
-        raise ConfigError(str(p), [f"cannot read: {e.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(str(p), [f"byte {e.start}: the file is not UTF-8 text"]) from None
-    data, lines = load_yaml_with_lines(p, text)
+    raw = _read(p)
+    data, lines = load_yaml_with_lines(p, _decode(p, raw))
     if data is not None and not isinstance(data, dict):
         raise ConfigError(str(p), ["line 1: the file must be a mapping of sections (agents, models, ...)"])
     cfg = parse_model(ShipyardConfig, data, p, lines)

@@ -15,9 +15,8 @@ from shipyard.config._guardrails import GuardrailsConfig
 from shipyard.config._idempotency import IdempotencyConfig
 from shipyard.config._models import ModelConfig
 from shipyard.config._reload import ReloadConfig
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel
 
-_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")  # a DNS name (server.allowed_hosts)
 
@@ -42,7 +41,7 @@ class AgentVersionConfig(StrictModel):
     @field_validator("entry")
     @classmethod
     def _entry_form(cls, v: str | None) -> str | None:
-        if v is not None and not _ENTRY.match(v):
+        if v is not None and not MODULE_ATTR.match(v):
             raise ValueError(f"entry must look like 'package.module:function', got {v!r}")
         return v
 
@@ -65,7 +64,7 @@ class AgentConfig(StrictModel):
     @field_validator("entry")
     @classmethod
     def _entry_form(cls, v: str | None) -> str | None:
-        if v is not None and not _ENTRY.match(v):
+        if v is not None and not MODULE_ATTR.match(v):
             raise ValueError(f"entry must look like 'package.module:function', got {v!r}")
         return v
 

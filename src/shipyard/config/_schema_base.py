@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import ErrorDetails
+
+MODULE_ATTR = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+"""`package.module:name`, how shipyard.yaml points at Python objects (an agent's entry, its tools)."""
 
 
 class StrictModel(BaseModel):

@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from shipyard.config import MODULE_ATTR
 from shipyard.evals._scorers import ScoreFn, ScoreInput, scorer
 
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _FILE_PATH = re.compile(r"^file://(?P<file>.+\.py)(?::(?P<fn>[A-Za-z_]\w*))?$")
 
 
@@ -80,7 +80,7 @@ def python(value: str, *, base_dir: str | None = None) -> ScoreFn:
     if m:
         fn = _load_file(m.group("file"), m.group("fn") or "get_assert", Path(base_dir) if base_dir else None)
         return lambda inp: fn(inp.output, _context(inp))
-    if _IMPORT_PATH.match(text):
+    if MODULE_ATTR.match(text):
         target = _import(text)
         if not callable(target):
             raise ValueError(f"python: {text} is not callable")

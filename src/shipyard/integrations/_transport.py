@@ -10,12 +10,14 @@ without a socket. The current interaction is the one whose agent call the reques
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from shipyard.agents import current_interaction
-from shipyard.integrations._proxy import Reply, answer, answer_sync
+from shipyard.integrations._proxy import JSON_HEADERS, Reply, answer, answer_sync
+from shipyard.llm import ChatResponse, completion_body
 
 PROXY_BASE_URL = "http://shipyard.invalid/v1"
 """The base URL to give a framework's OpenAI client with the proxy transport (`.invalid` never
@@ -76,3 +78,43 @@ def http_client(**kwargs: Any) -> httpx.Client:
     Args:
         kwargs: more `httpx.Client` arguments (not `transport`)."""
     return httpx.Client(transport=SyncProxyTransport(), base_url=PROXY_BASE_URL, **kwargs)
+
+
+def openai_client(transport: httpx.AsyncBaseTransport | None = None) -> Any:
+    """A new `openai.AsyncOpenAI` on `transport` (default: the proxy's), with `max_retries=0`
+    (`openai` is imported here, on first use: it is not a dependency of Shipyard).
+
+    Args:
+        transport: where its requests go, e.g. `canned_transport(...)` for a warm-up run."""
+    import openai
+
+    http = httpx.AsyncClient(transport=transport or ProxyTransport(), base_url=PROXY_BASE_URL)
+    # the ignore: openai 3 also takes httpx 0.x clients
+    return openai.AsyncOpenAI(base_url=PROXY_BASE_URL, api_key="shipyard", http_client=http, max_retries=0)  # type: ignore[arg-type]
+
+
+_openai_client: Any = None
+
+
+def proxy_openai_client() -> Any:
+    """The process's `openai.AsyncOpenAI` on the proxy transport, made on first use. One serves
+    every interaction on every event loop: the transport holds no per-interaction or per-loop
+    state (each request is answered through the interaction it is made from)."""
+    global _openai_client
+    if _openai_client is None:
+        _openai_client = openai_client()
+    return _openai_client
+
+
+def canned_transport(reply: Callable[[httpx.Request], ChatResponse]) -> httpx.MockTransport:
+    """An httpx transport (sync and async) that answers every request in process with the
+    `chat.completion` of `reply(request)`, calling no model: what a framework's warm-up run talks to.
+
+    Args:
+        reply: the answer to a request (it may look at the request, e.g. for a tool result)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = completion_body(reply(request), "warm-up", created=0)
+        return httpx.Response(200, headers=JSON_HEADERS, content=body, request=request)
+
+    return httpx.MockTransport(handle)

@@ -48,11 +48,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from shipyard.agents import AgentContext, AgentResult, agent, current_context, current_interaction, spec_for
+from shipyard.agents import AgentContext, AgentResult, current_interaction
 from shipyard.errors import ShipyardError
+from shipyard.integrations._agent import framework_agent, system_prompt_for
 from shipyard.integrations._otel import framework_spans, install_collector
-from shipyard.integrations._transport import PROXY_BASE_URL, async_http_client
-from shipyard.llm import ChatResponse, ToolCall, Usage, completion_body
+from shipyard.integrations._transport import (
+    PROXY_BASE_URL,
+    canned_transport,
+    openai_client,
+    proxy_openai_client,
+)
+from shipyard.llm import ChatResponse, Message, ToolCall, Usage, message_text
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before LiteLLM is imported, by anyone
 
@@ -83,23 +89,6 @@ __all__ = [
 ]
 
 _OBSERVED = "__shipyard_observed__"  # marks a tool instance whose run_async is recorded
-_openai_client: Any = None
-
-
-def _proxy_client() -> Any:
-    """The process's OpenAI client on Shipyard's in-process proxy transport (stateless: each request
-    is answered through the interaction it is made from)."""
-    global _openai_client
-    if _openai_client is None:
-        import openai
-
-        _openai_client = openai.AsyncOpenAI(
-            base_url=PROXY_BASE_URL,
-            api_key="shipyard",
-            http_client=async_http_client(),  # type: ignore[arg-type]  # openai 3 also takes httpx 0.x clients
-            max_retries=0,
-        )
-    return _openai_client
 
 
 class ShipyardLiteLLMClient(LiteLLMClient):
@@ -118,7 +107,7 @@ class ShipyardLiteLLMClient(LiteLLMClient):
         if current_interaction() is None:
             return await self.original.acompletion(model=model, messages=messages, tools=tools, **kwargs)
         kwargs.update(
-            client=_proxy_client(),
+            client=proxy_openai_client(),
             custom_llm_provider="openai",
             api_base=PROXY_BASE_URL,
             api_key="shipyard",
@@ -282,19 +271,19 @@ class ShipyardPlugin(BasePlugin):
 
 
 # the conversation --------------------------------------------------------------------------------
-def _history_events(history: list[dict[str, Any]], author: str, invocation_id: str) -> list[Event]:
-    """`ctx.history` (user and assistant turns) as the events of an ADK session."""
+def _history_events(history: list[Message], author: str, invocation_id: str) -> list[Event]:
+    """`ctx.history` (the text of user and assistant turns) as the events of an ADK session."""
     events = []
     for m in history:
-        role, content = m.get("role"), m.get("content")
-        if role not in ("user", "assistant") or not isinstance(content, str) or not content:
+        role, text = m.get("role"), message_text(m)
+        if role not in ("user", "assistant") or not text:
             continue
         events.append(
             Event(
                 invocation_id=invocation_id,
                 author="user" if role == "user" else author,
                 content=types.Content(
-                    role="user" if role == "user" else "model", parts=[types.Part(text=content)]
+                    role="user" if role == "user" else "model", parts=[types.Part(text=text)]
                 ),
             )
         )
@@ -406,15 +395,12 @@ def adk_agent(name: str, target: BaseAgent | Runner | App) -> Callable[..., Any]
     async def run_adk_agent(user_input: str, ctx: AgentContext) -> AgentResult:
         return await adk(user_input, ctx)
 
-    run_adk_agent.__doc__ = f"The ADK agent {adk.root.name!r}, run by Shipyard."
-    run_adk_agent.adk = adk  # type: ignore[attr-defined]
-    fn = agent(name)(run_adk_agent)
-
     async def warm_up_adk_agent() -> None:
         await warm_up(adk.root)
 
-    spec_for(fn, name).warmup = warm_up_adk_agent
-    return fn
+    run_adk_agent.adk = adk  # type: ignore[attr-defined]
+    doc = f"The ADK agent {adk.root.name!r}, run by Shipyard as {name!r}."
+    return framework_agent(name, run_adk_agent, doc=doc, warmup=warm_up_adk_agent)
 
 
 def system_prompt(context: ReadonlyContext) -> str:
@@ -422,25 +408,17 @@ def system_prompt(context: ReadonlyContext) -> str:
     with `prompt_variables`), versioned with the agent: `LlmAgent(..., instruction=system_prompt)`.
 
     Raises ShipyardError outside an interaction (the prompt belongs to the version that runs)."""
-    ctx = current_context()
-    if ctx is None:
-        raise ShipyardError(
-            f"ADK agent {context.agent_name!r} asked for Shipyard's system prompt outside a Shipyard "
-            "interaction",
-            hint="run it through Shipyard (`shipyard run`, an eval, the server), or give the agent an "
-            "instruction of its own",
-        )
-    return ctx.system_prompt
+    return system_prompt_for(f"ADK agent {context.agent_name!r}", "an instruction")
 
 
 # warm-up -----------------------------------------------------------------------------------------
 _WARM: dict[str, float] = {}  # what each warm-up step took (seconds), each once per process
 
 
-def _local_answer(request: httpx.Request) -> httpx.Response:
+def _local_answer(request: httpx.Request) -> ChatResponse:
     """The throwaway warm-up agent's model, in process: a call of its tool, then a text."""
     after_tool = b'"role":"tool"' in request.content.replace(b" ", b"")
-    resp = ChatResponse(
+    return ChatResponse(
         text="ready" if after_tool else None,
         tool_calls=[] if after_tool else [ToolCall("w1", "ping", {}, "{}")],
         usage=Usage(1, 1),
@@ -448,21 +426,13 @@ def _local_answer(request: httpx.Request) -> httpx.Response:
         provider="shipyard",
         finish_reason="stop" if after_tool else "tool_calls",
     )
-    return httpx.Response(200, content=completion_body(resp, "warm-up", created=0), request=request)
 
 
 class _LocalClient(LiteLLMClient):
     """The warm-up agent's `llm_client`: LiteLLM's OpenAI route, answered by `_local_answer`."""
 
     async def acompletion(self, model: Any, messages: Any, tools: Any, **kwargs: Any) -> Any:
-        import openai
-
-        client = openai.AsyncOpenAI(
-            base_url="http://warm-up.invalid/v1",
-            api_key="warm-up",
-            http_client=httpx.AsyncClient(transport=httpx.MockTransport(_local_answer)),  # type: ignore[arg-type]
-            max_retries=0,
-        )
+        client = openai_client(canned_transport(_local_answer))
         kwargs.update(client=client, custom_llm_provider="openai", api_key="warm-up", num_retries=0)
         return await super().acompletion(model=model, messages=messages, tools=tools, **kwargs)
 

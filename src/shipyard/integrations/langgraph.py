@@ -55,7 +55,6 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import orjson
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
     BaseMessage,
@@ -81,12 +80,12 @@ from shipyard.agents import (
     Interaction,
     ReplayedToolError,
     SpanSink,
-    agent,
     current_interaction,
 )
 from shipyard.errors import ShipyardError
-from shipyard.integrations._transport import PROXY_BASE_URL, async_http_client, http_client
-from shipyard.llm import ChatResponse, ToolCall, Usage, completion_body
+from shipyard.integrations._agent import answer_text, framework_agent
+from shipyard.integrations._transport import PROXY_BASE_URL, async_http_client, canned_transport, http_client
+from shipyard.llm import ChatResponse, ToolCall, Usage
 
 __all__ = ["NotThroughShipyard", "chat_model", "instrument", "langgraph_agent"]
 
@@ -487,11 +486,7 @@ def _text(message: Any) -> str:
 
 def _interrupt_text(interrupts: tuple[Interrupt, ...]) -> str:
     """What an interrupt asks the human, as the escalated interaction's output."""
-    parts = []
-    for it in interrupts:
-        value = it.value
-        parts.append(value if isinstance(value, str) else orjson.dumps(value, default=str).decode())
-    return "\n".join(parts)
+    return "\n".join(answer_text(it.value) for it in interrupts)
 
 
 class _GraphAgent:
@@ -536,7 +531,7 @@ class _GraphAgent:
             messages.extend(convert_to_messages(ctx.history))
         if ctx.system_prompt and new_thread:
             messages.insert(0, SystemMessage(ctx.system_prompt))
-        return {"messages": [*messages, *convert_to_messages([{"role": "user", "content": user_input}])]}
+        return {"messages": [*messages, HumanMessage(user_input)]}
 
     async def __call__(self, user_input: str, ctx: AgentContext) -> AgentResult:
         interaction = current_interaction()
@@ -566,10 +561,8 @@ class _GraphAgent:
         process. Nothing reaches the proxy or a model; the graph itself is not run."""
         tools = [t for g in _graphs(self.graph) for n in _tool_nodes(g) for t in n.tools_by_name.values()]
         calls = [ToolCall("call_warm_up", tools[0].name, {})] if tools else []
-        body = completion_body(ChatResponse("warm", calls, Usage(1, 1), "warm-up", "warm-up"), "warm-up")
-        canned = httpx.MockTransport(
-            lambda request: httpx.Response(200, content=body, headers={"content-type": "application/json"})
-        )
+        reply = ChatResponse("warm", calls, Usage(1, 1), "warm-up", "warm-up")
+        canned = canned_transport(lambda _request: reply)
         model = _chat_openai("shipyard", httpx.Client(transport=canned), httpx.AsyncClient(transport=canned))
         bound = model.bind_tools(tools) if tools else model
         messages = [SystemMessage("warm-up"), HumanMessage("warm-up")]
@@ -615,8 +608,5 @@ def langgraph_agent(
     async def run(user_input: str, ctx: AgentContext) -> AgentResult:
         return await runner(user_input, ctx)
 
-    run.__name__ = run.__qualname__ = name.replace("-", "_")
-    run.__doc__ = f"The LangGraph agent {name!r} ({type(graph).__name__} {graph.name!r}), run by Shipyard."
-    fn = agent(name)(run)
-    fn.__shipyard_agent__.warmup = runner.warm_up  # type: ignore[attr-defined]
-    return fn
+    doc = f"The LangGraph agent {name!r} ({type(graph).__name__} {graph.name!r}), run by Shipyard."
+    return framework_agent(name, run, doc=doc, warmup=runner.warm_up)

@@ -8,12 +8,10 @@
 
 or, when your own agent function calls the Runner, one argument:
 
-    @agent("support")
+    @agent("support", warmup=warmup(triage))      # warmup: optional, the SDK's first-run cost
     async def support(user_input: str, ctx: AgentContext) -> str:
         result = await Runner.run(triage, user_input, run_config=run_config())
         return str(result.final_output)
-
-    support.__shipyard_agent__.warmup = warmup(triage)      # optional: the SDK's first-run cost
 
 What a run then does:
 - **models**: every agent of the run (handoffs and agents used as tools included) calls the model
@@ -50,11 +48,9 @@ import functools
 import inspect
 import logging
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-import httpx
 import orjson
 from agents import (
     Agent,
@@ -74,21 +70,12 @@ from agents.run_config import CallModelData, CallModelInputFilter, ModelInputDat
 from agents.tracing import Span as SdkSpan
 from agents.tracing import Trace, TracingProcessor, get_current_span, get_trace_provider, set_trace_processors
 from agents.tracing.span_data import SpanData, TaskSpanData, TurnSpanData
-from openai import AsyncOpenAI
-from pydantic import BaseModel
 
-from shipyard.agents import (
-    AgentContext,
-    AgentResult,
-    Interaction,
-    agent,
-    current_context,
-    current_interaction,
-)
+from shipyard.agents import AgentContext, AgentResult, Interaction, current_interaction
 from shipyard.errors import ShipyardError
-from shipyard.integrations._transport import PROXY_BASE_URL, async_http_client
-from shipyard.llm import Message, completion_body
-from shipyard.types import ChatResponse, Usage
+from shipyard.integrations._agent import answer_text, framework_agent, system_prompt_for
+from shipyard.integrations._transport import canned_transport, openai_client, proxy_openai_client
+from shipyard.llm import ChatResponse, Message, Usage, message_text
 
 __all__ = [
     "ShipyardTraceProcessor",
@@ -111,31 +98,6 @@ _MAX_ATTRIBUTE_CHARS = 1000
 
 
 # models --------------------------------------------------------------------------------------------
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
-
-
-def _proxy_client() -> AsyncOpenAI:
-    """An OpenAI client on the model proxy's in-process transport: one per event loop (it holds no
-    per-interaction state: the transport finds the interaction of each request when it is sent)."""
-
-    def make() -> AsyncOpenAI:
-        return AsyncOpenAI(
-            base_url=PROXY_BASE_URL,
-            api_key="shipyard",
-            http_client=async_http_client(),  # type: ignore[arg-type]  # openai 3 also takes httpx 0.x clients
-            max_retries=0,
-        )
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # a sync agent about to call Runner.run_sync: that run has its own loop
-        return make()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = make()
-    return client
-
-
 def run_config(base: RunConfig | None = None) -> RunConfig:
     """The `RunConfig` for a `Runner.run` (or `run_sync`, `run_streamed`) made inside a Shipyard
     interaction: `base` (default: a new RunConfig) with the model proxy as its model, the tools of
@@ -160,7 +122,7 @@ def _configured(base: RunConfig | None) -> RunConfig:
     tracing_processor()
     base = base if base is not None else RunConfig()
     model = OpenAIChatCompletionsModel(
-        str(getattr(interaction.ctx.llm, "model_name", "shipyard")), openai_client=_proxy_client()
+        str(getattr(interaction.ctx.llm, "model_name", "shipyard")), openai_client=proxy_openai_client()
     )
     return dataclasses.replace(
         base, model=model, call_model_input_filter=_observing_filter(base.call_model_input_filter)
@@ -499,14 +461,6 @@ def tracing_processor() -> ShipyardTraceProcessor:
 
 
 # input and result ----------------------------------------------------------------------------------
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
 def to_input(history: Iterable[Message], user_input: str) -> list[TResponseInputItem]:
     """The SDK's input list for a run: `history` (chat-completions messages: earlier user and
     assistant turns, system messages, assistant tool calls and tool results) then the user's input."""
@@ -518,13 +472,13 @@ def to_input(history: Iterable[Message], user_input: str) -> list[TResponseInput
                 {
                     "type": "function_call_output",
                     "call_id": m.get("tool_call_id", ""),
-                    "output": _text(m.get("content")),
+                    "output": message_text(m),
                 }
             )
             continue
         if role not in ("user", "assistant", "system", "developer"):
             continue
-        text = _text(m.get("content"))
+        text = message_text(m)
         if text or role != "assistant":
             items.append({"role": role, "content": text})
         for call in m.get("tool_calls") or ():
@@ -539,23 +493,6 @@ def to_input(history: Iterable[Message], user_input: str) -> list[TResponseInput
             )
     items.append({"role": "user", "content": user_input})
     return items
-
-
-def _output_text(output: Any) -> str:
-    """A run's final output as text: text as is, a structured output (pydantic, dataclass, dict) as
-    JSON."""
-    if output is None:
-        return ""
-    if isinstance(output, str):
-        return output
-    if isinstance(output, BaseModel):
-        return output.model_dump_json()
-    if dataclasses.is_dataclass(output) and not isinstance(output, type):
-        output = dataclasses.asdict(output)
-    try:
-        return orjson.dumps(output, default=str).decode()
-    except TypeError:
-        return str(output)
 
 
 def agent_result(result: RunResult) -> AgentResult:
@@ -577,7 +514,7 @@ def agent_result(result: RunResult) -> AgentResult:
             status="escalated",
             metadata=metadata,
         )
-    return AgentResult(output=_output_text(result.final_output), metadata=metadata)
+    return AgentResult(output=answer_text(result.final_output), metadata=metadata)
 
 
 def system_prompt(run_context: RunContextWrapper[Any], sdk_agent: Agent[Any]) -> str:
@@ -585,22 +522,12 @@ def system_prompt(run_context: RunContextWrapper[Any], sdk_agent: Agent[Any]) ->
     rendered with `prompt_variables`), versioned with the agent: `Agent(..., instructions=system_prompt)`.
 
     Raises ShipyardError outside an interaction (the prompt belongs to the version that runs)."""
-    ctx = current_context()
-    if ctx is None:
-        raise ShipyardError(
-            f"agent {sdk_agent.name!r} asked for Shipyard's system prompt outside a Shipyard interaction",
-            hint="run it through Shipyard (`shipyard run`, an eval, the server), or give the agent "
-            "instructions of its own",
-        )
-    return ctx.system_prompt
+    return system_prompt_for(f"agent {sdk_agent.name!r}", "instructions")
 
 
 # the agent -----------------------------------------------------------------------------------------
-def _warm_transport(request: httpx.Request) -> httpx.Response:
-    """A canned local answer for the warm-up run: no model is called."""
-    resp = ChatResponse(text="ok", tool_calls=[], usage=Usage(1, 1), model="warm-up", provider="shipyard")
-    body = completion_body(resp, "warm-up", created=0)
-    return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+_WARM_REPLY = ChatResponse(text="ok", tool_calls=[], usage=Usage(1, 1), model="warm-up", provider="shipyard")
+"""The canned local answer of the warm-up run: no model is called."""
 
 
 def warmup(starting_agent: Agent[Any]) -> Callable[[], Awaitable[None]]:
@@ -611,13 +538,8 @@ def warmup(starting_agent: Agent[Any]) -> Callable[[], Awaitable[None]]:
     async def warm_up() -> None:
         observe_graph(starting_agent)
         tracing_processor()
-        _proxy_client()
-        client = AsyncOpenAI(
-            base_url=PROXY_BASE_URL,
-            api_key="shipyard",
-            max_retries=0,
-            http_client=httpx.AsyncClient(transport=httpx.MockTransport(_warm_transport)),  # type: ignore[arg-type]
-        )
+        proxy_openai_client()
+        client = openai_client(canned_transport(lambda _request: _WARM_REPLY))
         model = OpenAIChatCompletionsModel("warm-up", openai_client=client)
         quiet = starting_agent.clone(input_guardrails=[], output_guardrails=[], hooks=None)
         try:
@@ -665,8 +587,5 @@ def shipyard_agent(
         )
         return agent_result(result)
 
-    run.__name__ = run.__qualname__ = name.replace("-", "_")
-    run.__doc__ = f"The OpenAI Agents SDK agent {starting_agent.name!r}, run by Shipyard as {name!r}."
-    fn = agent(name)(run)
-    fn.__shipyard_agent__.warmup = warmup(starting_agent)  # type: ignore[attr-defined]
-    return fn
+    doc = f"The OpenAI Agents SDK agent {starting_agent.name!r}, run by Shipyard as {name!r}."
+    return framework_agent(name, run, doc=doc, warmup=warmup(starting_agent))

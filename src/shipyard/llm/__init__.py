@@ -17,7 +17,7 @@ from shipyard.llm._mockserver import MockLLMApp, MockLLMServer, make_app
 from shipyard.llm._mockserver import bind as bind_mock_llm
 from shipyard.llm._mockserver import serve as serve_mock_llm
 from shipyard.llm._openai import OpenAIChatClient, parse_retry_after
-from shipyard.llm._scripted import Rules, ScriptedModel, count_tokens, load_rules, parse_rules
+from shipyard.llm._scripted import Rules, ScriptedModel, count_tokens, load_rules, message_text, parse_rules
 from shipyard.llm._types import (
     CHAT_OPTIONS,
     Attempt,
@@ -60,6 +60,7 @@ __all__ = [
     "error_body",
     "load_rules",
     "make_app",
+    "message_text",
     "parse_retry_after",
     "parse_rules",
     "reset_breakers",

@@ -30,7 +30,6 @@ from shipyard.llm._events import LLMEvent, emit, listening
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
-STATES = (CLOSED, HALF_OPEN, OPEN)
 
 _SLICES = 10
 

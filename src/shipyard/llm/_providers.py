@@ -97,21 +97,8 @@ def openai_client(key: str, m: ModelConfig, cfg: ShipyardConfig) -> ChatClient:
             )
     assert s.base_url is not None  # OpenAISettings requires it
     model = m.model or key
-    b = s.breaker
-    breaker = (
-        breaker_for(
-            s.base_url,
-            model,
-            name=key,
-            failure_rate=b.failure_rate,
-            window_s=b.window_s,
-            min_calls=b.min_calls,
-            cooldown_s=b.cooldown_s,
-            half_open_probes=b.half_open_probes,
-        )
-        if b.enabled
-        else None
-    )
+    rule = s.breaker.model_dump(exclude={"enabled"})  # BreakerConfig's fields are breaker_for's settings
+    breaker = breaker_for(s.base_url, model, name=key, **rule) if s.breaker.enabled else None
     return OpenAIChatClient(
         s.base_url,
         model,

@@ -135,12 +135,16 @@ class EventCounter:
         """One event, now or at `at`."""
         at = time.time() if at is None else at
         with self._lock:
-            if self._times and at < self._times[-1]:
-                keep = sorted([*self._times, at])
-                self._times.clear()
-                self._times.extend(keep)
-            else:
-                self._times.append(at)
+            times = self._times
+            if not times or at >= times[-1]:
+                times.append(at)
+                return
+            # out of order (events read back newest first): put it in its place
+            if len(times) == times.maxlen:
+                if at <= times[0]:
+                    return  # older than every time kept: the first to go
+                times.popleft()
+            bisect.insort(times, at)
 
     def count(self, since: float, until: float) -> int:
         """Events in [since, until)."""

@@ -436,26 +436,6 @@ class KpiWindow:
             self._seen = seen = _follow(self._seen, ring, rated)
         return seen.frame.sorted().where(agent=agent, version=version)
 
-    def samples(
-        self,
-        since: float,
-        until: float | None = None,
-        *,
-        agent: str | None = None,
-        version: str | None = None,
-    ) -> list[Sample]:
-        """Samples created in [since, until), optionally of one agent / version."""
-        with self._lock:
-            items = list(self._ring)
-        return [
-            s
-            for s in items
-            if s.at >= since
-            and (until is None or s.at < until)
-            and (agent is None or s.agent == agent)
-            and (version is None or s.version == version)
-        ]
-
     def kpis(
         self,
         window_s: float,
@@ -468,11 +448,6 @@ class KpiWindow:
         """KPIs of the window ending `offset_s` before `now` (offset_s=window_s: the previous window)."""
         end = (now or time.time()) - offset_s
         return self.frame(agent=agent, version=version).kpis(window_s, end - window_s, end)
-
-    def versions(self) -> list[tuple[str, str]]:
-        """(agent, version) pairs present in the window, in first-seen order."""
-        with self._lock:
-            return list(dict.fromkeys((s.agent, s.version) for s in self._ring))
 
     def __len__(self) -> int:
         return len(self._ring)

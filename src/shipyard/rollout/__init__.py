@@ -27,6 +27,7 @@ from shipyard.rollout._controller import (
     override_lines,
     override_reason,
     parse_steps,
+    production_gate,
 )
 from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, assign, assignment_key
 from shipyard.rollout._experiment import (
@@ -112,6 +113,7 @@ __all__ = [
     "override_reason",
     "parse_steps",
     "policy_for",
+    "production_gate",
     "publish_change",
     "rate_test",
     "register_source",

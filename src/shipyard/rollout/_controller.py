@@ -107,28 +107,31 @@ def parse_steps(steps: Sequence[int] | str) -> list[int]:
     return values
 
 
-def check_deployable(store: Any, agent: str, version: str, *, doing: str = "be deployed") -> dict[str, Any]:
-    """The production gate run that allows `version` to ship: a PASS, or a MARGINAL with a recorded
-    approval. Raises GateFailed saying which run failed and why, or how to run the gate.
-
-    Args:
-        doing: what the version cannot do without it, for the message ("take canary traffic").
-    """
+def gate_command(agent: str, version: str) -> str:
+    """The command that runs `version`'s production gate (its label, as a user types it)."""
     label = version.split("@", 1)[-1].split("+", 1)[0]
+    return f"shipyard gate production --agent {agent} --version {label}"
+
+
+def production_gate(
+    store: Any, agent: str, version: str, *, doing: str = "be deployed"
+) -> tuple[dict[str, Any] | None, GateFailed | None]:
+    """`version`'s newest production gate run (None: never gated), and why it may not ship (None:
+    it may: a PASS, or a MARGINAL with a recorded approval). See `check_deployable`."""
     run = store.latest_eval_run(agent, version, stage="production")
     if run is None:
-        raise GateFailed(
+        return None, GateFailed(
             f"{version} has no production gate run, so it cannot {doing}",
-            hint=f"run `shipyard gate production --agent {agent} --version {label}` first",
+            hint=f"run `{gate_command(agent, version)}` first",
         )
     decision = run.get("decision") or {}
     verdict = decision.get("verdict")
     if verdict == "PASS":
-        return run
+        return run, None
     if verdict == "MARGINAL":
         if store.approvals(run["id"]):
-            return run
-        raise GateFailed(
+            return run, None
+        return run, GateFailed(
             f"the production gate of {version} (run {run['id']}) was MARGINAL and nobody approved it",
             hint=f"approve it with `shipyard gate approve {run['id']} --by NAME --reason TEXT`, or fix and re-gate",
         )
@@ -141,11 +144,25 @@ def check_deployable(store: Any, agent: str, version: str, *, doing: str = "be d
     if not decision:
         why = "the run has no gate decision recorded"
     checks = f" (failed checks: {', '.join(failed)})" if failed else ""
-    raise GateFailed(
+    return run, GateFailed(
         f"the latest production gate of {version} (run {run['id']}) is {verdict or 'undecided'}{checks}"
         + (f": {why}" if why else ""),
-        hint=f"fix the failures and run `shipyard gate production --agent {agent} --version {label}` again",
+        hint=f"fix the failures and run `{gate_command(agent, version)}` again",
     )
+
+
+def check_deployable(store: Any, agent: str, version: str, *, doing: str = "be deployed") -> dict[str, Any]:
+    """The production gate run that allows `version` to ship: a PASS, or a MARGINAL with a recorded
+    approval. Raises GateFailed saying which run failed and why, or how to run the gate.
+
+    Args:
+        doing: what the version cannot do without it, for the message ("take canary traffic").
+    """
+    run, refused = production_gate(store, agent, version, doing=doing)
+    if refused is not None:
+        raise refused
+    assert run is not None
+    return run
 
 
 MAX_OVERRIDE_REASON = 500  # characters
@@ -194,14 +211,12 @@ def gate_for_traffic(
     runs: dict[str, str | None] = {}
     refused: dict[str, str] = {}
     for version in dict.fromkeys(versions):
-        try:
-            runs[version] = str(check_deployable(store, agent, version, doing=doing)["id"])
-        except GateFailed as e:
+        run, refusal = production_gate(store, agent, version, doing=doing)
+        if refusal is not None:
             if reason is None:
-                raise
-            latest = store.latest_eval_run(agent, version, stage="production")
-            runs[version] = str(latest["id"]) if latest else None
-            refused[version] = e.message
+                raise refusal
+            refused[version] = refusal.message
+        runs[version] = str(run["id"]) if run else None
     ride = {"by": actor, "reason": reason, "at": at, "refused": refused} if refused else None
     return {"runs": runs, "override": ride}
 
@@ -655,11 +670,10 @@ class RolloutController:
         if gate.get("override") and not promoting:
             numbers["gate_check"]["overridden"] = True
             return None, numbers
-        label = str(candidate).split("@", 1)[-1].split("+", 1)[0]
         why = [
             f"before {before}: {refused.message}",
             *override_lines(gate),
-            f"run `shipyard gate production --agent {dep.agent} --version {label}`: "
+            f"run `{gate_command(dep.agent, str(candidate))}`: "
             "a pass lets it go on at the next tick, a failure rolls it back",
         ]
         return self._act(dep, RolloutAction.HOLD, "GATE", why, numbers), numbers
@@ -669,13 +683,10 @@ class RolloutController:
         whether that run was made since the rollout started and refuses the candidate)."""
         candidate = dep.candidate_version
         assert candidate is not None
-        try:
-            return str(check_deployable(self.store, dep.agent, candidate, doing=doing)["id"]), None, False
-        except GateFailed as e:
-            latest = self.store.latest_eval_run(dep.agent, candidate, stage="production")
-            run = str(latest["id"]) if latest else None
-            known = ((dep.config.get("gate") or {}).get("runs") or {}).get(candidate)
-            return run, e, run is not None and run != known
+        found, refused = production_gate(self.store, dep.agent, candidate, doing=doing)
+        run = str(found["id"]) if found else None
+        known = ((dep.config.get("gate") or {}).get("runs") or {}).get(candidate)
+        return run, refused, refused is not None and run is not None and run != known
 
     def _promotion(self, dep: Deployment) -> dict[str, Any]:
         config = {**dep.config, "previous_stable": dep.stable_version, "promoted": dep.candidate_version}

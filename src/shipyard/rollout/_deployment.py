@@ -63,7 +63,6 @@ class RolloutAction(StrEnum):
     SWITCH = "switch"
 
 
-STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
 # States in which a candidate is deployed beside the stable version (one candidate at a time).
 ACTIVE_STATES = frozenset(
     {RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.READY, RolloutState.SWITCHED}

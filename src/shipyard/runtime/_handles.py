@@ -199,7 +199,7 @@ class TracedLLM:
                 LLMCallRecord(
                     model=self.model_name,
                     provider=getattr(self._client, "provider", ""),
-                    duration_ms=(time.perf_counter() - t0) * 1000,
+                    duration_ms=_ms_since(t0),
                     input_tokens=0,
                     output_tokens=0,
                     cached_input_tokens=0,
@@ -236,7 +236,7 @@ class TracedLLM:
             LLMCallRecord(
                 model=resp.model,
                 provider=resp.provider,
-                duration_ms=(time.perf_counter() - t0) * 1000,
+                duration_ms=_ms_since(t0),
                 input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens,
                 cached_input_tokens=u.cached_input_tokens,

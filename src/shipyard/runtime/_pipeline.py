@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -366,7 +367,9 @@ def _fallback_record(ex: Exchange, error: str) -> InteractionRecord:
     trail = ex.trail
     return InteractionRecord(
         id=ex.id,
-        trace_id=hex_trace_id(ex.root) if ex.root is not None else new_id(),
+        trace_id=hex_trace_id(ex.root)
+        if ex.root is not None
+        else secrets.token_hex(16),  # random like OTel's
         session_id=ex.session_id,
         user_id=ex.user_id,
         agent=ex.agent,

@@ -39,10 +39,14 @@ _PROBLEM = re.compile(r"^line (\d+)(?:, column \d+)?: (?:([\w.\-\[\]]+): )?")
 
 
 # what changed -------------------------------------------------------------------------------------
-def _value(model: Any, parts: Sequence[str]) -> Any:
+def _get(model: Any, parts: Sequence[str]) -> Any:
     for p in parts:
         model = getattr(model, p)
-    return model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    return model
+
+
+def _dumped(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def _with(model: BaseModel, parts: Sequence[str], value: Any) -> Any:
@@ -62,12 +66,10 @@ def keep_running_settings(
     out = new
     for name in RESTART_ONLY:
         parts = name.split(".")
-        was, now = _value(running, parts), _value(new, parts)
+        current = _get(running, parts)
+        was, now = _dumped(current), _dumped(_get(new, parts))
         if was != now:
             pending.append({"field": name, "at_start": was, "in_file": now})
-            current: Any = running
-            for p in parts:
-                current = getattr(current, p)
             out = _with(out, parts, current)
     return out, pending
 

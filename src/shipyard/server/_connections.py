@@ -22,24 +22,23 @@ import asyncio
 import functools
 from typing import Any
 
-import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shipyard.config import ServerConfig
+from shipyard.server._http import error_response
 
 
 def _request_timeout(body_timeout_s: float) -> bytes:
-    body = orjson.dumps(
-        {
-            "error": {
-                "message": f"the request body did not arrive within {body_timeout_s:g} s "
-                "(server.body_timeout_s); send it at once",
-                "type": "request_timeout",
-                "param": "body",
-                "code": 408,
-            }
-        }
+    """The whole 408 answer, written to the socket as it is (no ASGI cycle is left to send it)."""
+    body = bytes(
+        error_response(
+            408,
+            f"the request body did not arrive within {body_timeout_s:g} s (server.body_timeout_s); "
+            "send it at once",
+            type="request_timeout",
+            param="body",
+        ).body
     )
     head = (
         "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
@@ -132,8 +131,6 @@ def uvicorn_options(server: ServerConfig, *, host: str, port: int) -> dict[str, 
     }
 
 
-def uvicorn_config(
-    app: Any, server: ServerConfig, *, host: str, port: int, **overrides: Any
-) -> uvicorn.Config:
-    """The `uvicorn.Config` serving `app` with the settings of `server:` (`overrides` win)."""
-    return uvicorn.Config(app, **{**uvicorn_options(server, host=host, port=port), **overrides})
+def uvicorn_config(app: Any, server: ServerConfig, *, host: str, port: int) -> uvicorn.Config:
+    """The `uvicorn.Config` serving `app` with the settings of `server:`."""
+    return uvicorn.Config(app, **uvicorn_options(server, host=host, port=port))

@@ -81,12 +81,15 @@ class HostAllowList:
             self.exact.add(bind)
 
     def allows(self, host: str) -> bool:
+        """`host`: lower case, without port or brackets (`split_host`). Names are matched first:
+        parsing a name as an IP address costs two failed parses on every request."""
         host = host.rstrip(".")
         return (
-            _is_ip(host)
-            or is_loopback(host)
-            or host in self.exact
+            host in self.exact
+            or host == "localhost"
+            or host.endswith(".localhost")
             or any(host.endswith(s) for s in self.suffixes)
+            or _is_ip(host)  # loopback addresses included
         )
 
 

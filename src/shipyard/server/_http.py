@@ -85,9 +85,16 @@ def error_response(
     return json_response({"error": body}, status)
 
 
+_BODY = "shipyard.json_body"  # where the request's scope keeps its body once read and checked
+
+
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object. 413 over `max_bytes`, 400 for malformed JSON, 422 for
-    anything but an object."""
+    anything but an object. Read, parsed and checked once per request: a later call (the handler,
+    after the Idempotency-Key check read it) gets the same object."""
+    kept: dict[str, Any] | None = request.scope.get(_BODY)
+    if kept is not None:
+        return kept
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body is {declared} bytes; the limit is {max_bytes}", param="body")
@@ -108,6 +115,7 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(422, f"the request body must be a JSON object, got {_kind(data)}", param="body")
     check_json(data)
+    request.scope[_BODY] = data
     return data
 
 

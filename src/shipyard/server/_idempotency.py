@@ -44,11 +44,10 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message
 
 from shipyard.errors import ShipyardError
 from shipyard.observe import LoopSupervisor, log_event
-from shipyard.server._auth import prefix_of
+from shipyard.server._auth import prefix_of, presented_key
 from shipyard.server._http import ApiError, error_response, read_json
 from shipyard.store import IdempotencyEntry, error_reason, new_id
 
@@ -164,7 +163,7 @@ class IdempotencyKeys:
             except Exception as e:
                 return _store_unreachable(e)
             if won:
-                return await self._run(entry, _replaying(request, body), state, fn)
+                return await self._run(entry, request, state, fn)  # it reads the body read here
             if entry.fingerprint != fingerprint:
                 raise ApiError(
                     422,
@@ -288,13 +287,10 @@ class IdempotencyKeys:
 
 def _caller(request: Request, state: Any) -> str:
     """Whose key it is: the API key's public prefix (the key was checked before the handler), or
-    `anonymous` on a server that needs no key."""
-    keys = getattr(state, "keys", None)
-    if keys is None or getattr(keys, "open", not getattr(keys, "enabled", False)):
+    `anonymous` on a server that needs no key (or needed none when this request was checked)."""
+    if state.keys.open:
         return "anonymous"
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "").strip()
-    return prefix_of(key) or "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return prefix_of(presented_key(request.headers)) or "anonymous"
 
 
 def fingerprint_of(body: dict[str, Any], version_header: str = "") -> str:
@@ -302,21 +298,6 @@ def fingerprint_of(body: dict[str, Any], version_header: str = "") -> str:
     for in `X-Shipyard-Version`."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical + b"\n" + version_header.encode()).hexdigest()
-
-
-def _replaying(request: Request, body: dict[str, Any]) -> Request:
-    """The request again, its body already read: the handler reads it from memory."""
-    raw = orjson.dumps(body)
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-        return await request.receive()
-
-    return Request(request.scope, receive)
 
 
 def _answer_of(entry: IdempotencyEntry, response: Response) -> IdempotencyEntry:

@@ -255,7 +255,6 @@ class Journal:
         # file only, read back by the mover.
         self._head = 0
         self._pending: deque[_Held] = deque()
-        self._pending_ids: set[str] = set()  # the ids of the records in _pending
         self._pending_bytes = 0  # their journal lines' size
         self._pending_count = 0  # every pending record, in memory or not
         self.max_memory_records = max_memory_records
@@ -315,7 +314,8 @@ class Journal:
                         result = read_journal(path, position, max_records=self.batch_size)
                         if result.stop == position:
                             break
-                        self._move(result.records, notify_now=True)
+                        for letter in self._move(result.records):
+                            self._dead_letter_moved(letter)
                         _write_checkpoint(ckpt, result.stop)
                         position, records, torn = (
                             result.stop,
@@ -352,7 +352,6 @@ class Journal:
             os.fsync(self._fd)
         start, self._offset = self._offset, self._offset + len(line)
         self._pending.append(_Held(record, start, self._offset))
-        self._pending_ids.add(record.id)
         self._pending_bytes += len(line)
         self._pending_count += 1
         if len(self._pending) > self.max_memory_records or self._pending_bytes > self.max_memory_bytes:
@@ -367,7 +366,6 @@ class Journal:
         ):
             held = self._pending.popleft()
             self._pending_bytes -= held.end - held.start
-            self._pending_ids.discard(held.record.id)
         if not self._spilling:
             self._spilling = True
             log_event(
@@ -380,9 +378,9 @@ class Journal:
             )
 
     def is_pending(self, interaction_id: str) -> bool:
-        """True while a record is journalled but not yet in the store (a search of the file for a
-        record kept there only)."""
-        return interaction_id in self._pending_ids or self._search_file(interaction_id) is not None
+        """True while a record is journalled but not yet in the store (`find_pending`: blocking when
+        it must search the file)."""
+        return self.find_pending(interaction_id) is not None
 
     def dead_letter_of(self, interaction_id: str) -> DeadLetter | None:
         """The dead letter of a record this process saw refused (the newest 1,000 are remembered)."""
@@ -467,22 +465,18 @@ class Journal:
         while self._pending and self._pending[0].end <= stop:
             held = self._pending.popleft()
             self._pending_bytes -= held.end - held.start
-            self._pending_ids.discard(held.record.id)
         self._pending_count = max(self._pending_count - moved, len(self._pending))
         if stop >= self._offset:
             self._pending_count = 0
         if self._file_only() is None:
             self._spilling = False
 
-    def _move(self, records: list[InteractionRecord], *, notify_now: bool = False) -> list[DeadLetter]:
-        """Write records to the store; keep the ones it refuses as dead letters (blocking: call in a
-        thread). Raises when the store cannot be used (nothing is lost: the caller keeps them)."""
+    def _move(self, records: list[InteractionRecord]) -> list[DeadLetter]:
+        """Write records to the store; keep the ones it refuses as dead letters and return them (the
+        caller passes each to `_dead_letter_moved`). Blocking: call in a thread. Raises when the store
+        cannot be used (nothing is lost: the caller keeps the records)."""
         refused = isolate(self.store.write_interactions, records, on_sanitized=_stored_sanitized)
-        letters = [self.dead_letters.divert(r, e)[0] for r, e in refused]
-        if notify_now:
-            for letter in letters:
-                self._dead_letter_moved(letter)
-        return letters
+        return [self.dead_letters.divert(r, e)[0] for r, e in refused]
 
     def _dead_letter_moved(self, letter: DeadLetter) -> None:
         self._dead_ids[letter.record_id] = letter

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard import __version__
+from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
+from shipyard.server._idempotency import KEY_PATTERN
 from shipyard.server._reload import config_openapi_paths
 from shipyard.server._rollout_api import rollout_openapi_paths
 
@@ -66,10 +68,10 @@ _LIST_QUERY = [
 
 
 _IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
+    "name": IDEMPOTENCY_HEADER,
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,255}$"},
+    "schema": {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"},  # what the server checks
     "description": "makes a retry safe: the same key (per caller and agent) with the same body returns the "
     "first answer, with `Idempotent-Replayed: true`, and the agent's tools run once. Kept "
     "`server.idempotency.ttl_s` (24 h). A retry while the first request runs waits up to "

@@ -28,8 +28,9 @@ from shipyard.server._auth import grants, prefix_of, presented_key
 from shipyard.server._dashboard import DashboardPanel, register_panel
 from shipyard.server._http import (
     ApiError,
+    Handler,
     check_id,
-    check_params,
+    endpoint,
     error_response,
     field,
     id_field,
@@ -210,19 +211,13 @@ async def chosen_version(request: Request, state: ServerState, body: dict[str, A
 
 
 # the admin API ---------------------------------------------------------------------------------
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def _endpoint(role: str, fn: Callable[[Request, ServerState, RolloutController], Awaitable[Any]]) -> Handler:
-    async def handler(request: Request) -> Response:
-        state: ServerState = request.app.state.shipyard
+    """A rollout route: `endpoint` checks the key and the parameters; the rollout's own errors are
+    answered here (409 a lost race, 404 an unknown version, 422 a failed gate or refused input)."""
+
+    async def handler(request: Request, state: ServerState) -> Response:
         try:
-            await state.keys.check(request.headers, role)
-            check_params(request)  # path and query values go to the store: ids only (server/_http.py)
             out = await fn(request, state, rollouts(state).controller)
-            return out if isinstance(out, Response) else json_response(out)
-        except ApiError as e:
-            return e.response()
         except ConflictError as e:
             return error_response(409, e.message, type="conflict_error")
         except NotFoundError as e:
@@ -231,9 +226,10 @@ def _endpoint(role: str, fn: Callable[[Request, ServerState, RolloutController],
             return error_response(422, str(e), type="gate_failed")
         except ShipyardError as e:
             return error_response(422, str(e))
+        return out if isinstance(out, Response) else json_response(out)
 
     handler.__name__ = fn.__name__
-    return handler
+    return endpoint(role)(handler)
 
 
 async def _body(request: Request, state: ServerState) -> dict[str, Any]:

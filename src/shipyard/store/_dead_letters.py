@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import Double, Engine, Integer, String, Table, Text, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store._errors import error_reason, is_refusal
+from shipyard.store._errors import error_reason, is_refusal, printable
 from shipyard.store._models import Base
 from shipyard.store._records import InteractionRecord
 from shipyard.store._sanitize import store_safe, store_text
@@ -73,8 +73,8 @@ class DeadLetter:
     def __post_init__(self) -> None:
         if not self.id:
             self.id = dead_letter_id(self.kind, self.record_id)
-        self.record_id = _printable(self.record_id, _ID_LIMIT)
-        self.error_type = _printable(self.error_type, 200)
+        self.record_id = printable(self.record_id, _ID_LIMIT)
+        self.error_type = printable(self.error_type, 200)
 
     def record(self) -> InteractionRecord:
         """The refused record, rebuilt from its JSON."""
@@ -82,11 +82,6 @@ class DeadLetter:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _printable(text: str, limit: int) -> str:
-    text = text.replace("\x00", "\\x00")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def error_type(error: BaseException) -> str:
@@ -244,6 +239,23 @@ class DeadLetterStore:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [DeadLetter(**dict(row._mapping)) for row in conn.execute(query)]
+
+    def dead_letter_times(self, since: float, *, limit: int = 100_000) -> list[float]:
+        """When the dead letters first refused at or after `since` were refused (epoch seconds),
+        oldest first; the newest `limit` of them. Reads no payloads (what an event count needs).
+
+        Args:
+            since: epoch seconds.
+            limit: at most this many.
+        """
+        query = (
+            select(_table.c.created_at)
+            .where(_table.c.created_at >= since)
+            .order_by(_table.c.created_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return sorted(float(at) for at in conn.execute(query).scalars())
 
     def get_dead_letter(self, ref: str) -> DeadLetter | None:
         """The dead letter whose id, or whose record's id, is `ref`."""

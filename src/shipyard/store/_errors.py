@@ -50,5 +50,11 @@ def error_reason(error: BaseException, limit: int = 2000) -> str:
         limit: the longest reason kept.
     """
     orig = error.orig if isinstance(error, StatementError) and error.orig is not None else error
-    text = f"{type(orig).__name__}: {orig}".strip().replace("\x00", "\\x00")
+    return printable(f"{type(orig).__name__}: {orig}".strip(), limit)
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` as the store can keep it in a short field: NUL bytes shown as `\\x00`, at most `limit`
+    characters (cut with `...`)."""
+    text = text.replace("\x00", "\\x00")
     return text if len(text) <= limit else text[: limit - 3] + "..."
