@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ EXPECTED = {
     "shipyard.yaml",
     "flags.json",
     "rules/support.yaml",
-    *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety")),
+    *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety", "redteam", "redteam_critical")),
     *(
         f"prompts/support/{v}/{f}"
         for v in ("v1.0", "v1.1", "v1.2")
@@ -129,6 +131,23 @@ def test_shipyard_demo_command_runs_the_packaged_project(tmp_path: Path) -> None
     out = " ".join(result.output.split())
     assert "refunded 89.00 USD for order 10002" in out  # 1.0: eligible, refunded after the check
     assert "can't refund order 10003" in out  # 1.0: final sale, refused
-    # 1.1, the regression: a refund without the eligibility check, blocked by the configured policy
+    # 1.1, the regression: a refund without the eligibility check, refused by the configured policy
+    # before it runs (the agent explains)
     assert 'process_refund(order_id="10003"' in out and "[Guardrail] refund_policy" in out
-    assert "Verdict: block" in out and "BLOCKED" in out
+    assert "Status: blocked" in out and "Verdict: block" in out and "can't issue that refund" in out
+    # the launch checklist after the phases: the project in git, a workflow from `ci init`, the
+    # rollout phase's rollback of 1.1 in the store, and what the project configures (alert and trace
+    # files, the kill switch on process_refund) make every required item pass
+    assert "$ shipyard ci init --github" in out and "$ shipyard checklist" in out
+    assert "support: READY (exit 0)" in out
+    project = tmp_path / "demo"
+    again = CliRunner().invoke(app, ["checklist", "--format", "json", "-c", str(project / "shipyard.yaml")])
+    assert again.exit_code == 0, again.output
+    items = {i["key"]: i for i in json.loads(again.stdout)["items"]}
+    assert all(i["result"] == "pass" for i in items.values() if i["required"]), items
+    assert "support@1.1.0" in items["rollback_rehearsed"]["evidence"]
+    if shutil.which("git"):
+        assert "tracked by git" in items["prompts_versioned"]["evidence"]
+    # the served phase exported its kept traces to the configured file, one OTLP/JSON object a line
+    lines = (project / ".shipyard" / "traces.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line)["resourceSpans"] for line in lines)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.config import GUARDRAIL_KINDS, load_config
+from shipyard.config import DEFAULT_BLOCKED_REPLY, DEFAULT_ESCALATED_REPLY, GUARDRAIL_KINDS, load_config
 from shipyard.errors import ConfigError
 from shipyard.guardrails import AgentGuardrails, ToolPolicy, build_guardrails, guardrail_kinds
 from shipyard.plugins import loaded_plugins
@@ -22,12 +22,12 @@ agents:
 """
 
 POLICY = """\
-      output:
+      tool_call:
         - kind: tool_policy
           name: refund_policy
           tools: [process_refund]
           requires: {tool: check_return_eligibility, same_arguments: [order_id], result: {eligible: true}}
-          reply: A colleague will confirm it.
+          max_calls: 1
 """
 
 
@@ -45,9 +45,10 @@ def problems(tmp_path: Path, guardrails: str) -> str:
 
 def test_a_configured_policy_is_built_once_per_agent(tmp_path: Path) -> None:
     built = load(tmp_path, POLICY)
-    [g] = built.output
+    [g] = built.tool_call
     assert isinstance(g, ToolPolicy) and g.name == "refund_policy" and g.kind == "tool_policy"
-    assert built.input == ()
+    assert built.input == () and built.output == () and built.tool_result == ()
+    assert built.blocked_reply == DEFAULT_BLOCKED_REPLY and built.escalated_reply == DEFAULT_ESCALATED_REPLY
     assert g.policy.requires.result == {"eligible": True} and g.policy.verdict == "block"
 
 
@@ -64,8 +65,8 @@ def test_an_unknown_kind_names_the_line_and_the_known_kinds(tmp_path: Path) -> N
 
 
 def test_an_unknown_or_missing_option_is_named(tmp_path: Path) -> None:
-    text = problems(tmp_path, POLICY.replace("          reply:", "          replly:"))
-    assert "line 9: agents.support.guardrails.output.0:" in text and "replly: unknown option" in text
+    text = problems(tmp_path, POLICY.replace("          max_calls:", "          max_cals:"))
+    assert "line 9: agents.support.guardrails.tool_call.0:" in text and "max_cals: unknown option" in text
     text = problems(
         tmp_path,
         POLICY.replace("          requires: {tool: check_return_eligibility, ", "          requires: {"),
@@ -73,9 +74,19 @@ def test_an_unknown_or_missing_option_is_named(tmp_path: Path) -> None:
     assert "requires.tool: required option is missing" in text
 
 
-def test_a_kind_on_a_stage_it_cannot_check_is_refused(tmp_path: Path) -> None:
-    text = problems(tmp_path, POLICY.replace("      output:", "      input:"))
-    assert "checks only output" in text and "move it under output" in text
+@pytest.mark.parametrize("stage", ["input", "tool_result", "output"])
+def test_a_kind_on_a_stage_it_cannot_check_is_refused(tmp_path: Path, stage: str) -> None:
+    text = problems(tmp_path, POLICY.replace("      tool_call:", f"      {stage}:"))
+    assert "checks only tool_call" in text and "move it under tool_call" in text
+
+
+def test_the_blocked_and_escalated_answers_are_configured_per_agent(tmp_path: Path) -> None:
+    built = load(
+        tmp_path,
+        POLICY + "      blocked_reply: Not that, sorry.\n      escalated_reply: A human will call.\n",
+    )
+    assert built.blocked_reply == "Not that, sorry." and built.escalated_reply == "A human will call."
+    assert "blocked_reply" in problems(tmp_path, "      blocked_reply: ''\n")
 
 
 def test_two_guardrails_with_one_name_are_refused(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from shipyard.observe import (
     samples_from_records,
     source_from_samples,
 )
+from shipyard.store import InteractionRecord
 
 NOW = 1_000_000.0
 
@@ -86,18 +87,58 @@ def test_judge_thresholds_comparators_and_no_data() -> None:
 
 
 def test_default_rules_are_the_sane_production_ones() -> None:
-    by_metric = {r.metric: r for r in DEFAULT_ALERT_RULES}
+    by_metric = {r.metric: r for r in DEFAULT_ALERT_RULES + BUILTIN_ALERT_RULES}
     assert by_metric["completion_rate"].alert == 0.85 and by_metric["completion_rate"].op == "<"
     assert by_metric["p95_latency_s"].alert == 5.0
     assert by_metric["cost_per_interaction"].alert == 0.10
     assert by_metric["escalation_rate"].alert == 0.20
-    assert by_metric["safety_incidents"].alert == 0 and by_metric["safety_incidents"].op == ">"
     assert by_metric["tool_error_rate"].alert == 0.05
     assert by_metric["satisfaction"].alert == 4.0 and by_metric["satisfaction"].op == "<"
-    one = [make_record(status="blocked", at=NOW - 1)]
-    safety = by_metric["safety_incidents"]
-    assert judge(safety, compute_kpis(samples_from_records(one), 3600))[0] == "alert"
-    assert judge(safety, compute_kpis([], 3600))[0] == "ok"
+
+
+def test_the_built_in_safety_rule_fires_on_a_burst_not_on_every_block() -> None:
+    """One blocked injection attempt is a guardrail doing its job; more than 3 incidents in 15
+    minutes warn (DEGRADED), more than 10 alert (DOWN). Blocks, and guardrails that blocked or
+    escalated inside a completed interaction, all count."""
+    [safety] = [r for r in BUILTIN_ALERT_RULES if r.metric == "safety_incidents"]
+    assert (safety.name, safety.window_s, safety.op, safety.warn, safety.alert) == (
+        "safety_incidents",
+        900,
+        ">",
+        3,
+        10,
+    )
+
+    def state(records: list[InteractionRecord]) -> tuple[str, float | None]:
+        engine = AlertEngine([safety], source_from_samples(samples_from_records(records)))
+        engine.evaluate(NOW)
+        [st] = engine.states()
+        return st.state, st.value
+
+    def incidents(n: int, *, ago: float = 1.0) -> list[InteractionRecord]:
+        tool_refused = [{"name": "refunds", "verdict": "block", "stage": "tool_call"}]
+        return [
+            make_record(status="blocked", at=NOW - ago - i)
+            if i % 2
+            else make_record(
+                at=NOW - ago - i, guardrails=tool_refused if i % 4 else [{"verdict": "escalate"}]
+            )
+            for i in range(n)
+        ]
+
+    calm = [make_record(at=NOW - 1 - i) for i in range(50)]
+    assert state(calm) == ("ok", 0.0)
+    assert state(calm + incidents(1)) == ("ok", 1.0)  # counted, and no one is woken
+    assert state(calm + incidents(3)) == ("ok", 3.0)
+    assert state(calm + incidents(4)) == ("warn", 4.0)
+    assert state(calm + incidents(10)) == ("warn", 10.0)
+    assert state(calm + incidents(11)) == ("alert", 11.0)
+    # a burst that is over (older than the 15-minute window) no longer fires
+    assert state(calm + incidents(11, ago=901)) == ("ok", 0.0)
+    # the engine's overall status: a burst turns the service DOWN, a single block does not
+    engine = AlertEngine([safety], source_from_samples(samples_from_records(incidents(11))))
+    engine.evaluate(NOW)
+    assert engine.status() == "DOWN"
 
 
 async def test_engine_transitions_go_to_the_log_and_to_webhooks() -> None:
@@ -176,6 +217,7 @@ def test_alerts_config_section(tmp_path: Path) -> None:
     rule, *builtin = cfg.alerts.effective_rules()
     assert rule.window_s == 600 and rule.op == ">" and cfg.alerts.interval_s == 5
     assert builtin == list(BUILTIN_ALERT_RULES)  # the dead-letter alert is always in force
+    assert {"safety_incidents", "dead_letters"} <= {r.name for r in builtin}  # so are safety incidents
     path.write_text("alerts:\n  rules: []\n")
     assert load_config(path).alerts.effective_rules() == []
     path.write_text("project: x\n")
@@ -184,6 +226,14 @@ def test_alerts_config_section(tmp_path: Path) -> None:
     path.write_text("alerts:\n  rules:\n    - {name: dl, metric: dead_letters, window: 1d, warn: 0}\n")
     own, *others = load_config(path).alerts.effective_rules()  # a rule of one's own replaces the built-in one
     assert own.name == "dl" and own.op == ">" and "dead_letters" not in [r.name for r in others]
+    # a project that wants to hear of every single block says so, and its rule replaces the built-in one
+    path.write_text(
+        "alerts:\n  rules:\n    - {name: any_block, metric: safety_incidents, window: 1h, alert: 0, min_samples: 0}\n"
+    )
+    own, *others = load_config(path).alerts.effective_rules()
+    assert own.name == "any_block" and "safety_incidents" not in [r.metric for r in others]
+    one = samples_from_records([make_record(status="blocked", at=NOW - 1)])
+    assert judge(own, compute_kpis(one, own.window_s))[0] == "alert"
     for bad, words in [
         ("    - {name: a, metric: happiness, alert: 1}\n", ["line 3", "unknown metric 'happiness'"]),
         ("    - {name: a, metric: p95_latency_s, window: soon, alert: 1}\n", ["window must look like"]),

@@ -144,15 +144,16 @@ async def test_an_input_block_skips_the_agent_and_later_steps_but_is_recorded(pr
         ("no_secrets", "forbidden: where is order 42?")
     ]  # nor did later steps
     assert sunk == [r]  # record ran and handed the record to the sinks
-    assert r.guardrails == [
-        {
-            "name": "no_secrets",
-            "kind": "test_words",
-            "stage": "input",
-            "verdict": "block",
-            "reason": "found 'forbidden'",
-        }
-    ]
+    [verdict] = r.guardrails
+    assert verdict == {
+        "name": "no_secrets",
+        "kind": "test_words",
+        "stage": "input",
+        "verdict": "block",
+        "reason": "found 'forbidden'",
+        "latency_ms": verdict["latency_ms"],
+    }
+    assert verdict["latency_ms"] >= 0
     [span] = [s for s in r.spans if s.name == "apply_guardrail no_secrets"]
     root = next(s for s in r.spans if s.name == "invoke_agent shop")
     assert span.parent_id == root.span_id and span.attributes[sc.GUARDRAIL_VERDICT] == "block"
@@ -175,12 +176,17 @@ async def test_a_step_that_answers_ends_the_chain_and_record_runs(project: Proje
     await rt.aclose()
 
 
-async def test_checks_that_only_look_leave_no_span_and_no_verdict(project: Project) -> None:
+async def test_checks_that_only_look_leave_a_span_but_no_verdict(project: Project) -> None:
     rt = Runtime(project(guardrails=BOTH))
     r = await rt.invoke("shop", "where is order 42?")
     assert r.status == "completed" and r.output == "Order 42 is shipped."
     assert SEEN == [("no_secrets", "where is order 42?"), ("no_refunds", "Order 42 is shipped.")]
-    assert r.guardrails == [] and spans_named(r, "apply_guardrail") == []
+    assert r.guardrails == []  # the record keeps the checks that acted
+    assert spans_named(r, "apply_guardrail") == ["apply_guardrail no_secrets", "apply_guardrail no_refunds"]
+    for span in (s for s in r.spans if s.name.startswith("apply_guardrail")):
+        assert (
+            span.attributes[sc.GUARDRAIL_VERDICT] == "allow" and span.attributes[sc.GUARDRAIL_LATENCY_MS] >= 0
+        )
     await rt.aclose()
 
 

@@ -133,3 +133,35 @@ async def test_other_versions_from_config(project: Project, tmp_path: Path) -> N
     assert labels == ["2.0.0", "2.1.0"]
     r = await rt.invoke("shop", "order 3", version="2.1.0")
     assert r.version.startswith("shop@2.1.0+") and r.status == "completed"
+
+
+async def test_gen_ai_request_model_is_the_provider_model_id(project: Project) -> None:
+    """`gen_ai.request.model` and the `chat {model}` span name are the model id the request sends (the
+    models: entry's `model`), not the config key, which stays beside it as `shipyard.model.key`; the
+    GenAI metrics label the id too, while the record (cost, KPIs) keeps the key."""
+    from shipyard.config import load_config
+    from shipyard.observe import Metrics
+
+    cfg = project()
+    assert cfg.path is not None
+    text = Path(cfg.path).read_text()
+    Path(cfg.path).write_text(
+        text.replace("rules: rules.yaml,", "rules: rules.yaml, model: acme-small-2,", 1)
+    )
+    rt = Runtime(load_config(Path(cfg.path)))
+    r = await rt.invoke("shop", "where is order 42?")
+    await rt.aclose()
+    assert r.status == "completed"
+    chats = [s for s in r.spans if s.attributes.get(sc.OPERATION) == sc.OP_CHAT]
+    assert len(chats) == 2 and {s.name for s in chats} == {"chat acme-small-2"}
+    for s in chats:
+        assert s.attributes[sc.REQUEST_MODEL] == "acme-small-2" == s.attributes[sc.RESPONSE_MODEL]
+        assert s.attributes[sc.MODEL_KEY] == "scripted"
+    root = next(s for s in r.spans if s.name == "invoke_agent shop")
+    assert root.attributes[sc.REQUEST_MODEL] == "acme-small-2" and root.attributes[sc.MODEL_KEY] == "scripted"
+    assert [(c.model, c.request_model) for c in r.llm_calls] == [("scripted", "acme-small-2")] * 2
+    m = Metrics()
+    m.observe_interaction(r)
+    exposition = m.render().decode()
+    assert 'gen_ai_request_model="acme-small-2"' in exposition
+    assert 'gen_ai_request_model="scripted"' not in exposition

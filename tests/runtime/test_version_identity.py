@@ -109,7 +109,7 @@ def test_the_closure_is_the_agent_module_and_what_it_imports_from_the_project(pr
     }
 
 
-GUARDRAIL = "        - {kind: tool_policy, tools: [lookup], requires: {tool: check}, reply: Not now.}\n"
+GUARDRAIL = "        - {kind: tool_policy, tools: [lookup], max_calls: 2}\n"
 
 CHANGES = {
     "a helper module it imports": ("{pkg}/helpers.py", "'hello '", "'hi '", "code"),
@@ -134,7 +134,7 @@ CHANGES = {
     "the agent's guardrails": (
         "shipyard.yaml",
         "    prompts: prompts\n",
-        "    prompts: prompts\n    guardrails:\n      output:\n" + GUARDRAIL,
+        "    prompts: prompts\n    guardrails:\n      tool_call:\n" + GUARDRAIL,
         "config",
     ),
 }
@@ -192,9 +192,9 @@ def test_a_guardrail_option_changes_the_id_and_an_empty_section_does_not(project
     before = project()
     _edit(root / "shipyard.yaml", "    prompts: prompts\n", "    prompts: prompts\n    guardrails: {}\n")
     assert project().id == before.id  # nothing configured: the same agent
-    _edit(root / "shipyard.yaml", "    guardrails: {}\n", "    guardrails:\n      output:\n" + GUARDRAIL)
+    _edit(root / "shipyard.yaml", "    guardrails: {}\n", "    guardrails:\n      tool_call:\n" + GUARDRAIL)
     guarded = project()
-    _edit(root / "shipyard.yaml", "reply: Not now.", "reply: Later.")
+    _edit(root / "shipyard.yaml", "max_calls: 2", "max_calls: 3")
     reworded = project()
     assert len({before.id, guarded.id, reworded.id}) == 3
     assert {k for k in guarded.components if guarded.components[k] != reworded.components[k]} == {"config"}

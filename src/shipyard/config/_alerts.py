@@ -3,6 +3,7 @@
     alerts:
       interval_s: 30
       webhooks: [https://hooks.example.com/shipyard]
+      files: [.shipyard/alerts.jsonl]     # each state change appended as a JSON line
       rules:
         - {name: completion, metric: completion_rate, window: 15m, warn: 0.9, alert: 0.85}
 
@@ -114,13 +115,26 @@ DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (
     AlertRule(name="latency_p95", metric="p95_latency_s", window="15m", warn=4.0, alert=5.0),
     AlertRule(name="cost_per_interaction", metric="cost_per_interaction", window="1h", warn=0.08, alert=0.10),
     AlertRule(name="escalations", metric="escalation_rate", window="1h", warn=0.15, alert=0.20),
-    AlertRule(name="safety_incidents", metric="safety_incidents", window="1h", alert=0, min_samples=0),
     AlertRule(name="tool_errors", metric="tool_error_rate", window="15m", warn=0.03, alert=0.05),
     AlertRule(name="satisfaction", metric="satisfaction", window="24h", warn=4.2, alert=4.0, min_samples=10),
 )
 # In force whatever rules are configured (unless `rules: []`): a record the store refused is lost
-# to every KPI and audit until someone retries it (`shipyard store dead-letters`).
+# to every KPI and audit until someone retries it (`shipyard store dead-letters`). Safety incidents (a
+# blocked request, a guardrail that blocked or escalated, a refused tool call) are counted, but one
+# is a guardrail doing its job (a public agent blocks injection attempts all day): a burst warns,
+# a larger one alerts (`SAFETY_INCIDENTS_WARN` / `_ALERT` in 15 minutes); a project with more
+# traffic or less tolerance sets its own rule on `safety_incidents`, which replaces this one.
+SAFETY_INCIDENTS_WARN = 3  # more than 3 in 15 minutes: DEGRADED
+SAFETY_INCIDENTS_ALERT = 10  # more than 10 in 15 minutes: DOWN
 BUILTIN_ALERT_RULES: tuple[AlertRule, ...] = (
+    AlertRule(
+        name="safety_incidents",
+        metric="safety_incidents",
+        window="15m",
+        warn=SAFETY_INCIDENTS_WARN,
+        alert=SAFETY_INCIDENTS_ALERT,
+        min_samples=0,
+    ),
     AlertRule(name="dead_letters", metric="dead_letters", window="1h", alert=0, min_samples=0),
     # a background loop that keeps failing (say, canary ticks: automatic rollbacks would stop)
     AlertRule(name="background_loops", metric="loop_failures", window="15m", alert=0, min_samples=0),
@@ -135,6 +149,11 @@ class AlertsConfig(StrictModel):
     )
     webhooks: list[str] = Field(
         default_factory=list, description="URLs that receive each state change (POST)"
+    )
+    files: list[str] = Field(
+        default_factory=list,
+        description="files (relative to the project) each state change is appended to as a JSON line, "
+        "for a log shipper or a local on-call tool",
     )
     interval_s: float = Field(30.0, gt=0)
     webhook_timeout_s: float = Field(5.0, gt=0)

@@ -3,11 +3,16 @@
     agents:
       support:
         guardrails:
-          output:
+          tool_call:
             - kind: tool_policy          # a registered guardrail kind (`shipyard.guardrails`)
               name: refund_policy        # how verdicts and spans name it (default: the kind)
               tools: [process_refund]    # the rest are the kind's own options
               ...
+          blocked_reply: "I can't help with that request."   # what a blocked request answers
+
+Stages: `input` (the user's message, before the agent), `tool_call` (a tool call the agent asks for,
+before the tool runs), `tool_result` (what a tool returned, before the agent sees it), `output` (the
+agent's answer and the tool calls it made).
 
 Each entry names a guardrail kind registered in `GUARDRAIL_KINDS` (the built-ins and plugins register
 there through the `shipyard.plugins` entry points); the kind brings the pydantic model of its options,
@@ -23,8 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from shipyard.config._schema_base import StrictModel, problem_message
 from shipyard.plugins import Registry
 
-Stage = Literal["input", "output"]
-STAGES: tuple[Stage, ...] = ("input", "output")
+Stage = Literal["input", "tool_call", "tool_result", "output"]
+STAGES: tuple[Stage, ...] = ("input", "tool_call", "tool_result", "output")
+
+DEFAULT_BLOCKED_REPLY = "I'm sorry, I can't help with that request."
+DEFAULT_ESCALATED_REPLY = "I've passed your request to a colleague, who will get back to you."
 
 
 class GuardrailKind(Protocol):
@@ -84,11 +92,24 @@ class GuardrailConfig(StrictModel):
 
 class GuardrailsConfig(StrictModel):
     """An agent's checks, in the order they run: `input` before the agent (on the user's message),
-    `output` after it (on its answer and the tool calls it made). The first that blocks or escalates
-    answers the request; the rest do not run."""
+    `tool_call` before each tool the agent calls (a block refuses the call: the agent gets a tool
+    error it can explain), `tool_result` on what a tool returned (redact, or withhold it), `output`
+    after the agent (on its answer and the tool calls it made). At `input` and `output` the first
+    check that blocks or escalates answers the request (`blocked_reply` / `escalated_reply` unless
+    the check gives its own reply) and the rest of the stage does not run."""
 
     input: list[GuardrailConfig] = Field(default_factory=list)
+    tool_call: list[GuardrailConfig] = Field(default_factory=list)
+    tool_result: list[GuardrailConfig] = Field(default_factory=list)
     output: list[GuardrailConfig] = Field(default_factory=list)
+    blocked_reply: str = Field(
+        DEFAULT_BLOCKED_REPLY, min_length=1, description="what a request a guardrail blocked answers"
+    )
+    escalated_reply: str = Field(
+        DEFAULT_ESCALATED_REPLY,
+        min_length=1,
+        description="what a request a guardrail escalated to a human answers",
+    )
 
     @model_validator(mode="after")
     def _stages_and_names(self) -> GuardrailsConfig:

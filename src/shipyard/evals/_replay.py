@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -21,6 +21,9 @@ from shipyard.errors import NotFoundError
 from shipyard.llm import ChatResponse, LLMError, ToolCall, Usage
 from shipyard.store import private_dir, private_file
 from shipyard.tools import ToolResult
+
+if TYPE_CHECKING:
+    from shipyard.evals._suite import FixedToolResult
 
 ReplayMode = Literal["record", "replay"]
 
@@ -181,3 +184,55 @@ class RecordReplay:
         result = await call()
         self._cache.put(key, encode_tool(result))
         return result, False
+
+
+def _same(given: Any, called: Any) -> bool:
+    """An argument a fixed result names equals the one called with (`10001` matches `"10001"`)."""
+    return given == called or (not isinstance(given, dict | list) and str(given) == str(called))
+
+
+class FixedTools:
+    """The CallInterceptor of a case that fixes tool answers (`Case.tool_results`): a call that one
+    of them matches gets that answer and the tool does not run (it is not recorded either: the case
+    file holds it); every other call goes to `inner` (a record/replay scope), or runs.
+
+    Args:
+        fixed: the case's fixed answers; the first that matches a call answers it.
+        inner: the interceptor every other call goes through (None: calls run)."""
+
+    __slots__ = ("_fixed", "_inner")
+
+    def __init__(self, fixed: Sequence[FixedToolResult], inner: RecordReplay | None = None) -> None:
+        self._fixed = list(fixed)
+        self._inner = inner
+
+    def answer(self, name: str, arguments: dict[str, Any]) -> ToolResult | None:
+        """The fixed answer to a call, or None when the case fixes none for it."""
+        for f in self._fixed:
+            if f.tool != name:
+                continue
+            if f.args is not None and not all(
+                k in arguments and _same(v, arguments[k]) for k, v in f.args.items()
+            ):
+                continue
+            if f.error is not None:
+                return ToolResult(name, arguments, "error", error=f.error)
+            return ToolResult(name, arguments, "success", value=f.result)
+        return None
+
+    async def llm_call(
+        self, request: dict[str, Any], call: Callable[[], Awaitable[ChatResponse]]
+    ) -> tuple[ChatResponse, bool]:
+        if self._inner is not None:
+            return await self._inner.llm_call(request, call)
+        return await call(), False
+
+    async def tool_call(
+        self, name: str, arguments: dict[str, Any], call: Callable[[], Awaitable[ToolResult]]
+    ) -> tuple[ToolResult, bool]:
+        fixed = self.answer(name, arguments)
+        if fixed is not None:
+            return fixed, False
+        if self._inner is not None:
+            return await self._inner.tool_call(name, arguments, call)
+        return await call(), False

@@ -16,6 +16,7 @@ content) through the importers. Errors name the file, the case, the field and th
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,6 +114,18 @@ class Trajectory(StrictModel):
         return [{"name": c} if isinstance(c, str) else c for c in v] if isinstance(v, list) else v
 
 
+class FixedToolResult(StrictModel):
+    """A tool answer the case fixes: when the agent calls `tool` (with `args`, if given: those must be
+    equal, others are allowed), the tool does not run and the agent gets `result`, or `error` as a
+    failed call. It tests what an agent does with what its tools return, e.g. an instruction hidden
+    in a document a tool fetched (indirect prompt injection)."""
+
+    tool: str = Field(..., min_length=1)
+    args: dict[str, Any] | None = Field(None, description="the arguments that must match (default: any call)")
+    result: Any = Field(None, description="the tool's value the agent gets")
+    error: str | None = Field(None, description="the agent gets a failed call with this error instead")
+
+
 class Turn(StrictModel):
     """One user turn of a conversation, optionally with the reply expected to it."""
 
@@ -120,12 +133,27 @@ class Turn(StrictModel):
     expected: str | list[str] | None = None
 
 
+class Scenario(StrictModel):
+    """A conversation a user simulator plays out (ADK's `conversation_scenario`): the fixed first user
+    message, and the plan the simulated user follows for the turns after it. It runs only when
+    `evals.user_simulator` is configured in shipyard.yaml; otherwise the case is SKIPPED, saying so."""
+
+    starting_prompt: str = Field(..., description="the first user message, sent as is")
+    conversation_plan: str = Field(..., description="what the simulated user wants, in order")
+    max_turns: int | None = Field(
+        None, ge=1, le=1000, description="most user turns (default: evals.user_simulator.max_turns)"
+    )
+
+
 class Case(StrictModel):
-    """One eval case. Exactly one of `input` or `conversation`."""
+    """One eval case. Exactly one of `input`, `conversation` or `scenario`."""
 
     id: str = Field(..., min_length=1, description="unique within the suite and stable over time")
     input: str | None = None
     conversation: list[Turn] | None = Field(None, min_length=1)
+    scenario: Scenario | None = Field(
+        None, description="user turns played by the configured user simulator (SKIPPED without one)"
+    )
     expected: str | list[str] | None = Field(None, description="expected output text (a list: any of)")
     expected_match: Assertion | None = Field(
         None, description="how `expected` is compared (default contains)"
@@ -138,6 +166,9 @@ class Case(StrictModel):
     timeout_s: float | None = Field(None, gt=0)
     threshold: float | None = Field(
         None, ge=0, le=1, description="pass on the weighted mean score instead of requiring every assertion"
+    )
+    tool_results: list[FixedToolResult] = Field(
+        default_factory=list, description="tool answers fixed for this case (the first that matches answers)"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -167,15 +198,21 @@ class Case(StrictModel):
 
     @model_validator(mode="after")
     def _input_or_conversation(self) -> Case:
-        if (self.input is None) == (self.conversation is None):
-            raise ValueError("a case needs exactly one of input (text) or conversation (list of user turns)")
+        if sum(x is not None for x in (self.input, self.conversation, self.scenario)) != 1:
+            raise ValueError(
+                "a case needs exactly one of input (text), conversation (list of user turns) or scenario "
+                "(starting_prompt and conversation_plan, for a user simulator)"
+            )
         return self
 
     @property
     def turns(self) -> list[Turn]:
-        """The user turns: one for `input`, several for a conversation (the last gets `expected`)."""
+        """The user turns known before the run: one for `input`, several for a conversation (the last
+        gets `expected`); a scenario's first (the simulator makes the rest as the run goes)."""
         if self.conversation is not None:
             return self.conversation
+        if self.scenario is not None:
+            return [Turn(user=self.scenario.starting_prompt)]
         return [Turn(user=self.input or "", expected=None)]
 
     @property
@@ -211,12 +248,21 @@ class Suite(StrictModel):
 
     name: str = Field(..., min_length=1)
     description: str = ""
+    version: str | None = Field(
+        None,
+        description="the version of a frozen suite (a red team's critical subset): bumped on every change",
+    )
     defaults: Defaults = Field(default_factory=Defaults)
     cases: list[Case] = Field(..., min_length=1)
 
     _path: Path | None = PrivateAttr(None)
     _lines: Lines = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr("shipyard")  # shipyard | promptfoo | adk | jsonl
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _apply_defaults(self) -> Suite:
@@ -350,6 +396,12 @@ def load_suite(path: Path | str, **import_options: Any) -> Suite:
     return import_file(detect_kind(p, data), p, data=data, lines=lines, **import_options)
 
 
+def case_keys(suites: Sequence[Suite]) -> list[str]:
+    """The key (`suite/case_id`, as `CaseStats.key`) of every case of `suites`: what a gate expects a
+    run of those suites to hold (`decide_gate(expected_cases=...)`)."""
+    return [f"{s.name}/{c.id}" for s in suites for c in s.cases]
+
+
 # validation before a run ------------------------------------------------------------------------
 
 
@@ -404,6 +456,39 @@ def case_scorers(case: Case) -> list[tuple[str, tuple[str | int, ...], BuiltScor
     return out
 
 
+def _trajectory_names(spec: Any, field: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    if isinstance(spec, list):
+        spec = {"calls": spec}
+    try:
+        traj = spec if isinstance(spec, Trajectory) else Trajectory.model_validate(spec)
+    except (ValidationError, TypeError):
+        return []  # building the scorer reports what is wrong with it
+    out = [((*field, "calls", i, "name"), c.name) for i, c in enumerate(traj.calls or [])]
+    out += [((*field, "forbidden", i), name) for i, name in enumerate(traj.forbidden)]
+    out += [((*field, "max_calls", name), name) for name in traj.max_calls]
+    return out
+
+
+def tool_names(case: Case) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every tool name a case's checks name, with its field path: `must_not_call` values, the calls,
+    `forbidden` and `max_calls` of trajectories (the case's own and `trajectory` assertions), and the
+    tools whose answers `tool_results` fixes (a misspelt one would never answer: the real tool runs)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for j, a in enumerate(case.assertions):
+        kind = a.type.removeprefix("not-")
+        if kind == "must_not_call":
+            if isinstance(a.value, str):
+                out.append((("assert", j, "value"), a.value))
+            elif isinstance(a.value, list):
+                out += [(("assert", j, "value", k), v) for k, v in enumerate(a.value) if isinstance(v, str)]
+        elif kind == "trajectory":
+            out += _trajectory_names(a.value, ("assert", j, "value"))
+    if case.trajectory is not None:
+        out += _trajectory_names(case.trajectory, ("trajectory",))
+    out += [(("tool_results", i, "tool"), r.tool) for i, r in enumerate(case.tool_results)]
+    return out
+
+
 class ScorerBuildError(ValueError):
     """A scorer of a case cannot be built; carries the case field path."""
 
@@ -412,20 +497,49 @@ class ScorerBuildError(ValueError):
         self.field = field
 
 
-def validate_suite(suite: Suite, cfg: ShipyardConfig | None = None) -> dict[str, list[BuiltScorer]]:
+def validate_suite(
+    suite: Suite,
+    cfg: ShipyardConfig | None = None,
+    *,
+    tools: Collection[str] | None = None,
+    tools_of: str = "the agent",
+) -> dict[str, list[BuiltScorer]]:
     """Build every scorer of every case before a run, so a misconfigured one (unknown type, bad
-    option, bad regex or schema, a judge model not in shipyard.yaml) is reported up front.
+    option, bad regex or schema, a judge model not in shipyard.yaml, a tool name no tool has) is
+    reported up front.
 
     Args:
         suite: the loaded suite.
         cfg: the project config, to check judge model keys (skipped when None).
+        tools: the names of the agent's registered tools: a tool name in `must_not_call`, a
+            trajectory's calls, `forbidden` or `max_calls` that is none of them is an error (a
+            misspelt forbidden tool would pass every case). None: not checked.
+        tools_of: whose tools they are, for the message (e.g. the version id).
 
     Returns the built scorers per case id; raises SuiteError naming file, case, field and line."""
     problems: list[str] = []
     reported_defaults: set[int] = set()
+    unknown_defaults: set[tuple[str | int, ...]] = set()
     plan: dict[str, list[BuiltScorer]] = {}
+    registered = frozenset(tools or ())
+    known = ", ".join(sorted(registered)) or "none"
     for i, case in enumerate(suite.cases):
         where = f"cases[{i}] (id {case.id!r})"
+        for f, name in tool_names(case) if tools is not None else []:
+            if name in registered:
+                continue
+            said = f"tool {name!r} is not a tool of {tools_of} (its tools: {known}); fix the name"
+            if f[0] == "assert" and isinstance(f[1], int) and f[1] < case._defaults_asserts:
+                if f not in unknown_defaults:
+                    unknown_defaults.add(f)
+                    line = suite._lines.get(("defaults", "assert", f[1]))
+                    rest = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in f[2:])
+                    problems.append(
+                        f"{f'line {line}: ' if line else ''}defaults.assert[{f[1]}]{rest}: {said}"
+                    )
+                continue
+            field = ".".join(str(x) for x in f)
+            problems.append(_loc(suite, i, f, f"{where}.{field}: {said}"))
         try:
             built = case_scorers(case)
         except ScorerBuildError as e:

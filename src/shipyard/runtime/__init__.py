@@ -1,21 +1,36 @@
 """The request pipeline: one interaction from input to recorded result."""
 
+from shipyard.runtime._at_rest import ContentMask
 from shipyard.runtime._build import PIPELINE_ORDER, build_pipeline
-from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, Trail
+from shipyard.runtime._guarding import GuardrailFailed, ToolGate
+from shipyard.runtime._handles import (
+    CallInterceptor,
+    ToolGuard,
+    ToolRefusedError,
+    TracedLLM,
+    TracedTools,
+    Trail,
+)
 from shipyard.runtime._pipeline import Exchange, Pipeline, PipelineFrozenError, Step
-from shipyard.runtime._runtime import Runtime, Sink
+from shipyard.runtime._runtime import Outcome, Runtime, Sink
 from shipyard.runtime._versions import AgentVersion, agent_versions, build_version, pick_version
 
 __all__ = [
     "PIPELINE_ORDER",
     "AgentVersion",
     "CallInterceptor",
+    "ContentMask",
     "Exchange",
+    "GuardrailFailed",
+    "Outcome",
     "Pipeline",
     "PipelineFrozenError",
     "Runtime",
     "Sink",
     "Step",
+    "ToolGate",
+    "ToolGuard",
+    "ToolRefusedError",
     "TracedLLM",
     "TracedTools",
     "Trail",

@@ -5,7 +5,9 @@
 
 A step whose capability the project does not configure is not in the chain at all (no do-nothing
 slots): `input_guardrails` is there when some agent has input guardrails, `output_guardrails` when
-some agent has output guardrails (an agent without any passes them at the cost of a lookup).
+some agent has output guardrails (an agent without any passes them at the cost of a lookup). The
+`tool_call` and `tool_result` guardrails are not steps: `ctx.tools` runs them around each tool call
+(`runtime/_guarding.ToolGate`). The `record` step also masks what is kept (`runtime/_at_rest.py`).
 `budget_check` and `cache_lookup` join when cost budgets and caches can be configured (they cannot
 yet). `Runtime.pipeline.names` says what runs. Every entry point makes its runtime the same way, so
 the server, eval runs, `shipyard run`, the demo and canary gates run the same steps; only the

@@ -15,7 +15,17 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from shipyard.agents import ReplayedToolError, current_interaction
 from shipyard.config import ModelPrices
 from shipyard.cost import call_cost
-from shipyard.llm import Attempt, ChatClient, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
+from shipyard.llm import (
+    Attempt,
+    ChatClient,
+    ChatOptions,
+    ChatResponse,
+    LLMError,
+    Message,
+    ToolCall,
+    Usage,
+    model_id,
+)
 from shipyard.observe import end_span, start_span
 from shipyard.observe import semconv as sc
 from shipyard.store import LLMCallRecord, ToolCallRecord
@@ -36,6 +46,21 @@ class CallInterceptor(Protocol):
     async def tool_call(
         self, name: str, arguments: dict[str, Any], call: Callable[[], Awaitable[ToolResult]]
     ) -> tuple[ToolResult, bool]: ...
+
+
+class ToolGuard(Protocol):
+    """The guardrails around each tool call of an interaction (`runtime._guarding.ToolGate`)."""
+
+    async def before(
+        self, name: str, arguments: dict[str, Any], span: Span
+    ) -> tuple[dict[str, Any], ToolResult | None]:
+        """The arguments to call with, and the result the agent gets instead when the call is
+        refused (None: the tool runs)."""
+        ...
+
+    async def after(self, name: str, arguments: dict[str, Any], result: ToolResult, span: Span) -> ToolResult:
+        """The result the agent gets for what the tool returned."""
+        ...
 
 
 class Trail:
@@ -117,6 +142,7 @@ class TracedLLM:
     span events for retries, give-ups, fallbacks and circuit breaker changes)."""
 
     __slots__ = (
+        "_capture",
         "_client",
         "_interceptor",
         "_parent",
@@ -138,7 +164,10 @@ class TracedLLM:
         model_name: str,
         settings: dict[str, Any],
         interceptor: CallInterceptor | None = None,
+        capture_content: bool = False,
     ) -> None:
+        # `gen_ai.input.messages` / `gen_ai.output.messages` are opt-in content: only with capture on
+        self._capture = capture_content
         self._client = client
         self._prices = prices
         self._tracer = tracer
@@ -161,13 +190,21 @@ class TracedLLM:
             options["temperature"] = self.settings.get("temperature")
         if options.get("max_tokens") is None:
             options["max_tokens"] = self.settings.get("max_tokens")
-        attributes: dict[str, Any] = {sc.OPERATION: sc.OP_CHAT, sc.REQUEST_MODEL: self.model_name}
+        requested = model_id(self._client)  # the provider's model id sent, not the config key
+        attributes: dict[str, Any] = {
+            sc.OPERATION: sc.OP_CHAT,
+            sc.PROVIDER: getattr(self._client, "provider", "") or "unknown",  # failed calls keep it
+            sc.REQUEST_MODEL: requested,
+            sc.MODEL_KEY: self.model_name,
+        }
         for key, value in options.items():
             if value is not None:
                 attributes[sc.CHAT_OPTION_ATTRIBUTES[key]] = _option_attribute(key, value)
+        if self._capture:
+            attributes[sc.INPUT_MESSAGES] = input_messages_json(messages)
         span = start_span(
             self._tracer,
-            sc.SPAN_CHAT.format(self.model_name),
+            sc.SPAN_CHAT.format(requested),
             parent=_parent_now(self._parent, self),
             kind=SpanKind.CLIENT,
             attributes=attributes,
@@ -194,6 +231,7 @@ class TracedLLM:
             else:
                 resp = await call()
         except LLMError as e:
+            span.set_attributes(server_attributes(self._endpoint(e.attempts)))
             self._attempt_spans(span, e.attempts)
             self._trail.llm_calls.append(
                 LLMCallRecord(
@@ -207,6 +245,7 @@ class TracedLLM:
                     attempts=len(e.attempts),
                     status="error",
                     error=str(e),
+                    request_model=requested,
                 )
             )
             end_span(span, error=str(e), error_type=e.kind)
@@ -216,8 +255,11 @@ class TracedLLM:
         u = resp.usage
         span.set_attributes(
             {
-                sc.PROVIDER: resp.provider,
-                sc.RESPONSE_MODEL: resp.model,
+                **server_attributes(self._endpoint(resp.attempts)),
+                **({sc.RESPONSE_ID: resp.response_id} if resp.response_id else {}),
+                sc.PROVIDER: resp.provider or span_provider(span),
+                # what the provider reported, else the model id of the attempt that answered
+                sc.RESPONSE_MODEL: resp.response_model or _answered_by(resp.attempts, requested),
                 sc.INPUT_TOKENS: u.input_tokens,
                 sc.OUTPUT_TOKENS: u.output_tokens,
                 sc.CACHE_READ_TOKENS: u.cached_input_tokens,
@@ -226,6 +268,8 @@ class TracedLLM:
                 sc.REPLAYED: replayed,
             }
         )
+        if self._capture:
+            span.set_attribute(sc.OUTPUT_MESSAGES, output_messages_json(resp))
         self._attempt_spans(span, resp.attempts)
         end_span(span)
         self._trail.spans.append(span)
@@ -243,13 +287,22 @@ class TracedLLM:
                 cost_usd=cost,
                 attempts=max(len(resp.attempts), 1),
                 tool_calls=[tc.name for tc in resp.tool_calls],
+                request_model=requested,
             )
         )
         return resp
 
+    def _endpoint(self, attempts: list[Attempt]) -> str:
+        """The endpoint that answered (or last refused): the last attempt's, else the client's."""
+        return attempts[-1].endpoint if attempts else str(getattr(self._client, "endpoint", ""))
+
     def _attempt_spans(self, parent: Span, attempts: list[Attempt]) -> None:
         """One child span per attempt when there was more than one, or when the only one failed;
-        retries, give-ups, fallbacks and breaker changes as events on the `chat` span."""
+        retries, give-ups, fallbacks and breaker changes as events on the `chat` span.
+
+        An attempt is an HTTP client span (`POST`, `http.request.resend_count` from the second on),
+        not a GenAI operation: it has no `gen_ai.operation.name`, so GenAI-aware backends count the
+        `chat {model}` span once, however many attempts it took."""
         if len(attempts) < 2 and all(a.outcome == "ok" and a.breaker is None for a in attempts):
             return
         _attempt_events(parent, attempts)
@@ -258,15 +311,16 @@ class TracedLLM:
         for i, a in enumerate(attempts, 1):
             s = start_span(
                 self._tracer,
-                sc.SPAN_ATTEMPT.format(i),
+                sc.SPAN_ATTEMPT,
                 parent=parent,
                 kind=SpanKind.CLIENT,
                 start_ns=a.start_ns,
                 attributes={
-                    sc.OPERATION: sc.OP_CHAT,
-                    sc.REQUEST_MODEL: a.model,
-                    sc.PROVIDER: a.provider,
-                    sc.SERVER_ADDRESS: a.endpoint,
+                    sc.HTTP_METHOD: "POST",
+                    **({sc.HTTP_RESEND_COUNT: i - 1} if i > 1 else {}),
+                    sc.REQUEST_MODEL: a.model_id or a.model,
+                    sc.MODEL_KEY: a.model,
+                    **server_attributes(a.endpoint),
                     sc.ATTEMPT: i,
                     sc.ATTEMPT_OUTCOME: a.outcome,
                     **({sc.HTTP_STATUS: a.status_code} if a.status_code else {}),
@@ -283,6 +337,72 @@ class TracedLLM:
     def chat_sync(self, messages: list[Message], **kwargs: Any) -> ChatResponse:
         """`chat` for sync agents (they run in a worker thread)."""
         return _run_sync(self._trail, self.chat(messages, **kwargs))
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content as GenAI message parts (text; other content parts as they are)."""
+    if content is None or content == "":
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):
+        return [
+            {"type": "text", "content": p.get("text", "")}
+            if isinstance(p, dict) and p.get("type") == "text"
+            else p
+            for p in content
+        ]
+    return [{"type": "text", "content": str(content)}]
+
+
+def input_messages_json(messages: list[Message]) -> str:
+    """`gen_ai.input.messages`: OpenAI-style chat messages in the GenAI conventions' schema (tool calls
+    as `tool_call` parts, tool results as `tool_call_response` parts), as JSON."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = str(m.get("role", "user"))
+        if role == "tool":
+            parts = [
+                {"type": "tool_call_response", "id": m.get("tool_call_id"), "response": m.get("content")}
+            ]
+        else:
+            parts = _parts(m.get("content"))
+            for tc in m.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                raw = fn.get("arguments")
+                try:
+                    args = orjson.loads(raw) if isinstance(raw, str) and raw.strip() else raw
+                except orjson.JSONDecodeError:
+                    args = raw
+                parts.append(
+                    {"type": "tool_call", "id": tc.get("id"), "name": fn.get("name", ""), "arguments": args}
+                )
+        out.append({"role": role, "parts": parts})
+    return orjson.dumps(out, default=str).decode()
+
+
+def output_messages_json(resp: ChatResponse) -> str:
+    """`gen_ai.output.messages`: the model's answer in the GenAI conventions' schema, as JSON."""
+    parts = _parts(resp.text)
+    parts += [
+        {"type": "tool_call", "id": tc.id, "name": tc.name, "arguments": tc.arguments}
+        for tc in resp.tool_calls
+    ]
+    message = {"role": "assistant", "parts": parts, "finish_reason": resp.finish_reason}
+    return orjson.dumps([message], default=str).decode()
+
+
+def server_attributes(endpoint: str) -> dict[str, Any]:
+    """`server.address` and `server.port` of a `host:port` endpoint (none for an in-process model)."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return {}
+    return {sc.SERVER_ADDRESS: host.strip("[]"), sc.SERVER_PORT: int(port)}
+
+
+def span_provider(span: Span) -> str:
+    attributes = getattr(span, "attributes", None) or {}
+    return str(attributes.get(sc.PROVIDER, "unknown"))
 
 
 def _option_attribute(key: str, value: Any) -> Any:
@@ -303,7 +423,12 @@ def _attempt_events(span: Span, attempts: list[Attempt]) -> None:
     follows, after `wait_s`), `shipyard.llm.give_up` (the model stopped trying, and why) and
     `shipyard.llm.fallback` (the next model of the chain is asked)."""
     for i, a in enumerate(attempts):
-        base: dict[str, Any] = {sc.REQUEST_MODEL: a.model, sc.SERVER_ADDRESS: a.endpoint, sc.ATTEMPT: i + 1}
+        base: dict[str, Any] = {
+            sc.REQUEST_MODEL: a.model_id or a.model,
+            sc.MODEL_KEY: a.model,
+            **server_attributes(a.endpoint),
+            sc.ATTEMPT: i + 1,
+        }
         if a.breaker is not None:
             span.add_event(
                 sc.EVENT_LLM_BREAKER,
@@ -328,6 +453,12 @@ def _attempt_events(span: Span, attempts: list[Attempt]) -> None:
                 {sc.LLM_FALLBACK_FROM: a.model, sc.LLM_FALLBACK_TO: attempts[i + 1].model, sc.ATTEMPT: i + 1},
                 timestamp=a.end_ns,
             )
+
+
+def _answered_by(attempts: list[Attempt], requested: str) -> str:
+    """The provider's model id of the last attempt (the one that answered), else `requested`."""
+    last = attempts[-1] if attempts else None
+    return (last.model_id or last.model) if last is not None else requested
 
 
 def _ms_since(t0: float) -> float:
@@ -357,11 +488,33 @@ def _arguments(arguments: dict[str, Any] | str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"__invalid_json__": arguments}
 
 
+class ToolRefusedError(Exception):
+    """A tool call a framework runs (`ctx.tools.observe`) was refused by a guardrail, or its result
+    withheld; the message says why, for the model to explain."""
+
+
+def _refused(name: str, arguments: dict[str, Any], e: BaseException) -> ToolResult:
+    """The record of a call whose guardrail check raised: it did not run (or its value is withheld)."""
+    return ToolResult(name, arguments, "blocked", error=f"{type(e).__name__}: {e}"[:1000])
+
+
 class TracedTools:
     """`ctx.tools`: one call = one `execute_tool {name}` span; arguments checked before the call.
-    Tools the agent's framework runs itself are recorded the same way through `observe`."""
+    Tools the agent's framework runs itself are recorded the same way through `observe`. With a
+    `guard`, the agent's tool_call guardrails run before each tool (a refused call does not run: the
+    agent gets a `blocked` result, or `ToolRefusedError` from `observe`) and its tool_result
+    guardrails on what the tool returned."""
 
-    __slots__ = ("_definitions", "_interceptor", "_parent", "_registry", "_tracer", "_trail")
+    __slots__ = (
+        "_capture",
+        "_definitions",
+        "_guard",
+        "_interceptor",
+        "_parent",
+        "_registry",
+        "_tracer",
+        "_trail",
+    )
 
     def __init__(
         self,
@@ -371,13 +524,20 @@ class TracedTools:
         parent: Span,
         trail: Trail,
         interceptor: CallInterceptor | None = None,
+        guard: ToolGuard | None = None,
+        *,
+        capture_content: bool = False,
     ) -> None:
+        # `gen_ai.tool.call.arguments` is an opt-in (content) attribute: on spans only with content
+        # capture on (`server.content_capture`); the record keeps the arguments either way
+        self._capture = capture_content
         self._registry = registry
         self._definitions = definitions
         self._tracer = tracer
         self._parent = parent
         self._trail = trail
         self._interceptor = interceptor
+        self._guard = guard
 
     def definitions(self) -> list[dict[str, Any]]:
         return self._definitions
@@ -393,14 +553,48 @@ class TracedTools:
 
     async def _call(self, name: str, arguments: dict[str, Any], call_id: str | None) -> ToolResult:
         span = self._start(name, call_id)
+        args, refused = await self._checked_call(span, name, arguments)
+        if refused is not None:
+            return refused
         if self._interceptor is not None:
             result, replayed = await self._interceptor.tool_call(
-                name, arguments, lambda: self._registry.call(name, arguments)
+                name, args, lambda: self._registry.call(name, args)
             )
         else:
-            result, replayed = await self._registry.call(name, arguments), False
-        self._finish(span, name, arguments, result, replayed)
+            result, replayed = await self._registry.call(name, args), False
+        result = await self._checked_result(span, name, args, result, replayed)
+        self._finish(span, name, args, result, replayed)
         return result
+
+    async def _checked_call(
+        self, span: Span, name: str, arguments: dict[str, Any]
+    ) -> tuple[dict[str, Any], ToolResult | None]:
+        """The guard's tool_call checks: the arguments to run with, and the refusal when the call
+        must not run (already recorded on the span and the trail). A check that raises is recorded
+        as a refused call and re-raised."""
+        if self._guard is None:
+            return arguments, None
+        try:
+            arguments, refused = await self._guard.before(name, arguments, span)
+        except BaseException as e:
+            self._finish(span, name, arguments, _refused(name, arguments, e), False)
+            raise
+        if refused is not None:
+            self._finish(span, name, arguments, refused, False)
+        return arguments, refused
+
+    async def _checked_result(
+        self, span: Span, name: str, arguments: dict[str, Any], result: ToolResult, replayed: bool
+    ) -> ToolResult:
+        """The guard's tool_result checks: the result the agent gets. A check that raises is
+        recorded as a withheld result and re-raised."""
+        if self._guard is None:
+            return result
+        try:
+            return await self._guard.after(name, arguments, result, span)
+        except BaseException as e:
+            self._finish(span, name, arguments, _refused(name, arguments, e), replayed)
+            raise
 
     def _start(self, name: str, call_id: str | None) -> Span:
         return start_span(
@@ -423,10 +617,11 @@ class TracedTools:
             {
                 sc.TOOL_STATUS: result.status,
                 sc.TOOL_CACHED: result.cached,
-                sc.TOOL_ARGUMENTS: orjson.dumps(arguments, default=str).decode(),
                 sc.REPLAYED: replayed,
             }
         )
+        if self._capture:
+            span.set_attribute(sc.TOOL_ARGUMENTS, orjson.dumps(arguments, default=str).decode())
         end_span(span, error=result.error if not result.ok else None, error_type=result.status)
         self._trail.spans.append(span)
         self._trail.replayed |= replayed
@@ -464,8 +659,10 @@ class TracedTools:
         called and the recorded value is returned (a recorded failure raises ReplayedToolError,
         whose text is the original exception's).
         An exception `run` raises is recorded, then re-raised to the framework unchanged."""
-        args = _arguments(arguments)
         span = self._start(name, call_id)
+        args, refused = await self._checked_call(span, name, _arguments(arguments))
+        if refused is not None:
+            raise ToolRefusedError(refused.error or f"{name} was refused")
         raised: list[BaseException] = []
 
         async def call() -> ToolResult:
@@ -496,6 +693,11 @@ class TracedTools:
             )
             self._finish(span, name, args, failed, False)
             raise
+        if not raised:
+            result = await self._checked_result(span, name, args, result, replayed)
+            if result.status == "blocked":
+                self._finish(span, name, args, result, replayed)
+                raise ToolRefusedError(result.error or f"the result of {name} was withheld")
         self._finish(span, name, args, result, replayed)
         if raised:
             raise raised[0]

@@ -20,18 +20,27 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from shipyard.agents import AgentContext, AgentResult, DefaultFlags, interaction_scope
 from shipyard.cost import call_cost
 from shipyard.errors import ShipyardError
-from shipyard.flags import FlagsForContext, interaction_context
+from shipyard.flags import EvaluationDetails, FlagsForContext, interaction_context
 from shipyard.llm import LLMError, Message, Usage
-from shipyard.observe import end_span, export_spans, hex_trace_id, log_event, start_span, to_records
+from shipyard.observe import (
+    add_flag_evaluation,
+    end_span,
+    export_spans,
+    hex_trace_id,
+    log_event,
+    start_span,
+    to_records,
+)
 from shipyard.observe import semconv as sc
+from shipyard.runtime._guarding import GuardrailFailed, tool_gate
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, TraceSpans, Trail
-from shipyard.store import InteractionRecord, new_id
+from shipyard.store import InteractionRecord, ToolCallRecord, new_id
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -65,8 +74,10 @@ class Exchange:
     root: Span | None = None
     created_at: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
-    record: InteractionRecord | None = None
+    record: InteractionRecord | None = None  # as kept: content masked unless capture says otherwise
+    full: InteractionRecord | None = None  # as it happened: what the caller is answered from
     answered_by: str | None = None  # the step that answered instead of the agent (see `answer`)
+    escalated: bool = False  # a tool guardrail escalated: a completed interaction is `escalated`
 
     def answer(self, output: str, *, by: str, status: str = "completed") -> None:
         """Answer the request from step `by` (a guardrail block, a cache hit): the steps after it
@@ -182,11 +193,17 @@ async def start_trace(ex: Exchange, rt: Runtime) -> None:
     """Open the `invoke_agent` span: one trace per interaction."""
     v = ex.version
     assert v is not None
+    model = rt.cfg.models.get(v.model.name)
     ex.root = start_span(
         rt.tracer,
         sc.SPAN_AGENT.format(ex.agent),
         attributes={
             sc.OPERATION: sc.OP_AGENT,
+            # required / conditionally required on `invoke_agent` by the GenAI conventions
+            sc.PROVIDER: model.provider if model is not None else "unknown",
+            # the provider's model id (the models: entry's `model`), the config key beside it
+            sc.REQUEST_MODEL: (model.model if model is not None else None) or v.model.name,
+            sc.MODEL_KEY: v.model.name,
             sc.AGENT_NAME: ex.agent,
             sc.AGENT_VERSION: v.id,
             sc.CONVERSATION_ID: ex.session_id,
@@ -203,6 +220,7 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
     v = ex.version
     assert v is not None and ex.root is not None
     ex.trail.loop = asyncio.get_running_loop()
+    flags = _flags_for(ex, rt)
     return AgentContext(
         llm=TracedLLM(
             rt.client_for(v),
@@ -213,10 +231,20 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
             model_name=v.model.name,
             settings={"temperature": v.model.temperature, "max_tokens": v.model.max_tokens},
             interceptor=ex.interceptor,
+            capture_content=rt.cfg.server.content_capture.enabled,
         ),
-        tools=TracedTools(v.spec.tools, rt.tool_definitions(v), rt.tracer, ex.root, ex.trail, ex.interceptor),
+        tools=TracedTools(
+            v.spec.tools,
+            rt.tool_definitions(v),
+            rt.tracer,
+            ex.root,
+            ex.trail,
+            ex.interceptor,
+            guard=tool_gate(ex, rt, flags.enabled),
+            capture_content=rt.cfg.server.content_capture.enabled,
+        ),
         prompts=v.bundle,
-        flags=_flags_for(ex, rt),
+        flags=flags,
         session_id=ex.session_id,
         user_id=ex.user_id,
         history=ex.history,
@@ -240,6 +268,8 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
             _failed(ex, "timeout", f"the agent did not finish within {timeout:g}s")
         except LLMError as e:
             _failed(ex, f"llm_{e.kind}", f"model call failed: {e}")
+        except GuardrailFailed as e:  # a tool check raised: the call was refused (fail closed)
+            _failed(ex, "guardrail_error", str(e))
         except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
             failure = interaction.model_failure
             if isinstance(failure, LLMError):  # a framework raised on the error the model proxy gave it
@@ -275,7 +305,23 @@ def _flags_for(ex: Exchange, rt: Runtime) -> FlagsForContext | DefaultFlags:
     context = interaction_context(
         session_id=ex.session_id, user_id=ex.user_id, agent=ex.agent, version=v.label if v else None
     )
-    return FlagsForContext(rt.flags, context)
+    store = rt.flags
+
+    def on_evaluation(d: EvaluationDetails) -> None:
+        if ex.root is not None:
+            add_flag_evaluation(
+                ex.root,
+                d.flag,
+                variant=d.variant,
+                value=d.value,
+                reason=d.reason.value,
+                error_code=d.error_code.value if d.error_code else None,
+                error_message=d.error_message,
+                context_id=context.get("targetingKey"),
+                version=store.revision,
+            )
+
+    return FlagsForContext(store, context, on_evaluation=on_evaluation)
 
 
 def _failed(ex: Exchange, kind: str, message: str) -> None:
@@ -290,11 +336,15 @@ async def record(ex: Exchange, rt: Runtime) -> None:
     is built from what can be trusted, its tool and model calls kept and the error noted in
     `metadata["record_error"]`; a sink that raises is logged and the other sinks still run."""
     try:
-        ex.record = _build_record(ex, rt)
+        ex.full, ex.record = _build_record(ex, rt)
     except Exception as e:
         error = f"the record could not be built: {type(e).__name__}: {e}"[:1000]
         log_event("record_build_failed", level="error", interaction_id=ex.id, error=error)
-        ex.record = _fallback_record(ex, error)
+        ex.full = _fallback_record(ex, error)
+        try:
+            ex.record = rt.mask.record(ex.full)
+        except Exception:  # what could not be masked is not kept (fail closed)
+            ex.record = _contentless(ex.full)
     for sink in rt.sinks:
         try:
             sink(ex.record)
@@ -308,11 +358,15 @@ async def record(ex: Exchange, rt: Runtime) -> None:
             )
 
 
-def _build_record(ex: Exchange, rt: Runtime) -> InteractionRecord:
+def _build_record(ex: Exchange, rt: Runtime) -> tuple[InteractionRecord, InteractionRecord]:
+    """The record as it happened (for the caller) and as it is kept (content masked, see
+    `runtime/_at_rest.py`); both carry the kept spans, which are also what is exported."""
     v = ex.version
     assert v is not None and ex.root is not None
     result = ex.result or AgentResult(output="", status="failed")
     status = ex.status or result.status
+    if ex.escalated and status == "completed":
+        status = "escalated"
     latency_ms = (time.perf_counter() - ex.t0) * 1000
     trail = ex.trail
     ex.root.set_attributes(
@@ -349,10 +403,32 @@ def _build_record(ex: Exchange, rt: Runtime) -> InteractionRecord:
         error=ex.error,
         metadata=metadata,
         created_at=ex.created_at,
-        spans=to_records(otel_spans := [*trail.spans, ex.root]),
     )
-    _sample(built, otel_spans, rt)
-    return built
+    kept, otel_spans = rt.mask.keep(built, [*trail.spans, ex.root])
+    built.spans = kept.spans = to_records(otel_spans)
+    _sample(kept, otel_spans, rt)
+    built.spans = kept.spans  # a dropped trace's spans are held, not on either record
+    if "trace" in kept.metadata:
+        built.metadata["trace"] = kept.metadata["trace"]
+    return built, kept
+
+
+def _contentless(r: InteractionRecord) -> InteractionRecord:
+    """`r` without any content: for a record whose content could not be masked."""
+    return replace(
+        r,
+        input="[redacted]",
+        output="[redacted]",
+        error="[redacted]" if r.error else None,
+        tool_calls=[
+            ToolCallRecord(t.name, {}, t.status, t.duration_ms, "[redacted]" if t.error else None, t.cached)
+            for t in r.tool_calls
+        ],
+        llm_calls=[replace(c, error="[redacted]" if c.error else None) for c in r.llm_calls],
+        guardrails=[{**g, "reason": "[redacted]"} for g in r.guardrails],
+        metadata={"record_error": r.metadata.get("record_error", "content could not be masked")},
+        spans=[],
+    )
 
 
 def _fallback_record(ex: Exchange, error: str) -> InteractionRecord:

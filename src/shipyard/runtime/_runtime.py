@@ -6,15 +6,25 @@ import asyncio
 import copy
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from opentelemetry.trace import Tracer
 
 from shipyard.agents import interaction_scope
 from shipyard.config import ModelPrices, ShipyardConfig
-from shipyard.guardrails import NO_GUARDRAILS, AgentGuardrails, build_guardrails
+from shipyard.errors import ConfigError
+from shipyard.guardrails import (
+    NO_GUARDRAILS,
+    AgentGuardrails,
+    SystemPromptLeak,
+    build_guardrails,
+    make_canary,
+    plant_canary,
+)
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
+from shipyard.runtime._at_rest import ContentMask
 from shipyard.runtime._build import build_pipeline
 from shipyard.runtime._handles import CallInterceptor
 from shipyard.runtime._pipeline import Exchange, Pipeline, agent_context, new_session_id
@@ -28,6 +38,40 @@ if TYPE_CHECKING:
 Sink = Callable[[InteractionRecord], None]
 
 WARMUP_TIMEOUT_S = 300.0  # a warm-up still running then has failed (the agent is not ready)
+
+
+class InteractionOptions(TypedDict, total=False):
+    """The keyword arguments of `Runtime.interact` (and `invoke`)."""
+
+    session_id: str | None
+    user_id: str | None
+    version: str | None
+    traffic_source: str
+    history: list[Message] | None
+    metadata: dict[str, Any] | None
+    interceptor: CallInterceptor | None
+    timeout_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One interaction's record twice: `kept` is what may be stored, logged and exported (content
+    masked per `server.content_capture`, the same object the runtime's sinks got); `full` is what
+    happened, to answer the user from. Both carry the same (kept) spans."""
+
+    kept: InteractionRecord
+    full: InteractionRecord
+
+
+def _flag_file_snapshot(cfg: ShipyardConfig) -> FlagStore | None:
+    """The project's flags (`flags.file`) when the file exists, read once (not watched); a broken
+    file is a ConfigError, as for the server."""
+    from shipyard.flags import project_flags
+
+    if not cfg.resolve(cfg.flags.file).is_file():
+        return None
+    store, _ = project_flags(cfg, start=False)
+    return store
 
 
 class Runtime:
@@ -61,6 +105,7 @@ class Runtime:
         self.writer = writer
         self.pool = pool or ModelPool(cfg)
         self.tracer = tracer or get_tracer()
+        self.mask = ContentMask(cfg.server.content_capture.mask_pii)  # redaction at rest
         self._guardrails: dict[str, AgentGuardrails] = {
             name: build_guardrails(agent.guardrails) for name, agent in cfg.agents.items()
         }
@@ -80,15 +125,43 @@ class Runtime:
         self._prices: dict[str, ModelPrices] = {}
         self.assigner: Callable[[Exchange], str | None] | None = None  # rollouts set this
         self.sampler: TraceSampler | None = None  # None: every trace keeps its spans
-        self.flags: FlagStore | None = None  # feature flags for ctx.flags (None: every flag has its default)
+        # feature flags for ctx.flags and guardrail conditions (None: every flag has its default): the
+        # project's flag file as it is now, so an eval run, a gate or `shipyard run` sees the flags
+        # production does (a kill switch's tool policy included); the server puts its synced store here
+        self.flags: FlagStore | None = _flag_file_snapshot(cfg)
 
     # versions -----------------------------------------------------------------------------------
     def versions(self, agent: str) -> list[AgentVersion]:
         """The configured versions of `agent`, current first (loaded once)."""
         if agent not in self._versions:
-            self._versions[agent] = agent_versions(self.cfg, agent)
+            loaded = agent_versions(self.cfg, agent)
+            self._check_guarded_tools(agent, loaded)
+            self._versions[agent] = loaded
             self.record_versions()
         return self._versions[agent]
+
+    def _check_guarded_tools(self, agent: str, versions: list[AgentVersion]) -> None:
+        """Every tool the agent's guardrails name (a tool policy's tools) must be a tool of each
+        of its versions: a misspelt name would make a policy that never applies. And each check
+        must be usable with each version's prompt bundle (`Guardrail.version_problem`)."""
+        g = self.guardrails(agent)
+        problems = [
+            f"agents.{agent}.guardrails: {problem} (version {v.id})"
+            for v in versions
+            for check in (*g.input, *g.tool_call, *g.tool_result, *g.output)
+            if (problem := check.version_problem(v.bundle.safety_rules if v.bundle is not None else ""))
+        ]
+        named = g.tool_names()
+        for v in versions if named else ():
+            known = set(v.spec.tools.names())
+            for tool in sorted(named - known):
+                problems.append(
+                    f"agents.{agent}.guardrails: tool {tool!r} is not a tool of {v.id} "
+                    f"(its tools: {', '.join(sorted(known)) or 'none'}); fix the name in the guardrail"
+                )
+        if problems:
+            path = str(self.cfg.path or "shipyard.yaml")
+            raise ConfigError(path, sorted(set(problems)))
 
     @property
     def unrecorded_versions(self) -> int:
@@ -168,8 +241,13 @@ class Runtime:
         return self._definitions[v.id]
 
     def system_prompt(self, v: AgentVersion) -> str:
+        """The version's rendered system prompt; with a canary token planted (stable per version)
+        when the agent has a `system_prompt_leak` guardrail, which then finds it in a leaked answer."""
         if v.id not in self._system_prompts:
-            self._system_prompts[v.id] = v.bundle.render(v.prompt_variables) if v.bundle else ""
+            prompt = v.bundle.render(v.prompt_variables) if v.bundle else ""
+            if prompt and any(isinstance(g, SystemPromptLeak) for g in self.guardrails(v.agent).output):
+                prompt, _ = plant_canary(prompt, make_canary(v.hash))
+            self._system_prompts[v.id] = prompt
         return self._system_prompts[v.id]
 
     # warm-up -------------------------------------------------------------------------------------
@@ -182,6 +260,7 @@ class Runtime:
         error} for each hook that raised or ran over WARMUP_TIMEOUT_S (empty: every version is
         ready); each failure is logged, never raised."""
         versions = self.versions(agent) if version is None else [self.resolve_version(agent, version)]
+        self.mask.warm()  # the first interaction's record does not load the PII detectors
         failed: dict[str, str] = {}
         for v in versions:
             hook = v.spec.warmup
@@ -229,6 +308,16 @@ class Runtime:
 
     # interactions --------------------------------------------------------------------------------
     async def invoke(
+        self, agent: str, user_input: str, **options: Unpack[InteractionOptions]
+    ) -> InteractionRecord:
+        """Run one interaction (`options` as for `interact`); its record as it is kept (the record
+        the runtime's sinks got: users' personal data masked per `server.content_capture`), safe to
+        store, log or print. A caller that answers the user or scores the answer uses `interact` and
+        its `full` record. Agent errors, model failures and timeouts give a `failed` record, never
+        an exception; an unknown agent or version raises NotFoundError."""
+        return (await self.interact(agent, user_input, **options)).kept
+
+    async def interact(
         self,
         agent: str,
         user_input: str,
@@ -241,9 +330,21 @@ class Runtime:
         metadata: dict[str, Any] | None = None,
         interceptor: CallInterceptor | None = None,
         timeout_s: float | None = None,
-    ) -> InteractionRecord:
-        """Run one interaction. Agent errors, model failures and timeouts give a `failed` record,
-        never an exception; an unknown agent or version raises NotFoundError."""
+    ) -> Outcome:
+        """Run one interaction: the record as it is kept, for sinks a caller adds (the server's
+        journal, metrics, logs), and as it happened, to answer from. Agent errors, model failures
+        and timeouts give a `failed` record, never an exception; an unknown agent or version raises
+        NotFoundError.
+
+        Args:
+            agent: the agent's name; user_input: the user's message.
+            session_id: the conversation (default: a new one); user_id: the user, if known.
+            version: a version label, hash or id (default: the assignment, else the current one).
+            traffic_source: production | eval | canary | shadow | replay.
+            history: earlier turns as chat messages; metadata: kept on the record (a user's tier,
+                say, which tool policies can read).
+            interceptor: records or replays model and tool calls (evals).
+            timeout_s: overrides the agent's timeout."""
         ex = Exchange(
             agent=agent,
             user_input=user_input,
@@ -258,8 +359,8 @@ class Runtime:
             session_supplied=session_id is not None,
         )
         await self.pipeline.run(ex, self)
-        assert ex.record is not None
-        return ex.record
+        assert ex.record is not None and ex.full is not None
+        return Outcome(kept=ex.record, full=ex.full)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

@@ -99,7 +99,11 @@ _NOT_CONFIG = {"entry", "prompts", "model", "versions", "description"}
 
 def _config_fingerprint(agent_cfg: AgentConfig) -> str:
     found = agent_cfg.model_dump(mode="json", exclude=_NOT_CONFIG)
-    if not agent_cfg.guardrails.input and not agent_cfg.guardrails.output:
+    g = agent_cfg.guardrails
+    if not (g.input or g.tool_call or g.tool_result or g.output) and not g.model_fields_set & {
+        "blocked_reply",
+        "escalated_reply",
+    }:
         del found["guardrails"]  # added after version ids existed: while unused, ids stay as they were
     return json.dumps(found, sort_keys=True)
 
