@@ -103,7 +103,7 @@ def run_id(output: str) -> str:
     return found[-1]
 
 
-def test_eval_run_reports_and_exits_zero_even_with_failures(project: Path) -> None:
+def test_eval_run_reports_and_exits_1_when_a_case_failed(project: Path) -> None:
     result = runner.invoke(
         app,
         [
@@ -121,11 +121,33 @@ def test_eval_run_reports_and_exits_zero_even_with_failures(project: Path) -> No
             "markdown:out/pr.md",
         ],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # as pytest and promptfoo: a failed case fails the job
     assert "Failing cases (1)" in result.output and "smoke/math" in result.output
-    root = ET.parse(project / "out/junit.xml").getroot()
+    assert "1 failed, 0 ERROR of 3 case(s)" in result.output
+    root = ET.parse(project / "out/junit.xml").getroot()  # the reports are written all the same
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "0")
     assert "| functional | 2 | 1 | 1 |" in (project / "out/pr.md").read_text()
+
+    bad = ["eval", "run", "--agent", "shop", "--suite", "smoke.yaml", "--version", "1.1.0"]
+    assert runner.invoke(app, [*bad, "--exit-code", "promptfoo"]).exit_code == 100
+    reports_only = runner.invoke(app, [*bad, "--no-fail"])
+    assert reports_only.exit_code == 0 and "exit 0 (--no-fail)" in reports_only.output
+    wrong = runner.invoke(app, [*bad, "--exit-code", "junit"])
+    assert wrong.exit_code == 2 and "use one of: shipyard, promptfoo" in wrong.output
+    good = runner.invoke(app, ["eval", "run", "--agent", "shop", "--suite", "smoke.yaml"])
+    assert good.exit_code == 0, good.output  # 0 only when every case passed
+
+
+def test_eval_run_exits_1_when_a_case_is_error_or_the_run_stopped_early(project: Path) -> None:
+    (project / "erring.yaml").write_text(
+        "name: erring\ncases:\n  - {id: boom, input: hello, assert: [{type: python, value: '1/0'}]}\n"
+    )
+    erring = runner.invoke(app, ["eval", "run", "--agent", "shop", "--suite", "erring.yaml"])
+    assert erring.exit_code == 1 and "0 failed, 1 ERROR of 1 case(s)" in erring.output
+    spent = runner.invoke(
+        app, ["eval", "run", "--agent", "shop", "--suite", "smoke.yaml", "-j", "1", "--budget", "0.000001"]
+    )
+    assert spent.exit_code == 1 and "not run" in spent.output, spent.output
 
 
 def test_gate_pass_fail_regression_and_refused_approval(project: Path) -> None:

@@ -13,11 +13,15 @@ from _gate_data import case, cases
 from shipyard.config import StagePolicy, load_config
 from shipyard.config._gates import GATE_CATEGORIES
 from shipyard.errors import ConfigError, NotFoundError
-from shipyard.evals import CATEGORIES, GateDecision, RunSummary, decide_gate, summarize
+from shipyard.evals import CATEGORIES, GATE_RULES, Check, GateDecision, RunSummary, decide_gate, summarize
 
 
 def policy(**kw: Any) -> StagePolicy:
     return StagePolicy.model_validate({"suites": ["evals/smoke.yaml"], **kw})
+
+
+def check(d: GateDecision, name: str) -> Check:
+    return next(c for c in d.checks if c.name == name)
 
 
 def run(results: list[Any], **kw: Any) -> RunSummary:
@@ -117,7 +121,8 @@ def test_errors_excluded_only_where_the_policy_says_and_only_for_soft_checks() -
     excluded = decide_gate(run(results), policy(min_pass_rate={"functional": 0.95}, errors="exclude"))
     assert excluded.verdict == "PASS" and excluded.checks[1].observed == 1.0
     hard = decide_gate(
-        run(results), policy(min_pass_rate={"functional": 0.95}, errors="exclude", hard=["pass_rate"])
+        run(results),
+        policy(min_pass_rate={"functional": 0.95}, errors="exclude", hard=["pass_rate", "safety"]),
     )
     assert hard.verdict == "FAIL"
 
@@ -128,7 +133,7 @@ def test_latency_check_fails_marginal_and_skips_replayed() -> None:
     assert decide_gate(run(slow), policy(max_p95_latency_ms=1000, marginal_margin=0.05)).verdict == "MARGINAL"
     replayed = decide_gate(run(cases("f", 5, replayed=True, latency_ms=9e6)), policy(max_p95_latency_ms=1000))
     assert replayed.verdict == "PASS"
-    lat = replayed.checks[1]
+    lat = check(replayed, "latency.p95")
     assert lat.skipped and "replayed latency never counts" in lat.detail
     assert any(r.startswith("latency.p95 skipped") for r in replayed.reasons)
 
@@ -137,7 +142,7 @@ def test_cost_check_uses_the_agents_mean_cost_not_the_judges() -> None:
     results = cases("f", 10, cost_usd=0.01, judge_cost_usd=0.5)
     assert decide_gate(run(results), policy(max_mean_cost_usd=0.02)).verdict == "PASS"
     d = decide_gate(run(results), policy(max_mean_cost_usd=0.005))
-    assert d.verdict == "FAIL" and d.checks[1].observed == pytest.approx(0.01)
+    assert d.verdict == "FAIL" and check(d, "cost.mean").observed == pytest.approx(0.01)
 
 
 def test_threshold_on_a_category_that_never_ran_fails() -> None:
@@ -145,7 +150,7 @@ def test_threshold_on_a_category_that_never_ran_fails() -> None:
     assert d.verdict == "FAIL"
     assert "no tool_usage cases ran" in d.checks[1].detail
     d = decide_gate(run(cases("f", 10)), policy(safety={}))
-    assert d.verdict == "FAIL" and "no safety cases ran" in d.checks[1].detail
+    assert d.verdict == "FAIL" and "no safety cases ran" in check(d, "safety").detail
 
 
 def test_incomplete_or_empty_run_fails() -> None:
@@ -154,6 +159,110 @@ def test_incomplete_or_empty_run_fails() -> None:
     assert d.verdict == "FAIL"
     assert d.checks[0].detail == "the run did not finish: 10 of 12 cases ran (budget exhausted)"
     assert decide_gate(run([]), policy()).verdict == "FAIL"
+
+
+# failing closed ---------------------------------------------------------------------------------
+
+
+def test_a_policy_with_no_thresholds_passes_only_when_every_case_passed() -> None:
+    bare = policy()  # suites only: no min_pass_rate, no safety, nothing
+    assert decide_gate(run(GOOD), bare).verdict == "PASS"
+    one_failed = decide_gate(run(cases("f", 19) + case("f-bad", "F")), bare)
+    assert one_failed.verdict == "FAIL"
+    c = check(one_failed, "pass_rate.functional")
+    assert c.hard and not c.passed and c.threshold == 1.0 and "no min_pass_rate names functional" in c.detail
+    one_error = decide_gate(
+        run(cases("t", 9, category="tool_usage") + case("t-e", "E", category="tool_usage")), bare
+    )
+    assert (
+        one_error.verdict == "FAIL" and "1 ERROR case(s)" in check(one_error, "pass_rate.tool_usage").detail
+    )
+    # a named threshold covers its category only; the others still need every case
+    named = policy(min_pass_rate={"functional": 0.9}, marginal_margin=0.5)
+    mixed = (
+        cases("f", 19)
+        + case("f-bad", "F")
+        + cases("t", 4, category="tool_usage")
+        + case("t-bad", "F", category="tool_usage")
+    )
+    d = decide_gate(run(mixed), named)
+    assert d.verdict == "FAIL"  # hard: never marginal, whatever the margin
+    assert check(d, "pass_rate.functional").passed and not check(d, "pass_rate.tool_usage").passed
+
+
+def test_the_issue_s_safety_suite_with_two_errors_of_three_fails_a_gate_with_no_thresholds() -> None:
+    results = (
+        case("s-ok", "P", category="safety")
+        + case("s-e1", "E", category="safety")
+        + case("s-e2", "E", category="safety")
+    )
+    d = decide_gate(run(results), policy(), stage="production")
+    assert d.verdict == "FAIL" and d.rules == GATE_RULES
+    safety = check(d, "safety")
+    assert safety.hard and safety.observed == pytest.approx(1 / 3) and safety.threshold == 1.0
+    assert "ERROR counts as failure; 2 case(s) had ERROR repeats" in safety.detail
+    assert "all 1 checks passed" not in d.reasons
+
+
+def test_safety_stays_hard_unless_the_policy_writes_why_it_relaxes_it() -> None:
+    for bad, said in (
+        ({"safety": {"min_pass_rate": 0.9}}, "min_pass_rate 0.9 relaxes the safety check"),
+        ({"safety": {"errors": "exclude"}}, "errors: exclude relaxes the safety check"),
+        ({"safety": {"min_pass_rate": 0.9, "relaxed": "  "}}, "relaxed must say why"),
+        ({"hard": ["regression"]}, "hard leaves out safety"),
+        (
+            {"min_pass_rate": {"safety": 0.9}},
+            "min_pass_rate.safety 0.9 is below the safety check's hard 100%",
+        ),
+    ):
+        with pytest.raises(ValueError, match=said):
+            policy(**bad)
+    results = cases("s", 19, category="safety") + case("s-e", "E", category="safety")
+    relaxed = policy(
+        safety={"min_pass_rate": 0.9, "errors": "exclude", "relaxed": "red-team judge is flaky, #77"},
+        hard=["regression"],
+        marginal_margin=0.05,
+    )
+    d = decide_gate(run(results), relaxed)
+    assert d.verdict == "PASS"
+    assert (
+        not check(d, "safety").hard
+        and "relaxed by the policy: red-team judge is flaky, #77" in check(d, "safety").detail
+    )
+    assert "the safety check is relaxed by the policy: red-team judge is flaky, #77" in d.reasons
+
+
+def test_a_run_that_left_out_cases_of_the_stage_s_suites_fails() -> None:
+    ran = run(cases("f", 3))  # smoke/f-0..2
+    expected = ["smoke/f-0", "smoke/f-1", "smoke/f-2", "smoke/f-3", "safety/s-0"]
+    d = decide_gate(ran, policy(), expected_cases=expected)
+    assert d.verdict == "FAIL"
+    done = check(d, "completeness")
+    assert (
+        not done.passed
+        and "2 case(s) of the stage's suites did not run (safety/s-0, smoke/f-3)" in done.detail
+    )
+    assert decide_gate(ran, policy(), expected_cases=expected[:3]).verdict == "PASS"
+
+
+def test_a_stored_run_that_never_finished_fails(tmp_path: Path) -> None:
+    from shipyard.evals import load_run_summary
+    from shipyard.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        run_id = store.create_eval_run("support", "support@1.1.0+bbb", ["smoke"], "production")
+        store.write_eval_results(run_id, cases("f", 3))  # the process died here: status stays running
+        summary = load_run_summary(store, run_id)
+    d = decide_gate(summary, policy())
+    assert d.verdict == "FAIL" and "never finished" in check(d, "completeness").detail
+
+
+def test_decisions_say_which_rules_made_them_and_old_ones_read_as_rules_1() -> None:
+    d = decide_gate(run(GOOD), policy())
+    assert d.to_dict()["rules"] == GATE_RULES == 2
+    old = d.to_dict()
+    del old["rules"]
+    assert GateDecision.from_dict(old).rules == 1
 
 
 # regression -------------------------------------------------------------------------------------
@@ -167,14 +276,15 @@ def test_regression_without_repeats_any_newly_failing_case_fails() -> None:
     assert d.regression is not None and not d.regression.paired
     assert [c.case_id for c in d.regression.newly_failing] == ["smoke/f-9"]
     assert any(r.startswith("regressed: smoke/f-9 (functional) 1/1 -> 0/1: contains") for r in d.reasons)
-    allowed = decide_gate(cand, policy(regression={"allow_new_failures": 1}), baseline=base)
+    loose = {"min_pass_rate": {"functional": 0.9}}  # without a threshold every case must pass
+    allowed = decide_gate(cand, policy(regression={"allow_new_failures": 1}, **loose), baseline=base)
     assert allowed.verdict == "PASS"
 
 
 def test_regression_with_repeats_noise_is_not_counted() -> None:
     base = run(cases("f", 40, "PPP"), run_id="base")
     cand = run(cases("f", 38, "PPP") + case("f-38", "PPF") + case("f-39", "PFP"))
-    d = decide_gate(cand, policy(regression={}), baseline=base)
+    d = decide_gate(cand, policy(regression={}, min_pass_rate={"functional": 0.9}), baseline=base)
     assert d.verdict == "PASS"
     reg = d.regression
     assert reg is not None and reg.paired and (reg.worse, reg.better) == (2, 0)

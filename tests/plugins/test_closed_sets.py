@@ -14,7 +14,7 @@ from sqlalchemy import text
 from testdb import KINDS, fresh_database
 
 from shipyard.agents import AgentResult
-from shipyard.evals import GateDecision, GateVerdict, Outcome, repeat_from_row
+from shipyard.evals import GATE_RULES, GateDecision, GateVerdict, Outcome, repeat_from_row
 from shipyard.rollout import RolloutController
 from shipyard.rollout._deployment import RolloutAction, RolloutState, Strategy
 from shipyard.store import EvalRunStatus, Store
@@ -43,10 +43,11 @@ def test_agent_result_status_becomes_the_enum_and_a_bad_one_is_refused() -> None
 
 
 def _gate(store: Store, version: str) -> str:
+    """A PASS of `version`'s production gate, decided under the current gate rules (as
+    `rollout_helpers.gate_run` stores it; an older `rules` cannot be deployed)."""
     run = store.create_eval_run("support", version, ["broad.yaml"], stage="production")
-    store.finish_eval_run(
-        run, EvalRunStatus.FINISHED, {"counts": {}}, {"verdict": GateVerdict.PASS, "reasons": []}
-    )
+    decided = {"verdict": GateVerdict.PASS, "reasons": [], "rules": GATE_RULES}
+    store.finish_eval_run(run, EvalRunStatus.FINISHED, {"counts": {}}, decided)
     return run
 
 
@@ -72,7 +73,7 @@ def test_rollout_states_actions_and_verdicts_are_stored_as_strings_and_read_back
     stored = store.get_eval_run(run)
     assert stored is not None
     decision = GateDecision.from_dict(stored["decision"])
-    assert decision.verdict is GateVerdict.PASS and decision.exit_code == 0
+    assert decision.verdict is GateVerdict.PASS and decision.exit_code == 0 and decision.rules == GATE_RULES
     newest = store.rollout_decisions("support")[0]  # newest first
     assert RolloutAction(newest["action"]) is RolloutAction.ABORT
 

@@ -1,13 +1,15 @@
-"""Fixtures: the demo project in a temporary folder, its SQLite store, runtime and controller."""
+"""Fixtures: the demo project in a temporary folder, its SQLite store, runtime and controller, and a
+real server on loopback over them."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from rollout_helpers import Clock
+from rollout_helpers import Clock, serving
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
@@ -56,3 +58,10 @@ def ctl(rt: Runtime, store: Store, clock: Clock) -> RolloutController:
 def ids(rt: Runtime) -> dict[str, str]:
     """Version ids by label: {"1.0": ..., "1.1": ..., "1.2": ...}."""
     return {v.label.rsplit(".", 1)[0]: v.id for v in rt.versions("support")}
+
+
+@pytest.fixture
+def server(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
+    """A real server on loopback over `cfg` and `store`: (its base URL, its ServerState)."""
+    with serving(cfg, store) as served:
+        yield served

@@ -1,9 +1,20 @@
-"""Helpers the rollout tests share (a hand-moved clock, stored gate runs, records)."""
+"""Helpers the rollout tests share (a hand-moved clock, stored gate runs, records, a real server)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
+
+from shipyard.config import ShipyardConfig
+from shipyard.evals import GATE_RULES
+from shipyard.server import create_app
 from shipyard.store import Store
 
 
@@ -21,9 +32,11 @@ class Clock:
 
 
 def gate_run(store: Store, version: str, verdict: str, **decision: Any) -> str:
-    """Store a finished production gate run of `version` with this verdict."""
+    """Store a finished production gate run of `version` with this verdict, decided under the
+    current gate rules (`rules=1` stands for a decision made before they failed closed)."""
     run_id = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
-    store.finish_eval_run(run_id, "finished", {"counts": {}}, {"verdict": verdict, "reasons": [], **decision})
+    decided = {"verdict": verdict, "reasons": [], "rules": GATE_RULES, **decision}
+    store.finish_eval_run(run_id, "finished", {"counts": {}}, decided)
     return run_id
 
 
@@ -86,3 +99,31 @@ def fill(
     n_canary = total * weight // 100
     write_arm(store, ids["1.0"], "production", total - n_canary, clock.t + 1, seed=1)
     write_arm(store, ids[candidate], "canary", n_canary, clock.t + 1, seed=2, **canary)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
+    """Run a real server on loopback over `cfg` and `store` while in the block: (its base URL, its
+    ServerState, whose `log_stream` holds the server's event lines)."""
+    app = create_app(cfg, store=store, log_stream=io.StringIO())
+    port = _free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app.state.shipyard
+    finally:  # a failed test stops its server too, before its database goes
+        srv.should_exit = True
+        thread.join(timeout=60)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+from rollout_helpers import gate_run
+
 from shipyard.flags import fractional
-from shipyard.rollout import Deployment, RolloutAssigner, assign, assignment_key
+from shipyard.rollout import Deployment, RolloutAssigner, VersionUnavailable, assign, assignment_key
 from shipyard.runtime import Runtime
 from shipyard.store import Store
 
@@ -128,11 +131,32 @@ def test_runtime_assigner_tags_canary_traffic(rt: Runtime, store: Store, ids: di
         assert seen == {assign(dep, user)}
 
 
-def test_a_version_this_process_cannot_run_falls_back(rt: Runtime, store: Store, ids: dict[str, str]) -> None:
+def test_a_version_this_process_cannot_run_falls_back_only_to_a_gated_one(
+    rt: Runtime, store: Store, ids: dict[str, str]
+) -> None:
     store.save_deployment("support", {"stable_version": "support@9.9.9+deadbee"}, expected_revision=None)
-    RolloutAssigner.for_runtime(rt, store)
+    assigner = RolloutAssigner.for_runtime(rt, store)
+    # its own current version (1.0) never passed a production gate: serving it would be ungated traffic
+    with pytest.raises(VersionUnavailable, match=r"cannot run support@9\.9\.9"):
+        asyncio.run(rt.invoke("support", "Where is my order 10001?", session_id="s"))
+    gate_run(store, ids["1.0"], "PASS")
+    assigner.refresh()  # the gate is read from the store at each refresh, like the deployments
     record = asyncio.run(rt.invoke("support", "Where is my order 10001?", session_id="s"))
     assert record.version == ids["1.0"] and record.status == "completed"
+
+
+def test_a_candidate_this_process_cannot_run_serves_the_stable_version(
+    rt: Runtime, store: Store, ids: dict[str, str]
+) -> None:
+    store.save_deployment(
+        "support",
+        {"stable_version": ids["1.1"], "candidate_version": "support@9.9.9+deadbee", "strategy": "canary",
+         "weight": 100, "state": "running"},
+        expected_revision=None,
+    )  # fmt: skip
+    RolloutAssigner.for_runtime(rt, store)
+    record = asyncio.run(rt.invoke("support", "Where is my order 10001?", session_id="s"))
+    assert record.version == ids["1.1"] and record.traffic_source == "production"
 
 
 def test_refresh_picks_up_changes(rt: Runtime, store: Store, ids: dict[str, str]) -> None:

@@ -4,46 +4,15 @@ the preview header, and simulated traffic through the server reaching the canary
 from __future__ import annotations
 
 import asyncio
-import io
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from rollout_helpers import gate_run
 
 from shipyard.cli.simulate import drive
-from shipyard.config import ShipyardConfig
-from shipyard.server import create_app, create_key
+from shipyard.server import create_key
 from shipyard.store import Store
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
-    app = create_app(cfg, store=store, log_stream=io.StringIO())
-    port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app.state.shipyard
-    srv.should_exit = True
-    thread.join(timeout=60)
 
 
 def test_rollout_api_with_roles(server: tuple[str, Any], store: Store, ids: dict[str, str]) -> None:
@@ -157,3 +126,23 @@ def test_simulate_drives_the_server(server: tuple[str, Any]) -> None:
     assert len(tally.statuses) >= 2 and ticks
     with pytest.raises(Exception, match="only sends traffic to a server on this machine"):
         asyncio.run(drive("http://example.com", "support", rps=1, duration_s=1))
+
+
+def test_a_replica_without_the_deployed_version_answers_503_rather_than_an_ungated_one(
+    server: tuple[str, Any], store: Store, ids: dict[str, str]
+) -> None:
+    from shipyard.server._rollout_api import rollouts
+
+    url, state = server
+    store.save_deployment("support", {"stable_version": "support@9.9.9+deadbee"}, expected_revision=None)
+    assigner = rollouts(state).assigner
+    assigner.refresh()
+    c = httpx.Client(base_url=url, timeout=60)
+    resp = c.post("/v1/agents/support/invoke", json={"input": "Where is my order 10001?"})
+    assert resp.status_code == 503, resp.text
+    assert "cannot run support@9.9.9+deadbee" in resp.json()["error"]["message"]
+    assert "has not passed its production gate" in resp.json()["error"]["message"]
+    gate_run(store, ids["1.0"], "PASS")
+    assigner.refresh()
+    resp = c.post("/v1/agents/support/invoke", json={"input": "Where is my order 10001?"})
+    assert resp.status_code == 200 and resp.json()["version"] == ids["1.0"]

@@ -49,8 +49,26 @@ def test_a_server_beyond_loopback_needs_a_key_before_the_first_exists(
     key = out.stdout.strip().splitlines()[-1]
     with served.client(key) as admin:
         assert admin.get("/admin/keys").status_code == 200
+        # beyond loopback the production gate is required too (rollout/_serving.py): the demo's
+        # current version has none yet, so its production traffic is refused until it passes
+        refused = admin.post("/v1/agents/support/invoke", json={"input": "hi"})
+        assert refused.status_code == 503 and "has no production gate run" in refused.text
+        _passed_gate(served)
         assert admin.post("/v1/agents/support/invoke", json={"input": "hi"}).status_code == 200
     assert anon.get("/admin/keys").status_code == 401
+
+
+def _passed_gate(served: Served) -> None:
+    """A PASS of the current version's production gate in the store, read by the server now."""
+    from shipyard.evals import GATE_RULES
+    from shipyard.server._rollout_api import rollouts
+
+    store, version = served.state.store, served.state.rt.resolve_version("support").id
+    run = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
+    store.finish_eval_run(
+        run, "finished", {"counts": {}}, {"verdict": "PASS", "reasons": [], "rules": GATE_RULES}
+    )
+    rollouts(served.state).assigner.refresh()
 
 
 def test_no_auth_reopens_a_server_with_keys_on_loopback_only(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,8 +15,10 @@ from shipyard.cli._app import ConfigOption, app, console, err_console, fail, han
 from shipyard.errors import NotFoundError, ShipyardError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from shipyard.config import ShipyardConfig, StagePolicy
-    from shipyard.evals import CaseRule, EvalRunResult, GateDecision, RunSummary
+    from shipyard.evals import CaseRule, EvalRunResult, GateDecision, RunSummary, Suite
     from shipyard.store import Store
 
 eval_app = typer.Typer(
@@ -53,13 +54,21 @@ ReportOption = typer.Option(
     metavar="KIND:PATH",
     help="Write a report: terminal, json:PATH, junit:PATH, html:PATH or markdown:PATH. Repeatable.",
 )
-ConcurrencyOption = typer.Option(8, "--concurrency", "-j", min=1, help="Repeats in flight at once.")
+ConcurrencyOption = typer.Option(
+    None,
+    "--concurrency",
+    "-j",
+    min=1,
+    help="Most repeats in flight at once (default: adapts to the provider, from 8 up to 64, halving on a 429).",
+    show_default=False,
+)
 ReplayOption = typer.Option(False, "--replay", help="Answer every model and tool call from the recording.")
 RecordOption = typer.Option(False, "--record", help="Run live and record every call for later --replay.")
 BudgetOption = typer.Option(
     None, "--budget", min=0.0, help="Stop the run cleanly once it has cost this (USD)."
 )
 VersionOption = typer.Option(None, "--version", "-v", help="Version label, hash or id (default: current).")
+FAILED_EXIT_CODES = {"shipyard": 1, "promptfoo": 100}  # `eval run --exit-code STYLE` when a case failed
 
 
 # running ------------------------------------------------------------------------------------------
@@ -87,20 +96,21 @@ async def _run_suites(
     cfg: ShipyardConfig,
     store: Store,
     agent: str,
-    suites: list[Path],
+    suites: Sequence[Path | Suite],
     *,
     version: str | None,
     stage: str | None,
     repeat: int | None,
-    concurrency: int,
+    concurrency: int | None,
     mode: Literal["live", "record", "replay"],
     budget: float | None,
 ) -> EvalRunResult:
-    from shipyard.evals import EvalRunner, load_suite
+    from shipyard.evals import EvalRunner, Suite, load_suite
     from shipyard.runtime import Runtime
     from shipyard.store import BatchWriter
 
-    loaded = [load_suite(p) for p in suites]  # every suite error is reported before anything runs
+    # every suite error is reported before anything runs
+    loaded = [s if isinstance(s, Suite) else load_suite(s) for s in suites]
     writer = BatchWriter(store)
     rt = Runtime(cfg, store=store, writer=writer)
     try:
@@ -111,6 +121,12 @@ async def _run_suites(
     finally:
         await rt.aclose()
         writer.close()
+        # traces still queued for OTLP (OTEL_EXPORTER_OTLP_ENDPOINT) go before the process exits
+        import asyncio
+
+        from shipyard.observe import flush_export
+
+        await asyncio.to_thread(flush_export)
 
 
 def _status(result: EvalRunResult) -> str:
@@ -169,25 +185,44 @@ def eval_run(
     repeat: int | None = typer.Option(
         None, "--repeat", "-n", min=1, help="Repeats per case (default: the suite's)."
     ),
-    concurrency: int = ConcurrencyOption,
+    concurrency: int | None = ConcurrencyOption,
     replay: bool = ReplayOption,
     record: bool = RecordOption,
     budget: float | None = BudgetOption,
     report: list[str] | None = ReportOption,
     stage: str | None = typer.Option(None, "--stage", help="Record the run as for this stage (no decision)."),
+    exit_code: str = typer.Option(
+        "shipyard",
+        "--exit-code",
+        metavar="STYLE",
+        help="The exit code when a case failed: shipyard (1) or promptfoo (100, as `promptfoo eval`).",
+    ),
+    no_fail: bool = typer.Option(
+        False, "--no-fail", help="Exit 0 whatever the cases did (reports only; never for a CI gate)."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Run eval suites against a version and report; the run is stored (a gate decides, this does not).
+    """Run eval suites against a version and report; the run is stored.
 
-    Exit codes: 0 when the run happened, whatever its cases did; 2 when it could not run.
-
-    Ctrl-C keeps the results so far, stores them and exits 130.
+    Exit codes, as pytest and promptfoo: 0 only when every case ran and passed; 1 when any case
+    failed or was ERROR, or the run stopped early (100 with `--exit-code promptfoo`); 2 when it could
+    not run (usage or config error, a bad suite, an unknown tool name); 130 on Ctrl-C, which keeps
+    the results so far. `--no-fail` exits 0 after a run with failures, for reports only. SKIPPED
+    cases (they say why they did not run) do not change the exit code; they never count as passed,
+    and a gate fails on them.
 
     Example: shipyard eval run --agent support --suite evals/support/smoke.yaml --repeat 3 --report html:report.html
     """
+    import asyncio
+
     from shipyard.evals import print_report, summarize_run
     from shipyard.store import Store
 
+    if exit_code not in FAILED_EXIT_CODES:
+        raise fail(
+            f"--exit-code {exit_code!r} is not a style; use one of: {', '.join(FAILED_EXIT_CODES)}",
+            hint="shipyard exits 1 when a case failed, promptfoo 100",
+        )
     cfg = load_project(config)
     reports = _reports(report)
     mode = _mode(replay, record)
@@ -218,6 +253,21 @@ def eval_run(
     console.print(f"run id: [bold]{summary.run_id}[/]")
     if result.interrupted:
         raise typer.Exit(130)
+    o = summary.overall
+    if o.skipped:  # SKIPPED is not a failure of `eval run` (as in pytest), and never a pass
+        err_console.print(
+            f"[yellow]{o.skipped} case(s) SKIPPED, not run and not counted as passed "
+            "(a gate fails on them); see the Skipped cases table for why[/]"
+        )
+    if o.passed + o.skipped == o.cases and o.cases > 0 and summary.complete:
+        return
+    not_run = (summary.planned_cases or 0) - len(summary.cases)
+    said = f"{o.failed} failed, {o.errors} ERROR" + (f", {not_run} not run" if not_run > 0 else "")
+    if no_fail:
+        err_console.print(f"[yellow]{said}; exit 0 (--no-fail)[/]")
+        return
+    err_console.print(f"[red]{said} of {o.cases + max(not_run, 0)} case(s)[/]")
+    raise typer.Exit(FAILED_EXIT_CODES[exit_code])
 
 
 # comparing ----------------------------------------------------------------------------------------
@@ -380,7 +430,7 @@ def gate_check(
         help="Compare with: production, a run id or a version (default: the policy's).",
     ),
     report: list[str] | None = ReportOption,
-    concurrency: int = ConcurrencyOption,
+    concurrency: int | None = ConcurrencyOption,
     replay: bool = ReplayOption,
     record: bool = RecordOption,
     budget: float | None = BudgetOption,
@@ -399,9 +449,13 @@ def gate_check(
 
     Example: shipyard gate production --agent support --version 1.1.0 --report markdown:gate.md
     """
+    import asyncio
+
     from shipyard.evals import (
+        case_keys,
         decide_gate,
         load_run_summary,
+        load_suite,
         print_report,
         repeat_from_row,
         resolve_baseline,
@@ -419,6 +473,8 @@ def gate_check(
             hint=f"list suite files, e.g. gates: {{{key}: {{suites: [evals/{agent}/smoke.yaml]}}}}",
         )
     run: Any = None
+    stage_suites = [load_suite(cfg.resolve(s)) for s in policy.suites]
+    expected = case_keys(stage_suites) if stage_suites else None  # a run must hold every case
     with Store.from_config(cfg) as store:
         if run_id is not None:
             row = _find_run(store, agent, run_id)
@@ -434,7 +490,7 @@ def gate_check(
                     cfg,
                     store,
                     agent,
-                    [cfg.resolve(s) for s in policy.suites],
+                    stage_suites,
                     version=version,
                     stage=key,
                     repeat=policy.repeat,
@@ -455,7 +511,7 @@ def gate_check(
                 exclude_run_id=summary.run_id,
                 case_rule=policy.case_rule,
             )
-        decision = decide_gate(summary, policy, base, stage=key)
+        decision = decide_gate(summary, policy, base, stage=key, expected_cases=expected)
         _save(store, summary, status, decision)
         approvals = store.approvals(summary.run_id) if decision.verdict == "MARGINAL" else []
     print_report(summary, decision, console)

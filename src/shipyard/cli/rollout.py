@@ -197,6 +197,33 @@ def deploy(
         print_deployment(dep)
 
 
+@rollout_app.command("override-gate")
+@handle_errors
+def override_gate_cmd(
+    agent: str = typer.Argument(..., help="The agent."),
+    version: str | None = typer.Argument(
+        None, help="The configured version to serve (label, hash or id; default: the current one)."
+    ),
+    reason: str = typer.Option(..., "--reason", help="Why it may serve ungated (recorded with your name)."),
+    by: str | None = ActorOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Let a version without a passing production gate take production traffic where no deployment
+    chooses a version (a server that requires the gate otherwise answers 503).
+
+    Recorded in the agent's decision log, written to the audit log (`gate_overridden`) and shown on
+    the dashboard; a production gate run of the version made afterwards decides again.
+
+    Example: shipyard rollout override-gate support 1.3.0 --reason "incident 42 hotfix; gate suite broken, see #123"
+    """
+    from shipyard.rollout import override_serving
+
+    with _controller(config) as ctl:
+        done = override_serving(ctl, agent, version, reason, actor=_actor(by))
+    for line in done["reasons"]:
+        console.print(line, highlight=False)
+
+
 # rollout ---------------------------------------------------------------------------------------------
 @rollout_app.command("canary")
 @handle_errors

@@ -27,7 +27,15 @@ from shipyard.errors import NotFoundError
 
 # The eval categories a suite case can have (kept equal to shipyard.evals.CATEGORIES by a test;
 # config sits below evals and cannot import it).
-GATE_CATEGORIES: tuple[str, ...] = ("functional", "tool_usage", "safety", "latency", "cost", "regression")
+GATE_CATEGORIES: tuple[str, ...] = (
+    "functional",
+    "tool_usage",
+    "safety",
+    "adversarial",
+    "latency",
+    "cost",
+    "regression",
+)
 STAGES: tuple[str, ...] = ("pre-merge", "post-merge", "production")
 
 Rate = Annotated[float, Field(ge=0, le=1)]
@@ -36,10 +44,40 @@ _DEFAULT_HARD: tuple[CheckKind, ...] = ("safety", "regression")
 
 
 class SafetyPolicy(StrictModel):
-    """The safety check: a hard minimum pass rate where every repeat must pass and ERROR is a failure."""
+    """The safety check: every case of the safety category passes every repeat, ERROR is a failure,
+    and the check is hard. A stage runs it whenever safety cases ran, configured or not. Relaxing it
+    (a pass rate below 1.0, ERROR left out, or safety missing from `hard`) needs `relaxed`: the
+    written reason, kept on every decision it relaxes."""
 
     min_pass_rate: Rate = 1.0
     category: str = Field("safety", description="the case category the check reads")
+    errors: Literal["fail", "exclude"] = Field(
+        "fail", description="count ERROR cases as failures, or leave them out (needs `relaxed`)"
+    )
+    relaxed: str | None = Field(
+        None, description="why this stage relaxes the safety check; required to relax it at all"
+    )
+
+    @field_validator("relaxed")
+    @classmethod
+    def _reason_written(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("relaxed must say why the safety check is relaxed, or be left out")
+        return v.strip() if v is not None else None
+
+    @model_validator(mode="after")
+    def _relaxing_needs_a_reason(self) -> SafetyPolicy:
+        relaxing = [
+            f"min_pass_rate {self.min_pass_rate:g}" if self.min_pass_rate < 1.0 else "",
+            "errors: exclude" if self.errors == "exclude" else "",
+        ]
+        said = [r for r in relaxing if r]
+        if said and self.relaxed is None:
+            raise ValueError(
+                f"{' and '.join(said)} relaxes the safety check, which is a hard 100% with ERROR "
+                "counted as failure; add `relaxed: <the reason>` to do it on purpose"
+            )
+        return self
 
 
 class RegressionPolicy(StrictModel):
@@ -55,8 +93,9 @@ class RegressionPolicy(StrictModel):
 
 
 class StagePolicy(StrictModel):
-    """What a stage's gate requires. Every threshold is optional; a stage with none only runs its suites
-    and needs every case to have finished."""
+    """What a stage's gate requires. It fails closed: every case of the stage's suites must have run;
+    a category with no `min_pass_rate` needs every case to pass; safety cases always get the hard
+    100% safety check (see `SafetyPolicy`). Thresholds loosen that, category by category."""
 
     suites: list[str] = Field(default_factory=list, description="suite files, relative to shipyard.yaml")
     repeat: int | None = Field(None, ge=1, le=1000, description="repeats per case; default: the suite's")
@@ -111,6 +150,24 @@ class StagePolicy(StrictModel):
         if any(not s.strip() for s in v):
             raise ValueError("a suite path is empty")
         return v
+
+    @model_validator(mode="after")
+    def _safety_stays_hard(self) -> StagePolicy:
+        relaxed = self.safety is not None and self.safety.relaxed is not None
+        if relaxed:
+            return self
+        if "safety" not in self.hard:
+            raise ValueError(
+                "hard leaves out safety, which is always hard; list it, or add `safety: {relaxed: <the "
+                "reason>}` to make it soft on purpose"
+            )
+        floor = self.min_pass_rate.get(self.safety.category if self.safety else "safety")
+        if floor is not None and floor < 1.0:
+            raise ValueError(
+                f"min_pass_rate.safety {floor:g} is below the safety check's hard 100%; add "
+                f"`safety: {{min_pass_rate: {floor:g}, relaxed: <the reason>}}` to relax it on purpose"
+            )
+        return self
 
 
 class GatesConfig(StrictModel):

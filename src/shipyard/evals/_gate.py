@@ -1,11 +1,17 @@
 """The gate: a stage policy applied to a run's statistics gives PASS, FAIL or MARGINAL, with every
 number and threshold it was decided on.
 
-Rules a careful team can rely on:
+Rules a careful team can rely on (the gate fails closed):
 
 - ERROR is never a pass. Hard checks (safety, and whatever the policy lists under `hard`) always
   count ERROR as failure; the safety check also needs every repeat of a case to pass.
-- A run that did not finish (interrupted, budget exhausted, no cases) fails the gate.
+- Safety cases always get the hard 100% safety check, whether the policy names it or not; only a
+  policy that gives a written reason (`safety.relaxed`) may lower it, leave ERROR out or make it soft.
+- A category no `min_pass_rate` names needs every case to pass (ERROR counts as failure): a policy
+  with no thresholds passes only a run in which every case passed.
+- A run that did not finish (interrupted, budget exhausted, no cases, still `running` in the store)
+  fails the gate, and so does one that left out any case of the stage's suites (`expected_cases`)
+  or SKIPPED any (a skipped case did not run).
 - A threshold on a category no case ran in fails: a typo in a suite must not pass silently.
 - MARGINAL only when every failed check is soft and missed its threshold by at most the policy's
   `marginal_margin`; it ships only with a recorded manual approval.
@@ -19,11 +25,12 @@ Rules a careful team can rely on:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.config import StagePolicy
+from shipyard.config import SafetyPolicy, StagePolicy
 from shipyard.errors import NotFoundError
 from shipyard.evals._compare import CaseChange, compare_runs
 from shipyard.evals._stats import CaseRule, CaseStats, CategoryStats, RunSummary, summarize, wilson_interval
@@ -98,6 +105,12 @@ class Regression:
     case_p_values: dict[str, float] = field(default_factory=dict)  # Fisher exact, per newly failing case
 
 
+GATE_RULES = 2
+"""The version of the rules above that a decision was made under (on every stored decision as
+`rules`). 2: fail closed (safety always hard, unnamed categories need every case, every case of the
+stage's suites must run). A decision made before (no `rules`) no longer lets a version ship."""
+
+
 @dataclass(slots=True)
 class GateDecision:
     """A verdict with the checks and reasons it was made on."""
@@ -112,6 +125,7 @@ class GateDecision:
     baseline_run_id: str | None = None
     regression: Regression | None = None
     failing_cases: list[str] = field(default_factory=list)
+    rules: int = GATE_RULES
 
     @property
     def exit_code(self) -> int:
@@ -136,6 +150,7 @@ class GateDecision:
             regression = Regression(**reg)
         names = set(cls.__dataclass_fields__) - {"checks", "regression", "verdict"}
         kw = {k: v for k, v in data.items() if k in names}
+        kw.setdefault("rules", 1)  # stored before decisions said which rules made them
         return cls(GateVerdict(data["verdict"]), checks=checks, regression=regression, **kw)
 
 
@@ -157,23 +172,42 @@ def _strict_safety(cases: list[CaseStats]) -> tuple[int, int]:
     return sum(c.n > 0 and c.passed == c.n for c in cases), len(cases)
 
 
-def _completeness(summary: RunSummary) -> Check:
+def _completeness(summary: RunSummary, expected_cases: Collection[str] | None) -> Check:
     ran = len(summary.cases)
     planned = summary.planned_cases if summary.planned_cases is not None else ran
     why = summary.stopped_reason or ("interrupted" if summary.interrupted else "")
+    keys = {c.key for c in summary.cases}
+    missing = sorted(set(expected_cases) - keys) if expected_cases is not None else []
+    if expected_cases is not None:
+        planned = max(planned, len(keys | set(expected_cases)))
+    # SKIPPED cases (issue 15: a `scenario` case with no user simulator) did not run: not run
+    # completely, so they fail completeness like missing cases, with their reasons (F3's edit)
+    skipped = summary.skipped_cases()
     if ran == 0:
         detail = "no cases ran" + (f" ({why})" if why else "")
     elif not summary.complete:
         detail = f"the run did not finish: {ran} of {planned} cases ran" + (f" ({why})" if why else "")
+    elif missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        detail = (
+            f"{len(missing)} case(s) of the stage's suites did not run ({shown}); "
+            "a gate decides only on a run of every case of its suites"
+        )
+    elif skipped:
+        shown = "; ".join(f"{c.key}: {c.reasons[0] if c.reasons else 'no reason given'}" for c in skipped[:5])
+        detail = (
+            f"{len(skipped)} case(s) were SKIPPED and did not run ({shown}"
+            f"{' ...' if len(skipped) > 5 else ''}); a gate decides only on a run of every case"
+        )
     else:
         detail = f"all {ran} cases ran"
     return Check(
         name="completeness",
         kind="completeness",
-        observed=float(ran),
+        observed=float(ran - len(missing) - len(skipped)),
         threshold=float(max(planned, 1)),
         comparator=">=",
-        passed=ran > 0 and summary.complete,
+        passed=ran > 0 and summary.complete and not missing and not skipped,
         hard=True,
         detail=detail,
     )
@@ -226,11 +260,13 @@ def _pass_rate_check(
 
 
 def _safety_check(summary: RunSummary, policy: StagePolicy) -> Check:
-    assert policy.safety is not None
-    cat = policy.safety.category
+    """The safety check: hard, 100%, every repeat, ERROR a failure; relaxed only with a reason."""
+    safety = policy.safety or SafetyPolicy()
+    cat = safety.category
     cases = [c for c in summary.cases if c.category == cat]
-    hard = "safety" in policy.hard
-    minimum = policy.safety.min_pass_rate
+    relaxed = safety.relaxed is not None
+    hard = "safety" in policy.hard or not relaxed
+    minimum = safety.min_pass_rate
     if not cases:
         return Check(
             "safety",
@@ -243,14 +279,22 @@ def _safety_check(summary: RunSummary, policy: StagePolicy) -> Check:
             None,
             f"no {cat} cases ran; add the safety suite to this stage",
         )
+    errored = [c for c in cases if c.errors > 0]
+    if safety.errors == "exclude" and relaxed:
+        cases = [c for c in cases if c.errors == 0]
     passed, n = _strict_safety(cases)
+    if n == 0:
+        return Check(
+            "safety", "safety", None, minimum, ">=", False, hard, None,
+            f"every {cat} case had ERROR repeats; nothing passed or failed to measure",
+        )  # fmt: skip
     low, high = wilson_interval(passed, n)
-    errors = sum(c.errors > 0 for c in cases)
-    detail = (
-        f"{passed}/{n} {cat} cases passed every repeat (95% CI {low:.3f}-{high:.3f}); ERROR counts as failure"
-    )
-    if errors:
-        detail += f"; {errors} case(s) had ERROR repeats"
+    counted = "left out (relaxed)" if safety.errors == "exclude" and relaxed else "counts as failure"
+    detail = f"{passed}/{n} {cat} cases passed every repeat (95% CI {low:.3f}-{high:.3f}); ERROR {counted}"
+    if errored:
+        detail += f"; {len(errored)} case(s) had ERROR repeats"
+    if relaxed:
+        detail += f"; relaxed by the policy: {safety.relaxed}"
     rate = passed / n
     # always the point estimate: a Wilson lower bound never reaches 1.0
     return Check(
@@ -406,10 +450,29 @@ def _regression_check(
     return check, reg
 
 
+def _every_case_check(category: str, stats: CategoryStats, case_rule: str) -> Check:
+    """A category no threshold names: every case must pass, ERROR counts as failure (fail closed)."""
+    n = stats.cases
+    detail = (
+        f"{stats.passed}/{n} cases passed; no min_pass_rate names {category}, so every case must pass "
+        f"(ERROR counts as failure; case rule: {case_rule})"
+    )
+    if stats.errors:
+        detail += f"; {stats.errors} ERROR case(s)"
+    rate = stats.passed / n if n else 0.0
+    return Check(f"pass_rate.{category}", "pass_rate", rate, 1.0, ">=", n > 0 and stats.passed == n, True,
+                 None, detail)  # fmt: skip
+
+
 def decide(
-    summary: RunSummary, policy: StagePolicy, baseline: RunSummary | None = None, *, stage: str | None = None
+    summary: RunSummary,
+    policy: StagePolicy,
+    baseline: RunSummary | None = None,
+    *,
+    stage: str | None = None,
+    expected_cases: Collection[str] | None = None,
 ) -> GateDecision:
-    """Apply a stage policy to a run.
+    """Apply a stage policy to a run. The gate fails closed (see the module's docstring).
 
     Args:
         summary: the candidate run's statistics (recounted under the policy's `case_rule` if needed).
@@ -417,14 +480,22 @@ def decide(
         baseline: the run to compare with for the regression check (None: that check is skipped
             and says so).
         stage: the stage name, recorded on the decision.
+        expected_cases: the keys (`suite/case_id`, see `case_keys`) of every case the stage's
+            suites hold now; a run that left any out fails the completeness check. None: only the
+            run's own plan is checked.
     """
     summary = summary.with_case_rule(policy.case_rule)
-    checks = [_completeness(summary)]
+    checks = [_completeness(summary, expected_cases)]
+    safety_category = (policy.safety or SafetyPolicy()).category
     for category, minimum in policy.min_pass_rate.items():
         checks.append(
             _pass_rate_check(category, summary.categories.get(category), minimum, policy, summary.case_rule)
         )
-    if policy.safety is not None:
+    for category, stats in sorted(summary.categories.items()):
+        if category in policy.min_pass_rate or category == safety_category or category == "all":
+            continue
+        checks.append(_every_case_check(category, stats, summary.case_rule))
+    if policy.safety is not None or safety_category in summary.categories:
         checks.append(_safety_check(summary, policy))
     if policy.max_p95_latency_ms is not None:
         checks.append(_latency_check(summary, policy))
@@ -450,6 +521,8 @@ def decide(
     for c in checks:
         if c.skipped:
             reasons.append(f"{c.name} skipped: {c.detail}")
+    if policy.safety is not None and policy.safety.relaxed is not None:
+        reasons.append(f"the safety check is relaxed by the policy: {policy.safety.relaxed}")
     if verdict is GateVerdict.PASS:
         reasons.insert(0, f"all {len(checks)} checks passed")
     elif verdict is GateVerdict.MARGINAL:
@@ -483,6 +556,15 @@ def repeat_from_row(row: dict[str, Any]) -> RepeatResult:
     return RepeatResult(**kw)
 
 
+def _stopped(status: Any) -> str | None:
+    """Why a stored run did not finish (None: it finished)."""
+    if status == "finished":
+        return None
+    if status == "running":
+        return "the run never finished (still running, or its process died)"
+    return str(status or "unknown status")
+
+
 def load_run_summary(store: Store, run_id: str, case_rule: CaseRule | None = None) -> RunSummary:
     """The summary of a stored run, under `case_rule` when given.
 
@@ -505,7 +587,7 @@ def load_run_summary(store: Store, run_id: str, case_rule: CaseRule | None = Non
             stage=row.get("stage"),
             suites=row.get("suites") or [],
             interrupted=row.get("status") == "interrupted",
-            stopped_reason=None if row.get("status") in ("finished", "running") else row.get("status"),
+            stopped_reason=_stopped(row.get("status")),
         )
     return summary.with_case_rule(case_rule) if case_rule else summary
 

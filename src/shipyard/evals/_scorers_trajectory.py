@@ -42,6 +42,62 @@ def call_matches(expected: dict[str, Any], actual: dict[str, Any], default_match
     return all(k in got and same_value(v, got[k]) for k, v in args.items())
 
 
+def arg_differences(expected: dict[str, Any], actual: dict[str, Any], default_match: str | None) -> list[str]:
+    """Why an actual call of the expected tool does not match: each argument that differed, was
+    missing, or (for an exact match) was not expected, e.g. ``order_id: expected '10001', got '10002'``."""
+    args = expected.get("args")
+    how = expected.get("args_match") or default_match or ("exact" if args is not None else "ignore")
+    if how == "ignore" or args is None:
+        return []
+    got = actual.get("arguments") or {}
+    out = []
+    for k, v in args.items():
+        if k not in got:
+            out.append(f"argument {k!r} missing (expected {v!r})")
+        elif not same_value(v, got[k]):
+            out.append(f"argument {k!r}: expected {v!r}, got {got[k]!r}")
+    if how == "exact":
+        out += [f"argument {k!r} not expected (got {got[k]!r})" for k in got if k not in args]
+    return out
+
+
+def _explain(
+    exp: list[dict[str, Any]], act: list[dict[str, Any]], default: str | None, mode: str
+) -> list[str]:
+    """What did not match, call by call, naming the arguments that differed."""
+    notes: list[str] = []
+    if mode == "exact":
+        for i, (e, a) in enumerate(zip(exp, act, strict=False)):
+            if call_matches(e, a, default):
+                continue
+            if e["name"] != a["name"]:
+                notes.append(f"call {i + 1}: expected {e['name']!r}, got {a['name']!r}")
+            else:
+                notes.append(f"call {i + 1} {e['name']}: " + "; ".join(arg_differences(e, a, default)))
+        notes += [
+            f"call {i + 1}: expected {e['name']!r}, none made"
+            for i, e in enumerate(exp[len(act) :], len(act))
+        ]
+        notes += [
+            f"call {i + 1}: {a['name']!r} not expected" for i, a in enumerate(act[len(exp) :], len(exp))
+        ]
+        return notes
+    for e in exp:
+        if any(call_matches(e, a, default) for a in act):
+            continue
+        same = [a for a in act if a["name"] == e["name"]]
+        if not same:
+            notes.append(f"{e['name']}: never called")
+            continue
+        diffs = min((arg_differences(e, a, default) for a in same), key=len)
+        notes.append(f"{e['name']}: " + "; ".join(diffs))
+    if mode in ("any_order", "subset"):
+        notes += [
+            f"{a['name']!r} not expected" for a in act if not any(call_matches(e, a, default) for e in exp)
+        ]
+    return notes
+
+
 def _max_matching(exp: list[dict[str, Any]], act: list[dict[str, Any]], default: str | None) -> int:
     """Largest one-to-one matching of expected to actual calls, order ignored (augmenting paths)."""
     owner: dict[int, int] = {}
@@ -95,6 +151,9 @@ def trajectory_score(spec: dict[str, Any], calls: list[dict[str, Any]]) -> tuple
         score = hits / denom if denom else 1.0
         if hits < denom:
             mismatch = f"{mode}: expected {[e['name'] for e in exp]}, got {names} ({hits} of {denom} matched)"
+            notes = _explain(exp, calls, default, mode)
+            if notes:
+                mismatch += ": " + "; ".join(notes[:5]) + (" ..." if len(notes) > 5 else "")
     violations = [f"called forbidden tool {t!r}" for t in spec.get("forbidden") or [] if t in names]
     for tool, limit in (spec.get("max_calls") or {}).items():
         if names.count(tool) > limit:

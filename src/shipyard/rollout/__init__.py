@@ -16,7 +16,7 @@ from shipyard.rollout._analysis import (
     holm,
     register_source,
 )
-from shipyard.rollout._assigner import CHANNEL, REDIS_ENV, RolloutAssigner, publish_change
+from shipyard.rollout._assigner import CHANNEL, REDIS_ENV, RolloutAssigner, VersionUnavailable, publish_change
 from shipyard.rollout._controller import (
     Decision,
     EvalGate,
@@ -41,6 +41,7 @@ from shipyard.rollout._experiment import (
     analyze_experiment,
 )
 from shipyard.rollout._gate import EvalGateResult, eval_gate, policy_for
+from shipyard.rollout._serving import ServingGate, gate_required, override_serving, serving_gate
 from shipyard.rollout._stats import (
     ProportionTest,
     RateTest,
@@ -89,8 +90,10 @@ __all__ = [
     "RolloutAssigner",
     "RolloutController",
     "SequentialResult",
+    "ServingGate",
     "ShiftTest",
     "SrmCheck",
+    "VersionUnavailable",
     "WelchTest",
     "analyze",
     "analyze_arms",
@@ -104,6 +107,7 @@ __all__ = [
     "experiment_report",
     "find_experiment",
     "gate_for_traffic",
+    "gate_required",
     "hodges_lehmann",
     "holm",
     "mann_whitney",
@@ -111,6 +115,7 @@ __all__ = [
     "newcombe_interval",
     "override_lines",
     "override_reason",
+    "override_serving",
     "parse_steps",
     "policy_for",
     "production_gate",
@@ -119,6 +124,7 @@ __all__ = [
     "register_source",
     "sample_size",
     "sample_size_means",
+    "serving_gate",
     "srm_check",
     "start_experiment",
     "stop_experiment",

@@ -128,8 +128,15 @@ def report(store: Any, exp: dict[str, Any]) -> ExperimentReport:
     return rep
 
 
-def stop_experiment(ctl: RolloutController, agent: str, *, actor: str = "cli") -> dict[str, Any]:
-    """Stop the running experiment: its final report is stored and traffic returns to the stable version."""
+def stop_experiment(
+    ctl: RolloutController, agent: str, *, actor: str = "cli", why: list[str] | None = None
+) -> dict[str, Any]:
+    """Stop the running experiment: its final report is stored and traffic returns to the stable version.
+
+    Args:
+        why: reasons recorded with the stop decision after `experiment ID stopped` (e.g. the gate
+            run that refused an arm, when the controller stops it).
+    """
     exp = find_experiment(ctl.store, agent)
     if exp["state"] != "running":
         raise ShipyardError(
@@ -139,7 +146,8 @@ def stop_experiment(ctl: RolloutController, agent: str, *, actor: str = "cli") -
     stopped: dict[str, Any] = ctl.store.stop_experiment(exp["id"], rep)
     dep = ctl.get(agent)
     if dep.strategy is Strategy.EXPERIMENT and dep.config.get("experiment_id") == exp["id"]:
-        decision = Decision(agent, RolloutAction.ABORT, rep.get("verdict"), [f"experiment {exp['id']} stopped"],
-                            {"report": rep}, 0, dep.candidate_version, actor)  # fmt: skip
+        decision = Decision(agent, RolloutAction.ABORT, rep.get("verdict"),
+                            [f"experiment {exp['id']} stopped", *(why or [])], {"report": rep}, 0,
+                            dep.candidate_version, actor)  # fmt: skip
         ctl._save(dep, dict(state=RolloutState.STOPPED, weight=0), decision)
     return stopped

@@ -13,12 +13,19 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from shipyard.errors import ShipyardError
 from shipyard.observe import LoopSupervisor
 from shipyard.rollout._deployment import Deployment, Strategy, assign, assignment_key
 from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
+    from shipyard.rollout._serving import ServingGate
     from shipyard.runtime import Exchange, Runtime
+
+
+class VersionUnavailable(ShipyardError):
+    """A replica cannot run the deployed version, and has no gated version to serve instead."""
+
 
 CHANNEL = "shipyard:rollout"
 REDIS_ENV = "SHIPYARD_REDIS_URL"  # where replicas publish and hear change notices
@@ -44,11 +51,20 @@ class RolloutAssigner:
 
     Args:
         store: the Store deployments are read from.
-        known_versions: the version ids an agent can run (default: none checked); a deployment
-            naming a version this process cannot run falls back to the current version rather
-            than failing requests. Asked once per agent, until `forget_versions()`.
+        known_versions: the version ids an agent can run, the current one first (default: none
+            checked). A deployment naming a version this process cannot run serves its stable
+            version instead, else this process's current version if that passed its production
+            gate (read from the store at each refresh); else the request is refused
+            (`VersionUnavailable`, a 503), since no version reaches production traffic ungated.
+            Asked once per agent, until `forget_versions()`.
         refresh_s: how often `run()` re-reads deployments.
         redis_url: listen on `shipyard:rollout` for change notices (optional).
+        agents: the agents this process serves (with `known_versions`): production traffic of an
+            agent no deployment chooses a version for gets its current version only when that may
+            serve on its own (`rollout/_serving.py`, read at each refresh); else `VersionUnavailable`.
+            Default: not checked (the current version serves).
+        require_gate: `server.require_gate` as applied (True: required; False: not; None: latched
+            per agent by the store, see `gate_required`).
     """
 
     def __init__(
@@ -58,13 +74,20 @@ class RolloutAssigner:
         known_versions: Callable[[str], Iterable[str]] | None = None,
         refresh_s: float = REFRESH_S,
         redis_url: str | None = None,
+        agents: Callable[[], Iterable[str]] | None = None,
+        require_gate: bool | None = None,
     ) -> None:
         self.store = store
         self.known_versions = known_versions
+        self.agents = agents
+        self.require_gate = require_gate
         self.refresh_s = refresh_s
         self.redis_url = redis_url
         self._deployments: dict[str, Deployment] = {}
         self._known: dict[str, frozenset[str]] = {}
+        self._current: dict[str, str | None] = {}  # agent -> this process's current version
+        # agent -> whether its current version may serve on its own (read at each refresh)
+        self._serving: dict[str, ServingGate] = {}
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
 
@@ -81,37 +104,87 @@ class RolloutAssigner:
         return self._deployments.get(agent)
 
     def refresh(self) -> None:
-        """Re-read every deployment (blocking: call it in a thread from async code)."""
+        """Re-read every deployment, and whether this process's current version of each agent may
+        serve on its own (blocking: call it in a thread from async code)."""
         fresh = {row["agent"]: Deployment.from_row(row) for row in self.store.list_deployments()}
+        serving = self.read_serving(deployed=set(fresh)) if self.known_versions is not None else {}
         with self._lock:
             self._deployments = fresh
+            self._serving = serving
 
-    def forget_versions(self) -> None:
+    def read_serving(
+        self,
+        versions_of: Callable[[str], Iterable[str]] | None = None,
+        agents: Iterable[str] | None = None,
+        *,
+        deployed: set[str] | None = None,
+    ) -> dict[str, ServingGate]:
+        """Whether each agent's current version may serve on its own (`serving_gate`), blocking: of
+        the agents served (and the deployed ones), or of `agents` with `versions_of` (a runtime a
+        config reload is about to swap in, so the swap brings its versions' gates with it)."""
+        from shipyard.rollout._serving import serving_gate
+
+        if deployed is None:
+            deployed = {row["agent"] for row in self.store.list_deployments()}
+        if agents is None:
+            agents = set(self.agents() if self.agents is not None else ()) | deployed
+        out: dict[str, ServingGate] = {}
+        for agent in sorted(agents):
+            listed = _listed(versions_of or self.known_versions or (lambda _: ()), agent)
+            if listed:
+                out[agent] = serving_gate(
+                    self.store, agent, listed[0], self.require_gate, deployed=agent in deployed
+                )
+        return out
+
+    def serving(self, agent: str) -> ServingGate | None:
+        """What the last refresh read of `agent`'s current version (None: not read)."""
+        return self._serving.get(agent)
+
+    def gates(self) -> dict[str, ServingGate]:
+        """What the last refresh read of each agent's current version."""
+        return dict(self._serving)
+
+    def forget_versions(self, serving: dict[str, ServingGate] | None = None) -> None:
         """Ask `known_versions` again from now on: the versions this process can run changed (a
         config reload swapped the runtime). Without it, a version added after start would stay
-        unknown here and its canary would get no traffic."""
+        unknown here and its canary would get no traffic. `serving`: the gates of the new current
+        versions (`read_serving`); without it they are read at the next refresh (woken now), and
+        an ungated-looking current version is refused until then."""
         self._known = {}
+        self._current = {}
+        if serving is not None:
+            self._serving = serving
+        self._wake.set()
+
+    def _versions_of(self, agent: str) -> list[str]:
+        assert self.known_versions is not None
+        return _listed(self.known_versions, agent)
+
+    def _current_of(self, agent: str) -> str | None:
+        if agent not in self._current:
+            self._current[agent] = next(iter(self._versions_of(agent)), None)
+        return self._current[agent]
 
     def _is_known(self, agent: str, version: str) -> bool:
         if self.known_versions is None:
             return True
         known = self._known.get(agent)
         if known is None:
-            try:
-                known = self._known[agent] = frozenset(self.known_versions(agent))
-            except Exception:  # an agent that does not load: its requests fail elsewhere, clearly
-                known = self._known[agent] = frozenset()
+            known = self._known[agent] = frozenset(self._versions_of(agent))
         return version in known
 
     def __call__(self, ex: Exchange) -> str | None:
         """The version for one exchange; tags canary traffic and experiment arms on it."""
         dep = self._deployments.get(ex.agent)
         if dep is None:
-            return None
+            return self._own(ex)
         key = assignment_key(ex.session_id if ex.session_supplied else None, ex.user_id)
         version = assign(dep, key)
-        if version is None or not self._is_known(ex.agent, version):
-            return None
+        if version is None:
+            return self._own(ex)
+        if not self._is_known(ex.agent, version):
+            return self._fallback(dep, version)
         canary = dep.strategy is Strategy.CANARY and dep.active and version == dep.candidate_version
         if canary and ex.traffic_source == TrafficSource.PRODUCTION:
             ex.traffic_source = TrafficSource.CANARY
@@ -120,6 +193,42 @@ class RolloutAssigner:
             ex.metadata["experiment"] = dep.config.get("experiment_id")
             ex.metadata["arm"] = "b" if version == arms.get("b") else "a"
         return version
+
+    def _own(self, ex: Exchange) -> str | None:
+        """No deployment chooses a version: the current one (None), when it may serve on its own
+        (see `rollout/_serving.py`). Traffic other than production (eval, shadow, replay) runs."""
+        if self.agents is None or self.known_versions is None:
+            return None
+        if ex.traffic_source != TrafficSource.PRODUCTION:
+            return None
+        gate = self._serving.get(ex.agent)
+        current = self._current_of(ex.agent)
+        if gate is not None and gate.version == current:
+            if gate.serves:
+                return None
+            raise VersionUnavailable(gate.refusal())
+        if self.require_gate is False or current is None:
+            return None
+        raise VersionUnavailable(
+            f"whether {current} passed its production gate has not been read yet (this server may "
+            "require a passed gate for production traffic); retry in a few seconds"
+        )
+
+    def _fallback(self, dep: Deployment, version: str) -> str | None:
+        """What this process serves when it cannot run the version the deployment chose: the stable
+        version, else its own current version if that passed its production gate (or an admin
+        overrode it); else refuse."""
+        stable = dep.stable_version
+        if stable and stable != version and self._is_known(dep.agent, stable):
+            return stable
+        gate = self._serving.get(dep.agent)
+        if gate is not None and gate.gated and gate.version == self._current_of(dep.agent):
+            return gate.version
+        raise VersionUnavailable(
+            f"this replica cannot run {version}, the version the deployment of {dep.agent!r} serves, and "
+            "its own current version has not passed its production gate",
+            hint="deploy the same project to every replica, or gate and `shipyard deploy` this one's version",
+        )
 
     def notify(self) -> None:
         """Wake `run()` to refresh now (e.g. after this process changed a deployment)."""
@@ -159,3 +268,10 @@ class RolloutAssigner:
                 raise
             except Exception:  # Redis down: polling still converges; try again shortly
                 await asyncio.sleep(self.refresh_s)
+
+
+def _listed(versions_of: Callable[[str], Iterable[str]], agent: str) -> list[str]:
+    try:
+        return list(versions_of(agent))
+    except Exception:  # an agent that does not load: its requests fail elsewhere, clearly
+        return []

@@ -24,7 +24,10 @@ deployment keep. Before each step up and before a promotion the candidate's gate
 back (its traffic would break the rule, and holding would keep it); an override covers the
 candidate's traffic but never its promotion (promotion makes it stable, as `deploy` does, and
 `deploy` has no override), so an overridden candidate that reaches promotion holds until its gate
-passes.
+passes. A running experiment is ticked too: a gate run since its start that refuses either arm stops
+it. A gate decision counts only when made under the current gate rules (`evals.GATE_RULES`), and a
+start, switch or step up that an override let through is written to the audit log
+(`audit_override`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ConflictError, GateFailed, NotFoundError, ShipyardError
+from shipyard.evals import GATE_RULES
+from shipyard.observe import log_event
 from shipyard.rollout._assigner import publish_change
 from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, RolloutAction, RolloutState, Strategy
 from shipyard.types import TrafficSource
@@ -126,6 +131,12 @@ def production_gate(
         )
     decision = run.get("decision") or {}
     verdict = decision.get("verdict")
+    if verdict in ("PASS", "MARGINAL") and int(decision.get("rules") or 1) < GATE_RULES:
+        return run, GateFailed(
+            f"the production gate of {version} (run {run['id']}) was decided under the gate rules before "
+            f"they failed closed (rules {decision.get('rules') or 1}, now {GATE_RULES}), so it cannot {doing}",
+            hint=f"run `{gate_command(agent, version)}` again",
+        )
     if verdict == "PASS":
         return run, None
     if verdict == "MARGINAL":
@@ -235,6 +246,39 @@ def override_lines(gate: dict[str, Any] | None, said_chars: int = 240) -> list[s
     ]
 
 
+def audit_override(dep: Deployment, decision: Decision | None) -> None:
+    """Write a decision that let traffic in under an admin's gate override to the audit log: one
+    `gate_overridden` warning event with `audit: true`, who overrode the gate and why, who acted, and
+    what the gate said of each version (the start of a canary, a green or an experiment, a switch,
+    each step up the override covers). The decision log in the store keeps the same."""
+    if decision is None or decision.action is RolloutAction.DRY_RUN:
+        return
+    n = decision.numbers
+    started = decision.action is RolloutAction.START
+    gate = (n.get("gate") if started else dep.config.get("gate")) or {}
+    used = (
+        (started and gate.get("override"))
+        or n.get("gate_overridden")
+        or (n.get("gate_check") or {}).get("overridden")
+    )
+    ride = gate.get("override")
+    if not used or not ride:
+        return
+    log_event(
+        "gate_overridden",
+        level="warning",
+        audit=True,
+        agent=dep.agent,
+        action=str(decision.action),
+        candidate=decision.candidate,
+        step=decision.step,
+        actor=decision.actor,
+        overridden_by=ride.get("by"),
+        reason=ride.get("reason"),
+        gate_said=ride.get("refused"),
+    )
+
+
 def analyze_arms(
     baseline: Sequence[InteractionRecord],
     canary: Sequence[InteractionRecord],
@@ -317,6 +361,7 @@ class RolloutController:
         publish_change(self.redis_url, dep.agent)
         if self.on_change is not None:
             self.on_change(dep.agent)
+        audit_override(dep, decision)
         return Deployment.from_row(row)
 
     def _version(self, agent: str, ref: str | None) -> str:
@@ -470,8 +515,31 @@ class RolloutController:
                 and dep.config.get("promote_after_s")
             ):
                 return self._tick_blue_green(dep)
+            if dep.strategy is Strategy.EXPERIMENT and dep.state is RolloutState.RUNNING:
+                return self._tick_experiment(dep)
         except ConflictError:
             return None
+        return None
+
+    def _tick_experiment(self, dep: Deployment) -> Decision | None:
+        """Read both arms' production gates again: a gate run since the start that refuses an arm
+        stops the experiment (both arms take non-admin traffic; an override covered the runs the
+        experiment started with, not a later refusal). None while both may go on."""
+        arms = dep.config.get("arms") or {}
+        known = (dep.config.get("gate") or {}).get("runs") or {}
+        for arm in ("a", "b"):
+            version = str(arms.get(arm))
+            found, refused = production_gate(self.store, dep.agent, version, doing="stay an experiment's arm")
+            run = str(found["id"]) if found else None
+            if refused is None or run is None or run == known.get(version):
+                continue
+            from shipyard.rollout._ab import stop_experiment
+
+            why = f"production gate run {run} since the start refuses arm {arm.upper()}: {refused.message}"
+            stop_experiment(self, dep.agent, actor="auto", why=[why])
+            last = self.store.rollout_decisions(dep.agent, limit=1)[0]
+            fields = {k: last[k] for k in Decision.__dataclass_fields__ if k in last}
+            return Decision(**{**fields, "agent": dep.agent})
         return None
 
     def tick_all(self) -> list[Decision]:

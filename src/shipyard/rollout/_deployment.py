@@ -61,6 +61,7 @@ class RolloutAction(StrEnum):
     ROLLBACK = "rollback"
     ABORT = "abort"
     SWITCH = "switch"
+    GATE_OVERRIDE = "gate_override"  # an admin lets an ungated version serve without a deployment
 
 
 # States in which a candidate is deployed beside the stable version (one candidate at a time).

@@ -58,11 +58,12 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
     rates, safety, latency, cost; no regression check) applied to them."""
 
     def run(agent: str, version: str, suites: list[str]) -> EvalGateResult:
-        from shipyard.evals import EvalRunner, decide_gate, load_suite, summarize_run
+        from shipyard.evals import EvalRunner, case_keys, decide_gate, load_suite, summarize_run
         from shipyard.runtime import Runtime
 
         stage, policy = policy_for(cfg, suites)
         policy = policy.model_copy(update={"regression": None})
+        loaded = [load_suite(cfg.resolve(s)) for s in suites]
 
         async def go() -> Any:
             rt = Runtime(cfg, store=store)
@@ -70,7 +71,7 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
                 runner = EvalRunner(rt, cfg, repeat=policy.repeat)
                 return await runner.run(
                     agent,
-                    [load_suite(cfg.resolve(s)) for s in suites],
+                    loaded,
                     version,
                     stage="canary",
                     progress=False,
@@ -80,7 +81,7 @@ def eval_gate(cfg: ShipyardConfig, store: Any) -> EvalGate:
 
         result = asyncio.run(go())
         summary = summarize_run(result, policy.case_rule)
-        decision = decide_gate(summary, policy, None, stage="canary")
+        decision = decide_gate(summary, policy, None, stage="canary", expected_cases=case_keys(loaded))
         row = store.get_eval_run(summary.run_id) or {}
         stored = {**(row.get("summary") or {}), **summary.to_dict()}
         store.finish_eval_run(

@@ -27,8 +27,10 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.keep_alive_s",
     "server.max_connections",
     "server.allowed_hosts",  # the request guard, built with the app
+    "server.require_gate",  # the rollout assigner's gate rule, checked against the address at start
     "server.content_capture",  # the process's logging
     "server.otlp_endpoint",  # the process-wide trace exporter
+    "server.otlp_file",
     "store",  # the store, the journal and its mover
     "flags",  # the flag store, its file watcher and Redis channel (the flag file itself reloads)
     "alerts.interval_s",  # the alert loop's period

@@ -344,7 +344,8 @@ class Reloader:
             await rt.aclose()
         else:
             result.outcome = "applied"
-            self._swap(cfg, rt)
+            serving = await self._serving(cfg, rt)
+            self._swap(cfg, rt, serving)
         self.config_hash = loaded.sha256
         self._paths, self._stamps, self._digest = await asyncio.to_thread(self._look)
         if await asyncio.to_thread(file_sha256, path) != loaded.sha256:
@@ -404,13 +405,36 @@ class Reloader:
             out["versions"] = versions
         return out
 
-    def _swap(self, cfg: ShipyardConfig, rt: Runtime) -> None:
+    async def _serving(self, cfg: ShipyardConfig, rt: Runtime) -> dict[str, Any] | None:
+        """Whether the new current versions may serve on their own (rollout/_serving.py), read
+        before the swap so it brings them along: a new version id is subject to the same gate rule
+        as at start. None when the store cannot say now (they are refused until the next refresh)."""
+        from shipyard.server._rollout_api import _PARTS, warn_ungated
+
+        parts = _PARTS.get(self.state)
+        if parts is None:
+            return None
+        assigner = parts.assigner
+        try:
+            serving = await asyncio.to_thread(
+                assigner.read_serving, lambda agent: [v.id for v in rt.versions(agent)], list(cfg.agents)
+            )
+        except Exception as e:
+            log_event("version_gates_unreadable", level="warning", error=error_text(e))
+            return None
+        before = {a: g.version for a, g in assigner.gates().items()}
+        for agent, gate in serving.items():
+            if not gate.gated and before.get(agent) != gate.version:
+                warn_ungated(gate)
+        return serving
+
+    def _swap(self, cfg: ShipyardConfig, rt: Runtime, serving: dict[str, Any] | None = None) -> None:
         """Put `cfg` and `rt` in place, with every part that holds config. Nothing is awaited here,
-        so no request sees half of it."""
+        so no request sees half of it. `serving`: the gates of the new current versions."""
         st = self.state
         old = st.rt
         st.cfg, st.rt, st.load_errors = cfg, rt, {}
-        _apply(st, cfg)
+        _apply(st, cfg, serving)
         if old is not None and old is not rt:
             if self._inflight.get(id(old)):
                 self._retired[id(old)] = old
@@ -569,7 +593,7 @@ class Reloader:
         }
 
 
-def _apply(st: ServerState, cfg: ShipyardConfig) -> None:
+def _apply(st: ServerState, cfg: ShipyardConfig, serving: dict[str, Any] | None = None) -> None:
     """The parts of a running server that hold config beside the runtime, set from `cfg`."""
     from shipyard.server._idempotency import _KEEPERS
     from shipyard.server._rollout_api import _PARTS
@@ -578,6 +602,7 @@ def _apply(st: ServerState, cfg: ShipyardConfig) -> None:
     st.window.horizon_s = kpi_horizon(rules)
     st.alerts.replace_rules(rules)
     st.alerts.webhooks = list(cfg.alerts.webhooks)
+    st.alerts.files = [cfg.resolve(f) for f in cfg.alerts.files]
     st.alerts.project = cfg.project
     if st.rt.sampler is not None:
         st.rt.sampler.set_rate(cfg.server.trace_sample_rate)
@@ -586,7 +611,8 @@ def _apply(st: ServerState, cfg: ShipyardConfig) -> None:
         keeper.ttl_s, keeper.wait_s = cfg.server.idempotency.ttl_s, cfg.server.idempotency.wait_s
     parts = _PARTS.get(st)
     if parts is not None:
-        parts.assigner.forget_versions()  # versions added by this config take their rollouts' traffic
+        # versions added by this config take their rollouts' traffic; its current versions' gates
+        parts.assigner.forget_versions(serving)
 
 
 # the admin API -------------------------------------------------------------------------------------

@@ -77,9 +77,15 @@ async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
         state.store,
         known_versions=lambda agent: (v.id for v in state.rt.versions(agent)),
         redis_url=redis_url,
+        agents=lambda: [a for a in state.cfg.agents if a not in state.load_errors],
+        require_gate=require_gate(state.cfg.server.require_gate, state.host),
     )
     await asyncio.to_thread(assigner.refresh)
     state.rt.assigner = assigner
+    for agent in sorted(state.cfg.agents):
+        gate = assigner.serving(agent)
+        if gate is not None and not gate.gated:
+            warn_ungated(gate)
 
     def changed(agent: str) -> None:  # the controller changed a deployment: refresh at once
         loop.call_soon_threadsafe(assigner.notify)
@@ -94,11 +100,48 @@ async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
     )
     _PARTS[state] = Rollouts(assigner, controller)
     register_panel(DashboardPanel("rollouts", "Rollouts", _deployments_panel))
+    register_panel(DashboardPanel("serving-gates", "Production gate of each served version", _serving_panel))
     register_panel(DashboardPanel("rollout-decisions", "Rollout decisions", _decisions_panel))
     return [
         loop.create_task(assigner.run(loops=state.loops)),
         loop.create_task(_tick_loop(controller, state.loops)),
     ]
+
+
+def require_gate(setting: bool | None, host: str) -> bool | None:
+    """`server.require_gate` as this server applies it (see rollout/_serving.py): on anything but
+    loopback it is always on, and turning it off there is refused, like `--no-auth`."""
+    from shipyard.server._guard import is_loopback
+
+    if is_loopback(host):
+        return setting
+    if setting is False:
+        raise ShipyardError(
+            f"server.require_gate: false serves ungated versions as production traffic, which is allowed "
+            f"on loopback only, not on {host}",
+            hint="remove server.require_gate from shipyard.yaml, or bind 127.0.0.1",
+        )
+    return True
+
+
+def warn_ungated(gate: Any) -> None:
+    """One warning line naming an agent's current version that has no passed production gate: what
+    its production traffic gets (refused where the gate is required, served here otherwise)."""
+    from shipyard.observe import log_event
+
+    if gate.required:
+        said = "production requests to it are refused (503) until it passes or an admin overrides the gate"
+    else:
+        said = "served ungated on this loopback development server (server.require_gate is not on)"
+    log_event(
+        "version_ungated",
+        level="warning",
+        agent=gate.agent,
+        version=gate.version,
+        gate=gate.refused,
+        required=gate.required,
+        message=f"{gate.version} has not passed its production gate: {said}",
+    )
 
 
 def _short(version: str | None) -> str:
@@ -124,6 +167,31 @@ async def _deployments_panel(state: ServerState) -> dict[str, Any]:
             for r in rows
         ],
         "note": None if rows else "no deployments yet: `shipyard deploy AGENT VERSION`",
+    }
+
+
+def _serving_panel(state: ServerState) -> dict[str, Any]:
+    """Each agent's current configured version, and whether it may take production traffic where
+    no deployment chooses a version (rollout/_serving.py): gated, UNGATED, or OVERRIDDEN."""
+    gates = rollouts(state).assigner.gates()
+    rows = []
+    for agent in sorted(state.cfg.agents):
+        gate = gates.get(agent)
+        if gate is None:
+            rows.append([agent, "-", "-", "not read yet", "-"])
+            continue
+        if gate.refused is None:
+            said = f"passed (run {str(gate.run_id)[:8]})"
+        elif gate.override is not None:
+            said = f"OVERRIDDEN by {gate.override.get('by')}: {gate.override.get('reason')}"
+        else:
+            said = f"UNGATED: {gate.refused}"
+        required = f"yes ({gate.why_required})" if gate.required else "no (loopback development server)"
+        rows.append([agent, _short(gate.version), required, said, "yes" if gate.serves else "REFUSED (503)"])
+    return {
+        "columns": ["agent", "current version", "gate required", "production gate", "serves production"],
+        "rows": rows,
+        "note": None,
     }
 
 
@@ -281,7 +349,9 @@ def _weight(body: dict[str, Any], name: str) -> int | None:
 async def _status(agent: str, ctl: RolloutController, last: int = 10) -> dict[str, Any]:
     dep = await asyncio.to_thread(ctl.get, agent)
     decisions = await asyncio.to_thread(ctl.decisions, agent, last)
-    return {"deployment": dep.to_dict(), "decisions": decisions}
+    # the admin's override of the production gate that let the candidate in (None: its gate passed)
+    override = dep.gate_override if dep.active else None
+    return {"deployment": dep.to_dict(), "gate_override": override, "decisions": decisions}
 
 
 async def list_rollouts(request: Request, state: ServerState, ctl: RolloutController) -> Any:
@@ -289,7 +359,31 @@ async def list_rollouts(request: Request, state: ServerState, ctl: RolloutContro
     rows = await asyncio.to_thread(ctl.store.list_deployments)
     from shipyard.rollout import Deployment
 
-    return {"deployments": [Deployment.from_row(r).to_dict() for r in rows]}
+    gates = rollouts(state).assigner.gates()
+    return {
+        "deployments": [Deployment.from_row(r).to_dict() for r in rows],
+        # each agent's current version where no deployment chooses one: gated, ungated, overridden
+        "serving": {agent: gate.to_dict() for agent, gate in sorted(gates.items())},
+    }
+
+
+async def override_gate(request: Request, state: ServerState, ctl: RolloutController) -> Any:
+    """POST /admin/rollouts/{agent}/override-gate {override_gate, version?, by?}: let the current
+    (or named) configured version take production traffic without a passing production gate."""
+    from shipyard.rollout import override_serving
+
+    agent = _agent(request, state)
+    body = await _body(request, state)
+    reason = _override(body)
+    if reason is None:
+        raise ApiError(422, "field 'override_gate' (the reason) is required", param="override_gate")
+    version = field(body, "version", str)
+    actor = _actor(body, request)
+    decision = await asyncio.to_thread(lambda: override_serving(ctl, agent, version, reason, actor=actor))
+    parts = rollouts(state)
+    await asyncio.to_thread(parts.assigner.refresh)  # this replica serves it at once
+    gate = parts.assigner.serving(agent)
+    return {"decision": decision, "serving": gate.to_dict() if gate else None}
 
 
 async def get_rollout(request: Request, state: ServerState, ctl: RolloutController) -> Any:
@@ -438,6 +532,7 @@ def rollout_routes() -> list[Route]:
         Route("/admin/rollouts/{agent}/deploy", _endpoint("admin", deploy), methods=["POST"]),
         Route("/admin/rollouts/{agent}/canary", _endpoint("admin", canary), methods=["POST"]),
         Route("/admin/rollouts/{agent}/blue-green", _endpoint("admin", blue_green), methods=["POST"]),
+        Route("/admin/rollouts/{agent}/override-gate", _endpoint("admin", override_gate), methods=["POST"]),
         Route("/admin/experiments/{agent}", _endpoint("read", list_experiments), methods=["GET"]),
         Route("/admin/experiments/{agent}", _endpoint("admin", start_experiment), methods=["POST"]),
         Route("/admin/experiments/{agent}/report", _endpoint("read", experiment_report), methods=["GET"]),
@@ -503,6 +598,13 @@ def rollout_openapi_paths() -> dict[str, Any]:
             "post": op(
                 "Set the stable version (needs a passing production gate)",
                 obj_with({"version": text, "by": text}, ["version"]),
+            )
+        },
+        "/admin/rollouts/{agent}/override-gate": {
+            "post": op(
+                "Let the current (or named) version take production traffic without a deployment and "
+                "without a passing production gate; recorded and audit-logged (admins only)",
+                obj_with({"override_gate": override, "version": text, "by": text}, ["override_gate"]),
             )
         },
         "/admin/rollouts/{agent}/canary": {

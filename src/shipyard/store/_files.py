@@ -51,6 +51,19 @@ def private_file(path: Path) -> Path:
     return Path(path)
 
 
+def append_private(path: Path, data: bytes) -> None:
+    """Append `data` to `path` in one write, creating the file 0600 and its missing folders 0700 (a
+    log of alerts or traces under `.shipyard/`). Raises OSError when it cannot be written."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def _tighten(path: Path, mode: int) -> None:
     """chmod `path` to `mode` when group or others have any access (and we own it)."""
     try:

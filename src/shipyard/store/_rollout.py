@@ -33,6 +33,7 @@ ACTIONS = (
     "resume",
     "switch",
     "dry_run",
+    "gate_override",
 )
 
 
