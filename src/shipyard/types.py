@@ -122,6 +122,7 @@ class Attempt:
     wait_s: float | None = None
     gave_up: str | None = None
     breaker: tuple[str, str] | None = None
+    model_id: str | None = None  # the provider's model id the request asked for (None: `model`)
 
 
 @dataclass(slots=True)

@@ -108,8 +108,8 @@ def test_markdown_summary_has_tables_fit_for_a_pr(gated: Gated, tmp_path: Path) 
     write_report("markdown", tmp_path / "pr.md", run, summary, decision)
     md = (tmp_path / "pr.md").read_text()
     assert md.startswith("### ❌ Gate production: FAIL — support support@1.1.0+bbb")
-    assert "| Category | Cases | Pass | Fail | Error | Flaky | Pass rate | 95% CI |" in md
-    assert "| functional | 10 | 8 | 1 | 1 | 1 | 80.0% |" in md
+    assert "| Category | Cases | Pass | Fail | Error | Skipped | Flaky | Pass rate | 95% CI |" in md
+    assert "| functional | 10 | 8 | 1 | 1 | 0 | 1 | 80.0% |" in md
     assert "| safety | 0.833 | >= 1.000 | yes | FAIL |" in md
     assert "revealed an order \\| of another" in md  # pipes inside cells are escaped
     rows = [line for line in md.splitlines() if line.startswith("| smoke/")]

@@ -110,7 +110,9 @@ async def test_run_scores_every_case_and_isolates_failures(
     }
     order = by_id["order"]
     assert order.output == "Order 42 is shipped." and order.status == "completed"
-    assert order.tool_calls == [{"name": "lookup", "arguments": {"order_id": "42"}, "status": "success"}]
+    assert order.tool_calls == [
+        {"name": "lookup", "arguments": {"order_id": "42"}, "status": "success", "turn": 0}
+    ]
     assert order.cost_usd > 0 and order.judge_cost_usd > 0 and order.judge_input_tokens > 0
     assert order.input_tokens > 0 and order.interaction_id and order.trace_id and order.suite == "smoke"
     assert [s.scorer for s in order.scores] == ["expected (contains)", "cost", "llm_judge", "trajectory"]
@@ -284,14 +286,19 @@ def test_decide_never_passes_an_error() -> None:
     assert decide([ok, ScoreResult("half", False, 0.2)], 0.7) == ("FAIL", None)
 
 
-async def test_adaptive_limiter_halves_and_grows_back() -> None:
+async def test_adaptive_limiter_halves_once_per_congestion_and_grows_back() -> None:
     lim = AdaptiveLimiter(8)
     for _ in range(3):
         await lim.acquire()
     await lim.release(throttled=True)
-    assert lim.limit == 4
-    await lim.release(throttled=True)
-    assert lim.limit == 2
+    assert lim.limit == 4 and lim.halvings == 1
+    await lim.release(throttled=True)  # in flight when it halved: the same congestion, no second cut
+    await lim.release(throttled=False)
+    assert lim.limit == 4 and lim.halvings == 1
+    await lim.acquire()
+    await lim.release(throttled=True)  # started after the cut: a new congestion
+    assert lim.limit == 2 and lim.halvings == 2
+    await lim.acquire()
     await lim.release(throttled=True)
     assert lim.limit == 1 and lim.lowest == 1
     await lim.acquire()
@@ -300,9 +307,103 @@ async def test_adaptive_limiter_halves_and_grows_back() -> None:
     assert not blocked.done()  # limit 1, one in flight
     await lim.release(throttled=False)
     await blocked
-    assert lim.limit == 2 and lim.in_flight == 1
+    assert lim.limit == 2 and lim.in_flight == 1  # after a cut: one more per round (1 success at 1)
+    await lim.release(throttled=False)
+    assert lim.limit == 2  # 1 of the 2 successes this round needs
+    await lim.acquire()
     await lim.release(throttled=False)
     assert lim.limit == 3
+
+
+async def test_adaptive_limiter_starts_low_and_doubles_each_round_until_a_429() -> None:
+    lim = AdaptiveLimiter(64, start=8)
+    assert lim.limit == 8
+    for _ in range(8):
+        await lim.acquire()
+    for _ in range(8):
+        await lim.release(throttled=False)
+    assert lim.limit == 16  # one per success before any 429: a round doubles it
+    for _ in range(100):
+        await lim.acquire()
+        await lim.release(throttled=False)
+    assert lim.limit == lim.highest == 64  # never above the maximum
+    await lim.acquire()
+    await lim.release(throttled=True)
+    assert lim.limit == 32
+    for _ in range(31):
+        await lim.acquire()
+        await lim.release(throttled=False)
+    assert lim.limit == 32  # after a 429, one per round of 32 successes
+    await lim.acquire()
+    await lim.release(throttled=False)
+    assert lim.limit == 33
+
+
+async def test_adaptive_limiter_steps_down_when_repeats_queue_and_grows_while_latency_holds() -> None:
+    lim = AdaptiveLimiter(64, start=8)
+    for _ in range(8):
+        await lim.acquire()
+        await lim.release(throttled=False, ms_per_turn=20.0)  # a provider that keeps up: grows
+    assert lim.limit == 16
+    for _ in range(6):  # 8x the fastest per turn: the run's own queueing (a CPU-bound agent)
+        await lim.acquire()
+        await lim.release(throttled=False, ms_per_turn=160.0)
+    assert lim.limit == 10
+    await lim.acquire()
+    await lim.release(throttled=False, ms_per_turn=39.0)  # within 2x of the fastest: not congestion
+    assert lim.limit == 10  # after a step down it grows one per round, like after a 429
+    for _ in range(9):
+        await lim.acquire()
+        await lim.release(throttled=False, ms_per_turn=25.0)
+    assert lim.limit == 11
+    for _ in range(40):
+        await lim.acquire()
+        await lim.release(throttled=False, ms_per_turn=500.0)
+    assert lim.limit == 1  # never below the minimum
+    assert lim.halvings == 0  # latency steps are not 429 halvings
+
+
+def _order_suite(tmp_path: Path, n: int) -> Suite:
+    return suite_file(
+        tmp_path,
+        "name: s\ncases:\n"
+        + "".join(f"  - {{id: c{i}, input: 'where is order {i}?', expected: shipped}}\n" for i in range(n)),
+    )
+
+
+def _mock_model(url: str) -> str:
+    return textwrap.indent(f"mock: {{provider: openai, base_url: '{url}', max_retries: 0}}\n", "  ")
+
+
+async def test_default_concurrency_grows_past_eight_while_the_provider_keeps_up(
+    project: Callable[..., ShipyardConfig], tmp_path: Path
+) -> None:
+    with MockLLMServer(yaml.safe_load(RULES), latency_ms=20) as url:
+        cfg = project(model="mock", extra_models=_mock_model(url))
+        rt = Runtime(cfg)
+        runner = EvalRunner(rt, cfg)  # no concurrency given: adaptive
+        result = await runner.run("shop", [_order_suite(tmp_path, 40)], progress=False)
+        await rt.aclose()
+    assert [r.outcome for r in result.results] == ["PASS"] * 40
+    assert runner.limiter is not None
+    assert runner.limiter.highest > 8 and runner.limiter.halvings == 0
+
+
+async def test_default_concurrency_backs_off_on_a_provider_at_capacity(
+    project: Callable[..., ShipyardConfig], tmp_path: Path
+) -> None:
+    """A provider that answers 4 requests at once and 429s beyond (Retry-After 0.1 s): the runner halves
+    its limit; the model client's retries of the 429s get the cases through."""
+    server = MockLLMServer(yaml.safe_load(RULES), latency_ms=50, max_concurrent=4, retry_after_s=0.1)
+    with server as url:
+        cfg = project(model="mock", extra_models=_mock_model(url))
+        rt = Runtime(cfg)
+        runner = EvalRunner(rt, cfg)
+        result = await runner.run("shop", [_order_suite(tmp_path, 24)], progress=False)
+        await rt.aclose()
+    assert server.app is not None and server.app.throttled > 0 and server.app.peak <= 4
+    assert runner.limiter is not None and runner.limiter.halvings >= 1 and runner.limiter.lowest <= 4
+    assert sum(r.outcome == "PASS" for r in result.results) >= 20
 
 
 async def test_rate_limited_model_shrinks_concurrency(

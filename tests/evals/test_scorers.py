@@ -258,7 +258,7 @@ async def test_trajectory_scorer_and_empty_expectation() -> None:
         ("python", "os.path:nope", {}, "has no 'nope'"),
         ("python", "file://missing.py:check", {}, "no file"),
         ("trajectory", {"mode": "zigzag"}, {}, "trajectory:"),
-        ("is_json", "{not json", {}, "the schema is not valid JSON"),
+        ("is_json", "{not json", {}, "the schema is neither JSON nor YAML"),
         ("must_refuse", None, {"patterns": ["("]}, "must_refuse: bad pattern"),
         ("no_system_prompt_leak", None, {"min_words": 1}, "min_words must be at least 3"),
     ],

@@ -170,3 +170,20 @@ def test_wilson_closed_form_agrees_with_scipy(confidence: float) -> None:
             ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
             lo, hi = wilson_interval(k, n, confidence)
             assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_latency_percentiles_are_numpys_linear_percentiles() -> None:
+    """Plain Python (an eval run does not import numpy), checked against numpy itself."""
+    import random
+
+    import numpy as np
+
+    from shipyard.evals._stats import percentiles
+
+    rng = random.Random(16)
+    assert percentiles([]) == (None, None, None)
+    for n in (1, 2, 3, 19, 20, 21, 100, 1001):
+        for _ in range(20):
+            values = [rng.choice((rng.lognormvariate(6, 1), float(rng.randrange(5)))) for _ in range(n)]
+            expected = tuple(float(x) for x in np.percentile(np.array(values), [50, 95, 99]))
+            assert percentiles(iter(values)) == expected

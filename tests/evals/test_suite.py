@@ -121,7 +121,7 @@ def test_dump_and_reload_is_the_same_suite(tmp_path: Path) -> None:
         ),
         (
             "name: s\ncases:\n  - id: a\n    input: x\n    assert:\n      - {type: contains, value: b, casesensitive: false}\n",
-            "cases[0] (id 'a').assert.0: contains: unknown option(s) casesensitive (options: case_sensitive, mode)",
+            "cases[0] (id 'a').assert.0: contains: unknown option(s) casesensitive (options: case_sensitive, mode, partial)",
         ),
         (
             "name: s\ncases:\n  - id: a\n    input: x\n    trajectory: {mode: sideways}\n",

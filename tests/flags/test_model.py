@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shipyard.errors import ConfigError
-from shipyard.flags import FlagStore, load_flag_file, parse_flag, write_flag_file
+from shipyard.flags import ErrorCode, FlagStore, Reason, load_flag_file, parse_flag, write_flag_file
 
 GOOD = {
     "$schema": "https://flagd.dev/schema/v0/flags.json",
@@ -112,14 +112,56 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "flags.a.variants.off: is a string but variant 'on' is a boolean",
         "flags.b.state: required field is missing",
         "flags.b.variants: must be a non-empty object",
-        "flags.c.targeting.if[0].strats_with: unknown operator 'strats_with'",
-        "flags.d.targeting.$ref: no evaluator named 'nope'",
         "flags.e.metadata.killSwitch.toolErrorRate: must be a number in (0, 1], got 2",
         "flags.e.metadata.killSwitch.tools: must be a non-empty list",
-        "flags.f.targeting.fractional[0]: a fractional bucket must be [variant, weight] with a whole weight",
     ):
         assert expected in text, f"{expected!r} not in:\n{text}"
     assert all(line.startswith("line ") for line in text.splitlines())
+    # rules flagd loads (and evaluates to PARSE_ERROR or null) are not problems of the file
+    assert "flags.c" not in text and "flags.d" not in text and "flags.f" not in text
+
+
+BROKEN_RULES = {
+    "flags": {
+        "c": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x",
+              "targeting": {"if": [{"strats_with": [{"var": "id"}, "a"]}, "x", None]}},
+        "d": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x", "targeting": {"$ref": "nope"}},
+        "f": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x",
+              "targeting": {"fractional": [["x", 10.5], ["y", 5]]}},
+    }
+}  # fmt: skip
+
+
+def test_rules_flagd_loads_load_with_warnings_and_resolve_as_flagd_does(tmp_path: Path) -> None:
+    fs = load_flag_file(_json(tmp_path, BROKEN_RULES))
+    text = "\n".join(fs.warnings)
+    for expected in (
+        "flags.c.targeting.if[0].strats_with: unknown operator 'strats_with'",
+        "flags.d.targeting.$ref: no evaluator named 'nope'",
+        "flags.f.targeting.fractional[0]: a fractional bucket must be [variant, weight] with a whole weight",
+    ):
+        assert expected in text, f"{expected!r} not in:\n{text}"
+    assert all(line.startswith("line ") for line in fs.warnings)
+    store = FlagStore(fs)
+    for name, code in (("c", ErrorCode.PARSE_ERROR), ("d", ErrorCode.PARSE_ERROR), ("f", None)):
+        d = store.evaluate(name, 7, {"targetingKey": "u1"})
+        assert d.error_code == code and d.value == (7 if code else 1), (name, d)
+    assert store.evaluate("f", 7, {"targetingKey": "u1"}).reason == Reason.DEFAULT
+
+
+def test_a_flag_written_through_shipyard_must_compile() -> None:
+    for name, definition in BROKEN_RULES["flags"].items():
+        with pytest.raises(ConfigError) as e:
+            parse_flag(name, definition)
+        assert f"flags.{name}.targeting" in e.value.problems[0]
+    # a broken evaluator of the file does not block a flag that does not use it
+    evaluators = {"broken": {"nope": [1]}, "beta": {"starts_with": [{"var": "id"}, "b"]}}
+    ok = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    assert (
+        parse_flag("x", {**ok, "targeting": {"if": [{"$ref": "beta"}, "on", None]}}, evaluators).name == "x"
+    )
+    with pytest.raises(ConfigError):
+        parse_flag("y", {**ok, "targeting": {"if": [{"$ref": "broken"}, "on", None]}}, evaluators)
 
 
 def test_malformed_json_gives_line_and_column(tmp_path: Path) -> None:

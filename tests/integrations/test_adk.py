@@ -98,7 +98,7 @@ async def test_the_template_runs_with_model_tool_and_adk_spans_tokens_and_cost(t
         f"{SUPPORT} > execute_tool lookup_order",
         f"{SUPPORT} > execute_tool lookup_order > execute_tool lookup_order",
         *[f"{SUPPORT} > generate_content openai/gpt-4o-mini"] * 2,
-        *[f"{SUPPORT} > generate_content openai/gpt-4o-mini > chat mock"] * 2,
+        *[f"{SUPPORT} > generate_content openai/gpt-4o-mini > chat gpt-4o-mini"] * 2,  # the model id sent
     ]
     # the agent's model really went to the mock: the bundle's prompt, its tools, its temperature
     first = template.requests[0]
@@ -142,7 +142,7 @@ def test_the_template_passes_its_smoke_suite_and_its_gate(
     assert "Order 10001 is shipped." in result.output
     assert "+-- [execute_tool lookup_order]" in result.output  # ADK's span, by its name
     assert '+-- [Tool Call] lookup_order(order_id="10001")' in result.output  # Shipyard's, inside it
-    assert "Model: mock, Tokens: " in result.output and "Cost: $0.0001" in result.output
+    assert "Model: gpt-4o-mini, Tokens: " in result.output and "Cost: $0.0001" in result.output
     assert_smoke_suite_and_gate_pass()
 
 
@@ -292,7 +292,7 @@ def test_an_applications_own_tracer_provider(template: Project, provider: str) -
     with a provider Shipyard cannot add to, the interaction still runs, with Shipyard's spans."""
     found, stderr = in_a_fresh_process(template, APP_PROVIDER, provider)
     assert found["status"] == "completed" and found["tools"] == ["lookup_order"]
-    shipyards = ["chat mock", "chat mock", "execute_tool lookup_order", "invoke_agent support"]
+    shipyards = ["chat gpt-4o-mini", "chat gpt-4o-mini", "execute_tool lookup_order", "invoke_agent support"]
     adks = [
         "execute_tool lookup_order",
         "generate_content openai/gpt-4o-mini",

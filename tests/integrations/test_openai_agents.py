@@ -35,14 +35,14 @@ from shipyard.runtime import Runtime
 
 TEMPLATE = "openai-agents"  # the starter template of the `template` fixture (conftest.py)
 DESK = "invoke_agent support > agent Support"
-LOOKUP = [  # the spans of an order lookup, as paths()
+LOOKUP = [  # the spans of an order lookup, as paths(); `chat {the template's model id}`, not its key
     "invoke_agent support",
     DESK,
     f"{DESK} > turn 1",
-    f"{DESK} > turn 1 > chat mock",
+    f"{DESK} > turn 1 > chat gpt-4o-mini",
     f"{DESK} > turn 1 > execute_tool lookup_order",
     f"{DESK} > turn 2",
-    f"{DESK} > turn 2 > chat mock",
+    f"{DESK} > turn 2 > chat gpt-4o-mini",
 ]
 
 

@@ -9,7 +9,7 @@ from llm_helpers import ScriptServer
 
 from shipyard.config import load_config
 from shipyard.errors import ConfigError, MissingSecretError, NotFoundError
-from shipyard.llm import FallbackClient, ModelPool, OpenAIChatClient, ScriptedModel
+from shipyard.llm import FallbackClient, ModelPool, OpenAIChatClient, ScriptedModel, model_id
 
 CONFIG = """
 models:
@@ -46,6 +46,7 @@ async def test_builds_and_caches_clients(
     pool = ModelPool(load_config(project))
     local = pool.client("local")
     assert isinstance(local, ScriptedModel) and local.name == "local" and local.latency_ms == 1
+    assert local.model == "local"  # no `model:`: the model id is the key
     assert (await local.chat([{"role": "user", "content": "x"}])).text == "local answer"
     assert pool.client("local") is local
 
@@ -53,7 +54,7 @@ async def test_builds_and_caches_clients(
     assert isinstance(remote, OpenAIChatClient)
     assert (remote.name, remote.model, remote.max_retries) == ("remote", "gpt-remote", 0)
     resp = await remote.chat([{"role": "user", "content": "x"}])
-    assert resp.model == "remote"
+    assert resp.model == "remote" and [a.model_id for a in resp.attempts] == ["gpt-remote"]
     headers = script_server.requests[0]["headers"]
     assert headers["Authorization"] == "Bearer sk-secret" and headers["X-Team"] == "support"
     assert script_server.requests[0]["json"]["model"] == "gpt-remote"
@@ -66,6 +67,7 @@ async def test_builds_and_caches_clients(
     assert pool.prices("local").cached_input == 0.075
     chain = pool.chain("remote", ["local"])
     assert isinstance(chain, FallbackClient) and [c.name for c in chain.clients] == ["remote", "local"]
+    assert model_id(chain) == "gpt-remote"  # what the chain's first request asks for
     assert pool.chain("local") is local
     await pool.aclose()
 
@@ -161,3 +163,15 @@ def test_retry_settings_on_a_scripted_model_are_an_error(tmp_path: Path) -> None
         load_config(tmp_path / "shipyard.yaml")
     [msg] = info.value.problems
     assert "breaker only apply to provider 'openai'" in msg and "models.s" in msg
+
+
+async def test_a_scripted_model_answers_as_its_model_id(tmp_path: Path) -> None:
+    """A scripted entry's `model:` is the id it answers as (`gen_ai.request.model`); its key stays its name."""
+    (tmp_path / "r.yaml").write_text("default: 'hi'\n")
+    (tmp_path / "shipyard.yaml").write_text(
+        "models:\n  small: {provider: scripted, rules: r.yaml, model: acme-small}\n"
+    )
+    client = ModelPool(load_config(tmp_path / "shipyard.yaml")).client("small")
+    assert (client.name, model_id(client)) == ("small", "acme-small")
+    resp = await client.chat([{"role": "user", "content": "x"}])
+    assert resp.model == "small" and [a.model_id for a in resp.attempts] == ["acme-small"]

@@ -165,6 +165,24 @@ async def test_injected_faults(rules_file: Path) -> None:
         assert waits == [2.0, 2.0]  # Retry-After is honoured in full (not cut to backoff_max_s)
 
 
+@pytest.mark.parametrize("in_child", [False, True])
+async def test_capacity_limit_answers_429_beyond_it(rules_file: Path, in_child: bool) -> None:
+    """`--max-concurrent`: a provider that answers so many requests at once and rate-limits the rest."""
+    import asyncio
+
+    server = MockLLMServer(rules_file, latency_ms=300, max_concurrent=2, retry_after_s=1, subprocess=in_child)
+    with server as u:
+        body = {"messages": [{"role": "user", "content": "x"}]}
+        answers = await asyncio.gather(*(post(u, body) for _ in range(5)))
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses == [200, 200, 429, 429, 429]
+        limited = next(a for a in answers if a[0] == 429)
+        assert limited[1]["Retry-After"] == "1" and b"at most 2 requests at once" in limited[2]
+        assert (await post(u, body))[0] == 200  # capacity again once they were answered
+    if not in_child:
+        assert server.app is not None and server.app.peak == 2 and server.app.throttled == 3
+
+
 async def test_fault_dice_repeat_with_a_seed(rules_file: Path) -> None:
     async def statuses() -> list[int]:
         with MockLLMServer(rules_file, error_rate=0.3, rate_limit_rate=0.3, seed=42) as u:

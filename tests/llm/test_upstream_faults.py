@@ -135,7 +135,30 @@ async def test_retries_fallbacks_and_breaker_changes_are_events_on_the_chat_span
     await rt.aclose()
     assert r.status == "completed" and r.output == "Order 12345 is shipped."
 
-    first, second = [s for s in exporter.get_finished_spans() if s.name == "chat primary"]
+    # named after the provider's model id the chain's first request asks for (`mock`), not the key
+    spans = exporter.get_finished_spans()
+    first, second = [s for s in spans if s.name == "chat mock"]
+    assert (first.attributes or {})["shipyard.model.key"] == "primary"
+    assert (first.attributes or {})["gen_ai.response.model"] == "backup"  # the fallback answered
+    # each request it sent is an HTTP `POST` child span, not a second GenAI operation
+    attempts = [
+        dict(s.attributes or {}) for s in spans if s.parent and s.parent.span_id == first.context.span_id
+    ]
+    assert [
+        (
+            a["http.request.method"],
+            a["gen_ai.request.model"],
+            a["shipyard.model.key"],
+            a["shipyard.attempt.outcome"],
+        )
+        for a in attempts
+    ] == [
+        ("POST", "mock", "primary", "http_5xx"),
+        ("POST", "mock", "primary", "http_5xx"),
+        ("POST", "backup", "backup", "ok"),
+    ]
+    assert not any("gen_ai.operation.name" in a for a in attempts)
+    assert [a.get("http.request.resend_count") for a in attempts[:2]] == [None, 1]
     seen = [(e.name, dict(e.attributes or {})) for e in first.events]
     assert [name for name, _ in seen] == [
         "shipyard.llm.retry",
@@ -144,8 +167,9 @@ async def test_retries_fallbacks_and_breaker_changes_are_events_on_the_chat_span
         "shipyard.llm.fallback",
     ]
     retry, breaker, gave_up, fallback = (attrs for _, attrs in seen)
-    assert retry["shipyard.attempt.outcome"] == "http_5xx" and retry["gen_ai.request.model"] == "primary"
-    assert retry["server.address"] == faulty.url.split("/")[2]
+    assert retry["shipyard.attempt.outcome"] == "http_5xx" and retry["gen_ai.request.model"] == "mock"
+    assert retry["shipyard.model.key"] == "primary"
+    assert f"{retry['server.address']}:{retry['server.port']}" == faulty.url.split("/")[2]
     assert (breaker["shipyard.llm.breaker.from"], breaker["shipyard.llm.breaker.to"]) == ("closed", "open")
     assert gave_up["shipyard.llm.give_up.reason"] == "retries_exhausted"
     assert (fallback["shipyard.llm.fallback.from"], fallback["shipyard.llm.fallback.to"]) == (

@@ -63,9 +63,12 @@ class JudgeHandle:
         self._recorder = recorder
 
     async def chat(
-        self, model: str, messages: list[Message], *, temperature: float | None = None
+        self, model: str, messages: list[Message], *, temperature: float | None = None, kind: str = "judge"
     ) -> JudgeReply:
-        """One call of model `model` (a key of `models` in shipyard.yaml). Raises LLMError."""
+        """One call of model `model` (a key of `models` in shipyard.yaml). Raises LLMError.
+
+        `kind` names the caller in a recording (`judge`, or `user_simulator` for the user simulator,
+        which calls its model through the same handle)."""
         pool = self._judge.pool
         client = pool.client(model)
 
@@ -74,7 +77,7 @@ class JudgeHandle:
 
         if self._recorder is not None:
             request = {"model": model, "messages": messages, "temperature": temperature}
-            resp, replayed = await self._recorder.chat("judge", request, call)
+            resp, replayed = await self._recorder.chat(kind, request, call)
         else:
             resp, replayed = await call(), False
         cost = 0.0 if replayed else call_cost(pool.prices(model), resp.usage)

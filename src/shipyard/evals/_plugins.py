@@ -15,6 +15,8 @@ import_builtins(
     "shipyard.evals._scorers_trajectory",
     "shipyard.evals._scorers_safety",
     "shipyard.evals._scorers_python",
+    "shipyard.evals._scorers_promptfoo",
+    "shipyard.evals._scorers_adk",
     "shipyard.evals._judge",
 )
 for _name, _importer in BUILTIN_IMPORTERS.items():

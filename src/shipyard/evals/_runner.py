@@ -5,14 +5,16 @@ limit, a cost budget, record/replay, a progress bar and clean interruption.
     result = await runner.run("support", [load_suite("evals/support/smoke.yaml")], stage="pre-merge")
 
 One agent exception, timeout or judge failure makes that repeat ERROR; it never stops the run.
-Ctrl-C (or cancelling the task) keeps the results so far and marks the run interrupted."""
+Ctrl-C (or cancelling the task) keeps the results so far and marks the run interrupted. A `scenario`
+case's user turns after the first come from the configured user simulator (`_simulator.py`); without
+one the repeat is SKIPPED, saying why."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,11 +26,12 @@ from shipyard.config import ShipyardConfig
 from shipyard.cost import call_cost
 from shipyard.errors import ShipyardError
 from shipyard.evals._judge import Judge
-from shipyard.evals._replay import ReplayCache, replay_path
+from shipyard.evals._replay import FixedTools, ReplayCache, replay_path
 from shipyard.evals._scorers import BuiltScorer, ScoreInput
-from shipyard.evals._suite import Case, Suite, validate_suite
+from shipyard.evals._simulator import SimulatorError, UserSimulator
+from shipyard.evals._suite import Case, Suite, tool_names, validate_suite
 from shipyard.evals._types import EvalRunResult, Outcome, RepeatResult, ScoreResult
-from shipyard.llm import Usage
+from shipyard.llm import LLMEvent, Usage, add_listener
 from shipyard.observe import semconv as sc
 from shipyard.store import EvalRunStatus, InteractionRecord, new_id
 from shipyard.types import TrafficSource
@@ -41,19 +44,46 @@ MODES: tuple[str, ...] = ("live", "record", "replay")
 STORE_BATCH = 256
 
 
+AUTO_START = 8
+"""The first limit of an adaptive run (`concurrency=None`, the default)."""
+AUTO_MAXIMUM = 64
+"""The most repeats an adaptive run puts in flight, however well the provider keeps up."""
+LATENCY_TOLERANCE = 2.0
+"""A repeat slower per turn than this many times the fastest one seen means the limit is too high."""
+
+
 class AdaptiveLimiter:
-    """A concurrency limit that halves when the model rate-limits and grows back by one per success.
+    """How many repeats may be in flight, adapted to the provider as TCP adapts its window (AIMD).
+
+    Until the model first rate-limits, the limit grows by one per success (it doubles every round of
+    calls); a 429 (on any attempt, Retry-After or not) halves it, when the client sees it
+    (`throttled_now`) or when the repeat that met it ends, and from then on it grows by one per `limit`
+    successes (one per round). The repeats already in flight when it halved met the same congestion,
+    so their 429s do not halve it again. Never above `maximum` nor below `minimum`.
+
+    Latency is the other congestion signal (as in delay-based windows): a repeat whose time per turn
+    is over `LATENCY_TOLERANCE` times the fastest seen so far waited for something the limit made
+    scarce (an in-process agent's CPU, a provider's queue), so the limit steps down by one instead of
+    growing. Without it, an agent bound by this machine's CPU would be run 64 at a time and every
+    latency it reports would be mostly the run's own queueing.
 
     Args:
-        maximum: the highest limit (and the starting one).
-        minimum: the lowest limit."""
+        maximum: the highest limit.
+        minimum: the lowest limit.
+        start: the first limit (default `maximum`: a fixed `--concurrency` starts there)."""
 
-    def __init__(self, maximum: int, minimum: int = 1) -> None:
+    def __init__(self, maximum: int, minimum: int = 1, start: int | None = None) -> None:
         self.maximum = maximum
         self.minimum = minimum
-        self.limit = maximum
+        self.limit = max(minimum, min(maximum, start if start is not None else maximum))
         self.in_flight = 0
-        self.lowest = maximum  # the lowest limit reached, for reports
+        self.lowest = self.limit  # the lowest and highest limits reached, for reports
+        self.highest = self.limit
+        self.halvings = 0
+        self._threshold = maximum  # grow one per success below it, one per round at or above it
+        self._credit = 0  # successes towards the next step of one round
+        self._same_event = 0  # releases still due from repeats in flight when the limit last halved
+        self._fastest: float | None = None  # the lowest time per turn seen, in ms
         self._cond = asyncio.Condition()
 
     async def acquire(self) -> None:
@@ -61,15 +91,49 @@ class AdaptiveLimiter:
             await self._cond.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1
 
-    async def release(self, *, throttled: bool) -> None:
+    async def release(self, *, throttled: bool, ms_per_turn: float | None = None) -> None:
         async with self._cond:
             self.in_flight -= 1
+            earlier = self._same_event > 0
+            if earlier:
+                self._same_event -= 1
+            slow = False
+            if ms_per_turn is not None and ms_per_turn > 0:
+                self._fastest = ms_per_turn if self._fastest is None else min(self._fastest, ms_per_turn)
+                slow = ms_per_turn > LATENCY_TOLERANCE * self._fastest
             if throttled:
-                self.limit = max(self.minimum, self.limit // 2)
-                self.lowest = min(self.lowest, self.limit)
+                if not earlier:
+                    self._halve()
+            elif slow:
+                if self.limit > self.minimum:
+                    self.limit -= 1
+                    self._threshold = min(self._threshold, self.limit)
+                    self._credit = 0
+                    self.lowest = min(self.lowest, self.limit)
             elif self.limit < self.maximum:
-                self.limit += 1
+                if self.limit < self._threshold:
+                    self.limit += 1
+                else:
+                    self._credit += 1
+                    if self._credit >= self.limit:
+                        self._credit = 0
+                        self.limit += 1
+                self.highest = max(self.highest, self.limit)
             self._cond.notify_all()
+
+    def throttled_now(self) -> None:
+        """A model call was just answered 429 (its repeat still runs): halve now, unless this
+        congestion has halved the limit already. Call it on the event loop's thread."""
+        if self._same_event == 0:
+            self._halve()
+
+    def _halve(self) -> None:
+        self.limit = max(self.minimum, self.limit // 2)
+        self._threshold = self.limit
+        self._credit = 0
+        self._same_event = self.in_flight  # these were in flight: the same congestion
+        self.halvings += 1
+        self.lowest = min(self.lowest, self.limit)
 
 
 def rate_limited(rec: InteractionRecord) -> bool:
@@ -115,7 +179,8 @@ class EvalRunner:
         runtime: the runtime interactions run in (traffic_source "eval"); its store, if any, keeps
             the run and its results.
         cfg: the project config (judge models, prices, the project root).
-        concurrency: the most repeats in flight (halved on a 429, grown back on success).
+        concurrency: the most repeats in flight (halved on a 429, grown back on success); None
+            (the default) adapts to the provider: from AUTO_START up to AUTO_MAXIMUM.
         repeat: run every case this many times (default: each case's own `repeat`).
         budget_usd: stop scheduling new repeats once agent + judge cost reach this.
         mode: live, record (live, and write every model / tool / judge call to the replay file) or
@@ -128,14 +193,14 @@ class EvalRunner:
         runtime: Runtime,
         cfg: ShipyardConfig,
         *,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         repeat: int | None = None,
         budget_usd: float | None = None,
         mode: Mode = "live",
         replay_dir: Path | str | None = None,
         console: Console | None = None,
     ) -> None:
-        if concurrency < 1:
+        if concurrency is not None and concurrency < 1:
             raise ShipyardError(f"concurrency must be at least 1, got {concurrency}")
         if repeat is not None and repeat < 1:
             raise ShipyardError(f"repeat must be at least 1, got {repeat}")
@@ -161,12 +226,18 @@ class EvalRunner:
             return {s.name: None for s in suites}
         return {s.name: ReplayCache(replay_path(self.replay_dir, agent, s.name), self.mode) for s in suites}
 
-    def _plan(self, suites: Sequence[Suite], caches: dict[str, ReplayCache | None]) -> list[_Item]:
+    def _plan(
+        self,
+        suites: Sequence[Suite],
+        caches: dict[str, ReplayCache | None],
+        tools: Sequence[str] | None = None,
+        tools_of: str = "the agent",
+    ) -> list[_Item]:
         problems: list[str] = []
         plans = {}
         for s in suites:
             try:
-                plans[s.name] = validate_suite(s, self.cfg)
+                plans[s.name] = validate_suite(s, self.cfg, tools=tools, tools_of=tools_of)
             except ShipyardError as e:
                 problems.append(str(e))
         if problems:
@@ -199,21 +270,32 @@ class EvalRunner:
             suite=item.suite.name,
             tags=list(case.tags),
         )
+        simulator: UserSimulator | None = None
+        if case.scenario is not None:
+            settings = self.cfg.evals.user_simulator
+            if settings is None:  # not run here, and never a pass: it says why
+                res.outcome, res.error = Outcome.SKIPPED, self._no_simulator()
+                return res, False
+            scope = item.cache.scope(f"{item.key}/simulator") if item.cache is not None else None
+            simulator = UserSimulator(settings, case.scenario, self.judge.handle(scope), agent)
         throttled = False
         history: list[dict[str, Any]] = []
         outputs: list[str] = []
         priced = 0.0
         session = f"eval-{run_id[:8]}-{abs(hash(item.key)) % 10**10}"
-        for t, turn in enumerate(case.turns):
+        user: str | None = case.turns[0].user
+        t = 0
+        while user is not None:
             recorder = item.cache.scope(f"{item.key}/t{t}") if item.cache is not None else None
-            rec = await self.runtime.invoke(
+            interceptor = FixedTools(case.tool_results, recorder) if case.tool_results else recorder
+            ran = await self.runtime.interact(  # scored as it happened; the runtime keeps it masked
                 agent,
-                turn.user,
+                user,
                 session_id=session,
                 version=version,
                 traffic_source=TrafficSource.EVAL,
                 history=list(history),
-                interceptor=recorder,
+                interceptor=interceptor,
                 timeout_s=case.timeout_s,
                 metadata={
                     "eval_run": run_id,
@@ -223,6 +305,7 @@ class EvalRunner:
                     "eval_turn": t,
                 },
             )
+            rec = ran.full
             throttled |= rate_limited(rec)
             # nothing below keeps `rec` (or its spans): after scoring, only the RepeatResult remains
             res.latency_ms += rec.latency_ms
@@ -230,7 +313,8 @@ class EvalRunner:
             res.input_tokens += rec.input_tokens
             res.output_tokens += rec.output_tokens
             res.tool_calls += [
-                {"name": c.name, "arguments": c.arguments, "status": c.status} for c in rec.tool_calls
+                {"name": c.name, "arguments": c.arguments, "status": c.status, "turn": t}
+                for c in rec.tool_calls
             ]
             res.replayed |= bool(rec.metadata.get("replayed"))
             priced += self._priced(rec) if rec.metadata.get("replayed") else rec.cost_usd
@@ -238,9 +322,22 @@ class EvalRunner:
             res.interaction_id, res.trace_id = rec.id, rec.trace_id
             outputs.append(rec.output)
             if rec.error:
-                res.error = f"turn {t + 1}: {rec.error}" if len(case.turns) > 1 else rec.error
+                multi = len(case.turns) > 1 or simulator is not None
+                res.error = f"turn {t + 1}: {rec.error}" if multi else rec.error
+                self._count_simulator(res, simulator)
                 return res, throttled
-            history += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": rec.output}]
+            history += [{"role": "user", "content": user}, {"role": "assistant", "content": rec.output}]
+            t += 1
+            if simulator is None:
+                user = case.turns[t].user if t < len(case.turns) else None
+                continue
+            try:  # one model call per further user turn, until the stop signal or max_turns
+                user = await simulator.next_message(history, t)
+            except SimulatorError as e:
+                res.error = f"user simulator, after turn {t}: {e}"
+                self._count_simulator(res, simulator)
+                return res, throttled
+        self._count_simulator(res, simulator)
         judge_scope = item.cache.scope(f"{item.key}/judge") if item.cache is not None else None
         base = ScoreInput(
             case=case,
@@ -270,14 +367,32 @@ class EvalRunner:
         res.outcome, res.error = decide(res.scores, case.threshold)
         return res, throttled
 
+    def _no_simulator(self) -> str:
+        where = self.cfg.path or "shipyard.yaml"
+        return (
+            f"a scenario case needs a user simulator to play its user, and none is configured: set "
+            f"evals.user_simulator: {{model: <a key of models>, max_turns: N}} in {where} to run it"
+        )
+
+    @staticmethod
+    def _count_simulator(res: RepeatResult, simulator: UserSimulator | None) -> None:
+        """The simulator's calls are eval overhead, counted with the judge's (never the agent's)."""
+        if simulator is not None:
+            res.judge_cost_usd += simulator.usage.cost_usd
+            res.judge_input_tokens += simulator.usage.input_tokens
+            res.judge_output_tokens += simulator.usage.output_tokens
+
     async def _guarded(
         self, item: _Item, agent: str, version: str, run_id: str, system_prompt: str
     ) -> RepeatResult:
         """One repeat that never raises (except cancellation) and always releases its slot."""
         assert self.limiter is not None
         throttled = False
+        per_turn: float | None = None
         try:
             res, throttled = await self._run_item(item, agent, version, run_id, system_prompt)
+            if res.outcome is not Outcome.ERROR and res.latency_ms > 0:
+                per_turn = res.latency_ms / max(1, len(item.case.turns))
         except Exception as e:  # a bug anywhere in one repeat is that repeat's ERROR, not the run's end
             res = RepeatResult(
                 case_id=item.case.id,
@@ -289,7 +404,7 @@ class EvalRunner:
                 error=f"{type(e).__name__}: {e}",
             )
         finally:
-            await self.limiter.release(throttled=throttled)
+            await self.limiter.release(throttled=throttled, ms_per_turn=per_turn)
         self._spent += res.cost_usd + res.judge_cost_usd
         return res
 
@@ -323,9 +438,17 @@ class EvalRunner:
                 f"agent {agent!r} is not ready: {warm_failed[v.id]}", hint="nothing was run; fix its warm-up"
             )
         system_prompt = self.runtime.system_prompt(v)
+        tools: list[str] | None = v.spec.tools.names()
+        if not tools:  # a framework's or a remote agent's tools are not registered with Shipyard
+            tools = None
+        if tools is None and any(tool_names(c) for s in suites for c in s.cases):
+            self.console.print(
+                f"[yellow]{v.id} registers no tools with Shipyard (a framework or remote agent): tool "
+                "names in must_not_call and trajectories are not checked against its tools[/]"
+            )
         caches = self._caches(agent, suites)
         try:
-            items = self._plan(suites, caches)
+            items = self._plan(suites, caches, tools, v.id)
         except BaseException:
             for c in caches.values():
                 if c is not None:
@@ -350,18 +473,24 @@ class EvalRunner:
                 stage,
                 run_id=result.run_id,
                 config={
-                    "concurrency": self.concurrency,
+                    "concurrency": self.concurrency or "auto",
                     "repeat": self.repeat,
                     "budget_usd": self.budget_usd,
                     "mode": self.mode,
                     "repeats": len(items),
                 },
             )
-        self.limiter = AdaptiveLimiter(self.concurrency)
+        self.limiter = (
+            AdaptiveLimiter(self.concurrency)
+            if self.concurrency is not None
+            else AdaptiveLimiter(AUTO_MAXIMUM, start=AUTO_START)
+        )
         self._spent = 0.0
+        remove_listener = add_listener(self._on_llm_event(self.limiter))
         try:
             await self._dispatch(items, result, agent, v.id, system_prompt, progress)
         finally:
+            remove_listener()
             for c in caches.values():
                 if c is not None:
                     c.close()
@@ -388,6 +517,19 @@ class EvalRunner:
                     },
                 )
         return result
+
+    @staticmethod
+    def _on_llm_event(limiter: AdaptiveLimiter) -> Callable[[LLMEvent], None]:
+        """A model-client listener that tells the limiter of each 429 as it happens (the client then
+        waits its Retry-After), rather than when the repeat ends: the runner backs off while the
+        client is still retrying. Any client's 429 counts: it is the provider pushing back."""
+        loop = asyncio.get_running_loop()
+
+        def on_event(event: LLMEvent) -> None:
+            if event.kind == "retry" and event.reason == "http_429":
+                loop.call_soon_threadsafe(limiter.throttled_now)
+
+        return on_event
 
     async def _dispatch(
         self,
@@ -427,6 +569,7 @@ class EvalRunner:
             tally = (
                 f"[green]{counts[Outcome.PASS]} pass[/] [red]{counts[Outcome.FAIL]} fail[/] "
                 f"[yellow]{counts[Outcome.ERROR]} error[/]"
+                + (f" [dim]{counts[Outcome.SKIPPED]} skipped[/]" if counts[Outcome.SKIPPED] else "")
             )
             progress.update(task_id, advance=1, tally=tally)
 

@@ -42,7 +42,7 @@ NEGATE_PREFIXES = ("not-", "not_")
 class ScoreInput:
     """Everything a scorer may look at for one case repeat.
 
-    `tool_calls` are `{name, arguments, status}` dicts across all turns; `turn_outputs` holds each
+    `tool_calls` are `{name, arguments, status, turn}` dicts across all turns (turn: 0-based); `turn_outputs` holds each
     turn's reply of a conversation (the last equals `output`); `cost_usd` is what the agent's model
     calls cost (priced from their tokens when replayed); `system_prompt` is the version's rendered
     system prompt (for leak checks); `judge` calls a configured judge model."""

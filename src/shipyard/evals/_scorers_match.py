@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from shipyard.evals._scorers import ScoreFn, ScoreInput, scorer
 from shipyard.evals._types import ScoreResult
+
+if TYPE_CHECKING:
+    import jsonschema  # imported when a suite uses a JSON-schema check
 
 
 def _texts(value: Any, name: str) -> list[str]:
@@ -27,8 +28,9 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _text_match(name: str, value: Any, test: Any, *, mode: str = "any") -> ScoreFn:
-    """A scorer passing when `test(output, expected)` holds for any (or all) of the values."""
+def _text_match(name: str, value: Any, test: Any, *, mode: str = "any", partial: bool = True) -> ScoreFn:
+    """A scorer passing when `test(output, expected)` holds for any (or all) of the values; with `all`,
+    its score is the share found (`partial`) or 0 / 1."""
     wanted = _texts(value, name)
     if mode not in ("any", "all"):
         raise ValueError(f"{name}: mode must be 'any' or 'all', got {mode!r}")
@@ -45,7 +47,9 @@ def _text_match(name: str, value: Any, test: Any, *, mode: str = "any") -> Score
             reason = (
                 f"output {_short(inp.output)!r} does not match {' or '.join(repr(_short(w)) for w in wanted)}"
             )
-        return ScoreResult(name, ok, len(hits) / len(wanted) if mode == "all" else float(ok), reason)
+        return ScoreResult(
+            name, ok, len(hits) / len(wanted) if mode == "all" and partial else float(ok), reason
+        )
 
     return score
 
@@ -67,38 +71,43 @@ def exact(value: Any, *, case_sensitive: bool = True, strip: bool = True) -> Sco
 
 
 @scorer("contains")
-def contains(value: Any, *, case_sensitive: bool = True, mode: str = "any") -> ScoreFn:
+def contains(value: Any, *, case_sensitive: bool = True, mode: str = "any", partial: bool = True) -> ScoreFn:
     """The output contains the value.
 
     Args:
         value: the text to find, or a list of texts.
         case_sensitive: compare letter case too.
-        mode: with a list, `any` (one is enough) or `all` (each must appear)."""
+        mode: with a list, `any` (one is enough) or `all` (each must appear).
+        partial: with `all`, score the share found (false: 0 or 1, as promptfoo)."""
     if case_sensitive:
-        return _text_match("contains", value, lambda out, w: w in out, mode=mode)
-    return _text_match("contains", value, lambda out, w: w.casefold() in out.casefold(), mode=mode)
+        return _text_match("contains", value, lambda out, w: w in out, mode=mode, partial=partial)
+    return _text_match(
+        "contains", value, lambda out, w: w.casefold() in out.casefold(), mode=mode, partial=partial
+    )
 
 
 @scorer("icontains")
-def icontains(value: Any, *, mode: str = "any") -> ScoreFn:
+def icontains(value: Any, *, mode: str = "any", partial: bool = True) -> ScoreFn:
     """The output contains the value, ignoring letter case.
 
     Args:
         value: the text to find, or a list of texts.
-        mode: with a list, `any` or `all`."""
-    return contains(value, case_sensitive=False, mode=mode)
+        mode: with a list, `any` or `all`.
+        partial: with `all`, score the share found (false: 0 or 1, as promptfoo)."""
+    return contains(value, case_sensitive=False, mode=mode, partial=partial)
 
 
 @scorer("starts_with")
-def starts_with(value: Any, *, case_sensitive: bool = True) -> ScoreFn:
+def starts_with(value: Any, *, case_sensitive: bool = True, strip: bool = True) -> ScoreFn:
     """The output (leading white space ignored) starts with the value.
 
     Args:
         value: the prefix, or a list of accepted prefixes.
-        case_sensitive: compare letter case too."""
+        case_sensitive: compare letter case too.
+        strip: ignore leading white space (false: promptfoo's `starts-with`)."""
 
     def test(out: str, w: str) -> bool:
-        out = out.lstrip()
+        out = out.lstrip() if strip else out
         return out.startswith(w) if case_sensitive else out.casefold().startswith(w.casefold())
 
     return _text_match("starts_with", value, test)
@@ -147,6 +156,18 @@ def parse_json_output(text: str) -> tuple[bool, Any]:
     return False, None
 
 
+def _strict_json(text: str) -> tuple[bool, Any]:
+    """The whole text as JSON, as JavaScript's JSON.parse reads it (no NaN or Infinity)."""
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        return True, json.loads(text, parse_constant=no_constant)
+    except ValueError:
+        return False, None
+
+
 def find_json(text: str) -> list[Any]:
     """Every JSON object or array embedded in a text, in order."""
     decoder = json.JSONDecoder()
@@ -166,27 +187,38 @@ def find_json(text: str) -> list[Any]:
     return found
 
 
-def _validator(schema: Any, name: str) -> jsonschema.protocols.Validator | None:
+def _validator(schema: Any, name: str, *, formats: bool = False) -> jsonschema.protocols.Validator | None:
+    """A validator for a schema (a mapping, or its JSON or YAML text); `formats`: also check `format`
+    (as promptfoo's ajv-formats does), which JSON schema otherwise only annotates."""
     if schema is None:
         return None
     if isinstance(schema, str):
         try:
             schema = json.loads(schema)
         except ValueError:
-            raise ValueError(f"{name}: the schema is not valid JSON") from None
+            import yaml
+
+            try:
+                schema = yaml.safe_load(schema)
+            except yaml.YAMLError:
+                raise ValueError(f"{name}: the schema is neither JSON nor YAML") from None
     if not isinstance(schema, dict | bool):
         raise ValueError(f"{name}: the schema must be a JSON-schema object, got {schema!r}")
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)  # type: ignore[arg-type]
     except jsonschema.SchemaError as e:
         raise ValueError(f"{name}: invalid JSON schema: {e.message}") from None
-    return cls(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER if formats else None)
 
 
 def _schema_problem(validator: jsonschema.protocols.Validator | None, value: Any) -> str | None:
     if validator is None:
         return None
+    import jsonschema
+
     err = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if err is None:
         return None
@@ -195,15 +227,17 @@ def _schema_problem(validator: jsonschema.protocols.Validator | None, value: Any
 
 
 @scorer("is_json")
-def is_json(value: Any = None) -> ScoreFn:
+def is_json(value: Any = None, *, fenced: bool = True, formats: bool = False) -> ScoreFn:
     """The whole output is JSON (a ```json fence is accepted), optionally matching a schema.
 
     Args:
-        value: an optional JSON schema the parsed output must satisfy."""
-    validator = _validator(value, "is_json")
+        value: an optional JSON schema the parsed output must satisfy.
+        fenced: accept JSON inside a ```json fence (false: the whole output must be JSON, as promptfoo).
+        formats: check the schema's `format` keywords (email, date-time, ...) too."""
+    validator = _validator(value, "is_json", formats=formats)
 
     def score(inp: ScoreInput) -> ScoreResult:
-        ok, parsed = parse_json_output(inp.output)
+        ok, parsed = parse_json_output(inp.output) if fenced else _strict_json(inp.output)
         if not ok:
             return ScoreResult("is_json", False, 0.0, f"output is not JSON: {_short(inp.output)!r}")
         problem = _schema_problem(validator, parsed)
@@ -215,12 +249,13 @@ def is_json(value: Any = None) -> ScoreFn:
 
 
 @scorer("contains_json")
-def contains_json(value: Any = None) -> ScoreFn:
+def contains_json(value: Any = None, *, formats: bool = False) -> ScoreFn:
     """The output contains a JSON object or array somewhere, optionally matching a schema.
 
     Args:
-        value: an optional JSON schema one of the embedded values must satisfy."""
-    validator = _validator(value, "contains_json")
+        value: an optional JSON schema one of the embedded values must satisfy.
+        formats: check the schema's `format` keywords (email, date-time, ...) too."""
+    validator = _validator(value, "contains_json", formats=formats)
 
     def score(inp: ScoreInput) -> ScoreResult:
         found = find_json(inp.output)

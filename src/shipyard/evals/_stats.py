@@ -12,6 +12,10 @@ When a case counts as passed is the `case_rule`:
 ERROR is never a pass under any rule. A case that did not pass is FAIL when any repeat failed and
 ERROR when every non-passing repeat was an error (the agent raised, timed out, or the judge gave
 an unreadable verdict), so infrastructure trouble is told apart from wrong answers.
+
+SKIPPED (the case could not run here and says why, e.g. a `scenario` case without a user simulator)
+is never a pass either: a skipped case stays in every pass-rate denominator, is not "failing", and
+a gate counts it as not run. A case is SKIPPED only when no repeat passed, failed or errored.
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from statistics import NormalDist
 from typing import Any, Literal
-
-import numpy as np
 
 from shipyard.evals._types import CATEGORIES, EvalRunResult, Outcome, RepeatResult
 
@@ -122,6 +124,7 @@ class CaseStats:
     tags: list[str] = field(default_factory=list)
     output: str = ""  # the last non-passing repeat's output, else the last one's
     suite: str = ""
+    skipped: int = 0  # repeats SKIPPED (their reason is in `reasons`)
 
     @property
     def key(self) -> str:
@@ -149,7 +152,8 @@ class CategoryStats:
     failed: int = 0
     errors: int = 0
     flaky: int = 0
-    pass_rate: float = 0.0  # passed / cases: ERROR counts as not passed
+    skipped: int = 0  # cases SKIPPED: not passed, not failed, not run
+    pass_rate: float = 0.0  # passed / cases: ERROR and SKIPPED count as not passed
     ci_low: float = 0.0
     ci_high: float = 1.0
     repeat_pass_rate: float = 0.0  # passed repeats / repeats
@@ -158,7 +162,7 @@ class CategoryStats:
     latency_p99_ms: float | None = None
     latency_samples: int = 0
     agent_cost_usd: float = 0.0  # total
-    agent_cost_mean_usd: float = 0.0  # per repeat (one interaction)
+    agent_cost_mean_usd: float = 0.0  # per repeat that ran (SKIPPED ones left out)
     judge_cost_usd: float = 0.0
     judge_cost_mean_usd: float = 0.0
 
@@ -168,6 +172,7 @@ class CategoryStats:
         Args:
             errors: ``fail`` counts ERROR cases as not passed; ``exclude`` leaves them out of the
                 denominator (only for soft checks: a hard check always counts them as failures).
+                SKIPPED cases always stay in the denominator, as not passed.
         """
         n = self.cases if errors == "fail" else self.cases - self.errors
         if n <= 0:
@@ -206,9 +211,13 @@ class RunSummary:
         return next((c for c in self.cases if key in (c.key, c.case_id)), None)
 
     def failing_cases(self) -> list[CaseStats]:
-        """Cases that did not pass, worst first (always failing, then by pass fraction)."""
-        bad = [c for c in self.cases if c.outcome != Outcome.PASS]
+        """Cases that FAILed or were ERROR, worst first (always failing, then by pass fraction)."""
+        bad = [c for c in self.cases if c.outcome in (Outcome.FAIL, Outcome.ERROR)]
         return sorted(bad, key=lambda c: (c.passed / c.n if c.n else 0.0, c.category, c.key))
+
+    def skipped_cases(self) -> list[CaseStats]:
+        """Cases that did not run here (SKIPPED), each with its reason in `reasons`."""
+        return [c for c in self.cases if c.outcome == Outcome.SKIPPED]
 
     def flaky_cases(self) -> list[CaseStats]:
         return [c for c in self.cases if c.flaky]
@@ -226,11 +235,7 @@ class RunSummary:
         out = RunSummary.from_dict(self.to_dict())
         out.case_rule = rule
         for c in out.cases:
-            c.outcome = (
-                Outcome.PASS
-                if case_passed(c.passed, c.n, rule)
-                else (Outcome.FAIL if c.failed else Outcome.ERROR)
-            )
+            c.outcome = case_outcome(c.passed, c.failed, c.errors, c.n, rule)
         for s in [out.overall, *out.categories.values()]:
             _count_cases(s, [c for c in out.cases if s.category in ("all", c.category)])
         return out
@@ -261,13 +266,41 @@ def _case_from(d: Mapping[str, Any]) -> CaseStats:
     return CaseStats(**kw)
 
 
+def case_outcome(passed: int, failed: int, errors: int, n: int, rule: CaseRule) -> Outcome:
+    """A case's outcome from its repeat counts: PASS under `rule`, else FAIL when any repeat failed,
+    ERROR when any errored, SKIPPED when the rest were skipped (never PASS with nothing run)."""
+    if case_passed(passed, n, rule):
+        return Outcome.PASS
+    if failed:
+        return Outcome.FAIL
+    return Outcome.ERROR if errors or n == 0 else Outcome.SKIPPED
+
+
 def percentiles(values: Iterable[float]) -> tuple[float | None, float | None, float | None]:
-    """p50, p95, p99 (linear interpolation); Nones when there are no values."""
-    arr = np.fromiter(values, dtype=float)
-    if arr.size == 0:
+    """p50, p95, p99 (linear interpolation between closest ranks, numpy's default method); Nones
+    when there are no values. Plain Python, so an eval run does not import numpy for three numbers."""
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
         return (None, None, None)
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return (float(p50), float(p95), float(p99))
+    p50, p95, p99 = (_linear_quantile(ordered, q) for q in (0.50, 0.95, 0.99))
+    return (p50, p95, p99)
+
+
+def _linear_quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values: rank (n-1)q, interpolated between its neighbours (written as
+    numpy's lerp, so the figures agree to the last bit)."""
+    rank = (len(ordered) - 1) * q
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    a, b, t = ordered[lo], ordered[hi], rank - lo
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def _timed(r: RepeatResult) -> bool:
+    """Whether a repeat's latency counts: it ran live (not replayed, not SKIPPED, whose 0 ms would
+    pull the percentiles down and let a latency gate pass)."""
+    return not r.replayed and r.outcome != Outcome.SKIPPED
 
 
 def _judge_cost(r: RepeatResult) -> float:
@@ -281,16 +314,18 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
     n = len(repeats)
     passed = sum(r.outcome == Outcome.PASS for r in repeats)
     failed = sum(r.outcome == Outcome.FAIL for r in repeats)
-    errors = n - passed - failed
-    outcome = Outcome.PASS if case_passed(passed, n, rule) else (Outcome.FAIL if failed else Outcome.ERROR)
+    skipped = sum(r.outcome == Outcome.SKIPPED for r in repeats)
+    errors = n - passed - failed - skipped
+    outcome = case_outcome(passed, failed, errors, n, rule)
     reasons: list[str] = []
     for r in repeats:
         if r.outcome == Outcome.PASS:
             continue
-        for reason in ([f"error: {r.error}"] if r.error else []) + r.reasons:
+        said = "skipped" if r.outcome == Outcome.SKIPPED else "error"
+        for reason in ([f"{said}: {r.error}"] if r.error else []) + r.reasons:
             if reason not in reasons:
                 reasons.append(reason)
-    live = [r.latency_ms for r in repeats if not r.replayed]
+    live = [r.latency_ms for r in repeats if _timed(r)]
     shown = next((r for r in reversed(repeats) if r.outcome != Outcome.PASS), repeats[-1])
     return CaseStats(
         case_id=first.case_id,
@@ -310,6 +345,7 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
         tags=list(first.tags),
         output=shown.output,
         suite=first.suite,
+        skipped=skipped,
     )
 
 
@@ -317,7 +353,8 @@ def _count_cases(s: CategoryStats, cases: list[CaseStats]) -> None:
     s.cases = len(cases)
     s.passed = sum(c.outcome == Outcome.PASS for c in cases)
     s.errors = sum(c.outcome == Outcome.ERROR for c in cases)
-    s.failed = s.cases - s.passed - s.errors
+    s.skipped = sum(c.outcome == Outcome.SKIPPED for c in cases)
+    s.failed = s.cases - s.passed - s.errors - s.skipped
     s.flaky = sum(c.flaky for c in cases)
     s.pass_rate, s.ci_low, s.ci_high, _ = s.rate("fail")
 
@@ -329,14 +366,15 @@ def summarize_category(category: str, cases: list[CaseStats], repeats: list[Repe
     s.repeats = len(repeats)
     if s.repeats:
         s.repeat_pass_rate = sum(r.outcome == Outcome.PASS for r in repeats) / s.repeats
-    live = [r.latency_ms for r in repeats if not r.replayed]
+    live = [r.latency_ms for r in repeats if _timed(r)]
     s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms = percentiles(live)
     s.latency_samples = len(live)
     s.agent_cost_usd = sum(c.cost_usd for c in cases)
     s.judge_cost_usd = sum(c.judge_cost_usd for c in cases)
-    if s.repeats:
-        s.agent_cost_mean_usd = s.agent_cost_usd / s.repeats
-        s.judge_cost_mean_usd = s.judge_cost_usd / s.repeats
+    ran = sum(r.outcome != Outcome.SKIPPED for r in repeats)  # a skipped repeat cost nothing: no mean
+    if ran:
+        s.agent_cost_mean_usd = s.agent_cost_usd / ran
+        s.judge_cost_mean_usd = s.judge_cost_usd / ran
     return s
 
 

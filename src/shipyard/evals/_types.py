@@ -9,16 +9,27 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-Category = Literal["functional", "tool_usage", "safety", "latency", "cost", "regression"]
-CATEGORIES: tuple[str, ...] = ("functional", "tool_usage", "safety", "latency", "cost", "regression")
+Category = Literal["functional", "tool_usage", "safety", "adversarial", "latency", "cost", "regression"]
+CATEGORIES: tuple[str, ...] = (
+    "functional",
+    "tool_usage",
+    "safety",
+    "adversarial",  # a broad red-team set, gated as a rate (the critical subset is `safety`)
+    "latency",
+    "cost",
+    "regression",
+)
 
 
 class Outcome(StrEnum):
-    """A case repeat's outcome. ERROR (a scorer could not decide, the agent crashed) is never a pass."""
+    """A case repeat's outcome. ERROR (a scorer could not decide, the agent crashed) is never a pass.
+    SKIPPED: the case could not run here (a `scenario` case with no user simulator configured); its
+    `error` says why. It is never a pass either, and a gate counts it as a case that did not run."""
 
     PASS = "PASS"
     FAIL = "FAIL"
     ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
 
 
 @dataclass(slots=True)
@@ -56,7 +67,7 @@ class RepeatResult:
     output_tokens: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{name, arguments, status}]
     replayed: bool = False  # answered from the record/replay cache: latency does not count
-    error: str | None = None
+    error: str | None = None  # ERROR: what went wrong; SKIPPED: why the case did not run
     interaction_id: str | None = None
     trace_id: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -74,7 +85,8 @@ class EvalRunResult:
     """One eval run: every repeat's result, and whether the run was cut short.
 
     `skipped` lists the `suite/case#repeat` keys never started (budget spent or interrupted): a
-    gate must treat them as not run, never as passed."""
+    gate must treat them as not run, never as passed. (Repeats with outcome SKIPPED are results:
+    they were planned and decided not to run, saying why.)"""
 
     run_id: str
     agent: str
@@ -104,7 +116,8 @@ class EvalRunResult:
         return not (self.interrupted or self.budget_exhausted or self.skipped)
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(Outcome, 0)
+        """Repeats per outcome: PASS, FAIL and ERROR always, SKIPPED when any repeat was skipped."""
+        out = dict.fromkeys((Outcome.PASS, Outcome.FAIL, Outcome.ERROR), 0)
         for r in self.results:
-            out[r.outcome] += 1
+            out[r.outcome] = out.get(r.outcome, 0) + 1
         return {str(k): v for k, v in out.items()}

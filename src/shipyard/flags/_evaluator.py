@@ -6,6 +6,7 @@ installing a new set is one reference swap, so readers never see half a change.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,8 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.flags._flagd_ops import SplitVariant
-from shipyard.flags._jsonlogic import Fn
-from shipyard.flags._model import FlagDefinition, FlagKind, FlagSet, compile_targeting, load_flag_file
+from shipyard.flags._jsonlogic import Fn, LogicError
+from shipyard.flags._model import (
+    FlagDefinition,
+    FlagKind,
+    FlagSet,
+    broken_rule,
+    compile_targeting,
+    load_flag_file,
+)
+
+_log = logging.getLogger("shipyard.flags")
 
 
 class Reason(StrEnum):
@@ -62,6 +72,7 @@ class EvaluationDetails:
 class _Compiled:
     definition: FlagDefinition
     rule: Fn | None
+    metadata: dict[str, Any]  # the flag set's metadata, overridden by the flag's (as flagd reports it)
 
 
 def _variant_key(out: Any) -> str:
@@ -85,6 +96,14 @@ def _fits(value: Any, kind: str | None) -> bool:
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, dict | list)  # object
+
+
+def _rule(flag: FlagDefinition, flag_set: FlagSet) -> Fn | None:
+    """The flag's compiled targeting, as flagd reads it (see `parse_flag_set`)."""
+    try:
+        return compile_targeting(flag.name, flag.targeting, flag_set.evaluators, strict=False)
+    except LogicError as e:
+        return broken_rule(e)
 
 
 Listener = Callable[[FlagSet], None]
@@ -130,9 +149,15 @@ class FlagStore:
     def replace(self, flag_set: FlagSet) -> None:
         """Install a new flag set (compiled here, off the hot path) and tell the listeners."""
         compiled = {
-            name: _Compiled(f, compile_targeting(name, f.targeting, flag_set.evaluators))
+            name: _Compiled(f, _rule(f, flag_set), {**flag_set.metadata, **f.metadata})
             for name, f in flag_set.flags.items()
         }
+        if flag_set.warnings:  # loaded as flagd loads them; those flags resolve with PARSE_ERROR or default
+            _log.warning(
+                "flag rules that can only fail or give null in %s: %s",
+                self.source,
+                "; ".join(flag_set.warnings),
+            )
         with self._lock:
             self._set, self._compiled = flag_set, compiled
             listeners = list(self._listeners)
@@ -147,6 +172,11 @@ class FlagStore:
     def get(self, name: str) -> FlagDefinition | None:
         c = self._compiled.get(name)
         return c.definition if c else None
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        """The flag's metadata as flagd reports it: the flag set's, merged under the flag's own."""
+        c = self._compiled.get(name)
+        return c.metadata if c else {}
 
     def names(self) -> list[str]:
         return list(self._compiled)

@@ -16,12 +16,21 @@ from shipyard.flags._jsonlogic import (
     Fn,
     LogicError,
     Node,
+    NullOperation,
     OpCompiler,
     Path,
     arity,
 )
 
 MAX_TOTAL_WEIGHT = 2**31 - 1
+
+
+def _null_arity(args: list[Node], path: Path, lo: int, hi: int | None = None) -> None:
+    """flagd's operators give null for a wrong argument count (the flag takes its default variant)."""
+    try:
+        arity(args, path, lo, hi)
+    except LogicError as e:
+        raise NullOperation(e.path, e.message) from None
 
 
 class SplitVariant(str):
@@ -42,9 +51,9 @@ def _parse_distribution(item: Any) -> tuple[Any, int] | None:
         weight = 1
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight != int(weight):
         return None
-    if not 0 <= weight <= MAX_TOTAL_WEIGHT:
+    if weight > MAX_TOTAL_WEIGHT:
         return None
-    return variant, int(weight)
+    return variant, max(0, int(weight))  # flagd clamps a negative weight to 0
 
 
 def _pick(key: str, dists: list[tuple[Any, int]]) -> Any:
@@ -57,9 +66,9 @@ def _check_static_distributions(args: list[Node], path: Path, skip_first: bool) 
         if i == 0 and skip_first:
             continue
         if a.is_const and _parse_distribution(a.const) is None:
-            raise LogicError(
+            raise NullOperation(
                 (*path, i),
-                f"a fractional bucket must be [variant, weight] with a whole weight in 0..{MAX_TOTAL_WEIGHT}, "
+                f"a fractional bucket must be [variant, weight] with a whole weight up to {MAX_TOTAL_WEIGHT}, "
                 f"got {a.const!r}",
             )
 
@@ -67,14 +76,14 @@ def _check_static_distributions(args: list[Node], path: Path, skip_first: bool) 
 def _op_fractional(args: list[Node], c: Compiler, path: Path) -> Fn:
     """`{"fractional": [bucketKey?, [variant, weight], ...]}`: murmur3 (x86 32-bit, seed 0) of the key,
     bucket = (hash × total weight) >> 32. Without a bucketing key: `$flagd.flagKey` + targetingKey."""
-    arity(args, path, 1)
+    _null_arity(args, path, 1)
     flag_key = c.flag_key
     first = args[0]
     lead_is_dist = first.is_const and isinstance(first.const, list)
     dist_args = args if lead_is_dist else args[1:]
     _check_static_distributions(args, path, skip_first=not lead_is_dist)
     if not dist_args:
-        raise LogicError(path, "fractional needs at least one [variant, weight] bucket")
+        raise NullOperation(path, "fractional needs at least one [variant, weight] bucket")
     total_static = MAX_TOTAL_WEIGHT + 1  # "not known at load time"
     dists: list[tuple[Any, int]] = []
     if all(a.is_const for a in dist_args):
@@ -82,7 +91,7 @@ def _op_fractional(args: list[Node], c: Compiler, path: Path) -> Fn:
         dists = [d for d in static if d is not None]
         total_static = sum(w for _, w in dists)
         if total_static > MAX_TOTAL_WEIGHT:
-            raise LogicError(path, f"the weights add up to {total_static}, more than {MAX_TOTAL_WEIGHT}")
+            raise NullOperation(path, f"the weights add up to {total_static}, more than {MAX_TOTAL_WEIGHT}")
     fns = [a.fn for a in args]
 
     def dynamic(d: Any) -> Any:
@@ -184,14 +193,15 @@ _SEMVER_OPS = {
 
 
 def _op_sem_ver(args: list[Node], c: Compiler, path: Path) -> Fn:
-    """`{"sem_ver": [version, op, target]}` with op one of = != < <= > >= ^ (same major) ~ (same minor)."""
-    arity(args, path, 3, 3)
+    """`{"sem_ver": [version, op, target]}` with op one of = != < <= > >= ^ (same major) ~ (same minor).
+    Null for another operator, a target that is not a version, or another argument count."""
+    _null_arity(args, path, 3, 3)
     if args[1].is_const and args[1].const not in _SEMVER_OPS:
-        raise LogicError(
+        raise NullOperation(
             (*path, 1), f"sem_ver operator must be one of {' '.join(_SEMVER_OPS)}, got {args[1].const!r}"
         )
     if args[2].is_const and parse_semver(args[2].const) is None:
-        raise LogicError((*path, 2), f"{args[2].const!r} is not a semantic version")
+        raise NullOperation((*path, 2), f"{args[2].const!r} is not a semantic version")
     v_fn, op_fn, t_fn = (a.fn for a in args)
     if args[1].is_const and args[2].is_const:
         # the usual form: a constant operator and target, parsed once here
@@ -215,7 +225,7 @@ def _op_sem_ver(args: list[Node], c: Compiler, path: Path) -> Fn:
 
 def _string_op(test: Any) -> OpCompiler:
     def compile_(args: list[Node], c: Compiler, path: Path) -> Fn:
-        arity(args, path, 2, 2)
+        _null_arity(args, path, 2, 2)
         a, b = args[0].fn, args[1].fn
 
         def op(d: Any) -> bool | None:

@@ -28,6 +28,12 @@ class LogicError(ValueError):
         self.message = message
 
 
+class NullOperation(LogicError):
+    """An operation that can only give null (wrong argument count, a constant argument it cannot
+    use). A strict compiler refuses it; a lenient one (reading a flag file, as flagd does) compiles
+    it to null, so the rule goes on and the flag falls back to its default variant."""
+
+
 _NOT_CONST: Any = object()
 
 
@@ -164,11 +170,14 @@ class Compiler:
         operators: operator name -> compile function (defaults: the standard JsonLogic set).
         evaluators: named rules that `{"$ref": name}` refers to (flagd's `$evaluators`).
         flag_key: the flag being compiled, for operators that need it (flagd's `fractional`).
+        strict: refuse operations that can only give null (`NullOperation`); when False they
+            compile to null, as flagd evaluates them.
     """
 
     operators: Mapping[str, OpCompiler] = field(default_factory=lambda: STANDARD_OPERATORS)
     evaluators: Mapping[str, Any] = field(default_factory=dict)
     flag_key: str = ""
+    strict: bool = True
     _refs: list[str] = field(default_factory=list)
 
     def compile(self, logic: Any, path: Path = ()) -> Fn:
@@ -198,7 +207,12 @@ class Compiler:
             self.node(a, (*path, op, i) if isinstance(raw, list) else (*path, op))
             for i, a in enumerate(raw_args)
         ]
-        return Node(compile_op(args, self, (*path, op)))
+        try:
+            return Node(compile_op(args, self, (*path, op)))
+        except NullOperation:
+            if self.strict:
+                raise
+            return Node(lambda _d: None, None)
 
     def _ref(self, name: Any, path: Path) -> Node:
         if not isinstance(name, str):

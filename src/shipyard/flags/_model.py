@@ -106,6 +106,8 @@ class FlagSet:
     flags: dict[str, FlagDefinition] = field(default_factory=dict)
     evaluators: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # rules that load but can only fail or give null (`line N: json.path: problem`), as flagd loads them
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def revision(self) -> int:
@@ -125,7 +127,7 @@ class FlagSet:
         return out
 
     def with_flag(self, flag: FlagDefinition) -> FlagSet:
-        return FlagSet({**self.flags, flag.name: flag}, self.evaluators, self.metadata)
+        return FlagSet({**self.flags, flag.name: flag}, self.evaluators, self.metadata, self.warnings)
 
     def with_revision(self, revision: int) -> FlagSet:
         return FlagSet(self.flags, self.evaluators, {**self.metadata, REVISION_KEY: revision})
@@ -154,16 +156,35 @@ _TOP_KEYS = ("$schema", "flags", "$evaluators", "metadata")
 
 
 def compile_targeting(
-    name: str, targeting: Any, evaluators: Mapping[str, Any], path: JsonPath | None = None
+    name: str,
+    targeting: Any,
+    evaluators: Mapping[str, Any],
+    path: JsonPath | None = None,
+    *,
+    strict: bool = True,
 ) -> Fn | None:
-    """Compile a flag's targeting rule (None when it has none); raises LogicError with a path."""
+    """Compile a flag's targeting rule (None when it has none); raises LogicError with a path.
+    `strict=False` compiles operations that can only give null to null, as flagd evaluates them."""
     if targeting is None or targeting == {}:
         return None
-    compiler = Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators, flag_key=name)
+    compiler = Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators, flag_key=name, strict=strict)
     return compiler.compile(targeting, path if path is not None else ("flags", name, "targeting"))
 
 
-def _check_flag(name: str, raw: Any, evaluators: dict[str, Any], p: _Problems) -> FlagDefinition | None:
+def broken_rule(error: LogicError) -> Fn:
+    """The rule of a flag whose targeting flagd cannot parse (an unknown operator, a `$ref` to no
+    evaluator): evaluating it fails, so the flag resolves with PARSE_ERROR, as in flagd."""
+    message = f"{format_path(error.path)}: {error.message}"
+
+    def fail(_d: Any) -> Any:
+        raise LogicError(error.path, message)
+
+    return fail
+
+
+def _check_flag(
+    name: str, raw: Any, evaluators: dict[str, Any], p: _Problems, w: _Problems
+) -> FlagDefinition | None:
     base: JsonPath = ("flags", name)
     if not isinstance(raw, dict):
         p.add(
@@ -202,19 +223,19 @@ def _check_flag(name: str, raw: Any, evaluators: dict[str, Any], p: _Problems) -
                 f"is a {other} but variant {first_name!r} is a {first_kind}; all variants of a flag have one type",
             )
     names = ", ".join(variants)
-    if "defaultVariant" not in raw:
-        p.add((*base, "defaultVariant"), f"required field is missing (one of: {names}, or null)")
-    default = raw.get("defaultVariant")
+    default = raw.get("defaultVariant")  # missing or null: the caller's default (flagd's no-default-variant)
     if default is not None and variants and default not in variants:
         p.add((*base, "defaultVariant"), f"{default!r} is not a variant (variants: {names})")
     targeting = raw.get("targeting")
     if targeting is not None and not isinstance(targeting, dict):
         p.add((*base, "targeting"), "must be a JsonLogic object (or {} for none)")
     elif targeting:
+        # a file is read as flagd reads it (`w` is then a list of warnings: what cannot be parsed
+        # fails that flag's evaluations with PARSE_ERROR); a flag written through Shipyard must compile
         try:
             compile_targeting(name, targeting, evaluators)
         except LogicError as e:
-            p.add(e.path, e.message)
+            w.add(e.path, e.message)
     metadata = raw.get("metadata", {})
     if not isinstance(metadata, dict):
         p.add((*base, "metadata"), "must be an object")
@@ -236,9 +257,16 @@ def _check_flag(name: str, raw: Any, evaluators: dict[str, Any], p: _Problems) -
     )
 
 
-def parse_flag_set(data: Any, source: str = "<flags>", lines: Lines | None = None) -> FlagSet:
-    """Validate a flagd document; raise ConfigError with one `line N: json.path: problem` per problem."""
+def parse_flag_set(
+    data: Any, source: str = "<flags>", lines: Lines | None = None, *, strict: bool = False
+) -> FlagSet:
+    """Validate a flagd document; raise ConfigError with one `line N: json.path: problem` per problem.
+
+    What flagd loads loads: a targeting rule flagd cannot parse (unknown operator, `$ref` to no
+    evaluator) makes that flag resolve with PARSE_ERROR, and an operation that can only give null
+    gives null. `strict=True` (flags written through Shipyard) refuses those rules instead."""
     p = _Problems(lines)
+    w = p if strict else _Problems(lines)
     if not isinstance(data, dict):
         p.add((), 'a flag file must be an object with a "flags" key')
         raise ConfigError(source, p.items)
@@ -249,11 +277,13 @@ def parse_flag_set(data: Any, source: str = "<flags>", lines: Lines | None = Non
     if not isinstance(evaluators, dict):
         p.add(("$evaluators",), "must be an object of name -> JsonLogic rule")
         evaluators = {}
+    # a broken evaluator is a warning even when strict: a flag that uses it fails to compile itself
+    ew = w if not strict else _Problems(lines)
     for ename, rule in evaluators.items():
         try:
             Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators).compile(rule, ("$evaluators", ename))
         except LogicError as e:
-            p.add(e.path, e.message)
+            ew.add(e.path, e.message)
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         p.add(("metadata",), "must be an object")
@@ -266,18 +296,20 @@ def parse_flag_set(data: Any, source: str = "<flags>", lines: Lines | None = Non
         p.add(("flags",), "must be an object of flag name -> definition")
     else:
         for name, raw in flags_raw.items():
-            flag = _check_flag(str(name), raw, evaluators, p)
+            flag = _check_flag(str(name), raw, evaluators, p, w)
             if flag is not None:
                 flags[flag.name] = flag
     if p.items:
         raise ConfigError(source, p.items, hint="see https://flagd.dev/reference/flag-definitions/")
-    return FlagSet(flags, dict(evaluators), dict(metadata))
+    return FlagSet(flags, dict(evaluators), dict(metadata), () if strict else tuple(w.items))
 
 
 def parse_flag(name: str, definition: Any, evaluators: Mapping[str, Any] | None = None) -> FlagDefinition:
     """Validate one flag definition (as the admin API receives it); errors name `flags.NAME.field`."""
     fs = parse_flag_set(
-        {"flags": {name: definition}, "$evaluators": dict(evaluators or {})}, f"flag {name!r}"
+        {"flags": {name: definition}, "$evaluators": dict(evaluators or {})},
+        f"flag {name!r}",
+        strict=True,
     )
     return fs.flags[name]
 

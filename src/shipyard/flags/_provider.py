@@ -57,8 +57,7 @@ class ShipyardProvider(AbstractProvider):
         if ctx is not None and ctx.targeting_key is not None:
             data["targetingKey"] = ctx.targeting_key
         d: EvaluationDetails = self.store.evaluate(key, default, data, kind=kind)
-        flag = self.store.get(key)
-        meta = {k: v for k, v in (flag.metadata if flag else {}).items() if isinstance(v, _SCALAR_META)}
+        meta = {k: v for k, v in self.store.metadata(key).items() if isinstance(v, _SCALAR_META)}
         return FlagResolutionDetails(
             value=d.value,
             error_code=OFErrorCode(d.error_code.value) if d.error_code else None,

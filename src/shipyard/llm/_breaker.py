@@ -223,8 +223,18 @@ _BREAKERS_LOCK = threading.Lock()
 
 
 def endpoint_of(base_url: str) -> str:
-    """How events and traces name an endpoint: `host:port` of its base URL."""
-    return urlsplit(base_url).netloc or base_url.rstrip("/")
+    """How events and traces name an endpoint: `host:port` of its base URL (the scheme's port when
+    the URL names none, so traces can give `server.port`)."""
+    parts = urlsplit(base_url)
+    if not parts.netloc:
+        return base_url.rstrip("/")
+    try:
+        explicit = parts.port
+    except ValueError:
+        explicit = None
+    if explicit is not None or parts.hostname is None:
+        return parts.netloc
+    return f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}"
 
 
 def breaker_for(

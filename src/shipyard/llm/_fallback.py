@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Unpack
 
 from shipyard.llm._events import LLMEvent, emit, listening
-from shipyard.llm._types import Attempt, ChatClient, ChatOptions, ChatResponse, LLMError, Message
+from shipyard.llm._types import Attempt, ChatClient, ChatOptions, ChatResponse, LLMError, Message, model_id
 
 
 class FallbackClient:
@@ -27,6 +27,7 @@ class FallbackClient:
         self.clients = list(clients)
         self.name = self.clients[0].name
         self.provider = self.clients[0].provider
+        self.model = model_id(self.clients[0])  # what the first request asks for
 
     def __repr__(self) -> str:
         return f"FallbackClient([{', '.join(c.name for c in self.clients)}])"

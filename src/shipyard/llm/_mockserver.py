@@ -48,6 +48,8 @@ class MockLLMApp:
         error_rate: share of chat requests answered with HTTP 500 (OpenAI-style error JSON).
         rate_limit_rate: share of chat requests answered with HTTP 429 and `Retry-After`.
         retry_after_s: the `Retry-After` value sent with a 429.
+        max_concurrent: a provider's capacity: a chat request that arrives while this many are being
+            answered gets HTTP 429 and `Retry-After` (None: no limit). `peak` is the most answered at once.
         seed: seeds the fault dice, so a run can be repeated.
         model_name: the model id listed by `/v1/models` (responses echo the requested model).
     """
@@ -59,9 +61,12 @@ class MockLLMApp:
         error_rate: float = 0.0,
         rate_limit_rate: float = 0.0,
         retry_after_s: float = 1.0,
+        max_concurrent: int | None = None,
         seed: int | None = None,
         model_name: str = "mock",
     ) -> None:
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
         if not (0 <= error_rate <= 1 and 0 <= rate_limit_rate <= 1 and error_rate + rate_limit_rate <= 1):
             raise ValueError("error_rate and rate_limit_rate must be between 0 and 1 and add up to at most 1")
         self.model = model
@@ -78,6 +83,10 @@ class MockLLMApp:
                 "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "shipyard"}],
             }
         )
+        self.max_concurrent = max_concurrent
+        self.active = 0  # chat requests being answered now
+        self.peak = 0
+        self.throttled = 0  # 429s sent for capacity
         self.requests = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)  # request bodies, newest last
 
@@ -120,6 +129,27 @@ class MockLLMApp:
     async def _chat(self, receive: Receive, send: Send) -> None:
         self.requests += 1
         raw = await _read_body(receive)
+        if self.max_concurrent is not None and self.active >= self.max_concurrent:
+            self.throttled += 1
+            await _respond(
+                send,
+                429,
+                error_body(
+                    f"injected fault: at most {self.max_concurrent} requests at once",
+                    "requests",
+                    "rate_limit_exceeded",
+                ),
+                extra=[(b"retry-after", self._retry_after)],
+            )
+            return
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await self._answer(raw, send)
+        finally:
+            self.active -= 1
+
+    async def _answer(self, raw: bytes, send: Send) -> None:
         if self.error_rate or self.rate_limit_rate:
             r = self._rng.random()
             if r < self.error_rate:
@@ -224,6 +254,7 @@ def make_app(
     error_rate: float = 0.0,
     rate_limit_rate: float = 0.0,
     retry_after_s: float = 1.0,
+    max_concurrent: int | None = None,
     seed: int | None = None,
     model_name: str = "mock",
 ) -> MockLLMApp:
@@ -234,6 +265,7 @@ def make_app(
         error_rate=error_rate,
         rate_limit_rate=rate_limit_rate,
         retry_after_s=retry_after_s,
+        max_concurrent=max_concurrent,
         seed=seed,
         model_name=model_name,
     )
@@ -276,7 +308,8 @@ class MockLLMServer:
     Args:
         rules: a rules file path, a `Rules` object or a rules dict.
         host, port: where to listen; port 0 picks a free port.
-        latency_ms, error_rate, rate_limit_rate, retry_after_s, seed, model_name: as for `shipyard mock-llm`.
+        latency_ms, error_rate, rate_limit_rate, retry_after_s, max_concurrent, seed, model_name: as for
+            `shipyard mock-llm`.
         subprocess: run in a child process (its own GIL and core; what benchmarks want).
         cpu: with `subprocess`, pin the child to this CPU.
 
@@ -293,6 +326,7 @@ class MockLLMServer:
         error_rate: float = 0.0,
         rate_limit_rate: float = 0.0,
         retry_after_s: float = 1.0,
+        max_concurrent: int | None = None,
         seed: int | None = None,
         model_name: str = "mock",
         subprocess: bool = False,
@@ -306,6 +340,7 @@ class MockLLMServer:
             "error_rate": error_rate,
             "rate_limit_rate": rate_limit_rate,
             "retry_after_s": retry_after_s,
+            "max_concurrent": max_concurrent,
             "seed": seed,
             "model_name": model_name,
         }
@@ -373,6 +408,8 @@ class MockLLMServer:
         ]
         if o["seed"] is not None:
             cmd += ["--seed", str(o["seed"])]
+        if o["max_concurrent"] is not None:
+            cmd += ["--max-concurrent", str(o["max_concurrent"])]
         if self.cpu is not None:
             cmd += ["--cpu", str(self.cpu)]
         self.process = subprocess.Popen(cmd, pass_fds=(sock.fileno(),))
@@ -430,6 +467,7 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--rate-limit-rate", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--model-name", default="mock")
     p.add_argument("--cpu", type=int, default=None)
@@ -443,6 +481,7 @@ def _main(argv: list[str] | None = None) -> None:
         error_rate=a.error_rate,
         rate_limit_rate=a.rate_limit_rate,
         retry_after_s=a.retry_after,
+        max_concurrent=a.max_concurrent,
         seed=a.seed,
         model_name=a.model_name,
     )

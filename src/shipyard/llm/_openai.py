@@ -12,14 +12,16 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
-import aiohttp
 import orjson
 
 from shipyard.llm._breaker import CircuitBreaker, breaker_for, endpoint_of
 from shipyard.llm._events import LLMEvent, emit, listening
 from shipyard.llm._types import Attempt, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
+
+if TYPE_CHECKING:
+    import aiohttp  # imported when a client is made: a project on the scripted model never needs it
 
 _KIND = {
     "http_429": "rate_limited",
@@ -179,6 +181,8 @@ class OpenAIChatClient:
         self._headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        import aiohttp
+
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
         self._max_connections = max_connections
         self._rng = random.Random(seed)
@@ -193,6 +197,8 @@ class OpenAIChatClient:
 
     # connection pool ---------------------------------------------------------------------------
     def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
@@ -246,7 +252,15 @@ class OpenAIChatClient:
         self, start_ns: int, outcome: str, status: int | None = None, error: str | None = None
     ) -> Attempt:
         return Attempt(
-            self.name, self.provider, self.endpoint, start_ns, time.time_ns(), outcome, status, error
+            self.name,
+            self.provider,
+            self.endpoint,
+            start_ns,
+            time.time_ns(),
+            outcome,
+            status,
+            error,
+            model_id=self.model,
         )
 
     def _backoff_s(self, retry: int) -> float:
@@ -269,6 +283,8 @@ class OpenAIChatClient:
         """One chat completion, retried as the class docstring says. Every option that is set
         (`ChatOptions`) is sent in the body under its OpenAI name. Raises LLMError carrying every
         attempt (kind "unavailable", "rate_limited", "timeout", "bad_response" or "error")."""
+        import aiohttp  # loaded by __init__ already: a dict lookup
+
         body = self._body(messages, tools, options)
         session = self._session()
         attempts: list[Attempt] = []

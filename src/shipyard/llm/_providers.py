@@ -125,7 +125,7 @@ def scripted_client(key: str, m: ModelConfig, cfg: ShipyardConfig) -> ChatClient
     """A ScriptedModel for `models.<key>`, its rules file read now."""
     s: ScriptedSettings = m.settings
     assert s.rules is not None  # ScriptedSettings requires it
-    return ScriptedModel(load_rules(cfg.resolve(s.rules)), name=key, latency_ms=s.latency_ms)
+    return ScriptedModel(load_rules(cfg.resolve(s.rules)), name=key, model=m.model, latency_ms=s.latency_ms)
 
 
 def scripted_identity(s: ScriptedSettings, cfg: ShipyardConfig) -> dict[str, Any]:

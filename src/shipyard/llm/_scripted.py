@@ -414,6 +414,8 @@ class ScriptedModel:
     Args:
         rules: a `Rules` object, or the path of a rules file.
         name: what Shipyard calls this model (the config key).
+        model: the model id it answers as (`gen_ai.request.model`; the `model` of its models: entry),
+            by default `name`.
         latency_ms: simulated latency per call; a rule's own `latency_ms` replaces it.
         provider: the `gen_ai.provider.name` to report.
 
@@ -430,9 +432,11 @@ class ScriptedModel:
         name: str = "scripted",
         latency_ms: float = 0.0,
         provider: str = "scripted",
+        model: str | None = None,
     ) -> None:
         self.rules = rules if isinstance(rules, Rules) else load_rules(rules)
         self.name = name
+        self.model = model or name
         self.provider = provider
         self.latency_ms = latency_ms
         self._seen_systems: set[bytes] = set()
@@ -522,7 +526,9 @@ class ScriptedModel:
             attempts=[],
             response_id=f"chatcmpl-scripted-{self._calls}",
         )
-        resp.attempts.append(Attempt(self.name, self.provider, "scripted", start, time.time_ns(), "ok"))
+        resp.attempts.append(
+            Attempt(self.name, self.provider, "scripted", start, time.time_ns(), "ok", model_id=self.model)
+        )
         return resp, latency / 1000.0
 
     async def chat(

@@ -16,6 +16,7 @@ __all__ = [
     "Message",
     "ToolCall",
     "Usage",
+    "model_id",
 ]
 
 
@@ -38,6 +39,7 @@ class ChatClient(Protocol):
 
     name: str
     provider: str
+    # optional: `model`, the provider's model id a request asks for (`model_id` reads it)
 
     async def chat(
         self,
@@ -48,3 +50,10 @@ class ChatClient(Protocol):
     ) -> ChatResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+def model_id(client: object) -> str:
+    """The provider's model id `client` sends (`gen_ai.request.model`): its `model` attribute when it
+    has one, else its `name` (a client that does not tell the two apart)."""
+    found = getattr(client, "model", None)
+    return found if isinstance(found, str) and found else str(getattr(client, "name", ""))

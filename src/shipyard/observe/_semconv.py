@@ -11,13 +11,13 @@ SPAN_AGENT: Final = "invoke_agent {}"
 SPAN_CHAT: Final = "chat {}"
 SPAN_TOOL: Final = "execute_tool {}"
 SPAN_GUARDRAIL: Final = "apply_guardrail {}"
-SPAN_ATTEMPT: Final = "attempt {}"
+SPAN_ATTEMPT: Final = "POST"  # one HTTP request of a model call (HTTP semconv: `{method}`)
 
 # gen_ai.operation.name values
 OP_AGENT: Final = "invoke_agent"
 OP_CHAT: Final = "chat"
 OP_TOOL: Final = "execute_tool"
-OP_GUARDRAIL: Final = "apply_guardrail"
+OP_GUARDRAIL: Final = "apply_guardrail"  # not a GenAI registry operation: under SHIPYARD_OPERATION
 
 # attributes
 OPERATION: Final = "gen_ai.operation.name"
@@ -43,12 +43,22 @@ AGENT_VERSION: Final = "gen_ai.agent.version"
 TOOL_NAME: Final = "gen_ai.tool.name"
 TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 TOOL_TYPE: Final = "gen_ai.tool.type"
-TOOL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+TOOL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"  # opt-in content, as the two below
+INPUT_MESSAGES: Final = "gen_ai.input.messages"  # JSON, the conventions' input-messages schema
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"  # JSON, the conventions' output-messages schema
 ERROR_TYPE: Final = "error.type"
 SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
 HTTP_STATUS: Final = "http.response.status_code"
+HTTP_METHOD: Final = "http.request.method"
+HTTP_RESEND_COUNT: Final = "http.request.resend_count"  # on an attempt after the first
 
 # Shipyard's own
+# the operation of a span the GenAI registry has no operation name for (`apply_guardrail`): GenAI-aware
+# backends read `gen_ai.operation.name` for model, agent and tool operations only
+SHIPYARD_OPERATION: Final = "shipyard.operation.name"
+# the model's key under `models:` in shipyard.yaml; `gen_ai.request.model` is the provider's model id
+MODEL_KEY: Final = "shipyard.model.key"
 COST_USD: Final = "shipyard.cost_usd"
 USER_ID: Final = "shipyard.user_id"
 TRAFFIC_SOURCE: Final = "shipyard.traffic_source"
@@ -61,8 +71,10 @@ ATTEMPT_OUTCOME: Final = "shipyard.attempt.outcome"
 REPLAYED: Final = "shipyard.replayed"
 GUARDRAIL_VERDICT: Final = "shipyard.guardrail.verdict"
 GUARDRAIL_KIND: Final = "shipyard.guardrail.kind"
-GUARDRAIL_STAGE: Final = "shipyard.guardrail.stage"  # input | output
+GUARDRAIL_STAGE: Final = "shipyard.guardrail.stage"  # input | tool_call | tool_result | output
 GUARDRAIL_REASON: Final = "shipyard.guardrail.reason"
+GUARDRAIL_SCORE: Final = "shipyard.guardrail.score"  # the check's confidence, 0..1, when it has one
+GUARDRAIL_LATENCY_MS: Final = "shipyard.guardrail.latency_ms"
 FEATURE_FLAGS: Final = "shipyard.feature_flags"  # "flag=variant:reason" per evaluation
 REQUEST_TOOL_CHOICE: Final = "shipyard.request.tool_choice"  # auto | none | required | JSON of a named one
 REQUEST_PARALLEL_TOOL_CALLS: Final = "shipyard.request.parallel_tool_calls"
@@ -92,6 +104,20 @@ LLM_FALLBACK_FROM: Final = "shipyard.llm.fallback.from"
 LLM_FALLBACK_TO: Final = "shipyard.llm.fallback.to"
 LLM_BREAKER_FROM: Final = "shipyard.llm.breaker.from"
 LLM_BREAKER_TO: Final = "shipyard.llm.breaker.to"
+
+# feature flags (OTel feature-flag semantic conventions): one event per evaluation
+EVENT_FLAG_EVALUATION: Final = "feature_flag.evaluation"
+FLAG_KEY: Final = "feature_flag.key"
+FLAG_PROVIDER: Final = "feature_flag.provider.name"
+FLAG_VARIANT: Final = "feature_flag.result.variant"
+FLAG_VALUE: Final = "feature_flag.result.value"  # only when there is no variant (the caller's default)
+FLAG_REASON: Final = (
+    "feature_flag.result.reason"  # static | default | targeting_match | split | disabled | error
+)
+FLAG_CONTEXT_ID: Final = "feature_flag.context.id"  # the targeting key
+FLAG_VERSION: Final = "feature_flag.version"  # the flag set's revision
+FLAG_ERROR_MESSAGE: Final = "feature_flag.error.message"
+FLAG_PROVIDER_NAME: Final = "shipyard"
 
 # metric names (OTel); Prometheus exposition replaces dots with underscores
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

@@ -38,10 +38,10 @@ def _ms(value: float) -> str:
     return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
 
 
-def _describe(span: SpanRecord, n_llm: int) -> str:
+def _describe(span: SpanRecord, n_llm: int, arguments: object = None) -> str:
     a = span.attributes
     ms = f"({_ms(span.duration_ms)})"
-    op = a.get(sc.OPERATION)
+    op = a.get(sc.OPERATION) or a.get(sc.SHIPYARD_OPERATION)
     err = " ERROR" if span.status == "error" else ""
     if a.get(sc.ATTEMPT) is not None:
         code = f" HTTP {a[sc.HTTP_STATUS]}" if a.get(sc.HTTP_STATUS) else ""
@@ -60,7 +60,9 @@ def _describe(span: SpanRecord, n_llm: int) -> str:
     if op == sc.OP_TOOL and sc.TOOL_STATUS in a:  # a framework's own tool span is shown by its name
         name = a.get(sc.TOOL_NAME, span.name)
         cached = " (cached)" if a.get(sc.TOOL_CACHED) else ""
-        return f"[Tool Call] {name}({_args(a.get(sc.TOOL_ARGUMENTS))}) {ms} Status: {a.get(sc.TOOL_STATUS, '?')}{cached}"
+        # the span has the arguments only with content capture on; the record has them always
+        args = _args(a.get(sc.TOOL_ARGUMENTS, arguments))
+        return f"[Tool Call] {name}({args}) {ms} Status: {a.get(sc.TOOL_STATUS, '?')}{cached}"
     if op == sc.OP_GUARDRAIL:
         return f"[Guardrail] {span.name.split(' ', 1)[-1]} {ms} Verdict: {a.get(sc.GUARDRAIL_VERDICT, '?')}"
     return f"[{span.name}] {ms}{err}"
@@ -79,12 +81,19 @@ def trace_tree_lines(record: InteractionRecord, spans: list[SpanRecord] | None =
             children[s.parent_id].append(s)
     lines = [f'[User Request] "{_clip(record.input)}"']
     counter = {"llm": 0}
+    recorded: dict[str, list[object]] = defaultdict(list)  # the record's tool arguments, in call order
+    for t in record.tool_calls:
+        recorded[t.name].append(t.arguments)
 
     def walk(parent_id: str | None, prefix: str) -> None:
         for s in sorted(children.get(parent_id, []), key=lambda x: x.start_ns):
             if s.attributes.get(sc.OPERATION) == sc.OP_CHAT and s.attributes.get(sc.ATTEMPT) is None:
                 counter["llm"] += 1
-            lines.append(f"{prefix}+-- {_describe(s, counter['llm'])}")
+            args = None
+            if s.attributes.get(sc.OPERATION) == sc.OP_TOOL and sc.TOOL_STATUS in s.attributes:
+                queue = recorded.get(str(s.attributes.get(sc.TOOL_NAME, "")))
+                args = queue.pop(0) if queue else None
+            lines.append(f"{prefix}+-- {_describe(s, counter['llm'], args)}")
             walk(s.span_id, prefix + "|   ")
 
     if root is not None:
@@ -92,7 +101,7 @@ def trace_tree_lines(record: InteractionRecord, spans: list[SpanRecord] | None =
     else:  # spans not kept (sampled out): fall back to the record's own lists
         for i, c in enumerate(record.llm_calls, 1):
             lines.append(
-                f"+-- [LLM Call {i}] ({_ms(c.duration_ms)}) Model: {c.model}, "
+                f"+-- [LLM Call {i}] ({_ms(c.duration_ms)}) Model: {c.request_model or c.model}, "
                 f"Tokens: {c.input_tokens} in / {c.output_tokens} out"
             )
         for t in record.tool_calls:

@@ -39,6 +39,7 @@ class LLMCallRecord:
     status: str = "ok"  # ok | error
     error: str | None = None
     tool_calls: list[str] = field(default_factory=list)
+    request_model: str | None = None  # the provider's model id sent (`model` is the config key)
 
 
 @dataclass(slots=True)

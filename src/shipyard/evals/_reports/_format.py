@@ -52,8 +52,8 @@ def repeats_of(run: EvalRunResult | list[RepeatResult] | None) -> list[RepeatRes
 
 
 def live_latencies(run: EvalRunResult | list[RepeatResult] | None) -> list[float]:
-    """Latencies of repeats that really ran (replayed latency never counts)."""
-    return [r.latency_ms for r in repeats_of(run) if not r.replayed]
+    """Latencies of repeats that really ran (replayed or SKIPPED latency never counts)."""
+    return [r.latency_ms for r in repeats_of(run) if not r.replayed and r.outcome != "SKIPPED"]
 
 
 def thresholds(decision: GateDecision | None) -> dict[str, float]:

@@ -7,8 +7,6 @@ from html import escape
 from importlib import resources
 from string import Template
 
-import numpy as np
-
 from shipyard.evals._gate import GateDecision
 from shipyard.evals._reports._format import (
     check_result,
@@ -79,6 +77,8 @@ def latency_chart(latencies: list[float], p95: float | None) -> str:
     """A histogram of live latencies with the p95 marked."""
     if not latencies:
         return '<p class="meta">No live repeats: every repeat was replayed, so no latency was measured.</p>'
+    import numpy as np  # only an HTML report draws a histogram
+
     arr = np.asarray(latencies, dtype=float)
     bins = int(min(30, max(5, np.sqrt(arr.size))))
     counts, edges = np.histogram(arr, bins=bins)
@@ -161,6 +161,7 @@ def _categories(summary: RunSummary) -> str:
                 s.passed,
                 s.failed,
                 s.errors,
+                s.skipped,
                 s.flaky,
                 pct(s.pass_rate),
                 interval(s),
@@ -181,6 +182,7 @@ def _categories(summary: RunSummary) -> str:
             "pass",
             "fail",
             "error",
+            "skipped",
             "flaky",
             "pass rate",
             "95% CI",
@@ -266,6 +268,15 @@ def render_html(
     body.append(
         f"<h2>Failing cases ({len(failing)})</h2>" + (_failing(summary) if failing else "<p>None.</p>")
     )
+    skipped = summary.skipped_cases()
+    if skipped:
+        items = "".join(
+            f"<li>{escape(c.key)} ({escape(c.category)}): {escape('; '.join(c.reasons) or 'no reason given')}</li>"
+            for c in skipped
+        )
+        body.append(
+            f"<h2>Skipped cases ({len(skipped)}): not run, not counted as passed</h2><ul>{items}</ul>"
+        )
     flaky = summary.flaky_cases()
     if flaky:
         items = "".join(f"<li>{escape(c.key)} ({escape(c.category)}): {c.k_of_n}</li>" for c in flaky)

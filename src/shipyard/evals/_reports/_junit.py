@@ -1,6 +1,6 @@
 """JUnit XML: one testcase per eval case, one testsuite per category, and one for the gate's checks,
 so any CI shows the run. k/n, the pass rate and its Wilson interval are in `<properties>`; FAIL is
-`<failure>` with the reasons, ERROR is `<error>`."""
+`<failure>` with the reasons, ERROR is `<error>`, SKIPPED is `<skipped message="why">`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def _testcase(parent: ET.Element, summary: RunSummary, c: CaseStats) -> None:
     values.update({f"pass@{k}": f"{v:.4f}" for k, v in c.pass_at_k.items()})
     values.update({f"pass^{k}": f"{v:.4f}" for k, v in c.pass_hat_k.items()})
     _properties(tc, values)
-    if c.outcome != Outcome.PASS:
+    if c.outcome == Outcome.SKIPPED:
+        ET.SubElement(tc, "skipped", message=_clean("; ".join(c.reasons) or "no reason given", 1000))
+    elif c.outcome != Outcome.PASS:
         tag = "error" if c.outcome == Outcome.ERROR else "failure"
         reasons = "; ".join(c.reasons) or "no reason given"
         head = f"{c.k_of_n} repeats passed{' (flaky)' if c.flaky else ''}: {reasons}"
@@ -66,10 +68,10 @@ def _suite_counts(el: ET.Element, tests: int, failures: int, errors: int, skippe
     el.set("skipped", str(skipped))
 
 
-def _category_suite(root: ET.Element, summary: RunSummary, s: CategoryStats) -> tuple[int, int, int]:
+def _category_suite(root: ET.Element, summary: RunSummary, s: CategoryStats) -> tuple[int, int, int, int]:
     el = ET.SubElement(root, "testsuite", name=f"{summary.agent} {s.category}".strip())
     cases = [c for c in summary.cases if c.category == s.category]
-    _suite_counts(el, len(cases), s.failed, s.errors)
+    _suite_counts(el, len(cases), s.failed, s.errors, s.skipped)
     el.set("time", f"{sum((c.latency_ms or 0.0) * c.n for c in cases) / 1000:.3f}")
     _properties(
         el,
@@ -90,10 +92,10 @@ def _category_suite(root: ET.Element, summary: RunSummary, s: CategoryStats) -> 
     )
     for c in cases:
         _testcase(el, summary, c)
-    return len(cases), s.failed, s.errors
+    return len(cases), s.failed, s.errors, s.skipped
 
 
-def _gate_suite(root: ET.Element, decision: GateDecision) -> tuple[int, int, int]:
+def _gate_suite(root: ET.Element, decision: GateDecision) -> tuple[int, int, int, int]:
     el = ET.SubElement(root, "testsuite", name=f"gate {decision.stage or ''}".strip())
     failures = 0
     skipped = 0
@@ -118,7 +120,7 @@ def _gate_suite(root: ET.Element, decision: GateDecision) -> tuple[int, int, int
             message = f"{c.describe()} ({result}): {c.detail}"
             ET.SubElement(tc, "failure", message=_clean(message, 1000), type=result).text = _clean(c.detail)
     _suite_counts(el, len(decision.checks), failures, 0, skipped)
-    return len(decision.checks), failures, 0
+    return len(decision.checks), failures, 0, skipped
 
 
 def render_junit(summary: RunSummary, decision: GateDecision | None = None) -> str:
@@ -129,7 +131,7 @@ def render_junit(summary: RunSummary, decision: GateDecision | None = None) -> s
         decision: the gate's decision, written as a `gate` testsuite with one testcase per check.
     """
     root = ET.Element("testsuites", name=f"shipyard {summary.agent} {summary.version}".strip())
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     parts = [_category_suite(root, summary, s) for s in summary.categories.values()]
     if decision is not None:
         parts.append(_gate_suite(root, decision))
@@ -138,5 +140,6 @@ def render_junit(summary: RunSummary, decision: GateDecision | None = None) -> s
     root.set("tests", str(totals[0]))
     root.set("failures", str(totals[1]))
     root.set("errors", str(totals[2]))
+    root.set("skipped", str(totals[3]))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

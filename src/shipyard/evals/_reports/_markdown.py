@@ -51,6 +51,7 @@ def render_markdown(summary: RunSummary, decision: GateDecision | None = None, *
             s.passed,
             s.failed,
             s.errors,
+            s.skipped,
             s.flaky,
             pct(s.pass_rate),
             interval(s),
@@ -67,6 +68,7 @@ def render_markdown(summary: RunSummary, decision: GateDecision | None = None, *
             "Pass",
             "Fail",
             "Error",
+            "Skipped",
             "Flaky",
             "Pass rate",
             "95% CI",
@@ -107,6 +109,12 @@ def render_markdown(summary: RunSummary, decision: GateDecision | None = None, *
                     for ch in decision.regression.newly_failing
                 ],
             )
+    skipped = summary.skipped_cases()
+    if skipped:
+        out += ["", f"**Skipped cases ({len(skipped)})**: not run, not counted as passed", ""]
+        out += table(
+            ["Case", "Category", "Reason"], [[c.key, c.category, "; ".join(c.reasons[:2])] for c in skipped]
+        )
     bad = summary.failing_cases()
     if bad:
         rows = [

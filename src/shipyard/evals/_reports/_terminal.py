@@ -23,6 +23,7 @@ def category_table(summary: RunSummary) -> Table:
         "pass",
         "fail",
         "error",
+        "skip",
         "flaky",
         "pass rate",
         "95% CI",
@@ -42,6 +43,7 @@ def category_table(summary: RunSummary) -> Table:
             str(s.passed),
             str(s.failed) if s.failed else "0",
             f"[red]{s.errors}[/]" if s.errors else "0",
+            f"[yellow]{s.skipped}[/]" if s.skipped else "0",
             str(s.flaky),
             pct(s.pass_rate),
             interval(s),
@@ -75,6 +77,21 @@ def failing_table(summary: RunSummary, limit: int = 20) -> Table | None:
         )
     if len(bad) > limit:
         t.caption = f"... and {len(bad) - limit} more (see the JSON or HTML report)"
+    return t
+
+
+def skipped_table(summary: RunSummary, limit: int = 20) -> Table | None:
+    """The cases that did not run (SKIPPED), each with why: not passed, not failed."""
+    skipped = summary.skipped_cases()
+    if not skipped:
+        return None
+    t = Table(title=f"Skipped cases ({len(skipped)}): not run, not counted as passed", title_justify="left")
+    for col in ("case", "category", "reason"):
+        t.add_column(col, overflow="fold")
+    for c in skipped[:limit]:
+        t.add_row(escape(c.key), c.category, escape("; ".join(c.reasons[:2]) or "no reason given"))
+    if len(skipped) > limit:
+        t.caption = f"... and {len(skipped) - limit} more (see the JSON or HTML report)"
     return t
 
 
@@ -115,6 +132,9 @@ def print_report(
     failing = failing_table(summary)
     if failing is not None:
         out.print(failing)
+    skipped = skipped_table(summary)
+    if skipped is not None:
+        out.print(skipped)
     if decision is not None:
         out.print(checks_table(decision))
         out.print(f"Decision: [{VERDICT_STYLE[decision.verdict]}]{decision.verdict}[/]")

@@ -1,0 +1,381 @@
+"""Run the reference tools (promptfoo from npm, google-adk's evaluators) and Shipyard on the same
+inputs and compare them verdict for verdict. Used by the conformance tests and, standalone, to print
+the agreement figures (`python tests/conformance/_conformance.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if str(Path(__file__).parents[1] / "support") not in sys.path:  # run standalone, not under pytest
+    sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
+from node_tools import Unavailable, promptfoo_binary
+
+HERE = Path(__file__).parent
+DATA = HERE / "data"
+PROMPTFOO_CONFIGS = [
+    DATA / "promptfoo" / "tools" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "echo" / "simple-example.yaml",
+    DATA / "promptfoo" / "csv" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "vectors" / "promptfooconfig.yaml",
+]
+ADK_SCENARIOS = DATA / "adk" / "conversation_scenario"
+"""ADK's user-simulated eval set: no expected invocations to score statically; its own tests
+(test_adk_conformance.py, tests/evals/test_user_simulator.py) run it."""
+ADK_FILES = sorted(p for p in (DATA / "adk").rglob("*.test.json") if ADK_SCENARIOS not in p.parents)
+
+
+def install_promptfoo() -> Path:
+    """The promptfoo executable, installed with the other npm test tools (tests/support/node_tools.py).
+    Raises Unavailable when node or npm is missing."""
+    try:
+        return promptfoo_binary()
+    except Unavailable as e:
+        raise Unavailable(f"{e}: promptfoo conformance not checked") from None
+
+
+def run_promptfoo(binary: Path, config: Path, workdir: Path) -> list[dict[str, Any]]:
+    """Run `promptfoo eval` on a copy of the config's folder (offline: echo provider, no cache, no
+    database) and return its results, ordered by test index."""
+    folder = workdir / config.parent.name
+    shutil.copytree(config.parent, folder, dirs_exist_ok=True)
+    out = folder / "promptfoo-out.json"
+    env = {
+        **os.environ,
+        "PROMPTFOO_CONFIG_DIR": str(workdir / ".promptfoo"),
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+        "PROMPTFOO_PYTHON": sys.executable,
+    }
+    done = subprocess.run(
+        [str(binary), "eval", "-c", config.name, "-o", str(out), "--no-write", "--no-cache", "--no-table"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if not out.is_file():
+        raise RuntimeError(
+            f"promptfoo eval on {config} wrote no results:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    results = json.loads(out.read_text())["results"]["results"]
+    return sorted(results, key=lambda r: (r["testIdx"], r.get("promptIdx", 0)))
+
+
+@dataclass
+class Tally:
+    """Verdicts compared: how many agreed, and each disagreement spelled out."""
+
+    total: int = 0
+    agreed: int = 0
+    disagreements: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # Shipyard said ERROR, naming what it lacks
+
+    def add(self, label: str, ours: tuple[str, float | None], theirs: tuple[str, float | None]) -> None:
+        self.total += 1
+        same = ours[0] == theirs[0]
+        if same and ours[1] is not None and theirs[1] is not None:
+            same = abs(ours[1] - theirs[1]) < 1e-6
+        if same:
+            self.agreed += 1
+        else:
+            self.disagreements.append(f"{label}: Shipyard {ours}, reference {theirs}")
+
+    def __str__(self) -> str:
+        share = 100 * self.agreed / self.total if self.total else 100.0
+        text = f"{self.agreed}/{self.total} verdicts agree ({share:.1f}%)"
+        return text + (f", {len(self.unsupported)} unsupported (ERROR)" if self.unsupported else "")
+
+    def merge(self, other: Tally) -> None:
+        self.total += other.total
+        self.agreed += other.agreed
+        self.disagreements += other.disagreements
+        self.unsupported += other.unsupported
+
+
+def promptfoo_verdict(result: dict[str, Any]) -> tuple[str, float | None]:
+    if result.get("failureReason") == 2:  # promptfoo's ResultFailureReason.ERROR
+        return "ERROR", None
+    return ("PASS" if result["success"] else "FAIL"), float(result["score"])
+
+
+def shipyard_verdict(
+    case: Any,
+    output: str,
+    turn_outputs: list[str] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> tuple[str, float | None]:
+    """Score one case on a given reply with Shipyard's scorers and outcome rule (as the runner does)."""
+    import dataclasses
+
+    from shipyard.evals import ScoreInput, decide
+    from shipyard.evals._suite import case_scorers
+
+    outputs = turn_outputs or [output]
+    base = ScoreInput(
+        case=case,
+        output=output,
+        tool_calls=tool_calls or [],
+        turn_outputs=outputs,
+        user_input=case.first_input,
+    )
+
+    async def score_all() -> list[Any]:
+        built = [b for _, _, b in case_scorers(case)]
+        return list(
+            await asyncio.gather(
+                *(
+                    b(base if b.turn is None else dataclasses.replace(base, output=outputs[b.turn]))
+                    for b in built
+                )
+            )
+        )
+
+    scores = asyncio.run(score_all())
+    outcome, _ = decide(scores, case.threshold)
+    counted = [s for s in scores if s.weight > 0]
+    weight = sum(s.weight for s in counted)
+    mean = sum(s.score * s.weight for s in counted) / weight if weight else None
+    return str(outcome), (None if outcome == "ERROR" else mean)
+
+
+def compare_promptfoo(binary: Path, config: Path, workdir: Path) -> Tally:
+    """promptfoo and Shipyard on one config: one verdict per promptfoo result (test x prompt)."""
+    from shipyard.evals import SuiteError, load_suite
+
+    tally = Tally()
+    results = run_promptfoo(binary, config, workdir)
+    try:
+        suite = load_suite(config)
+    except SuiteError as e:  # the whole file refused: every one of its verdicts disagrees
+        for r in results:
+            tally.add(f"{config.name} test {r['testIdx']}", ("REFUSED", None), promptfoo_verdict(r))
+        tally.disagreements.append(f"{config.name}: refused: {'; '.join(e.problems)[:500]}")
+        return tally
+    by_index = {c.metadata.get("promptfoo_index"): c for c in suite.cases}
+    for r in results:
+        case = by_index.get(r["testIdx"])
+        label = f"{config.name} test {r['testIdx']} ({r['testCase'].get('description', '')})"
+        output = r["response"].get("output")
+        calls = None
+        if isinstance(output, list):  # a tool-call reply: Shipyard records these as the agent's tool calls
+            calls = [
+                {
+                    "name": c["function"]["name"],
+                    "arguments": json.loads(c["function"]["arguments"]),
+                    "turn": 0,
+                }
+                for c in output
+            ]
+            output = ""
+        ours = ("MISSING", None) if case is None else shipyard_verdict(case, str(output), None, calls)
+        lacking = [a.value for a in case.assertions if a.type == "unsupported"] if case is not None else []
+        if ours[0] == "ERROR" and lacking:
+            tally.total += 1
+            tally.unsupported += [f"{label}: {v}" for v in lacking]
+            continue
+        tally.add(label, ours, promptfoo_verdict(r))
+    return tally
+
+
+# ADK ------------------------------------------------------------------------------------------------
+
+
+def adk_variants(expected: list[Any]) -> dict[str, list[Any]]:
+    """Agent behaviours to score for one eval case, as ADK `Invocation`s: the expected ones, and ones
+    that differ the ways agents do (reworded reply, a changed tool argument, a missing or extra tool
+    call, an empty reply)."""
+    from google.genai import types as gt
+
+    def with_(inv: Any, *, text: str | None = None, tools: list[Any] | None = None) -> Any:
+        inv = inv.model_copy(deep=True)
+        if text is not None:
+            inv.final_response = gt.Content(role="model", parts=[gt.Part(text=text)])
+        if tools is not None and inv.intermediate_data is not None:
+            inv.intermediate_data.tool_uses = tools
+        return inv
+
+    def text(inv: Any) -> str:
+        c = inv.final_response
+        return "\n".join(p.text for p in (c.parts or []) if p.text) if c else ""
+
+    def tools(inv: Any) -> list[Any]:
+        return list(inv.intermediate_data.tool_uses) if inv.intermediate_data is not None else []
+
+    out: dict[str, list[Any]] = {"as expected": [with_(i) for i in expected]}
+    # inflected and reordered words: stemming decides
+    out["reworded"] = [
+        with_(i, text=" ".join(w + ("s" if len(w) > 3 else "") for w in reversed(text(i).split())))
+        for i in expected
+    ]
+    out["half reply"] = [
+        with_(i, text=" ".join(text(i).split()[: max(1, len(text(i).split()) // 2)])) for i in expected
+    ]
+    out["empty reply"] = [with_(i, text="") for i in expected]
+    first_with_tools = next((n for n, i in enumerate(expected) if tools(i)), None)
+    if first_with_tools is not None:
+        changed = [with_(i) for i in expected]
+        call = tools(changed[first_with_tools])[0].model_copy(deep=True)
+        args = dict(call.args or {})
+        key = next(iter(args), None)
+        if key is not None:
+            args[key] = f"{args[key]}-other" if isinstance(args[key], str) else [args[key]]
+            call.args = args
+            changed[first_with_tools] = with_(
+                changed[first_with_tools], tools=[call, *tools(changed[first_with_tools])[1:]]
+            )
+            out["changed argument"] = changed
+        missing = [with_(i) for i in expected]
+        missing[first_with_tools] = with_(
+            missing[first_with_tools], tools=tools(missing[first_with_tools])[1:]
+        )
+        out["missing tool call"] = missing
+        extra = [with_(i) for i in expected]
+        bogus = tools(extra[first_with_tools])[0].model_copy(deep=True)
+        bogus.name = f"{bogus.name}_again"
+        extra[first_with_tools] = with_(
+            extra[first_with_tools], tools=[*tools(extra[first_with_tools]), bogus]
+        )
+        out["extra tool call"] = extra
+        several = next((n for n, i in enumerate(expected) if len(tools(i)) > 1), None)
+        if several is not None:
+            swapped = [with_(i) for i in expected]
+            swapped[several] = with_(swapped[several], tools=list(reversed(tools(swapped[several]))))
+            out["tool calls reordered"] = swapped
+        # the same calls, but made one turn late: per-turn scoring tells these apart
+        if len(expected) > 1:
+            moved = [with_(i) for i in expected]
+            last = len(moved) - 1 if first_with_tools != len(moved) - 1 else 0
+            moved[last] = with_(moved[last], tools=tools(moved[last]) + tools(moved[first_with_tools]))
+            moved[first_with_tools] = with_(moved[first_with_tools], tools=[])
+            out["tool call in another turn"] = moved
+    return out
+
+
+async def adk_reference(
+    eval_case: Any, actual: list[Any], criteria: dict[str, Any]
+) -> tuple[str, float | None]:
+    """ADK's own verdict for one case: each criterion of the config by ADK's evaluator; the case
+    passes when every one passes (as `AgentEvaluator` judges it). The score is the mean of the
+    criteria's overall scores (Shipyard's case score: the mean of its ADK assertions' scores)."""
+    from google.adk.evaluation.eval_metrics import BaseCriterion, EvalMetric
+    from google.adk.evaluation.evaluator import EvalStatus
+    from google.adk.evaluation.final_response_match_v1 import RougeEvaluator
+    from google.adk.evaluation.trajectory_evaluator import TrajectoryEvaluator
+
+    # ADK's registry maps these names to these classes (importing the registry itself needs pandas)
+    evaluators: dict[str, Any] = {
+        "tool_trajectory_avg_score": TrajectoryEvaluator,
+        "response_match_score": RougeEvaluator,
+    }
+    statuses, scores = [], []
+    for name, criterion in criteria.items():
+        threshold = criterion if isinstance(criterion, int | float) else criterion.get("threshold")
+        metric = EvalMetric(metric_name=name, threshold=threshold)
+        if isinstance(criterion, dict):
+            metric = EvalMetric(
+                metric_name=name, threshold=threshold, criterion=BaseCriterion.model_validate(criterion)
+            )
+        evaluator = evaluators[name](eval_metric=metric)
+        result = evaluator.evaluate_invocations(actual, eval_case.conversation)
+        if asyncio.iscoroutine(result):
+            result = await result
+        statuses.append(result.overall_eval_status)
+        scores.append(result.overall_score)
+    if not statuses:
+        return "PASS", None
+    verdict = "PASS" if all(s == EvalStatus.PASSED for s in statuses) else "FAIL"
+    return verdict, sum(scores) / len(scores)
+
+
+def adk_eval_set(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The eval set as ADK loads it (old formats converted by ADK itself) and the criteria it scores."""
+    from google.adk.evaluation.agent_evaluator import AgentEvaluator
+
+    config = AgentEvaluator.find_config_for_test_file(str(path))
+    eval_set = AgentEvaluator._load_eval_set_from_file(str(path), config, {})
+    criteria = {
+        k: (v if isinstance(v, int | float) else v.model_dump(exclude_none=True))
+        for k, v in config.criteria.items()
+    }
+    return eval_set, criteria
+
+
+def compare_adk(path: Path) -> Tally:
+    """google-adk's evaluators and Shipyard on one eval set, for each case and agent behaviour."""
+    from shipyard.evals import SuiteError, load_suite
+
+    tally = Tally()
+    eval_set, criteria = adk_eval_set(path)
+    try:
+        suite = load_suite(path)
+    except SuiteError as e:
+        suite = None
+        tally.disagreements.append(f"{path.name}: refused: {'; '.join(e.problems)[:300]}")
+    rel = path.relative_to(DATA / "adk") if path.is_relative_to(DATA / "adk") else Path(path.name)
+    for n, eval_case in enumerate(eval_set.eval_cases):
+        for variant, actual in adk_variants(eval_case.conversation).items():
+            theirs = asyncio.run(adk_reference(eval_case, actual, criteria))
+            label = f"{rel} case {n} ({variant})"
+            if suite is None or n >= len(suite.cases):
+                tally.add(label, ("MISSING", None), theirs)
+                continue
+            case = suite.cases[n]
+            outputs = [
+                "\n".join(p.text for p in (i.final_response.parts or []) if p.text)
+                if i.final_response
+                else ""
+                for i in actual
+            ]
+            calls = [
+                {"name": c.name, "arguments": dict(c.args or {}), "status": "ok", "turn": t}
+                for t, i in enumerate(actual)
+                for c in (i.intermediate_data.tool_uses if i.intermediate_data is not None else [])
+            ]
+            if case.conversation is None and len(outputs) > 1:
+                tally.add(label, ("ONE TURN", None), theirs)
+                continue
+            tally.add(label, shipyard_verdict(case, outputs[-1], outputs, calls), theirs)
+    return tally
+
+
+def main() -> None:
+    import tempfile
+
+    totals = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            binary = install_promptfoo()
+        except Unavailable as e:
+            print(f"promptfoo: skipped ({e})")
+        else:
+            pf = Tally()
+            for config in PROMPTFOO_CONFIGS:
+                t = compare_promptfoo(binary, config, Path(tmp))
+                print(f"promptfoo {config.relative_to(DATA)}: {t}")
+                pf.merge(t)
+            totals["promptfoo"] = pf
+    adk = Tally()
+    for path in ADK_FILES:
+        t = compare_adk(path)
+        print(f"adk {path.relative_to(DATA)}: {t}")
+        adk.merge(t)
+    totals["adk"] = adk
+    for name, t in totals.items():
+        print(f"\n== {name}: {t}")
+        for d in t.disagreements:
+            print(f"  - {d}")
+        for u in t.unsupported:
+            print(f"  - unsupported: {u}")
+
+
+if __name__ == "__main__":
+    main()
