@@ -1,35 +1,44 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+# `make demo` installs the runtime dependencies only (`pip install -e .`); `make test` adds the dev
+# toolchain (`.[dev]`: pytest, ruff, mypy, and the agent frameworks the integration tests run), also
+# after a `make demo`. Each stamp is redone when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
 .PHONY: demo test lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-
-$(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(RUNTIME): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# a dev install holds the runtime one, so its stamp is refreshed too
+$(DEV): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(RUNTIME)
+
+demo: $(RUNTIME)
 	$(BIN)/shipyard demo
 
-test: $(STAMP) lint typecheck pytest
+test: $(DEV) lint typecheck pytest
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+lint: $(DEV)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(DEV)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(DEV)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

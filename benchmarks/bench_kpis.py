@@ -1,18 +1,24 @@
-"""`GET /admin/kpis?points=200` on a busy server, and what it does to `/healthz` meanwhile.
+"""What a KPI question costs as the server's window grows: the same at 10k and at 1M interactions.
 
-A server process (the demo project on uvicorn, the settings `shipyard serve` uses) starts with
-`--samples` production interactions in its in-memory KPI window, spread over the last 15 minutes.
-This process then times the KPI request alone, and `/healthz` first on an idle server and then while
-one client keeps asking for the KPIs back to back. Before the KPI work left the event loop,
-`/healthz` waited behind each KPI request.
+First (in this process), for windows of `--sizes` production interactions spread over the last 24 hours,
+the time of one alert check (a 15-minute rule), of `GET /admin/kpis?points=200`'s numbers and of a
+dashboard overview (from memory), printed as a ratio to the same question on the smallest window
+(issue 16's target: about 1x at any size) and beside what the exact computation over the samples
+(`KpiFrame`, built fresh, the old way) costs on the same data; also what each add costs and the
+window's memory.
 
-    .venv/bin/python benchmarks/bench_kpis.py [--samples 20000] [--seconds 10]
+With `--server`: a server process (the demo project on uvicorn, the settings `shipyard serve` uses)
+starts with `--samples` interactions in its window over the last 15 minutes; this process times the
+KPI request alone, and `/healthz` on an idle server and while one client asks for the KPIs back to back.
+
+    .venv/bin/python benchmarks/bench_kpis.py [--sizes 10000,100000,1000000] [--server --samples 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import subprocess
 import sys
@@ -20,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -96,15 +103,91 @@ def report(label: str, seconds: list[float]) -> None:
     print(f"  {label:<52} p50 {ms(0.5):8.1f} ms  p99 {ms(0.99):8.1f} ms  ({len(ordered)} requests)")
 
 
+def best_ms(fn: Any, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1000
+
+
+def scaling(sizes: list[int]) -> None:
+    """The in-process table: cost per question at each window size, as a ratio to the smallest."""
+    from types import SimpleNamespace
+
+    from helpers import production_record
+    from shipyard.observe import KpiFrame, KpiWindow, Sample
+    from shipyard.server._dashboard import DashboardData, kpis_document
+    from shipyard.store import Store
+
+    versions = ("support@1.0.0+aaaaaaa", "support@1.2.0+ccccccc")
+    now = time.time()
+    rows: list[dict[str, float]] = []
+    tmp = tempfile.TemporaryDirectory()
+    store = Store(f"sqlite:///{Path(tmp.name) / 'empty.db'}")  # the overview's older day: nothing there
+    for n in sizes:
+        rng = random.Random(1)
+        window = KpiWindow()
+        samples: list[Sample] = []
+        add_s = 0.0
+        for i in range(n):
+            record = production_record(rng, now - 86400 + i * 86400 / n, versions)
+            t = time.perf_counter()
+            window.add(record)
+            add_s += time.perf_counter() - t
+            if n <= 200_000:
+                samples.append(Sample.of(record))
+        state = SimpleNamespace(
+            window=window, store=store, started_at=now - 86400 - 1, alerts=SimpleNamespace(states=list)
+        )
+        data = DashboardData(state)
+        row = {
+            "n": n,
+            "add_us": add_s / n * 1e6,
+            "alert_ms": best_ms(lambda w=window: w.kpis(900, now=now)),
+            "kpis_ms": best_ms(lambda w=window: kpis_document(w, 900, now, points=200)),
+            "overview_ms": best_ms(lambda d=data: d.overview(900, now=now)),
+            "mb": window.bytes / 2**20,
+            "exact_ms": best_ms(lambda s=samples: KpiFrame(s).kpis(900, now - 900, now), 3)
+            if samples
+            else math.nan,
+        }
+        rows.append(row)
+        del window, samples, data, state
+    store.close()
+    tmp.cleanup()
+    base = rows[0]
+    print(f"KPI questions on a window of N interactions over 24 h (ratio: to N={base['n']:,}; target ~1x)")
+    print(
+        f"  {'N':>10}  {'add':>8}  {'alert check':>18}  {'/admin/kpis (200 pts)':>22}  {'overview':>18}"
+        f"  {'memory':>8}  {'exact, old way':>14}"
+    )
+    for r in rows:
+        exact = "n/a" if math.isnan(r["exact_ms"]) else f"{r['exact_ms']:9.1f} ms"
+        print(
+            f"  {r['n']:>10,}  {r['add_us']:5.1f} us"
+            f"  {r['alert_ms']:7.2f} ms {r['alert_ms'] / base['alert_ms']:5.2f}x"
+            f"  {r['kpis_ms']:10.1f} ms {r['kpis_ms'] / base['kpis_ms']:6.2f}x"
+            f"  {r['overview_ms']:7.1f} ms {r['overview_ms'] / base['overview_ms']:5.2f}x"
+            f"  {r['mb']:5.1f} MB  {exact:>14}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=20_000, help="interactions in the KPI window")
-    ap.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="window sizes for the scaling table")
+    ap.add_argument("--server", action="store_true", help="also run the server / healthz measurement")
+    ap.add_argument("--samples", type=int, default=20_000, help="interactions in the server's KPI window")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each server measurement")
     ap.add_argument("--serve", help=argparse.SUPPRESS)  # internal: run the server in this process
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(Path(args.serve), args.port, args.samples)
+        return
+    scaling([int(x) for x in args.sizes.split(",")])
+    if not args.server:
         return
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shipyard.observe import Metrics
+from shipyard.observe import Kpis, Metrics, Sample
 from shipyard.store import InteractionRecord, LLMCallRecord, ToolCallRecord
 
 _n = iter(range(10**9))
@@ -63,3 +66,62 @@ def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in family.samples:
             found[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return found
+
+
+# KPIs the obvious way, to check the KPI math against -----------------------------------------------
+NOW = 1_000_000.0
+
+
+def plain_kpis(samples: list[Sample], window_s: float) -> dict[str, object]:
+    """The KPIs computed the obvious way, one sample at a time."""
+    n = len(samples)
+    latencies = sorted(s.latency_s for s in samples)
+    ratings = [s.rating for s in samples if s.rating is not None]
+    sessions = {s.session_id for s in samples}
+    tools = sum(s.tool_calls for s in samples)
+    cost = sum(s.cost_usd for s in samples)
+    count = {st: sum(s.status == st for s in samples) for st in ("completed", "failed", "escalated")}
+    return {
+        "window_s": window_s,
+        "interactions": n,
+        "sessions": len(sessions),
+        "completion_rate": count["completed"] / n if n else None,
+        "error_rate": count["failed"] / n if n else None,
+        "escalation_rate": count["escalated"] / n if n else None,
+        "avg_latency_s": sum(latencies) / n if n else None,
+        "p95_latency_s": latencies[max(0, math.ceil(0.95 * n) - 1)] if n else None,
+        "cost_per_interaction": cost / n if n else None,
+        "cost_per_session": cost / len(sessions) if sessions else None,
+        "cost_usd": cost,
+        "safety_incidents": sum(s.safety for s in samples),
+        "errors": count["failed"],
+        "tool_calls": tools,
+        "tool_error_rate": sum(s.tool_errors for s in samples) / tools if tools else None,
+        "ratings": len(ratings),
+        "satisfaction": sum(ratings) / len(ratings) if ratings else None,
+    }
+
+
+def same(got: Kpis, want: dict[str, object]) -> None:
+    for key, value in want.items():
+        assert getattr(got, key) == (value if value is None else pytest.approx(value)), key
+
+
+def random_samples(rng: random.Random, n: int) -> list[Sample]:
+    return [
+        Sample(
+            f"i{i}",
+            NOW - rng.uniform(0, 3600),
+            rng.choice(("support", "billing")),
+            rng.choice(("v1", "v2", "v3")),
+            f"s{rng.randrange(40)}",
+            rng.choice(("completed", "completed", "failed", "escalated", "blocked")),
+            rng.choice((0.5, 1.0, rng.uniform(0.1, 9.0))),
+            rng.uniform(0, 0.01),
+            rng.randrange(4),
+            rng.randrange(2),
+            rng.random() < 0.1,
+            rng.choice((None, None, 1.0, 4.0, 5.0)),
+        )
+        for i in range(n)
+    ]

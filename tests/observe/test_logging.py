@@ -1,4 +1,4 @@
-"""Event logs: JSON lines per lifecycle event, content redacted unless capture is on."""
+"""Event logs: one JSON line per interaction, content redacted unless capture is on."""
 
 from __future__ import annotations
 
@@ -15,43 +15,39 @@ def events(stream: io.StringIO) -> list[dict]:
     return [orjson.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_one_interaction_gives_its_lifecycle_events_redacted() -> None:
+def test_one_interaction_is_one_line_redacted() -> None:
     out = io.StringIO()
     configure_logging(stream=out)
     r = make_record(tools=("success", "error"), guardrails=[{"name": "pii", "verdict": "redact"}])
     log_interaction(r)
-    got = events(out)
-    assert [e["event"] for e in got] == [
-        "request_received",
-        "llm_call",
-        "tool_call",
-        "tool_call",
-        "guardrail",
-        "response",
-    ]
-    for e in got:
-        assert (
-            e["trace_id"] == r.trace_id
-            and e["session_id"] == r.session_id
-            and e["timestamp"].endswith("+00:00")
-        )
-    assert got[0]["input"] == "[redacted: 30 chars]" and "4111" not in out.getvalue()
-    assert got[2]["arguments"] == {"order_id": "[redacted]"} and got[2]["tool"] == "lookup_order"
-    assert got[3]["level"] == "warning" and got[3]["result_status"] == "error"
-    assert got[1]["tokens_used"] == {"input": 120, "output": 30, "cached": 0}
-    assert got[-1]["tokens_used"] == {"input": 120, "output": 30} and got[-1]["latency_ms"] == 800.0
-    assert got[-1]["cost_usd"] == pytest.approx(0.002)
+    [line] = events(out)
+    assert line["event"] == "interaction" and line["interaction_id"] == r.id
+    assert line["trace_id"] == r.trace_id and line["session_id"] == r.session_id
+    assert line["timestamp"].endswith("+00:00")
+    assert line["input"] == "[redacted: 30 chars]" and "4111" not in out.getvalue()
+    assert line["level"] == "warning"  # one of its tool calls failed
+    first, second = line["tool_calls"]
+    assert first["arguments"] == {"order_id": "[redacted]"} and first["tool"] == "lookup_order"
+    assert second["result_status"] == "error" and second["error"] == "boom"
+    [call] = line["llm_calls"]
+    assert call["tokens_used"] == {"input": 120, "output": 30, "cached": 0} and call["model"] == "small"
+    assert line["guardrails"] == [{"guardrail": "pii", "result_status": "redact"}]
+    assert line["tokens_used"] == {"input": 120, "output": 30, "cached": 0} and line["latency_ms"] == 800.0
+    assert line["cost_usd"] == pytest.approx(0.002) and line["result_status"] == "completed"
+    assert "error" not in line
 
 
-def test_content_capture_keeps_content_and_failures_log_an_error() -> None:
+def test_content_capture_keeps_content_and_failures_log_at_error() -> None:
     out = io.StringIO()
     configure_logging(stream=out, content_capture=True)
     log_interaction(make_record(status="failed"))
-    got = events(out)
-    assert got[0]["input"].startswith("my card")
-    assert got[2]["arguments"] == {"order_id": "10001"}
-    err = next(e for e in got if e["event"] == "error")
-    assert err["level"] == "error" and err["error"] == "model call failed" and err["error_kind"] == "llm_http"
+    log_interaction(make_record())
+    failed, fine = events(out)
+    assert failed["input"].startswith("my card")
+    assert failed["tool_calls"][0]["arguments"] == {"order_id": "10001"}
+    assert failed["level"] == "error" and failed["error"] == "model call failed"
+    assert failed["error_kind"] == "llm_http"
+    assert fine["level"] == "info"
     configure_logging(stream=io.StringIO())  # back to redaction for other tests
 
 

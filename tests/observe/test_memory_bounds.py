@@ -1,5 +1,6 @@
 """What the server keeps in memory per interaction is bounded in bytes as well as in count: the KPI
-window's samples (they hold client session ids) and the dropped traces held for late feedback."""
+window (its buckets, and the index that lets feedback re-rate recent interactions; no client string is
+kept) and the dropped traces held for late feedback."""
 
 from __future__ import annotations
 
@@ -30,26 +31,38 @@ def traced() -> Iterator[Callable[[], int]]:
 
 
 def test_kpi_window_is_bounded_in_bytes(traced: Callable[[], int]) -> None:
-    window = KpiWindow(max_bytes=1_000_000)
-    for i in range(2000):  # 10 KB session ids: 20 MB if nothing were let go
-        window.add(make_record(session=f"{i:05d}" + "s" * 10_000, at=1_000_000.0 + i))
-    assert window.bytes <= 1_000_000
-    assert traced() < 1_500_000  # the estimate is honest: what the window really holds
-    kept = window.snapshot()
-    assert 10 < len(kept) < 2000 and kept[-1].session_id.startswith("01999")  # the newest stay
-    window.add_feedback(kept[-1].id, {"thumbs": -1})
-    assert window.snapshot()[-1].rating == 1.0
+    window = KpiWindow(max_bytes=100_000)
+    first = last = ""
+    for i in range(2000):  # 10 KB session ids: 20 MB if the window held them
+        r = make_record(session=f"{i:05d}" + "s" * 10_000, at=1_000_000.0 + i)
+        first, last = first or r.id, r.id
+        window.add(r)
+    del r
+    # the index of recent interactions (100 KB) and the buckets (about 400 of them, 5 s each)
+    assert window.bytes <= 900_000
+    assert traced() < 1.2 * window.bytes  # the estimate is honest: what the window really holds
+    assert len(window) == 2000  # every interaction is counted; only the index lets the oldest go
+    window.add_feedback(first, {"thumbs": 1})  # let go of: not rateable any more
+    window.add_feedback(last, {"thumbs": -1})  # the newest stay
+    k = window.kpis(86400, now=1_002_000.0)
+    assert k.interactions == 2000 and k.ratings == 1 and k.satisfaction == 1.0
     window.prune(now=10_000_000.0)
     assert len(window) == 0 and window.bytes == 0
 
 
-def test_kpi_window_is_still_bounded_in_count() -> None:
+def test_kpi_window_feedback_reaches_recent_interactions_only() -> None:
     window = KpiWindow(max_samples=10)
     records = [make_record(at=1_000_000.0 + i) for i in range(50)]
     for r in records:
         window.add(r)
-    assert len(window) == 10 and [s.id for s in window.snapshot()] == [r.id for r in records[-10:]]
+    assert len(window) == 50
+    window.add_feedback(records[-1].id, {"thumbs": -1})
     window.add_feedback(records[0].id, {"thumbs": 1})  # forgotten: nothing to update, no error
+    k = window.kpis(3600, now=1_000_100.0)
+    assert k.interactions == 50 and k.ratings == 1 and k.satisfaction == 1.0
+    window.add_feedback(records[-1].id, {"score": 4})  # a second rating replaces the first
+    k = window.kpis(3600, now=1_000_100.0)
+    assert k.ratings == 1 and k.satisfaction == 4.0
 
 
 def _trace(i: int) -> list[SpanRecord]:

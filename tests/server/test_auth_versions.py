@@ -72,7 +72,9 @@ def _gate_run(served: Served, label: str, verdict: str) -> str:
     store = served.state.store
     version = next(v.id for v in served.state.rt.versions("support") if v.label == label)
     run = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
-    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": verdict, "reasons": ["safety: 0.9"]})
+    store.finish_eval_run(
+        run, "finished", {"counts": {}}, {"verdict": verdict, "reasons": ["safety: 0.9"], "rules": 2}
+    )
     return run
 
 
@@ -123,6 +125,7 @@ def test_an_admin_overrides_the_gate_with_a_reason_and_it_is_recorded(served: Se
         assert override["reason"] == "reproduce incident 42 on 5% of traffic"
         [said] = override["refused"].values()
         assert run in said and "FAIL" in said
+        assert r.json()["gate_override"] == override  # the API says it beside the deployment
         start = r.json()["decisions"][0]
         assert start["action"] == "start" and start["actor"] == f"alice (key {admin[:12]})"
         assert start["reasons"][0] == (

@@ -123,6 +123,9 @@ def test_dashboard_in_chromium(serve_project: Callable[..., Served], chromium: P
         assert (
             c.post("/v1/feedback", json={"trace_id": live[0]["trace_id"], "thumbs": "up"}).status_code == 200
         )
+    # the injection attempt was blocked: a safety incident, counted, which alone wakes no one
+    # (the built-in `safety_incidents` rule warns on a burst, more than 3 in 15 minutes)
+    assert [r["status"] for r in live].count("blocked") == 1
     served.state.alerts.evaluate(time.time())
     ARTIFACTS.mkdir(exist_ok=True)
 
@@ -160,8 +163,10 @@ def test_dashboard_in_chromium(serve_project: Callable[..., Served], chromium: P
             sync_api.expect(rows.first).to_be_visible()
             assert rows.count() == 25
             assert rows.first.get_attribute("data-trace") == live[-1]["trace_id"]
-            rules = len(served.state.alerts.states())  # the defaults and the built-in dead-letter rule
+            rules = len(served.state.alerts.states())  # the defaults and the built-in rules
             sync_api.expect(page.locator("#alerts tbody tr[data-rule]")).to_have_count(rules)
+            safety = page.locator('#alerts tbody tr[data-rule="safety_incidents"] td')
+            assert safety.nth(3).inner_text() == "1" and safety.nth(7).inner_text() == "ok"
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
             # filter the traces: only escalations

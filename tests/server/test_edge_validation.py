@@ -344,7 +344,10 @@ def test_a_journal_that_cannot_write_answers_500_with_the_interaction_id(
     assert err["interaction_id"] and err["trace_id"] and "No space left" in err["message"]
     events = [orjson.loads(line) for line in served.logs.getvalue().splitlines()]
     # the other steps still ran: the interaction's tool calls are in the log under its id
-    assert any(e["event"] == "tool_call" and e["interaction_id"] == err["interaction_id"] for e in events)
+    assert any(
+        e["event"] == "interaction" and e["tool_calls"] and e["interaction_id"] == err["interaction_id"]
+        for e in events
+    )
 
 
 def test_an_interaction_can_be_read_as_soon_as_its_answer_is_sent(

@@ -22,7 +22,7 @@ from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord, Store
 
 REFUND_11 = "Refund order 10003 please"  # 1.1 refunds this final-sale order without the eligibility check
-EXPECTED = ["assign_version", "start_trace", "run_agent", "output_guardrails", "record"]
+EXPECTED = ["assign_version", "start_trace", "input_guardrails", "run_agent", "output_guardrails", "record"]
 
 SUITE = """\
 name: refund_policy
@@ -72,7 +72,8 @@ def test_every_entry_point_runs_the_same_pipeline(
         [gated] = store.eval_results(verdict.run_id)
     pipelines["canary eval gate"] = made[-1].pipeline.names
 
-    assert gated["status"] == "blocked"  # the canary's eval met the configured refund policy
+    # the canary's eval met the configured refund policy: the refund was refused before it ran
+    assert [(t["name"], t["status"]) for t in gated["tool_calls"]][-1] == ("process_refund", "blocked")
     assert all(rt.pipeline.frozen for rt in made)
     assert pipelines == dict.fromkeys(pipelines, EXPECTED)
 
@@ -89,14 +90,15 @@ def _stored(store: Store, interaction_id: str) -> InteractionRecord:
 
 
 def _shape(r: InteractionRecord) -> tuple[str, str, list[dict[str, Any]], Counter[str]]:
-    return r.status, r.output, r.guardrails, Counter(s.name for s in r.spans)
+    verdicts = [{k: v for k, v in g.items() if k != "latency_ms"} for g in r.guardrails]  # a measurement
+    return r.status, r.output, verdicts, Counter(s.name for s in r.spans)
 
 
 def test_an_eval_run_meets_the_guardrail_exactly_as_served_traffic(served: Served, tmp_path: Path) -> None:
     with served.client() as c:
         answer = c.post("/v1/agents/support/invoke", json={"input": REFUND_11, "version": "1.1"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["status"] == "blocked" and "colleague" in answer.json()["output"]
+    assert answer.json()["status"] == "completed" and "can't issue that refund" in answer.json()["output"]
     store = served.state.store
     from_server = _stored(store, answer.json()["interaction_id"])
 
@@ -115,7 +117,7 @@ def test_an_eval_run_meets_the_guardrail_exactly_as_served_traffic(served: Serve
     )
     [run] = store.list_eval_runs("support", limit=1)
     [result] = store.eval_results(run["id"])
-    assert result["status"] == "blocked" and result["outcome"] == "PASS"  # the block shows in the eval result
+    assert result["status"] == "completed" and result["outcome"] == "PASS"
     from_eval = _stored(store, result["interaction_id"])
 
     assert (from_server.traffic_source, from_eval.traffic_source) == ("production", "eval")
@@ -123,16 +125,22 @@ def test_an_eval_run_meets_the_guardrail_exactly_as_served_traffic(served: Serve
     assert _shape(from_eval) == _shape(from_server)
     [verdict] = from_eval.guardrails
     assert (
-        verdict["name"] == "refund_policy" and verdict["verdict"] == "block" and verdict["stage"] == "output"
+        verdict["name"] == "refund_policy"
+        and verdict["verdict"] == "block"
+        and verdict["stage"] == "tool_call"
     )
     assert _shape(from_eval)[3]["apply_guardrail refund_policy"] == 1
-    assert [t.name for t in from_eval.tool_calls] == ["lookup_order", "process_refund"]
+    assert [(t.name, t.status) for t in from_eval.tool_calls] == [
+        ("lookup_order", "success"),
+        ("process_refund", "blocked"),
+    ]
 
 
 def test_the_served_demo_blocks_a_1_1_refund_and_counts_the_incident(
     serve_project: Callable[..., Served],
 ) -> None:
-    """What the rollout demo catches, the server's own pipeline catches: the policy is configured."""
+    """What the rollout demo catches, the server's own pipeline catches: the policy is configured.
+    The refused refund is a guardrail verdict on a completed interaction: a safety incident."""
     served = serve_project()
     with served.client() as c:
         blocked = c.post("/v1/agents/support/invoke", json={"input": REFUND_11, "version": "1.1"}).json()
@@ -140,7 +148,8 @@ def test_the_served_demo_blocks_a_1_1_refund_and_counts_the_incident(
             "/v1/agents/support/invoke", json={"input": "Please refund order 10002, it arrived broken"}
         ).json()
         metrics = c.get("/metrics").text
-    assert blocked["status"] == "blocked" and allowed["status"] == "completed"
+    assert blocked["status"] == "completed" and "can't issue that refund" in blocked["output"]
+    assert allowed["status"] == "completed"
     assert "refunded 89.00 USD for order 10002" in allowed["output"]
     incidents = {
         line.split('version="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])

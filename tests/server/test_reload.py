@@ -101,7 +101,7 @@ def invoke(c: httpx.Client, session: str) -> dict[str, Any]:
 def passed_gate(store: Store, version: str) -> None:
     """A production gate run of `version` that passed (a canary needs one)."""
     run = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
-    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": "PASS", "reasons": []})
+    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": "PASS", "reasons": [], "rules": 2})
 
 
 def serving_a_deployment(c: httpx.Client, store: Store) -> None:

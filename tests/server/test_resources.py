@@ -169,7 +169,7 @@ def test_healthz_answers_while_a_heavy_kpi_query_is_in_flight(serve_project: Cal
     for i in range(20_000):
         window.add(production_record(rng, now - 890 + i * 880 / 20_000))
     gate = GatedLock()
-    window._lock = gate  # type: ignore[assignment]  # the KPI computation now stops at the gate
+    window._agg._lock = gate  # type: ignore[assignment]  # the KPI computation now stops at the gate
     answer: dict[str, Any] = {}
     kpis_done = threading.Event()
 

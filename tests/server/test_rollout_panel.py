@@ -12,7 +12,7 @@ def test_dashboard_panels_show_the_canary_and_its_decisions(serve_project: Calla
     store = served.state.store
     version = next(v.id for v in served.state.rt.versions("support") if v.label == "1.2.0")
     run = store.create_eval_run("support", version, ["evals/support/broad.yaml"], stage="production")
-    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": "PASS", "reasons": []})
+    store.finish_eval_run(run, "finished", {"counts": {}}, {"verdict": "PASS", "reasons": [], "rules": 2})
     with served.client() as c:
         started = c.post("/admin/rollouts/support/canary", json={"version": "1.2.0", "steps": [10, 50, 100]})
         assert started.status_code == 200, started.text

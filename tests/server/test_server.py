@@ -249,5 +249,13 @@ def test_api_keys_roles(served: Served) -> None:
 def test_the_server_runs_the_pipeline_the_config_builds(served: Served) -> None:
     pipeline = served.state.rt.pipeline
     assert pipeline.frozen and pipeline.names == Runtime(served.cfg).pipeline.names  # it adds no step
-    # the demo project configures output guardrails only: no do-nothing slots
-    assert pipeline.names == ["assign_version", "start_trace", "run_agent", "output_guardrails", "record"]
+    # the demo project configures input and output guardrails (its tool checks run inside ctx.tools):
+    # no do-nothing slots
+    assert pipeline.names == [
+        "assign_version",
+        "start_trace",
+        "input_guardrails",
+        "run_agent",
+        "output_guardrails",
+        "record",
+    ]

@@ -8,14 +8,15 @@ import json
 import os
 import re
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from shipyard.agents._contract import NO_TOOLS, STATUSES, AgentContext, AgentResult, AgentSpec, Status
 from shipyard.config import ADAPTERS, AdapterConfig, AgentAdapter
 from shipyard.errors import ShipyardError
 from shipyard.types import Message, ToolSet, Usage
+
+if TYPE_CHECKING:
+    import httpx  # imported by the HTTP adapter when it is used
 
 _MISSING = object()
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -106,6 +107,8 @@ class HttpAgent:
         return out
 
     def client(self) -> httpx.AsyncClient:
+        import httpx
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
             self._client = httpx.AsyncClient(
@@ -121,6 +124,8 @@ class HttpAgent:
         self._client = None
 
     async def __call__(self, user_input: str, ctx: AgentContext) -> AgentResult:
+        import httpx
+
         payload: dict[str, Any] = {self.cfg.input_field: user_input}
         if self.cfg.session_field:
             payload[self.cfg.session_field] = ctx.session_id

@@ -43,7 +43,7 @@ async def simulate_traffic(
     agent: str = "support",
     users: int = 400,
     feedback_rate: float = 0.3,
-    concurrency: int = 16,
+    concurrency: int = 64,
 ) -> list[InteractionRecord]:
     """Run about `interactions` turns of simulated conversations through the runtime (versions
     assigned by its assigner), give a share simulated feedback, and store the records."""
@@ -157,9 +157,10 @@ async def _run_canary(
         dep = ctl.get("support")
         if dep.state != "running":
             break
-        # enough traffic for the smaller arm to reach the minimum soon
+        # a sixth of what the smaller arm needs per batch, then a tick: the step is judged soon after it
+        # has its minimum, without a large overshoot of simulated traffic
         share = min(dep.weight, 100 - dep.weight) / 100
-        await simulate_traffic(rt, store, int(min_interactions / share / 3) + 20, rng=rng)
+        await simulate_traffic(rt, store, int(min_interactions / share / 6) + 20, rng=rng)
         decision = ctl.tick("support")
         if decision is not None and decision.action != "hold":
             _show(console, decision, dep.weight)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from importlib import resources
@@ -127,6 +126,8 @@ def run(
 
     Example: shipyard run support "Where is my order 10001?" --session s1
     """
+    import asyncio
+
     cfg = load_project(config)
     record = asyncio.run(_run_one(cfg, agent, user_input, session, user, version))
     if as_json:
@@ -149,12 +150,14 @@ def run(
 async def _run_one(
     cfg: Any, agent: str, text: str, session: str | None, user: str | None, version: str | None
 ) -> Any:
+    from shipyard.flags import project_flags
     from shipyard.runtime import Runtime
     from shipyard.store import BatchWriter, Store
 
     store = Store.from_config(cfg)
     writer = BatchWriter(store)
     rt = Runtime(cfg, store=store, writer=writer)
+    rt.flags, _ = project_flags(cfg, start=False)  # ctx.flags reads the project's flag file, as served
     try:
         history = _history(store, session) if session else []
         not_ready = await rt.warm_up(agent, version)  # a framework's lazy start-up is not this latency
@@ -169,6 +172,16 @@ async def _run_one(
         await rt.aclose()
         writer.close()
         store.close()
+        await _flush_traces()
+
+
+async def _flush_traces() -> None:
+    """Send the traces still queued for OTLP before the process exits (OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    import asyncio
+
+    from shipyard.observe import flush_export
+
+    await asyncio.to_thread(flush_export)
 
 
 def _history(store: Any, session: str) -> list[dict[str, Any]]:

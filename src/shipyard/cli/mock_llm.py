@@ -31,6 +31,12 @@ def mock_llm(
     retry_after: float = typer.Option(
         1.0, "--retry-after", min=0, help="Retry-After seconds sent with a 429."
     ),
+    max_concurrent: int | None = typer.Option(
+        None,
+        "--max-concurrent",
+        min=1,
+        help="A provider's capacity: a request arriving while this many are answered gets HTTP 429 + Retry-After.",
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the fault dice (repeatable runs)."),
     model_name: str = typer.Option("mock", "--model-name", help="Model id listed by GET /v1/models."),
 ) -> None:
@@ -57,6 +63,7 @@ def mock_llm(
         error_rate=error_rate,
         rate_limit_rate=rate_limit_rate,
         retry_after_s=retry_after,
+        max_concurrent=max_concurrent,
         seed=seed,
         model_name=model_name,
     )
@@ -76,4 +83,6 @@ def mock_llm(
     )
     if error_rate or rate_limit_rate:
         console.print(f"  faults: {error_rate:.1%} HTTP 500, {rate_limit_rate:.1%} HTTP 429", highlight=False)
+    if max_concurrent:
+        console.print(f"  capacity: {max_concurrent} requests at once, HTTP 429 beyond", highlight=False)
     serve(mock, sock)

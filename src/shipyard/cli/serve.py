@@ -68,7 +68,7 @@ def serve(
     Example: shipyard serve --port 8000  (then: curl -H 'Content-Type: application/json'
     -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
     """
-    from shipyard.server import is_loopback
+    from shipyard.server import is_loopback, require_gate
     from shipyard.server import serve as run_server
     from shipyard.store import Store
 
@@ -86,6 +86,7 @@ def serve(
             f"--no-auth is allowed on loopback only, not on {host}",
             hint="use API keys (`shipyard keys create --role admin`) or --host 127.0.0.1",
         )
+    require_gate(cfg.server.require_gate, host)  # off is for loopback only (a user error, exit 2)
     with Store.from_config(cfg) as store:
         rows = store.list_api_keys()
     valid = [r for r in rows if r["revoked_at"] is None]

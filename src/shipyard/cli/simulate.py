@@ -8,7 +8,6 @@ steady rate, with a bounded number of requests in flight; a share of answers get
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections import Counter
@@ -146,6 +145,8 @@ async def drive(
         api_key: sent as a bearer token when the server has keys.
         on_tick: called with the tally about once a second.
     """
+    import asyncio
+
     import aiohttp
 
     host = urlparse(url).hostname or ""
@@ -252,6 +253,7 @@ def simulate(
 
     Example: shipyard simulate --agent support --rps 20 --duration 60 --url http://127.0.0.1:8000
     """
+    import asyncio
 
     def show(t: Tally) -> None:
         console.print(t.line(), highlight=False)

@@ -1,4 +1,5 @@
-"""`shipyard store dead-letters list | show | retry`: records the store refused."""
+"""`shipyard store prune`: retention on demand; `shipyard store dead-letters list | show | retry`: records
+the store refused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shipyard.cli._app import ConfigOption, app, console, err_console, fail, han
 
 store_app = typer.Typer(
     help="The store (SQLite under .shipyard/, or PostgreSQL with SHIPYARD_DATABASE_URL).\n\n"
-    "Example: shipyard store dead-letters list",
+    "Example: shipyard store prune --max-age 30d",
     no_args_is_help=True,
 )
 dead_app = typer.Typer(
@@ -158,3 +159,65 @@ def dead_letters_retry(
     console.print(f"{stored} stored, {refused} still refused")
     if refused:
         raise typer.Exit(1)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+@store_app.command("prune")
+@handle_errors
+def prune(
+    max_age: str | None = typer.Option(
+        None,
+        "--max-age",
+        help="Delete interactions older than this (90s, 15m, 1h, 30d). Default: store.retention.max_age.",
+    ),
+    max_size_mb: float | None = typer.Option(
+        None,
+        "--max-size-mb",
+        help="Then delete the oldest until interactions and spans take at most this many MB. "
+        "Default: store.retention.max_size_mb.",
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Delete the oldest interactions and their spans, by age and by size (store.retention in
+    shipyard.yaml, or the options). Eval runs, rollouts, the ledger and dead letters are kept.
+
+    Example: shipyard store prune --max-age 30d --max-size-mb 2000
+    """
+    from shipyard.config import parse_window
+    from shipyard.store import Store, error_reason
+
+    cfg = load_project(config)
+    retention = cfg.store.retention
+    age_s = retention.max_age_s
+    if max_age is not None:
+        try:
+            age_s = parse_window(max_age)
+        except ValueError as e:
+            raise fail(f"--max-age: {e}", hint="e.g. --max-age 30d") from None
+    max_bytes = retention.max_bytes
+    if max_size_mb is not None:
+        if max_size_mb <= 0:
+            raise fail(f"--max-size-mb must be more than 0, got {max_size_mb:g}")
+        max_bytes = int(max_size_mb * 1024 * 1024)
+    if age_s is None and max_bytes is None:
+        where = cfg.path or "shipyard.yaml"
+        raise fail(
+            "nothing to prune by: no age or size limit",
+            hint=f"pass --max-age / --max-size-mb, or set store.retention.max_age / max_size_mb in {where}",
+        )
+    with Store.from_config(cfg) as store:
+        try:
+            result = store.prune(max_age_s=age_s, max_bytes=max_bytes)
+        except Exception as e:  # the database cannot be used now: nothing was half-done per batch
+            raise fail(
+                f"pruning failed: {error_reason(e, 300).splitlines()[0]}",
+                hint="check that the database is running; batches already deleted stay deleted",
+            ) from None
+    console.print(
+        f"deleted {result.deleted} interaction(s) with their spans; interactions and spans: "
+        f"{_mb(result.bytes_before)} -> {_mb(result.bytes_after)}",
+        highlight=False,
+    )

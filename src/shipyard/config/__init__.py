@@ -10,9 +10,12 @@ from shipyard.config._alerts import (
     AlertsConfig,
     parse_window,
 )
+from shipyard.config._evals import EvalsConfig, UserSimulatorConfig
 from shipyard.config._flags import FlagsConfig
-from shipyard.config._gates import GatesConfig, RegressionPolicy, StagePolicy
+from shipyard.config._gates import GatesConfig, RegressionPolicy, SafetyPolicy, StagePolicy
 from shipyard.config._guardrails import (
+    DEFAULT_BLOCKED_REPLY,
+    DEFAULT_ESCALATED_REPLY,
     GUARDRAIL_KINDS,
     GuardrailConfig,
     GuardrailKind,
@@ -33,11 +36,13 @@ from shipyard.config._load import (
     parse_model,
 )
 from shipyard.config._models import PROVIDERS, BreakerConfig, ModelConfig, ModelPrices, ModelProvider
+from shipyard.config._pipeline import PIPELINE_STAGES, PipelineConfig, ProductionStage
 from shipyard.config._reload import ReloadConfig
 from shipyard.config._schema import (
     AgentConfig,
     AgentModelSettings,
     AgentVersionConfig,
+    ContentCaptureConfig,
     ServerConfig,
     ShipyardConfig,
     StoreConfig,
@@ -49,9 +54,12 @@ __all__ = [
     "ALERT_METRICS",
     "BUILTIN_ALERT_RULES",
     "DEFAULT_ALERT_RULES",
+    "DEFAULT_BLOCKED_REPLY",
+    "DEFAULT_ESCALATED_REPLY",
     "EVENT_METRICS",
     "GUARDRAIL_KINDS",
     "MODULE_ATTR",
+    "PIPELINE_STAGES",
     "PROVIDERS",
     "AdapterConfig",
     "AgentAdapter",
@@ -61,6 +69,8 @@ __all__ = [
     "AlertRule",
     "AlertsConfig",
     "BreakerConfig",
+    "ContentCaptureConfig",
+    "EvalsConfig",
     "FlagsConfig",
     "GatesConfig",
     "GuardrailConfig",
@@ -72,13 +82,17 @@ __all__ = [
     "ModelConfig",
     "ModelPrices",
     "ModelProvider",
+    "PipelineConfig",
+    "ProductionStage",
     "RegressionPolicy",
     "ReloadConfig",
+    "SafetyPolicy",
     "ServerConfig",
     "ShipyardConfig",
     "StagePolicy",
     "StoreConfig",
     "StrictModel",
+    "UserSimulatorConfig",
     "find_config",
     "format_validation_error",
     "line_of",

@@ -9,12 +9,15 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from shipyard.config._adapters import AdapterConfig
 from shipyard.config._alerts import AlertsConfig
+from shipyard.config._evals import EvalsConfig
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig
 from shipyard.config._guardrails import GuardrailsConfig
 from shipyard.config._idempotency import IdempotencyConfig
 from shipyard.config._models import ModelConfig
+from shipyard.config._pipeline import PipelineConfig
 from shipyard.config._reload import ReloadConfig
+from shipyard.config._retention import RetentionConfig
 from shipyard.config._schema_base import MODULE_ATTR, StrictModel
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
@@ -94,6 +97,39 @@ class StoreConfig(StrictModel):
         ge=0,
         description="the same bound in bytes of those records' journal lines (their JSON)",
     )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig,
+        description="delete the oldest interactions by age and by size (none by default)",
+    )
+
+
+class ContentCaptureConfig(StrictModel):
+    """What of users' content (inputs, outputs, tool arguments and results) is kept.
+
+    Off (the default): the store, the journal, spans, OTLP export and the dashboard keep content
+    with personal data replaced by placeholders (`[EMAIL]`, `[PHONE]`, ...); logs keep only its
+    length. `enabled: true`: logs carry the content too, still masked. `unmasked_pii: true` (with
+    `enabled`) keeps personal data as it came, everywhere. `content_capture: true` is short for
+    `{enabled: true}`. Truthy exactly when enabled."""
+
+    enabled: bool = Field(False, description="keep message content and tool arguments in logs too")
+    unmasked_pii: bool = Field(
+        False, description="keep personal data unmasked in records, spans and logs (needs enabled)"
+    )
+
+    @model_validator(mode="after")
+    def _unmasked_needs_enabled(self) -> ContentCaptureConfig:
+        if self.unmasked_pii and not self.enabled:
+            raise ValueError("unmasked_pii needs enabled: true (content capture on) as well")
+        return self
+
+    @property
+    def mask_pii(self) -> bool:
+        """Whether personal data is masked in what is kept."""
+        return not self.unmasked_pii
+
+    def __bool__(self) -> bool:
+        return self.enabled
 
 
 class ServerConfig(StrictModel):
@@ -102,7 +138,10 @@ class ServerConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
-    content_capture: bool = Field(False, description="keep message content and tool arguments in logs")
+    content_capture: ContentCaptureConfig = Field(
+        default_factory=ContentCaptureConfig,
+        description="what of users' content is kept (true/false, or {enabled, unmasked_pii})",
+    )
     max_body_bytes: int = Field(1_000_000, gt=0)
     max_metadata_bytes: int = Field(
         16_384, gt=0, description="largest `metadata` a request may carry, as JSON (stored with each record)"
@@ -138,6 +177,20 @@ class ServerConfig(StrictModel):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector for traces (OTEL_EXPORTER_OTLP_ENDPOINT also works)"
     )
+    otlp_file: str | None = Field(
+        None,
+        min_length=1,
+        description="a file (relative to the project) the server appends kept traces to, in "
+        "OpenTelemetry's OTLP file-exporter format (JSON Lines of OTLP/JSON), e.g. for a collector's "
+        "otlpjsonfile receiver; beside otlp_endpoint or instead of it",
+    )
+    require_gate: bool | None = Field(
+        None,
+        description="serve an agent's configured version as production traffic only when it passed (or "
+        "was approved at) its production gate, when no deployment chooses a version. Default: on when "
+        "bound to anything but loopback, or once the agent has a deployment or a production gate run; "
+        "false turns it off on loopback only",
+    )
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
     reload: ReloadConfig = Field(default_factory=ReloadConfig)
     allowed_hosts: list[str] = Field(
@@ -145,6 +198,11 @@ class ServerConfig(StrictModel):
         description="names the server answers to in the Host header besides IP addresses, localhost "
         "and its bind address: `api.example.com`, or `*.example.com` for any subdomain",
     )
+
+    @field_validator("content_capture", mode="before")
+    @classmethod
+    def _capture_shorthand(cls, v: object) -> object:
+        return {"enabled": v} if isinstance(v, bool) else v
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -168,8 +226,10 @@ class ShipyardConfig(StrictModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    evals: EvalsConfig = Field(default_factory=EvalsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     flags: FlagsConfig = Field(default_factory=FlagsConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)
@@ -186,6 +246,12 @@ class ShipyardConfig(StrictModel):
                         problems.append(
                             f"agent {name!r} uses model {ref!r}, not defined under models (known: {known})"
                         )
+        simulator = self.evals.user_simulator
+        if simulator is not None and simulator.model not in self.models:
+            known = ", ".join(sorted(self.models)) or "none"
+            problems.append(
+                f"evals.user_simulator uses model {simulator.model!r}, not defined under models (known: {known})"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -2,8 +2,9 @@
 
 Each rule is in one state: `ok`, `warn`, `alert`, or `no_data` (fewer than `min_samples` data
 points, when the rule's `no_data` is `ok`; with `no_data: warn|alert` missing data takes that
-state instead). A change of state is a transition: it is logged (event `alert`) and POSTed as
-JSON to every webhook in the background, with a timeout; delivery never blocks anything else.
+state instead). A change of state is a transition: it is logged (event `alert`), POSTed as
+JSON to every webhook in the background, with a timeout, and appended as one JSON line to every
+alert file (in a worker thread); delivery never blocks anything else.
 
 Rules on event metrics (`EVENT_METRICS`, e.g. `dead_letters`) count the events an `EventCounter`
 holds in the rule's window instead of reading KPIs; `record_event` evaluates them at once, so an
@@ -18,16 +19,19 @@ import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from shipyard.config import EVENT_METRICS, AlertRule
 from shipyard.observe._kpis import Kpis, Sample, compute_kpis
 from shipyard.observe._logging import log_event
 from shipyard.observe._loops import LoopSupervisor
+from shipyard.store import append_private
 
 KpiSource = Callable[[AlertRule, float], Kpis]
 """Gives the KPIs a rule looks at: `(rule, now) -> Kpis` over the rule's window (and agent)."""
@@ -179,6 +183,8 @@ class AlertEngine:
         rules: the rules in force (`cfg.alerts.effective_rules()`).
         source: gives the KPIs of a rule's window.
         webhooks: URLs that receive each transition as a JSON POST.
+        files: files each transition is appended to as one JSON line (the webhook's body), the
+            folder made when missing.
         webhook_timeout_s: how long one delivery may take.
         project: the project name, sent with each transition.
         counters: the counter of each event metric (`{"dead_letters": EventCounter()}`); a rule on
@@ -191,6 +197,7 @@ class AlertEngine:
         source: KpiSource,
         *,
         webhooks: Sequence[str] = (),
+        files: Sequence[Path] = (),
         webhook_timeout_s: float = 5.0,
         project: str = "shipyard",
         counters: Mapping[str, EventCounter] | None = None,
@@ -200,6 +207,8 @@ class AlertEngine:
         self._lock = threading.Lock()  # evaluations run in worker threads, one at a time
         self._judging: set[asyncio.Task[list[Transition]]] = set()
         self.webhooks = list(webhooks)
+        self.files = list(files)
+        self._file_lock = threading.Lock()
         self.webhook_timeout_s = webhook_timeout_s
         self.project = project
         self._states = {r.name: AlertState(rule=r) for r in rules}
@@ -291,14 +300,28 @@ class AlertEngine:
         return transitions
 
     def deliver(self, transitions: Sequence[Transition]) -> None:
-        """Log each transition and POST it to the webhooks in background tasks."""
+        """Log each transition, POST it to the webhooks and append it to the files, in background
+        tasks."""
         for t in transitions:
             level = "warning" if t.state in ("warn", "alert") else "info"
             log_event("alert", level=level, **t.to_dict())
             for url in self.webhooks:
-                task = asyncio.get_running_loop().create_task(self._post(url, t))
-                self._deliveries.add(task)
-                task.add_done_callback(self._deliveries.discard)
+                self._background(self._post(url, t))
+            for path in self.files:
+                self._background(asyncio.to_thread(self._append, path, t))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    def _append(self, path: Path, t: Transition) -> None:
+        line = orjson.dumps({"project": self.project, **t.to_dict()}) + b"\n"
+        try:
+            with self._file_lock:  # one write each, in turn: lines never interleave
+                append_private(path, line)  # 0600: alerts may name what the traffic did
+        except OSError as e:
+            log_event("alert_file_failed", level="warning", path=str(path), rule=t.rule, error=str(e))
 
     async def _post(self, url: str, t: Transition) -> None:
         if self._client is None:

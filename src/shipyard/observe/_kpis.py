@@ -1,14 +1,11 @@
 """Production KPIs over a time window, from interaction records.
 
-The server keeps a `KpiWindow` (an in-memory ring of small samples, cheap to add to);
-the CLI builds samples from the store (`samples_from_records(store.list_interactions(since=...))`).
-Eval and shadow traffic never enter a window.
-
-The KPI math lives in one place, `KpiFrame`: the samples as numpy columns in time order, built in one
-pass. After that any window is a slice found by binary search and every KPI a vector operation, so
-"this window, the previous one, each version and 200 chart buckets" costs about one pass over the
-samples instead of one per question. Build frames off the event loop (`KpiWindow.frame()` takes a
-consistent snapshot under the window's lock).
+The server keeps a `KpiWindow`: incremental aggregates (`observe/_aggregates.py`), per time bucket and
+version, updated once per interaction, so a KPI question costs the same whatever the traffic. The CLI
+and the dashboard's history build exact samples from the store
+(`samples_from_records(store.list_interactions(since=...))`) into a `KpiFrame`: the samples as numpy
+columns in time order, any window a slice found by binary search. Both answer through the one
+`Summary.kpis`, so the KPI math lives in one place. Eval and shadow traffic never enter a window.
 
 Satisfaction is on a 1-5 scale: a rating's `score` counts as given, a thumb up as 5 and a thumb
 down as 1 when there is no score.
@@ -20,7 +17,7 @@ import math
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import repeat
@@ -29,6 +26,24 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.observe._aggregates import (
+    COMPLETED,
+    COST,
+    COUNTERS,
+    ESCALATED,
+    FAILED,
+    LATENCY_SUM,
+    RATING_SUM,
+    RATINGS,
+    SAFETY,
+    TOOL_ERRORS,
+    TOOLS,
+    Aggregates,
+    AggregateView,
+    KpiView,
+    N,
+    Summary,
+)
 from shipyard.observe._metrics import OFFLINE_TRAFFIC, is_safety_incident
 from shipyard.store import InteractionRecord
 
@@ -142,7 +157,7 @@ def _ratings(samples: Sequence[Sample]) -> np.ndarray:
     )
 
 
-class KpiFrame:
+class KpiFrame(KpiView):
     """Samples as numpy columns: once built, the KPIs of any window, version or series of buckets are
     slices and vector operations, with no further pass over the samples.
 
@@ -257,46 +272,42 @@ class KpiFrame:
     def kpis(self, window_s: float, since: float = -math.inf, until: float = math.inf) -> Kpis:
         """The KPIs of the samples created in [since, until); `window_s` is reported with them."""
         lo, hi = self._range(since, until) if since > -math.inf or until < math.inf else (0, len(self))
-        return self._kpis(lo, hi, window_s)
+        return self._summary(lo, hi).kpis(window_s)
+
+    def summary(self, since: float, until: float) -> Summary:
+        """The exact `Summary` of the samples created in [since, until)."""
+        lo, hi = self._range(since, until) if since > -math.inf or until < math.inf else (0, len(self))
+        return self._summary(lo, hi)
 
     def buckets(self, edges: Sequence[float], bucket_s: float) -> list[Kpis]:
         """The KPIs of each bucket [edges[i], edges[i + 1]) (len(edges) - 1 of them)."""
         if not self.ordered:
             raise ValueError("this KpiFrame is not in time order; use .sorted()")
         cut = np.searchsorted(self.at, np.asarray(edges, np.float64), side="left").tolist()
-        return [self._kpis(cut[i], cut[i + 1], bucket_s) for i in range(len(cut) - 1)]
+        return [self._summary(cut[i], cut[i + 1]).kpis(bucket_s) for i in range(len(cut) - 1)]
 
-    def _kpis(self, lo: int, hi: int, window_s: float) -> Kpis:
-        """The KPIs of the rows [lo, hi)."""
-        n = max(0, hi - lo)
-        part = slice(lo, lo + n)
+    def _summary(self, lo: int, hi: int) -> Summary:
+        """The exact summary of the rows [lo, hi)."""
+        part = slice(lo, max(lo, hi))
+        status = np.bincount(self.status[part], minlength=4)
         latency = self.latency[part]
-        rank = math.ceil(0.95 * n) - 1  # nearest rank: the smallest value with 95% at or below it
-        completed, failed, escalated = np.bincount(self.status[part], minlength=4)[:3].tolist()
-        sessions = int(np.unique(self.session[part]).size)
-        cost = float(self.cost[part].sum())
-        tools = int(self.tools[part].sum())
         rating = self.rating[part]
         ratings = rating[~np.isnan(rating)]
-        return Kpis(
-            window_s=window_s,
-            interactions=n,
-            sessions=sessions,
-            completion_rate=_rate(completed, n),
-            error_rate=_rate(failed, n),
-            escalation_rate=_rate(escalated, n),
-            avg_latency_s=float(latency.sum()) / n if n else None,
-            p95_latency_s=float(np.partition(latency, rank)[rank]) if n else None,
-            cost_per_interaction=cost / n if n else None,
-            cost_per_session=cost / sessions if sessions else None,
-            cost_usd=cost,
-            safety_incidents=int(np.count_nonzero(self.safety[part])),
-            errors=failed,
-            tool_calls=tools,
-            tool_error_rate=_rate(int(self.tool_errors[part].sum()), tools),
-            ratings=int(ratings.size),
-            satisfaction=float(ratings.sum()) / ratings.size if ratings.size else None,
+        counts = [0.0] * len(COUNTERS)
+        completed, failed, escalated = (float(x) for x in status[:3])
+        counts[N], counts[COMPLETED], counts[FAILED], counts[ESCALATED] = (
+            latency.size,
+            completed,
+            failed,
+            escalated,
         )
+        counts[SAFETY] = float(np.count_nonzero(self.safety[part]))
+        counts[COST] = float(self.cost[part].sum())
+        counts[LATENCY_SUM] = float(latency.sum())
+        counts[TOOLS] = int(self.tools[part].sum())
+        counts[TOOL_ERRORS] = int(self.tool_errors[part].sum())
+        counts[RATINGS], counts[RATING_SUM] = ratings.size, float(ratings.sum())
+        return Summary(counts, latency, None, self.session[part], None)
 
 
 def compute_kpis(samples: Iterable[Sample], window_s: float) -> Kpis:
@@ -304,137 +315,90 @@ def compute_kpis(samples: Iterable[Sample], window_s: float) -> Kpis:
     return KpiFrame(samples if isinstance(samples, Sequence) else list(samples), ordered=False).kpis(window_s)
 
 
-@dataclass(slots=True)
-class _RingFrame:
-    """A window's ring as `KpiWindow.frame` last saw it: its frame in ring order (about 70 bytes a
-    sample), how many samples it had, the first and last of them, and the ratings' version. Only those
-    two samples are held, so the samples the ring lets go are freed."""
-
-    frame: KpiFrame
-    count: int
-    first: Sample | None
-    last: Sample | None
-    rated: int
-
-
-def _follow(seen: _RingFrame | None, ring: list[Sample], rated: int) -> _RingFrame:
-    """The frame of `ring`, reusing what `seen` read. A ring gains samples only on the right and loses
-    them only on the left, so where the last sample seen stands tells how many were dropped and how
-    many added (found in O(samples added)); when it is gone everything is read again."""
-    if seen is not None and seen.count and ring:
-        end = next((i for i in range(len(ring) - 1, -1, -1) if ring[i] is seen.last), None)
-        if end is not None:
-            kept = end + 1
-            dropped = seen.count - kept
-            if dropped > 0 or (dropped == 0 and ring[0] is seen.first):
-                if dropped == 0 and kept == len(ring) and rated == seen.rated:
-                    return seen
-                frame = KpiFrame.concat(
-                    [seen.frame.rows(dropped, seen.count), KpiFrame(ring[kept:], ordered=False)],
-                    ordered=False,
-                )
-                if rated != seen.rated:
-                    frame = frame.with_ratings(ring)
-                return _RingFrame(frame, len(ring), ring[0], ring[-1], rated)
-    return _RingFrame(
-        KpiFrame(ring, ordered=False), len(ring), ring[0] if ring else None, ring[-1] if ring else None, rated
-    )
-
-
 def samples_from_records(records: Iterable[InteractionRecord]) -> list[Sample]:
     """Samples of the production records among `records` (eval and shadow left out)."""
     return [Sample.of(r) for r in records if r.traffic_source not in OFFLINE_TRAFFIC]
 
 
-SAMPLE_BYTES = 200  # a sample's slots, floats, ring slot and id-index entry (measured with tracemalloc)
-
-
-def sample_bytes(s: Sample) -> int:
-    """About how much memory one sample holds: its fixed part and the strings it may own alone."""
-    return SAMPLE_BYTES + sys.getsizeof(s.id) + sys.getsizeof(s.session_id) + sys.getsizeof(s.agent)
+FEEDBACK_ENTRY_BYTES = 190  # one entry of the window's id index (its tuple, a float, the dict slot), measured
 
 
 class KpiWindow:
-    """A ring of recent production samples, kept for `horizon_s`, and at most `max_samples` of them
-    holding at most `max_bytes` (session ids come from clients); the oldest go first.
+    """The server's production KPIs: incremental aggregates (`Aggregates`: per-bucket counters and
+    sketches, updated once per interaction) over the last `horizon_s`, so what a question about the
+    window costs is bounded by its buckets, not by the interactions behind them.
+
+    The newest `max_samples` interactions (and at most `max_bytes` of them) stay rateable: feedback on
+    one of them moves its rating in its buckets. Older interactions keep the rating they had; their
+    feedback still reaches the store, which the dashboard reads for what the window does not hold.
 
     Args:
-        horizon_s: how far back samples are kept (the longest window anyone asks for).
-        max_samples: a memory bound for very busy servers.
-        max_bytes: a memory bound in bytes (see `sample_bytes`).
+        horizon_s: how far back interactions are kept (the longest window anyone asks for).
+        max_samples: how many recent interactions feedback can still re-rate.
+        max_bytes: a memory bound on that index in bytes.
     """
 
     def __init__(
-        self, horizon_s: float = 86400.0, max_samples: int = 200_000, max_bytes: int = 64 * 2**20
+        self, horizon_s: float = 86400.0, max_samples: int = 100_000, max_bytes: int = 32 * 2**20
     ) -> None:
-        self.horizon_s = horizon_s
         self.max_samples = max_samples
         self.max_bytes = max_bytes
-        self._ring: deque[Sample] = deque()
-        self._by_id: dict[str, Sample] = {}
-        self._bytes = 0
+        self._agg = Aggregates(horizon_s)
+        # id -> (agent, version, created_at, rating), oldest first (popitem(last=False) is O(1)); tuples
+        # of strings and floats, which the garbage collector stops tracking
+        self._recent: OrderedDict[str, _Rateable] = OrderedDict()
+        self._recent_bytes = 0
         self._lock = threading.Lock()
-        self._rated = 0  # bumped by each rating change, so `frame` knows to read ratings again
-        self._frame_lock = threading.Lock()
-        self._seen: _RingFrame | None = None
+
+    @property
+    def horizon_s(self) -> float:
+        return self._agg.horizon_s
+
+    @horizon_s.setter
+    def horizon_s(self, value: float) -> None:
+        self._agg.horizon_s = value
 
     def add(self, record: InteractionRecord) -> None:
         """Add a finished interaction (eval and shadow traffic are ignored)."""
         if record.traffic_source in OFFLINE_TRAFFIC:
             return
         s = Sample.of(record)
+        self._agg.add(s)
         with self._lock:
-            self._ring.append(s)
-            self._by_id[s.id] = s
-            self._bytes += sample_bytes(s)
-            while len(self._ring) > self.max_samples or (
-                self._bytes > self.max_bytes and len(self._ring) > 1
-            ):
-                self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        """Forget the oldest sample (the caller holds the lock)."""
-        old = self._ring.popleft()
-        self._bytes -= sample_bytes(old)
-        if self._by_id.get(old.id) is old:
-            del self._by_id[old.id]
+            self._recent[s.id] = (s.agent, s.version, s.at, s.rating)
+            self._recent_bytes += _entry_bytes(s.id)
+            while len(self._recent) > self.max_samples or self._recent_bytes > self.max_bytes:
+                self._recent_bytes -= _entry_bytes(self._recent.popitem(last=False)[0])
 
     @property
     def bytes(self) -> int:
-        """About how much memory the samples hold (see `sample_bytes`)."""
-        return self._bytes
+        """About how much memory the window holds (its buckets and its index of recent interactions)."""
+        return self._agg.bytes + self._recent_bytes
 
     def add_feedback(self, interaction_id: str, feedback: dict[str, Any] | None) -> None:
-        """Update the rating of an interaction still in the window."""
+        """Update the rating of a recent interaction (see the class docstring)."""
         with self._lock:
-            s = self._by_id.get(interaction_id)
-            if s is not None:
-                s.rating = rating_of(feedback)
-                self._rated += 1
+            found = self._recent.get(interaction_id)
+            if found is None:
+                return
+            agent, version, at, old = found
+            new = rating_of(feedback)
+            self._recent[interaction_id] = (agent, version, at, new)
+            self._agg.rate(agent, version, at, old, new)
 
     def prune(self, now: float | None = None) -> None:
-        cutoff = (now or time.time()) - self.horizon_s
+        """Forget what is older than the horizon before `now`."""
+        now = time.time() if now is None else now
+        self._agg.prune(now)
+        cutoff = now - self.horizon_s
         with self._lock:
-            while self._ring and self._ring[0].at < cutoff:
-                self._drop_oldest()
+            for key in [k for k, v in self._recent.items() if v[2] < cutoff]:
+                del self._recent[key]
+                self._recent_bytes -= _entry_bytes(key)
 
-    def snapshot(self) -> list[Sample]:
-        """Every sample in the window, oldest first, copied under the lock (safe from any thread)."""
-        with self._lock:
-            return list(self._ring)
-
-    def frame(self, *, agent: str | None = None, version: str | None = None) -> KpiFrame:
-        """A `KpiFrame` of the window's samples in time order (optionally of one agent / version).
-
-        The window keeps the frame it made last time and reads only the samples added since (and the
-        ratings again after feedback); the rest is numpy. Safe from any thread; call it in a worker
-        thread rather than on the event loop."""
-        with self._lock:
-            ring = list(self._ring)
-            rated = self._rated
-        with self._frame_lock:
-            self._seen = seen = _follow(self._seen, ring, rated)
-        return seen.frame.sorted().where(agent=agent, version=version)
+    def view(self, *, agent: str | None = None, version: str | None = None) -> AggregateView:
+        """The window as a `KpiView` (any window's KPIs, buckets, versions), of one agent / version."""
+        return self._agg.view(agent=agent, version=version)
 
     def kpis(
         self,
@@ -446,8 +410,15 @@ class KpiWindow:
         version: str | None = None,
     ) -> Kpis:
         """KPIs of the window ending `offset_s` before `now` (offset_s=window_s: the previous window)."""
-        end = (now or time.time()) - offset_s
-        return self.frame(agent=agent, version=version).kpis(window_s, end - window_s, end)
+        end = (time.time() if now is None else now) - offset_s
+        return self._agg.summary(end - window_s, end, agent=agent, version=version).kpis(window_s)
 
     def __len__(self) -> int:
-        return len(self._ring)
+        return len(self._agg)
+
+
+_Rateable = tuple[str, str, float, float | None]
+
+
+def _entry_bytes(interaction_id: str) -> int:
+    return FEEDBACK_ENTRY_BYTES + sys.getsizeof(interaction_id)

@@ -1,9 +1,10 @@
 """Structured logs: one JSON line per lifecycle event (structlog, rendered with orjson).
 
-Events: `request_received`, `llm_call`, `tool_call`, `guardrail`, `response`, `error`, `feedback`
-(and the server's own: `alert`, `server_started`, ...). Fields people search by: timestamp, level,
-event, session_id, trace_id, interaction_id, agent, version, tool, arguments, result_status,
-latency_ms, tokens_used {input, output}, cost_usd.
+Events: one `interaction` line per finished interaction (its model calls, tool calls and guardrail
+verdicts as lists inside it: one encode, one write), `feedback`, and the server's own (`alert`,
+`server_started`, ...). Fields people search by: timestamp, level, event, session_id, trace_id,
+interaction_id, agent, version, result_status, latency_ms, tokens_used {input, output, cached},
+cost_usd, and per call tool, arguments, model.
 
 Message content and tool arguments are redacted unless content capture is on: text becomes
 `"[redacted: N chars]"` and each argument value `"[redacted]"` (the argument names stay).
@@ -124,68 +125,74 @@ def log_event(event: str, *, level: str = "info", **fields: Any) -> None:
 
 
 def log_interaction(record: InteractionRecord) -> None:
-    """Emit the lifecycle events of one finished interaction from its record: request_received,
-    one llm_call per model call, one tool_call per tool call, one guardrail per verdict, then
-    response (and error when it failed)."""
-    log = _logger()
-    base = {
+    """Emit one `interaction` line for a finished interaction: who and what (ids, agent, version,
+    traffic source, redacted input and output), how it ended (result_status, error), latency, tokens
+    and cost, and its model calls, tool calls and guardrail verdicts as lists. Its level is error when
+    the interaction failed, warning when one of its calls failed, else info."""
+    llm_calls = [
+        {
+            "model": c.model,
+            "provider": c.provider,
+            "result_status": c.status,
+            "latency_ms": round(c.duration_ms, 3),
+            "tokens_used": {
+                "input": c.input_tokens,
+                "output": c.output_tokens,
+                "cached": c.cached_input_tokens,
+            },
+            "cost_usd": c.cost_usd,
+            "attempts": c.attempts,
+            "error": c.error,
+        }
+        for c in record.llm_calls
+    ]
+    tool_calls = [
+        {
+            "tool": t.name,
+            "arguments": redact_arguments(t.arguments),
+            "result_status": t.status,
+            "latency_ms": round(t.duration_ms, 3),
+            "cached": t.cached,
+            "error": t.error,
+        }
+        for t in record.tool_calls
+    ]
+    level = "info"
+    if record.status == "failed":
+        level = "error"
+    elif any(c.status != "ok" for c in record.llm_calls) or any(
+        t.status != "success" for t in record.tool_calls
+    ):
+        level = "warning"
+    fields: dict[str, Any] = {
         "session_id": record.session_id,
         "trace_id": record.trace_id,
         "interaction_id": record.id,
         "agent": record.agent,
         "version": record.version,
+        "traffic_source": record.traffic_source,
+        "user_id": record.user_id,
+        "result_status": record.status,
+        "latency_ms": round(record.latency_ms, 3),
+        "tokens_used": {
+            "input": record.input_tokens,
+            "output": record.output_tokens,
+            "cached": record.cached_input_tokens,
+        },
+        "cost_usd": record.cost_usd,
+        "input": redact_text(record.input),
+        "output": redact_text(record.output),
+        "llm_calls": llm_calls,
+        "tool_calls": tool_calls,
     }
-    log.info(
-        "request_received",
-        timestamp=record.created_at,
-        traffic_source=record.traffic_source,
-        user_id=record.user_id,
-        input=redact_text(record.input),
-        **base,
-    )
-    for c in record.llm_calls:
-        getattr(log, "info" if c.status == "ok" else "warning")(
-            "llm_call",
-            model=c.model,
-            provider=c.provider,
-            result_status=c.status,
-            latency_ms=round(c.duration_ms, 3),
-            tokens_used={"input": c.input_tokens, "output": c.output_tokens, "cached": c.cached_input_tokens},
-            cost_usd=c.cost_usd,
-            attempts=c.attempts,
-            error=c.error,
-            **base,
-        )
-    for t in record.tool_calls:
-        getattr(log, "info" if t.status == "success" else "warning")(
-            "tool_call",
-            tool=t.name,
-            arguments=redact_arguments(t.arguments),
-            result_status=t.status,
-            latency_ms=round(t.duration_ms, 3),
-            cached=t.cached,
-            error=t.error,
-            **base,
-        )
-    for g in record.guardrails:
-        log.info("guardrail", guardrail=g.get("name"), result_status=g.get("verdict"), **base)
+    if record.guardrails:
+        fields["guardrails"] = [
+            {"guardrail": g.get("name"), "result_status": g.get("verdict")} for g in record.guardrails
+        ]
     if record.status == "failed":
-        log.error(
-            "error",
-            result_status=record.status,
-            error=record.error,
-            error_kind=record.metadata.get("error_kind"),
-            **base,
-        )
-    log.info(
-        "response",
-        result_status=record.status,
-        latency_ms=round(record.latency_ms, 3),
-        tokens_used={"input": record.input_tokens, "output": record.output_tokens},
-        cost_usd=record.cost_usd,
-        output=redact_text(record.output),
-        **base,
-    )
+        fields["error"] = record.error
+        fields["error_kind"] = record.metadata.get("error_kind")
+    getattr(_logger(), level)("interaction", **fields)
 
 
 def log_feedback(record: InteractionRecord) -> None:

@@ -16,7 +16,8 @@ Reading the KPIs (PromQL):
 
 The OpenTelemetry GenAI metrics are exposed with Prometheus-legal names (dots become underscores,
 the duration gets its unit suffix): `gen_ai_client_token_usage` (label `gen_ai_token_type` =
-input | output) and `gen_ai_client_operation_duration_seconds`.
+input | output) and `gen_ai_client_operation_duration_seconds`; their `gen_ai_request_model` is the
+provider's model id sent (as on the spans), not the config key.
 
 Model clients (process-wide, labelled by the model's config key and its endpoint `host:port`), fed
 by `observe_llm_event`, which the server subscribes to the llm package's events:
@@ -83,9 +84,14 @@ def _prom(name: str) -> str:
     return name.replace(".", "_")
 
 
+INCIDENT_VERDICTS = frozenset({"block", "escalate"})
+"""Guardrail verdicts that make an interaction a safety incident."""
+
+
 def is_safety_incident(record: InteractionRecord) -> bool:
-    """A blocked interaction, or any guardrail that blocked something."""
-    return record.status == "blocked" or any(g.get("verdict") == "block" for g in record.guardrails)
+    """A blocked interaction, or any guardrail that blocked or escalated something (a refused tool
+    call included)."""
+    return record.status == "blocked" or any(g.get("verdict") in INCIDENT_VERDICTS for g in record.guardrails)
 
 
 @dataclass(slots=True)
@@ -142,7 +148,16 @@ class Metrics:
             "shipyard_escalations", "Interactions handed over to a human.", av, registry=r
         )
         self.safety = Counter(
-            "shipyard_safety_incidents", "Blocked interactions and guardrail blocks.", av, registry=r
+            "shipyard_safety_incidents",
+            "Interactions that were blocked or had a guardrail block or escalate something.",
+            av,
+            registry=r,
+        )
+        self.guardrail_verdicts = Counter(
+            "shipyard_guardrail_verdicts",
+            "Guardrail checks that acted (block, redact, escalate), by guardrail, stage and verdict.",
+            [*av, "guardrail", "stage", "verdict"],
+            registry=r,
         )
         self.tool_calls = Counter(
             "shipyard_tool_calls",
@@ -258,6 +273,10 @@ class Metrics:
             ch.escalations.inc()
         if is_safety_incident(record):
             ch.safety.inc()
+        for g in record.guardrails:
+            self.guardrail_verdicts.labels(
+                agent, version, str(g.get("name")), str(g.get("stage")), str(g.get("verdict"))
+            ).inc()
         for t in record.tool_calls:
             # a name the model made up is not a label value: it would be a new series per name
             name = UNKNOWN_TOOL if t.status == "not_found" else t.name
@@ -272,10 +291,11 @@ class Metrics:
                     err = ch.tool_errors[name] = self.tool_errors.labels(agent, version, name)
                 err.inc()
         for c in record.llm_calls:
-            key2 = (c.provider, c.model, agent, version, c.status)
+            requested = c.request_model or c.model  # the provider's model id, as on the spans
+            key2 = (c.provider, requested, agent, version, c.status)
             found = self._llm.get(key2)
             if found is None:
-                base = (sc.OP_CHAT, c.provider, c.model, agent, version)
+                base = (sc.OP_CHAT, c.provider, requested, agent, version)
                 found = self._llm[key2] = (
                     self.token_usage.labels(*base, "input"),
                     self.token_usage.labels(*base, "output"),

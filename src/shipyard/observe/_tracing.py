@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from shipyard.observe import _semconv as sc
 from shipyard.store import SpanRecord
 
 _PROVIDER: TracerProvider | None = None
-_EXPORT: BatchSpanProcessor | None = None
+_EXPORTS: dict[str, BatchSpanProcessor] = {}
+"""The exporters kept traces go to, by kind (`otlp`, `file`, `custom`): one of each at most."""
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "internal",
@@ -39,7 +43,7 @@ def tracer_provider(*, service_name: str = "shipyard") -> TracerProvider:
     if _PROVIDER is None:
         _PROVIDER = TracerProvider(resource=Resource.create({"service.name": service_name}))
         endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        if endpoint and _EXPORT is None:
+        if endpoint and not _EXPORTS:
             configure_otlp(endpoint)
     return _PROVIDER
 
@@ -51,27 +55,45 @@ def configure_otlp(endpoint: str) -> None:
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
-    set_span_exporter(OTLPSpanExporter(endpoint=url))
+    _set_export("otlp", OTLPSpanExporter(endpoint=url))
+
+
+def configure_otlp_file(path: Path | None) -> None:
+    """Append kept traces to `path` in OpenTelemetry's OTLP file-exporter format (JSON Lines of
+    OTLP/JSON, `observe/_otlp_file.py`), beside any OTLP/HTTP export; replaces an earlier file
+    (None: no file)."""
+    from shipyard.observe._otlp_file import OtlpJsonFileExporter
+
+    _set_export("file", OtlpJsonFileExporter(path) if path is not None else None)
 
 
 def set_span_exporter(exporter: SpanExporter | None) -> None:
-    """Where kept traces are exported, in background batches (None: nowhere but the store)."""
-    global _EXPORT
-    if _EXPORT is not None:
-        _EXPORT.shutdown()
-    _EXPORT = BatchSpanProcessor(exporter) if exporter is not None else None
+    """Where kept traces are exported, in background batches (None: nowhere but the store); replaces
+    every exporter configured before."""
+    for key in list(_EXPORTS):
+        _set_export(key, None)
+    if exporter is not None:
+        _set_export("custom", exporter)
+
+
+def _set_export(key: str, exporter: SpanExporter | None) -> None:
+    old = _EXPORTS.pop(key, None)
+    if old is not None:
+        old.shutdown()
+    if exporter is not None:
+        _EXPORTS[key] = BatchSpanProcessor(exporter)
 
 
 def export_spans(spans: Sequence[Any]) -> None:
-    """Hand a kept trace's finished spans to the exporter (a queue append each; never blocks)."""
-    if _EXPORT is not None:
+    """Hand a kept trace's finished spans to the exporters (a queue append each; never blocks)."""
+    for export in tuple(_EXPORTS.values()):  # a server stopping may drop one meanwhile
         for span in spans:
             if isinstance(span, ReadableSpan):
-                _EXPORT.on_end(span)
+                export.on_end(span)
 
 
 def flush_export(timeout_ms: int = 5000) -> bool:
-    return _EXPORT.force_flush(timeout_ms) if _EXPORT is not None else True
+    return all([export.force_flush(timeout_ms) for export in tuple(_EXPORTS.values())])
 
 
 def get_tracer() -> trace.Tracer:
@@ -99,6 +121,42 @@ def end_span(
         span.set_status(Status(StatusCode.ERROR, error))
         span.set_attribute("error.type", error_type or "error")
     span.end(end_time=end_ns)
+
+
+def add_flag_evaluation(
+    span: Span,
+    key: str,
+    *,
+    variant: str | None,
+    value: Any,
+    reason: str,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    context_id: str | None = None,
+    version: int | None = None,
+) -> None:
+    """A `feature_flag.evaluation` event on `span` (OTel feature-flag conventions): the variant, or
+    the value when there is none (the caller's default); `error.type` when the evaluation failed."""
+    attributes: dict[str, Any] = {
+        sc.FLAG_KEY: key,
+        sc.FLAG_PROVIDER: sc.FLAG_PROVIDER_NAME,
+        sc.FLAG_REASON: reason.lower(),
+    }
+    if variant is not None:
+        attributes[sc.FLAG_VARIANT] = variant
+    elif isinstance(value, bool | int | float | str):
+        attributes[sc.FLAG_VALUE] = value
+    else:
+        attributes[sc.FLAG_VALUE] = orjson.dumps(value, default=str).decode()
+    if context_id is not None:
+        attributes[sc.FLAG_CONTEXT_ID] = context_id
+    if version:
+        attributes[sc.FLAG_VERSION] = str(version)
+    if error_code is not None:
+        attributes[sc.ERROR_TYPE] = error_code.lower()
+        if error_message:
+            attributes[sc.FLAG_ERROR_MESSAGE] = error_message
+    span.add_event(sc.EVENT_FLAG_EVALUATION, attributes)
 
 
 def hex_trace_id(span: Span) -> str:

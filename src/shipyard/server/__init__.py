@@ -6,6 +6,7 @@ from shipyard.server._connections import uvicorn_config
 from shipyard.server._dead_letters import DeadLetterSink, dead_letter_folder, read_dead_letter_files
 from shipyard.server._guard import is_loopback
 from shipyard.server._journal import Journal, decode_record, encode, read_journal
+from shipyard.server._rollout_api import require_gate
 from shipyard.server._serve import serve
 from shipyard.server._state import ServerState
 from shipyard.server._steps import RECORD_STEPS
@@ -28,6 +29,7 @@ __all__ = [
     "new_key",
     "read_dead_letter_files",
     "read_journal",
+    "require_gate",
     "serve",
     "uvicorn_config",
 ]

@@ -50,7 +50,7 @@ from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
 from shipyard.server._idempotency import idempotent
 from shipyard.server._openapi import openapi_document
 from shipyard.server._reload import config_routes
-from shipyard.server._rollout_api import chosen_version, rollout_routes
+from shipyard.server._rollout_api import _PARTS, chosen_version, rollout_routes
 from shipyard.server._state import ServerState
 from shipyard.server._steps import NotRecorded
 from shipyard.store import InteractionRecord, error_reason
@@ -89,11 +89,13 @@ async def _run(
     history: list[dict[str, Any]] | None = None,
     keyed: bool = False,
 ) -> InteractionRecord:
-    """One interaction through the runtime, then the record steps (journal before anything is sent).
-    `keyed`: the request carries an Idempotency-Key, so a retry replays its answer."""
+    """One interaction through the runtime, then the record steps (journal before anything is sent)
+    on the record as it is kept (content masked per `server.content_capture`); returns the record as
+    it happened, which the response is made from. `keyed`: the request carries an Idempotency-Key,
+    so a retry replays its answer."""
     try:
         with state.reloader.lease() as rt:  # a config reload swaps the runtime; this request keeps its own
-            record: InteractionRecord = await rt.invoke(
+            outcome = await rt.interact(
                 agent,
                 text,
                 session_id=session_id,
@@ -107,8 +109,9 @@ async def _run(
     except ShipyardError as e:  # the project is misconfigured (e.g. a prompt variable has no value)
         log_event("agent_unavailable", level="error", agent=agent, error=e.message)
         raise ApiError(503, f"agent {agent!r} cannot run: {e.message}", type="service_unavailable") from None
+    record: InteractionRecord = outcome.full
     try:
-        state.finish(record)
+        state.finish(outcome.kept)
     except NotRecorded as e:  # the agent ran, but nothing durable holds its record: say so, with its id
         retry = (
             f"A retry with the same {IDEMPOTENCY_HEADER} gets this answer again; the agent does not run twice"
@@ -363,6 +366,8 @@ async def feedback(request: Request, state: ServerState) -> Response:
     comment = text_field(body, "comment", MAX_COMMENT_CHARS)
     if thumbs is None and score is None and comment is None:
         raise ApiError(422, "feedback needs at least one of 'thumbs', 'score' or 'comment'", param="thumbs")
+    if comment is not None:  # kept like the interaction's own content (server.content_capture)
+        comment = state.rt.mask.text(comment)
     await _in_store(state, ref)
     try:
         record = await asyncio.to_thread(state.store.record_feedback, ref, thumbs, score, comment)
@@ -559,6 +564,8 @@ async def admin_kpis(request: Request, state: ServerState) -> Response:
 async def admin_versions(request: Request, state: ServerState) -> Response:
     """GET /admin/versions"""
     seen = {row["version"]: row for row in await asyncio.to_thread(state.store.list_agent_versions)}
+    parts = _PARTS.get(state)
+    gates = parts.assigner.gates() if parts is not None else {}
     agents: dict[str, Any] = {}
     for name in sorted(state.cfg.agents):
         if name in state.load_errors:
@@ -576,7 +583,10 @@ async def admin_versions(request: Request, state: ServerState) -> Response:
                     "last_seen": (seen.get(v.id) or {}).get("last_seen"),
                 }
                 for i, v in enumerate(state.rt.versions(name))
-            ]
+            ],
+            # the current version's production gate where no deployment chooses one (gated, ungated,
+            # overridden; rollout/_serving.py)
+            "serving_gate": gates[name].to_dict() if name in gates else None,
         }
     return json_response({"agents": agents})
 

@@ -2,9 +2,9 @@
 
 Numbers come from the server's in-memory `KpiWindow` for the time since this process started (or as far
 back as the window keeps) and from the store for anything older, so a freshly started server still shows
-yesterday. Older samples are read from the store once per time range and kept (see `_History`). The KPI
-math is `shipyard.observe.KpiFrame` (one pass over the samples, then a slice per window or bucket); this
-module only picks samples and shapes JSON, in worker threads, never on the event loop. It also shapes
+yesterday. Older samples are read from the store once per time range and kept (see `_History`, an exact
+`KpiFrame`); the window's part is its aggregates (merging buckets costs the same at any traffic). Both
+are `KpiView`s, joined at the window's coverage start; this module only picks views and shapes JSON, in worker threads, never on the event loop. It also shapes
 `GET /admin/kpis` (`kpis_document`), from the in-memory window alone.
 
 The page (static/dashboard.html, .css, .js) is self-contained: no CDN, charts are inline SVG drawn by
@@ -39,8 +39,11 @@ from starlette.routing import BaseRoute, Route
 
 from shipyard.config import parse_window
 from shipyard.observe import (
+    COARSE_S,
+    JoinedView,
     KpiFrame,
     Kpis,
+    KpiView,
     KpiWindow,
     overall_status,
     samples_from_records,
@@ -247,22 +250,24 @@ class DashboardData:
         self._history: _History | None = None
 
     def coverage_start(self, now: float) -> float:
-        """From when on the in-memory window holds every production interaction."""
+        """From when on the in-memory window holds every production interaction (the start of its
+        coarse buckets once the horizon is reached, so the window never counts part of a bucket)."""
         window = self.state.window
-        return max(float(getattr(self.state, "started_at", now)), now - window.horizon_s)
+        edge = math.ceil((now - window.horizon_s) / COARSE_S) * COARSE_S
+        return max(float(getattr(self.state, "started_at", now)), edge)
 
-    def frame(self, since: float, until: float) -> KpiFrame:
-        """Production samples created in [since, until), in time order: the store before
-        `coverage_start`, the in-memory window after it (no interaction is counted twice)."""
+    def frame(self, since: float, until: float) -> KpiView:
+        """Production interactions created in [since, until): the store before `coverage_start`, the
+        in-memory window's aggregates after it (no interaction is counted twice)."""
         split = min(max(since, self.coverage_start(until)), until)
-        parts: list[KpiFrame] = []
-        if since < split:
-            if self._history is None:
-                self._history = _History(self.state.store, lookback_s=2 * MAX_WINDOW_S + 60)
-            parts.append(self._history.frame(since, split, until))
-        if split < until:
-            parts.append(self.state.window.frame().between(split, until))
-        return parts[0] if len(parts) == 1 else KpiFrame.concat(parts)
+        memory = self.state.window.view().between(since, until)
+        if since >= split:
+            return memory
+        if self._history is None:
+            self._history = _History(self.state.store, lookback_s=2 * MAX_WINDOW_S + 60)
+        history = self._history.frame(since, split, until)
+        # the window holds nothing from before the server started: the bucket holding `split` counts whole
+        return JoinedView(history, memory, split, after_from=math.floor(split / COARSE_S) * COARSE_S)
 
     # the JSON documents ------------------------------------------------------------------------------
     def overview(self, window_s: float, now: float | None = None) -> dict[str, Any]:
@@ -388,7 +393,7 @@ class DashboardData:
         return None if record is None else trace_detail(record)
 
 
-def _this_and_previous(frame: KpiFrame, window_s: float, now: float) -> tuple[Kpis, Kpis]:
+def _this_and_previous(frame: KpiView, window_s: float, now: float) -> tuple[Kpis, Kpis]:
     """The KPIs of the window ending now and of the one before it."""
     return frame.kpis(window_s, now - window_s, now), frame.kpis(window_s, now - 2 * window_s, now - window_s)
 
@@ -398,7 +403,7 @@ def kpis_document(
 ) -> dict[str, Any]:
     """The numbers of `GET /admin/kpis`, from the server's in-memory window: this window and the
     previous one, overall and per version, `points` chart buckets over the window, and the last 24 hours.
-    It reads the window's frame (the samples added since the last read) and then only slices it, but
+    It merges the window's buckets (work bounded by the number of buckets, not of interactions), but
     it blocks: call it in a worker thread.
 
     Args:
@@ -407,7 +412,7 @@ def kpis_document(
         agent: only this agent's interactions (None: all).
         points: how many buckets the series has.
     """
-    frame = window.frame(agent=agent)
+    frame = window.view(agent=agent)
     current, previous = _this_and_previous(frame, window_s, now)
     versions = []
     for a, v in frame.versions():
@@ -480,7 +485,7 @@ def trace_row(r: InteractionRecord, *, clip: bool = True) -> dict[str, Any]:
 
 def _span_detail(s: SpanRecord) -> dict[str, Any]:
     a = s.attributes
-    op = a.get(sc.OPERATION)
+    op = a.get(sc.OPERATION) or a.get(sc.SHIPYARD_OPERATION)
     out: dict[str, Any] = {"operation": op}
     if op == sc.OP_CHAT or a.get(sc.ATTEMPT) is not None:
         out["model"] = a.get(sc.RESPONSE_MODEL) or a.get(sc.REQUEST_MODEL)

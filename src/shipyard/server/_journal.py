@@ -21,6 +21,11 @@ what they hold); when the store is back the mover reads them back from the file 
 before the ones still in memory, and the checkpoint moves as before. `find_pending` looks in memory
 first, then searches that stretch of the file.
 
+Size: once a file passes `rotate_bytes` the journal starts a new one, also under steady load (when
+records are always pending): the pending tail is copied over first, then the old file goes (see
+`_maybe_rotate`). The checkpoint is written at the end of each flush and at most once a second during
+a long one.
+
 On start, `recover()` loads every journal no living process holds, from its checkpoint on, into
 the store (insert-or-ignore by interaction id, so loading twice is harmless) and deletes it.
 
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import mmap
 import os
 import time
@@ -70,6 +76,7 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks; one proces
 
 FsyncPolicy = Literal["never", "batch", "always"]
 SUFFIX = ".journal"
+CHECKPOINT_EVERY_S = 1.0
 
 
 def encode(record: InteractionRecord) -> bytes:
@@ -213,7 +220,7 @@ class Journal:
         fsync: never | batch | always (see the module docs).
         batch_size: at most this many records per store write.
         flush_interval_s: how often the mover runs when fewer than batch_size records wait.
-        rotate_bytes: start a new file once everything in a file this big is in the store.
+        rotate_bytes: start a new file once one is this big (the pending tail moves to the new file).
         on_dead_letter: called with each record the store refused, once it is kept aside (for
             metrics and alerts); from the event loop, or from a worker thread during `recover()`.
         dead_letter_folder: where a dead letter goes when the store's table cannot take it
@@ -264,6 +271,9 @@ class Journal:
         self._flush_lock = asyncio.Lock()
         self.stored = 0
         self.failures = 0
+        self.rotations = 0  # files started because the last one reached rotate_bytes
+        self._checkpointed: tuple[Path, int] | None = None  # the checkpoint last written
+        self._checkpointed_at = -math.inf
         self.dead_letters = DeadLetterSink(
             store, dead_letter_folder or self.directory.parent / DEAD_LETTER_FOLDER
         )
@@ -441,10 +451,23 @@ class Journal:
                 self._advance(stop, len(records))
                 moved += len(records)
                 self.stored += len(records)
-                if self.path is not None:
-                    _write_checkpoint(self._checkpoint_path(self.path), stop)
+                self._checkpoint(final=False)
+                self._maybe_rotate()  # also mid-flush: under steady load the loop may never drain
+            self._checkpoint(final=True)
             self._maybe_rotate()
         return moved
+
+    def _checkpoint(self, *, final: bool) -> None:
+        """Write where the store has everything up to: at the end of each flush, and during a long one
+        (steady load) at most every CHECKPOINT_EVERY_S. A checkpoint that lags only makes recovery
+        insert again records the store already has, which it ignores."""
+        if self.path is None or self._checkpointed == (self.path, self._head):
+            return
+        now = time.monotonic()
+        if not final and now - self._checkpointed_at < CHECKPOINT_EVERY_S:
+            return
+        _write_checkpoint(self._checkpoint_path(self.path), self._head)
+        self._checkpointed, self._checkpointed_at = (self.path, self._head), now
 
     async def _next_batch(self) -> tuple[list[InteractionRecord], int]:
         """The next records to move (at most batch_size, from _head on) and the offset they end at."""
@@ -486,18 +509,38 @@ class Journal:
             self.on_dead_letter(letter)
 
     def _maybe_rotate(self) -> None:
-        if (
-            self._head < self._offset
-            or self._offset < self.rotate_bytes
-            or self.path is None
-            or self._fd is None
-        ):
+        """Start a new file once this one holds `rotate_bytes`, also while records are pending (under
+        steady load some always are): the pending tail (the byte range from the checkpoint on, all of it
+        in memory too) is copied to the new file first, then the old file and its checkpoint go. A
+        crash in between leaves both files; recovery inserts the tail twice, which the store ignores.
+        Synchronous, so no append runs in between. While some pending records are in the file only (a
+        store outage), it waits: that stretch may be large and is read back from this file."""
+        if self._offset < self.rotate_bytes or self.path is None or self._fd is None:
             return
-        old_fd, old = self._fd, self.path
+        if self._file_only() is not None:
+            return
+        old_fd, old, head, end = self._fd, self.path, self._head, self._offset
+        tail = b""
+        if head < end:
+            with open(old, "rb") as fh:
+                fh.seek(head)
+                tail = fh.read(end - head)
         self.open()
+        assert self._fd is not None and self.path is not None
+        if tail:
+            os.write(self._fd, tail)
+            if self.fsync != "never":
+                os.fsync(self._fd)
+            self._offset = len(tail)
+            for held in self._pending:
+                held.start -= head
+                held.end -= head
+        _write_checkpoint(self._checkpoint_path(self.path), 0)
+        self._checkpointed = (self.path, 0)
         os.close(old_fd)
         old.unlink(missing_ok=True)
         self._checkpoint_path(old).unlink(missing_ok=True)
+        self.rotations += 1
 
     async def run(self, *, loops: LoopSupervisor | None = None) -> None:
         """Move records to the store until cancelled: every flush_interval_s, or at once when a

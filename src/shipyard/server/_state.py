@@ -20,6 +20,7 @@ from shipyard.observe import (
     TraceSampler,
     configure_logging,
     configure_otlp,
+    configure_otlp_file,
     flush_export,
     log_event,
     log_interaction,
@@ -84,6 +85,7 @@ class ServerState:
             self.rules,
             lambda rule, now: self.window.kpis(rule.window_s, now=now, agent=rule.agent),
             webhooks=cfg.alerts.webhooks,
+            files=[cfg.resolve(f) for f in cfg.alerts.files],
             webhook_timeout_s=cfg.alerts.webhook_timeout_s,
             project=cfg.project,
             counters={"dead_letters": self.dead_letter_events, LOOP_EVENT: EventCounter()},
@@ -110,7 +112,9 @@ class ServerState:
 
         if self.configure_logs:
             configure_logging(
-                stream=self.log_stream, level=self.log_level, content_capture=self.cfg.server.content_capture
+                stream=self.log_stream,
+                level=self.log_level,
+                content_capture=self.cfg.server.content_capture.enabled,
             )
         if self.store is None:
             self.store = await asyncio.to_thread(Store.from_config, self.cfg)
@@ -134,6 +138,8 @@ class ServerState:
         self.rt.sampler = TraceSampler(self.cfg.server.trace_sample_rate)
         if self.cfg.server.otlp_endpoint:
             configure_otlp(self.cfg.server.otlp_endpoint)
+        if self.cfg.server.otlp_file:
+            configure_otlp_file(self.cfg.resolve(self.cfg.server.otlp_file))
         await asyncio.to_thread(self._start_flags)
         for agent in self.cfg.agents:
             try:
@@ -152,6 +158,8 @@ class ServerState:
             loop.create_task(self._refresh_keys()),
             loop.create_task(self._record_versions()),
         ]
+        if self.cfg.store.retention.enabled:
+            self._tasks.append(loop.create_task(self._prune_store()))
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
         self._tasks += await self.reloader.start()  # watch the config, SIGHUP, Redis notices
         log_event(
@@ -209,6 +217,29 @@ class ServerState:
 
         await self.loops.every("version_recorder", AUTH_REFRESH_S, record)
 
+    async def _prune_store(self) -> None:
+        """Apply `store.retention` now and every `every` (loop `store_retention`); read at start, like
+        every `store` setting."""
+        retention = self.cfg.store.retention
+
+        async def prune() -> None:
+            result = await asyncio.to_thread(
+                self.store.prune, max_age_s=retention.max_age_s, max_bytes=retention.max_bytes
+            )
+            if result.deleted:
+                log_event(
+                    "store_pruned",
+                    deleted=result.deleted,
+                    bytes_before=result.bytes_before,
+                    bytes_after=result.bytes_after,
+                    max_age=retention.max_age,
+                    max_size_mb=retention.max_size_mb,
+                )
+
+        with self.loops.guard("store_retention"):
+            await prune()
+        await self.loops.every("store_retention", retention.every_s, prune)
+
     async def stop(self) -> None:
         """Stop background tasks, move what the journal holds into the store, close everything."""
         for task in self._tasks:
@@ -227,6 +258,9 @@ class ServerState:
             await self.rt.aclose()
         await self.reloader.aclose()  # runtimes a reload swapped out, the SIGHUP handler
         await asyncio.to_thread(flush_export)
+        if self.cfg.server.otlp_file:
+            # the file is this project's: a later server in this process may belong to another
+            configure_otlp_file(None)
         if self._own_store and self.store is not None:
             self.store.close()
         log_event("server_stopped")

@@ -1,13 +1,18 @@
 """Persistence: SQLAlchemy models, migrations, SQLite by default, PostgreSQL by URL."""
 
-from shipyard.store._dead_letters import DeadLetter, dead_letter_for, isolate
-from shipyard.store._errors import StoreError, error_reason, is_refusal
-from shipyard.store._files import private_dir, private_file
-from shipyard.store._idempotency import IdempotencyEntry
-from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
-from shipyard.store._sanitize import store_safe, store_text
-from shipyard.store._store import EvalRunStatus, Store, default_database_url, normalize_url
-from shipyard.store._writer import BatchWriter
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard.store._dead_letters import DeadLetter, dead_letter_for, isolate
+    from shipyard.store._errors import StoreError, error_reason, is_refusal
+    from shipyard.store._files import append_private, private_dir, private_file
+    from shipyard.store._idempotency import IdempotencyEntry
+    from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
+    from shipyard.store._sanitize import store_safe, store_text
+    from shipyard.store._store import EvalRunStatus, Store, default_database_url, normalize_url
+    from shipyard.store._writer import BatchWriter
 
 __all__ = [
     "BatchWriter",
@@ -20,6 +25,7 @@ __all__ = [
     "Store",
     "StoreError",
     "ToolCallRecord",
+    "append_private",
     "dead_letter_for",
     "default_database_url",
     "error_reason",
@@ -32,3 +38,8 @@ __all__ = [
     "store_safe",
     "store_text",
 ]
+
+if not TYPE_CHECKING:  # loaded on first use (shipyard._lazy); mypy sees the imports above
+    from shipyard._lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, __file__)

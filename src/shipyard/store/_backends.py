@@ -5,25 +5,29 @@ A backend says how to open an engine for its URLs and which INSERT construct giv
 driver (`postgresql` for `postgresql+psycopg://`); Shipyard's own are registered by the `store`
 entry point of `shipyard.plugins` (`shipyard.store._plugins`). A third-party backend must speak the
 SQL the store and its migrations use (ON CONFLICT upserts, JSON columns): a PostgreSQL-compatible
-database, or another driver of one of these two."""
+database, or another driver of one of these two.
+
+SQLAlchemy is imported when a backend is used, not when the backends are registered: every command
+that loads shipyard.yaml loads the plugins, and most never open the store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
-from sqlalchemy import Engine, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import StaticPool
 
 from shipyard.plugins import Registry
 from shipyard.store._files import private_dir, private_file
 
-UpsertInsert = postgresql.Insert | sqlite.Insert
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, Table
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.engine import URL
+
+UpsertInsert: TypeAlias = "postgresql.Insert | sqlite.Insert"
 """An INSERT with `on_conflict_do_nothing` / `on_conflict_do_update` and `excluded`."""
 
 
@@ -61,6 +65,8 @@ def scheme_of(url: str) -> str:
 
 
 def _sqlite_normalize(url: str, root: Path | None) -> str:
+    from sqlalchemy.engine import make_url
+
     if root is None:
         return url
     parsed = make_url(url)
@@ -71,6 +77,9 @@ def _sqlite_normalize(url: str, root: Path | None) -> str:
 
 
 def _sqlite_engine(url: URL, dumps: Callable[[Any], str]) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import StaticPool
+
     db = url.database
     in_memory = not db or db == ":memory:"
     if db and not in_memory and not db.startswith("file:"):
@@ -100,7 +109,13 @@ def _sqlite_engine(url: URL, dumps: Callable[[Any], str]) -> Engine:
     return engine
 
 
-SQLITE = StoreBackend(_sqlite_engine, sqlite.insert, _sqlite_normalize)
+def _sqlite_insert(table: Table) -> sqlite.Insert:
+    from sqlalchemy.dialects.sqlite import insert
+
+    return insert(table)
+
+
+SQLITE = StoreBackend(_sqlite_engine, _sqlite_insert, _sqlite_normalize)
 
 
 # PostgreSQL ------------------------------------------------------------------------------------------
@@ -115,6 +130,8 @@ def _postgresql_normalize(url: str, root: Path | None) -> str:
 
 
 def _postgresql_engine(url: URL, dumps: Callable[[Any], str]) -> Engine:
+    from sqlalchemy import create_engine
+
     return create_engine(
         url,
         json_serializer=dumps,
@@ -126,7 +143,13 @@ def _postgresql_engine(url: URL, dumps: Callable[[Any], str]) -> Engine:
     )
 
 
-POSTGRESQL = StoreBackend(_postgresql_engine, postgresql.insert, _postgresql_normalize)
+def _postgresql_insert(table: Table) -> postgresql.Insert:
+    from sqlalchemy.dialects.postgresql import insert
+
+    return insert(table)
+
+
+POSTGRESQL = StoreBackend(_postgresql_engine, _postgresql_insert, _postgresql_normalize)
 
 BUILTIN_BACKENDS: dict[str, StoreBackend] = {
     "sqlite": SQLITE,

@@ -8,23 +8,24 @@ already at head and does nothing.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from shipyard.store._errors import StoreError
 from shipyard.store._files import private_file
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 _ADVISORY_LOCK_KEY = 0x5348_4950_5941_5244 & 0x7FFF_FFFF_FFFF_FFFF  # "SHIPYARD", any stable bigint
 _thread_lock = threading.Lock()
 
@@ -35,6 +36,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     Args:
         connection: the open connection the migrations run on (env.py reads it).
     """
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
@@ -43,22 +46,74 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @functools.cache
 def head_revision() -> str:
+    """The newest revision of the packaged scripts: read from their `revision` / `down_revision`
+    lines, so a store whose schema is current opens without importing Alembic (with Mako and
+    Pygments, most of a small command's start-up). Alembic decides when the scripts are not one
+    straight line of plain string revisions."""
+    down_of: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        if path.name.startswith(("__init__", ".#")):  # the files Alembic skips
+            continue
+        found = _script_revisions(path)
+        if found is None:
+            down_of.clear()
+            break
+        down_of[found[0]] = found[1]
+    heads = set(down_of) - set(down_of.values())
+    if len(heads) == 1 and list(down_of.values()).count(None) == 1:
+        return heads.pop()
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, f"no migrations under {MIGRATIONS_DIR}"
     return head
 
 
+def _script_revisions(path: Path) -> tuple[str, str | None] | None:
+    """(`revision`, `down_revision`) of a migration script; None unless both are plain strings
+    (`down_revision` may be None)."""
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+            values[target.id] = value.value
+    revision, down = values.get("revision"), values.get("down_revision", ...)
+    if isinstance(revision, str) and (down is None or isinstance(down, str)):
+        return revision, down
+    return None
+
+
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def at_head(conn: Connection) -> bool:
+    """True when the database is at `head_revision()`: one row in Alembic's version table, read
+    with plain SQL (the cheap check every store open makes)."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return False
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return rows == [head_revision()]
 
 
 def migrate(engine: Engine) -> bool:
     """Bring the database to the newest schema. Returns True when something was applied."""
-    head = head_revision()
     with engine.connect() as conn:
-        if current_revision(conn) == head:
+        if at_head(conn):
             return False
+    from alembic import command
+    from alembic.util.exc import CommandError
+
+    head = head_revision()
     with _thread_lock, _file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,8 +25,12 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    Text,
+    cast,
+    delete,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -280,6 +285,68 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
             query = query.where(_interactions.c.traffic_source == traffic_source)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    # retention -------------------------------------------------------------------------------------
+    def records_bytes(self, sample: int = 1000) -> int:
+        """About how many bytes the interactions and their spans take as stored: the row count times
+        the average size of the newest `sample` rows (their text and JSON columns as text). The same
+        measure on SQLite and PostgreSQL; indexes and free pages are not counted."""
+        with self.engine.connect() as conn:
+            return sum(
+                _table_bytes(conn, table, order, sample)
+                for table, order in ((_interactions, _interactions.c.created_at), (_spans, _spans.c.start_ns))
+            )
+
+    def prune(
+        self,
+        *,
+        max_age_s: float | None = None,
+        max_bytes: int | None = None,
+        now: float | None = None,
+        batch: int = 5000,
+    ) -> PruneResult:
+        """Delete the oldest interactions and their spans: those older than `max_age_s`, then as many
+        more as bring `records_bytes()` down to `max_bytes`. Deletes `batch` interactions per
+        transaction, so the writers in between wait briefly. Eval runs, rollouts, ledger and dead
+        letters are kept. Returns what was deleted and the size before and after."""
+        now = time.time() if now is None else now
+        before = self.records_bytes()
+        deleted = 0
+        if max_age_s is not None:
+            deleted += self._delete_oldest(now - max_age_s, None, batch)
+        if max_bytes is not None:
+            size = before if not deleted else self.records_bytes()
+            count = self.count_interactions()
+            if size > max_bytes and count:
+                per = size / count
+                deleted += self._delete_oldest(None, math.ceil((size - max_bytes) / per), batch)
+        after = self.records_bytes() if deleted else before
+        return PruneResult(deleted, before, after)
+
+    def _delete_oldest(self, cutoff: float | None, limit: int | None, batch: int) -> int:
+        """Delete interactions created before `cutoff` (None: any), at most about `limit` of them
+        (None: no limit), oldest first, `batch` per transaction, with their traces' spans."""
+        deleted = 0
+        while limit is None or deleted < limit:
+            take = batch if limit is None else min(batch, limit - deleted)
+            oldest = select(_interactions.c.created_at).order_by(_interactions.c.created_at)
+            if cutoff is not None:
+                oldest = oldest.where(_interactions.c.created_at < cutoff)
+            with self.engine.begin() as conn:
+                edge = conn.execute(oldest.offset(take - 1).limit(1)).scalar_one_or_none()
+                if edge is None:  # fewer than `take` left before the cutoff: all of them
+                    edge = conn.execute(select(func.max(oldest.subquery().c.created_at))).scalar_one_or_none()
+                    if edge is None:
+                        return deleted
+                gone = _interactions.c.created_at <= edge
+                conn.execute(
+                    delete(_spans).where(_spans.c.trace_id.in_(select(_interactions.c.trace_id).where(gone)))
+                )
+                n = conn.execute(delete(_interactions).where(gone)).rowcount or 0
+            deleted += n
+            if n < take:
+                return deleted
+        return deleted
 
     def get_trace(self, trace_id: str) -> list[SpanRecord]:
         """The spans of one trace, in start order."""
@@ -614,6 +681,30 @@ def _backend(url: str) -> StoreBackend:
             hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
         )
     return STORE_BACKENDS.get(scheme)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What `Store.prune` did: interactions deleted (with their spans), and `records_bytes()` before
+    and after."""
+
+    deleted: int
+    bytes_before: int
+    bytes_after: int
+
+
+def _table_bytes(conn: Connection, table: Table, order: Any, sample: int) -> int:
+    """Rows of `table` times the average size of the newest `sample` rows' text and JSON columns."""
+    count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+    if not count:
+        return 0
+    width = sum(
+        (func.coalesce(func.length(cast(c, Text)), 0) for c in table.columns),
+        start=literal(0),
+    )
+    rows = select(width.label("w")).order_by(order.desc()).limit(sample).subquery()
+    average = conn.execute(select(func.avg(rows.c.w))).scalar_one() or 0
+    return round(count * float(average))
 
 
 def _create_engine(url: str, backend: StoreBackend) -> Engine:

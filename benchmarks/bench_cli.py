@@ -1,0 +1,99 @@
+"""How fast the CLI starts: CPU (user + system) of `shipyard --help`, `shipyard run` and `shipyard eval
+run` (3 cases) on the starter project, each the best of `--n` runs in fresh processes, beside bare
+Python and `import typer` measured in the same run (the floor any Typer CLI pays), and which heavy
+libraries `--help` loaded.
+
+Targets (issue 16): `--help` ≤ 0.3 s CPU importing none of numpy, scipy, SQLAlchemy, alembic, the
+OpenTelemetry SDK, uvicorn, aiohttp; `run` on the starter ≤ 0.6 s. Absolute figures vary by machine,
+the ratios to the floors less so.
+
+    .venv/bin/python benchmarks/bench_cli.py [--n 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEAVY = ("numpy", "scipy", "sqlalchemy", "alembic", "opentelemetry.sdk", "uvicorn", "aiohttp")
+SHIPYARD = [sys.executable, "-m", "shipyard"]
+
+
+def cpu_of(cmd: list[str], cwd: Path, n: int) -> tuple[float, float]:
+    """Best CPU seconds (user + system of the child) and best wall seconds of `n` runs of `cmd`."""
+    best_cpu = best_wall = float("inf")
+    env = {**os.environ, "SHIPYARD_LOG_LEVEL": "error"}
+    env.pop("SHIPYARD_CONFIG", None)
+    env.pop("SHIPYARD_DATABASE_URL", None)
+    for _ in range(n):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=300)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
+    return best_cpu, best_wall
+
+
+def heavy_loaded_by_help(cwd: Path) -> list[str]:
+    probe = (
+        "import contextlib, io, sys\nsys.argv = ['shipyard', '--help']\nfrom shipyard.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main()\n"
+        "    except SystemExit:\n        pass\n"
+        f"print(__import__('json').dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True)
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def main(n: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="shipyard-bench-cli-"))
+    subprocess.run([*SHIPYARD, "init", "starter"], cwd=work, check=True, capture_output=True)
+    project = work / "starter"
+    # the first run creates the store's schema; the figures are for a project already in use
+    subprocess.run([*SHIPYARD, "run", "assistant", "hi"], cwd=project, check=True, capture_output=True)
+
+    rows = [
+        ("bare python", [sys.executable, "-c", "pass"], None),
+        ("python -c 'import typer'", [sys.executable, "-c", "import typer"], None),
+        ("shipyard --help", [*SHIPYARD, "--help"], 0.3),
+        ("shipyard run (starter)", [*SHIPYARD, "run", "assistant", "What is 2 plus 3?"], 0.6),
+        (
+            "shipyard eval run (3 cases)",
+            [*SHIPYARD, "eval", "run", "--agent", "assistant", "--suite", "evals/assistant/smoke.yaml"],
+            None,
+        ),
+    ]
+    print(f"best of {n} runs each, fresh processes")
+    print(f"{'command':30} {'CPU s':>7} {'wall s':>7} {'× typer':>8} {'target':>7}")
+    floor = None
+    for label, cmd, target in rows:
+        cpu, wall = cpu_of(cmd, project, n)
+        if label.startswith("python -c"):
+            floor = cpu
+        ratio = f"{cpu / floor:8.1f}" if floor and label.startswith("shipyard") else f"{'':8}"
+        goal = f"≤ {target:g}" if target else ""
+        print(f"{label:30} {cpu:7.3f} {wall:7.3f} {ratio} {goal:>7}")
+    loaded = heavy_loaded_by_help(project)
+    print(
+        f"heavy libraries loaded by --help: {', '.join(loaded) if loaded else 'none'} (of {', '.join(HEAVY)})"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=7, help="runs per command (the best is kept)")
+    main(parser.parse_args().n)

@@ -1,0 +1,148 @@
+"""A command imports what it uses, when it uses it (issue 16): `shipyard --help` loads none of the heavy
+libraries, `shipyard run` on the starter loads neither numpy nor Alembic, a store whose schema is
+current opens without Alembic, and the lazy package faces still export every public name."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shipyard._lazy import read_exports
+
+HEAVY_FOR_HELP = ("numpy", "scipy", "sqlalchemy", "alembic", "opentelemetry.sdk", "uvicorn", "aiohttp")
+LAZY_PACKAGES = ("shipyard", "shipyard.observe", "shipyard.store", "shipyard.evals", "shipyard.llm")
+
+# Runs a command in a fresh interpreter (what a user's process imports, not this test process's) and
+# prints which of the named modules it loaded, as JSON on the last line of stderr.
+PROBE = """
+import contextlib, io, json, sys
+names = json.loads(sys.argv[1])
+sys.argv = ["shipyard", *sys.argv[2:]]
+from shipyard.cli import main
+code = 0
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+print(json.dumps({"code": code, "loaded": [n for n in names if n in sys.modules]}), file=sys.stderr)
+"""
+
+
+def _probe(args: list[str], names: tuple[str, ...], cwd: Path) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(names), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_clean_env(), "SHIPYARD_LOG_LEVEL": "error"},
+    )
+    assert proc.stderr.strip(), proc.stdout
+    result: dict[str, object] = json.loads(proc.stderr.strip().splitlines()[-1])
+    return result
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("SHIPYARD_CONFIG", "SHIPYARD_DATABASE_URL")}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["eval", "--help"], ["run", "--help"], ["version"]])
+def test_help_and_version_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:
+    result = _probe(args, HEAVY_FOR_HELP, tmp_path)
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_run_on_the_starter_imports_neither_numpy_nor_alembic(tmp_path: Path) -> None:
+    assert _probe(["init", "proj"], (), tmp_path)["code"] == 0
+    project = tmp_path / "proj"
+    first = _probe(["run", "assistant", "What is 2 plus 3?"], ("alembic", "numpy", "scipy"), project)
+    assert first == {"code": 0, "loaded": ["alembic"]}  # the first open creates the schema
+    again = _probe(
+        ["run", "assistant", "What is 2 plus 3?"], ("alembic", "numpy", "scipy", "aiohttp"), project
+    )
+    assert again == {"code": 0, "loaded": []}
+
+
+def test_the_cheap_head_revision_is_alembics() -> None:
+    """The store checks its schema without Alembic; the head it reads must be the one Alembic finds."""
+    from alembic.script import ScriptDirectory
+
+    from shipyard.store._migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_opening_a_current_store_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code = (
+        "import sys\nfrom shipyard.store import Store\n"
+        f"Store({url!r}).close()\nassert 'alembic' in sys.modules\n"  # creating the schema uses it
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=_clean_env())
+    again = (
+        "import sys\nfrom shipyard.store import Store\n"
+        f"s = Store({url!r})\nassert s.migrate() is False\ns.close()\nprint('alembic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", again],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_lazy_faces_export_every_public_name(package: str) -> None:
+    module = importlib.import_module(package)
+    exported = set(module.__all__) - {"__version__"}
+    missing = [name for name in sorted(exported) if getattr(module, name, None) is None]
+    assert missing == []
+    assert exported <= set(dir(module))
+    if package != "shipyard":  # the root face is three names, written out
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        assert set(read_exports(package, source)) == exported  # __all__ and the imports agree
+
+
+def test_an_unknown_name_is_still_an_attribute_error() -> None:
+    import shipyard.observe
+
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        _ = shipyard.observe.not_a_name  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = shipyard.nope  # type: ignore[attr-defined]
+
+
+def test_read_exports_reads_the_type_checking_imports_only() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import typing\n"
+        "from pkg._eager import kept\n"
+        "if TYPE_CHECKING:\n"
+        "    from pkg._a import A, b as renamed\n"
+        "    from . import _sub as sub\n"
+        "    from ._c import C\n"
+        "    import json as js\n"
+        "if typing.TYPE_CHECKING:\n"
+        "    from pkg import _d as d\n"
+    )
+    assert read_exports("pkg", source) == {
+        "A": ("pkg._a", "A"),
+        "renamed": ("pkg._a", "b"),
+        "sub": ("pkg._sub", None),
+        "C": ("pkg._c", "C"),
+        "js": ("json", None),
+        "d": ("pkg._d", None),
+    }
+    with pytest.raises(ValueError, match="import json as name"):
+        read_exports("pkg", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import json\n")
