@@ -16,20 +16,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
 from shipyard.config import ShipyardConfig
 from shipyard.errors import ShipyardError
 from shipyard.pipeline._git import project_files
-from shipyard.runtime import Outcome, Runtime
+from shipyard.runtime import InteractionOptions, Outcome, Runtime
 from shipyard.store import InteractionRecord, default_database_url, private_dir
 
 if TYPE_CHECKING:
-    from shipyard.runtime import CallInterceptor
     from shipyard.store import Store
-    from shipyard.types import Message
 
 POLL_S = 0.05  # between readiness probes; the wait ends on the answer, the process exiting or the deadline
 
@@ -163,37 +161,22 @@ class HttpRuntime(Runtime):
     async def warm_up(self, agent: str, version: str | None = None) -> dict[str, str]:
         return {}  # the server warmed its versions up before /readyz said ready
 
-    async def interact(
-        self,
-        agent: str,
-        user_input: str,
-        *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        version: str | None = None,
-        traffic_source: str = "production",
-        history: list[Message] | None = None,
-        metadata: dict[str, Any] | None = None,
-        interceptor: CallInterceptor | None = None,
-        timeout_s: float | None = None,
-    ) -> Outcome:
+    async def interact(self, agent: str, user_input: str, **options: Unpack[InteractionOptions]) -> Outcome:
         """One interaction on the server: `kept` is the record the server stored, `full` the same
         with the answer the client was sent (the server keeps it masked per content_capture)."""
-        if interceptor is not None:
+        if options.get("interceptor") is not None:
             raise ShipyardError(
                 "a staging run is live: record/replay and fixed tool answers do not apply over HTTP"
             )
+        traffic_source = options.get("traffic_source", "production")
         body: dict[str, Any] = {
             "model": agent,
-            "messages": [*(history or []), {"role": "user", "content": user_input}],
-            "metadata": {**(metadata or {}), "ci_traffic_source": traffic_source},
+            "messages": [*(options.get("history") or []), {"role": "user", "content": user_input}],
+            "metadata": {**(options.get("metadata") or {}), "ci_traffic_source": traffic_source},
         }
-        if session_id:
-            body["session_id"] = session_id
-        if user_id:
-            body["user"] = user_id
-        if version:
-            body["version"] = version
+        for option, field in (("session_id", "session_id"), ("user_id", "user"), ("version", "version")):
+            if options.get(option):
+                body[field] = options.get(option)
         r = await self.client.post("/v1/chat/completions", json=body)
         data = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         interaction = (data.get("shipyard") or {}).get("interaction_id") or (data.get("error") or {}).get(
@@ -212,27 +195,6 @@ class HttpRuntime(Runtime):
         if r.status_code == 200:
             full.output = data["choices"][0]["message"]["content"] or ""
         return Outcome(kept=kept, full=full)
-
-    async def invoke(
-        self,
-        agent: str,
-        user_input: str,
-        *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        version: str | None = None,
-        traffic_source: str = "production",
-        history: list[Message] | None = None,
-        metadata: dict[str, Any] | None = None,
-        interceptor: CallInterceptor | None = None,
-        timeout_s: float | None = None,
-    ) -> InteractionRecord:
-        ran = await self.interact(
-            agent, user_input, session_id=session_id, user_id=user_id, version=version,
-            traffic_source=traffic_source, history=history, metadata=metadata, interceptor=interceptor,
-            timeout_s=timeout_s,
-        )  # fmt: skip
-        return ran.kept
 
     async def aclose(self) -> None:
         await self.client.aclose()

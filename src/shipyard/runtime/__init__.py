@@ -12,7 +12,7 @@ from shipyard.runtime._handles import (
     Trail,
 )
 from shipyard.runtime._pipeline import Exchange, Pipeline, PipelineFrozenError, Step
-from shipyard.runtime._runtime import Outcome, Runtime, Sink
+from shipyard.runtime._runtime import InteractionOptions, Outcome, Runtime, Sink
 from shipyard.runtime._versions import AgentVersion, agent_versions, build_version, pick_version
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ContentMask",
     "Exchange",
     "GuardrailFailed",
+    "InteractionOptions",
     "Outcome",
     "Pipeline",
     "PipelineFrozenError",
