@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -146,7 +147,8 @@ def test_dashboard_in_chromium(serve_project: Callable[..., Served], chromium: P
             sync_api.expect(cards).to_have_count(8)
             completion = page.locator('[data-kpi="completion_rate"] .value').inner_text()
             assert completion.endswith("%"), completion
-            assert page.locator('[data-kpi="p95_latency_s"] .value').inner_text().endswith("ms")
+            p95 = page.locator('[data-kpi="p95_latency_s"] .value').inner_text()
+            assert re.fullmatch(r"\d+(\.\d+)? ?(ms|s)", p95), p95  # a duration, whatever the machine's speed
             # a change against the previous window, coloured good / bad / neutral
             assert page.locator('[data-kpi="sessions"] .delta .chip').count() == 1
 
