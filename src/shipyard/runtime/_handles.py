@@ -66,7 +66,7 @@ class ToolGuard(Protocol):
 class Trail:
     """What one interaction did: spans, model calls, tool calls, usage and cost, in order."""
 
-    __slots__ = ("cost_usd", "llm_calls", "loop", "replayed", "spans", "tool_calls", "usage")
+    __slots__ = ("cost_usd", "llm_calls", "loop", "replayed", "savings", "spans", "tool_calls", "usage")
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
@@ -74,8 +74,14 @@ class Trail:
         self.tool_calls: list[ToolCallRecord] = []
         self.usage = Usage()
         self.cost_usd = 0.0
+        self.savings: dict[str, float] = {}  # USD not spent, by reason ("cache", "routing", ...)
         self.replayed = False
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def add_saving(self, reason: str, usd: float) -> None:
+        """Note money this interaction did not spend thanks to `reason` (a cache hit, routing to a
+        cheaper tier): the cost ledger records it next to what was spent."""
+        self.savings[reason] = self.savings.get(reason, 0.0) + usd
 
 
 class TraceSpans:
