@@ -13,12 +13,13 @@ from typing import Any, Protocol, TypedDict
 
 class InteractionStatus(StrEnum):
     """How an interaction ended. An agent returns completed, escalated or failed; `blocked` is the
-    pipeline's (a guardrail answered instead of the agent)."""
+    pipeline's (a guardrail answered instead of the agent), as is `budget_exceeded`."""
 
     COMPLETED = "completed"
     ESCALATED = "escalated"
     FAILED = "failed"
     BLOCKED = "blocked"
+    BUDGET_EXCEEDED = "budget_exceeded"  # a budget stopped it (the pipeline's, `budgets:`)
 
 
 class TrafficSource(StrEnum):
@@ -64,19 +65,35 @@ CHAT_OPTIONS: tuple[str, ...] = tuple(ChatOptions.__annotations__)
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one call. `cached_input_tokens` is the part of `input_tokens` served from a
-    provider prompt cache (billed at the cached-input price)."""
+    """Token counts of one call, in normalized buckets (`shipyard.cost` reads each provider's own
+    way of reporting them). `input_tokens` is every prompt token; `cached_input_tokens` the part of
+    it read from a provider prompt cache (cached-input price) and `cache_write_input_tokens` the
+    part written to one (cache-write price). `output_tokens` is every generated token;
+    `reasoning_tokens` the part spent on reasoning (the reasoning price, else the output price)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_input_tokens + other.cache_write_input_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRemaining:
+    """What is left of the tightest budget of each unit for an interaction (`ctx.budget.remaining`);
+    None: no budget of that unit applies."""
+
+    usd: float | None = None
+    tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +155,9 @@ class ChatResponse:
     attempts: list[Attempt] = field(default_factory=list)
     response_id: str | None = None
     response_model: str | None = None  # the model id the provider reported (e.g. a dated snapshot)
+    # token log-probabilities of the reply, when the provider returned them (OpenAI-compatible
+    # providers do when asked: `logprobs: true` on an `openai` model); promptfoo's perplexity
+    logprobs: list[float] | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to the conversation."""

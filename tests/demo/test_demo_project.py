@@ -20,10 +20,11 @@ EXPECTED = {
     "shipyard.yaml",
     "flags.json",
     "rules/support.yaml",
+    "rules/support_mini.yaml",
     *(f"evals/support/{s}.yaml" for s in ("smoke", "broad", "safety", "redteam", "redteam_critical")),
     *(
         f"prompts/support/{v}/{f}"
-        for v in ("v1.0", "v1.1", "v1.2")
+        for v in ("v1.0", "v1.1", "v1.2", "v1.3")
         for f in ("system_prompt.txt", "tool_descriptions.yaml", "safety_rules.txt", "version.txt")
     ),
 }
@@ -62,16 +63,21 @@ def test_copy_project_onto_a_file_is_a_clean_error(tmp_path: Path) -> None:
         copy_project(target)
 
 
-def test_config_validates_with_two_versions_and_two_scripted_models(tmp_path: Path) -> None:
+def test_config_validates_with_two_versions_and_three_scripted_models(tmp_path: Path) -> None:
     cfg = load_config(copy_project(tmp_path) / "shipyard.yaml")
-    assert set(cfg.models) == {"scripted-small", "scripted-large"}
-    small, large = cfg.models["scripted-small"], cfg.models["scripted-large"]
-    assert (small.tier, large.tier) == ("small", "large")
-    assert large.prices.input > small.prices.input and large.prices.output > small.prices.output
+    assert set(cfg.models) == {"scripted-mini", "scripted-small", "scripted-large"}
+    mini, small, large = (cfg.models[k] for k in ("scripted-mini", "scripted-small", "scripted-large"))
+    assert (mini.tier, small.tier, large.tier) == ("small", "medium", "large")
+    assert large.prices.input > small.prices.input > mini.prices.input
+    assert large.prices.output > small.prices.output > mini.prices.output
     agent = cfg.agents["support"]
     assert agent.entry == "shipyard.demo.agent:support"
     assert agent.prompts == "prompts/support/v1.0"
-    assert [v.prompts for v in agent.versions] == ["prompts/support/v1.1", "prompts/support/v1.2"]
+    assert [v.prompts for v in agent.versions] == [
+        "prompts/support/v1.1",
+        "prompts/support/v1.2",
+        "prompts/support/v1.3",
+    ]
     assert agent.prompt_variables == {"company_name": "Brightside Goods"}
 
 

@@ -158,10 +158,8 @@ def test_promptfoo_csv_tests_and_list_valued_vars(tmp_path: Path) -> None:
         ("contains", "h", None),
         ("rouge_n", "hi there", 0.6),
     ]
-    assert [(a.type, a.value) for a in second.assertions] == [
-        ("exact", "yo"),
-        ("unsupported", "promptfoo CSV column '__prefix'"),
-    ]
+    assert [(a.type, a.value) for a in second.assertions] == [("exact", "yo")]
+    assert second.first_input == "Say: yo"  # __prefix wraps the prompt (here, the user input)
     assert [(c.metadata["vars"], c.metadata["promptfoo_index"]) for c in expanded] == [
         ({"input": "a", "n": 1}, 2),
         ({"input": "a", "n": 2}, 3),

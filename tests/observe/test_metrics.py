@@ -21,7 +21,8 @@ def test_kpi_metrics_by_agent_and_version() -> None:
     assert s[("shipyard_tool_errors_total", tuple(sorted((*av, ("tool", "lookup_order")))))] == 1
     assert s[("shipyard_interaction_duration_seconds_count", av)] == 4
     assert s[("shipyard_interaction_duration_seconds_bucket", tuple(sorted((*av, ("le", "1.0")))))] == 3
-    assert s[("shipyard_cost_usd_total", av)] > 0.05
+    cost = {k: v for k, v in s.items() if k[0] == "shipyard_cost_usd_total"}
+    assert {dict(k[1])["agent"] for k in cost} == {"support"} and sum(cost.values()) > 0.05
     token = {k: v for k, v in s.items() if k[0] == "gen_ai_client_token_usage_count"}
     assert {dict(k[1])["gen_ai_token_type"] for k in token} == {"input", "output"}
     assert any(k[0] == "gen_ai_client_operation_duration_seconds_sum" for k in s)

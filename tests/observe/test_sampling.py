@@ -121,7 +121,8 @@ async def test_kept_traces_reach_an_otlp_collector(rt: Runtime) -> None:
         for span in ss.spans
     ]
     by_name = {s.name: s for s in spans if s.trace_id.hex() == r.trace_id}
-    checks = {n for n in by_name if n.startswith("apply_guardrail ")}  # the demo agent's guardrails
+    # the demo agent's guardrails and its exact-cache lookup
+    checks = {n for n in by_name if n.startswith(("apply_guardrail ", "cache_lookup "))}
     assert set(by_name) - checks == {
         "invoke_agent support",
         "chat scripted-small",

@@ -22,7 +22,17 @@ from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord, Store
 
 REFUND_11 = "Refund order 10003 please"  # 1.1 refunds this final-sale order without the eligibility check
-EXPECTED = ["assign_version", "start_trace", "input_guardrails", "run_agent", "output_guardrails", "record"]
+EXPECTED = [
+    "assign_version",
+    "start_trace",
+    "input_guardrails",
+    "budget_check",
+    "cache_lookup",
+    "run_agent",
+    "output_guardrails",
+    "cache_store",
+    "record",
+]
 
 SUITE = """\
 name: refund_policy
@@ -91,7 +101,10 @@ def _stored(store: Store, interaction_id: str) -> InteractionRecord:
 
 def _shape(r: InteractionRecord) -> tuple[str, str, list[dict[str, Any]], Counter[str]]:
     verdicts = [{k: v for k, v in g.items() if k != "latency_ms"} for g in r.guardrails]  # a measurement
-    return r.status, r.output, verdicts, Counter(s.name for s in r.spans)
+    # the one step that differs by traffic source: eval traffic is never answered from the answer
+    # cache (an eval must run the agent), so only served traffic has a cache lookup span
+    spans = Counter(s.name for s in r.spans if not s.name.startswith("cache_lookup"))
+    return r.status, r.output, verdicts, spans
 
 
 def test_an_eval_run_meets_the_guardrail_exactly_as_served_traffic(served: Served, tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ def test_health_ready_metrics_and_admin(served: Served) -> None:
         kpis = c.get("/admin/kpis", params={"window": "1h"}).json()
         assert kpis["current"]["interactions"] >= 1 and kpis["versions"][0]["agent"] == "support"
         versions = c.get("/admin/versions").json()["agents"]["support"]["versions"]
-        assert versions[0]["current"] and len(versions) == 3  # 1.0, 1.1 and the fixed 1.2
+        assert versions[0]["current"] and len(versions) == 4  # 1.0, 1.1, the fixed 1.2 and 1.3
         assert c.get("/admin/traces/nope").status_code == 404
 
 
@@ -249,13 +249,16 @@ def test_api_keys_roles(served: Served) -> None:
 def test_the_server_runs_the_pipeline_the_config_builds(served: Served) -> None:
     pipeline = served.state.rt.pipeline
     assert pipeline.frozen and pipeline.names == Runtime(served.cfg).pipeline.names  # it adds no step
-    # the demo project configures input and output guardrails (its tool checks run inside ctx.tools):
-    # no do-nothing slots
+    # the demo project configures input and output guardrails (its tool checks run inside ctx.tools)
+    # and the exact cache: no do-nothing slots
     assert pipeline.names == [
         "assign_version",
         "start_trace",
         "input_guardrails",
+        "budget_check",
+        "cache_lookup",
         "run_agent",
         "output_guardrails",
+        "cache_store",
         "record",
     ]

@@ -2,11 +2,14 @@
 
 from shipyard.agents._adapters import ADAPTERS, HttpAgent, adapter_spec, http_agent, openai_chat_agent
 from shipyard.agents._contract import (
+    FEATURE_NAME,
     LLM,
+    NO_BUDGET,
     STATUSES,
     AgentContext,
     AgentResult,
     AgentSpec,
+    Budget,
     DefaultFlags,
     Flags,
     ReplayedToolError,
@@ -28,11 +31,14 @@ from shipyard.agents._loading import load_entry, load_tools
 
 __all__ = [
     "ADAPTERS",
+    "FEATURE_NAME",
     "LLM",
+    "NO_BUDGET",
     "STATUSES",
     "AgentContext",
     "AgentResult",
     "AgentSpec",
+    "Budget",
     "CodeIdentity",
     "DefaultFlags",
     "Flags",

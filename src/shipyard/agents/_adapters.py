@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.agents._contract import NO_TOOLS, STATUSES, AgentContext, AgentResult, AgentSpec, Status
 from shipyard.config import ADAPTERS, AdapterConfig, AgentAdapter
+from shipyard.cost._usage import parse_usage
 from shipyard.errors import ShipyardError
 from shipyard.types import Message, ToolSet, Usage
 
@@ -51,21 +52,23 @@ def _usage(body: dict[str, Any]) -> dict[str, int] | None:
     if not isinstance(raw, dict):
         return None
 
-    def first(*keys: str) -> int:
-        for k in keys:
-            if isinstance(raw.get(k), int | float):
-                return int(raw[k])
-        return 0
+    if any(k in raw for k in _SHIPYARD_USAGE_PARTS):  # Shipyard's own names (Usage's fields)
+        found = {k: int(v) for k in _SHIPYARD_USAGE if isinstance(v := raw.get(k, 0), int | float)}
+    else:  # a provider's format (OpenAI, Anthropic, Gemini), read by shipyard.cost
+        u = parse_usage(raw)
+        found = {k: getattr(u, k) for k in _SHIPYARD_USAGE}
+    # the cache-write and reasoning parts only when there are some
+    return {k: v for k, v in found.items() if v or k not in ("cache_write_input_tokens", "reasoning_tokens")}
 
-    details = raw.get("prompt_tokens_details")
-    cached = first("cached_input_tokens", "cache_read_input_tokens")
-    if not cached and isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-        cached = details["cached_tokens"]
-    return {
-        "input_tokens": first("input_tokens", "prompt_tokens"),
-        "output_tokens": first("output_tokens", "completion_tokens"),
-        "cached_input_tokens": cached,
-    }
+
+_SHIPYARD_USAGE = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "reasoning_tokens",
+)
+_SHIPYARD_USAGE_PARTS = _SHIPYARD_USAGE[2:]
 
 
 def _failed(message: str, kind: str, **metadata: Any) -> AgentResult:

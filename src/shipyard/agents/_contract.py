@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, Unpack
 
 from shipyard.types import (
+    BudgetRemaining,
     ChatOptions,
     ChatResponse,
     InteractionStatus,
@@ -54,13 +56,15 @@ class LLM(Protocol):
 
     `options` are the request options passed through to the model (`shipyard.types.ChatOptions`:
     temperature, max_tokens, top_p, frequency_penalty, presence_penalty, seed, stop, tool_choice,
-    response_format, parallel_tool_calls)."""
+    response_format, parallel_tool_calls). `step` names the agent's step (`"classify_intent"`,
+    `"final_answer"`): with model routing on, steps can run on tiers of their own."""
 
     async def chat(
         self,
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
+        step: str | None = None,
         **options: Unpack[ChatOptions],
     ) -> ChatResponse: ...
 
@@ -129,6 +133,33 @@ class DefaultFlags:
         return dict(default or {})
 
 
+class Budget(Protocol):
+    """`ctx.budget`: what the interaction's budgets (`budgets:` in shipyard.yaml) leave it."""
+
+    @property
+    def remaining(self) -> BudgetRemaining:
+        """What is left of the tightest USD and token budget, as of the last model call."""
+        ...
+
+    def can_proceed(self, estimate_tokens: int) -> bool:
+        """Whether a model call of about `estimate_tokens` (prompt + answer) still fits."""
+        ...
+
+
+class Unbudgeted:
+    """`ctx.budget` when no budget applies: nothing is counted, every call may proceed."""
+
+    @property
+    def remaining(self) -> BudgetRemaining:
+        return BudgetRemaining()
+
+    def can_proceed(self, estimate_tokens: int) -> bool:
+        return True
+
+
+NO_BUDGET: Budget = Unbudgeted()
+
+
 @dataclass(slots=True)
 class AgentContext:
     """Everything an agent may use. Going through `ctx` is what makes a call traced, priced,
@@ -143,6 +174,25 @@ class AgentContext:
     history: list[Message] = field(default_factory=list)
     system_prompt: str = ""  # the bundle's system prompt rendered with the agent's prompt_variables
     metadata: dict[str, Any] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)  # what tag_feature tagged, in order
+    budget: Budget = field(default_factory=lambda: NO_BUDGET)  # remaining, can_proceed(estimate)
+
+    def tag_feature(self, name: str) -> None:
+        """Tag this interaction with a product feature (e.g. `"new_refund_flow"`): its cost is
+        counted under that feature in the cost ledger (`shipyard cost report --by feature`) and
+        the `shipyard_cost_usd_total` metric. Use names from code, not user data (metrics keep
+        one series per feature). Tagging the same feature twice tags it once."""
+        if not isinstance(name, str) or not FEATURE_NAME.fullmatch(name):
+            raise ValueError(
+                f"ctx.tag_feature({name!r}): a feature name is 1-64 letters, digits, '_', '-', '.' or "
+                "':', e.g. 'new_refund_flow'"
+            )
+        if name not in self.features:
+            self.features.append(name)
+
+
+FEATURE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""What a feature name may be (`AgentContext.tag_feature`, a flag's `feature` metadata)."""
 
 
 class _NoTools:

@@ -14,7 +14,13 @@ from rich.table import Table
 
 from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors, load_project
 
-STATUS_STYLE = {"completed": "green", "escalated": "yellow", "failed": "red", "blocked": "magenta"}
+STATUS_STYLE = {
+    "completed": "green",
+    "escalated": "yellow",
+    "failed": "red",
+    "blocked": "magenta",
+    "budget_exceeded": "cyan",
+}
 
 
 def print_tree(lines: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""`shipyard flags list|get|set|enable|disable|rollout`: the project's feature flags."""
+"""`shipyard flags list|validate|get|set|enable|disable|rollout`: the project's feature flags."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors
+from shipyard.cli._app import ConfigOption, app, console, err_console, fail, handle_errors
 
 flags_app = typer.Typer(
-    help="Feature flags in flagd's flag-file format: list, inspect and change them. Changes reach every "
-    "replica within seconds (file polling, and Redis when configured).\n\n"
+    help="Feature flags in flagd's flag-file format: list, inspect and change them. A project's flags "
+    "live in its store (the flag file seeds it, and a file content the store never saw is imported); "
+    "changes reach every replica within seconds (a revision poll, and Redis notices when configured)."
+    "\n\n"
     "Example: shipyard flags rollout new_refund_flow 10",
     no_args_is_help=True,
 )
@@ -45,9 +47,16 @@ def _admin(file: Path | None, config: Path | None) -> Any:
                 raise
             cfg = None
         if cfg is not None:
-            file = file or cfg.resolve(cfg.flags.file)
+            project_file = cfg.resolve(cfg.flags.file)
+            file = file or project_file
             redis_url = redis_url or cfg.flags.redis_url
             channel = cfg.flags.channel
+            if file.resolve() == project_file.resolve():  # the project's flags: the store holds them
+                from shipyard.flags import SharedFlags
+                from shipyard.store import Store
+
+                shared = SharedFlags(Store.from_config(cfg), cfg.project, project_file)
+                return FlagAdmin(file, redis_url=redis_url, channel=channel, shared=shared, actor="cli")
     assert file is not None
     return FlagAdmin(file, redis_url=redis_url, channel=channel)
 
@@ -65,6 +74,28 @@ def _describe(flag: Any) -> str:
 
 def _value(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else v
+
+
+def _warnings_table(warnings: tuple[str, ...]) -> Table:
+    table = Table("line", "where", "problem", box=None, header_style="bold yellow")
+    for w in warnings:
+        line, _, rest = w.partition(": ") if w.startswith("line ") else ("", "", w)
+        where, _, problem = rest.partition(": ")
+        table.add_row(line.removeprefix("line "), escape(where), escape(problem or where))
+    return table
+
+
+def _warn(flag_set: Any, file: Path) -> None:
+    """Rules flagd loads but that can only fail or give null: on stderr, so stdout stays the listing."""
+    if not flag_set.warnings:
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {len(flag_set.warnings)} rule(s) in {escape(str(file))} can only fail or give "
+        "null: flagd loads them, and those flags resolve with PARSE_ERROR or their default "
+        "(`shipyard flags validate` checks the file)",
+        highlight=False,
+    )
+    err_console.print(_warnings_table(flag_set.warnings))
 
 
 def _done(admin: Any, what: str) -> None:
@@ -85,10 +116,12 @@ def list_cmd(
     Example: shipyard flags list --file flags.json
     """
     admin = _admin(file, config)
+    flag_set = admin.flag_set()
+    _warn(flag_set, admin.file)
     if as_json:
-        console.print_json(json.dumps(admin.flag_set().to_json()))
+        console.print_json(json.dumps(flag_set.to_json()))
         return
-    flags = admin.list()
+    flags = sorted(flag_set.flags.values(), key=lambda f: f.name)
     if not flags:
         console.print(f"no flags in {admin.file}")
         return
@@ -105,6 +138,45 @@ def list_cmd(
         state = "[green]ENABLED[/]" if f.enabled else "[red]DISABLED[/]"
         table.add_row(escape(f.name), state, f.kind, escape(default), _describe(f), ks)
     console.print(table)
+
+
+@flags_app.command("validate")
+@handle_errors
+def validate_cmd(
+    file: Path | None = FileOption,
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check the flag file as flagd reads it. Exit 0: every rule can serve its variants; 1: some
+    rules load but can only fail or give null (unknown operator, `$ref` to a missing evaluator, bad
+    sem_ver / starts_with / ends_with arguments, ...), listed with their line; 2: flagd would not
+    load the file.
+
+    Example: shipyard flags validate --file flags.json
+    """
+    admin = _admin(file, config)
+    if not admin.file.exists():
+        raise fail(f"no flag file at {admin.file}", hint="create one with `shipyard flags set NAME '{...}'`")
+    from shipyard.flags import load_flag_file
+
+    flag_set = load_flag_file(admin.file)  # the file itself, as flagd reads it (not the store's set)
+    if as_json:
+        result = {"file": str(admin.file), "flags": len(flag_set.flags), "warnings": list(flag_set.warnings)}
+        console.print_json(json.dumps(result))
+    elif flag_set.warnings:
+        console.print(
+            f"[yellow]{len(flag_set.warnings)} rule(s) can only fail or give null[/] in {escape(str(admin.file))} "
+            f"({len(flag_set.flags)} flags): flagd loads them, and those flags resolve with PARSE_ERROR "
+            "or their default",
+            highlight=False,
+        )
+        console.print(_warnings_table(flag_set.warnings))
+    else:
+        console.print(
+            f"[green]ok[/]: {len(flag_set.flags)} flags in {escape(str(admin.file))}", highlight=False
+        )
+    if flag_set.warnings:
+        raise typer.Exit(1)
 
 
 @flags_app.command("get")

@@ -65,10 +65,17 @@ def serve(
     is checked in full first; on any error the running one stays and `GET /admin/config` says why.
     Address, port, workers, store and flags settings need a restart; so does changed agent code.
 
+    Start-up fails fast: a busy port, an unreachable database or Redis, or a schema it cannot migrate
+    is one error line and exit code 2. SIGTERM / SIGINT drain (server.drain): /readyz answers 503,
+    requests in flight finish (up to drain.timeout_s), the journal moves into the store, exit 0.
+
+    With --workers N, /metrics of any worker shows the sum of all of them; budgets and rate_limits
+    then need backend: redis. Rate limits (rate_limits:) answer 429 with Retry-After.
+
     Example: shipyard serve --port 8000  (then: curl -H 'Content-Type: application/json'
     -d '{"input": "hi"}' localhost:8000/v1/agents/support/invoke)
     """
-    from shipyard.server import is_loopback, require_gate
+    from shipyard.server import check_redis, is_loopback, require_gate
     from shipyard.server import serve as run_server
     from shipyard.store import Store
 
@@ -87,8 +94,22 @@ def serve(
             hint="use API keys (`shipyard keys create --role admin`) or --host 127.0.0.1",
         )
     require_gate(cfg.server.require_gate, host)  # off is for loopback only (a user error, exit 2)
-    with Store.from_config(cfg) as store:
+    n_workers = workers or cfg.server.workers
+    if n_workers > 1 and cfg.budgets.on and cfg.budgets.backend == "memory":
+        raise fail(
+            f"{cfg.path}: budgets.backend memory keeps its counters in one process; {n_workers} workers "
+            "would each allow the whole budget",
+            hint="set budgets.backend: redis (and budgets.redis_url), or serve with one worker",
+        )
+    if n_workers > 1 and cfg.rate_limits.enabled and cfg.rate_limits.backend == "memory":
+        raise fail(
+            f"{cfg.path}: rate_limits.backend memory counts in one process; {n_workers} workers would "
+            "each allow the whole limit",
+            hint="set rate_limits.backend: redis (and rate_limits.redis_url), or serve with one worker",
+        )
+    with Store.from_config(cfg) as store:  # unreachable, or a schema it cannot migrate: one line, exit 2
         rows = store.list_api_keys()
+    check_redis(cfg)  # every Redis the config names answers (server/_preflight.py)
     valid = [r for r in rows if r["revoked_at"] is None]
     if no_auth:
         auth = "--no-auth: open to this machine, no key checked"
@@ -102,11 +123,14 @@ def serve(
             )
     else:
         auth = "no API keys yet: open to this machine only"
-    err_console.print(
-        f"shipyard serving {', '.join(sorted(cfg.agents))} at [bold]http://{host}:{port}[/]  "
-        f"({auth}; dashboard at /dashboard)",
-        highlight=False,
-    )
+
+    def ready() -> None:  # once the socket is bound and the app has started
+        err_console.print(
+            f"shipyard serving {', '.join(sorted(cfg.agents))} at [bold]http://{host}:{port}[/]  "
+            f"({auth}; dashboard at /dashboard)",
+            highlight=False,
+        )
+
     run_server(
         cfg,
         host=host,
@@ -115,6 +139,7 @@ def serve(
         journal_fsync=fsync,  # type: ignore[arg-type]  # checked above
         log_level=log_level,
         no_auth=no_auth,
+        on_ready=ready,
     )
 
 

@@ -10,6 +10,7 @@ from shipyard.config._alerts import (
     AlertsConfig,
     parse_window,
 )
+from shipyard.config._budgets import DEFAULT_GRACEFUL_ANSWER, BudgetLimit, BudgetsConfig
 from shipyard.config._evals import EvalsConfig, UserSimulatorConfig
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig, RegressionPolicy, SafetyPolicy, StagePolicy
@@ -24,6 +25,7 @@ from shipyard.config._guardrails import (
 from shipyard.config._guardrails import (
     Stage as GuardrailStage,
 )
+from shipyard.config._incidents import INCIDENT_SOURCES, IncidentRule, IncidentsConfig, RuleFilter
 from shipyard.config._load import (
     Lines,
     LoadedConfig,
@@ -35,9 +37,19 @@ from shipyard.config._load import (
     load_yaml_with_lines,
     parse_model,
 )
-from shipyard.config._models import PROVIDERS, BreakerConfig, ModelConfig, ModelPrices, ModelProvider
+from shipyard.config._models import (
+    PROVIDERS,
+    BreakerConfig,
+    DatedPrices,
+    ModelConfig,
+    ModelPrices,
+    ModelProvider,
+    PriceRates,
+)
 from shipyard.config._pipeline import PIPELINE_STAGES, PipelineConfig, ProductionStage
+from shipyard.config._rate_limits import RateLimit, RateLimitsConfig
 from shipyard.config._reload import ReloadConfig
+from shipyard.config._routing import TIERS, RoutingConfig, routing_problems
 from shipyard.config._schema import (
     AgentConfig,
     AgentModelSettings,
@@ -48,6 +60,7 @@ from shipyard.config._schema import (
     StoreConfig,
 )
 from shipyard.config._schema_base import MODULE_ATTR, StrictModel
+from shipyard.config._shadow import ShadowConfig, ShadowMirrorConfig
 
 __all__ = [
     "ADAPTERS",
@@ -56,11 +69,14 @@ __all__ = [
     "DEFAULT_ALERT_RULES",
     "DEFAULT_BLOCKED_REPLY",
     "DEFAULT_ESCALATED_REPLY",
+    "DEFAULT_GRACEFUL_ANSWER",
     "EVENT_METRICS",
     "GUARDRAIL_KINDS",
+    "INCIDENT_SOURCES",
     "MODULE_ATTR",
     "PIPELINE_STAGES",
     "PROVIDERS",
+    "TIERS",
     "AdapterConfig",
     "AgentAdapter",
     "AgentConfig",
@@ -69,7 +85,10 @@ __all__ = [
     "AlertRule",
     "AlertsConfig",
     "BreakerConfig",
+    "BudgetLimit",
+    "BudgetsConfig",
     "ContentCaptureConfig",
+    "DatedPrices",
     "EvalsConfig",
     "FlagsConfig",
     "GatesConfig",
@@ -77,17 +96,26 @@ __all__ = [
     "GuardrailKind",
     "GuardrailStage",
     "GuardrailsConfig",
+    "IncidentRule",
+    "IncidentsConfig",
     "Lines",
     "LoadedConfig",
     "ModelConfig",
     "ModelPrices",
     "ModelProvider",
     "PipelineConfig",
+    "PriceRates",
     "ProductionStage",
+    "RateLimit",
+    "RateLimitsConfig",
     "RegressionPolicy",
     "ReloadConfig",
+    "RoutingConfig",
+    "RuleFilter",
     "SafetyPolicy",
     "ServerConfig",
+    "ShadowConfig",
+    "ShadowMirrorConfig",
     "ShipyardConfig",
     "StagePolicy",
     "StoreConfig",
@@ -101,4 +129,5 @@ __all__ = [
     "load_yaml_with_lines",
     "parse_model",
     "parse_window",
+    "routing_problems",
 ]

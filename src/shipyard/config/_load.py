@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from shipyard.config._incidents import include_regression_suites
 from shipyard.config._schema import ShipyardConfig
 from shipyard.config._schema_base import problem_message
 from shipyard.errors import ConfigError
@@ -151,6 +152,7 @@ def load_config_file(path: Path | str) -> LoadedConfig:
     cfg = parse_model(ShipyardConfig, data, p, lines)
     cfg._root = p.resolve().parent
     cfg._path = p.resolve()
+    include_regression_suites(cfg)  # incidents promoted to cases are gated (config/_incidents.py)
     return LoadedConfig(cfg, lines, hashlib.sha256(raw).hexdigest())
 
 

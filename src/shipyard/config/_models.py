@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -28,12 +29,82 @@ if TYPE_CHECKING:
     from shipyard.config._schema import ShipyardConfig
 
 
-class ModelPrices(StrictModel):
-    """Prices in USD per million tokens."""
+class PriceRates(StrictModel):
+    """Prices in USD per million tokens of each usage bucket (see `shipyard.types.Usage`)."""
 
     input: float = Field(0.0, ge=0)
     cached_input: float | None = Field(None, ge=0, description="defaults to the input price")
+    cache_write_input: float | None = Field(
+        None, ge=0, description="prompt tokens written to a provider cache; defaults to the input price"
+    )
     output: float = Field(0.0, ge=0)
+    reasoning: float | None = Field(None, ge=0, description="defaults to the output price")
+
+
+class DatedPrices(PriceRates):
+    """One entry of a dated price list: the prices in effect from `effective` (a UTC date) on."""
+
+    effective: date = Field(description="first UTC day these prices apply, e.g. 2026-01-01")
+
+
+class ModelPrices(PriceRates):
+    """A model's prices, USD per million tokens. Either one set of prices:
+
+        prices: {input: 2.5, cached_input: 1.25, output: 10}
+
+    or a list of dated ones, each in effect from its `effective` day until the next one's:
+
+        prices:
+          - {effective: 2026-01-01, input: 3.0, output: 12}
+          - {effective: 2026-06-01, input: 2.5, cached_input: 1.25, output: 10}
+
+    A call is priced at the prices in effect when it was made (`rates_at`); with a list, the
+    top-level fields hold the prices in effect when the file was loaded."""
+
+    dated: list[DatedPrices] = Field(default_factory=list, description="use the list form instead")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_form(cls, data: Any) -> Any:
+        return {"dated": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _current(self) -> ModelPrices:
+        if not self.dated:
+            return self
+        if self.model_fields_set - {"dated"}:
+            raise ValueError(
+                "give either one set of prices or a list of dated prices, not both; move "
+                f"{', '.join(sorted(self.model_fields_set - {'dated'}))} into the list's entries"
+            )
+        days = [p.effective for p in self.dated]
+        repeated = sorted({d.isoformat() for d in days if days.count(d) > 1})
+        if repeated:
+            raise ValueError(f"two price entries take effect on {', '.join(repeated)}; keep one per day")
+        self.dated.sort(key=lambda p: p.effective)
+        today = datetime.now(UTC).date()
+        if self.dated[0].effective > today:
+            raise ValueError(
+                f"no price is in effect today ({today.isoformat()}): the earliest entry takes effect "
+                f"on {self.dated[0].effective.isoformat()}; add an entry that is already in effect"
+            )
+        now = self.rates_at(None)
+        for name in PriceRates.model_fields:
+            setattr(self, name, getattr(now, name))
+        return self
+
+    def rates_at(self, when: float | None) -> PriceRates:
+        """The prices in effect at `when` (Unix seconds; None: now). A time before the first dated
+        entry gets the first entry's prices."""
+        if not self.dated:
+            return self
+        day = (datetime.now(UTC) if when is None else datetime.fromtimestamp(when, UTC)).date()
+        found = self.dated[0]
+        for entry in self.dated:
+            if entry.effective > day:
+                break
+            found = entry
+        return found
 
 
 class BreakerConfig(StrictModel):
@@ -125,4 +196,12 @@ class ModelConfig(StrictModel):
         return self._settings
 
 
-__all__ = ["PROVIDERS", "BreakerConfig", "ModelConfig", "ModelPrices", "ModelProvider"]
+__all__ = [
+    "PROVIDERS",
+    "BreakerConfig",
+    "DatedPrices",
+    "ModelConfig",
+    "ModelPrices",
+    "ModelProvider",
+    "PriceRates",
+]

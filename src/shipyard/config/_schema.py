@@ -9,16 +9,23 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from shipyard.config._adapters import AdapterConfig
 from shipyard.config._alerts import AlertsConfig
+from shipyard.config._budgets import BudgetsConfig
+from shipyard.config._cache import CacheConfig
+from shipyard.config._drain import DrainConfig
 from shipyard.config._evals import EvalsConfig
 from shipyard.config._flags import FlagsConfig
 from shipyard.config._gates import GatesConfig
 from shipyard.config._guardrails import GuardrailsConfig
 from shipyard.config._idempotency import IdempotencyConfig
+from shipyard.config._incidents import IncidentsConfig
 from shipyard.config._models import ModelConfig
 from shipyard.config._pipeline import PipelineConfig
+from shipyard.config._rate_limits import RateLimitsConfig
 from shipyard.config._reload import ReloadConfig
 from shipyard.config._retention import RetentionConfig
+from shipyard.config._routing import RoutingConfig, routing_problems
 from shipyard.config._schema_base import MODULE_ATTR, StrictModel
+from shipyard.config._shadow import ShadowConfig, shadow_problems
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")  # a DNS name (server.allowed_hosts)
@@ -193,6 +200,7 @@ class ServerConfig(StrictModel):
     )
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
     reload: ReloadConfig = Field(default_factory=ReloadConfig)
+    drain: DrainConfig = Field(default_factory=DrainConfig)
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="names the server answers to in the Host header besides IP addresses, localhost "
@@ -230,6 +238,12 @@ class ShipyardConfig(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     flags: FlagsConfig = Field(default_factory=FlagsConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)
@@ -252,6 +266,8 @@ class ShipyardConfig(StrictModel):
             problems.append(
                 f"evals.user_simulator uses model {simulator.model!r}, not defined under models (known: {known})"
             )
+        problems += routing_problems(self)
+        problems += shadow_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -105,6 +105,9 @@ class Regression:
     case_p_values: dict[str, float] = field(default_factory=dict)  # Fisher exact, per newly failing case
 
 
+INCIDENT_TAG = "incident:"
+"""The tag of a case promoted from an incident (`incident:<id>`); gate reasons name the incident."""
+
 GATE_RULES = 2
 """The version of the rules above that a decision was made under (on every stored decision as
 `rules`). 2: fail closed (safety always hard, unnamed categories need every case, every case of the
@@ -521,6 +524,13 @@ def decide(
     for c in checks:
         if c.skipped:
             reasons.append(f"{c.name} skipped: {c.detail}")
+    for case in summary.cases:  # cases promoted from production incidents name where they came from
+        for tag in case.tags:
+            if tag.startswith(INCIDENT_TAG):
+                reasons.append(
+                    f"incident case {case.key} (from incident {tag.removeprefix(INCIDENT_TAG)}): "
+                    f"{case.outcome} {case.k_of_n}"
+                )
     if policy.safety is not None and policy.safety.relaxed is not None:
         reasons.append(f"the safety check is relaxed by the policy: {policy.safety.relaxed}")
     if verdict is GateVerdict.PASS:

@@ -273,8 +273,34 @@ PROMPTFOO_TYPES: dict[str, Callable[[Any, bool, dict[str, Any]], dict[str, Any]]
     "tool-used": _pf_tool_used,
     "tool-sequence": _pf_tool_sequence,
     "tool-args-match": _pf_tool_args,
+    "is-html": _pf_inverse("is_html"),
+    "is-refusal": _pf_inverse("is_refusal"),
+    "tool-call-f1": _pf_inverse("tool_call_f1"),
+    "finish-reason": _pf_inverse("finish_reason"),
+    "ruby": _pf_inverse("ruby"),
+    "webhook": _pf_inverse("webhook"),
+    "trajectory:step-count": _pf_inverse("trajectory_step_count"),
+    "trajectory:tool-used": _pf_inverse("trajectory_tool_used"),
+    "trajectory:tool-sequence": _pf_inverse("trajectory_tool_sequence"),
+    "trajectory:tool-args-match": _pf_inverse("trajectory_tool_args_match"),
+    "trace-span-count": _pf_same("trace_span_count"),
+    "trace-span-duration": _pf_same("trace_span_duration"),
+    "trace-error-spans": _pf_same("trace_error_spans"),
+    "meteor": _pf_inverse("meteor"),
+    "perplexity": _pf_inverse("perplexity"),
+    "perplexity-score": _pf_inverse("perplexity_score"),
+    "is-sql": _pf_inverse("is_sql"),
+    "contains-sql": _pf_inverse("contains_sql"),
 }
+_PF_NOT_RUN = {
+    "skill-used": "it reads the skill calls of coding-agent providers (Claude Agent SDK); Shipyard agents make tool calls, checked by tool-call-f1 and trajectory:tool-used",
+    "trajectory:goal-success": "it asks a judge model about the trace; use llm-rubric",
+}
+"""promptfoo types Shipyard does not run, and why (their cases are ERROR, saying so)."""
+_PF_TRACE = {"trace-span-count", "trace-span-duration", "trace-error-spans"}
 _PF_ASSERT_KEYS = {"type", "value", "threshold", "weight", "provider", "metric", "config", "transform"}
+_PF_TYPE_KEYS = {"assert-set": {"assert"}, "meteor": {"alpha", "beta", "gamma"}}
+"""Keys only some promptfoo types take."""
 _PF_SELF_NEGATING = {
     "must_not_call",
     "javascript",
@@ -287,6 +313,21 @@ _PF_SELF_NEGATING = {
     "is_xml",
     "contains_html",
     "contains_xml",
+    "is_html",
+    "is_refusal",
+    "tool_call_f1",
+    "finish_reason",
+    "ruby",
+    "webhook",
+    "trajectory_step_count",
+    "trajectory_tool_used",
+    "trajectory_tool_sequence",
+    "trajectory_tool_args_match",
+    "is_sql",
+    "contains_sql",
+    "perplexity",
+    "perplexity_score",
+    "meteor",
 }
 
 
@@ -307,7 +348,7 @@ def _unsupported(what: str) -> dict[str, Any]:
 def _pf_file_value(value: Any, base_dir: Path) -> Any:
     """A `file://` schema or value read as promptfoo reads it (JSON or YAML); other values as given."""
     if not (isinstance(value, str) and value.startswith("file://")) or value.endswith(
-        (".py", ".js", ".cjs", ".mjs")
+        (".py", ".js", ".cjs", ".mjs", ".rb")
     ):
         return value
     ref = Path(value.removeprefix("file://"))
@@ -328,14 +369,22 @@ def _pf_assertion(a: Any, ctx: _PfContext) -> dict[str, Any]:
     raw = a.get("type")
     if not isinstance(raw, str):
         raise ValueError("type: required, a promptfoo assertion type")
-    unknown = sorted(set(a) - _PF_ASSERT_KEYS - ({"assert"} if raw == "assert-set" else set()))
+    unknown = sorted(set(a) - _PF_ASSERT_KEYS - _PF_TYPE_KEYS.get(raw.removeprefix("not-"), set()))
     if unknown:
         return _unsupported(f"promptfoo assertion key {unknown[0]!r} (on {raw!r})")
     if raw == "unsupported-promptfoo-column":
-        return _unsupported(f"promptfoo CSV column {a.get('value')!r}")
+        return _unsupported(
+            f"promptfoo {a.get('value')!r}: a fixed reply stands for the provider's, and Shipyard "
+            "scores the agent's own replies (record the reply as the case's expected output instead)"
+        )
     negate = raw.startswith("not-")
     base = raw[4:] if negate else raw
-    base = base.removeprefix("trajectory:")
+    if base in _PF_NOT_RUN:
+        return _unsupported(f"promptfoo assertion type {raw!r}: {_PF_NOT_RUN[base]}")
+    if negate and base in _PF_TRACE:  # promptfoo ignores the not- of these: say so rather than guess
+        return _unsupported(f"promptfoo assertion type {raw!r} (promptfoo does not negate {base})")
+    if base not in PROMPTFOO_TYPES:  # `tool-used`, ...: Shipyard's older names for the trajectory checks
+        base = base.removeprefix("trajectory:")
     a = dict(a)
     if base == "assert-set":
         children = a.get("assert")
@@ -357,7 +406,9 @@ def _pf_assertion(a: Any, ctx: _PfContext) -> dict[str, Any]:
             ours["type"] = "not-" + ours["type"]
     if a.get("threshold") is not None:
         ours["threshold"] = a["threshold"]
-    if base in ("python", "javascript"):
+    if base == "meteor":
+        ours.update({k: a[k] for k in ("alpha", "beta", "gamma") if a.get(k) is not None})
+    if base in ("python", "javascript", "ruby"):
         ours["base_dir"] = str(ctx.base_dir)
         if isinstance(a.get("config"), dict):
             ours["config"] = a["config"]
@@ -374,12 +425,13 @@ def _pf_assertion(a: Any, ctx: _PfContext) -> dict[str, Any]:
 
 
 def _pf_transformed(ours: dict[str, Any], transform: Any, base_dir: Path) -> dict[str, Any]:
-    """Check `ours` on the output after a promptfoo transform (JavaScript; Python transforms are not run)."""
+    """Check `ours` on the output after a promptfoo transform: inline JavaScript, or a
+    `file://` JavaScript or Python module (`file://x.py[:function]`, default `get_transform`)."""
     if not isinstance(transform, str) or (
         transform.strip().startswith("file://")
-        and not re.search(r"\.(js|cjs|mjs)(:[\w$]+)?$", transform.strip())
+        and not re.search(r"\.(js|cjs|mjs|py)(:[\w$]+)?$", transform.strip())
     ):
-        return _unsupported(f"promptfoo transform {transform!r} (only JavaScript transforms run)")
+        return _unsupported(f"promptfoo transform {transform!r} (JavaScript and Python transforms run)")
     weight = ours.pop("weight", None)
     out = {"type": "transformed", "value": ours, "transform": transform, "base_dir": str(base_dir)}
     return {**out, "weight": weight} if weight is not None else out
@@ -533,8 +585,9 @@ def pf_assertion_from_text(text: str) -> dict[str, Any]:
 def _pf_csv_tests(path: Path) -> list[dict[str, Any]]:
     """promptfoo's CSV tests: one test per row; columns are vars, except `__expected[N]` (assertions),
     `__description`, `__threshold`, `__metadata:KEY` and `__config:__expected[N]:threshold`. The
-    columns that change the prompt or stand for the reply (`__prefix`, `__suffix`, `__providerOutput`)
-    make that test's case ERROR."""
+    `__prefix` / `__suffix` (the test's `options.prefix` / `options.suffix`). A `__providerOutput`
+    cell (a fixed reply standing for the provider's) makes that test's case ERROR: Shipyard tests
+    the agent's own replies."""
     import csv
 
     try:
@@ -557,8 +610,13 @@ def _pf_csv_tests(path: Path) -> list[dict[str, Any]]:
                 if value.strip():
                     test["threshold"] = float(value)
             elif key.startswith("__metadata:"):
-                if value.strip():
+                if value.strip() and key.endswith("[]"):  # a list: comma-separated, `\,` a comma
+                    items = [v.strip().replace("\\,", ",") for v in re.split(r"(?<!\\),", value)]
+                    test.setdefault("metadata", {})[key[11:-2]] = items
+                elif value.strip():
                     test.setdefault("metadata", {})[key[11:]] = value
+            elif key in ("__prefix", "__suffix"):
+                test.setdefault("options", {})[key[2:]] = value
             elif key.startswith("__config:"):
                 m = re.match(r"^__config:__expected(\d*):threshold$", key)
                 try:
@@ -573,10 +631,10 @@ def _pf_csv_tests(path: Path) -> list[dict[str, Any]]:
                         ],
                     )
                 thresholds[int(m.group(1) or 1) - 1] = number
-            elif key in ("__prefix", "__suffix", "__providerOutput"):
+            elif key == "__providerOutput":  # a fixed reply instead of the agent's: not a test of it
                 if value:
                     test["assert"].append({"type": "unsupported-promptfoo-column", "value": key})
-            elif key != "__metric":
+            elif key not in ("__metric", "__metadata"):
                 test["vars"][key] = value
         for n, t in thresholds.items():
             if n < len(test["assert"]):
@@ -666,9 +724,13 @@ def from_promptfoo(
                 for j, a in enumerate(default.get("assert") or [])
             ]
             sources += [(label, a, ("tests", i, "assert", j)) for j, a in enumerate(t.get("assert") or [])]
+            if t.get("providerOutput") is not None:  # as the CSV column: that case is ERROR, saying why
+                sources.append(
+                    (label, {"type": "unsupported-promptfoo-column", "value": "providerOutput"}, ("tests", i))
+                )
             ctx = _PfContext(variables, path.parent, judge_model, _pf_tools(data))
             options = {**(default.get("options") or {}), **(t.get("options") or {})}
-            transform = options.get("transform")
+            transform = options.get("transform") or options.get("postprocess")
             for where, a, loc in sources:
                 try:
                     converted = _pf_assertion(a, ctx)
@@ -687,15 +749,20 @@ def from_promptfoo(
             if not cid:
                 digest = json.dumps(variables, sort_keys=True, default=str).encode()
                 cid = f"test-{hashlib.sha1(digest).hexdigest()[:8]}"
+            # promptfoo's options.prefix / suffix wrap the prompt; here, the user input and the prompt
+            mine, theirs = t.get("options") or {}, default.get("options") or {}
+            prefix = str(mine.get("prefix") or theirs.get("prefix") or "")
+            suffix = str(mine.get("suffix") or theirs.get("suffix") or "")
+            prompt = _pf_prompt(data, variables)
             case: dict[str, Any] = {
                 "id": cid,
                 "_made_id": True,
-                "input": str(variables[key]),
+                "input": prefix + str(variables[key]) + suffix,
                 "assert": asserts,
                 "metadata": {
                     **(t.get("metadata") or {}),
                     "vars": variables,
-                    **({"prompt": prompt} if (prompt := _pf_prompt(data, variables)) is not None else {}),
+                    **({"prompt": prefix + prompt + suffix} if prompt is not None else {}),
                     "promptfoo_index": n,
                     **({"description": description} if description else {}),
                 },

@@ -16,6 +16,8 @@ import_builtins(
     "shipyard.evals._scorers_safety",
     "shipyard.evals._scorers_python",
     "shipyard.evals._scorers_promptfoo",
+    "shipyard.evals._scorers_promptfoo_agent",
+    "shipyard.evals._scorers_promptfoo_meteor",
     "shipyard.evals._scorers_adk",
     "shipyard.evals._judge",
 )

@@ -43,7 +43,14 @@ def encode_chat(resp: ChatResponse) -> dict[str, Any]:
     return {
         "text": resp.text,
         "tool_calls": [[c.id, c.name, c.arguments, c.raw_arguments] for c in resp.tool_calls],
-        "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+        # older recordings have the first three; Usage(*...) reads either
+        "usage": [
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.cache_write_input_tokens,
+            u.reasoning_tokens,
+        ],
         "model": resp.model,
         "provider": resp.provider,
         "finish_reason": resp.finish_reason,
@@ -186,6 +193,18 @@ class RecordReplay:
         return result, False
 
 
+def idempotent_tools(registry: Any) -> Callable[[str], bool]:
+    """`may_run` for FixedTools: whether a tool of `registry` is idempotent (read-only)."""
+
+    def may_run(name: str) -> bool:
+        try:
+            return bool(registry.get(name).idempotent)
+        except Exception:  # an unknown tool never runs
+            return False
+
+    return may_run
+
+
 def _same(given: Any, called: Any) -> bool:
     """An argument a fixed result names equals the one called with (`10001` matches `"10001"`)."""
     return given == called or (not isinstance(given, dict | list) and str(given) == str(called))
@@ -198,13 +217,25 @@ class FixedTools:
 
     Args:
         fixed: the case's fixed answers; the first that matches a call answers it.
-        inner: the interceptor every other call goes through (None: calls run)."""
+        inner: the interceptor every other call goes through (None: calls run).
+        only: a call no fixed answer matches runs only when `may_run(tool)` says so (an idempotent,
+            read-only tool); any other raises ReplayMiss and never runs (`recorded_tools_only`).
+        may_run: which tools may run when `only` is set (default: none)."""
 
-    __slots__ = ("_fixed", "_inner")
+    __slots__ = ("_fixed", "_inner", "_may_run", "_only")
 
-    def __init__(self, fixed: Sequence[FixedToolResult], inner: RecordReplay | None = None) -> None:
+    def __init__(
+        self,
+        fixed: Sequence[FixedToolResult],
+        inner: RecordReplay | None = None,
+        *,
+        only: bool = False,
+        may_run: Callable[[str], bool] | None = None,
+    ) -> None:
         self._fixed = list(fixed)
         self._inner = inner
+        self._only = only
+        self._may_run = may_run
 
     def answer(self, name: str, arguments: dict[str, Any]) -> ToolResult | None:
         """The fixed answer to a call, or None when the case fixes none for it."""
@@ -233,6 +264,12 @@ class FixedTools:
         fixed = self.answer(name, arguments)
         if fixed is not None:
             return fixed, False
+        if self._only and not (self._may_run is not None and self._may_run(name)):
+            raise ReplayMiss(
+                f"the case has no recorded result for tool {name!r} with arguments {arguments!r}, and "
+                f"{name!r} is not idempotent, so it never runs in this case (recorded_tools_only); add its "
+                "result under tool_results"
+            )
         if self._inner is not None:
             return await self._inner.tool_call(name, arguments, call)
         return await call(), False

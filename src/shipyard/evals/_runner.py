@@ -26,7 +26,7 @@ from shipyard.config import ShipyardConfig
 from shipyard.cost import call_cost
 from shipyard.errors import ShipyardError
 from shipyard.evals._judge import Judge
-from shipyard.evals._replay import FixedTools, ReplayCache, replay_path
+from shipyard.evals._replay import FixedTools, ReplayCache, idempotent_tools, replay_path
 from shipyard.evals._scorers import BuiltScorer, ScoreInput
 from shipyard.evals._simulator import SimulatorError, UserSimulator
 from shipyard.evals._suite import Case, Suite, tool_names, validate_suite
@@ -250,12 +250,23 @@ class EvalRunner:
         return items
 
     # one repeat -----------------------------------------------------------------------------------
+    def _read_only(self, agent: str, version: str) -> Callable[[str], bool]:
+        """Which of the version's tools are idempotent (may run in a `recorded_tools_only` case)."""
+        return idempotent_tools(self.runtime.resolve_version(agent, version).spec.tools)
+
     def _priced(self, rec: InteractionRecord) -> float:
         """What the model calls would have cost (replayed calls are free; a cost check still counts)."""
         prices = self.runtime.prices
         total = 0.0
         for c in rec.llm_calls:
-            total += call_cost(prices(c.model), Usage(c.input_tokens, c.output_tokens, c.cached_input_tokens))
+            usage = Usage(
+                c.input_tokens,
+                c.output_tokens,
+                c.cached_input_tokens,
+                c.cache_write_input_tokens,
+                c.reasoning_tokens,
+            )
+            total += call_cost(prices(c.model), usage)
         return total
 
     async def _run_item(
@@ -279,15 +290,26 @@ class EvalRunner:
             scope = item.cache.scope(f"{item.key}/simulator") if item.cache is not None else None
             simulator = UserSimulator(settings, case.scenario, self.judge.handle(scope), agent)
         throttled = False
-        history: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = [m.model_dump() for m in case.history]
         outputs: list[str] = []
+        spans: list[Any] = []  # the trace, for checks on it; dropped after scoring
         priced = 0.0
         session = f"eval-{run_id[:8]}-{abs(hash(item.key)) % 10**10}"
         user: str | None = case.turns[0].user
         t = 0
         while user is not None:
             recorder = item.cache.scope(f"{item.key}/t{t}") if item.cache is not None else None
-            interceptor = FixedTools(case.tool_results, recorder) if case.tool_results else recorder
+            fixes = case.tool_results or case.recorded_tools_only
+            interceptor = (
+                FixedTools(
+                    case.tool_results,
+                    recorder,
+                    only=case.recorded_tools_only,
+                    may_run=self._read_only(agent, version),
+                )
+                if fixes
+                else recorder
+            )
             ran = await self.runtime.interact(  # scored as it happened; the runtime keeps it masked
                 agent,
                 user,
@@ -321,6 +343,7 @@ class EvalRunner:
             res.status, res.output = rec.status, rec.output
             res.interaction_id, res.trace_id = rec.id, rec.trace_id
             outputs.append(rec.output)
+            spans += rec.spans
             if rec.error:
                 multi = len(case.turns) > 1 or simulator is not None
                 res.error = f"turn {t + 1}: {rec.error}" if multi else rec.error
@@ -351,6 +374,7 @@ class EvalRunner:
             replayed=res.replayed,
             turn_outputs=outputs,
             user_input=case.first_input,
+            spans=spans,
         )
         res.scores = list(
             await asyncio.gather(

@@ -45,7 +45,9 @@ class ScoreInput:
     `tool_calls` are `{name, arguments, status, turn}` dicts across all turns (turn: 0-based); `turn_outputs` holds each
     turn's reply of a conversation (the last equals `output`); `cost_usd` is what the agent's model
     calls cost (priced from their tokens when replayed); `system_prompt` is the version's rendered
-    system prompt (for leak checks); `judge` calls a configured judge model."""
+    system prompt (for leak checks); `judge` calls a configured judge model; `spans` are the
+    interaction's finished spans (`SpanRecord`s of every turn: model calls with their finish reasons,
+    tool calls), for checks on the trace."""
 
     case: Case
     output: str
@@ -58,6 +60,7 @@ class ScoreInput:
     replayed: bool = False
     turn_outputs: list[str] = field(default_factory=list)
     user_input: str = ""
+    spans: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ Checked against promptfoo itself by tests/conformance."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -301,21 +302,42 @@ def assert_set(value: Any, *, threshold: float | None = None) -> ScoreFn:
 
 @scorer("transformed")
 def transformed(value: Any, *, transform: str, base_dir: str | None = None) -> ScoreFn:
-    """An assertion checked on the output after a promptfoo `transform` (JavaScript given the output and
-    the context; a returned object is checked as its JSON).
+    """An assertion checked on the output after a promptfoo `transform` (JavaScript, or a Python
+    function, given the output and the context; a returned object is checked as its JSON).
 
     Args:
         value: the assertion (our format).
-        transform: the JavaScript expression, function body or `file://path.js[:function]`.
+        transform: the JavaScript expression, function body or `file://path.js[:function]`, or
+            `file://path.py[:function]` (a Python function, default `get_transform`).
         base_dir: the folder relative `file://` paths start from."""
     [inner] = _nested(value, "transformed")
+    kind = str(value.get("type", "")) if isinstance(value, dict) else ""
+    code_check = kind.removeprefix("not-") in ("javascript", "python", "ruby")
+    py = re.match(r"^file://(?P<file>.+?\.py)(?::(?P<fn>[A-Za-z_]\w*))?$", transform.strip())
+    py_fn = None
+    if py is not None:
+        from shipyard.evals._scorers_python import _load_file
+
+        py_fn = _load_file(
+            py.group("file"), py.group("fn") or "get_transform", Path(base_dir) if base_dir else None
+        )
 
     async def score(inp: ScoreInput) -> ScoreResult:
         try:
-            out = await run_code(transform, inp.output, pf_context(inp), base_dir)
+            if py_fn is not None:
+                ctx = pf_context(inp)
+                out = py_fn(inp.output, {"vars": ctx["vars"], "prompt": ctx["prompt"]})
+                if asyncio.iscoroutine(out):
+                    out = await out
+            else:
+                out = await run_code(transform, inp.output, pf_context(inp), base_dir)
         except JsError as e:
             return ScoreResult("transformed", None, reason="transform failed", error=f"transform: {e}")
-        text = out if isinstance(out, str) else js_json(out)
+        except Exception as e:  # the user's Python transform raised
+            return ScoreResult("transformed", None, reason="transform failed", error=f"transform: {e!r}")
+        # code checks get what the transform returned, as in promptfoo (an object stays an object);
+        # the others check its text (an object as its JSON)
+        text = out if isinstance(out, str) or code_check else js_json(out)
         return await inner(dataclasses.replace(inp, output=text))
 
     return score

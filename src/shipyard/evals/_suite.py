@@ -126,6 +126,13 @@ class FixedToolResult(StrictModel):
     error: str | None = Field(None, description="the agent gets a failed call with this error instead")
 
 
+class HistoryMessage(StrictModel):
+    """One earlier message of a conversation, given to the agent as history before the case's input."""
+
+    role: Literal["user", "assistant", "system"]
+    content: str
+
+
 class Turn(StrictModel):
     """One user turn of a conversation, optionally with the reply expected to it."""
 
@@ -169,6 +176,14 @@ class Case(StrictModel):
     )
     tool_results: list[FixedToolResult] = Field(
         default_factory=list, description="tool answers fixed for this case (the first that matches answers)"
+    )
+    history: list[HistoryMessage] = Field(
+        default_factory=list, description="earlier messages the agent gets as history before the input"
+    )
+    recorded_tools_only: bool = Field(
+        False,
+        description="a tool call no tool_results entry answers runs only when the tool is idempotent "
+        "(read-only); any other tool never runs and the repeat is an ERROR (cases promoted from incidents)",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
 

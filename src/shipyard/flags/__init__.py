@@ -29,12 +29,14 @@ from shipyard.flags._model import (
     write_flag_file,
 )
 from shipyard.flags._provider import ShipyardProvider
+from shipyard.flags._shared import SharedFlags, content_digest
 from shipyard.flags._sync import (
     CHANNEL,
     FlagSync,
     fetch_flag_set,
     project_flags,
     publish_flag_set,
+    publish_notice,
     redis_url_from_env,
 )
 
@@ -56,10 +58,12 @@ __all__ = [
     "KillSwitchRule",
     "LogicError",
     "Reason",
+    "SharedFlags",
     "ShipyardProvider",
     "bucket",
     "compare_semver",
     "compile_logic",
+    "content_digest",
     "dump_flag_set",
     "fetch_flag_set",
     "fractional",
@@ -72,6 +76,7 @@ __all__ = [
     "parse_semver",
     "project_flags",
     "publish_flag_set",
+    "publish_notice",
     "redis_url_from_env",
     "rollout_percent",
     "rollout_targeting",

@@ -1,13 +1,19 @@
 """Changing flags: the small API the CLI and the admin API both call.
 
-Every change reads the flag file under a lock, validates the whole result, bumps the revision,
-writes the file atomically, updates a local store if one is given, and publishes the new set to
-Redis when Redis is configured, so every replica has it within a second or two.
+With a shared store (`shared`, what `shipyard serve` and the CLI of a project use), every change is
+read-modify-compare-and-set against the store's flag set, retried on a conflict, so changes made
+through different replicas at once never lose one another (flags/_shared.py); the new set is then
+written to this machine's flag file (best effort), installed in the local store, and a notice
+carrying only the revision is published on Redis, so every replica re-reads the store at once.
+
+Without one (a bare `--file`), a change reads the flag file under a lock, validates the whole
+result, bumps the revision, writes the file atomically and publishes the whole set to Redis.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,13 +29,15 @@ from shipyard.flags._model import (
     parse_flag_set,
     write_flag_file,
 )
-from shipyard.flags._sync import CHANNEL, publish_flag_set
+from shipyard.flags._shared import SharedFlags, content_digest
+from shipyard.flags._sync import CHANNEL, publish_flag_set, publish_notice
 
 if TYPE_CHECKING:
     from shipyard.flags._evaluator import FlagStore
     from shipyard.flags._killswitch import KillDecision
 
 T = TypeVar("T")
+log = logging.getLogger("shipyard.flags")
 
 
 class FlagValueError(ShipyardError):
@@ -96,6 +104,8 @@ class FlagAdmin:
         redis_url: publish each change there (optional).
         store: a local store to update at once with each change (optional).
         channel: the Redis channel.
+        shared: the flag set in the project's store: the truth every change goes to (optional).
+        actor: who makes the changes, kept with each stored revision (api, cli, kill_switch, ...).
     """
 
     def __init__(
@@ -105,15 +115,21 @@ class FlagAdmin:
         redis_url: str | None = None,
         store: FlagStore | None = None,
         channel: str = CHANNEL,
+        shared: SharedFlags | None = None,
+        actor: str = "api",
     ) -> None:
         self.file = Path(file)
         self.redis_url = redis_url
         self.store = store
         self.channel = channel
+        self.shared = shared
+        self.actor = actor
         self.published: int | None = None  # listeners reached by the last publish
 
     # reading -------------------------------------------------------------------------------------
     def flag_set(self) -> FlagSet:
+        if self.shared is not None:
+            return self.shared.current()
         if not self.file.exists():
             return FlagSet()
         return load_flag_file(self.file)
@@ -145,6 +161,8 @@ class FlagAdmin:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _change(self, edit: Callable[[FlagSet], tuple[FlagSet, T]]) -> T:
+        if self.shared is not None:
+            return self._change_shared(self.shared, edit)
         with self._locked():
             current = self.flag_set()
             changed, result = edit(current)
@@ -157,6 +175,33 @@ class FlagAdmin:
         if self.redis_url:
             self.published = publish_flag_set(new, self.redis_url, channel=self.channel)
         return result
+
+    def _change_shared(self, shared: SharedFlags, edit: Callable[[FlagSet], tuple[FlagSet, T]]) -> T:
+        new, result = shared.change(edit, actor=self.actor, source=str(self.file), file_digest=content_digest)
+        self._export(new)
+        if self.store is not None and new.revision > self.store.revision:
+            self.store.replace(new)  # a notice may have brought a later revision already
+        self.published = None
+        if self.redis_url:
+            try:
+                self.published = publish_notice(new.revision, self.redis_url, channel=self.channel)
+            except Exception as e:  # the change is stored; the others catch up by their poll
+                log.warning("flags: could not publish revision %d on redis (%s)", new.revision, e)
+        return result
+
+    def _export(self, flag_set: FlagSet) -> None:
+        """Write the stored set to this machine's flag file (its content counts as seen by the
+        store, so it is never imported back); a file that cannot be written is only logged."""
+        try:
+            with self._locked():
+                write_flag_file(flag_set, self.file)
+        except OSError as e:
+            log.warning(
+                "flags: revision %d is stored but %s could not be written (%s)",
+                flag_set.revision,
+                self.file,
+                e,
+            )
 
     def set(self, name: str, definition: Mapping[str, Any]) -> FlagDefinition:
         """Create or replace a flag with a flagd definition (validated; errors give `flags.NAME.field`)."""

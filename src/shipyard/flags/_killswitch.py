@@ -243,17 +243,24 @@ class KillSwitchMonitor:
         log.warning("kill switch: flag %r disabled: %s", rule.flag, decision.reason)
         try:
             if self.admin is not None:
-                self.admin.disable(rule.flag, decision=decision)
-            else:
-                flag = self.store.get(rule.flag)
-                if flag is not None:
-                    meta = {**flag.metadata, "killSwitchTripped": decision.to_dict()}
-                    self.store.replace(
-                        self.store.flag_set.with_flag(flag.replace(state="DISABLED", metadata=meta))
+                try:
+                    self.admin.disable(rule.flag, decision=decision)
+                except Exception:  # e.g. the store is unreachable: fail closed on this replica at least
+                    log.exception(
+                        "kill switch: could not store flag %r disabled; disabling it here", rule.flag
                     )
+                    self._disable_locally(rule.flag, decision)
+            else:
+                self._disable_locally(rule.flag, decision)
         except Exception:
             log.exception("kill switch: could not disable flag %r", rule.flag)
         self.decisions.append(decision)
         if self.on_decision is not None:
             self.on_decision(decision)
         return decision
+
+    def _disable_locally(self, name: str, decision: KillDecision) -> None:
+        flag = self.store.get(name)
+        if flag is not None:
+            meta = {**flag.metadata, "killSwitchTripped": decision.to_dict()}
+            self.store.replace(self.store.flag_set.with_flag(flag.replace(state="DISABLED", metadata=meta)))

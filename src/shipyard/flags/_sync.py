@@ -1,12 +1,18 @@
 """Keeping every replica's flags current without a restart.
 
-Two paths, both off the hot path (background threads):
+With the project's store (`shared`, what `shipyard serve` uses) the store holds the truth
+(flags/_shared.py), and everything here runs off the hot path (background threads):
 
-- Redis (when configured): a change made through the admin API or CLI stores the whole flag set
-  under `shipyard:flags:document` and publishes a notice `{"revision": N}` on `shipyard:flags`;
-  each replica's listener fetches the document and installs it.
-- The flag file: each replica polls its mtime (and size) every `poll_interval_s` and reloads it
-  when it changed. A file that does not validate is reported and the current flags are kept.
+- Redis (when configured) carries change notices `{"revision": N}` on `shipyard:flags`; a replica
+  hearing of a revision it does not have reads the set from the store and installs it.
+- Every `poll_interval_s` each replica reads the stored revision (one cheap query), so a replica
+  that missed a notice, or runs without Redis, catches up from the store; and it checks its flag
+  file's mtime and size: a changed file whose content the store never saw is imported as a new
+  revision. Redis or the store unreachable: the flags keep their last known values, and the loops
+  (reported to `loops`) recover by themselves.
+
+Without a store (a bare file), the file is reloaded when it changes and Redis carries the whole
+set under `shipyard:flags:document`.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.flags._evaluator import FlagStore
 from shipyard.flags._model import FlagSet, load_flag_file, parse_flag_set
 
 if TYPE_CHECKING:
     from shipyard.config import ShipyardConfig
+    from shipyard.flags._shared import SharedFlags
 
 log = logging.getLogger("shipyard.flags")
 
@@ -63,6 +70,17 @@ def publish_flag_set(flag_set: FlagSet, redis_url: str, *, channel: str = CHANNE
             r.close()
 
 
+def publish_notice(revision: int, redis_url: str, *, channel: str = CHANNEL, client: Any = None) -> int:
+    """Publish a change notice carrying only the revision (the set is in the store); returns how
+    many listeners got it."""
+    r = client or _redis(redis_url)
+    try:
+        return int(r.publish(channel, json.dumps({"revision": revision})))
+    finally:
+        if client is None:
+            r.close()
+
+
 def fetch_flag_set(redis_url: str, *, channel: str = CHANNEL, client: Any = None) -> FlagSet | None:
     """The flag set last published to Redis, or None if there is none."""
     r = client or _redis(redis_url)
@@ -78,16 +96,19 @@ def fetch_flag_set(redis_url: str, *, channel: str = CHANNEL, client: Any = None
 
 
 class FlagSync:
-    """Background refresh of a `FlagStore` from a file and/or Redis.
+    """Background refresh of a `FlagStore` from the project's store, a file and/or Redis.
 
     Args:
         store: the store to keep current.
         file: the flag file to poll (optional).
         redis_url: Redis to listen to (optional; see `redis_url_from_env`).
-        poll_interval_s: how often the file's mtime is checked.
+        poll_interval_s: how often the file's mtime (and with `shared` the stored revision) is checked.
         channel: the Redis pub/sub channel.
-        loops: where each pass of the poller (`flag_file_poll`) and the Redis listener
-            (`flag_redis_listener`) is reported; without it, failures are only logged.
+        loops: where each pass of the poller (`flag_file_poll`: the file, and the stored revision
+            with `shared`) and the Redis listener (`flag_redis_listener`) is reported; without it,
+            failures are only logged.
+        shared: the flag set in the project's store, the truth: notices and the poll read it, a
+            changed file is imported into it (optional; without it the file and Redis are the truth).
 
     Use as a context manager, or call `start()` and `stop()`.
     """
@@ -101,8 +122,10 @@ class FlagSync:
         poll_interval_s: float = 1.0,
         channel: str = CHANNEL,
         loops: LoopHealth | None = None,
+        shared: SharedFlags | None = None,
     ) -> None:
         self.store = store
+        self.shared = shared
         self.loops = loops
         self.file = Path(file) if file is not None else None
         self.redis_url = redis_url
@@ -137,14 +160,38 @@ class FlagSync:
             log.error("flags: %s changed but is invalid; keeping the current flags\n%s", self.file, e)
             return False
         self.last_error = None
+        if self.shared is not None:  # imported only when the store never saw this content
+            imported = self.shared.import_flag_set(flag_set)
+            if imported is None:
+                return False
+            return self._install(imported)
         self.store.replace(flag_set)
         log.info("flags: reloaded %s (revision %d)", self.file, flag_set.revision)
+        return True
+
+    # store ---------------------------------------------------------------------------------------
+    def catch_up(self) -> bool:
+        """Install the stored set if its revision differs from the one held; True if replaced."""
+        if self.shared is None:
+            return False
+        revision = self.shared.revision()
+        if revision is None or revision == self.store.revision:
+            return False
+        stored = self.shared.stored()
+        return stored is not None and self._install(stored)
+
+    def _install(self, flag_set: FlagSet) -> bool:
+        if flag_set.revision == self.store.revision and flag_set.to_json() == self.store.flag_set.to_json():
+            return False
+        self.store.replace(flag_set)
+        log.info("flags: installed revision %d from the store", flag_set.revision)
         return True
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.check_file()
+                self.catch_up()
             except Exception as e:
                 log.exception("flags: polling %s failed", self.file)
                 if self.loops is not None:
@@ -158,6 +205,8 @@ class FlagSync:
         """Install the flag set published in Redis if its revision differs; True if replaced."""
         if not self.redis_url:
             return False
+        if self.shared is not None:
+            return self.catch_up()
         flag_set = fetch_flag_set(self.redis_url, channel=self.channel)
         if flag_set is None or flag_set.to_json() == self.store.flag_set.to_json():
             return False
@@ -180,7 +229,7 @@ class FlagSync:
                 backoff = 0.5
                 while not self._stop.is_set():
                     msg = pubsub.get_message(timeout=0.5)
-                    if msg and msg.get("type") == "message":
+                    if msg and msg.get("type") == "message" and self._news(msg.get("data")):
                         self.pull()
                 pubsub.close()
             except Exception as e:
@@ -194,13 +243,21 @@ class FlagSync:
                 if r is not None:
                     r.close()
 
+    def _news(self, data: Any) -> bool:
+        """Whether a notice speaks of a revision other than the one held (unreadable: assume so)."""
+        try:
+            revision = json.loads(data)["revision"]
+        except (ValueError, TypeError, KeyError):
+            return True
+        return bool(revision != self.store.revision)
+
     # lifecycle -----------------------------------------------------------------------------------
     def start(self) -> FlagSync:
         """Start the background threads (a poller when there is a file, a listener when Redis is set)."""
         if self._threads:
             return self
         self._stop.clear()
-        if self.file is not None:
+        if self.file is not None or self.shared is not None:
             self._threads.append(threading.Thread(target=self._poll_loop, name="flags-poll", daemon=True))
         if self.redis_url:
             self._threads.append(threading.Thread(target=self._listen_loop, name="flags-redis", daemon=True))
@@ -227,18 +284,34 @@ class FlagSync:
 
 
 def project_flags(
-    cfg: ShipyardConfig, *, start: bool = True, loops: LoopHealth | None = None
+    cfg: ShipyardConfig,
+    *,
+    start: bool = True,
+    loops: LoopHealth | None = None,
+    shared: SharedFlags | None = None,
 ) -> tuple[FlagStore, FlagSync]:
     """The flag store of a project (from `flags:` in shipyard.yaml) and the sync keeping it current.
 
-    A missing flag file means no flags yet (every flag has its default) until one is written.
+    With `shared` (the project's flag set in its store) the flags come from the store, the file
+    seeding it the first time (see flags/_shared.py); if the store cannot be read at start, the
+    file's flags serve (as revision 0) until the poll reaches the store. Without it, from the
+    file: a missing flag file means no flags yet (every flag has its default) until one is written.
     Redis comes from SHIPYARD_REDIS_URL / REDIS_URL, else `flags.redis_url`. With `start`, the
     background poller and listener are running when this returns; call `sync.stop()` on shutdown.
     `loops` hears of each pass of the sync's loops (see `FlagSync`)."""
     path = cfg.resolve(cfg.flags.file)
-    store = (
-        FlagStore(load_flag_file(path), source=str(path)) if path.exists() else FlagStore(source=str(path))
-    )
+    initial = load_flag_file(path) if path.exists() else None
+    source = str(path)
+    if shared is not None:
+        try:
+            initial = shared.current()
+            source = f"store flag set {shared.name!r}"
+        except ConfigError:
+            raise  # the flag file does not validate: as without a store
+        except Exception as e:  # the database does not answer: the poll catches up when it does
+            log.warning("flags: the store's flags are unreadable (%s); serving %s until it answers", e, path)
+            initial = initial.with_revision(0) if initial is not None else None
+    store = FlagStore(initial, source=source)
     sync = FlagSync(
         store,
         file=path,
@@ -246,5 +319,6 @@ def project_flags(
         poll_interval_s=cfg.flags.poll_interval_s,
         channel=cfg.flags.channel,
         loops=loops,
+        shared=shared,
     )
     return store, sync.start() if start else sync

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,8 +40,8 @@ RECENT_REQUESTS = 100
 
 
 class MockLLMApp:
-    """The ASGI app: `POST /v1/chat/completions` (JSON or `stream: true` SSE), `GET /v1/models`,
-    `GET /health`. The request options the scripted model honours (`tool_choice`, `stop`,
+    """The ASGI app: `POST /v1/chat/completions` (JSON or `stream: true` SSE), `POST /v1/embeddings`,
+    `GET /v1/models`, `GET /health`. The request options the scripted model honours (`tool_choice`, `stop`,
     `parallel_tool_calls`) reach it; `recent` keeps the last request bodies, so a test can see what
     a client sent.
 
@@ -88,6 +90,7 @@ class MockLLMApp:
         self.peak = 0
         self.throttled = 0  # 429s sent for capacity
         self.requests = 0
+        self.embedding_requests = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)  # request bodies, newest last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,6 +109,11 @@ class MockLLMApp:
                 await _respond(send, 405, error_body("use POST", "invalid_request_error"))
                 return
             await self._chat(receive, send)
+        elif path == "/embeddings":
+            if method != "POST":
+                await _respond(send, 405, error_body("use POST", "invalid_request_error"))
+                return
+            await self._embeddings(receive, send)
         elif path == "/models" and method == "GET":
             await _respond(send, 200, self._models)
         elif path in ("/health", "/healthz") and method == "GET":
@@ -196,7 +204,88 @@ class MockLLMApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": chunks[-1], "more_body": False})
             return
-        await _respond(send, 200, completion_body(resp, model))
+        body = completion_body(resp, model)
+        if req.get("logprobs") is True:  # as OpenAI: token log-probabilities only when asked
+            body = _with_logprobs(body, resp.text or "")
+        await _respond(send, 200, body)
+
+    async def _embeddings(self, receive: Receive, send: Send) -> None:
+        """`POST /v1/embeddings` (OpenAI's format): `input` a string or a list of strings; each gets
+        a deterministic unit vector of hashed words and character trigrams (`mock_embedding`)."""
+        self.embedding_requests += 1
+        try:
+            req = orjson.loads(await _read_body(receive))
+        except orjson.JSONDecodeError:
+            await _respond(
+                send, 400, error_body("the request body is not valid JSON", "invalid_request_error")
+            )
+            return
+        texts = req.get("input") if isinstance(req, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            await _respond(
+                send,
+                400,
+                error_body(
+                    "'input' must be a string or a non-empty array of strings",
+                    "invalid_request_error",
+                    None,
+                    "input",
+                ),
+            )
+            return
+        data = [
+            {"object": "embedding", "index": i, "embedding": mock_embedding(t)} for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        body = {
+            "object": "list",
+            "data": data,
+            "model": req.get("model") or self.model_name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        await _respond(send, 200, orjson.dumps(body))
+
+
+EMBEDDING_DIMENSIONS = 256
+
+
+def mock_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic unit vector for `text`: its lower-case words and character trigrams hashed
+    (MurmurHash3) into `dimensions` signed buckets. Texts sharing words are close; it is a stand-in
+    for a real embedding model in tests and demos, not a model of meaning."""
+    import math
+
+    import mmh3
+
+    words = "".join(c if c.isalnum() else " " for c in text.casefold()).split()
+    joined = " " + " ".join(words) + " "
+    features = ["w:" + w for w in words] + [joined[i : i + 3] for i in range(len(joined) - 2)]
+    v = [0.0] * dimensions
+    for f in features:
+        h = mmh3.hash(f)
+        v[h % dimensions] += 1.0 if h & 0x40000000 else -1.0
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]
+
+
+def mock_logprob(token: str) -> float:
+    """A token's made-up log-probability: fixed per token, between -2.5 and 0."""
+    return -(zlib.crc32(token.encode()) % 1000) / 400
+
+
+def _with_logprobs(body: bytes, text: str) -> bytes:
+    """The completion with OpenAI's `logprobs.content` for its text (a token per word and space run)."""
+    data = orjson.loads(body)
+    tokens = re.findall(r"\s*\S+", text)
+    data["choices"][0]["logprobs"] = {
+        "content": [
+            {"token": t, "logprob": mock_logprob(t), "bytes": list(t.encode()), "top_logprobs": []}
+            for t in tokens
+        ]
+    }
+    return orjson.dumps(data)
 
 
 def _check_request(req: Any) -> tuple[str, str] | None:

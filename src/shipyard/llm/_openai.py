@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 import orjson
 
+from shipyard.cost._usage import usage_from_openai_chat
 from shipyard.llm._breaker import CircuitBreaker, breaker_for, endpoint_of
 from shipyard.llm._events import LLMEvent, emit, listening
 from shipyard.llm._types import Attempt, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
@@ -52,6 +53,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
+def parse_logprobs(raw: Any) -> list[float] | None:
+    """OpenAI `choices[].logprobs` -> the reply's token log-probabilities (None when not returned)."""
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not isinstance(content, list):
+        return None
+    values = [
+        t["logprob"] for t in content if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)
+    ]
+    return [float(v) for v in values] or None
+
+
 def parse_tool_calls(raw: list[dict[str, Any]] | None) -> list[ToolCall]:
     """OpenAI `tool_calls` -> ToolCall list. Arguments that are not a JSON object are kept raw and
     given as `{"__invalid_json__": raw}` so the agent (and the trace) can see what the model sent."""
@@ -81,15 +93,58 @@ def parse_tool_calls(raw: list[dict[str, Any]] | None) -> list[ToolCall]:
 
 
 def parse_usage(raw: dict[str, Any] | None) -> Usage:
-    """OpenAI `usage` -> Usage (cached tokens from `prompt_tokens_details.cached_tokens`)."""
-    if not raw:
-        return Usage()
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        cached_input_tokens=int(details.get("cached_tokens") or 0),
-    )
+    """OpenAI `usage` -> Usage, read by `shipyard.cost` (where each provider's format is written
+    once): cache reads from `prompt_tokens_details.cached_tokens`, reasoning from
+    `completion_tokens_details.reasoning_tokens`."""
+    return usage_from_openai_chat(raw)
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+
+
+def prefix_key(model: str, messages: list[Message], tools: list[dict[str, Any]] | None) -> str:
+    """A stable name for a request's cacheable prefix (the model, the system messages before the
+    first other message, the tool definitions): OpenAI's `prompt_cache_key`, which routes requests
+    sharing it to the same cache."""
+    import hashlib
+
+    system = []
+    for m in messages:
+        if m.get("role") not in ("system", "developer"):
+            break
+        system.append(m.get("content"))
+    raw = orjson.dumps([model, system, tools or []], option=orjson.OPT_SORT_KEYS)
+    return "sy-" + hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def prompt_cache_hints(
+    style: str, model: str, messages: list[Message], tools: list[dict[str, Any]] | None
+) -> tuple[list[Message], list[dict[str, Any]] | None]:
+    """The messages and tools as sent with provider prompt-cache hints: tools sorted by name (a
+    stable prefix); with `anthropic`, a `cache_control` breakpoint on the last tool and on the last
+    leading system message (its text as a content part)."""
+    if tools:
+        tools = sorted(tools, key=lambda t: str((t.get("function") or {}).get("name", "")))
+    if style != "anthropic":
+        return messages, tools
+    if tools:
+        tools = [*tools[:-1], {**tools[-1], "cache_control": _EPHEMERAL}]
+    last_system = -1
+    for i, m in enumerate(messages):
+        if m.get("role") != "system":
+            break
+        last_system = i
+    if last_system >= 0:
+        m = messages[last_system]
+        content = m.get("content")
+        if isinstance(content, str):
+            parts: Any = [{"type": "text", "text": content, "cache_control": _EPHEMERAL}]
+        elif isinstance(content, list) and content and isinstance(content[-1], dict):
+            parts = [*content[:-1], {**content[-1], "cache_control": _EPHEMERAL}]
+        else:
+            parts = content
+        messages = [*messages[:last_system], {**m, "content": parts}, *messages[last_system + 1 :]]
+    return messages, tools
 
 
 def _error_text(body: bytes) -> str:
@@ -140,6 +195,11 @@ class OpenAIChatClient:
             (`base_url`, `model`, `name`) with default settings (see `breaker_for`), None disables it.
         max_connections: connection pool size per event loop.
         extra_body: fields merged into every request body (e.g. provider-specific options).
+        prompt_cache: the provider prompt-cache hints sent (`prompt_cache_hints`): "openai"
+            (`prompt_cache_key`, the hash of the stable prefix), "anthropic" (`cache_control`
+            breakpoints on the system prompt and the last tool, for gateways that pass them on to
+            Claude), or "none". With hints on, tool definitions are sent sorted by name, so the
+            prefix is the same whatever order an agent lists its tools in.
         provider: the `gen_ai.provider.name` to report.
         seed: seeds the jitter (tests).
     """
@@ -164,7 +224,9 @@ class OpenAIChatClient:
         extra_body: dict[str, Any] | None = None,
         provider: str = "openai",
         seed: int | None = None,
+        prompt_cache: Literal["openai", "anthropic", "none"] = "none",
     ) -> None:
+        self.prompt_cache = prompt_cache
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
         self.model = model
@@ -238,9 +300,13 @@ class OpenAIChatClient:
         self, messages: list[Message], tools: list[dict[str, Any]] | None, options: ChatOptions
     ) -> bytes:
         """The request body: model, messages, tools, every option that is set, then `extra_body`."""
+        if self.prompt_cache != "none":
+            messages, tools = prompt_cache_hints(self.prompt_cache, self.model, messages, tools)
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         if tools:
             body["tools"] = tools
+        if self.prompt_cache == "openai":
+            body["prompt_cache_key"] = prefix_key(self.model, messages, tools)
         for key, value in options.items():
             if value is not None:
                 body[key] = value
@@ -414,4 +480,5 @@ class OpenAIChatClient:
             finish_reason=choice.get("finish_reason") or ("tool_calls" if tool_calls else "stop"),
             response_id=data.get("id"),
             response_model=data.get("model"),
+            logprobs=parse_logprobs(choice.get("logprobs")),
         )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -15,7 +16,7 @@ from shipyard.config import PROVIDERS, BreakerConfig, ModelConfig, ModelProvider
 from shipyard.errors import MissingSecretError
 from shipyard.llm._breaker import breaker_for
 from shipyard.llm._openai import OpenAIChatClient
-from shipyard.llm._scripted import ScriptedModel, load_rules
+from shipyard.llm._scripted import ScriptedModel, load_rules, rules_files
 from shipyard.llm._types import ChatClient
 
 _RETRY_FIELDS = frozenset(
@@ -36,6 +37,12 @@ class OpenAISettings(StrictModel):
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     headers: dict[str, str] = Field(default_factory=dict)
+    prompt_cache: Literal["auto", "openai", "anthropic", "none"] = Field(
+        "auto",
+        description="provider prompt-cache hints: openai (prompt_cache_key), anthropic (cache_control "
+        "breakpoints, for gateways in front of Claude), none; auto: openai on api.openai.com, else none. "
+        "`cache.prompt_cache: false` turns them off for every model",
+    )
     timeout_s: float = Field(30.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10, description="retries after 5xx, timeouts, connection errors")
@@ -51,6 +58,11 @@ class OpenAISettings(StrictModel):
         "(the next fallback model answers)",
     )
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    logprobs: bool = Field(
+        False,
+        description="ask for the reply's token log-probabilities (`logprobs: true` in each request); "
+        "Shipyard records their mean on the model-call span, for promptfoo's perplexity checks",
+    )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> OpenAISettings:
@@ -113,7 +125,19 @@ def openai_client(key: str, m: ModelConfig, cfg: ShipyardConfig) -> ChatClient:
         backoff_max_s=s.backoff_max_s,
         retry_after_max_s=s.retry_after_max_s,
         breaker=breaker,
+        prompt_cache=prompt_cache_style(s, cfg),
+        extra_body={"logprobs": True} if s.logprobs else None,
     )
+
+
+def prompt_cache_style(s: OpenAISettings, cfg: ShipyardConfig) -> Literal["openai", "anthropic", "none"]:
+    """The prompt-cache hints a model's requests carry (see OpenAISettings.prompt_cache)."""
+    if not cfg.cache.prompt_cache or s.prompt_cache == "none":
+        return "none"
+    if s.prompt_cache == "auto":
+        host = urlsplit(s.base_url or "").hostname or ""
+        return "openai" if host == "api.openai.com" else "none"
+    return s.prompt_cache
 
 
 def openai_identity(s: OpenAISettings, cfg: ShipyardConfig) -> dict[str, Any]:
@@ -133,8 +157,12 @@ def scripted_identity(s: ScriptedSettings, cfg: ShipyardConfig) -> dict[str, Any
     the version ids made before providers were plugins.)"""
     assert s.rules is not None
     path = cfg.resolve(s.rules)
+    files = rules_files(path)
     rules = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else s.rules
-    return {"base_url": None, "rules": rules}
+    found: dict[str, Any] = {"base_url": None, "rules": rules}
+    if len(files) > 1:  # a file that builds on others (`base:`): their content is the model too
+        found["base_rules"] = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files[1:]]
+    return found
 
 
 PROVIDERS.add("openai", ModelProvider(OpenAISettings, openai_client, openai_identity))

@@ -3,6 +3,9 @@
 The rules format (first matching rule answers; every condition under `when` must hold):
 
 ```yaml
+base: support.yaml                        # optional: another rules file (relative to this one) whose
+                                          # rules follow this file's; its default and prompt_cache
+                                          # apply unless this file sets its own
 prompt_cache: false                       # report a repeated system prompt as cached input tokens
 default: "Sorry, I can't help with that."  # when no rule matches (text, or a mapping like a rule body)
 rules:
@@ -216,6 +219,7 @@ class Rule(RuleBody):
 class Rules(StrictModel):
     """A whole rules file."""
 
+    base: str | None = Field(None, description="a rules file whose rules follow these (relative path)")
     prompt_cache: bool = False
     default: RuleBody = Field(default_factory=lambda: RuleBody(reply=DEFAULT_REPLY))
     rules: list[Rule] = Field(default_factory=list)
@@ -276,11 +280,41 @@ def parse_rules(data: Any, source: str | Path = "<rules>", lines: Lines | None =
     return rules
 
 
-def load_rules(path: str | Path) -> Rules:
-    """Load and validate a rules file; errors name the file, line, rule and field."""
+def rules_files(path: str | Path) -> list[Path]:
+    """A rules file and the files it builds on (`base:`), in order: what its answers depend on."""
+    files: list[Path] = []
+    p: Path | None = Path(path)
+    while p is not None and p.is_file() and p.resolve() not in {f.resolve() for f in files}:
+        files.append(p)
+        data, _ = load_yaml_with_lines(p)
+        base = data.get("base") if isinstance(data, dict) else None
+        p = p.parent / base if isinstance(base, str) and base else None
+    return files
+
+
+def load_rules(path: str | Path, _seen: tuple[Path, ...] = ()) -> Rules:
+    """Load and validate a rules file (and the file it builds on, `base:`); errors name the file,
+    line, rule and field."""
     p = Path(path)
     data, lines = load_yaml_with_lines(p)
-    return parse_rules(data, p, lines)
+    rules = parse_rules(data, p, lines)
+    if rules.base is None:
+        return rules
+    base_path = p.parent / rules.base
+    if base_path.resolve() in {s.resolve() for s in (*_seen, p)}:
+        raise ConfigError(str(p), [f"base: {rules.base} builds on itself (a cycle of base: files)"])
+    if not base_path.is_file():
+        raise ConfigError(
+            str(p), [f"base: no rules file {base_path}"], hint="base is a path relative to this rules file"
+        )
+    base = load_rules(base_path, (*_seen, p))
+    merged = Rules(
+        prompt_cache=rules.prompt_cache if "prompt_cache" in rules.model_fields_set else base.prompt_cache,
+        default=rules.default if "default" in rules.model_fields_set else base.default,
+        rules=[*rules.rules, *base.rules],
+    )
+    merged._source = str(p)
+    return merged
 
 
 # matching ----------------------------------------------------------------------------------------

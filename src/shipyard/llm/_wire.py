@@ -22,12 +22,14 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
 
 
 def usage_json(u: Usage) -> dict[str, Any]:
-    """Usage in OpenAI's names, with cached input tokens under `prompt_tokens_details`."""
+    """Usage in OpenAI's names, with cached input tokens under `prompt_tokens_details` and
+    reasoning tokens under `completion_tokens_details` (OpenAI has no cache-write count)."""
     return {
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.input_tokens + u.output_tokens,
         "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     }
 
 

@@ -214,6 +214,8 @@ class AlertEngine:
         self._states = {r.name: AlertState(rule=r) for r in rules}
         self._deliveries: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        # called with each transition as it is delivered (e.g. the incident watcher); must not wait
+        self.listeners: list[Callable[[Transition], None]] = []
 
     def states(self) -> list[AlertState]:
         return list(self._states.values())
@@ -305,6 +307,16 @@ class AlertEngine:
         for t in transitions:
             level = "warning" if t.state in ("warn", "alert") else "info"
             log_event("alert", level=level, **t.to_dict())
+            for listen in self.listeners:
+                try:
+                    listen(t)
+                except Exception as e:  # a listener never stops delivery
+                    log_event(
+                        "alert_listener_failed",
+                        level="error",
+                        rule=t.rule,
+                        error=f"{type(e).__name__}: {e}"[:300],
+                    )
             for url in self.webhooks:
                 self._background(self._post(url, t))
             for path in self.files:

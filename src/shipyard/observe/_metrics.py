@@ -14,6 +14,13 @@ Reading the KPIs (PromQL):
     tool error rate   rate(shipyard_tool_errors_total[15m]) / rate(shipyard_tool_calls_total[15m])
     satisfaction      rate(shipyard_feedback_score_sum[1d]) / rate(shipyard_feedback_score_count[1d])
 
+Cost (the cost ledger's figures, of every traffic source; no user or session labels):
+
+    shipyard_cost_usd_total{agent, version, model, traffic_source, feature}        USD spent
+    shipyard_tokens_total{agent, version, model, traffic_source, feature, type}    type: input |
+        cached_input | cache_write_input (parts of input) | output | reasoning (part of output)
+    shipyard_saved_usd_total{agent, version, traffic_source, feature, reason}      reason: cache | routing | ...
+
 The OpenTelemetry GenAI metrics are exposed with Prometheus-legal names (dots become underscores,
 the duration gets its unit suffix): `gen_ai_client_token_usage` (label `gen_ai_token_type` =
 input | output) and `gen_ai_client_operation_duration_seconds`; their `gen_ai_request_model` is the
@@ -28,10 +35,16 @@ by `observe_llm_event`, which the server subscribes to the llm package's events:
     shipyard_llm_fallbacks_total{model, fallback, reason}      reason: the failed model's error kind
     shipyard_llm_breaker_transitions_total{model, endpoint, from_state, to_state}
     shipyard_llm_breaker_state{model, endpoint}                0 closed, 1 half-open, 2 open
+
+With `shipyard serve --workers N` every worker keeps its values in files of one folder
+(prometheus_client's multiprocess mode, server/_worker_metrics.py) and `/metrics` of any worker shows
+the sum over all of them, so a scrape is right whichever worker answers. Gauges say how workers
+combine: `shipyard_llm_breaker_state` the most open breaker of the live workers (livemax).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,12 +56,22 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client import values as prom_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from shipyard.observe import _semconv as sc
-from shipyard.store import InteractionRecord
+from shipyard.store import InteractionRecord, ledger_meta
 
 OFFLINE_TRAFFIC = frozenset({"eval", "shadow"})
+TOKEN_TYPES = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+MAX_FEATURE_LABELS = 200  # distinct `feature` label values of the cost metrics; more are "(other)"
 UNKNOWN_TOOL = "(unknown)"  # the `tool` label of calls to tools that do not exist (status not_found)
 
 # Agents take seconds, not milliseconds: buckets from 50 ms to 2 minutes, dense around the 5 s SLO.
@@ -60,6 +83,7 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode (`serve --workers N`)
 
 
 BREAKER_STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -100,7 +124,6 @@ class _Children:
 
     latency: Any
     cost_hist: Any
-    cost_total: Any
     escalations: Any
     safety: Any
     by_status: dict[str, Any]
@@ -143,7 +166,27 @@ class Metrics:
             buckets=COST_BUCKETS,
             registry=r,
         )
-        self.cost_total = Counter("shipyard_cost_usd", "Money spent on model calls in USD.", av, registry=r)
+        # the cost ledger's figures, every traffic source (money spent on evals is spent too)
+        cost_labels = [*av, "model", "traffic_source", "feature"]
+        self.cost_total = Counter(
+            "shipyard_cost_usd",
+            "Money spent on model calls in USD (the cost ledger).",
+            cost_labels,
+            registry=r,
+        )
+        self.tokens_total = Counter(
+            "shipyard_tokens",
+            "Model tokens by bucket: input, cached_input, cache_write_input (parts of input), output, "
+            "reasoning (part of output).",
+            [*cost_labels, "type"],
+            registry=r,
+        )
+        self.saved_total = Counter(
+            "shipyard_saved_usd",
+            "Money not spent thanks to caches and routing, in USD.",
+            [*av, "traffic_source", "feature", "reason"],
+            registry=r,
+        )
         self.escalations = Counter(
             "shipyard_escalations", "Interactions handed over to a human.", av, registry=r
         )
@@ -222,6 +265,7 @@ class Metrics:
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
             me,
             registry=r,
+            multiprocess_mode="livemax",  # --workers N: each worker has its breakers; the most open
         )
         self.dead_letters = Counter(
             "shipyard_dead_letters",
@@ -237,6 +281,9 @@ class Metrics:
         )
         self._children: dict[tuple[str, str], _Children] = {}
         self._llm: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
+        self._cost: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        self._saved: dict[tuple[str, ...], Any] = {}
+        self._features: set[str] = set()
 
     def _for(self, agent: str, version: str) -> _Children:
         key = (agent, version)
@@ -245,7 +292,6 @@ class Metrics:
             found = self._children[key] = _Children(
                 latency=self.duration.labels(agent, version),
                 cost_hist=self.cost.labels(agent, version),
-                cost_total=self.cost_total.labels(agent, version),
                 escalations=self.escalations.labels(agent, version),
                 safety=self.safety.labels(agent, version),
                 by_status={},
@@ -257,6 +303,7 @@ class Metrics:
     def observe_interaction(self, record: InteractionRecord) -> None:
         """Count one finished interaction (eval and shadow traffic only in the offline counter)."""
         agent, version = record.agent, record.version
+        self.observe_cost(record)
         if record.traffic_source in OFFLINE_TRAFFIC:
             self.offline.labels(agent, record.traffic_source).inc()
             return
@@ -267,8 +314,6 @@ class Metrics:
         status.inc()
         ch.latency.observe(record.latency_ms / 1000)
         ch.cost_hist.observe(record.cost_usd)
-        if record.cost_usd:
-            ch.cost_total.inc(record.cost_usd)
         if record.status == "escalated":
             ch.escalations.inc()
         if is_safety_incident(record):
@@ -305,6 +350,70 @@ class Metrics:
             found[1].observe(c.output_tokens)
             found[2].observe(c.duration_ms / 1000)
 
+    def observe_cost(self, record: InteractionRecord) -> None:
+        """Count an interaction as the cost ledger does (`shipyard.store.ledger_rows`, every traffic
+        source): USD and tokens per model call (usage the agent reported itself under model ""),
+        savings per reason. `feature` is the interaction's features joined by commas ("" when
+        untagged), so the series of one call add up to it once; past MAX_FEATURE_LABELS distinct
+        values a new one is counted as "(other)"."""
+        features, _, savings = ledger_meta(record)
+        feature = self._feature_label(",".join(features))
+        agent, version, source = record.agent, record.version, record.traffic_source
+        spent_usd = 0.0
+        spent_in = spent_cached = spent_out = 0
+        for c in record.llm_calls:
+            spent_usd += c.cost_usd
+            spent_in += c.input_tokens
+            spent_cached += c.cached_input_tokens
+            spent_out += c.output_tokens
+            self._count(
+                (agent, version, c.model, source, feature),
+                c.cost_usd,
+                (
+                    c.input_tokens,
+                    c.cached_input_tokens,
+                    c.cache_write_input_tokens,
+                    c.output_tokens,
+                    c.reasoning_tokens,
+                ),
+            )
+        rest = (
+            max(record.input_tokens - spent_in, 0),
+            max(record.cached_input_tokens - spent_cached, 0),
+            0,
+            max(record.output_tokens - spent_out, 0),
+            0,
+        )
+        rest_usd = record.cost_usd - spent_usd
+        if rest_usd > 1e-12 or rest[0] or rest[3]:
+            self._count((agent, version, "", source, feature), max(rest_usd, 0.0), rest)
+        for reason, usd in savings.items():
+            key = (agent, version, source, feature, reason)
+            saved = self._saved.get(key)
+            if saved is None:
+                saved = self._saved[key] = self.saved_total.labels(*key)
+            saved.inc(usd)
+
+    def _count(self, labels: tuple[str, ...], usd: float, tokens: tuple[int, ...]) -> None:
+        found = self._cost.get(labels)
+        if found is None:
+            found = self._cost[labels] = (
+                self.cost_total.labels(*labels),
+                *(self.tokens_total.labels(*labels, t.removesuffix("_tokens")) for t in TOKEN_TYPES),
+            )
+        if usd > 0:
+            found[0].inc(usd)
+        for counter, n in zip(found[1:], tokens, strict=True):
+            if n:
+                counter.inc(n)
+
+    def _feature_label(self, label: str) -> str:
+        if label and label not in self._features:
+            if len(self._features) >= MAX_FEATURE_LABELS:
+                return "(other)"
+            self._features.add(label)
+        return label
+
     def observe_llm_event(self, event: LLMEventLike) -> None:
         """Count one model-client event (a `shipyard.llm.LLMEvent`; subscribe this method with
         `shipyard.llm.add_listener`). Unknown kinds are ignored."""
@@ -337,7 +446,14 @@ class Metrics:
             self.score.labels(record.agent, record.version).observe(score)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition of every metric. Under `shipyard serve --workers N` (values
+        kept in files in $PROMETHEUS_MULTIPROC_DIR, set before the workers start) it is the whole
+        server's: every worker's counters and histograms summed, gauges by their multiprocess mode."""
+        folder = os.environ.get(MULTIPROC_ENV)
+        if folder and prom_values.ValueClass is not prom_values.MutexValue:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=folder)
+            return generate_latest(merged)
         return generate_latest(self.registry)
 
     def observe_loop_failure(self, loop: str) -> None:

@@ -37,6 +37,8 @@ OUTPUT_TYPE: Final = "gen_ai.output.type"  # text | json, from response_format
 INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+CACHE_WRITE_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"  # part of input tokens
+REASONING_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"  # part of output tokens
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
 AGENT_NAME: Final = "gen_ai.agent.name"
 AGENT_VERSION: Final = "gen_ai.agent.version"
@@ -66,9 +68,21 @@ INTERACTION_ID: Final = "shipyard.interaction_id"
 STATUS: Final = "shipyard.status"
 TOOL_STATUS: Final = "shipyard.tool.status"
 TOOL_CACHED: Final = "shipyard.tool.cached"
+# the cache_lookup span (`shipyard.operation.name` = cache_lookup): which cache answered (exact |
+# semantic), whether it hit, the semantic similarity of the best candidate and why candidates failed
+SPAN_CACHE: Final = "cache_lookup {}"
+OP_CACHE: Final = "cache_lookup"
+CACHE_KIND: Final = "shipyard.cache.kind"
+CACHE_HIT: Final = "shipyard.cache.hit"
+CACHE_SIMILARITY: Final = "shipyard.cache.similarity"
+CACHE_REJECTED: Final = "shipyard.cache.rejected"  # negation | number | entity | content | flags
+CACHE_SAVED_USD: Final = "shipyard.cache.saved_usd"
 ATTEMPT: Final = "shipyard.attempt"
 ATTEMPT_OUTCOME: Final = "shipyard.attempt.outcome"
 REPLAYED: Final = "shipyard.replayed"
+# the reply's mean token log-probability and token count, when the provider returned logprobs
+LOGPROB_MEAN: Final = "shipyard.response.logprob_mean"
+LOGPROB_TOKENS: Final = "shipyard.response.logprob_tokens"
 GUARDRAIL_VERDICT: Final = "shipyard.guardrail.verdict"
 GUARDRAIL_KIND: Final = "shipyard.guardrail.kind"
 GUARDRAIL_STAGE: Final = "shipyard.guardrail.stage"  # input | tool_call | tool_result | output
@@ -78,6 +92,14 @@ GUARDRAIL_LATENCY_MS: Final = "shipyard.guardrail.latency_ms"
 FEATURE_FLAGS: Final = "shipyard.feature_flags"  # "flag=variant:reason" per evaluation
 REQUEST_TOOL_CHOICE: Final = "shipyard.request.tool_choice"  # auto | none | required | JSON of a named one
 REQUEST_PARALLEL_TOOL_CALLS: Final = "shipyard.request.parallel_tool_calls"
+# model routing, on the `chat {model}` span: the tier that answered and why (`shipyard.routing`)
+ROUTING_TIER: Final = "shipyard.routing.tier"  # small | medium | large
+ROUTING_DECIDED_BY: Final = "shipyard.routing.decided_by"  # step, rule, rules, learned, sticky, ...
+ROUTING_REASONS: Final = "shipyard.routing.reasons"  # the reasons, in words
+ROUTING_CONFIDENCE: Final = "shipyard.routing.confidence"  # 0..1, when the router scored this call
+ROUTING_ESCALATED: Final = "shipyard.routing.escalated"  # this call moved the session up a tier
+ROUTING_STEP: Final = "shipyard.routing.step"  # the agent's name for the step, when it gave one
+ROUTING_SAVING_USD: Final = "shipyard.routing.saving_usd"  # the reference tier's price minus the cost
 
 # chat request options (shipyard.types.ChatOptions keys) -> the span attribute that records each
 CHAT_OPTION_ATTRIBUTES: Final[dict[str, str]] = {

@@ -63,6 +63,11 @@ def _describe(span: SpanRecord, n_llm: int, arguments: object = None) -> str:
         # the span has the arguments only with content capture on; the record has them always
         args = _args(a.get(sc.TOOL_ARGUMENTS, arguments))
         return f"[Tool Call] {name}({args}) {ms} Status: {a.get(sc.TOOL_STATUS, '?')}{cached}"
+    if op == sc.OP_CACHE:
+        sim = f", similarity {a[sc.CACHE_SIMILARITY]:.3f}" if sc.CACHE_SIMILARITY in a else ""
+        saved = f", saved {_money(a.get(sc.CACHE_SAVED_USD, 0.0))}" if a.get(sc.CACHE_HIT) else ""
+        hit = "hit" if a.get(sc.CACHE_HIT) else "miss"
+        return f"[Cache] {a.get(sc.CACHE_KIND, '?')} {hit} {ms}{sim}{saved}"
     if op == sc.OP_GUARDRAIL:
         return f"[Guardrail] {span.name.split(' ', 1)[-1]} {ms} Verdict: {a.get(sc.GUARDRAIL_VERDICT, '?')}"
     return f"[{span.name}] {ms}{err}"

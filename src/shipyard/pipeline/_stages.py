@@ -380,7 +380,11 @@ async def _post_merge(ctx: _Context) -> StageResult:
     suites, _ = load_suites(cfg, refs)
     # a case that fixes its tools' answers needs an in-process interceptor, which a server cannot
     # take: such a suite runs in the production stage (in process), not through the staging server
-    fixed = {s.name for s in suites if any(getattr(c, "tool_results", None) for c in s.cases)}
+    fixed = {
+        s.name
+        for s in suites
+        if any(getattr(c, "tool_results", None) or getattr(c, "recorded_tools_only", False) for c in s.cases)
+    }
     explicit = set(policy.suites) | set(settings.suites) | set(settings.integration_suites)
     blocked = [r for r, s in zip(refs, suites, strict=True) if s.name in fixed and r in explicit]
     if blocked:

@@ -16,7 +16,14 @@ from shipyard.rollout._analysis import (
     holm,
     register_source,
 )
-from shipyard.rollout._assigner import CHANNEL, REDIS_ENV, RolloutAssigner, VersionUnavailable, publish_change
+from shipyard.rollout._assigner import (
+    CHANNEL,
+    REDIS_ENV,
+    RolloutAssigner,
+    VersionUnavailable,
+    publish_change,
+    raise_if_cancelling,
+)
 from shipyard.rollout._controller import (
     Decision,
     EvalGate,
@@ -41,7 +48,13 @@ from shipyard.rollout._experiment import (
     analyze_experiment,
 )
 from shipyard.rollout._gate import EvalGateResult, eval_gate, policy_for
-from shipyard.rollout._serving import ServingGate, gate_required, override_serving, serving_gate
+from shipyard.rollout._serving import (
+    ServingGate,
+    gate_required,
+    override_serving,
+    serving_gate,
+    serving_override,
+)
 from shipyard.rollout._stats import (
     ProportionTest,
     RateTest,
@@ -120,11 +133,13 @@ __all__ = [
     "policy_for",
     "production_gate",
     "publish_change",
+    "raise_if_cancelling",
     "rate_test",
     "register_source",
     "sample_size",
     "sample_size_means",
     "serving_gate",
+    "serving_override",
     "srm_check",
     "start_experiment",
     "stop_experiment",

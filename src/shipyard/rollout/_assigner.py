@@ -32,6 +32,15 @@ REDIS_ENV = "SHIPYARD_REDIS_URL"  # where replicas publish and hear change notic
 REFRESH_S = 2.0
 
 
+def raise_if_cancelling() -> None:
+    """Raise CancelledError when this task was asked to stop. redis-py's asyncio client can swallow a
+    cancellation that arrives while it connects; a listener loop calls this after each await of it, so
+    it still stops (else a server's shutdown would wait on it for ever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def publish_change(redis_url: str | None, agent: str) -> None:
     """Tell every replica that `agent`'s deployment changed (no-op without Redis; never raises)."""
     if not redis_url:
@@ -261,8 +270,10 @@ class RolloutAssigner:
                 client = aioredis.Redis.from_url(self.redis_url or "")
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        raise_if_cancelling()  # redis-py may swallow a cancel that came mid-connect
+                        if message is not None:
                             self._wake.set()
             except asyncio.CancelledError:
                 raise

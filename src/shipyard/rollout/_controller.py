@@ -232,6 +232,30 @@ def gate_for_traffic(
     return {"runs": runs, "override": ride}
 
 
+def require_shadow(store: Any, agent: str, candidate: str, stable: str, max_age_s: float, now: float) -> str:
+    """The shadow step before a canary's first step (`shadow.require_before_canary`): the id of a
+    shadow run of `candidate` against `stable` that passed, at most `max_age_s` old. Raises GateFailed
+    naming what is missing and the command that runs it."""
+    from shipyard.store._shadow import latest_shadow_run
+
+    run = latest_shadow_run(store, agent, candidate, since=now - max_age_s)
+    label = candidate.split("@", 1)[-1].split("+", 1)[0]
+    command = f"shipyard shadow --agent {agent} --candidate {label}"
+    if run is None or stable not in (run.get("baselines") or []):
+        raise GateFailed(
+            f"{candidate} needs a shadow run against the stable version {stable} in the last "
+            f"{max_age_s / 3600:g}h before its canary (shadow.require_before_canary)",
+            hint=f"run `{command}` on traffic {stable} served",
+        )
+    if run.get("verdict") != "PASS":
+        why = "; ".join((run.get("summary") or {}).get("reasons", [])[:3])
+        raise GateFailed(
+            f"the latest shadow run of {candidate} (run {run['id']}) is {run.get('verdict')}: {why}",
+            hint=f"fix the candidate and run `{command}` again",
+        )
+    return str(run["id"])
+
+
 def override_lines(gate: dict[str, Any] | None, said_chars: int = 240) -> list[str]:
     """The override a rollout's `gate` record holds, as lines for a decision and `rollout status`:
     who overrode the gate and why, then what the gate said of each version (cut at `said_chars`;
@@ -311,6 +335,8 @@ class RolloutController:
         eval_gate: runs suites against a candidate before a canary step's weight rises.
         redis_url: publish change notices on `shipyard:rollout` so replicas refresh at once.
         hold_every_s: write a repeated hold (same step, same verdict) at most this often.
+        shadow_max_age_s: the project's `shadow.require_before_canary` in seconds, read at each start
+            (None: a canary needs no shadow run); see `require_shadow`.
     """
 
     def __init__(
@@ -323,8 +349,10 @@ class RolloutController:
         redis_url: str | None = None,
         hold_every_s: float = 30.0,
         on_change: Callable[[str], None] | None = None,
+        shadow_max_age_s: Callable[[], float | None] | None = None,
     ) -> None:
         self.store = store
+        self.shadow_max_age_s = shadow_max_age_s
         self.resolve = resolve
         self.clock = clock
         self.eval_gate = eval_gate
@@ -339,6 +367,7 @@ class RolloutController:
         def resolve(agent: str, ref: str | None) -> str:
             return rt.resolve_version(agent, ref).id
 
+        options.setdefault("shadow_max_age_s", lambda: rt.cfg.shadow.require_before_canary_s)
         return cls(store, resolve, **options)
 
     # reading ------------------------------------------------------------------------------------
@@ -458,8 +487,13 @@ class RolloutController:
         gate = self.gate_for_traffic(
             agent, [version], doing="take canary traffic", override_gate=override_gate, actor=actor
         )
+        max_age = self.shadow_max_age_s() if self.shadow_max_age_s is not None else None
+        shadow = (
+            require_shadow(self.store, agent, version, stable, max_age, self.clock()) if max_age else None
+        )
         now = self.clock()
         config = {
+            "shadow_run": shadow,
             "steps": weights,
             "min_interactions": min_interactions,
             "min_duration_s": min_duration_s,
@@ -476,6 +510,7 @@ class RolloutController:
             None,
             [
                 *override_lines(gate),
+                *([f"shadow step: run {shadow} of {version} against {stable} passed"] if shadow else []),
                 f"canary of {version} against {stable}: steps {','.join(map(str, weights))}%"
                 + (" (dry run)" if dry_run else ""),
             ],

@@ -7,7 +7,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Protocol, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 
 import orjson
 from opentelemetry.trace import Span, SpanKind, Tracer
@@ -30,6 +30,10 @@ from shipyard.observe import end_span, start_span
 from shipyard.observe import semconv as sc
 from shipyard.store import LLMCallRecord, ToolCallRecord
 from shipyard.types import ToolResult, ToolSet
+
+if TYPE_CHECKING:
+    from shipyard.cost import InteractionBudget
+    from shipyard.routing import Route, SessionRouter
 
 T = TypeVar("T")
 
@@ -63,10 +67,34 @@ class ToolGuard(Protocol):
         ...
 
 
+class ToolCache(Protocol):
+    """Idempotent tools' results for `ctx.tools` (`runtime._caching.ToolCacheHook`)."""
+
+    def caches(self, name: str) -> bool:
+        """Whether results of tool `name` may be served from the cache."""
+        ...
+
+    async def get(self, name: str, arguments: dict[str, Any]) -> ToolResult | None:
+        """The cached result (`cached=True`) of the tool with these arguments, or None."""
+        ...
+
+    async def put(self, name: str, arguments: dict[str, Any], result: ToolResult) -> None: ...
+
+
 class Trail:
     """What one interaction did: spans, model calls, tool calls, usage and cost, in order."""
 
-    __slots__ = ("cost_usd", "llm_calls", "loop", "replayed", "savings", "spans", "tool_calls", "usage")
+    __slots__ = (
+        "cost_usd",
+        "features",
+        "llm_calls",
+        "loop",
+        "replayed",
+        "savings",
+        "spans",
+        "tool_calls",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
@@ -75,6 +103,7 @@ class Trail:
         self.usage = Usage()
         self.cost_usd = 0.0
         self.savings: dict[str, float] = {}  # USD not spent, by reason ("cache", "routing", ...)
+        self.features: list[str] = []  # what `ctx.tag_feature` and flags tagged (the cost ledger's)
         self.replayed = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -148,11 +177,13 @@ class TracedLLM:
     span events for retries, give-ups, fallbacks and circuit breaker changes)."""
 
     __slots__ = (
+        "_budget",
         "_capture",
         "_client",
         "_interceptor",
         "_parent",
         "_prices",
+        "_router",
         "_tracer",
         "_trail",
         "model_name",
@@ -171,9 +202,13 @@ class TracedLLM:
         settings: dict[str, Any],
         interceptor: CallInterceptor | None = None,
         capture_content: bool = False,
+        router: SessionRouter | None = None,
+        budget: InteractionBudget | None = None,
     ) -> None:
+        self._budget = budget  # budgets: each call reserved before, settled after (None: no budgets)
         # `gen_ai.input.messages` / `gen_ai.output.messages` are opt-in content: only with capture on
         self._capture = capture_content
+        self._router = router  # model routing: each call's tier and model (None: the configured model)
         self._client = client
         self._prices = prices
         self._tracer = tracer
@@ -188,20 +223,32 @@ class TracedLLM:
         messages: list[Message],
         *,
         tools: list[dict[str, Any]] | None = None,
+        step: str | None = None,
         **options: Unpack[ChatOptions],
     ) -> ChatResponse:
         """One model call. `options` (`ChatOptions`) go to the model and onto the span under their
-        OTel GenAI names; temperature and max_tokens default to the version's model settings."""
+        OTel GenAI names; temperature and max_tokens default to the version's model settings.
+        `step` names the agent's step (`classify_intent`, `final_answer`): model routing can
+        send steps to tiers of their own."""
         if options.get("temperature") is None:
             options["temperature"] = self.settings.get("temperature")
         if options.get("max_tokens") is None:
             options["max_tokens"] = self.settings.get("max_tokens")
-        requested = model_id(self._client)  # the provider's model id sent, not the config key
+        route = await self._router.route(messages, tools, step) if self._router is not None else None
+        client = route.client if route is not None else self._client
+        model_name = route.model if route is not None else self.model_name
+        budget = self._budget
+        # the call's worst case is held on its budgets (max_tokens lowered to the per-call cap); raises
+        # BudgetExceeded when a budget has no room
+        rates = self._prices(model_name).rates_at(None)
+        hold = await budget.reserve(messages, tools, options, rates) if budget is not None else None
+        requested = model_id(client)  # the provider's model id sent, not the config key
         attributes: dict[str, Any] = {
             sc.OPERATION: sc.OP_CHAT,
-            sc.PROVIDER: getattr(self._client, "provider", "") or "unknown",  # failed calls keep it
+            sc.PROVIDER: getattr(client, "provider", "") or "unknown",  # failed calls keep it
             sc.REQUEST_MODEL: requested,
-            sc.MODEL_KEY: self.model_name,
+            sc.MODEL_KEY: model_name,
+            **(route_attributes(route) if route is not None else {}),
         }
         for key, value in options.items():
             if value is not None:
@@ -218,7 +265,16 @@ class TracedLLM:
         t0 = time.perf_counter()
 
         async def call() -> ChatResponse:
-            return await self._client.chat(messages, tools=tools, **options)
+            if hold is None:
+                return await client.chat(messages, tools=tools, **options)
+            try:
+                return await client.chat(messages, tools=tools, **options)
+            except asyncio.CancelledError:  # the client went away: the prompt was sent, and is paid for
+                hold.budget.budgets.spawn(hold.release(keep_input=True))
+                raise
+            except BaseException:  # failed: nothing spent
+                await hold.budget.budgets.finish(hold.release())
+                raise
 
         replayed = False
         try:
@@ -241,8 +297,8 @@ class TracedLLM:
             self._attempt_spans(span, e.attempts)
             self._trail.llm_calls.append(
                 LLMCallRecord(
-                    model=self.model_name,
-                    provider=getattr(self._client, "provider", ""),
+                    model=model_name,
+                    provider=getattr(client, "provider", ""),
                     duration_ms=_ms_since(t0),
                     input_tokens=0,
                     output_tokens=0,
@@ -252,6 +308,7 @@ class TracedLLM:
                     status="error",
                     error=str(e),
                     request_model=requested,
+                    tier=route.tier if route is not None else None,
                 )
             )
             end_span(span, error=str(e), error_type=e.kind)
@@ -259,6 +316,16 @@ class TracedLLM:
             raise
         cost = 0.0 if replayed else call_cost(self._prices(resp.model), resp.usage)
         u = resp.usage
+        if hold is not None:
+            await hold.budget.budgets.finish(hold.settle(u, cost))
+        if route is not None and self._router is not None and resp.logprobs:
+            self._router.answered(route, resp.logprobs)  # a low-confidence answer: the next call goes up
+        if route is not None and not replayed and route.model != route.reference_model:
+            # routed below the reference tier: what the same tokens cost there, minus what they cost
+            saving = call_cost(self._prices(route.reference_model), u) - cost
+            if saving > 0:
+                span.set_attribute(sc.ROUTING_SAVING_USD, saving)
+                self._trail.add_saving("routing", saving)
         span.set_attributes(
             {
                 **server_attributes(self._endpoint(resp.attempts)),
@@ -269,11 +336,16 @@ class TracedLLM:
                 sc.INPUT_TOKENS: u.input_tokens,
                 sc.OUTPUT_TOKENS: u.output_tokens,
                 sc.CACHE_READ_TOKENS: u.cached_input_tokens,
+                **({sc.CACHE_WRITE_TOKENS: u.cache_write_input_tokens} if u.cache_write_input_tokens else {}),
+                **({sc.REASONING_TOKENS: u.reasoning_tokens} if u.reasoning_tokens else {}),
                 sc.FINISH_REASONS: (resp.finish_reason,),
                 sc.COST_USD: cost,
                 sc.REPLAYED: replayed,
             }
         )
+        if resp.logprobs:  # promptfoo's perplexity checks read these (not content: no capture needed)
+            span.set_attribute(sc.LOGPROB_MEAN, sum(resp.logprobs) / len(resp.logprobs))
+            span.set_attribute(sc.LOGPROB_TOKENS, len(resp.logprobs))
         if self._capture:
             span.set_attribute(sc.OUTPUT_MESSAGES, output_messages_json(resp))
         self._attempt_spans(span, resp.attempts)
@@ -290,10 +362,13 @@ class TracedLLM:
                 input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens,
                 cached_input_tokens=u.cached_input_tokens,
+                cache_write_input_tokens=u.cache_write_input_tokens,
+                reasoning_tokens=u.reasoning_tokens,
                 cost_usd=cost,
                 attempts=max(len(resp.attempts), 1),
                 tool_calls=[tc.name for tc in resp.tool_calls],
                 request_model=requested,
+                tier=route.tier if route is not None else None,  # routed: the tier it was sent to
             )
         )
         return resp
@@ -343,6 +418,21 @@ class TracedLLM:
     def chat_sync(self, messages: list[Message], **kwargs: Any) -> ChatResponse:
         """`chat` for sync agents (they run in a worker thread)."""
         return _run_sync(self._trail, self.chat(messages, **kwargs))
+
+
+def route_attributes(route: Route) -> dict[str, Any]:
+    """A routing decision as `chat` span attributes (`shipyard.routing.*`)."""
+    out: dict[str, Any] = {
+        sc.ROUTING_TIER: route.tier,
+        sc.ROUTING_DECIDED_BY: route.decided_by,
+        sc.ROUTING_REASONS: list(route.reasons),
+        sc.ROUTING_ESCALATED: route.escalated,
+    }
+    if route.confidence is not None:
+        out[sc.ROUTING_CONFIDENCE] = round(route.confidence, 4)
+    if route.step is not None:
+        out[sc.ROUTING_STEP] = route.step
+    return out
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -512,6 +602,7 @@ class TracedTools:
     guardrails on what the tool returned."""
 
     __slots__ = (
+        "_cache",
         "_capture",
         "_definitions",
         "_guard",
@@ -533,7 +624,9 @@ class TracedTools:
         guard: ToolGuard | None = None,
         *,
         capture_content: bool = False,
+        cache: ToolCache | None = None,
     ) -> None:
+        self._cache = cache  # idempotent tools' result cache (None: every call runs its tool)
         # `gen_ai.tool.call.arguments` is an opt-in (content) attribute: on spans only with content
         # capture on (`server.content_capture`); the record keeps the arguments either way
         self._capture = capture_content
@@ -562,12 +655,18 @@ class TracedTools:
         args, refused = await self._checked_call(span, name, arguments)
         if refused is not None:
             return refused
-        if self._interceptor is not None:
+        cache = self._cache if self._cache is not None and self._cache.caches(name) else None
+        hit = await cache.get(name, args) if cache is not None else None
+        if hit is not None:  # served from the tool cache: the tool does not run
+            result, replayed = hit, False
+        elif self._interceptor is not None:
             result, replayed = await self._interceptor.tool_call(
                 name, args, lambda: self._registry.call(name, args)
             )
         else:
             result, replayed = await self._registry.call(name, args), False
+        if cache is not None and hit is None and not replayed and result.ok:
+            await cache.put(name, args, result)
         result = await self._checked_result(span, name, args, result, replayed)
         self._finish(span, name, args, result, replayed)
         return result

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from shipyard.agents import AgentContext, AgentResult, DefaultFlags, interaction_scope
-from shipyard.cost import call_cost
+from shipyard.agents import NO_BUDGET, AgentContext, AgentResult, DefaultFlags, interaction_scope
+from shipyard.cost import BudgetExceeded, BudgetUnavailable, call_cost
 from shipyard.errors import ShipyardError
 from shipyard.flags import EvaluationDetails, FlagsForContext, interaction_context
 from shipyard.llm import LLMError, Message, Usage
@@ -38,13 +38,19 @@ from shipyard.observe import (
     to_records,
 )
 from shipyard.observe import semconv as sc
+from shipyard.routing import SessionRouter, trail_signals
+from shipyard.runtime._budgeting import stopped_by_budget
+from shipyard.runtime._caching import tool_cache
 from shipyard.runtime._guarding import GuardrailFailed, tool_gate
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, TraceSpans, Trail
+from shipyard.runtime._ledger import flag_features, ledger_metadata
 from shipyard.store import InteractionRecord, ToolCallRecord, new_id
+from shipyard.types import InteractionStatus
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from shipyard.cost import InteractionBudget
     from shipyard.runtime._runtime import Runtime
     from shipyard.runtime._versions import AgentVersion
 
@@ -78,6 +84,9 @@ class Exchange:
     full: InteractionRecord | None = None  # as it happened: what the caller is answered from
     answered_by: str | None = None  # the step that answered instead of the agent (see `answer`)
     escalated: bool = False  # a tool guardrail escalated: a completed interaction is `escalated`
+    cache_scope: Any = None  # who may share this request's cached answers (runtime/_caching.py)
+    budget: InteractionBudget | None = None  # the budgets of its model calls (`budget_check` sets it)
+    api_key: str | None = None  # the caller's API key prefix (the server's; budgets per API key)
 
     def answer(self, output: str, *, by: str, status: str = "completed") -> None:
         """Answer the request from step `by` (a guardrail block, a cache hit): the steps after it
@@ -232,6 +241,8 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
             settings={"temperature": v.model.temperature, "max_tokens": v.model.max_tokens},
             interceptor=ex.interceptor,
             capture_content=rt.cfg.server.content_capture.enabled,
+            router=_session_router(ex, rt),
+            budget=ex.budget,
         ),
         tools=TracedTools(
             v.spec.tools,
@@ -242,6 +253,7 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
             ex.interceptor,
             guard=tool_gate(ex, rt, flags.enabled),
             capture_content=rt.cfg.server.content_capture.enabled,
+            cache=tool_cache(ex, rt),
         ),
         prompts=v.bundle,
         flags=flags,
@@ -250,6 +262,23 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
         history=ex.history,
         metadata=ex.metadata,
         system_prompt=rt.system_prompt(v),
+        features=ex.trail.features,  # ctx.tag_feature tags the interaction's cost
+        budget=ex.budget if ex.budget is not None else NO_BUDGET,
+    )
+
+
+def _session_router(ex: Exchange, rt: Runtime) -> SessionRouter | None:
+    """The router of this interaction's model calls, when routing is on for its agent."""
+    routing = rt.routing
+    if routing is None or not routing.routes(ex.agent):
+        return None
+    v = ex.version
+    assert v is not None
+    return routing.for_session(
+        ex.agent,
+        ex.session_id,
+        lambda model: rt.routed_client(v, model),
+        trail_signals(ex.trail.tool_calls, lambda: ex.escalated),
     )
 
 
@@ -270,6 +299,10 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
             _failed(ex, f"llm_{e.kind}", f"model call failed: {e}")
         except GuardrailFailed as e:  # a tool check raised: the call was refused (fail closed)
             _failed(ex, "guardrail_error", str(e))
+        except BudgetExceeded as e:  # a model call had no room: the configured graceful answer
+            stopped_by_budget(ex, rt, e)
+        except BudgetUnavailable as e:  # a fail_closed budget could not be checked
+            _failed(ex, "budget_unavailable", str(e))
         except Exception as e:  # an agent's own bug is a failed interaction, not a crashed server
             failure = interaction.model_failure
             if isinstance(failure, LLMError):  # a framework raised on the error the model proxy gave it
@@ -279,8 +312,12 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
                 )
             else:
                 _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
+    if ex.budget is not None and ex.budget.exceeded is not None and ex.status is None:
+        stopped_by_budget(ex, rt, ex.budget.exceeded, output=ex.result.output if ex.result else None)
     if ex.result is not None and ex.result.usage is not None:
         _add_usage(ex, rt, ex.result.usage)
+    if isinstance(flags, FlagsForContext):
+        flag_features(flags, ex.trail.features)
     if isinstance(flags, FlagsForContext) and flags.evaluations:
         # on the record and the trace: flag, variant, reason of each flag the agent asked for
         ex.metadata["flags"] = [d.to_dict() for d in flags.evaluations]
@@ -379,6 +416,7 @@ def _build_record(ex: Exchange, rt: Runtime) -> tuple[InteractionRecord, Interac
     )
     end_span(ex.root, error=ex.error, error_type=result.metadata.get("error_kind") if ex.error else None)
     metadata = {**ex.metadata, **result.metadata}
+    ledger_metadata(metadata, ex, rt)
     if trail.replayed:
         metadata["replayed"] = True
     built = InteractionRecord(
@@ -453,7 +491,7 @@ def _fallback_record(ex: Exchange, error: str) -> InteractionRecord:
         traffic_source=ex.traffic_source,
         input=ex.user_input,
         output=output,
-        status=status if status in ("completed", "escalated", "failed", "blocked") else "failed",
+        status=status if status in tuple(InteractionStatus) else "failed",
         latency_ms=(time.perf_counter() - ex.t0) * 1000,
         input_tokens=trail.usage.input_tokens,
         output_tokens=trail.usage.output_tokens,

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from opentelemetry.trace import Tracer
 
 from shipyard.agents import interaction_scope
+from shipyard.cache import Caches, build_caches
 from shipyard.config import ModelPrices, ShipyardConfig
+from shipyard.cost import Budgets, make_budgets
 from shipyard.errors import ConfigError
 from shipyard.guardrails import (
     NO_GUARDRAILS,
@@ -24,6 +26,7 @@ from shipyard.guardrails import (
 )
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
+from shipyard.routing import Routing
 from shipyard.runtime._at_rest import ContentMask
 from shipyard.runtime._build import build_pipeline
 from shipyard.runtime._handles import CallInterceptor
@@ -51,6 +54,7 @@ class InteractionOptions(TypedDict, total=False):
     metadata: dict[str, Any] | None
     interceptor: CallInterceptor | None
     timeout_s: float | None
+    api_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,14 @@ class Outcome:
 
     kept: InteractionRecord
     full: InteractionRecord
+
+
+def _idempotent_tool(tools: Any, name: str) -> bool:
+    """Whether tool `name` of a tool set is marked idempotent (a set that cannot say: it is not)."""
+    try:
+        return bool(getattr(tools.get(name), "idempotent", False))
+    except Exception:
+        return False
 
 
 def _flag_file_snapshot(cfg: ShipyardConfig) -> FlagStore | None:
@@ -109,7 +121,10 @@ class Runtime:
         self._guardrails: dict[str, AgentGuardrails] = {
             name: build_guardrails(agent.guardrails) for name, agent in cfg.agents.items()
         }
-        self.pipeline = build_pipeline(self._guardrails)
+        self.caches: Caches | None = build_caches(cfg)  # exact, semantic and tool caches (`cache:`)
+        # token and money budgets (`budgets:`): counters in this process or in Redis
+        self.budgets: Budgets | None = make_budgets(cfg.budgets, store) if cfg.budgets.on else None
+        self.pipeline = build_pipeline(self._guardrails, caches=self.caches, budgets=self.budgets is not None)
         if extend_pipeline is not None:
             extend_pipeline(self.pipeline)
         self.pipeline.freeze()
@@ -129,6 +144,8 @@ class Runtime:
         # project's flag file as it is now, so an eval run, a gate or `shipyard run` sees the flags
         # production does (a kill switch's tool policy included); the server puts its synced store here
         self.flags: FlagStore | None = _flag_file_snapshot(cfg)
+        # model routing (`routing:`): None when off, and every agent calls its own configured model
+        self.routing: Routing | None = Routing(cfg) if cfg.routing.enabled else None
 
     # versions -----------------------------------------------------------------------------------
     def versions(self, agent: str) -> list[AgentVersion]:
@@ -136,6 +153,7 @@ class Runtime:
         if agent not in self._versions:
             loaded = agent_versions(self.cfg, agent)
             self._check_guarded_tools(agent, loaded)
+            self._check_cached_tools(agent, loaded)
             self._versions[agent] = loaded
             self.record_versions()
         return self._versions[agent]
@@ -162,6 +180,30 @@ class Runtime:
         if problems:
             path = str(self.cfg.path or "shipyard.yaml")
             raise ConfigError(path, sorted(set(problems)))
+
+    def _check_cached_tools(self, agent: str, versions: list[AgentVersion]) -> None:
+        """A tool under `cache.tools` that a version has must be idempotent there: caching the
+        results of a tool with effects would skip them (and the setting would be a lie)."""
+        cached = self.cfg.cache.tools
+        problems = [
+            f"cache.tools.{name}: tool {name!r} of {v.id} is not idempotent, so its results must not be "
+            "cached; mark it idempotent (@tools.tool(idempotent=True)) if the same arguments always give "
+            "the same result and change nothing, or remove it from cache.tools"
+            for v in versions
+            for name in sorted(cached)
+            if name in v.spec.tools.names() and not _idempotent_tool(v.spec.tools, name)
+        ]
+        if cached and set(self._versions) | {agent} >= set(self.cfg.agents):
+            # every agent is loaded now: a name no version has is a setting that does nothing (a typo)
+            known = {
+                n for vs in [*self._versions.values(), versions] for v in vs for n in v.spec.tools.names()
+            }
+            problems += [
+                f"cache.tools.{name}: no agent has a tool {name!r} (tools: {', '.join(sorted(known)) or 'none'})"
+                for name in sorted(set(cached) - known)
+            ]
+        if problems:
+            raise ConfigError(str(self.cfg.path or "shipyard.yaml"), sorted(set(problems)))
 
     @property
     def unrecorded_versions(self) -> int:
@@ -213,6 +255,14 @@ class Runtime:
             self._clients[key] = self.pool.chain(v.model.name, v.model.fallbacks)
         return self._clients[key]
 
+    def routed_client(self, v: AgentVersion, model: str) -> ChatClient:
+        """The client of a routed call to `model`, with the version's fallbacks after it."""
+        fallbacks = [f for f in v.model.fallbacks if f != model]
+        key = "|".join([model, *fallbacks])
+        if key not in self._clients:
+            self._clients[key] = self.pool.chain(model, fallbacks)
+        return self._clients[key]
+
     def prices(self, model: str) -> ModelPrices:
         """Prices of a model by config key or provider model id (unknown models cost nothing)."""
         found = self._prices.get(model)
@@ -261,6 +311,8 @@ class Runtime:
         ready); each failure is logged, never raised."""
         versions = self.versions(agent) if version is None else [self.resolve_version(agent, version)]
         self.mask.warm()  # the first interaction's record does not load the PII detectors
+        if self.caches is not None:
+            await asyncio.to_thread(self.caches.warm)  # the embedding's weights, before the first question
         failed: dict[str, str] = {}
         for v in versions:
             hook = v.spec.warmup
@@ -330,6 +382,7 @@ class Runtime:
         metadata: dict[str, Any] | None = None,
         interceptor: CallInterceptor | None = None,
         timeout_s: float | None = None,
+        api_key: str | None = None,
     ) -> Outcome:
         """Run one interaction: the record as it is kept, for sinks a caller adds (the server's
         journal, metrics, logs), and as it happened, to answer from. Agent errors, model failures
@@ -344,7 +397,8 @@ class Runtime:
             history: earlier turns as chat messages; metadata: kept on the record (a user's tier,
                 say, which tool policies can read).
             interceptor: records or replays model and tool calls (evals).
-            timeout_s: overrides the agent's timeout."""
+            timeout_s: overrides the agent's timeout.
+            api_key: the caller's API key prefix (the server's), for budgets per API key."""
         ex = Exchange(
             agent=agent,
             user_input=user_input,
@@ -357,10 +411,17 @@ class Runtime:
             interceptor=interceptor,
             timeout_s=timeout_s,
             session_supplied=session_id is not None,
+            api_key=api_key,
         )
         await self.pipeline.run(ex, self)
         assert ex.record is not None and ex.full is not None
         return Outcome(kept=ex.record, full=ex.full)
 
     async def aclose(self) -> None:
+        if self.budgets is not None:
+            await self.budgets.aclose()
         await self.pool.aclose()
+        if self.caches is not None:
+            await self.caches.aclose()
+        if self.routing is not None:
+            await self.routing.aclose()

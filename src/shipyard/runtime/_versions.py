@@ -20,6 +20,7 @@ from shipyard.agents import AgentSpec, adapter_spec, code_identity, load_entry, 
 from shipyard.config import AdapterConfig, AgentConfig, AgentModelSettings, ShipyardConfig
 from shipyard.errors import NotFoundError
 from shipyard.prompts import PromptBundle, load_bundle
+from shipyard.routing import routing_fingerprint
 
 DEFAULT_LABEL = "0.0.0"
 
@@ -142,6 +143,9 @@ def build_version(
         "tools": _sha(_tools_fingerprint(spec))[:12],
         "config": _sha(_config_fingerprint(agent_cfg))[:12],
     }
+    routed = routing_fingerprint(cfg, name)
+    if routed is not None:  # only when routed: the ids of agents without routing stay as they were
+        components["routing"] = _sha(routed)[:12]
     digest = _sha("|".join(f"{k}={v}" for k, v in sorted(components.items())))[:7]
     label = bundle.label if bundle else DEFAULT_LABEL
     return AgentVersion(

@@ -6,6 +6,7 @@ from shipyard.server._connections import uvicorn_config
 from shipyard.server._dead_letters import DeadLetterSink, dead_letter_folder, read_dead_letter_files
 from shipyard.server._guard import is_loopback
 from shipyard.server._journal import Journal, decode_record, encode, read_journal
+from shipyard.server._preflight import StartupError, bind_socket, check_redis, configured_redis
 from shipyard.server._rollout_api import require_gate
 from shipyard.server._serve import serve
 from shipyard.server._state import ServerState
@@ -19,6 +20,10 @@ __all__ = [
     "Journal",
     "KeyRing",
     "ServerState",
+    "StartupError",
+    "bind_socket",
+    "check_redis",
+    "configured_redis",
     "create_app",
     "create_key",
     "dead_letter_folder",

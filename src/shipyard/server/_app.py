@@ -25,7 +25,18 @@ from starlette.routing import Match, Route
 from shipyard.config import ShipyardConfig, parse_window
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.observe import export_spans, log_event, log_feedback, rating_of, trace_tree_lines
-from shipyard.server._auth import ROLES, RetryLater, create_key, hash_key, public_key_row
+from shipyard.server._auth import (
+    ROLES,
+    RetryLater,
+    create_key,
+    hash_key,
+    prefix_of,
+    presented_key,
+    public_key_row,
+)
+from shipyard.server._budgets_api import budget_routes
+from shipyard.server._cache_api import cache_routes
+from shipyard.server._cost_api import cost_routes
 from shipyard.server._dashboard import dashboard_routes, kpis_document
 from shipyard.server._errors import ErrorBoundary
 from shipyard.server._flags_api import flag_routes
@@ -48,6 +59,8 @@ from shipyard.server._http import (
 )
 from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
 from shipyard.server._idempotency import idempotent
+from shipyard.server._incidents_api import incident_routes, observe_feedback
+from shipyard.server._k8s_api import k8s_routes
 from shipyard.server._openapi import openapi_document
 from shipyard.server._reload import config_routes
 from shipyard.server._rollout_api import _PARTS, chosen_version, rollout_routes
@@ -88,11 +101,15 @@ async def _run(
     metadata: dict[str, Any] | None,
     history: list[dict[str, Any]] | None = None,
     keyed: bool = False,
+    api_key: str | None = None,
 ) -> InteractionRecord:
     """One interaction through the runtime, then the record steps (journal before anything is sent)
     on the record as it is kept (content masked per `server.content_capture`); returns the record as
     it happened, which the response is made from. `keyed`: the request carries an Idempotency-Key,
-    so a retry replays its answer."""
+    so a retry replays its answer. Rate limits (server/_rate_limits.py) are checked first (429) and
+    the interaction's tokens counted after it."""
+    limits = state.cfg.rate_limits
+    counted = await state.rate_limiter.admit(limits, api_key=api_key, user_id=user_id)
     try:
         with state.reloader.lease() as rt:  # a config reload swaps the runtime; this request keeps its own
             outcome = await rt.interact(
@@ -103,6 +120,7 @@ async def _run(
                 version=version,
                 metadata=metadata,
                 history=history,
+                api_key=api_key,
             )
     except NotFoundError as e:
         raise ApiError(404, e.message, type="not_found_error", param="version") from None
@@ -110,6 +128,7 @@ async def _run(
         log_event("agent_unavailable", level="error", agent=agent, error=e.message)
         raise ApiError(503, f"agent {agent!r} cannot run: {e.message}", type="service_unavailable") from None
     record: InteractionRecord = outcome.full
+    await state.rate_limiter.count_tokens(limits, counted, record.input_tokens + record.output_tokens)
     try:
         state.finish(outcome.kept)
     except NotRecorded as e:  # the agent ran, but nothing durable holds its record: say so, with its id
@@ -125,7 +144,21 @@ async def _run(
             type="internal_error",
             extra={"interaction_id": record.id, "trace_id": record.trace_id},
         ) from None
+    if state.shadow_mirror is not None:  # only schedules a background replay: the answer never waits
+        state.shadow_mirror.offer(record)
     return record
+
+
+def _finish_reason(status: str) -> str:
+    """`length` when a budget stopped the answer (a client sees it was cut short), else `stop`."""
+    return "length" if status == "budget_exceeded" else "stop"
+
+
+def _caller_key(request: Request, state: ServerState) -> str | None:
+    """The prefix of the API key the (already checked) request came with; None in open mode."""
+    if state.keys is None or state.keys.open:
+        return None
+    return prefix_of(presented_key(request.headers))
 
 
 def _failure_status(record: InteractionRecord) -> int | None:
@@ -160,6 +193,7 @@ async def invoke(request: Request, state: ServerState) -> Response:
         version=await chosen_version(request, state, body),
         metadata=metadata_field(body, server.max_metadata_bytes),
         keyed=IDEMPOTENCY_HEADER in request.headers,
+        api_key=_caller_key(request, state),
     )
     out = {
         "output": record.output,
@@ -252,6 +286,7 @@ async def chat_completions(request: Request, state: ServerState) -> Response:
         version=await chosen_version(request, state, body),
         metadata=metadata_field(body, server.max_metadata_bytes),
         history=history,
+        api_key=_caller_key(request, state),
     )
     failed = _failure_status(record)
     if failed is not None:
@@ -292,7 +327,7 @@ async def chat_completions(request: Request, state: ServerState) -> Response:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": record.output},
-                    "finish_reason": "stop",
+                    "finish_reason": _finish_reason(record.status),
                 }
             ],
             "usage": usage,
@@ -321,7 +356,7 @@ async def _sse(
     for i in range(0, len(words), 8):
         piece = " ".join(words[i : i + 8])
         yield chunk({"content": piece if i == 0 else " " + piece})
-    yield chunk({}, "stop", usage=usage, shipyard=extra)
+    yield chunk({}, _finish_reason(str(extra.get("status"))), usage=usage, shipyard=extra)
     yield b"data: [DONE]\n\n"
 
 
@@ -389,6 +424,7 @@ async def feedback(request: Request, state: ServerState) -> Response:
     state.window.add_feedback(record.id, record.feedback)
     await _recall_trace(state, record)
     log_feedback(record)
+    observe_feedback(state, record)  # negative feedback may make an incident (server/_incidents_api.py)
     return json_response(
         {"interaction_id": record.id, "trace_id": record.trace_id, "feedback": record.feedback}
     )
@@ -405,18 +441,26 @@ async def _recall_trace(state: ServerState, record: InteractionRecord) -> None:
 
 
 # health and metrics ---------------------------------------------------------------------------------
+READYZ_STORE_TIMEOUT_S = 2.0  # a probe's answer never waits on a database that does not answer
+
+
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is alive."""
     return json_response({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: the store answers and every agent loaded."""
+    """GET /readyz: every agent loaded and no stop signal came (draining). The store is reported, not
+    required: while it is unreachable the journal holds the records and answers keep flowing, so a
+    load balancer keeps sending traffic (a replica that stops being ready would stop it fleet-wide)."""
     state = _state(request)
-    store_ok = await asyncio.to_thread(state.store.ping)
-    ready = store_ok and not state.load_errors
+    try:
+        store_ok = await asyncio.wait_for(asyncio.to_thread(state.store.ping), READYZ_STORE_TIMEOUT_S)
+    except TimeoutError:
+        store_ok = False
+    ready = not state.load_errors and not state.draining
     body = {
-        "status": "ready" if ready else "not_ready",
+        "status": "draining" if state.draining else "ready" if ready else "not_ready",
         "store": "ok" if store_ok else "unreachable",
         "agents": {a: state.load_errors.get(a, "ok") for a in sorted(state.cfg.agents)},
         "journal_pending": state.journal.pending,
@@ -646,7 +690,12 @@ ROUTES = [
     *dashboard_routes(),  # /dashboard, /dashboard/traces/{id}, /admin/api/dashboard/...
     *rollout_routes(),  # /admin/rollouts/..., /admin/experiments/... (server/_rollout_api.py)
     *flag_routes(),  # /admin/flags/... (server/_flags_api.py)
+    *cost_routes(),  # /admin/cost/report, /admin/api/dashboard/cost (server/_cost_api.py)
+    *budget_routes(),  # /admin/budgets/... (server/_budgets_api.py)
     *config_routes(),  # /admin/config, /admin/config/reload (server/_reload.py)
+    *k8s_routes(),  # /k8s/argo/analysis, /k8s/flagger/{hook} (server/_k8s_api.py)
+    *cache_routes(),  # /admin/cache, /admin/cache/invalidate (server/_cache_api.py)
+    *incident_routes(),  # /v1/incidents, /admin/incidents/..., /dashboard/incidents (server/_incidents_api.py)
 ]
 
 

@@ -31,10 +31,16 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.content_capture",  # the process's logging
     "server.otlp_endpoint",  # the process-wide trace exporter
     "server.otlp_file",
+    "server.drain",  # the stop signal handling and uvicorn's graceful-shutdown deadline
     "store",  # the store, the journal and its mover
     "flags",  # the flag store, its file watcher and Redis channel (the flag file itself reloads)
     "alerts.interval_s",  # the alert loop's period
     "alerts.webhook_timeout_s",  # the webhooks' HTTP client
+    "incidents.queue_size",  # the incident watcher's queue (its rules and sources reload)
+    "rate_limits.backend",  # the rate limiter's counters (its limits and on_unavailable reload)
+    "rate_limits.redis_url",
+    "rate_limits.key_prefix",
+    "rate_limits.redis_timeout_s",
 )
 
 _PROBLEM = re.compile(r"^line (\d+)(?:, column \d+)?: (?:([\w.\-\[\]]+): )?")

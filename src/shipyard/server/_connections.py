@@ -127,7 +127,7 @@ def uvicorn_options(server: ServerConfig, *, host: str, port: int) -> dict[str, 
         "access_log": False,
         "log_level": "warning",
         "lifespan": "on",
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": server.drain.timeout_s,  # requests in flight at SIGTERM
     }
 
 

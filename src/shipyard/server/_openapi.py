@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard import __version__
+from shipyard.server._cache_api import cache_openapi_paths
+from shipyard.server._cost_api import cost_openapi_paths
 from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
 from shipyard.server._idempotency import KEY_PATTERN
+from shipyard.server._incidents_api import incident_openapi_paths
+from shipyard.server._k8s_api import k8s_openapi_paths
 from shipyard.server._reload import config_openapi_paths
 from shipyard.server._rollout_api import rollout_openapi_paths
 
@@ -105,7 +109,10 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
         "required": ["output", "status", "interaction_id", "trace_id", "session_id", "version"],
         "properties": {
             "output": {"type": "string"},
-            "status": {"type": "string", "enum": ["completed", "escalated", "failed", "blocked"]},
+            "status": {
+                "type": "string",
+                "enum": ["completed", "escalated", "failed", "blocked", "budget_exceeded"],
+            },
             "interaction_id": {"type": "string"},
             "trace_id": {"type": "string"},
             "session_id": {"type": "string"},
@@ -349,7 +356,54 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             **_dashboard_paths(),
             **rollout_openapi_paths(),  # server/_rollout_api.py
             **_flag_paths(),  # server/_flags_api.py
+            **_budget_paths(),  # server/_budgets_api.py
             **config_openapi_paths(),  # server/_reload.py
+            **cache_openapi_paths(),  # server/_cache_api.py
+            **cost_openapi_paths(),  # server/_cost_api.py
+            **incident_openapi_paths(),  # server/_incidents_api.py
+            **k8s_openapi_paths(),  # server/_k8s_api.py
+        },
+    }
+
+
+def _budget_paths() -> dict[str, Any]:
+    """/admin/budgets: token and money budgets (from shipyard.yaml or set here) and their usage."""
+    name = path_param("name")
+    off = {"409": _err("budgets are off on this server, or the budget is defined in shipyard.yaml")}
+    query = [
+        {"name": p, "in": "query", "required": False, "schema": {"type": "string"}}
+        for p in ("session", "user", "api_key", "agent", "feature")
+    ]
+    return {
+        "/admin/budgets": {
+            "get": {
+                "summary": "List the budgets in force and where each comes from (config or admin)",
+                "security": [{"apiKey": []}],
+                "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS, **off},
+            }
+        },
+        "/admin/budgets/usage": {
+            "get": {
+                "summary": "Spent, held and left on each counter these scope values touch now",
+                "security": [{"apiKey": []}],
+                "parameters": query,
+                "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS, **off, "503": _err("Redis unreachable")},
+            }
+        },
+        "/admin/budgets/{name}": {
+            "put": {
+                "summary": "Add or replace a budget (a budgets.limits entry without its name)",
+                "security": [{"apiKey": []}],
+                "parameters": [name],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJ}}},
+                "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS, **_BODY_ERRORS, **off},
+            },
+            "delete": {
+                "summary": "Remove a budget set through this API",
+                "security": [{"apiKey": []}],
+                "parameters": [name],
+                "responses": {"200": _ok(_OBJ), **_AUTH_ERRORS, "404": _err("no such admin budget"), **off},
+            },
         },
     }
 
@@ -459,7 +513,10 @@ def _dashboard_paths() -> dict[str, Any]:
                     "name": "status",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "string", "enum": ["completed", "escalated", "failed", "blocked"]},
+                    "schema": {
+                        "type": "string",
+                        "enum": ["completed", "escalated", "failed", "blocked", "budget_exceeded"],
+                    },
                 },
                 {
                     "name": "traffic_source",

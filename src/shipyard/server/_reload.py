@@ -155,14 +155,19 @@ class Reloader:
             "shipyard_config_file_valid",
             "1 while the config on disk loads; 0 while it is invalid and the previous config serves.",
             registry=r,
+            multiprocess_mode="livemin",  # --workers N: 0 when any live worker's file is invalid
         )
         self.restart_pending = Gauge(
             "shipyard_config_restart_pending",
             "Changes on disk that only a restart applies: settings read at start, agent code.",
             registry=r,
+            multiprocess_mode="livemax",  # --workers N: the most any live worker waits for
         )
         self.loaded_gauge = Gauge(
-            "shipyard_config_loaded_timestamp_seconds", "When the running config was loaded.", registry=r
+            "shipyard_config_loaded_timestamp_seconds",
+            "When the running config was loaded.",
+            registry=r,
+            multiprocess_mode="livemin",  # --workers N: the oldest config a live worker runs
         )
         self.file_valid.set(1)
 
@@ -538,6 +543,8 @@ class Reloader:
     async def _listen(self, url: str) -> None:
         import redis.asyncio as aioredis
 
+        from shipyard.rollout import raise_if_cancelling
+
         loops = self.state.loops
         while True:
             try:
@@ -545,8 +552,10 @@ class Reloader:
                     await pubsub.subscribe(NOTICE_CHANNEL)
                     self.subscribed = True
                     loops.succeeded("config_notice_listener")
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message" and self._for_me(message.get("data")):
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        raise_if_cancelling()  # redis-py may swallow a cancel that came mid-connect
+                        if message is not None and self._for_me(message.get("data")):
                             self.request("notice")
             except asyncio.CancelledError:
                 raise

@@ -97,6 +97,7 @@ async def start_rollouts(state: ServerState) -> list[asyncio.Task[None]]:
         redis_url=redis_url,
         eval_gate=lambda agent, version, suites: eval_gate(state.cfg, state.store)(agent, version, suites),
         on_change=changed,
+        shadow_max_age_s=lambda: state.cfg.shadow.require_before_canary_s,
     )
     _PARTS[state] = Rollouts(assigner, controller)
     register_panel(DashboardPanel("rollouts", "Rollouts", _deployments_panel))

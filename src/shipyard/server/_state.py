@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from shipyard.config import AlertRule, ShipyardConfig
@@ -26,13 +27,43 @@ from shipyard.observe import (
     log_interaction,
 )
 from shipyard.server._auth import KeyRing
+from shipyard.server._incidents_api import start_incidents
 from shipyard.server._journal import FsyncPolicy, Journal
+from shipyard.server._rate_limits import RateLimiter
 from shipyard.server._reload import Reloader, ReloadResult, kpi_horizon
 from shipyard.server._rollout_api import start_rollouts
 from shipyard.server._steps import run_record_steps
 from shipyard.store import DeadLetter, InteractionRecord, error_reason
 
 AUTH_REFRESH_S = 10.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], *, recancel_s: float = 0.5) -> None:
+    """Cancel background tasks and wait until each has ended. A task that swallowed its cancellation
+    (redis-py's asyncio client does, when it arrives while a connection is being made) is cancelled
+    again every `recancel_s`, so a stop never hangs on it."""
+    pending = {t for t in tasks if not t.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=recancel_s)
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        if not task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
+
+
+@contextlib.contextmanager
+def _stop_step(part: str) -> Iterator[None]:
+    """One part of a server's stop: an error is logged (`server_stop_step_failed`), not raised."""
+    try:
+        yield
+    except Exception as e:
+        log_event(
+            "server_stop_step_failed", level="error", part=part, error=error_reason(e, 300).splitlines()[0]
+        )
 
 
 class ServerState:
@@ -81,6 +112,9 @@ class ServerState:
         self.rt: Any = None
         self.journal: Journal = None  # type: ignore[assignment]
         self.dead_letter_events = EventCounter()  # records the store refused (server/_dead_letters.py)
+        self.rate_limiter = RateLimiter(
+            cfg.rate_limits, self.metrics.registry
+        )  # per key / user, gateway routes (server/_rate_limits.py)
         self.alerts = AlertEngine(
             self.rules,
             lambda rule, now: self.window.kpis(rule.window_s, now=now, agent=rule.agent),
@@ -98,14 +132,39 @@ class ServerState:
         self.flag_sync: Any = None
         self.flag_admin: Any = None
         self.kill_switch: Any = None
+        self.incidents: Any = None  # the IncidentWatcher, from start() (server/_incidents_api.py)
         self._llm_unlisten: Any = None  # set by start: model retries/fallbacks/breakers -> metrics
+        self.startup_error: str | None = None  # why start() failed, in one line (`shipyard serve` says it)
+        self.draining = False  # a stop signal came: /readyz answers 503 (server/_serve.py)
+        self.shadow_mirror: Any = None  # live traffic replayed to candidates (shadow.mirror), from start()
 
     @property
     def rules(self) -> list[AlertRule]:
         return self.cfg.alerts.effective_rules()
 
     async def start(self) -> None:
-        """Open the store, load the journals of dead processes, load agents, start background tasks."""
+        """Open the store, load the journals of dead processes, load agents, start background tasks.
+        A failure is also kept, in one line, in `startup_error`."""
+        try:
+            await self._start()
+        except BaseException as e:
+            reason = e.message if isinstance(e, ShipyardError) else error_reason(e, 300).splitlines()[0]
+            self.startup_error = reason or type(e).__name__
+            log_event("server_start_failed", level="error", error=self.startup_error)
+            raise
+
+    def begin_drain(self, signal_name: str, delay_s: float) -> None:
+        """A stop signal came: `/readyz` turns unready; the server stops accepting after `delay_s`."""
+        self.draining = True
+        log_event(
+            "server_draining",
+            signal=signal_name,
+            delay_s=delay_s,
+            timeout_s=self.cfg.server.drain.timeout_s,
+            journal_pending=self.journal.pending if self.journal is not None else 0,
+        )
+
+    async def _start(self) -> None:
         from shipyard.llm import add_listener
         from shipyard.runtime import Runtime
         from shipyard.store import Store
@@ -161,7 +220,12 @@ class ServerState:
         if self.cfg.store.retention.enabled:
             self._tasks.append(loop.create_task(self._prune_store()))
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
+        self._tasks += await start_incidents(self)  # traffic -> incidents (server/_incidents_api.py)
         self._tasks += await self.reloader.start()  # watch the config, SIGHUP, Redis notices
+        if self.cfg.shadow.mirror:  # after the answer, a share of live traffic to a candidate (loop)
+            from shipyard.loop import ShadowMirror
+
+            self.shadow_mirror = ShadowMirror(self.cfg.shadow, self.reloader.lease, self.finish)
         log_event(
             "server_started",
             agents=sorted(self.cfg.agents),
@@ -172,17 +236,26 @@ class ServerState:
         )
 
     def _start_flags(self) -> None:
-        """The project's flags: evaluated for `ctx.flags`, kept current from the file and Redis,
-        managed through /admin/flags, and switched off by their kill switches."""
-        from shipyard.flags import FlagAdmin, KillSwitchMonitor, project_flags, redis_url_from_env
+        """The project's flags: held in the store (one truth for every replica, compare-and-set),
+        kept current from Redis notices and a revision poll, managed through /admin/flags, and
+        switched off by their kill switches (flags/_shared.py)."""
+        from shipyard.flags import (
+            FlagAdmin,
+            KillSwitchMonitor,
+            SharedFlags,
+            project_flags,
+            redis_url_from_env,
+        )
 
-        self.flags, self.flag_sync = project_flags(self.cfg, loops=self.loops)
+        shared = SharedFlags(self.store, self.cfg.project, self.cfg.resolve(self.cfg.flags.file))
+        self.flags, self.flag_sync = project_flags(self.cfg, loops=self.loops, shared=shared)
         self.rt.flags = self.flags
         self.flag_admin = FlagAdmin(
             self.cfg.resolve(self.cfg.flags.file),
             redis_url=redis_url_from_env() or self.cfg.flags.redis_url,
             store=self.flags,
             channel=self.cfg.flags.channel,
+            shared=shared,
         )
         self.kill_switch = KillSwitchMonitor(
             self.flags,
@@ -241,23 +314,32 @@ class ServerState:
         await self.loops.every("store_retention", retention.every_s, prune)
 
     async def stop(self) -> None:
-        """Stop background tasks, move what the journal holds into the store, close everything."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop background tasks, move what the journal holds into the store, close everything. A
+        part that fails to close (its store or Redis is gone) is logged and the others still close:
+        a stop always ends, and what the journal could not move stays on disk for the next start."""
+        if self.shadow_mirror is not None:  # mirrored replays in flight finish into the journal
+            with _stop_step("shadow_mirror"):
+                await self.shadow_mirror.drain()
+        await stop_tasks(self._tasks)
+        with _stop_step("rate_limits"):
+            await self.rate_limiter.aclose()
         if self.flag_sync is not None:
-            self.flag_sync.stop()
+            with _stop_step("flag_sync"):
+                self.flag_sync.stop()
         if self.journal is not None:
-            await self.journal.aclose()
-        await self.alerts.aclose()
+            with _stop_step("journal"):
+                await self.journal.aclose()
+        with _stop_step("alerts"):
+            await self.alerts.aclose()
         if self._llm_unlisten is not None:
             self._llm_unlisten()
         if self.rt is not None:
-            await self.rt.aclose()
-        await self.reloader.aclose()  # runtimes a reload swapped out, the SIGHUP handler
-        await asyncio.to_thread(flush_export)
+            with _stop_step("runtime"):
+                await self.rt.aclose()
+        with _stop_step("reloader"):
+            await self.reloader.aclose()  # runtimes a reload swapped out, the SIGHUP handler
+        with _stop_step("trace_export"):
+            await asyncio.to_thread(flush_export)
         if self.cfg.server.otlp_file:
             # the file is this project's: a later server in this process may belong to another
             configure_otlp_file(None)

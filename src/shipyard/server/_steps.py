@@ -7,7 +7,7 @@ own sinks (`Runtime.sinks`: fire and forget, never raising). The server's RECORD
 that record next, in the request, before the response is sent, because the journal's answer decides
 the response (a record nothing durable holds is a 500 naming the interaction):
 
-    journal → metrics → kpi_window → log → kill_switch
+    journal → metrics → kpi_window → log → kill_switch → incidents
 
 The journal comes first (so the record is on disk before the response is sent); none waits on I/O.
 Each runs on its own: one that raises is logged (`record_step_failed`) and the others still run.
@@ -71,12 +71,20 @@ def kill_switch(state: ServerState, record: InteractionRecord) -> None:
         state.kill_switch.observe(record)
 
 
+def incidents(state: ServerState, record: InteractionRecord) -> None:
+    """Hand the record to the incident watcher (a queue put; it looks at it in its own thread)."""
+    from shipyard.server._incidents_api import observe_record
+
+    observe_record(state, record)
+
+
 RECORD_STEPS: list[tuple[str, RecordStep]] = [
     ("journal", journal),
     ("metrics", metrics),
     ("kpi_window", kpi_window),
     ("log", log),
     ("kill_switch", kill_switch),
+    ("incidents", incidents),
 ]
 
 

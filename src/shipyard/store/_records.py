@@ -40,6 +40,9 @@ class LLMCallRecord:
     error: str | None = None
     tool_calls: list[str] = field(default_factory=list)
     request_model: str | None = None  # the provider's model id sent (`model` is the config key)
+    cache_write_input_tokens: int = 0  # part of input_tokens written to a provider prompt cache
+    reasoning_tokens: int = 0  # part of output_tokens spent on reasoning
+    tier: str | None = None  # the model's tier (small | medium | large)
 
 
 @dataclass(slots=True)
@@ -66,7 +69,7 @@ class SpanRecord:
 
 @dataclass(slots=True)
 class InteractionRecord:
-    """One interaction, end to end. `status`: completed | escalated | failed | blocked."""
+    """One interaction, end to end. `status`: completed | escalated | failed | blocked | budget_exceeded."""
 
     id: str
     trace_id: str

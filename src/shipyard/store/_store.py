@@ -40,9 +40,13 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store._backends import STORE_BACKENDS, StoreBackend, scheme_of
+from shipyard.store._budgets import BudgetStore  # admin-set budgets, one machine's budget counters
 from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
 from shipyard.store._errors import StoreError
+from shipyard.store._flags import FlagSetStore  # flag sets shared by replicas (CAS)
 from shipyard.store._idempotency import IdempotencyStore  # idempotency keys of the gateway
+from shipyard.store._incidents import IncidentStore  # incidents and their provenance (loop)
+from shipyard.store._ledger import LedgerStore  # the cost ledger (rows written with interactions)
 from shipyard.store._migrate import migrate
 from shipyard.store._models import (
     AgentVersionRow,
@@ -127,7 +131,9 @@ def _plain(obj: Any) -> Any:
     return dict(obj) if isinstance(obj, Mapping) else obj
 
 
-class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one group of tables' methods
+class Store(  # each mixin: one group of tables' methods
+    RolloutStore, DeadLetterStore, IdempotencyStore, IncidentStore, LedgerStore, BudgetStore, FlagSetStore
+):
     """Records in a SQL database.
 
     Args:
@@ -199,6 +205,7 @@ class Store(RolloutStore, DeadLetterStore, IdempotencyStore):  # each mixin: one
             conn.execute(self._insert_interactions, rows)
             if spans:
                 conn.execute(self._insert_spans, spans)
+            self._write_ledger(conn, records)  # the cost ledger's rows of these interactions
         return len(records)
 
     def write_spans(self, spans: Iterable[SpanRecord]) -> int:

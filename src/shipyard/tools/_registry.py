@@ -31,7 +31,9 @@ class ToolArgumentError(ValueError):
 
 @dataclass(slots=True)
 class Tool:
-    """A registered tool."""
+    """A registered tool. `idempotent`: calling it again with the same arguments changes nothing and
+    gives the same result, so its results may be reused (`cache.tools` in shipyard.yaml, for a TTL)
+    and an eval replay or a shadow run may call it for real."""
 
     name: str
     description: str

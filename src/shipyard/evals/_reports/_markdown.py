@@ -109,6 +109,15 @@ def render_markdown(summary: RunSummary, decision: GateDecision | None = None, *
                     for ch in decision.regression.newly_failing
                 ],
             )
+    from_incidents: list[list[object]] = [  # cases promoted from incidents (`shipyard incidents promote`)
+        [c.key, t.removeprefix("incident:"), c.outcome, c.k_of_n]
+        for c in summary.cases
+        for t in c.tags
+        if t.startswith("incident:")
+    ]
+    if from_incidents:
+        out += ["", "**Cases from production incidents**", ""]
+        out += table(["Case", "Incident", "Outcome", "k/n"], from_incidents)
     skipped = summary.skipped_cases()
     if skipped:
         out += ["", f"**Skipped cases ({len(skipped)})**: not run, not counted as passed", ""]

@@ -323,6 +323,48 @@
     }
   }
 
+  // days: [{day: "YYYY-MM-DD", spent_usd, saved_usd, calls}], oldest first: stacked bars per day
+  function drawDays(box, days) {
+    const width = Math.max(240, box.clientWidth || 480);
+    const height = box.clientHeight || 170;
+    const pad = { l: 52, r: 12, t: 10, b: 22 };
+    const iw = width - pad.l - pad.r;
+    const ih = height - pad.t - pad.b;
+    const yMax = niceMax(Math.max(0, ...days.map((d) => d.spent_usd + d.saved_usd)) * 1.1);
+    const y = (v) => pad.t + ih - (v / yMax) * ih;
+    const slot = iw / Math.max(days.length, 1);
+    const bw = Math.max(2, slot * 0.7);
+    const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+      "aria-label": "Cost per day", "data-points": days.filter((d) => d.spent_usd || d.saved_usd).length });
+    const grid = s("g", { class: "grid" });
+    const axis = s("g", { class: "axis" });
+    for (let i = 0; i <= 4; i++) {
+      const v = (yMax * i) / 4;
+      grid.append(s("line", { x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
+      axis.append(s("text", { x: pad.l - 8, y: y(v) + 3.5, "text-anchor": "end", text: fmt.usd(v) }));
+    }
+    const label = (d) => new Date(`${d}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+    const series = s("g", { class: "series", "data-series": "cost per day" });
+    days.forEach((d, i) => {
+      const x = pad.l + slot * i + (slot - bw) / 2;
+      if (i === 0 || i === days.length - 1 || i === Math.floor(days.length / 2)) {
+        axis.append(s("text", { x: x + bw / 2, y: height - 5, "text-anchor": "middle", text: label(d.day) }));
+      }
+      const bar = s("g", { class: "day", "data-day": d.day, "data-spent": d.spent_usd, "data-saved": d.saved_usd });
+      if (d.spent_usd > 0) bar.append(s("rect", { class: "bar spent", x, y: y(d.spent_usd), width: bw, height: Math.max(1, pad.t + ih - y(d.spent_usd)), rx: 2 }));
+      if (d.saved_usd > 0) bar.append(s("rect", { class: "bar saved", x, y: y(d.spent_usd + d.saved_usd), width: bw, height: Math.max(1, y(d.spent_usd) - y(d.spent_usd + d.saved_usd)), rx: 2 }));
+      bar.append(s("rect", { x: pad.l + slot * i, y: pad.t, width: slot, height: ih, fill: "transparent" }));
+      bar.addEventListener("mousemove", (ev) => showTip(ev, [label(d.day), `spent ${fmt.usd(d.spent_usd)}`, `saved ${fmt.usd(d.saved_usd)}`, `${fmt.count(d.calls)} model calls`]));
+      bar.addEventListener("mouseleave", hideTip);
+      series.append(bar);
+    });
+    svg.append(grid, axis, series);
+    box.replaceChildren(svg);
+    if (!days.some((d) => d.spent_usd || d.saved_usd)) {
+      box.append(h("div", { class: "empty", style: { position: "absolute", inset: "30% 0 auto 0" } }, "no model calls in these days"));
+    }
+  }
+
   // ---- the overview page ----------------------------------------------------------------------------
   const CHARTS = [
     { key: "per_min", label: "Interactions / min", kind: "bar", color: "#2563eb", format: fmt.perMin, pick: (p) => p.per_min },
@@ -417,7 +459,22 @@
           h("th", { class: i >= 3 && i <= 6 ? "num" : null, text: t })))),
         alertsBody)));
 
-    app.replaceChildren(banner, cards, panels, charts, versionsPanel, tracesPanel, alertsPanel);
+    // cost: spend and savings per day (the cost ledger), the top users and features
+    const costChart = h("div", { class: "chart-box", "data-chart": "cost-by-day" });
+    const costUsers = h("tbody");
+    const costFeatures = h("tbody");
+    const costTable = (title, first, body) => h("div", { class: "cost-top" }, h("h3", { text: title }),
+      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {},
+        h("th", { text: first }), h("th", { class: "num", text: "Spent" }), h("th", { class: "num", text: "Saved" }))), body)));
+    const costPanel = h("section", { class: "panel", id: "cost" },
+      h("header", {}, h("h2", { text: "Cost" }), h("span", { class: "sub", id: "cost-sub" }), h("span", { class: "right now", id: "cost-total" })),
+      h("div", { class: "cost-grid" },
+        h("div", { class: "panel-body" }, h("div", { class: "legend" },
+          h("span", { class: "key spent" }), "spent", h("span", { class: "key saved" }), "saved by caches and routing"), costChart),
+        costTable("Top users", "User", costUsers),
+        costTable("Top features", "Feature", costFeatures)));
+
+    app.replaceChildren(banner, cards, panels, charts, costPanel, versionsPanel, tracesPanel, alertsPanel);
 
     // window selector
     const seg = document.getElementById("window-select");
@@ -570,7 +627,31 @@
       renderSeries(ts);
       renderVersions(v);
       await refreshTraces();
+      await refreshCost();
     };
+
+    function renderCost(c) {
+      const days = c.days.length;
+      document.getElementById("cost-sub").textContent = `per day · last ${days} day${days === 1 ? "" : "s"} (UTC)`;
+      document.getElementById("cost-total").textContent =
+        `${fmt.usd(c.total.spent_usd)} spent · ${fmt.usd(c.total.saved_usd)} saved`;
+      drawDays(costChart, c.days);
+      const rows = (list, body, what) => body.replaceChildren(...(list.length ? list.map((r) => h("tr", { "data-key": r.key === null ? "" : r.key },
+        h("td", { class: "mono", title: r.key === null ? `no ${what}` : r.key, text: r.key === null ? "(none)" : r.key }),
+        h("td", { class: "num", text: fmt.usd(r.spent_usd) }),
+        h("td", { class: "num", title: Object.entries(r.savings).map(([k, v]) => `${k} ${fmt.usd(v)}`).join(", "), text: fmt.usd(r.saved_usd) })))
+        : [h("tr", {}, h("td", { colspan: 3, class: "empty", text: `no ${what} spent anything in these days` }))]));
+      rows(c.top_users, costUsers, "user");
+      rows(c.top_features, costFeatures, "feature");
+    }
+    async function refreshCost() {
+      try {
+        renderCost(await api("/cost", { days: 14, top: 5 }));
+      } catch (e) {
+        if (e instanceof AuthError) throw e;
+        document.getElementById("cost-sub").textContent = `cost unavailable: ${e.message}`;
+      }
+    }
     syncUrl();
     kick();
   }

@@ -1,0 +1,466 @@
+"""`shipyard routing evaluate | fit`: what model routing would save, and the learned router's fit.
+
+Both run eval suites on every tier of `routing:` (each call forced to that tier's model) through the
+same runtime as `shipyard eval run`, without recording the runs or their interactions: they are a
+what-if, never a gate's evidence."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from shipyard.cli._app import ConfigOption, app, console, err_console, handle_errors, load_project
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Sequence
+
+    from shipyard.config import ShipyardConfig
+    from shipyard.evals import EvalRunResult, Suite
+    from shipyard.routing import CaseOutcome
+
+routing_app = typer.Typer(
+    help="Model routing: what it saves against always using the reference tier, and fitting the learned "
+    "router on your eval results.\n\n"
+    "Example: shipyard routing evaluate --agent support --suite evals/support/broad.yaml",
+    no_args_is_help=True,
+)
+app.add_typer(routing_app, name="routing")
+
+AgentOption = typer.Option(..., "--agent", "-a", help="Agent name from shipyard.yaml.")
+SuiteOption = typer.Option(..., "--suite", "-s", help="Eval suite file. Repeatable.")
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
+ConcurrencyOption = typer.Option(
+    None, "--concurrency", "-j", min=1, help="Most repeats in flight (default: adapts to the provider)."
+)
+
+
+@dataclass(slots=True)
+class Arm:
+    """One way of choosing the model, run on the suites: every call on one tier, or a router."""
+
+    name: str
+    kind: str  # tier | router
+    cases: int = 0
+    passed: float = 0.0  # passes summed over cases (a case's share of passing repeats)
+    cost: float = 0.0  # mean cost per case, summed
+    tier_calls: Counter[str] = field(default_factory=Counter)
+    per_case: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (pass share, cost)
+    announced: bool = False
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.cases if self.cases else 0.0
+
+    @property
+    def cost_per_case(self) -> float:
+        return self.cost / self.cases if self.cases else 0.0
+
+
+def _unrouted(cfg: ShipyardConfig) -> ShipyardConfig:
+    """The config with routing off: each arm sets its own routing on the runtime."""
+    return cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"enabled": False})})
+
+
+def _case_key(r: Any) -> str:
+    return f"{r.suite}/{r.case_id}"
+
+
+async def _run_arm(
+    cfg: ShipyardConfig,
+    agent: str,
+    suites: Sequence[Suite],
+    arm: Arm,
+    *,
+    force: str | None,
+    router: str | None,
+    concurrency: int | None,
+    routers: dict[str, Any] | None = None,
+) -> EvalRunResult:
+    from shipyard.evals import EvalRunner
+    from shipyard.routing import Routing
+    from shipyard.runtime import Runtime
+
+    off = _unrouted(cfg)
+    rt = Runtime(off)  # no store: a what-if run is never a gate's evidence
+    # sessions in memory: a what-if run leaves nothing in a shared Redis and needs none
+    memory = cfg.routing.sessions.model_copy(update={"backend": "memory"})
+    local = cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"sessions": memory})})
+    routing = Routing(local, force=force, router=router, agents=[agent], routers=routers)
+    rt.routing = routing
+    models = {m: t for t, m in routing.tier_models.items()}
+
+    def count(rec: Any) -> None:
+        for c in rec.llm_calls:
+            arm.tier_calls[models.get(c.model, c.model)] += 1
+
+    rt.sinks.append(count)
+    try:
+        runner = EvalRunner(rt, off, concurrency=concurrency, console=err_console)
+        if not arm.announced:
+            arm.announced = True
+            err_console.print(f"[dim]running {', '.join(s.name for s in suites)} with {escape(arm.name)}[/]")
+        result = await runner.run(agent, suites, progress=sys.stderr.isatty())
+    finally:
+        await rt.aclose()
+    shares: dict[str, list[tuple[bool, float]]] = {}
+    for r in result.results:
+        if r.outcome.value == "SKIPPED":
+            continue
+        shares.setdefault(_case_key(r), []).append((r.outcome.value == "PASS", r.cost_usd))
+    for key, runs in shares.items():
+        p = sum(1 for ok, _ in runs if ok) / len(runs)
+        c = sum(c for _, c in runs) / len(runs)
+        arm.per_case[key] = (p, c)
+        arm.cases += 1
+        arm.passed += p
+        arm.cost += c
+    if result.interrupted:
+        raise typer.Exit(130)
+    return result
+
+
+def _load(cfg: ShipyardConfig, agent: str, suites: list[str]) -> list[Suite]:
+    from shipyard.cli.evals import _suite_path
+    from shipyard.evals import load_suite
+
+    if agent not in cfg.agents:
+        raise ShipyardError(
+            f"no agent named {agent!r} in {cfg.path or 'shipyard.yaml'} (agents: {', '.join(sorted(cfg.agents))})"
+        )
+    return [load_suite(_suite_path(cfg, s)) for s in suites]
+
+
+def _tiers(cfg: ShipyardConfig) -> dict[str, str]:
+    tiers = cfg.routing.tier_models(cfg)
+    if len(tiers) < 2:
+        raise ShipyardError(
+            "routing needs models of at least two tiers to compare",
+            hint="give models a tier (models.<key>.tier: small | medium | large) or set routing.tiers",
+        )
+    return tiers
+
+
+async def _tier_arms(
+    cfg: ShipyardConfig, agent: str, suites: list[Suite], concurrency: int | None
+) -> dict[str, Arm]:
+    import asyncio
+
+    arms = {tier: Arm(f"always {tier} ({model})", "tier") for tier, model in _tiers(cfg).items()}
+    await asyncio.gather(
+        *(
+            _run_arm(cfg, agent, suites, arm, force=tier, router=None, concurrency=concurrency)
+            for tier, arm in arms.items()
+        )
+    )
+    return arms
+
+
+def _outcomes(arms: dict[str, Arm], suites: list[Suite]) -> list[CaseOutcome]:
+    from shipyard.routing import CaseOutcome
+
+    inputs = {f"{s.name}/{c.id}": c.first_input for s in suites for c in s.cases}
+    keys = set.intersection(*(set(a.per_case) for a in arms.values()))
+    return [
+        CaseOutcome(
+            key=k,
+            user=inputs.get(k, ""),
+            passed={t: a.per_case[k][0] for t, a in arms.items()},
+            cost={t: a.per_case[k][1] for t, a in arms.items()},
+        )
+        for k in sorted(keys)
+    ]
+
+
+# evaluate -----------------------------------------------------------------------------------------
+
+
+@routing_app.command("evaluate")
+@handle_errors
+def evaluate(
+    agent: str = AgentOption,
+    suite: list[str] = SuiteOption,
+    concurrency: int | None = ConcurrencyOption,
+    as_json: bool = JsonOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run the suites on every tier and on the router(s), and print pass rate and cost for each
+    (the RouteLLM cost / quality table): what routing saves against always using the reference tier,
+    and at what pass-rate loss. Works with routing off, so you can look before turning it on.
+
+    Rows: each tier alone, the feature scorer (`rules`) and the learned router. The learned router
+    is the fitted one (`shipyard routing fit`) when it was fitted on other suites; otherwise it is
+    cross-fitted here: each fifth of the cases is routed by a router fitted on the other four fifths
+    (on the tier runs above), so its row is measured on cases it did not learn from. Nothing is
+    recorded. Exit 1 when the configured router loses more pass rate than
+    routing.learned.max_pass_rate_loss against the reference tier, 2 on a usage or config error.
+
+    Example: shipyard routing evaluate --agent support --suite evals/support/broad.yaml --json
+    """
+    import asyncio
+
+    from shipyard.routing import LearnedRouter, RouterNotFitted
+
+    cfg = load_project(config)
+    suites = _load(cfg, agent, suite)
+    r = cfg.routing
+    tiers = _tiers(cfg)
+    reference = r.reference if r.reference in tiers else list(tiers)[-1]
+    target = r.learned.max_pass_rate_loss
+    learned: LearnedRouter | None = None
+    try:
+        learned = LearnedRouter.load(cfg.resolve(r.learned.file.replace("{agent}", agent)), list(tiers))
+    except RouterNotFitted:
+        learned = None
+    names = {s.name for s in suites}
+    saved_usable = learned is not None and not set(learned.suites) & names
+    arms_of: dict[str, Arm] = {}
+
+    async def run_all() -> None:
+        arms_of.update(await _tier_arms(cfg, agent, suites, concurrency))
+        rules = Arm("rules router", "router")
+        runs: list[Coroutine[Any, Any, Any]] = [
+            _run_arm(cfg, agent, suites, rules, force=None, router="rules", concurrency=concurrency)
+        ]
+        if saved_usable:
+            learned_arm = Arm("learned router (fitted)", "router")
+            runs.append(
+                _run_arm(
+                    cfg, agent, suites, learned_arm, force=None, router="learned", concurrency=concurrency
+                )
+            )
+        else:
+            learned_arm = Arm("", "router")
+            runs.append(
+                _cross_fitted(cfg, agent, suites, arms_of, learned_arm, reference, target, concurrency)
+            )
+        await asyncio.gather(*runs)
+        arms_of["router:rules"] = rules
+        arms_of["router:learned"] = learned_arm
+
+    asyncio.run(run_all())
+    ref = arms_of[reference]
+    configured = arms_of[f"router:{r.router}"]
+    rows = [_row(name, arm, ref) for name, arm in arms_of.items()]
+    loss = ref.pass_rate - configured.pass_rate
+    verdict = {
+        "router": r.router,
+        "arm": configured.name,
+        "saved": rows[list(arms_of).index(f"router:{r.router}")]["saved"],
+        "pass_rate_loss_points": 100 * loss,
+        "target_points": 100 * target,
+        "within_target": loss <= target + 1e-9,
+    }
+    if as_json:
+        console.print_json(
+            data={
+                "agent": agent,
+                "suites": sorted(names),
+                "reference": reference,
+                "arms": rows,
+                "verdict": verdict,
+                "learned_fitted_on": learned.suites if learned is not None else None,
+            }
+        )
+    else:
+        _print_table(agent, rows, reference)
+        style = "green" if verdict["within_target"] else "red"
+        console.print(
+            f"[bold]{escape(configured.name)}[/]: [{style}]{100 * verdict['saved']:.0f}% cheaper than always "
+            f"{reference}[/] at [{style}]{100 * loss:+.1f} points[/] pass-rate loss (target: at most "
+            f"{100 * target:.1f}); routing is {'on' if r.enabled else 'off'}"
+        )
+        if r.router == "learned" and learned is None:
+            console.print("[dim]no fitted router yet: `shipyard routing fit` writes the one routing uses[/]")
+    if not verdict["within_target"]:
+        raise typer.Exit(1)
+
+
+async def _cross_fitted(
+    cfg: ShipyardConfig,
+    agent: str,
+    suites: list[Suite],
+    arms: dict[str, Arm],
+    arm: Arm,
+    reference: str,
+    target: float,
+    concurrency: int | None,
+) -> None:
+    """The learned router measured on cases it did not learn from: each fold of the cases is run
+    with a router fitted on the tier results of the other folds."""
+    import asyncio
+    import random
+
+    from shipyard.routing import fit
+
+    tier_arms = {t: a for t, a in arms.items() if a.kind == "tier"}
+    cases = _outcomes(tier_arms, suites)
+    folds = min(5, len(cases))
+    arm.name = f"learned router ({folds}-fold cross-fit)"
+    keys = [c.key for c in cases]
+    random.Random(0).shuffle(keys)
+    runs = []
+    for f in range(folds):
+        test = set(keys[f::folds])
+        train = [c for c in cases if c.key not in test]
+        router = fit(
+            agent,
+            train,
+            list(tier_arms),
+            reference,
+            target,
+            [s.name for s in suites],
+            cfg.routing.escalation.min_confidence,
+        )
+        part = [
+            s.model_copy(update={"cases": [c for c in s.cases if f"{s.name}/{c.id}" in test]}) for s in suites
+        ]
+        part = [s for s in part if s.cases]
+        if part:
+            runs.append(
+                _run_arm(
+                    cfg,
+                    agent,
+                    part,
+                    arm,
+                    force=None,
+                    router="learned",
+                    concurrency=concurrency,
+                    routers={agent: router},
+                )
+            )
+    await asyncio.gather(*runs)
+
+
+def _row(name: str, arm: Arm, ref: Arm) -> dict[str, Any]:
+    from shipyard.config import TIERS
+    from shipyard.evals import wilson_interval
+
+    passes = round(arm.passed)
+    lo, hi = wilson_interval(min(passes, arm.cases), arm.cases)
+    calls = sum(arm.tier_calls.values())
+    return {
+        "name": arm.name,
+        "key": name,
+        "kind": arm.kind,
+        "cases": arm.cases,
+        "pass_rate": arm.pass_rate,
+        "pass_rate_ci95": [lo, hi],
+        "cost_per_case_usd": arm.cost_per_case,
+        "cost_usd": arm.cost,
+        "saved": 1 - arm.cost / ref.cost if ref.cost > 0 else 0.0,
+        "pass_rate_loss_points": 100 * (ref.pass_rate - arm.pass_rate),
+        "calls_by_tier": {t: arm.tier_calls[t] / calls for t in TIERS if arm.tier_calls[t]} if calls else {},
+    }
+
+
+def _print_table(agent: str, rows: list[dict[str, Any]], reference: str) -> None:
+    cases = rows[0]["cases"] if rows else 0
+    table = Table(title=f"Model routing for {escape(agent)} on {cases} cases, against always {reference}")
+    table.add_column("arm", no_wrap=True)
+    for col in ("pass rate (95% CI)", "loss (pts)", "$ / case", "saved"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("calls by tier", no_wrap=True)
+    for r in rows:
+        lo, hi = r["pass_rate_ci95"]
+        table.add_row(
+            escape(r["name"]),
+            f"{100 * r['pass_rate']:.1f}% ({100 * lo:.0f}-{100 * hi:.0f})",
+            f"{r['pass_rate_loss_points']:+.1f}",
+            f"${r['cost_per_case_usd']:.5f}",
+            f"{100 * r['saved']:.0f}%",
+            " ".join(f"{t} {100 * s:.0f}%" for t, s in r["calls_by_tier"].items()),
+        )
+    console.print(table)
+
+
+# fit ----------------------------------------------------------------------------------------------
+
+
+@routing_app.command("fit")
+@handle_errors
+def fit_router(
+    agent: str = AgentOption,
+    suite: list[str] = SuiteOption,
+    max_loss: float | None = typer.Option(
+        None,
+        "--max-loss",
+        min=0.0,
+        max=1.0,
+        help="Most pass-rate loss against the reference tier, as a share (default: "
+        "routing.learned.max_pass_rate_loss).",
+    ),
+    concurrency: int | None = ConcurrencyOption,
+    as_json: bool = JsonOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Fit the learned router on your eval results: run the suites on every tier, learn which tier was
+    enough for which kind of request, and calibrate it (on cross-validated predictions) to the cheapest
+    threshold that keeps the pass rate within the target of the reference tier. The router is written
+    to routing.learned.file (default routing/<agent>.json) in the project, to commit with it.
+
+    Example: shipyard routing fit --agent support --suite evals/support/broad.yaml --max-loss 0.01
+    """
+    import asyncio
+
+    from shipyard.routing import fit
+
+    cfg = load_project(config)
+    suites = _load(cfg, agent, suite)
+    tiers = _tiers(cfg)
+    r = cfg.routing
+    reference = r.reference if r.reference in tiers else list(tiers)[-1]
+    target = r.learned.max_pass_rate_loss if max_loss is None else max_loss
+    arms = asyncio.run(_tier_arms(cfg, agent, suites, concurrency))
+    cases = _outcomes(arms, suites)
+    router = fit(
+        agent, cases, list(tiers), reference, target, [s.name for s in suites], r.escalation.min_confidence
+    )
+    path = cfg.resolve(r.learned.file.replace("{agent}", agent))
+    router.save(path)
+    c = router.calibration
+    out = {
+        "agent": agent,
+        "file": str(path),
+        "cases": c.cases,
+        "threshold": c.threshold,
+        "cross_validated": {
+            "pass_rate": c.pass_rate,
+            "reference_pass_rate": c.reference_pass_rate,
+            "pass_rate_loss_points": 100 * (c.reference_pass_rate - c.pass_rate),
+            "cost_per_case_usd": c.cost,
+            "reference_cost_per_case_usd": c.reference_cost,
+            "saved": c.saved,
+            "share_by_tier": c.tier_share,
+        },
+        "target_points": 100 * target,
+        "router_in_use": r.router == "learned" and r.enabled,
+    }
+    if as_json:
+        console.print_json(data=out)
+        return
+    table = Table(title=f"Learned router for {escape(agent)} (cross-validated on {c.cases} cases)")
+    table.add_column("")
+    table.add_column("pass rate", justify="right")
+    table.add_column("cost / case", justify="right")
+    table.add_row(f"always {reference}", f"{100 * c.reference_pass_rate:.1f}%", f"${c.reference_cost:.5f}")
+    table.add_row("learned router", f"{100 * c.pass_rate:.1f}%", f"${c.cost:.5f}")
+    console.print(table)
+    share = " · ".join(f"{t} {100 * s:.0f}%" for t, s in c.tier_share.items())
+    console.print(
+        f"threshold {c.threshold:.3f}: {100 * c.saved:.0f}% cheaper at "
+        f"{100 * (c.reference_pass_rate - c.pass_rate):+.1f} points (target: at most {100 * target:.1f}); "
+        f"requests by tier: {share}"
+    )
+    console.print(f"wrote [bold]{escape(str(path))}[/]")
+    if r.router != "learned":
+        console.print(
+            "[dim]to use it: routing.router: learned (and routing.enabled: true) in shipyard.yaml[/]"
+        )

@@ -1,0 +1,189 @@
+"""`shipyard shadow`: replay recorded production traffic against a candidate version."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from shipyard.cli._app import ConfigOption, app, console, err_console, handle_errors, load_project
+
+VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCOMPLETE": "yellow"}
+
+
+@app.command()
+@handle_errors
+def shadow(
+    agent: str = typer.Option(..., "--agent", "-a", help="The agent whose traffic is replayed."),
+    candidate: str = typer.Option(..., "--candidate", help="The candidate version (label, hash or id)."),
+    since: str = typer.Option(
+        "24h", "--since", help="Replay interactions from this far back (90s, 15m, 24h, 7d)."
+    ),
+    sample: int = typer.Option(
+        50, "--sample", "-n", help="Replay at most this many interactions (drawn at random)."
+    ),
+    filters: list[str] | None = typer.Option(
+        None,
+        "--filter",
+        help="Only interactions with KEY=VALUE: status=failed, version=1.2.0, feedback=negative, "
+        "contains=TEXT, user=ID, meta.NAME=VALUE (the request's metadata); repeatable (all must hold).",
+    ),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", help="Spend cap of this run in USD (default: shadow.max_cost_usd)."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", help="Interactions replayed at once."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of the sampling, to draw the same interactions again."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Replay recorded production interactions against a candidate, and twice against the version that
+    served them to measure the noise: only differences above that noise are reported, grouped by kind
+    (status, trajectory, output, guardrails, cost, latency), each with the traces of both sides.
+
+    Shadow traffic is recorded as traffic_source=shadow (never in production KPIs). Tools answer from
+    what production recorded; a tool with side effects never runs (its arguments are checked and the
+    call gets the recorded result, a shadow.tool_stubs stub, or an error). Exit code 0: PASS; 1: the
+    candidate regressed (a worse status, a new guardrail verdict) or the run is INCOMPLETE (the
+    spend cap stopped it, or nothing could be compared).
+
+    Example: shipyard shadow --agent support --candidate 1.3.0 --since 24h --sample 50
+    """
+    import asyncio
+
+    from shipyard.config import parse_window
+    from shipyard.loop import ShadowRunner, parse_filters
+
+    try:
+        since_s = parse_window(since)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--since") from None
+    if sample < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--sample")
+    if concurrency < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--concurrency")
+    if max_cost is not None and max_cost <= 0:
+        raise typer.BadParameter("must be more than 0", param_hint="--max-cost")
+    wanted = parse_filters(filters or [])
+    cfg = load_project(config)
+    if agent not in cfg.agents:
+        raise typer.BadParameter(
+            f"no agent {agent!r} in {cfg.path} (agents: {', '.join(sorted(cfg.agents)) or 'none'})",
+            param_hint="--agent",
+        )
+
+    async def go() -> Any:
+        from shipyard.runtime import Runtime
+        from shipyard.store import BatchWriter, Store
+
+        store = Store.from_config(cfg)
+        writer = BatchWriter(store)
+        rt = Runtime(cfg, store=store, writer=writer)
+        show = not as_json and sys.stderr.isatty()
+        try:
+            runner = ShadowRunner(rt, store, concurrency=concurrency, progress=_progress if show else None)
+            records = runner.select(agent, since_s=since_s, sample=sample, filters=wanted, seed=seed)
+            if not as_json:
+                err_console.print(
+                    f"replaying {len(records)} interaction(s) of {agent} x3 (baseline twice, candidate once)",
+                    highlight=False,
+                )
+            return await runner.run(
+                agent,
+                candidate,
+                records,
+                config={"since": since, "sample": sample, "filters": wanted, "seed": seed},
+                max_cost_usd=max_cost,
+            )
+        finally:
+            await rt.aclose()
+            writer.close()
+            store.close()
+
+    report = asyncio.run(go())
+    if as_json:
+        console.print_json(data=report.to_dict())
+    else:
+        print_shadow_report(report)
+    if report.verdict != "PASS":
+        raise typer.Exit(1)
+
+
+def _progress(done: int, total: int) -> None:
+    end = "\n" if done == total else "\r"
+    err_console.file.write(f"  replayed {done}/{total}{end}")
+    err_console.file.flush()
+
+
+def _short(value: Any, n: int = 60, *, names: bool = False) -> str:
+    """A value for a table cell; `names`: a trajectory as its tool names (the JSON has the arguments)."""
+    if names and isinstance(value, list):
+        value = [str(v).split(" ", 1)[0] for v in value]
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def print_shadow_report(report: Any) -> None:
+    """The report as rich tables: the noise and differences per kind, then each difference."""
+    summary = report.summary
+    console.print(
+        f"[bold]shadow run {report.run_id}[/]: {report.agent} candidate {report.candidate} against "
+        f"{', '.join(report.baselines) or '-'}; {summary['compared']} compared, "
+        f"${report.cost_usd:.6f} spent ({report.status})",
+        highlight=False,
+    )
+    kinds = Table(title="Noise and differences by kind", title_justify="left")
+    for col in ("kind", "compared", "noisy (baseline vs itself)", "different", "p", "reported"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for k in summary["kinds"].values():
+        kinds.add_row(
+            k["kind"],
+            str(k["compared"]),
+            f"{k['noisy']} ({k['noise_rate']:.0%})",
+            str(k["different"]),
+            f"{k['p_value']:.3g}",
+            "[bold red]yes[/]" if k["reported"] else "no",
+        )
+    console.print(kinds)
+    doc = report.to_dict()
+    if doc["differences"]:
+        diffs = Table(title="Differences above the noise, by kind", title_justify="left")
+        for col in ("kind", "interaction", "input", "baseline", "candidate"):
+            diffs.add_column(col, overflow="fold")
+        traces: dict[str, tuple[str, str, str]] = {}
+        for kind, items in doc["differences"].items():
+            for i, d in enumerate(items):
+                diffs.add_row(
+                    kind if i == 0 else "",
+                    d["interaction_id"][:12],
+                    escape(_short(d["input"], 40)),
+                    escape(_short(d["baseline"], names=kind == "trajectory")),
+                    escape(_short(d["candidate"], names=kind == "trajectory")),
+                    end_section=i == len(items) - 1,
+                )
+                traces[d["interaction_id"][:12]] = (
+                    d["production_trace"],
+                    d["baseline_trace"],
+                    d["candidate_trace"],
+                )
+        console.print(diffs)
+        links = Table(
+            title="Their traces (shipyard serve: /dashboard/traces/<trace id>)", title_justify="left"
+        )
+        for col in ("interaction", "production", "baseline", "candidate"):
+            links.add_column(col, no_wrap=True)
+        for ref, (prod, base, cand) in traces.items():
+            links.add_row(ref, prod, base, cand)
+        console.print(links)
+    else:
+        console.print("  no difference above the noise")
+    style = VERDICT_STYLE.get(report.verdict, "white")
+    console.print(f"[bold {style}]{report.verdict}[/]: " + escape("; ".join(report.reasons)), highlight=False)

@@ -1,0 +1,750 @@
+"""Token and money budgets: reserve → settle → release around each model call.
+
+A budget (`budgets.limits` in shipyard.yaml, or set through the admin API) caps what one session,
+user, API key, feature, agent or everyone spends in a window (one interaction, one session, a UTC
+day or month), in USD or in tokens. Each (budget, scope value, window) is one *counter* holding
+what was spent and what running calls have reserved.
+
+Before a model call, its worst case is reserved on every counter it touches, all or nothing and
+once per request id: the prompt's estimated tokens plus `max_tokens` at the output price, capped
+per call (`reservation_share` of the smallest budget, or `max_reservation_usd` / `_tokens`; the call's `max_tokens` is lowered so
+its worst case fits the cap). After the call the reservation is settled to the real cost; a failed
+call releases it; a cancelled call keeps its input cost. A reservation not settled within
+`reservation_ttl_s` lapses, so a crashed replica leaks nothing. A call that fits the budget but not
+beside other calls' reservations waits for them (`wait_s`); one that does not fit what is left is
+refused (`BudgetExceeded`).
+
+Counters live in a `BudgetBackend`: `MemoryBackend` (one machine: in this process, persisted to the
+store) or `RedisBackend` (`cost/_budget_redis.py`: many replicas, one Lua script per reserve and one
+per settle). Both are raised now and then to what the store recorded (`reconcile`), by taking the
+larger value, so reseeding a counter never counts a call twice.
+
+Amounts are integers: tokens, or USD in nano-dollars (`NANO`), so counters add up exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from shipyard.config import BudgetLimit, BudgetsConfig, PriceRates
+from shipyard.observe import log_event
+from shipyard.types import BudgetRemaining, ChatOptions, Message, Usage
+
+NANO = 1_000_000_000  # nano-dollars per USD: USD counters are integers
+MILLION = 1_000_000
+TOKENS_PER_CHAR = 0.25  # the prompt estimate before the provider counts it (settle corrects it)
+TOKENS_PER_MESSAGE = 4
+_WINDOW_TTL_S = {
+    "interaction": 86_400.0,
+    "session": 30 * 86_400.0,
+    "day": 3 * 86_400.0,
+    "month": 70 * 86_400.0,
+}
+REQUEST_TTL_S = 86_400.0  # a request id is remembered this long (idempotent retries of reserve / settle)
+POLL_S = 0.02
+ADMIN_REFRESH_S = 5.0  # how often the budgets set through the admin API are read again
+RECONCILE_MAX = 10_000  # counters reconciled per pass (the most used since the last one)
+
+
+class BudgetExceeded(Exception):
+    """A budget has no room for this call (or this interaction): it is stopped gracefully."""
+
+    def __init__(self, budget: str, scope: str, spent: float, limit: float, unit: str) -> None:
+        self.budget, self.scope, self.spent, self.limit, self.unit = budget, scope, spent, limit, unit
+        super().__init__(
+            f"budget {budget!r} ({scope}) is exhausted: {_fmt(spent, unit)} of {_fmt(limit, unit)} spent"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "scope": self.scope,
+            "spent": self.spent,
+            "limit": self.limit,
+            "unit": self.unit,
+        }
+
+
+class BudgetUnavailable(Exception):
+    """The counters of a fail_closed budget cannot be reached (Redis down): the call is refused."""
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"${value:.6f}" if unit == "usd" else f"{int(value)} tokens"
+
+
+# what is counted -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who spends: the scope values an interaction's calls are counted under."""
+
+    interaction_id: str
+    session_id: str
+    agent: str
+    user_id: str | None = None
+    api_key: str | None = None
+    features: frozenset[str] = frozenset()
+    traffic_source: str = "production"
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One counter a call touches: `key` names (budget, scope value, window); `limit` in units."""
+
+    budget: BudgetLimit
+    key: str
+    limit: int
+    ttl_s: float
+
+    @property
+    def unit(self) -> str:
+        return self.budget.unit
+
+    def to_units(self, value: float) -> float:
+        return value / NANO if self.unit == "usd" else value
+
+
+def window_id(window: str, subject: Subject, now: float) -> str:
+    """The window a call at `now` falls in: the interaction, the session, the UTC day or month."""
+    if window == "interaction":
+        return f"i:{subject.interaction_id}"
+    if window == "session":
+        return f"s:{subject.session_id}"
+    day = datetime.fromtimestamp(now, UTC)
+    return f"d:{day:%Y-%m-%d}" if window == "day" else f"m:{day:%Y-%m}"
+
+
+def window_start(window: str, now: float) -> float | None:
+    """When the day or month window holding `now` began (None for the other windows)."""
+    t = datetime.fromtimestamp(now, UTC)
+    if window == "day":
+        return t.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    if window == "month":
+        return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    return None
+
+
+def scope_value(b: BudgetLimit, s: Subject) -> str | None:
+    """The value `b` counts `s` under (None: the budget does not apply to this interaction)."""
+    if (b.agent is not None and b.agent != s.agent) or s.traffic_source not in b.traffic:
+        return None
+    match b.scope:
+        case "session":
+            return s.session_id
+        case "user":
+            return s.user_id
+        case "api_key":
+            return s.api_key
+        case "feature":
+            return b.feature if b.feature in s.features else None
+        case "agent":
+            return s.agent
+        case _:
+            return "*"
+
+
+def counters_for(limits: Iterable[BudgetLimit], s: Subject, prefix: str, now: float) -> list[Counter]:
+    out = []
+    for b in limits:
+        value = scope_value(b, s)
+        if value is None:
+            continue
+        limit = math.floor(b.usd * NANO) if b.usd is not None else int(b.tokens or 0)
+        key = f"{prefix}:b:{b.name}:{b.scope}:{value}:{window_id(b.window, s, now)}"
+        out.append(Counter(b, key, limit, _WINDOW_TTL_S[b.window]))
+    return out
+
+
+# backends ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Reserved:
+    """What a reserve call answered: ok, or the first counter without room (`blocked`, an index into
+    the counters) and whether it is exhausted (no room even if every other reservation lapsed);
+    `levels`: (spent, reserved) of each counter as the backend saw them."""
+
+    ok: bool
+    levels: list[tuple[int, int]]
+    blocked: int | None = None
+    exhausted: bool = False
+
+
+class BudgetBackend(Protocol):
+    """Where counters live. Every method is one atomic step (one Redis round trip)."""
+
+    async def reserve(
+        self, rid: str, counters: list[Counter], amounts: list[int], ttl_s: float, now: float
+    ) -> Reserved:
+        """Reserve `amounts` on `counters`, all or nothing, once per `rid` (a repeat answers ok)."""
+        ...
+
+    async def settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
+        """Drop `rid`'s reservations and add `amounts` as spent, once per `rid` (False: already settled)."""
+        ...
+
+    async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
+        """(spent, reserved) of each counter (lapsed reservations not counted)."""
+        ...
+
+    async def raise_spent(self, counter: Counter, spent: int) -> None:
+        """spent = max(spent, `spent`) (reconciliation: never counts a call twice)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class CounterPersistence(Protocol):
+    """The store's budget counter table (`Store.load_budget_counters` / `save_budget_counters`)."""
+
+    def load_budget_counters(self, now: float | None = None) -> dict[str, int]: ...
+
+    def save_budget_counters(self, rows: list[tuple[str, int, float]]) -> int: ...
+
+
+@dataclass(slots=True)
+class _Slot:
+    spent: int = 0
+    holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # rid -> (amount, lapses at)
+    expires_at: float = 0.0
+    dirty: bool = False
+    kept: bool = True  # persisted (an interaction's own counter is not: it ends with the interaction)
+
+    def reserved(self, now: float) -> int:
+        lapsed = [r for r, (_, until) in self.holds.items() if until <= now]
+        for r in lapsed:
+            del self.holds[r]
+        return sum(a for a, _ in self.holds.values())
+
+
+class MemoryBackend:
+    """Counters in this process (one machine), persisted to the store: loaded when made, written
+    by `flush` (the runtime's budget task calls it every few seconds, and on close). Thread-safe."""
+
+    def __init__(self, persistence: CounterPersistence | None = None) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+        self._requests: dict[str, tuple[str, float]] = {}  # rid -> (reserved | settled, forget at)
+        self._persistence = persistence
+        if persistence is not None:
+            for key, spent in persistence.load_budget_counters(time.time()).items():
+                self._slots[key] = _Slot(spent=spent, expires_at=time.time() + 70 * 86_400)
+
+    def _slot(self, c: Counter, now: float) -> _Slot:
+        slot = self._slots.get(c.key)
+        if slot is None or (slot.expires_at <= now and not slot.holds):
+            slot = self._slots[c.key] = _Slot(kept=c.budget.window != "interaction")
+        slot.expires_at = max(slot.expires_at, now + c.ttl_s)
+        return slot
+
+    async def reserve(
+        self, rid: str, counters: list[Counter], amounts: list[int], ttl_s: float, now: float
+    ) -> Reserved:
+        with self._lock:
+            slots = [self._slot(c, now) for c in counters]
+            levels = [(s.spent, s.reserved(now)) for s in slots]
+            if rid in self._requests:
+                return Reserved(True, levels)
+            for i, (c, (spent, reserved), amount) in enumerate(zip(counters, levels, amounts, strict=True)):
+                if spent + reserved + amount > c.limit:
+                    return Reserved(False, levels, i, spent + amount > c.limit)
+            for s, amount in zip(slots, amounts, strict=True):
+                s.holds[rid] = (amount, now + ttl_s)
+            self._requests[rid] = ("reserved", now + REQUEST_TTL_S)
+            self._forget(now)
+            return Reserved(True, [(sp, r + a) for (sp, r), a in zip(levels, amounts, strict=True)])
+
+    async def settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
+        with self._lock:
+            state = self._requests.get(rid)
+            if state is not None and state[0] == "settled":
+                return False
+            for c, amount in zip(counters, amounts, strict=True):
+                s = self._slot(c, now)
+                s.holds.pop(rid, None)
+                s.spent += amount
+                s.dirty = True
+            self._requests[rid] = ("settled", now + REQUEST_TTL_S)
+            return True
+
+    async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
+        with self._lock:
+            return [(s.spent, s.reserved(now)) for s in (self._slot(c, now) for c in counters)]
+
+    async def raise_spent(self, counter: Counter, spent: int) -> None:
+        with self._lock:
+            s = self._slot(counter, time.time())
+            if spent > s.spent:
+                s.spent, s.dirty = spent, True
+
+    def _forget(self, now: float) -> None:
+        if len(self._requests) > 100_000:
+            for rid in [r for r, (_, until) in self._requests.items() if until <= now]:
+                del self._requests[rid]
+
+    def flush(self) -> int:
+        """Write changed counters to the store (blocking); returns how many."""
+        now = time.time()
+        with self._lock:
+            for key in [k for k, s in self._slots.items() if s.expires_at <= now and not s.holds]:
+                del self._slots[key]  # its window is over
+        if self._persistence is None:
+            return 0
+        with self._lock:
+            rows = [(k, s.spent, s.expires_at) for k, s in self._slots.items() if s.dirty and s.kept]
+            for k, *_ in rows:
+                self._slots[k].dirty = False
+        if not rows:
+            return 0
+        try:
+            return self._persistence.save_budget_counters(rows)
+        except Exception:
+            with self._lock:  # written next time
+                for k, *_ in rows:
+                    if k in self._slots:
+                        self._slots[k].dirty = True
+            raise
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.flush)
+
+
+# the budgets of one runtime ---------------------------------------------------------------------------
+class Budgets:
+    """The project's budgets and their counters; one per runtime (see `make_budgets`).
+
+    Args:
+        cfg: the `budgets:` section.
+        backend: where the counters live.
+        usage_source: what the store recorded for a counter's scope and window (for `reconcile`):
+            `(budget, scope value, since) -> amount in units`; None: no reconciliation.
+        admin_limits: budgets set through the admin API (`name -> limit`), read when refreshed.
+    """
+
+    def __init__(
+        self,
+        cfg: BudgetsConfig,
+        backend: BudgetBackend,
+        *,
+        usage_source: Callable[[BudgetLimit, str, float], float | None] | None = None,
+        admin_limits: Callable[[], Mapping[str, BudgetLimit]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.backend = backend
+        self.prefix = "{" + cfg.key_prefix + "}"  # one Redis hash tag: every key on one node
+        self._usage_source = usage_source
+        self._admin_limits = admin_limits
+        self._admin: dict[str, BudgetLimit] = {}
+        self._admin_read_at = 0.0
+        self._touched: dict[str, tuple[Counter, str]] = {}  # day / month counters, to reconcile
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.refresh_admin()
+
+    # which budgets ---------------------------------------------------------------------------------
+    def refresh_admin(self) -> None:
+        """Read the budgets set through the admin API again (they override config ones by name)."""
+        if self._admin_limits is None:
+            return
+        try:
+            self._admin = dict(self._admin_limits())
+        except Exception as e:  # the store is down: keep the last known ones
+            log_event("budget_admin_limits_unread", level="warning", error=f"{type(e).__name__}: {e}"[:300])
+        self._admin_read_at = time.monotonic()
+
+    @property
+    def limits(self) -> list[BudgetLimit]:
+        """The config's budgets, with the admin API's (read by the background task) over them."""
+        merged = {b.name: b for b in self.cfg.limits}
+        merged.update(self._admin)
+        return list(merged.values())
+
+    def counters(self, s: Subject, now: float | None = None) -> list[Counter]:
+        now = time.time() if now is None else now
+        found = counters_for(self.limits, s, self.prefix, now)
+        self._start()
+        for c in found:
+            if c.budget.window in ("day", "month") and c.key not in self._touched:
+                value = scope_value(c.budget, s)
+                assert value is not None
+                self._touched[c.key] = (c, value)
+        return found
+
+    def for_interaction(self, s: Subject, refresh: Callable[[], Subject] | None = None) -> InteractionBudget:
+        """The budgets of one interaction; `refresh` gives its subject again before each model call
+        (features tagged meanwhile count from then on)."""
+        return InteractionBudget(self, s, refresh)
+
+    # background work: lapsed settles, persistence, reconciliation -----------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` to its end even if the caller is cancelled (a cancelled call's settle)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._start()
+
+    async def finish(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Await `coro` (a settle or release) so that cancelling the caller does not stop it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._start()
+        await asyncio.shield(task)
+
+    def _start(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            with contextlib.suppress(RuntimeError):
+                self._loop_task = asyncio.get_running_loop().create_task(self._background())
+
+    async def _background(self) -> None:
+        last_reconcile = time.monotonic()
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                if (
+                    self._admin_limits is not None
+                    and time.monotonic() - self._admin_read_at >= ADMIN_REFRESH_S
+                ):
+                    await asyncio.to_thread(self.refresh_admin)
+                if isinstance(self.backend, MemoryBackend):
+                    await asyncio.to_thread(self.backend.flush)
+                if time.monotonic() - last_reconcile >= self.cfg.reconcile_interval_s:
+                    last_reconcile = time.monotonic()
+                    await self.reconcile()
+            except Exception as e:  # next round tries again
+                log_event("budget_background_failed", level="warning", error=f"{type(e).__name__}: {e}"[:300])
+
+    async def reconcile(self, now: float | None = None) -> int:
+        """Raise each day / month counter this process used since the last pass to what the store
+        recorded for its scope and window (the larger value wins, so a reseeded counter never counts a
+        call twice); at most RECONCILE_MAX counters a pass. Returns how many were raised or confirmed."""
+        if self._usage_source is None:
+            return 0
+        now = time.time() if now is None else now
+        done = 0
+        touched, self._touched = self._touched, {}
+        if len(touched) > RECONCILE_MAX:
+            log_event(
+                "budget_reconcile_truncated", level="warning", counters=len(touched), done=RECONCILE_MAX
+            )
+        for key, (c, value) in list(touched.items())[:RECONCILE_MAX]:
+            since = window_start(c.budget.window, now)
+            if since is None or not key.endswith(window_id(c.budget.window, _ANY, now)):
+                continue  # its window is over
+            recorded = await asyncio.to_thread(self._usage_source, c.budget, value, since)
+            if recorded is None:
+                continue
+            units = math.ceil(recorded * NANO) if c.unit == "usd" else int(recorded)
+            await self.backend.raise_spent(c, units)
+            done += 1
+        return done
+
+    async def aclose(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._loop_task
+        loop = asyncio.get_running_loop()
+        mine = [t for t in self._tasks if t.get_loop() is loop]  # a runtime used from several loops
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+        await self.backend.aclose()
+
+
+_ANY = Subject("", "", "")  # window ids of day / month windows do not depend on the subject
+
+
+def estimate_input_tokens(messages: list[Message], tools: list[dict[str, Any]] | None) -> int:
+    """A prompt's tokens before the provider counts them: a quarter of its JSON characters plus a
+    few per message (the settle uses the provider's count)."""
+    chars = len(orjson.dumps(messages, default=str)) + (len(orjson.dumps(tools, default=str)) if tools else 0)
+    return math.ceil(chars * TOKENS_PER_CHAR) + TOKENS_PER_MESSAGE * len(messages)
+
+
+async def _release_quietly(backend: BudgetBackend, rid: str, counters: list[Counter]) -> None:
+    with contextlib.suppress(Exception):
+        await backend.settle(rid, counters, [0] * len(counters), time.time())
+
+
+@dataclass(slots=True)
+class Hold:
+    """One model call's reservation: settle it to the real cost, or release it."""
+
+    budget: InteractionBudget
+    rid: str
+    counters: list[Counter]
+    input_tokens: int
+    rates: PriceRates
+    active: bool = True  # False: nothing was reserved (no counters, or fail_open while unreachable)
+    done: bool = False
+
+    def _amounts(self, tokens: int, usd: float) -> list[int]:
+        return [math.ceil(usd * NANO) if c.unit == "usd" else tokens for c in self.counters]
+
+    async def settle(self, usage: Usage, cost_usd: float) -> None:
+        """The call answered: count what it really cost."""
+        await self._finish(usage.input_tokens + usage.output_tokens, cost_usd)
+
+    async def release(self, *, keep_input: bool = False) -> None:
+        """The call failed (nothing spent), or was cancelled (`keep_input`: its prompt was sent and
+        is paid for, at the estimate)."""
+        if keep_input:
+            await self._finish(self.input_tokens, self.input_tokens * self.rates.input / MILLION)
+        else:
+            await self._finish(0, 0.0)
+
+    async def _finish(self, tokens: int, usd: float) -> None:
+        if self.done or not self.counters:
+            return
+        self.done = True
+        b = self.budget
+        try:
+            await b.budgets.backend.settle(self.rid, self.counters, self._amounts(tokens, usd), time.time())
+        except Exception as e:  # unreachable: the reservation lapses; reconciliation counts the spend
+            log_event(
+                "budget_settle_failed",
+                level="warning",
+                request_id=self.rid,
+                error=f"{type(e).__name__}: {e}"[:300],
+            )
+            return
+        b.note_spent(self.counters, self._amounts(tokens, usd))
+
+
+class InteractionBudget:
+    """The budgets of one interaction: checked up front (`check`), reserved around each model call
+    (`reserve`), and what the agent sees as `ctx.budget` (`remaining`, `can_proceed`)."""
+
+    def __init__(
+        self, budgets: Budgets, subject: Subject, refresh: Callable[[], Subject] | None = None
+    ) -> None:
+        self.budgets = budgets
+        self.subject = subject
+        self._refresh = refresh
+        self.exceeded: BudgetExceeded | None = None  # a budget stopped a call of this interaction
+        self.unavailable: str | None = None
+        self._seq = 0
+        self._levels: dict[str, tuple[Counter, int, int]] = {}  # key -> (counter, spent, reserved)
+        self._rates: PriceRates | None = None
+
+    # what the agent sees -----------------------------------------------------------------------------
+    @property
+    def remaining(self) -> BudgetRemaining:
+        """What is left of the tightest USD and token budget, as of the last model call or check."""
+        usd: float | None = None
+        tokens: int | None = None
+        for c, spent, reserved in self._levels.values():
+            left = max(c.limit - spent - reserved, 0)
+            if c.unit == "usd":
+                usd = left / NANO if usd is None else min(usd, left / NANO)
+            else:
+                tokens = left if tokens is None else min(tokens, left)
+        return BudgetRemaining(usd, tokens)
+
+    def can_proceed(self, estimate_tokens: int) -> bool:
+        """Whether a call of about `estimate_tokens` (prompt + answer) fits what is left: tokens as
+        they are, USD at the model's output price (the worst case)."""
+        left = self.remaining
+        if left.tokens is not None and estimate_tokens > left.tokens:
+            return False
+        if left.usd is not None:
+            rates = self._rates
+            price = max(rates.output, rates.reasoning or 0.0) if rates is not None else 0.0
+            if estimate_tokens * price / MILLION > left.usd:
+                return False
+        return self.exceeded is None
+
+    def note_spent(self, counters: list[Counter], amounts: list[int]) -> None:
+        for c, a in zip(counters, amounts, strict=True):
+            _, spent, reserved = self._levels.get(c.key, (c, 0, 0))
+            self._levels[c.key] = (c, spent + a, reserved)
+
+    def _note(self, counters: list[Counter], levels: list[tuple[int, int]]) -> None:
+        for c, (spent, reserved) in zip(counters, levels, strict=True):
+            self._levels[c.key] = (c, spent, reserved)
+
+    # the pipeline's check -------------------------------------------------------------------------------
+    async def check(self) -> BudgetExceeded | None:
+        """Before the agent runs: the first budget already spent (None: every budget has room).
+        Raises BudgetUnavailable when a fail_closed budget's counters cannot be read."""
+        counters = self.budgets.counters(self.subject)
+        if not counters:
+            return None
+        try:
+            levels = await self.budgets.backend.levels(counters, time.time())
+        except Exception as e:
+            self._unreachable(counters, e, "check")
+            return None
+        self._note(counters, levels)
+        for c, (spent, _) in zip(counters, levels, strict=True):
+            if spent >= c.limit:
+                return BudgetExceeded(
+                    c.budget.name, c.budget.scope, c.to_units(spent), c.to_units(c.limit), c.unit
+                )
+        return None
+
+    def _unreachable(self, counters: list[Counter], e: Exception, during: str) -> None:
+        closed = sorted({c.budget.name for c in counters if c.budget.on_unavailable == "fail_closed"})
+        error = f"{type(e).__name__}: {e}"[:300]
+        if closed:
+            self.unavailable = error
+            raise BudgetUnavailable(
+                f"the counters of budget(s) {', '.join(closed)} cannot be reached ({error}); they are "
+                "fail_closed, so the call is refused (on_unavailable: fail_open lets calls through)"
+            ) from e
+        log_event(
+            "budget_unavailable_allowed",
+            level="warning",
+            during=during,
+            budgets=sorted({c.budget.name for c in counters}),
+            interaction_id=self.subject.interaction_id,
+            error=error,
+        )
+
+    # around each model call --------------------------------------------------------------------------------
+    async def reserve(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None,
+        options: ChatOptions,
+        rates: PriceRates,
+    ) -> Hold:
+        """Reserve the worst case of the call about to be made, lowering `options["max_tokens"]` so
+        it fits the per-call cap. Raises BudgetExceeded (no room) or BudgetUnavailable."""
+        self._rates = rates
+        budgets = self.budgets
+        cfg = budgets.cfg
+        if self._refresh is not None:
+            self.subject = self._refresh()
+        self._seq += 1
+        rid = f"{self.subject.interaction_id}:{self._seq}"
+        counters = budgets.counters(self.subject)
+        input_tokens = estimate_input_tokens(messages, tools)
+        hold = Hold(self, rid, counters, input_tokens, rates)
+        if not counters:
+            hold.active = False
+            return hold
+        out_price = max(rates.output, rates.reasoning or 0.0)
+        max_out = options.get("max_tokens")
+        # the most output tokens the per-call cap (and the smallest budget) leaves room for, but not
+        # fewer than min_output_tokens: below that the call's real worst case is reserved
+        fit = []
+        usd_limits = [c.limit / NANO for c in counters if c.unit == "usd"]
+        if usd_limits and out_price > 0:
+            cap_usd = cfg.max_reservation_usd or cfg.reservation_share * min(usd_limits)
+            fit.append(math.floor((cap_usd * MILLION - input_tokens * rates.input) / out_price))
+        token_limits = [c.limit for c in counters if c.unit == "tokens"]
+        if token_limits:
+            cap_tokens = cfg.max_reservation_tokens or math.floor(cfg.reservation_share * min(token_limits))
+            fit.append(cap_tokens - input_tokens)
+        if fit:
+            cap = max(min(fit), cfg.min_output_tokens)
+            if max_out is None or max_out > cap:
+                options["max_tokens"] = max_out = cap
+        out = int(max_out or 0)
+        usd = (input_tokens * rates.input + out * out_price) / MILLION
+        amounts = hold._amounts(input_tokens + out, usd)
+        deadline = time.monotonic() + cfg.wait_s
+        while True:
+            now = time.time()
+            try:
+                got = await budgets.backend.reserve(rid, counters, amounts, cfg.reservation_ttl_s, now)
+            except Exception as e:
+                # a reserve that timed out may still have been applied: release it (settle nothing,
+                # once per request id) when the counters answer again, rather than at its lapse
+                budgets.spawn(_release_quietly(budgets.backend, rid, counters))
+                self._unreachable(counters, e, "reserve")
+                hold.active = False
+                hold.counters = []
+                return hold
+            self._note(counters, got.levels)
+            if got.ok:
+                return hold
+            assert got.blocked is not None
+            c = counters[got.blocked]
+            if got.exhausted or time.monotonic() >= deadline:
+                spent, _ = got.levels[got.blocked]
+                self.exceeded = BudgetExceeded(
+                    c.budget.name, c.budget.scope, c.to_units(spent), c.to_units(c.limit), c.unit
+                )
+                raise self.exceeded
+            await asyncio.sleep(POLL_S)
+
+
+# making them ------------------------------------------------------------------------------------------
+_MEMORY: dict[str, MemoryBackend] = {}  # one per store per process: a config reload keeps the counters
+_MEMORY_LOCK = threading.Lock()
+
+LEDGER_SCOPES = {
+    "session": "session",
+    "user": "user",
+    "api_key": "api_key",
+    "feature": "feature",
+    "agent": "agent",
+}
+
+
+def ledger_usage(store: Any) -> Callable[[BudgetLimit, str, float], float | None]:
+    """What the store's cost ledger recorded for a budget's scope value since a time (for
+    `Budgets.reconcile`): USD spent, or input + output tokens."""
+
+    def usage(b: BudgetLimit, value: str, since: float) -> float | None:
+        filters: dict[str, str] = {}
+        if b.scope in LEDGER_SCOPES:
+            filters[LEDGER_SCOPES[b.scope]] = value
+        if b.agent is not None:
+            filters["agent"] = b.agent
+        rows = store.ledger_totals(None, since=since, filters=filters)
+        if not rows:
+            return 0.0
+        row = rows[0]
+        if b.unit == "usd":
+            return float(row["spent_usd"])
+        return float(row["input_tokens"] + row["output_tokens"])
+
+    return usage
+
+
+def _admin_limits(store: Any) -> Callable[[], dict[str, BudgetLimit]]:
+    def read() -> dict[str, BudgetLimit]:
+        out = {}
+        for name, row in store.admin_budgets().items():
+            try:
+                out[name] = BudgetLimit.model_validate({**row["definition"], "name": name})
+            except ValueError as e:  # written by an older Shipyard: say so, keep the others
+                log_event("budget_admin_limit_invalid", level="warning", budget=name, error=str(e)[:300])
+        return out
+
+    return read
+
+
+def make_budgets(cfg: BudgetsConfig, store: Any | None = None) -> Budgets:
+    """The budgets of a project: counters in Redis (`backend: redis`) or in this process, persisted
+    to `store` (`memory`); admin-set budgets and reconciliation read `store` when there is one."""
+    backend: BudgetBackend
+    prefix = "{" + cfg.key_prefix + "}"
+    if cfg.backend == "redis":
+        from shipyard.cost._budget_redis import RedisBackend, redis_url
+
+        backend = RedisBackend(redis_url(cfg.redis_url), prefix, timeout_s=cfg.redis_timeout_s)
+    else:
+        ident = f"{getattr(store, 'url', '')}|{prefix}"
+        with _MEMORY_LOCK:
+            memory = _MEMORY.get(ident)
+            if memory is None:
+                memory = _MEMORY[ident] = MemoryBackend(store)
+        backend = memory
+    return Budgets(
+        cfg,
+        backend,
+        usage_source=ledger_usage(store) if store is not None and hasattr(store, "ledger_totals") else None,
+        admin_limits=_admin_limits(store) if store is not None else None,
+    )
