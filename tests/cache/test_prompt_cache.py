@@ -11,7 +11,6 @@ import pytest
 
 from shipyard.config import load_config
 from shipyard.llm import MockLLMServer, OpenAIChatClient
-from shipyard.llm._providers import prompt_cache_style
 from shipyard.observe import semconv as sc
 from shipyard.runtime import Runtime
 
@@ -80,6 +79,10 @@ def test_the_setting_auto_hints_openai_only(tmp_path: Path) -> None:
     def style(model: str, cache: str = "") -> str:
         (tmp_path / "shipyard.yaml").write_text(f"models:\n  m:\n{model}{cache}")
         cfg = load_config(tmp_path / "shipyard.yaml")
+        # imported here, not at collection: the module registers the built-in providers, which must
+        # happen through the plugin loader (tests/plugins checks who registered them)
+        from shipyard.llm._providers import prompt_cache_style
+
         return prompt_cache_style(cfg.models["m"].settings, cfg)
 
     assert style("    base_url: https://api.openai.com/v1\n") == "openai"

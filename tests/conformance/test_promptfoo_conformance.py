@@ -7,7 +7,6 @@ file (a `webhook` check asks a local HTTP server both tools reach)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from _conformance import (
     compare_promptfoo_meteor,
     compare_promptfoo_traces,
 )
+from debian import debian_program
 
 # deterministic promptfoo assertion types Shipyard does not run: their cases load and are ERROR.
 # None is left in these configs (the types Shipyard does not run are listed in the README).
@@ -27,10 +27,8 @@ NOT_RUN: set[str] = set()
 @pytest.mark.parametrize("config", PROMPTFOO_CONFIGS, ids=lambda p: p.parent.name)
 def test_shipyard_agrees_with_promptfoo(promptfoo: Path, config: Path, tmp_path: Path) -> None:
     program = NEEDS.get(config.parent.name)
-    if program and shutil.which(program) is None:
-        pytest.skip(
-            f"{program} is not on PATH: promptfoo and Shipyard cannot run {config.parent.name} checks"
-        )
+    if program:
+        debian_program(program)  # installed when missing, else the config is skipped saying why
     tally = compare_promptfoo(promptfoo, config, tmp_path)
     assert tally.total > 0
     assert not tally.disagreements, f"{tally}:\n" + "\n".join(tally.disagreements)

@@ -5,13 +5,11 @@ expectation and accepts it, and rejects the other; the store shows the decisions
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from debian import debian_program
 from incident_helpers import Served, project, serve, wait_for
 
 from shipyard.config import ShipyardConfig
@@ -28,15 +26,7 @@ pytestmark = [pytest.mark.browser]
 
 def _chromium() -> Path:
     """Debian's chromium, installed with apt-get when missing (as the dashboard's browser test does)."""
-    if not CHROMIUM.exists() and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
-            if done.returncode != 0:
-                pytest.skip(f"could not install chromium ({' '.join(cmd)}): {done.stderr.strip()[-300:]}")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not at /usr/bin/chromium and apt-get could not install it")
-    return CHROMIUM
+    return debian_program(str(CHROMIUM), "chromium")
 
 
 def test_review_queue_in_chromium(

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import random
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from debian import debian_program
 from server_helpers import Served
 
 from shipyard.config import ShipyardConfig
@@ -57,15 +55,7 @@ pytestmark = [pytest.mark.browser]
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     """Debian's chromium, installed by this suite when the machine does not have it yet."""
-    if not CHROMIUM.exists() and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
-            if done.returncode != 0:
-                pytest.skip(f"could not install chromium ({' '.join(cmd)}): {done.stderr.strip()[-300:]}")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not at /usr/bin/chromium and apt-get could not install it")
-    return CHROMIUM
+    return debian_program(str(CHROMIUM), "chromium")
 
 
 def _with_latency(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import RedisCounters, StrictModel
 
 BudgetScope = Literal["session", "user", "api_key", "feature", "agent", "global"]
 BudgetWindow = Literal["interaction", "session", "day", "month"]
@@ -87,7 +87,7 @@ class BudgetLimit(StrictModel):
         return float(self.usd if self.usd is not None else self.tokens or 0)
 
 
-class BudgetsConfig(StrictModel):
+class BudgetsConfig(RedisCounters):
     """Budgets and where their counters live. No limits: nothing is checked (no budget step)."""
 
     enabled: bool | None = Field(
@@ -99,14 +99,6 @@ class BudgetsConfig(StrictModel):
         "memory",
         description="memory: counters in this process, persisted to the store (one machine); redis: one "
         "set of counters shared by every replica",
-    )
-    redis_url: str | None = Field(
-        None,
-        description="with backend redis (SHIPYARD_REDIS_URL overrides it); default redis://127.0.0.1:6379/0",
-    )
-    key_prefix: str = Field("shipyard", min_length=1, description="prefix of every Redis key (per project)")
-    redis_timeout_s: float = Field(
-        0.5, gt=0, le=30, description="a Redis call slower than this counts as Redis unreachable"
     )
     reservation_share: float = Field(
         0.05,

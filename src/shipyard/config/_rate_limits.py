@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import RedisCounters, StrictModel
 
 
 class RateLimit(StrictModel):
@@ -35,21 +35,13 @@ class RateLimit(StrictModel):
         return self
 
 
-class RateLimitsConfig(StrictModel):
+class RateLimitsConfig(RedisCounters):
     """Rate limits and where their counters live. No limits: nothing is checked."""
 
     backend: Literal["memory", "redis"] = Field(
         "memory",
         description="memory: counters in this process (one machine, one worker); redis: one set of "
         "counters shared by every replica and worker",
-    )
-    redis_url: str | None = Field(
-        None,
-        description="with backend redis (SHIPYARD_REDIS_URL overrides it); default redis://127.0.0.1:6379/0",
-    )
-    key_prefix: str = Field("shipyard", min_length=1, description="prefix of every Redis key (per project)")
-    redis_timeout_s: float = Field(
-        0.5, gt=0, le=30, description="a Redis call slower than this counts as Redis unreachable"
     )
     on_unavailable: Literal["fail_closed", "fail_open"] = Field(
         "fail_closed",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
 
 MODULE_ATTR = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -15,6 +15,20 @@ class StrictModel(BaseModel):
     """Base for every config section: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+class RedisCounters(StrictModel):
+    """Where a section that keeps counters in Redis across replicas (budgets, rate limits) finds it;
+    read only with `backend: redis`."""
+
+    redis_url: str | None = Field(
+        None,
+        description="with backend redis (SHIPYARD_REDIS_URL overrides it); default redis://127.0.0.1:6379/0",
+    )
+    key_prefix: str = Field("shipyard", min_length=1, description="prefix of every Redis key (per project)")
+    redis_timeout_s: float = Field(
+        0.5, gt=0, le=30, description="a Redis call slower than this counts as Redis unreachable"
+    )
 
 
 def problem_message(error: ErrorDetails, *, unknown: str, missing: str) -> str:
