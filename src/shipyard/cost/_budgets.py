@@ -657,6 +657,11 @@ class InteractionBudget:
             now = time.time()
             try:
                 got = await budgets.backend.reserve(rid, counters, amounts, cfg.reservation_ttl_s, now)
+            except asyncio.CancelledError:
+                # cancelled while the reserve was on its way (an agent timeout, a client hang-up): it
+                # may have been applied, so release it (once per request id) instead of at its lapse
+                budgets.spawn(_release_quietly(budgets.backend, rid, counters))
+                raise
             except Exception as e:
                 # a reserve that timed out may still have been applied: release it (settle nothing,
                 # once per request id) when the counters answer again, rather than at its lapse

@@ -264,7 +264,16 @@ class TracedLLM:
         )
         t0 = time.perf_counter()
 
+        started = False  # whether the model call ran (it then settles or releases its own hold)
+
+        def release_unstarted() -> None:
+            # the call never ran (a replay miss, a cancel before it started): nothing was spent
+            if hold is not None and not started:
+                hold.budget.budgets.spawn(hold.release())
+
         async def call() -> ChatResponse:
+            nonlocal started
+            started = True
             if hold is None:
                 return await client.chat(messages, tools=tools, **options)
             try:
@@ -293,6 +302,7 @@ class TracedLLM:
             else:
                 resp = await call()
         except LLMError as e:
+            release_unstarted()
             span.set_attributes(server_attributes(self._endpoint(e.attempts)))
             self._attempt_spans(span, e.attempts)
             self._trail.llm_calls.append(
@@ -313,6 +323,9 @@ class TracedLLM:
             )
             end_span(span, error=str(e), error_type=e.kind)
             self._trail.spans.append(span)
+            raise
+        except BaseException:
+            release_unstarted()
             raise
         cost = 0.0 if replayed else call_cost(self._prices(resp.model), resp.usage)
         u = resp.usage
