@@ -212,7 +212,9 @@ async def test_rules_filter_sample_and_act_on_new_traffic_and_by_backfill_on_sto
     taken = {o.id for o in orders if sampled(rule, o.id)}  # type: ignore[attr-defined]
     occurrences = [o for i in found for o in t.store.get_incident(i["id"])["occurrences"]]
     assert {o["interaction_id"] for o in occurrences if o["rule"] == rule.name} == taken
-    assert 0 < len(taken) < len(orders) or len(orders) == 0
+    # the ids above are random, so how many of six it takes varies; on fixed ids it takes about half
+    fixed = sum(sampled(rule, f"interaction-{n}") for n in range(400))
+    assert 120 < fixed < 280
     # the same backfill again adds nothing: each interaction counts once per source
     again = backfill(t.store, t.cfg.incidents)
     assert again.scanned == 8 and again.opened == 0 and again.grouped == 0

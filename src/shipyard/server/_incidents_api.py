@@ -242,34 +242,35 @@ def _expectation(body: dict[str, Any], by: str) -> dict[str, Any] | None:
     return {**raw, "by": by, "at": time.time()}
 
 
+def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = field(body, name, str, required=True)
+    if value not in choices:
+        raise ApiError(422, f"field {name!r} must be one of {', '.join(choices)}, got {value!r}", param=name)
+    return str(value)
+
+
+async def _change_incident(change: functools.partial[dict[str, Any]]) -> dict[str, Any]:
+    """Run a state change of an incident off the loop; a concurrent change is a 409."""
+    try:
+        return await asyncio.to_thread(change)
+    except ConflictError as e:
+        raise ApiError(409, e.message, type="conflict_error") from None
+
+
 @endpoint("admin")
 async def review_incident(request: Request, state: Any) -> Response:
     """POST /admin/incidents/{id}/review"""
     from shipyard.loop import review
 
     body = await read_json(request, state.cfg.server.max_body_bytes)
-    action = field(body, "action", str, required=True)
-    if action not in REVIEW_ACTIONS:
-        raise ApiError(
-            422, f"field 'action' must be one of {', '.join(REVIEW_ACTIONS)}, got {action!r}", param="action"
-        )
+    action = _choice(body, "action", REVIEW_ACTIONS)
     by = id_field(body, "by") or "reviewer"
     note = text_field(body, "note", MAX_COMMENT_CHARS) or ""
     expectation = _expectation(body, by)
-    try:
-        inc = await asyncio.to_thread(
-            functools.partial(
-                review,
-                state.store,
-                request.path_params["id"],
-                action,
-                by=by,
-                expectation=expectation,
-                note=note,
-            )
-        )
-    except ConflictError as e:
-        raise ApiError(409, e.message, type="conflict_error") from None
+    ref = request.path_params["id"]
+    inc = await _change_incident(
+        functools.partial(review, state.store, ref, action, by=by, expectation=expectation, note=note)
+    )
     log_event("incident_reviewed", incident_id=inc["id"], action=action, by=by, state=inc["state"])
     return json_response(_incident_json(inc))
 
@@ -278,21 +279,13 @@ async def review_incident(request: Request, state: Any) -> Response:
 async def triage_incident(request: Request, state: Any) -> Response:
     """POST /admin/incidents/{id}/triage"""
     body = await read_json(request, state.cfg.server.max_body_bytes)
-    to = field(body, "state", str, required=True)
-    if to not in INCIDENT_STATES:
-        raise ApiError(
-            422, f"field 'state' must be one of {', '.join(INCIDENT_STATES)}, got {to!r}", param="state"
-        )
+    to = _choice(body, "state", INCIDENT_STATES)
     by = id_field(body, "by") or "admin"
     note = text_field(body, "note", MAX_COMMENT_CHARS) or ""
-    try:
-        inc = await asyncio.to_thread(
-            functools.partial(
-                state.store.transition_incident, request.path_params["id"], to, by=by, note=note
-            )
-        )
-    except ConflictError as e:
-        raise ApiError(409, e.message, type="conflict_error") from None
+    ref = request.path_params["id"]
+    inc = await _change_incident(
+        functools.partial(state.store.transition_incident, ref, to, by=by, note=note)
+    )
     return json_response(_incident_json(inc))
 
 
