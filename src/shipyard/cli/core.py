@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors, load_project
+from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors, load_project, start_up
 
 STATUS_STYLE = {
     "completed": "green",
@@ -156,17 +156,19 @@ def run(
 async def _run_one(
     cfg: Any, agent: str, text: str, session: str | None, user: str | None, version: str | None
 ) -> Any:
-    from shipyard.flags import project_flags
-    from shipyard.runtime import Runtime
-    from shipyard.store import BatchWriter, Store
+    with start_up():  # what the interaction runs on, built before it runs
+        from shipyard.flags import project_flags
+        from shipyard.runtime import Runtime
+        from shipyard.store import BatchWriter, Store
 
-    store = Store.from_config(cfg)
-    writer = BatchWriter(store)
-    rt = Runtime(cfg, store=store, writer=writer)
+        store = Store.from_config(cfg)
+        writer = BatchWriter(store)
+        rt = Runtime(cfg, store=store, writer=writer)
     rt.flags, _ = project_flags(cfg, start=False)  # ctx.flags reads the project's flag file, as served
     try:
         history = _history(store, session) if session else []
-        not_ready = await rt.warm_up(agent, version)  # a framework's lazy start-up is not this latency
+        with start_up():
+            not_ready = await rt.warm_up(agent, version)  # a framework's lazy start-up is not this latency
         if not_ready:
             raise fail(
                 f"agent {agent!r} is not ready: {'; '.join(not_ready.values())}", hint="nothing was run"

@@ -11,7 +11,16 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from shipyard.cli._app import ConfigOption, app, console, err_console, fail, handle_errors, load_project
+from shipyard.cli._app import (
+    ConfigOption,
+    app,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    load_project,
+    start_up,
+)
 from shipyard.errors import NotFoundError, ShipyardError
 
 if TYPE_CHECKING:
@@ -105,14 +114,15 @@ async def _run_suites(
     mode: Literal["live", "record", "replay"],
     budget: float | None,
 ) -> EvalRunResult:
-    from shipyard.evals import EvalRunner, Suite, load_suite
-    from shipyard.runtime import Runtime
-    from shipyard.store import BatchWriter
+    with start_up():  # what the run uses, built before it starts
+        from shipyard.evals import EvalRunner, Suite, load_suite
+        from shipyard.runtime import Runtime
+        from shipyard.store import BatchWriter
 
-    # every suite error is reported before anything runs
-    loaded = [s if isinstance(s, Suite) else load_suite(s) for s in suites]
-    writer = BatchWriter(store)
-    rt = Runtime(cfg, store=store, writer=writer)
+        # every suite error is reported before anything runs
+        loaded = [s if isinstance(s, Suite) else load_suite(s) for s in suites]
+        writer = BatchWriter(store)
+        rt = Runtime(cfg, store=store, writer=writer)
     try:
         runner = EvalRunner(
             rt, cfg, concurrency=concurrency, repeat=repeat, budget_usd=budget, mode=mode, console=err_console

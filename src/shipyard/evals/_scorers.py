@@ -19,9 +19,10 @@ The scoring function takes a `ScoreInput` and returns a `ScoreResult` (or a bool
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,7 @@ def scorer_names() -> list[str]:
     return SCORERS.names()
 
 
+@functools.lru_cache(maxsize=1024)  # a suite names a few types, once per case
 def split_type(type_: str) -> tuple[str, bool]:
     """`not-contains` -> (`contains`, True); `starts-with` -> (`starts_with`, False)."""
     t = type_.strip().lower()
@@ -142,7 +144,12 @@ def scorer_info(type_: str) -> ScorerInfo:
 
 def check_options(type_: str, options: dict[str, Any]) -> None:
     """ValueError when an option is not one the scorer takes."""
-    info = scorer_info(type_)
+    _check_options(type_, scorer_info(type_), options)
+
+
+def _check_options(type_: str, info: ScorerInfo, options: dict[str, Any]) -> None:
+    if not options:
+        return
     unknown = sorted(set(options) - set(info.options))
     if unknown:
         allowed = ", ".join(info.options) or "none"
@@ -163,15 +170,36 @@ class BuiltScorer:
 
     async def __call__(self, inp: ScoreInput) -> ScoreResult:
         """Run the scorer; a crash is an undecided result (ERROR), never an exception."""
+        now = self.score_now(inp)
+        return now if isinstance(now, ScoreResult) else await now
+
+    def score_now(self, inp: ScoreInput) -> ScoreResult | Awaitable[ScoreResult]:
+        """As `__call__`, but a scorer that returns its verdict at once (most do) is scored here and
+        now, with no task: the result, or what to await for it (a judge's, say)."""
         try:
             out = self.fn(inp)
-            if inspect.isawaitable(out):
-                out = await out
-            result = coerce_result(self.name, out)
         except Exception as e:  # a scorer's bug must not stop the run: the repeat becomes ERROR
-            return ScoreResult(
-                self.name, None, reason="scorer failed", weight=self.weight, error=f"{type(e).__name__}: {e}"
-            )
+            return self._failed(e)
+        if inspect.isawaitable(out):
+            return self._settle(out)
+        return self._finish(out)
+
+    async def _settle(self, out: Awaitable[Any]) -> ScoreResult:
+        try:
+            return self._finish(await out)
+        except Exception as e:
+            return self._failed(e)
+
+    def _failed(self, e: Exception) -> ScoreResult:
+        return ScoreResult(
+            self.name, None, reason="scorer failed", weight=self.weight, error=f"{type(e).__name__}: {e}"
+        )
+
+    def _finish(self, out: Any) -> ScoreResult:
+        try:
+            result = coerce_result(self.name, out)
+        except Exception as e:
+            return self._failed(e)
         result.scorer = self.name
         result.weight = self.weight
         if self.threshold is not None and result.passed is not None:
@@ -214,7 +242,7 @@ def build_scorer(assertion: Assertion, *, value: Any = None) -> BuiltScorer:
     info = scorer_info(assertion.type)
     _, negate = split_type(assertion.type)
     options = assertion.options
-    check_options(assertion.type, options)
+    _check_options(assertion.type, info, options)
     v = assertion.value if value is None else value
     args: list[Any] = []
     if info.value_param is not None:

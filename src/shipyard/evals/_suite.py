@@ -15,6 +15,7 @@ content) through the importers. Errors name the file, the case, the field and th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -429,12 +430,19 @@ def _loc(suite: Suite, case_index: int, field: tuple[str | int, ...], text: str)
     return f"line {line}: {text}" if line else text
 
 
+@functools.cache
+def _plain(type_: str) -> Assertion:
+    """`{type: <type_>}`, built once: the expected match a case that names none uses, and the
+    trajectory check (its value is passed to `build_scorer`); read, never changed."""
+    return Assertion(type=type_)
+
+
 def case_scorers(case: Case) -> list[tuple[str, tuple[str | int, ...], BuiltScorer]]:
     """Build every scorer a case runs: expected match(es), assertions, trajectory.
 
     Returns (label, field path, scorer); raises ScorerBuildError for the first bad one."""
     out: list[tuple[str, tuple[str | int, ...], BuiltScorer]] = []
-    match = case.expected_match or Assertion(type=DEFAULT_EXPECTED_MATCH)
+    match = case.expected_match or _plain(DEFAULT_EXPECTED_MATCH)
 
     def add(
         label: str, field: tuple[str | int, ...], a: Assertion, value: Any = None, turn: int | None = None
@@ -467,7 +475,7 @@ def case_scorers(case: Case) -> list[tuple[str, tuple[str | int, ...], BuiltScor
     for j, a in enumerate(case.assertions):
         add(a.type, ("assert", j), a)
     if case.trajectory is not None:
-        add("trajectory", ("trajectory",), Assertion(type="trajectory", value=case.trajectory.model_dump()))
+        add("trajectory", ("trajectory",), _plain("trajectory"), case.trajectory.model_dump())
     return out
 
 

@@ -1,0 +1,99 @@
+"""The `shipyard` process skips the garbage collections of its start-up (they only walk what lives
+until it exits) but runs every command's body with the collector on; a test or library calling the
+Typer app is left alone."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.cli import _app
+
+# Runs `shipyard version` through `main()` in a fresh interpreter and reports whether the collector
+# was on while the command printed, and after main() ended.
+PROBE = """
+import gc, json, sys
+sys.argv = ["shipyard", "version"]
+from shipyard.cli import _app, main
+seen = []
+_print = _app.console.print
+_app.console.print = lambda *a, **k: (seen.append(gc.isenabled()), _print(*a, **k))
+code = 0
+try:
+    main()
+except SystemExit as e:
+    code = e.code or 0
+print(json.dumps({"code": code, "during": seen, "after": gc.isenabled()}), file=sys.stderr)
+"""
+
+
+def test_a_command_body_runs_with_the_collector_on(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "during": [True], "after": True}
+
+
+HELP_PROBE = """
+import contextlib, gc, io, json, sys
+sys.argv = ["shipyard", "--help"]
+from shipyard.cli import main
+code = 0
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+print(json.dumps({"code": code, "after": gc.isenabled()}), file=sys.stderr)
+"""
+
+
+def test_the_collector_is_on_again_when_no_command_ran(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "after": True}
+
+
+@pytest.fixture
+def own_process() -> Iterator[None]:
+    assert gc.isenabled()
+    _app._Process.own = True
+    try:
+        yield
+    finally:
+        _app._Process.own = False
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_start_up_pauses_the_collector_and_freezes_what_it_built(own_process: None) -> None:
+    frozen = gc.get_freeze_count()
+    with _app.start_up():
+        assert not gc.isenabled()
+        with _app.start_up():  # nested: one start-up
+            kept = [[] for _ in range(10)]
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen
+    assert kept
+
+
+def test_start_up_turns_the_collector_back_on_when_it_fails(own_process: None) -> None:
+    with pytest.raises(RuntimeError), _app.start_up():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_start_up_changes_nothing_outside_the_shipyard_process() -> None:
+    assert not _app._Process.own
+    frozen = gc.get_freeze_count()
+    with _app.start_up():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
