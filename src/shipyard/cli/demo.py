@@ -5,13 +5,15 @@ production gate passing 1.0 and failing 1.1, and the server with traffic and its
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 from rich.rule import Rule
@@ -74,25 +76,41 @@ def demo(
         f"project: {directory}  (shipyard.yaml, prompts/support/v1.0 and v1.1, evals/support, "
         "rules for the offline scripted model)\n"
     )
-    if "requests" in phases:
-        _requests(config)
-    if "safety" in phases:
-        _safety(config)
-    if "gates" in phases:
-        _gates(config)
-    if "routing" in phases:
-        _routing(config)
-    if "rollout" in phases:
-        _rollout(config)
-    if "loop" in phases:  # before flags, whose store-credit rollout reaches eval users too
-        _loop(config)
-    if "flags" in phases:
-        _flags(config)
-    if "checklist" in phases:
-        _checklist(config)
-    if "serve" in phases:
-        keep = sys.stdin.isatty() and sys.stdout.isatty() if keep_serving is None else keep_serving
-        _serve(config, port, keep)
+    routing: _Background | None = None
+    server: _Server | None = None
+    try:
+        if "routing" in phases:
+            # a what-if run (no store, no caches, nothing the phases before it change): it runs in its own
+            # process beside them, on the machine's other core, and its output is shown at its phase
+            routing = _Background(*_routing_command(config))
+        if "requests" in phases:
+            _requests(config)
+        if "safety" in phases:
+            _safety(config)
+        if "gates" in phases:
+            _gates(config)
+        if routing is not None:
+            _routing(routing)
+        if "rollout" in phases:
+            _rollout(config)
+        if "loop" in phases:  # before flags, whose store-credit rollout reaches eval users too
+            _loop(config)
+        if "serve" in phases:
+            # started now (after the rollouts, which no server may tick but the demo's own), so it comes up
+            # while the flags and checklist phases run; it follows their flag changes as any replica does
+            server = _Server(config, port or _free_port())
+        if "flags" in phases:
+            _flags(config)
+        if "checklist" in phases:
+            _checklist(config)
+        if server is not None:
+            keep = sys.stdin.isatty() and sys.stdout.isatty() if keep_serving is None else keep_serving
+            _serve(server, keep, early="flags" in phases or "checklist" in phases)
+    finally:
+        if routing is not None:
+            routing.stop()
+        if server is not None:
+            server.stop()
 
 
 # phase 1 -----------------------------------------------------------------------------------------
@@ -309,14 +327,55 @@ def _gates(config: Path) -> None:
     console.print(f"  reports: {reports}/gate-*.html and gate-*.xml (JUnit)\n")
 
 
-def _routing(config: Path) -> None:
+class _Background:
+    """A shipyard command as a user would type it, run in its own process from now on, so it works
+    beside the phases before its own; `show` prints its output at its phase and returns its exit code."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+        self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        env = {**os.environ, "COLUMNS": str(console.width)}  # laid out as the demo's own output is
+        if console.is_terminal and console.color_system is not None:
+            env["FORCE_COLOR"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", *args], stdout=self.out, stderr=self.err, env=env
+        )
+
+    def show(self) -> int:
+        console.print(f"[bold cyan]$ shipyard {' '.join(self.args)}[/]")
+        code = self.proc.wait()
+        for captured, stream in ((self.err, sys.stderr), (self.out, sys.stdout)):
+            captured.seek(0)
+            stream.write(captured.read().decode("utf-8", "replace"))
+            stream.flush()
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        self.err.close()
+
+
+def _routing_command(config: Path) -> list[str]:
+    suite = "evals/support/broad.yaml"
+    return ["routing", "evaluate", "--agent", "support", "--suite", suite, "-c", str(config)]
+
+
+def _routing(run: _Background) -> None:
     console.print(Rule("[bold]Model routing: measured before it is turned on[/]"))
     console.print(
         "[dim]scripted-mini (tier small) takes shortcuts on refunds, returns and damaged items; the learned "
-        "router, fitted on the eval results of each tier, sends those to scripted-large[/]"
+        "router, fitted on the eval results of each tier, sends those to scripted-large (run in the "
+        "background since the demo began)[/]"
     )
-    suite = "evals/support/broad.yaml"
-    _shipyard("routing", "evaluate", "--agent", "support", "--suite", suite, "-c", str(config))
+    run.show()
     console.print()
 
 
@@ -467,57 +526,70 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(config: Path, port: int, keep: bool) -> None:
+class _Server:
+    """`shipyard serve` on the demo project, started in its own process (its output in server.log)."""
+
+    def __init__(self, config: Path, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = config.parent / "server.log"
+        with self.log.open("ab") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "-c", str(config)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _serve(server: _Server, keep: bool, *, early: bool) -> None:
     import asyncio
 
     import httpx
 
     console.print(Rule("[bold]6. Serving: the gateway, traces, metrics, alerts and the dashboard[/]"))
-    port = port or _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = config.parent / "server.log"
-    console.print(f"[bold cyan]$ shipyard serve --port {port}[/]  [dim](JSON logs in {log})[/]")
-    with log.open("ab") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "-c", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    base = server.base
+    when = "; started in the background before the flags and checklist phases" if early else ""
+    console.print(
+        f"[bold cyan]$ shipyard serve --port {server.port}[/]  [dim](JSON logs in {server.log}{when})[/]"
+    )
     try:
-        _wait_ready(base, proc)
-        sent = asyncio.run(_traffic(base))
-        health = httpx.get(f"{base}/admin/kpis", timeout=5).json()
+        with httpx.Client(base_url=base, timeout=5) as http:
+            _wait_ready(http, server.proc)
+            sent = asyncio.run(_traffic(base))
+            health = http.get("/admin/kpis").json()
         console.print(f"sent {sent} requests from 12 users, with feedback on a third of them")
         _print_kpis(health)
         console.print(f"\n[bold]Dashboard:[/] {base}/dashboard")
         console.print(f"[bold]Metrics:[/]   {base}/metrics   [bold]API:[/] {base}/openapi.json")
         if keep:
             console.print("[dim]The server keeps running; press Ctrl-C to stop it.[/]")
-            proc.wait()
+            server.proc.wait()
     except KeyboardInterrupt:
         pass
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_ready(http: Any, proc: subprocess.Popen[bytes]) -> None:
     import httpx
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a stuck start-up, not a timing
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise typer.Exit(2)
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if http.get("/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise typer.Exit(2)
 
 
@@ -535,14 +607,14 @@ async def _traffic(base: str) -> int:
                 text, _ = REQUESTS[(user + round_) % len(REQUESTS)]
                 body = {"input": text, "session_id": f"demo-{user}-{round_}", "user_id": f"user-{user}"}
                 batch.append(client.post("/v1/agents/support/invoke", json=body))
+            feedback = []
             for i, resp in enumerate(await asyncio.gather(*batch)):
                 sent += 1
                 if resp.status_code == 200 and i % 3 == 0:
                     thumbs = 1 if resp.json()["status"] == "completed" else -1
-                    await client.post(
-                        "/v1/feedback",
-                        json={"interaction_id": resp.json()["interaction_id"], "thumbs": thumbs},
-                    )
+                    rating = {"interaction_id": resp.json()["interaction_id"], "thumbs": thumbs}
+                    feedback.append(client.post("/v1/feedback", json=rating))
+            await asyncio.gather(*feedback)  # the users rate their answers at once, as they got them
     return sent
 
 

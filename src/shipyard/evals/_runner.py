@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 Mode = Literal["live", "record", "replay"]
 MODES: tuple[str, ...] = ("live", "record", "replay")
 STORE_BATCH = 256
+PROGRESS_EVERY_S = 0.1
+"""The progress bar's counts are updated at most this often (and when the run ends), not per repeat."""
 
 
 AUTO_START = 8
@@ -61,11 +63,14 @@ class AdaptiveLimiter:
     successes (one per round). The repeats already in flight when it halved met the same congestion,
     so their 429s do not halve it again. Never above `maximum` nor below `minimum`.
 
-    Latency is the other congestion signal (as in delay-based windows): a repeat whose time per turn
-    is over `LATENCY_TOLERANCE` times the fastest seen so far waited for something the limit made
-    scarce (an in-process agent's CPU, a provider's queue), so the limit steps down by one instead of
-    growing. Without it, an agent bound by this machine's CPU would be run 64 at a time and every
-    latency it reports would be mostly the run's own queueing.
+    Latency is the other congestion signal (as in delay-based windows): a repeat whose time per model
+    turn (its latency over its model calls, `ms_per_turn`) is over `LATENCY_TOLERANCE` times the
+    fastest seen so far waited for something the limit made scarce (an in-process agent's CPU, a
+    provider's queue), so the limit steps down by one instead of growing. Without it, an agent bound
+    by this machine's CPU would be run 64 at a time and every latency it reports would be mostly the
+    run's own queueing. Per model call, not per case: a case answered in one call and one that takes
+    four are the same speed, and a case that makes no model call (blocked at the input) says nothing
+    about the provider, so it is not a signal at all (the runner passes None).
 
     Args:
         maximum: the highest limit.
@@ -271,7 +276,8 @@ class EvalRunner:
 
     async def _run_item(
         self, item: _Item, agent: str, version: str, run_id: str, system_prompt: str
-    ) -> tuple[RepeatResult, bool]:
+    ) -> tuple[RepeatResult, bool, int]:
+        """One repeat: its result, whether a model call met a 429, and how many model calls it made."""
         case = item.case
         res = RepeatResult(
             case_id=case.id,
@@ -286,16 +292,18 @@ class EvalRunner:
             settings = self.cfg.evals.user_simulator
             if settings is None:  # not run here, and never a pass: it says why
                 res.outcome, res.error = Outcome.SKIPPED, self._no_simulator()
-                return res, False
+                return res, False, 0
             scope = item.cache.scope(f"{item.key}/simulator") if item.cache is not None else None
             simulator = UserSimulator(settings, case.scenario, self.judge.handle(scope), agent)
         throttled = False
+        calls = 0
         history: list[dict[str, Any]] = [m.model_dump() for m in case.history]
         outputs: list[str] = []
         spans: list[Any] = []  # the trace, for checks on it; dropped after scoring
         priced = 0.0
         session = f"eval-{run_id[:8]}-{abs(hash(item.key)) % 10**10}"
-        user: str | None = case.turns[0].user
+        turns = case.turns  # built on each read
+        user: str | None = turns[0].user
         t = 0
         while user is not None:
             recorder = item.cache.scope(f"{item.key}/t{t}") if item.cache is not None else None
@@ -329,6 +337,7 @@ class EvalRunner:
             )
             rec = ran.full
             throttled |= rate_limited(rec)
+            calls += len(rec.llm_calls)
             # nothing below keeps `rec` (or its spans): after scoring, only the RepeatResult remains
             res.latency_ms += rec.latency_ms
             res.cost_usd += rec.cost_usd
@@ -345,21 +354,21 @@ class EvalRunner:
             outputs.append(rec.output)
             spans += rec.spans
             if rec.error:
-                multi = len(case.turns) > 1 or simulator is not None
+                multi = len(turns) > 1 or simulator is not None
                 res.error = f"turn {t + 1}: {rec.error}" if multi else rec.error
                 self._count_simulator(res, simulator)
-                return res, throttled
+                return res, throttled, calls
             history += [{"role": "user", "content": user}, {"role": "assistant", "content": rec.output}]
             t += 1
             if simulator is None:
-                user = case.turns[t].user if t < len(case.turns) else None
+                user = turns[t].user if t < len(turns) else None
                 continue
             try:  # one model call per further user turn, until the stop signal or max_turns
                 user = await simulator.next_message(history, t)
             except SimulatorError as e:
                 res.error = f"user simulator, after turn {t}: {e}"
                 self._count_simulator(res, simulator)
-                return res, throttled
+                return res, throttled, calls
         self._count_simulator(res, simulator)
         judge_scope = item.cache.scope(f"{item.key}/judge") if item.cache is not None else None
         base = ScoreInput(
@@ -376,20 +385,22 @@ class EvalRunner:
             user_input=case.first_input,
             spans=spans,
         )
-        res.scores = list(
-            await asyncio.gather(
-                *(
-                    s(base if s.turn is None else dataclasses.replace(base, output=outputs[s.turn]))
-                    for s in item.scorers
-                )
-            )
-        )
+        # most scorers answer at once: only those that must wait (a judge) are awaited, together
+        scores = [
+            s.score_now(base if s.turn is None else dataclasses.replace(base, output=outputs[s.turn]))
+            for s in item.scorers
+        ]
+        waiting = [(i, a) for i, a in enumerate(scores) if not isinstance(a, ScoreResult)]
+        if waiting:
+            for (i, _), got in zip(waiting, await asyncio.gather(*(a for _, a in waiting)), strict=True):
+                scores[i] = got
+        res.scores = cast(list[ScoreResult], scores)
         for s in res.scores:
             res.judge_cost_usd += s.judge_cost_usd
             res.judge_input_tokens += s.judge_input_tokens
             res.judge_output_tokens += s.judge_output_tokens
         res.outcome, res.error = decide(res.scores, case.threshold)
-        return res, throttled
+        return res, throttled, calls
 
     def _no_simulator(self) -> str:
         where = self.cfg.path or "shipyard.yaml"
@@ -414,9 +425,9 @@ class EvalRunner:
         throttled = False
         per_turn: float | None = None
         try:
-            res, throttled = await self._run_item(item, agent, version, run_id, system_prompt)
-            if res.outcome is not Outcome.ERROR and res.latency_ms > 0:
-                per_turn = res.latency_ms / max(1, len(item.case.turns))
+            res, throttled, calls = await self._run_item(item, agent, version, run_id, system_prompt)
+            if res.outcome is not Outcome.ERROR and res.latency_ms > 0 and calls and not res.replayed:
+                per_turn = res.latency_ms / calls  # per model call: cases of 1 and of 4 calls compare
         except Exception as e:  # a bug anywhere in one repeat is that repeat's ERROR, not the run's end
             res = RepeatResult(
                 case_id=item.case.id,
@@ -581,6 +592,17 @@ class EvalRunner:
             transient=False,
         )
         task_id = progress.add_task(f"eval {agent}", total=len(items), tally="")
+        shown_at = 0.0  # when the bar was last updated: at most every PROGRESS_EVERY_S, and at the end
+
+        def show_progress() -> None:
+            nonlocal shown_at
+            shown_at = time.monotonic()
+            tally = (
+                f"[green]{counts[Outcome.PASS]} pass[/] [red]{counts[Outcome.FAIL]} fail[/] "
+                f"[yellow]{counts[Outcome.ERROR]} error[/]"
+                + (f" [dim]{counts[Outcome.SKIPPED]} skipped[/]" if counts[Outcome.SKIPPED] else "")
+            )
+            progress.update(task_id, completed=len(result.results), tally=tally)
 
         def done(t: asyncio.Task[RepeatResult]) -> None:
             pending.discard(t)
@@ -590,12 +612,10 @@ class EvalRunner:
             result.results.append(r)
             unsaved.append(r)
             counts[r.outcome] += 1
-            tally = (
-                f"[green]{counts[Outcome.PASS]} pass[/] [red]{counts[Outcome.FAIL]} fail[/] "
-                f"[yellow]{counts[Outcome.ERROR]} error[/]"
-                + (f" [dim]{counts[Outcome.SKIPPED]} skipped[/]" if counts[Outcome.SKIPPED] else "")
-            )
-            progress.update(task_id, advance=1, tally=tally)
+            if show and (
+                len(result.results) == len(items) or time.monotonic() - shown_at >= PROGRESS_EVERY_S
+            ):
+                show_progress()
 
         async def flush(force: bool = False) -> None:
             if store is not None and unsaved and (force or len(unsaved) >= STORE_BATCH):
@@ -629,6 +649,8 @@ class EvalRunner:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
+            if show:
+                show_progress()  # where it stopped (interrupted, out of budget), as it is
             finished = {(r.suite, r.case_id, r.repeat) for r in result.results}
             result.skipped = [
                 it.key for it in items if (it.suite.name, it.case.id, it.repeat) not in finished
