@@ -121,6 +121,14 @@ def refusal(scope: Scope, allow: HostAllowList, open_mode: bool) -> tuple[int, s
     headers = Headers(scope=scope)
     raw_host = headers.get("host", "")
     host = split_host(raw_host)
+    if not raw_host:  # HTTP/1.0 without Host: a load balancer's default health check, never a browser
+        return (
+            400,
+            "the request has no Host header; send one (HTTP/1.1). A load balancer's health check needs "
+            "it too, e.g. HAProxy: `http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost`",
+            "invalid_request_error",
+            "host",
+        )
     if not allow.allows(host):
         return (
             400,
