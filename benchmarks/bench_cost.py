@@ -7,7 +7,10 @@ a budget reserve + settle costs against local Redis, next to a plain PING round 
    global per day; one Redis script call) and settles (one more); the ledger rows are written with
    each interaction by the background writer. Two runs:
    - "ledger + budgets + routing": the exact cache off, every request runs the agent;
-   - "+ exact cache": the demo's cache on, with bench_gateway's three questions (mostly cache hits).
+   - "+ exact cache": the demo's cache on (SQLite), with bench_gateway's three questions. The demo keeps
+     order lookups live (`lookup_order` is not under `cache.tools`), so these answers are never kept:
+     every request is a miss, i.e. this row is what having the cache on costs, without its savings
+     (an exact hit's own cost is bench_cache.py's figure).
    Routing uses the rule router on two mock tiers (the demo's learned router needs a fitted file).
    The floor and the bare ASGI app are bench_gateway.py's (the same two model calls and tool call,
    nothing else). Prints CPU per request and the ratio to the floor.

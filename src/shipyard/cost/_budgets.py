@@ -54,6 +54,7 @@ REQUEST_TTL_S = 86_400.0  # a request id is remembered this long (idempotent ret
 POLL_S = 0.02
 ADMIN_REFRESH_S = 5.0  # how often the budgets set through the admin API are read again
 RECONCILE_MAX = 10_000  # counters reconciled per pass (the most used since the last one)
+SWEEP_S = 60.0  # how often the in-process counters whose window is over are dropped from memory
 
 
 class BudgetExceeded(Exception):
@@ -219,6 +220,8 @@ class _Slot:
     kept: bool = True  # persisted (an interaction's own counter is not: it ends with the interaction)
 
     def reserved(self, now: float) -> int:
+        if not self.holds:
+            return 0
         lapsed = [r for r, (_, until) in self.holds.items() if until <= now]
         for r in lapsed:
             del self.holds[r]
@@ -234,6 +237,8 @@ class MemoryBackend:
         self._slots: dict[str, _Slot] = {}
         self._requests: dict[str, tuple[str, float]] = {}  # rid -> (reserved | settled, forget at)
         self._persistence = persistence
+        self._dirty: set[str] = set()  # keys of the persisted counters changed since the last flush
+        self._swept_at = time.monotonic()
         if persistence is not None:
             for key, spent in persistence.load_budget_counters(time.time()).items():
                 self._slots[key] = _Slot(spent=spent, expires_at=time.time() + 70 * 86_400)
@@ -272,6 +277,8 @@ class MemoryBackend:
                 s.holds.pop(rid, None)
                 s.spent += amount
                 s.dirty = True
+                if s.kept:
+                    self._dirty.add(c.key)
             self._requests[rid] = ("settled", now + REQUEST_TTL_S)
             return True
 
@@ -284,6 +291,8 @@ class MemoryBackend:
             s = self._slot(counter, time.time())
             if spent > s.spent:
                 s.spent, s.dirty = spent, True
+                if s.kept:
+                    self._dirty.add(counter.key)
 
     def _forget(self, now: float) -> None:
         if len(self._requests) > 100_000:
@@ -291,17 +300,27 @@ class MemoryBackend:
                 del self._requests[rid]
 
     def flush(self) -> int:
-        """Write changed counters to the store (blocking); returns how many."""
+        """Write changed counters to the store (blocking); returns how many. Counters whose window
+        is over are dropped from memory at most once every SWEEP_S (a pass over all of them; the
+        changed ones are tracked as they change, so a flush costs what changed, not what is held)."""
         now = time.time()
-        with self._lock:
-            for key in [k for k, s in self._slots.items() if s.expires_at <= now and not s.holds]:
-                del self._slots[key]  # its window is over
+        if time.monotonic() - self._swept_at >= SWEEP_S:
+            self._swept_at = time.monotonic()
+            with self._lock:
+                for key in [k for k, s in self._slots.items() if s.expires_at <= now and not s.holds]:
+                    del self._slots[key]  # its window is over
+                    self._dirty.discard(key)
         if self._persistence is None:
+            self._dirty.clear()
             return 0
         with self._lock:
-            rows = [(k, s.spent, s.expires_at) for k, s in self._slots.items() if s.dirty and s.kept]
-            for k, *_ in rows:
-                self._slots[k].dirty = False
+            dirty, self._dirty = self._dirty, set()
+            rows = []
+            for k in dirty:
+                slot = self._slots.get(k)
+                if slot is not None and slot.dirty and slot.kept:
+                    rows.append((k, slot.spent, slot.expires_at))
+                    slot.dirty = False
         if not rows:
             return 0
         try:
@@ -311,6 +330,7 @@ class MemoryBackend:
                 for k, *_ in rows:
                     if k in self._slots:
                         self._slots[k].dirty = True
+                        self._dirty.add(k)
             raise
 
     async def aclose(self) -> None:
