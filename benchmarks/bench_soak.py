@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,40 @@ def size_mb(paths: list[Path]) -> float:
         elif p.exists():
             total += p.stat().st_size
     return total / 2**20
+
+
+def slope(xs: list[int], ys: list[float]) -> float:
+    """The least-squares slope of ys over xs (0 with fewer than two distinct xs)."""
+    n = len(xs)
+    mx, my = sum(xs) / max(n, 1), sum(ys) / max(n, 1)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+def store_composition(db: Path) -> str:
+    """Rows and MB on disk (the table with its indexes, from SQLite's dbstat) of the tables that grow
+    with traffic: what retention bounds (interactions, spans) and what it keeps (the cost ledger)."""
+    if not db.exists() or db.suffix not in (".db", ".sqlite"):
+        return "n/a"
+    conn = sqlite3.connect(db)
+    try:
+        pages: dict[str, int] = dict(
+            conn.execute("SELECT tbl_name, 0 FROM sqlite_schema WHERE type = 'table'")
+        )
+        try:
+            owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema"))
+            for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+                table = owner.get(name, name)
+                pages[table] = pages.get(table, 0) + int(size)
+        except sqlite3.Error:  # a SQLite built without dbstat: rows only
+            pass
+        parts = []
+        for table in ("interactions", "spans", "ledger", "ledger_features"):
+            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            parts.append(f"{table} {rows:,} ({pages.get(table, 0) / 2**20:.1f} MB)")
+        return ", ".join(parts)
+    finally:
+        conn.close()
 
 
 def main() -> None:
@@ -142,6 +177,7 @@ def main() -> None:
             server.wait(timeout=60)
             logs.close()
         pruned = sum(1 for line in open(Path(tmp) / "server.log", "rb") if b'"store_pruned"' in line)  # noqa: SIM115
+        composition = store_composition(store_files[0])
     print(
         f"soak: {args.n} interactions in {elapsed:.0f}s ({args.n / elapsed:.0f}/s), {failed} failed, "
         f"{args.concurrency} clients, retention max_size_mb={args.max_size_mb:g} ({pruned} prune passes deleted rows)"
@@ -152,9 +188,11 @@ def main() -> None:
             values = [r[i] for r in warm]
             print(
                 f"  {name:<11} once warm (from 25% of the run): min {min(values):7.1f}  max {max(values):7.1f}  "
-                f"last {values[-1]:7.1f}   (ratio max/min {max(values) / max(min(values), 1e-9):.2f})"
+                f"last {values[-1]:7.1f}   (ratio max/min {max(values) / max(min(values), 1e-9):.2f}; "
+                f"trend {slope([r[1] for r in warm], values) * 10_000:+.1f} MB per 10,000 interactions)"
             )
     print(f"  at the end: RSS {final[0]:.1f} MB, store {final[1]:.1f} MB, journal {final[2]:.1f} MB")
+    print(f"  what the store holds at the end (rows, MB on disk with indexes): {composition}")
 
 
 if __name__ == "__main__":

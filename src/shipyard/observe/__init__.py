@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from shipyard.observe._loops import LOOP_ALERT_AFTER, LOOP_EVENT, LoopSupervisor
     from shipyard.observe._metrics import OFFLINE_TRAFFIC, Metrics, is_safety_incident
     from shipyard.observe._sampling import SamplingDecision, TraceSampler
+    from shipyard.observe._shared_kpis import SharedKpis
     from shipyard.observe._tracing import (
         add_flag_evaluation,
         configure_otlp,
@@ -84,6 +85,7 @@ __all__ = [
     "Metrics",
     "Sample",
     "SamplingDecision",
+    "SharedKpis",
     "Summary",
     "TraceSampler",
     "Transition",

@@ -22,6 +22,7 @@ nothing is counted twice or lost between them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import threading
@@ -105,10 +106,20 @@ def histogram_quantile(hist: np.ndarray, rank: int) -> float:
     return float(_BIN_VALUES[min(i, LATENCY_BINS - 1)])
 
 
-def _hll_slot(h: int) -> tuple[int, int]:
+def session_hash(session_id: str) -> int:
+    """A signed 64-bit hash of a session id that every process agrees on (Python's `hash` of a str
+    differs between processes), so sketches made by different replicas merge."""
+    return int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def hll_slot(h: int) -> tuple[int, int]:
+    """The HyperLogLog register of a 64-bit hash and the value it offers it (rho)."""
     h &= _MASK64
     w = h >> HLL_P
     return h & (HLL_M - 1), (64 - HLL_P) - w.bit_length() + 1
+
+
+_hll_slot = hll_slot
 
 
 def hll_registers(hashes: np.ndarray) -> np.ndarray:
@@ -285,6 +296,31 @@ def _hash_array(parts: Sequence[Hashes]) -> np.ndarray:
     )
 
 
+def bucket_delta(
+    status: str,
+    safety: bool,
+    cost_usd: float,
+    latency_s: float,
+    tool_calls: int,
+    tool_errors: int,
+    rating: float | None,
+) -> list[tuple[int, float]]:
+    """What one interaction adds to a bucket's counters, as (counter index, amount) pairs."""
+    out: list[tuple[int, float]] = [(N, 1.0), (COST, cost_usd), (LATENCY_SUM, latency_s)]
+    field = _STATUS_FIELD.get(status)
+    if field is not None:
+        out.append((field, 1.0))
+    if safety:
+        out.append((SAFETY, 1.0))
+    if tool_calls:
+        out.append((TOOLS, float(tool_calls)))
+    if tool_errors:
+        out.append((TOOL_ERRORS, float(tool_errors)))
+    if rating is not None:
+        out += [(RATINGS, 1.0), (RATING_SUM, rating)]
+    return out
+
+
 class _Bucket:
     """The interactions of one time bucket of one (agent, version)."""
 
@@ -408,7 +444,7 @@ class Aggregates:
 
     # writing ---------------------------------------------------------------------------------------
     def add(self, s: Sample) -> None:
-        session = hash(s.session_id)
+        session = session_hash(s.session_id)
         with self._lock:
             key = (s.agent, s.version)
             g = self._groups.get(key)
@@ -443,6 +479,35 @@ class Aggregates:
                 b = buckets.get(int(at // width))
                 if b is not None:
                     b.rate(old, new)
+
+    def put(
+        self,
+        agent: str,
+        version: str,
+        fine: bool,
+        key: int,
+        counts: list[float],
+        hist: np.ndarray,
+        hll: np.ndarray,
+    ) -> None:
+        """Set one bucket (fine or coarse, by its key) of `agent` / `version` from sketches made
+        elsewhere (the merged view of many replicas, `observe/_shared_kpis.py`); call `settle` after."""
+        b = _Bucket()
+        b.c, b.lat, b.hist, b.sess, b.hll = list(counts), None, hist, None, hll
+        with self._lock:
+            g = self._groups.get((agent, version))
+            if g is None:
+                g = self._groups[(agent, version)] = _Group(agent, version)
+            (g.fine if fine else g.coarse)[key] = b
+
+    def settle(self, now: float) -> None:
+        """After `put`: the buckets are complete up to `now`; count them and drop what is too old."""
+        with self._lock:
+            self._newest = max(self._newest, now)
+            self._count = sum(int(b.c[N]) for g in self._groups.values() for b in g.coarse.values())
+            self._prune(self._newest)
+            for key in [k for k, g in self._groups.items() if not g.coarse and not g.fine]:
+                del self._groups[key]
 
     def prune(self, now: float) -> None:
         """Forget the buckets older than the horizon before `now` (or before the newest interaction)."""

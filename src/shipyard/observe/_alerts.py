@@ -6,6 +6,12 @@ state instead). A change of state is a transition: it is logged (event `alert`),
 JSON to every webhook in the background, with a timeout, and appended as one JSON line to every
 alert file (in a worker thread); delivery never blocks anything else.
 
+With a fleet (`shared`: a `SharedKpis`, replicas with Redis), every replica judges the same merged
+KPIs, and a transition is delivered only by the replica that moves the rule's fleet state (a
+compare-and-set in Redis): one alert fires once, not once per replica. The others take the fleet's
+state and its start. A claim that cannot be made (Redis away, the merged view stale) is delivered
+anyway: a duplicate rather than a miss. Event metrics count this process's events and stay its own.
+
 Rules on event metrics (`EVENT_METRICS`, e.g. `dead_letters`) count the events an `EventCounter`
 holds in the rule's window instead of reading KPIs; `record_event` evaluates them at once, so an
 event reaches the log and the webhooks without waiting for the next tick.
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
+import hashlib
 import operator
 import threading
 import time
@@ -22,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -32,6 +40,9 @@ from shipyard.observe._kpis import Kpis, Sample, compute_kpis
 from shipyard.observe._logging import log_event
 from shipyard.observe._loops import LoopSupervisor
 from shipyard.store import append_private
+
+if TYPE_CHECKING:
+    from shipyard.observe._shared_kpis import SharedKpis
 
 KpiSource = Callable[[AlertRule, float], Kpis]
 """Gives the KPIs a rule looks at: `(rule, now) -> Kpis` over the rule's window (and agent)."""
@@ -216,6 +227,7 @@ class AlertEngine:
         self._client: httpx.AsyncClient | None = None
         # called with each transition as it is delivered (e.g. the incident watcher); must not wait
         self.listeners: list[Callable[[Transition], None]] = []
+        self.shared: SharedKpis | None = None  # the fleet's KPIs: transitions are claimed there first
 
     def states(self) -> list[AlertState]:
         return list(self._states.values())
@@ -245,8 +257,30 @@ class AlertEngine:
                     continue
                 transition = self._evaluate_one(st, now)
                 if transition is not None:
+                    transition = self._claim(st, transition)
+                if transition is not None:
                     out.append(transition)
         return out
+
+    def _claim(self, st: AlertState, t: Transition) -> Transition | None:
+        """The transition to deliver: as it is without a fleet; with one, only when this replica
+        moved the rule's fleet state (its previous state is then the fleet's), else None."""
+        shared = self.shared
+        if shared is None or t.metric in EVENT_METRICS or not shared.fresh(t.at):
+            return t
+        digest = hashlib.blake2b(repr(st.rule).encode(), digest_size=6).hexdigest()
+        try:
+            changed, previous, since = shared.claim(t.rule, digest, t.state, t.at)
+        except Exception as e:  # Redis away: deliver (a duplicate rather than a miss)
+            log_event(
+                "alert_claim_failed", level="warning", rule=t.rule, error=f"{type(e).__name__}: {e}"[:300]
+            )
+            return t
+        if not changed:
+            if since is not None:
+                st.since = since
+            return None
+        return dataclasses.replace(t, previous=previous or "no_data")
 
     def _evaluate_one(self, st: AlertState, now: float) -> Transition | None:
         rule = st.rule

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,9 +43,13 @@ from shipyard.observe._aggregates import (
     KpiView,
     N,
     Summary,
+    session_hash,
 )
 from shipyard.observe._metrics import OFFLINE_TRAFFIC, is_safety_incident
 from shipyard.store import InteractionRecord
+
+if TYPE_CHECKING:
+    from shipyard.observe._shared_kpis import SharedKpis
 
 
 @dataclass(slots=True)
@@ -183,7 +187,7 @@ class KpiFrame(KpiView):
         self.tools = np.fromiter(map(_TOOLS, samples), np.int32, n)
         self.tool_errors = np.fromiter(map(_TOOL_ERRORS, samples), np.int32, n)
         self.rating = _ratings(samples)
-        self.session = np.fromiter(map(hash, map(_SESSION, samples)), np.int64, n)
+        self.session = np.fromiter(map(session_hash, map(_SESSION, samples)), np.int64, n)
         self.group = np.fromiter(map(hash, groups), np.int64, n)
         self.names: dict[int, tuple[str, str]] = {hash(g): g for g in set(groups)}  # hash -> the pair
         self.ordered = False
@@ -332,11 +336,17 @@ class KpiWindow:
     one of them moves its rating in its buckets. Older interactions keep the rating they had; their
     feedback still reaches the store, which the dashboard reads for what the window does not hold.
 
+    With `shared` (a `SharedKpis`: replicas with Redis), every interaction and rating change is also
+    queued for the fleet's merged view, and the window answers from that view while it is fresh
+    (`observe/_shared_kpis.py`), else from this process's own aggregates.
+
     Args:
         horizon_s: how far back interactions are kept (the longest window anyone asks for).
         max_samples: how many recent interactions feedback can still re-rate.
         max_bytes: a memory bound on that index in bytes.
     """
+
+    shared: SharedKpis | None = None
 
     def __init__(
         self, horizon_s: float = 86400.0, max_samples: int = 100_000, max_bytes: int = 32 * 2**20
@@ -357,6 +367,29 @@ class KpiWindow:
     @horizon_s.setter
     def horizon_s(self, value: float) -> None:
         self._agg.horizon_s = value
+        if self.shared is not None:
+            self.shared.horizon_s = value
+
+    def _reading(self) -> Aggregates:
+        """The aggregates questions are answered from: the fleet's merged view while it is fresh."""
+        shared = self.shared
+        if shared is not None and shared.fresh():
+            return shared.merged
+        return self._agg
+
+    @property
+    def covers_from(self) -> float | None:
+        """From when on the answers hold every production interaction of the fleet (the merged
+        view's start), or None: since this process started (its own aggregates)."""
+        shared = self.shared
+        if shared is not None and shared.fresh():
+            return shared.since
+        return None
+
+    @property
+    def scope(self) -> str:
+        """Whose interactions the answers hold: `fleet` (the merged view) or `process`."""
+        return "fleet" if self.covers_from is not None else "process"
 
     def add(self, record: InteractionRecord) -> None:
         """Add a finished interaction (eval and shadow traffic are ignored)."""
@@ -364,6 +397,8 @@ class KpiWindow:
             return
         s = Sample.of(record)
         self._agg.add(s)
+        if self.shared is not None:
+            self.shared.add(s)
         with self._lock:
             self._recent[s.id] = (s.agent, s.version, s.at, s.rating)
             self._recent_bytes += _entry_bytes(s.id)
@@ -385,6 +420,8 @@ class KpiWindow:
             new = rating_of(feedback)
             self._recent[interaction_id] = (agent, version, at, new)
             self._agg.rate(agent, version, at, old, new)
+            if self.shared is not None:
+                self.shared.outbox.rate(agent, version, at, old, new)
 
     def prune(self, now: float | None = None) -> None:
         """Forget what is older than the horizon before `now`."""
@@ -398,7 +435,7 @@ class KpiWindow:
 
     def view(self, *, agent: str | None = None, version: str | None = None) -> AggregateView:
         """The window as a `KpiView` (any window's KPIs, buckets, versions), of one agent / version."""
-        return self._agg.view(agent=agent, version=version)
+        return self._reading().view(agent=agent, version=version)
 
     def kpis(
         self,
@@ -411,7 +448,7 @@ class KpiWindow:
     ) -> Kpis:
         """KPIs of the window ending `offset_s` before `now` (offset_s=window_s: the previous window)."""
         end = (time.time() if now is None else now) - offset_s
-        return self._agg.summary(end - window_s, end, agent=agent, version=version).kpis(window_s)
+        return self._reading().summary(end - window_s, end, agent=agent, version=version).kpis(window_s)
 
     def __len__(self) -> int:
         return len(self._agg)

@@ -12,6 +12,11 @@ its own script. It refreshes itself by fetching the JSON every few seconds. With
 the JSON needs the `read` role; the page takes the key from `?key=` or asks for it, keeps it in
 localStorage and sends it as a bearer header.
 
+Replicas with Redis (`SHIPYARD_REDIS_URL`) share their KPIs (`start_shared_kpis`,
+observe/_shared_kpis.py): the window then answers from the fleet's merged buckets, which hold every
+replica's interactions since the fleet began sharing, so every replica shows the same numbers; the
+documents say which (`scope`: fleet | process).
+
 Extension point: `PANELS`. Other parts of the server (the rollout work) add a `DashboardPanel` with
 `register_panel`; each panel's table is served with the overview and drawn under the KPI cards.
 """
@@ -23,6 +28,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import secrets
 import threading
 import time
@@ -45,6 +51,7 @@ from shipyard.observe import (
     Kpis,
     KpiView,
     KpiWindow,
+    SharedKpis,
     overall_status,
     samples_from_records,
     trace_tree_lines,
@@ -254,7 +261,9 @@ class DashboardData:
         coarse buckets once the horizon is reached, so the window never counts part of a bucket)."""
         window = self.state.window
         edge = math.ceil((now - window.horizon_s) / COARSE_S) * COARSE_S
-        return max(float(getattr(self.state, "started_at", now)), edge)
+        fleet = window.covers_from  # the fleet's merged view: from when the fleet began sharing
+        start = fleet if fleet is not None else float(getattr(self.state, "started_at", now))
+        return max(min(start, now), edge)
 
     def frame(self, since: float, until: float) -> KpiView:
         """Production interactions created in [since, until): the store before `coverage_start`, the
@@ -315,6 +324,7 @@ class DashboardData:
             },
             "alerts": [s.to_dict() for s in states],
             "source": self._source(now - span, now),
+            "scope": self.state.window.scope,
         }
 
     def _source(self, since: float, now: float) -> str:
@@ -435,6 +445,7 @@ def kpis_document(
     ]
     day = frame.kpis(DAY_S, now - DAY_S, now)
     return {
+        "scope": window.scope,
         "current": current.to_dict(),
         "previous": previous.to_dict(),
         "versions": versions,
@@ -445,6 +456,36 @@ def kpis_document(
             "interactions": day.interactions,
         },
     }
+
+
+SHARED_KPIS_ENV = "SHIPYARD_REDIS_URL"  # the fleet's Redis (as for rollout and config notices)
+
+
+async def start_shared_kpis(state: Any) -> list[asyncio.Task[None]]:
+    """With `SHIPYARD_REDIS_URL`, share this replica's KPIs with the fleet: the window and the alerts
+    read the merged view, and a background loop (`shared_kpis`) flushes and reads every
+    `SharedKpis.interval_s`, with a last flush when it stops. Without it, nothing (one process)."""
+    url = os.environ.get(SHARED_KPIS_ENV)
+    if not url:
+        return []
+    shared = SharedKpis(url, state.cfg.project, horizon_s=state.window.horizon_s)
+    state.window.shared = shared
+    state.alerts.shared = shared
+    with state.loops.guard("shared_kpis"):
+        await asyncio.to_thread(shared.sync)
+
+    async def run() -> None:
+        try:
+            await state.loops.every("shared_kpis", shared.interval_s, lambda: asyncio.to_thread(shared.sync))
+        finally:  # what this replica saw since the last flush still reaches the fleet (Redis willing)
+            if shared.reachable and len(shared.outbox):
+                try:
+                    shared.flush()
+                except Exception as e:
+                    state.loops.failed("shared_kpis", e)
+            shared.close()
+
+    return [asyncio.get_running_loop().create_task(run())]
 
 
 def default_bucket(window_s: float) -> float:

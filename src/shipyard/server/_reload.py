@@ -35,6 +35,11 @@ Every replica converges: each one watches its own files (stat every `server.relo
 a content hash when something changed, so a `touch` is not a reload). With Redis
 (`SHIPYARD_REDIS_URL`), a reload through the admin endpoint also publishes a notice on
 `shipyard:config`; every other replica of the project reloads at once, from its own file.
+
+The fleet keeps one record of its config: at start and after each applied reload a replica records the
+hash it serves in the store's config revisions (store/_config_revisions.py, compare-and-set, so
+replicas recording at once lose none), and `GET /admin/config` of every replica shows the newest
+revision under `fleet`, with whether this replica serves it (`serving`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -128,6 +134,7 @@ class Reloader:
         self.config_hash: str | None = None
         self.last: ReloadResult | None = None
         self.needs_restart: list[dict[str, Any]] = []
+        self.fleet: dict[str, Any] | None = None  # the fleet's newest config revision (store)
         self.code_changed: list[dict[str, Any]] = []
         self.redis_url: str | None = None
         self.subscribed = False
@@ -181,6 +188,7 @@ class Reloader:
         self.loaded_gauge.set(self.loaded_at)
         self._paths, self._stamps, self._digest = await asyncio.to_thread(self._look)
         self.config_hash = await asyncio.to_thread(file_sha256, cfg.path)
+        await self._note_revision("start")
         if cfg.path is not None and await asyncio.to_thread(self._differs_on_disk, cfg):
             self.request("file")  # the file changed between its load and now
         self._install_signal()
@@ -302,7 +310,37 @@ class Reloader:
                 log_event("config_reload_crashed", level="error", traceback=traceback.format_exc())
             result.duration_ms = (time.perf_counter() - t0) * 1000
             self._record(result)
+            if result.outcome == "applied":
+                await self._note_revision(result.trigger, result.changes)
             return result
+
+    async def _note_revision(self, trigger: str, changes: dict[str, Any] | None = None) -> None:
+        """Record the config this replica now serves in the fleet's config revisions (a store that
+        cannot take it is logged: the config still serves)."""
+        store = self.state.store
+        if self.config_hash is None or not hasattr(store, "record_config_revision"):
+            return
+        by = f"{socket.gethostname()}/{os.getpid()}/{self.instance}"
+        try:
+            self.fleet = await asyncio.to_thread(
+                store.record_config_revision,
+                self.state.cfg.project,
+                self.config_hash,
+                by=by,
+                trigger=trigger,
+                changes=changes,
+            )
+        except Exception as e:
+            log_event("config_revision_unrecorded", level="warning", error=f"{type(e).__name__}: {e}"[:300])
+
+    async def refresh_fleet(self) -> None:
+        """Read the fleet's newest config revision (for `GET /admin/config`); keeps the last one
+        known when the store cannot answer."""
+        store = self.state.store
+        if not hasattr(store, "config_revision"):
+            return
+        with contextlib.suppress(Exception):
+            self.fleet = await asyncio.to_thread(store.config_revision, self.state.cfg.project)
 
     async def _reload(self, result: ReloadResult) -> None:
         st = self.state
@@ -599,6 +637,16 @@ class Reloader:
             "code_changed": self.code_changed,
             "draining_runtimes": len(self._retired) + len(self._closing),
             "last_reload": self.last.to_dict() if self.last else None,
+            "fleet": None
+            if self.fleet is None
+            else {
+                "revision": self.fleet["revision"],
+                "config_hash": self.fleet["config_hash"],
+                "recorded_at": self.fleet["recorded_at"],
+                "recorded_by": self.fleet["recorded_by"],
+                "trigger": self.fleet["trigger"],
+                "serving": self.fleet["config_hash"] == self.config_hash,
+            },
         }
 
 
@@ -645,7 +693,9 @@ async def admin_config_reload(request: Request, state: ServerState) -> Response:
 
 @endpoint("read")
 async def admin_config(request: Request, state: ServerState) -> Response:
-    """GET /admin/config: the loaded config's path, hash and load time, and the last reload."""
+    """GET /admin/config: the loaded config's path, hash and load time, the last reload, and the
+    fleet's newest config revision."""
+    await state.reloader.refresh_fleet()
     return json_response(state.reloader.status())
 
 

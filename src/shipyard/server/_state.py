@@ -27,6 +27,7 @@ from shipyard.observe import (
     log_interaction,
 )
 from shipyard.server._auth import KeyRing
+from shipyard.server._dashboard import start_shared_kpis
 from shipyard.server._incidents_api import start_incidents
 from shipyard.server._journal import FsyncPolicy, Journal
 from shipyard.server._rate_limits import RateLimiter
@@ -220,6 +221,7 @@ class ServerState:
         if self.cfg.store.retention.enabled:
             self._tasks.append(loop.create_task(self._prune_store()))
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
+        self._tasks += await start_shared_kpis(self)  # the fleet's KPIs, with Redis (server/_dashboard.py)
         self._tasks += await start_incidents(self)  # traffic -> incidents (server/_incidents_api.py)
         self._tasks += await self.reloader.start()  # watch the config, SIGHUP, Redis notices
         if self.cfg.shadow.mirror:  # after the answer, a share of live traffic to a candidate (loop)

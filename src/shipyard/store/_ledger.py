@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, Table, and_, case, func, or_, select
 
 from shipyard.store._backends import StoreBackend
+from shipyard.store._bulk import Rows
 from shipyard.store._models import LedgerEntry, LedgerFeature
 from shipyard.store._records import InteractionRecord
 
@@ -52,25 +53,8 @@ _EPSILON_USD = 1e-12
 _MAX_IN = 1000
 
 
-def _insert_sql(table: Table, placeholder: str) -> str:
-    names = [col.name for col in table.columns]
-    return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([placeholder] * len(names))}) "
-        "ON CONFLICT DO NOTHING"
-    )
-
-
-# (dialect, DBAPI paramstyle, table) -> the INSERT the writer sends as it is (SQLite and PostgreSQL
-# both take ON CONFLICT DO NOTHING); every value of a ledger row is a plain str / int / float / None
-_FAST_INSERT: dict[tuple[str, str, str], str] = {
-    (dialect, style, table.name): _insert_sql(table, placeholder)
-    for dialect, style, placeholder in (
-        ("sqlite", "qmark", "?"),
-        ("postgresql", "format", "%s"),
-        ("postgresql", "pyformat", "%s"),
-    )
-    for table in (_ledger, _features)
-}
+_LEDGER_COLUMNS = tuple(col.name for col in _ledger.columns)
+_FEATURE_COLUMNS = tuple(col.name for col in _features.columns)
 
 
 def utc_day(epoch: float) -> str:
@@ -199,24 +183,18 @@ class LedgerStore:
     engine: Engine
     backend: StoreBackend
 
-    def _write_ledger(self, conn: Any, records: Sequence[InteractionRecord]) -> None:
-        """Insert the ledger rows of `records` on `conn` (the interactions' own transaction); rows
-        already stored are skipped, so writing a batch twice adds nothing."""
-        rows: list[dict[str, Any]] = []
-        tags: list[dict[str, Any]] = []
+    def _write_ledger(self, batch: list[Rows], records: Sequence[InteractionRecord]) -> None:
+        """Add the ledger rows of `records` (and their feature tags) to `batch`, the rows that
+        `Store.write_interactions` writes in the interactions' own transaction; rows already stored
+        are skipped, so writing a batch twice adds nothing."""
+        rows: list[tuple[Any, ...]] = []
+        tags: list[tuple[Any, ...]] = []
         for r in records:
             more, more_tags = ledger_rows(r)
-            rows += more
-            tags += more_tags
-        for table, found in ((_ledger, rows), (_features, tags)):
-            if not found:
-                continue
-            sql = _FAST_INSERT.get((conn.dialect.name, conn.dialect.paramstyle, table.name))
-            if sql is None:  # another backend: SQLAlchemy's own insert
-                conn.execute(self.backend.insert(table).on_conflict_do_nothing(), found)
-            else:  # plain values straight to the driver: a third of the CPU per row
-                names = [col.name for col in table.columns]
-                conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in found])
+            rows += [tuple(row[n] for n in _LEDGER_COLUMNS) for row in more]
+            tags += [tuple(t[n] for n in _FEATURE_COLUMNS) for t in more_tags]
+        batch.append(Rows(_ledger, _LEDGER_COLUMNS, rows))
+        batch.append(Rows(_features, _FEATURE_COLUMNS, tags))
 
     def ledger_entries(
         self, interaction_id: str | None = None, *, since: float | None = None, limit: int | None = 1000

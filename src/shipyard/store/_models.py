@@ -72,10 +72,10 @@ class Interaction(Base):
     user_id: Mapped[str | None] = mapped_column(String)
     agent: Mapped[str] = mapped_column(String)
     version: Mapped[str] = mapped_column(String)
-    traffic_source: Mapped[str] = mapped_column(String, index=True)
+    traffic_source: Mapped[str] = mapped_column(String)
     input: Mapped[str] = mapped_column(Text)
     output: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String, index=True)
+    status: Mapped[str] = mapped_column(String)
     latency_ms: Mapped[float] = mapped_column(Double)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -98,6 +98,11 @@ class Interaction(Base):
         # "newest first" lists, of everything and of one agent
         Index("ix_interactions_created_at", "created_at"),
         Index("ix_interactions_agent_created", "agent", "created_at"),
+        # the dashboard's trace list filtered by status, traffic source or version, newest first
+        # (migration 0010; each also serves an equality filter on its first column alone)
+        Index("ix_interactions_status_created", "status", "created_at"),
+        Index("ix_interactions_traffic_source_created", "traffic_source", "created_at"),
+        Index("ix_interactions_version_created", "version", "created_at"),
     )
 
 

@@ -17,7 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -41,6 +40,9 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store._backends import STORE_BACKENDS, StoreBackend, scheme_of
 from shipyard.store._budgets import BudgetStore  # admin-set budgets, one machine's budget counters
+from shipyard.store._bulk import Rows, can_copy, write_rows
+from shipyard.store._bulk import dumps as _dumps
+from shipyard.store._config_revisions import ConfigRevisionStore  # which config the fleet runs (CAS)
 from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
 from shipyard.store._errors import StoreError
 from shipyard.store._flags import FlagSetStore  # flag sets shared by replicas (CAS)
@@ -110,16 +112,6 @@ def normalize_url(url: str, root: Path | None = None) -> str:
     return STORE_BACKENDS.get(scheme).normalize(url, root) if scheme in STORE_BACKENDS else url
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)  # anything else a tool returned: keep its text rather than lose the record
-
-
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def _epoch(t: float | datetime | None) -> float | None:
     return t.timestamp() if isinstance(t, datetime) else t
 
@@ -132,7 +124,14 @@ def _plain(obj: Any) -> Any:
 
 
 class Store(  # each mixin: one group of tables' methods
-    RolloutStore, DeadLetterStore, IdempotencyStore, IncidentStore, LedgerStore, BudgetStore, FlagSetStore
+    RolloutStore,
+    DeadLetterStore,
+    IdempotencyStore,
+    IncidentStore,
+    LedgerStore,
+    BudgetStore,
+    FlagSetStore,
+    ConfigRevisionStore,
 ):
     """Records in a SQL database.
 
@@ -150,8 +149,7 @@ class Store(  # each mixin: one group of tables' methods
         self.backend = _backend(self.url)
         self.engine = _create_engine(self.url, self.backend)
         self.dialect = self.engine.dialect.name
-        self._insert_interactions = self._insert_ignoring_duplicates(_interactions)
-        self._insert_spans = self._insert_ignoring_duplicates(_spans)
+        self._copy = can_copy(self.engine)  # COPY for the write path (PostgreSQL through psycopg)
         if migrate:
             try:
                 self.migrate()
@@ -195,25 +193,23 @@ class Store(  # each mixin: one group of tables' methods
 
     # interactions and spans ----------------------------------------------------------------------
     def write_interactions(self, records: Sequence[InteractionRecord]) -> int:
-        """Insert interactions and their spans in one transaction. Ids already stored are skipped,
-        so writing a batch twice is harmless. Returns the number of records given."""
+        """Insert interactions, their spans and their cost ledger rows in one transaction (COPY on
+        PostgreSQL, one prepared executemany per table on SQLite: store/_bulk.py). Ids already stored
+        are skipped, so writing a batch twice is harmless. Returns the number of records given."""
         if not records:
             return 0
-        rows = [_interaction_row(r) for r in records]
-        spans = [_span_row(s) for r in records for s in r.spans]
-        with self.engine.begin() as conn:
-            conn.execute(self._insert_interactions, rows)
-            if spans:
-                conn.execute(self._insert_spans, spans)
-            self._write_ledger(conn, records)  # the cost ledger's rows of these interactions
+        batch = [
+            Rows(_interactions, INTERACTION_COLUMNS, [_interaction_values(r) for r in records], _CONVERT),
+            Rows(_spans, SPAN_COLUMNS, [_span_values(s) for r in records for s in r.spans]),
+        ]
+        self._write_ledger(batch, records)  # the cost ledger's rows of these interactions
+        write_rows(self.engine, batch, copy=self._copy)
         return len(records)
 
     def write_spans(self, spans: Iterable[SpanRecord]) -> int:
         """Insert spans (duplicates of stored ones are skipped). Returns the number given."""
-        rows = [_span_row(s) for s in spans]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(self._insert_spans, rows)
+        rows = [_span_values(s) for s in spans]
+        write_rows(self.engine, [Rows(_spans, SPAN_COLUMNS, rows)], copy=self._copy)
         return len(rows)
 
     def get_interaction(self, interaction_id: str, *, spans: bool = False) -> InteractionRecord | None:
@@ -295,14 +291,30 @@ class Store(  # each mixin: one group of tables' methods
 
     # retention -------------------------------------------------------------------------------------
     def records_bytes(self, sample: int = 1000) -> int:
-        """About how many bytes the interactions and their spans take as stored: the row count times
-        the average size of the newest `sample` rows (their text and JSON columns as text). The same
-        measure on SQLite and PostgreSQL; indexes and free pages are not counted."""
+        """About how many bytes the interactions and their spans take as stored: the number of
+        interactions times the average size of the newest `sample` of them with their traces' spans
+        (their text and JSON columns as text). The same measure on SQLite and PostgreSQL; indexes and
+        free pages are not counted. Reads a count and the sample through indexes, never every row."""
+        count, per = self._record_size(sample)
+        return round(count * per)
+
+    def _record_size(self, sample: int = 1000) -> tuple[int, float]:
+        """(interactions stored, average bytes of one with its spans over the newest `sample`)."""
+        c = _interactions.c
         with self.engine.connect() as conn:
-            return sum(
-                _table_bytes(conn, table, order, sample)
-                for table, order in ((_interactions, _interactions.c.created_at), (_spans, _spans.c.start_ns))
-            )
+            count = int(conn.execute(select(func.count()).select_from(_interactions)).scalar_one())
+            if not count:
+                return 0, 0.0
+            newest = (
+                select(c.trace_id, _width(_interactions).label("w"))
+                .order_by(c.created_at.desc())
+                .limit(sample)
+            ).subquery()
+            n, rows = conn.execute(select(func.count(), func.sum(newest.c.w))).one()
+            spans = conn.execute(
+                select(func.sum(_width(_spans))).where(_spans.c.trace_id.in_(select(newest.c.trace_id)))
+            ).scalar_one()
+        return count, (float(rows or 0) + float(spans or 0)) / max(int(n), 1)
 
     def prune(
         self,
@@ -317,15 +329,16 @@ class Store(  # each mixin: one group of tables' methods
         transaction, so the writers in between wait briefly. Eval runs, rollouts, ledger and dead
         letters are kept. Returns what was deleted and the size before and after."""
         now = time.time() if now is None else now
-        before = self.records_bytes()
+        count, per = self._record_size()
+        before = round(count * per)
         deleted = 0
         if max_age_s is not None:
             deleted += self._delete_oldest(now - max_age_s, None, batch)
         if max_bytes is not None:
-            size = before if not deleted else self.records_bytes()
-            count = self.count_interactions()
-            if size > max_bytes and count:
-                per = size / count
+            if deleted:
+                count, per = self._record_size()
+            size = round(count * per)
+            if size > max_bytes and count and per > 0:
                 deleted += self._delete_oldest(None, math.ceil((size - max_bytes) / per), batch)
         after = self.records_bytes() if deleted else before
         return PruneResult(deleted, before, after)
@@ -700,18 +713,12 @@ class PruneResult:
     bytes_after: int
 
 
-def _table_bytes(conn: Connection, table: Table, order: Any, sample: int) -> int:
-    """Rows of `table` times the average size of the newest `sample` rows' text and JSON columns."""
-    count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-    if not count:
-        return 0
-    width = sum(
+def _width(table: Table) -> Any:
+    """The size of a row as the sum of its columns' lengths as text (NULL: 0)."""
+    return sum(
         (func.coalesce(func.length(cast(c, Text)), 0) for c in table.columns),
         start=literal(0),
     )
-    rows = select(width.label("w")).order_by(order.desc()).limit(sample).subquery()
-    average = conn.execute(select(func.avg(rows.c.w))).scalar_one() or 0
-    return round(count * float(average))
 
 
 def _create_engine(url: str, backend: StoreBackend) -> Engine:
@@ -734,51 +741,103 @@ def _open_error(url: str, e: SQLAlchemyError) -> StoreError:
 
 
 # rows <-> records -----------------------------------------------------------------------------------
-def _interaction_row(r: InteractionRecord) -> dict[str, Any]:
-    fb = r.feedback or {}
-    at = fb.get("at")
-    return {
-        "id": r.id,
-        "trace_id": r.trace_id,
-        "session_id": r.session_id,
-        "user_id": r.user_id,
-        "agent": r.agent,
-        "version": r.version,
-        "traffic_source": r.traffic_source,
-        "input": r.input,
-        "output": r.output,
-        "status": r.status,
-        "latency_ms": r.latency_ms,
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cached_input_tokens": r.cached_input_tokens,
-        "cost_usd": r.cost_usd,
-        # dataclasses go to JSON as they are: orjson serialises them natively
-        "tool_calls": r.tool_calls,
-        "llm_calls": r.llm_calls,
-        "guardrails": r.guardrails,
-        "error": r.error,
-        "metadata": r.metadata,
-        "created_at": r.created_at,
-        "thumbs": fb.get("thumbs"),
-        "score": fb.get("score"),
-        "comment": fb.get("comment"),
-        "feedback_at": datetime.fromtimestamp(at, UTC) if at is not None else None,
-    }
+INTERACTION_COLUMNS = (
+    "id",
+    "trace_id",
+    "session_id",
+    "user_id",
+    "agent",
+    "version",
+    "traffic_source",
+    "input",
+    "output",
+    "status",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+    "tool_calls",
+    "llm_calls",
+    "guardrails",
+    "error",
+    "metadata",
+    "created_at",
+    "thumbs",
+    "score",
+    "comment",
+    "feedback_at",
+)
+"""The interactions table's columns in the order of `_interaction_values`."""
+
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status",
+    "attributes",
+)
+"""The spans table's columns in the order of `_span_values`."""
+
+_CONVERT = ("feedback_at",)  # a UTC datetime: SQLite keeps it as SQLAlchemy's text form
 
 
-def _span_row(s: SpanRecord) -> dict[str, Any]:
-    return {
-        "trace_id": s.trace_id,
-        "span_id": s.span_id,
-        "parent_id": s.parent_id,
-        "name": s.name,
-        "kind": s.kind,
-        "start_ns": s.start_ns,
-        "end_ns": s.end_ns,
-        "status": s.status,
-        "attributes": s.attributes,
-    }
+def _interaction_values(r: InteractionRecord) -> tuple[Any, ...]:
+    """A record as a row of `INTERACTION_COLUMNS`, its JSON columns encoded (dataclasses as objects)."""
+    fb = r.feedback
+    if fb:
+        at = fb.get("at")
+        feedback = (
+            fb.get("thumbs"),
+            fb.get("score"),
+            fb.get("comment"),
+            datetime.fromtimestamp(at, UTC) if at is not None else None,
+        )
+    else:
+        feedback = (None, None, None, None)
+    return (
+        r.id,
+        r.trace_id,
+        r.session_id,
+        r.user_id,
+        r.agent,
+        r.version,
+        r.traffic_source,
+        r.input,
+        r.output,
+        r.status,
+        r.latency_ms,
+        r.input_tokens,
+        r.output_tokens,
+        r.cached_input_tokens,
+        r.cost_usd,
+        _dumps(r.tool_calls),
+        _dumps(r.llm_calls),
+        _dumps(r.guardrails),
+        r.error,
+        _dumps(r.metadata),
+        r.created_at,
+        *feedback,
+    )
+
+
+def _span_values(s: SpanRecord) -> tuple[Any, ...]:
+    """A span as a row of `SPAN_COLUMNS`."""
+    return (
+        s.trace_id,
+        s.span_id,
+        s.parent_id,
+        s.name,
+        s.kind,
+        s.start_ns,
+        s.end_ns,
+        s.status,
+        _dumps(s.attributes),
+    )
 
 
 def _interaction_from_row(row: Row[Any]) -> InteractionRecord:
