@@ -70,3 +70,29 @@ async def test_a_failed_write_is_tried_again_on_the_next_flush() -> None:
     with pytest.raises(OSError):
         backend.flush()
     assert backend.flush() == 1 and persistence.saved[-1][0][:2] == (counters[0].key, 3)
+
+
+async def test_request_ids_are_remembered_boundedly_and_recent_retries_stay_idempotent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long-running server does not keep a day of request ids (the soak's memory growth and its
+    per-reservation scan): past REQUESTS_KEPT the oldest go, and ids whose time is up go first."""
+    from shipyard.cost import _budgets
+
+    monkeypatch.setattr(_budgets, "REQUESTS_KEPT", 100)
+    limits = [BudgetLimit(name="user", scope="user", window="day", usd=1000.0)]
+    backend = MemoryBackend()
+    now = time.time()
+    counters = counters_for(limits, Subject("i", "s", "a", user_id="u"), "{p}", now)
+    for n in range(1_000):
+        assert (await backend.reserve(f"r{n}", counters, [10], 60, now)).ok
+        assert await backend.settle(f"r{n}", counters, [10], now)
+    assert len(backend._requests) == 100
+    assert (await backend.levels(counters, now))[0] == (10_000, 0)
+    # a retried settle of a recent request is recognised and counts once
+    assert not await backend.settle("r999", counters, [10], now)
+    assert (await backend.levels(counters, now))[0] == (10_000, 0)
+    # ids whose day is over go even below the cap
+    later = now + _budgets.REQUEST_TTL_S + 1
+    assert (await backend.reserve("late", counters, [10], 60, later)).ok
+    assert list(backend._requests) == ["late"]

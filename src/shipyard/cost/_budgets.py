@@ -29,6 +29,7 @@ import contextlib
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ _WINDOW_TTL_S = {
     "month": 70 * 86_400.0,
 }
 REQUEST_TTL_S = 86_400.0  # a request id is remembered this long (idempotent retries of reserve / settle)
+REQUESTS_KEPT = 50_000
+"""At most this many request ids are remembered in one process (the oldest go first): a retried reserve
+or settle comes seconds after the first, so this bounds memory without losing idempotency."""
 POLL_S = 0.02
 ADMIN_REFRESH_S = 5.0  # how often the budgets set through the admin API are read again
 RECONCILE_MAX = 10_000  # counters reconciled per pass (the most used since the last one)
@@ -235,7 +239,8 @@ class MemoryBackend:
     def __init__(self, persistence: CounterPersistence | None = None) -> None:
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
-        self._requests: dict[str, tuple[str, float]] = {}  # rid -> (reserved | settled, forget at)
+        # rid -> (reserved | settled, forget at), oldest first: forgetting pops from the front
+        self._requests: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._persistence = persistence
         self._dirty: set[str] = set()  # keys of the persisted counters changed since the last flush
         self._swept_at = time.monotonic()
@@ -280,6 +285,8 @@ class MemoryBackend:
                 if s.kept:
                     self._dirty.add(c.key)
             self._requests[rid] = ("settled", now + REQUEST_TTL_S)
+            self._requests.move_to_end(rid)
+            self._forget(now)
             return True
 
     async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
@@ -295,9 +302,14 @@ class MemoryBackend:
                     self._dirty.add(counter.key)
 
     def _forget(self, now: float) -> None:
-        if len(self._requests) > 100_000:
-            for rid in [r for r, (_, until) in self._requests.items() if until <= now]:
-                del self._requests[rid]
+        """Drop the request ids whose time is up, and the oldest beyond REQUESTS_KEPT: O(1) amortized
+        (ids are kept in the order their time runs out)."""
+        requests = self._requests
+        while requests:
+            _, until = next(iter(requests.values()))
+            if until > now and len(requests) <= REQUESTS_KEPT:
+                break
+            requests.popitem(last=False)
 
     def flush(self) -> int:
         """Write changed counters to the store (blocking); returns how many. Counters whose window
