@@ -13,7 +13,7 @@
    of benchmarks/bench_gateway.py (a minimal ASGI app making the same two model calls and the tool call
    with nothing else) measured in the same run. Prints CPU per request of each and the ratio.
 
-    .venv/bin/python benchmarks/bench_cache.py [--seconds 5] [--concurrency 32] [--semantic-only]
+    .venv/bin/python benchmarks/bench_cache.py [--seconds 5] [--concurrency 32] [--semantic-only | --exact-only] [--profile FILE [--gil]]
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ async def semantic(per_template: int, seed: int, threshold: float) -> None:
     )
 
 
-def exact_cpu(seconds: float, concurrency: int) -> None:
+def exact_cpu(seconds: float, concurrency: int, profile: Path | None = None, gil: bool = False) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_gateway import cpu_seconds, load, start
     from helpers import free_port, wait_ready
@@ -214,9 +214,23 @@ def exact_cpu(seconds: float, concurrency: int) -> None:
             wait_ready(f"http://127.0.0.1:{port}/readyz", server, "shipyard serve")
             url = f"http://127.0.0.1:{port}/v1/agents/support/invoke"
             asyncio.run(load(url, 1.0, concurrency))  # every question of load() is now cached
+            spy = None
+            if profile is not None:  # py-spy the server during the measurement (speedscope JSON)
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("py-spy")),
+                        *("record", "-p", str(server.pid), "-o", str(profile), "-f", "speedscope"),
+                        *(["--gil"] if gil else []),
+                        *("-d", str(int(seconds + 1))),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             cpu0 = cpu_seconds(server.pid)
             n = len(asyncio.run(load(url, seconds, concurrency)))
             hit_cpu = (cpu_seconds(server.pid) - cpu0) / n * 1e6
+            if spy is not None:
+                spy.wait(timeout=120)
             server.terminate()
             server.wait(10)
             floor = start([sys.executable, here, "--serve-floor", str(floor_port), str(mock_port), "full"])
@@ -285,10 +299,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threshold", type=float, default=0.8, help="the semantic cache's similarity threshold")
     p.add_argument("--semantic-only", action="store_true")
+    p.add_argument("--exact-only", action="store_true", help="skip the semantic cache's figures")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy the exact-hit server into this file")
+    p.add_argument("--gil", action="store_true", help="with --profile: sample the GIL holder only")
     a = p.parse_args()
-    asyncio.run(semantic(a.per_template, a.seed, a.threshold))
+    if not a.exact_only:
+        asyncio.run(semantic(a.per_template, a.seed, a.threshold))
     if not a.semantic_only:
-        exact_cpu(a.seconds, a.concurrency)
+        exact_cpu(a.seconds, a.concurrency, a.profile, a.gil)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_injection_classifier import DEFAULT_WHEELS, Row, is_held_out, load_corpus  # noqa: E402
 
 from shipyard.guardrails import GuardrailInput, find_pii, scan_injection  # noqa: E402
-from shipyard.guardrails._injection import DEFAULT_INDIRECT_THRESHOLD, DEFAULT_THRESHOLD  # noqa: E402
+from shipyard.guardrails._injection import (  # noqa: E402
+    DEFAULT_INDIRECT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    clear_scan_cache,
+)
 from shipyard.guardrails._leak import (  # noqa: E402
     Exfiltration,
     ExfiltrationOptions,
@@ -447,10 +451,16 @@ def bench_latency(wheels: Path) -> None:
         "   CPU = this thread's CPU time (what the work costs); wall = elapsed (includes waiting for a core)"
     )
     print(f"{'what':<40} {'CPU p50':>8} {'CPU p99':>8} {'wall p50':>9} {'wall p99':>9}  ms")
+
+    def scan(text: str) -> None:
+        """A scan of a text never seen before (scan_injection remembers the texts it scanned)."""
+        clear_scan_cache()
+        scan_injection(text)
+
     for name, fn in (
-        ("prompt_injection (scan_injection)", scan_injection),
+        ("prompt_injection (scan_injection)", scan),
         ("pii (find_pii)", find_pii),
-        ("input set: prompt_injection + pii", lambda t: (scan_injection(t), find_pii(t))),
+        ("input set: prompt_injection + pii", lambda t: (scan(t), find_pii(t))),
         ("output set: leak + exfiltration + pii", output_set),
     ):
         c50, c99 = _percentiles(fn, inputs, time.thread_time)
@@ -466,13 +476,22 @@ def bench_latency(wheels: Path) -> None:
     n = 2000
     t0 = time.thread_time()
     for _ in range(n):
-        scan_injection(user)
+        scan(user)
         find_pii(user)
         output_set(answer)
     per = (time.thread_time() - t0) / n * 1000
     verdict = "met" if per <= 0.3 else "NOT met"
     print(
         f"typical short exchange, whole input + output set: {per:.3f} ms CPU per interaction (target <= 0.3 ms: {verdict})"
+    )
+    for text in inputs:
+        scan_injection(text)
+    t0 = time.thread_time()
+    for text in inputs * 5:
+        scan_injection(text)  # each text seen before: the remembered scan
+    again = (time.thread_time() - t0) / (len(inputs) * 5) * 1e6
+    print(
+        f"prompt_injection on a text scanned before (a repeated tool result or question): {again:.1f} us CPU"
     )
 
 

@@ -33,11 +33,13 @@ def features(text: str, bits: int = DEFAULT_BITS) -> list[int]:
     mask = (1 << bits) - 1
     tokens = _TOKEN.findall(text.lower())
     joined = " " + " ".join(tokens) + " "
+    # The distinct feature strings first, then one hash each: text repeats its n-grams, and a set of
+    # strings is cheaper to build than the hashes it saves ("w:" and "b:" never occur in a 4-gram).
+    grams = {joined[i : i + 4] for i in range(len(joined) - 3)}
+    grams.update(["w:" + t for t in tokens])
+    grams.update([f"b:{a} {b}" for a, b in itertools.pairwise(tokens)])
     h = mmh3.hash
-    hashes = set(map(h, [joined[i : i + 4] for i in range(len(joined) - 3)]))
-    hashes.update(map(h, ["w:" + t for t in tokens]))
-    hashes.update(map(h, [f"b:{a} {b}" for a, b in itertools.pairwise(tokens)]))
-    return list({x & mask for x in hashes})
+    return list({h(g) & mask for g in grams})
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ rules that only make sense there (a note addressed to "the AI reading this").
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,9 +120,32 @@ def json_text(text: str) -> str | None:
     return "\n".join(out)
 
 
+CACHED_TEXTS = 1024  # scans remembered (least recently used out first), of texts up to CACHED_CHARS
+CACHED_CHARS = 4096
+
+
 def scan_injection(text: str, *, indirect: bool = False) -> InjectionScan:
     """Scan `text` for prompt injection (`indirect`: it is a tool result or retrieved document; a JSON
-    one is read as the strings in it, `json_text`)."""
+    one is read as the strings in it, `json_text`).
+
+    A scan depends on nothing but its two arguments, and the same texts come back (the knowledge-base
+    article, the order a tool returns, a question asked again): the scans of the last `CACHED_TEXTS`
+    texts up to `CACHED_CHARS` long are remembered, keyed on the text itself, and a repeat costs a
+    dictionary look-up. Each call gets its own copy of the result."""
+    if len(text) > CACHED_CHARS:
+        return _scan(text, indirect)
+    found = _cached_scan(text, indirect)
+    return InjectionScan(
+        found.score, list(found.rules), list(found.layers), set(found.signals), found.top_layer
+    )
+
+
+def clear_scan_cache() -> None:
+    """Forget the remembered scans (benchmarks measure the scan itself with this)."""
+    _cached_scan.cache_clear()
+
+
+def _scan(text: str, indirect: bool) -> InjectionScan:
     result = InjectionScan()
     if len(text) > MAX_CHARS:
         text = text[:MAX_CHARS]
@@ -155,6 +179,9 @@ def scan_injection(text: str, *, indirect: bool = False) -> InjectionScan:
             if p > result.score:
                 result.score, result.top_layer = p, via
     return result
+
+
+_cached_scan = functools.lru_cache(maxsize=CACHED_TEXTS)(_scan)
 
 
 class PromptInjectionOptions(StrictModel):
