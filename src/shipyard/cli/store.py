@@ -15,7 +15,7 @@ from shipyard.cli._app import ConfigOption, app, console, err_console, fail, han
 
 store_app = typer.Typer(
     help="The store (SQLite under .shipyard/, or PostgreSQL with SHIPYARD_DATABASE_URL).\n\n"
-    "Example: shipyard store prune --max-age 30d",
+    "Example: shipyard store prune --max-age 30d --ledger-max-age 400d",
     no_args_is_help=True,
 )
 dead_app = typer.Typer(
@@ -179,14 +179,21 @@ def prune(
         help="Then delete the oldest until interactions and spans take at most this many MB. "
         "Default: store.retention.max_size_mb.",
     ),
+    ledger_max_age: str | None = typer.Option(
+        None,
+        "--ledger-max-age",
+        help="Delete cost ledger rows older than this (at least 32d: month budgets are reconciled "
+        "from the ledger). Default: store.retention.ledger_max_age (none: the ledger is kept).",
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Delete the oldest interactions and their spans, by age and by size (store.retention in
-    shipyard.yaml, or the options). Eval runs, rollouts, the ledger and dead letters are kept.
+    """Delete the oldest interactions and their spans, by age and by size, and cost ledger rows by
+    age (store.retention in shipyard.yaml, or the options). Eval runs, rollouts and dead letters are
+    kept.
 
-    Example: shipyard store prune --max-age 30d --max-size-mb 2000
+    Example: shipyard store prune --max-age 30d --max-size-mb 2000 --ledger-max-age 400d
     """
-    from shipyard.config import parse_window
+    from shipyard.config import check_ledger_max_age, parse_window
     from shipyard.store import Store, error_reason
 
     cfg = load_project(config)
@@ -202,15 +209,23 @@ def prune(
         if max_size_mb <= 0:
             raise fail(f"--max-size-mb must be more than 0, got {max_size_mb:g}")
         max_bytes = int(max_size_mb * 1024 * 1024)
-    if age_s is None and max_bytes is None:
+    ledger_age_s = retention.ledger_max_age_s
+    if ledger_max_age is not None:
+        try:
+            ledger_age_s = parse_window(ledger_max_age)
+            check_ledger_max_age(ledger_age_s, ledger_max_age)
+        except ValueError as e:
+            raise fail(f"--ledger-max-age: {e}", hint="e.g. --ledger-max-age 400d") from None
+    if age_s is None and max_bytes is None and ledger_age_s is None:
         where = cfg.path or "shipyard.yaml"
         raise fail(
             "nothing to prune by: no age or size limit",
-            hint=f"pass --max-age / --max-size-mb, or set store.retention.max_age / max_size_mb in {where}",
+            hint="pass --max-age / --max-size-mb / --ledger-max-age, or set store.retention.max_age / "
+            f"max_size_mb / ledger_max_age in {where}",
         )
     with Store.from_config(cfg) as store:
         try:
-            result = store.prune(max_age_s=age_s, max_bytes=max_bytes)
+            result = store.prune(max_age_s=age_s, max_bytes=max_bytes, ledger_max_age_s=ledger_age_s)
         except Exception as e:  # the database cannot be used now: nothing was half-done per batch
             raise fail(
                 f"pruning failed: {error_reason(e, 300).splitlines()[0]}",
@@ -218,6 +233,11 @@ def prune(
             ) from None
     console.print(
         f"deleted {result.deleted} interaction(s) with their spans; interactions and spans: "
-        f"{_mb(result.bytes_before)} -> {_mb(result.bytes_after)}",
+        f"{_mb(result.bytes_before)} -> {_mb(result.bytes_after)}; "
+        + (
+            f"deleted {result.ledger_deleted} ledger row(s)"
+            if ledger_age_s is not None
+            else "the cost ledger is kept (no ledger max age)"
+        ),
         highlight=False,
     )

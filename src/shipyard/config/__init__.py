@@ -49,6 +49,7 @@ from shipyard.config._models import (
 from shipyard.config._pipeline import PIPELINE_STAGES, PipelineConfig, ProductionStage
 from shipyard.config._rate_limits import RateLimit, RateLimitsConfig
 from shipyard.config._reload import ReloadConfig
+from shipyard.config._retention import check_ledger_max_age
 from shipyard.config._routing import TIERS, RoutingConfig, routing_problems
 from shipyard.config._schema import (
     AgentConfig,
@@ -121,6 +122,7 @@ __all__ = [
     "StoreConfig",
     "StrictModel",
     "UserSimulatorConfig",
+    "check_ledger_max_age",
     "find_config",
     "format_validation_error",
     "line_of",

@@ -299,9 +299,12 @@ class ServerState:
 
         async def prune() -> None:
             result = await asyncio.to_thread(
-                self.store.prune, max_age_s=retention.max_age_s, max_bytes=retention.max_bytes
+                self.store.prune,
+                max_age_s=retention.max_age_s,
+                max_bytes=retention.max_bytes,
+                ledger_max_age_s=retention.ledger_max_age_s,
             )
-            if result.deleted:
+            if result.deleted or result.ledger_deleted:
                 log_event(
                     "store_pruned",
                     deleted=result.deleted,
@@ -309,6 +312,8 @@ class ServerState:
                     bytes_after=result.bytes_after,
                     max_age=retention.max_age,
                     max_size_mb=retention.max_size_mb,
+                    ledger_deleted=result.ledger_deleted,
+                    ledger_max_age=retention.ledger_max_age,
                 )
 
         with self.loops.guard("store_retention"):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Table, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, Table, and_, case, delete, func, or_, select
 
 from shipyard.store._backends import StoreBackend
 from shipyard.store._bulk import Rows
@@ -195,6 +195,28 @@ class LedgerStore:
             tags += [tuple(t[n] for n in _FEATURE_COLUMNS) for t in more_tags]
         batch.append(Rows(_ledger, _LEDGER_COLUMNS, rows))
         batch.append(Rows(_features, _FEATURE_COLUMNS, tags))
+
+    def _delete_ledger_before(self, cutoff: float, batch: int) -> int:
+        """Delete ledger rows created before `cutoff` with their feature tags, oldest first, about
+        `batch` rows per transaction (rows created at the same time as a batch's last go with it).
+        Savings are ledger rows themselves; nothing else refers to the ledger. Returns rows deleted."""
+        deleted = 0
+        old = select(_ledger.c.created_at).where(_ledger.c.created_at < cutoff).order_by(_ledger.c.created_at)
+        while True:
+            with self.engine.begin() as conn:
+                edge = conn.execute(old.offset(batch - 1).limit(1)).scalar_one_or_none()
+                if edge is None:  # fewer than `batch` left before the cutoff: all of them
+                    edge = conn.execute(select(func.max(old.subquery().c.created_at))).scalar_one_or_none()
+                    if edge is None:
+                        return deleted
+                gone = _ledger.c.created_at <= edge  # edge < cutoff
+                conn.execute(
+                    delete(_features).where(_features.c.ledger_id.in_(select(_ledger.c.id).where(gone)))
+                )
+                n = conn.execute(delete(_ledger).where(gone)).rowcount or 0
+            deleted += n
+            if n < batch:
+                return deleted
 
     def ledger_entries(
         self, interaction_id: str | None = None, *, since: float | None = None, limit: int | None = 1000

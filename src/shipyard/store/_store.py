@@ -321,13 +321,15 @@ class Store(  # each mixin: one group of tables' methods
         *,
         max_age_s: float | None = None,
         max_bytes: int | None = None,
+        ledger_max_age_s: float | None = None,
         now: float | None = None,
         batch: int = 5000,
     ) -> PruneResult:
         """Delete the oldest interactions and their spans: those older than `max_age_s`, then as many
-        more as bring `records_bytes()` down to `max_bytes`. Deletes `batch` interactions per
-        transaction, so the writers in between wait briefly. Eval runs, rollouts, ledger and dead
-        letters are kept. Returns what was deleted and the size before and after."""
+        more as bring `records_bytes()` down to `max_bytes`; and the cost ledger rows (with their
+        feature tags) older than `ledger_max_age_s`, by age only. Deletes `batch` interactions (or
+        ledger rows) per transaction, so the writers in between wait briefly. Eval runs, rollouts and
+        dead letters are kept. Returns what was deleted and the size before and after."""
         now = time.time() if now is None else now
         count, per = self._record_size()
         before = round(count * per)
@@ -341,7 +343,8 @@ class Store(  # each mixin: one group of tables' methods
             if size > max_bytes and count and per > 0:
                 deleted += self._delete_oldest(None, math.ceil((size - max_bytes) / per), batch)
         after = self.records_bytes() if deleted else before
-        return PruneResult(deleted, before, after)
+        ledger = 0 if ledger_max_age_s is None else self._delete_ledger_before(now - ledger_max_age_s, batch)
+        return PruneResult(deleted, before, after, ledger)
 
     def _delete_oldest(self, cutoff: float | None, limit: int | None, batch: int) -> int:
         """Delete interactions created before `cutoff` (None: any), at most about `limit` of them
@@ -705,12 +708,13 @@ def _backend(url: str) -> StoreBackend:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PruneResult:
-    """What `Store.prune` did: interactions deleted (with their spans), and `records_bytes()` before
-    and after."""
+    """What `Store.prune` did: interactions deleted (with their spans), `records_bytes()` before
+    and after, and cost ledger rows deleted (with their feature tags)."""
 
     deleted: int
     bytes_before: int
     bytes_after: int
+    ledger_deleted: int = 0
 
 
 def _width(table: Table) -> Any:
