@@ -327,6 +327,17 @@ def _gates(config: Path) -> None:
     console.print(f"  reports: {reports}/gate-*.html and gate-*.xml (JUnit)\n")
 
 
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a child the demo started; SIGKILL it if it is not gone in 15 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class _Background:
     """A shipyard command as a user would type it, run in its own process from now on, so it works
     beside the phases before its own; `show` prints its output at its phase and returns its exit code."""
@@ -352,13 +363,7 @@ class _Background:
         return code
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc)
         self.out.close()
         self.err.close()
 
@@ -541,13 +546,7 @@ class _Server:
             )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc)
 
 
 def _serve(server: _Server, keep: bool, *, early: bool) -> None:

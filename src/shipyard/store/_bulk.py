@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
 
@@ -179,3 +179,36 @@ def _copy(conn: Connection, b: Rows) -> None:
             connection_invalidated=broken,
             dialect=conn.dialect,
         ) from e
+
+
+def delete_oldest(
+    engine: Engine,
+    created_at: Column[Any],
+    cutoff: float | None,
+    limit: int | None,
+    batch: int,
+    delete_upto: Callable[[Connection, ColumnElement[bool]], int],
+) -> int:
+    """Delete rows oldest first by `created_at`: those before `cutoff` (None: any), about `limit` of
+    them (None: no limit), `batch` per transaction (rows created at the same time as a batch's last go
+    with it). `delete_upto(conn, gone)` deletes the rows `gone` selects, with what depends on them, and
+    returns how many of the rows went. Returns how many went in all."""
+    deleted = 0
+    while limit is None or deleted < limit:
+        take = batch if limit is None else min(batch, limit - deleted)
+        oldest = select(created_at).order_by(created_at)
+        if cutoff is not None:
+            oldest = oldest.where(created_at < cutoff)
+        with engine.begin() as conn:
+            edge = conn.execute(oldest.offset(take - 1).limit(1)).scalar_one_or_none()
+            if edge is None:  # fewer than `take` left before the cutoff: all of them
+                edge = conn.execute(
+                    select(func.max(oldest.subquery().c[created_at.name]))
+                ).scalar_one_or_none()
+                if edge is None:
+                    return deleted
+            n = delete_upto(conn, created_at <= edge)
+        deleted += n
+        if n < take:
+            return deleted
+    return deleted

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Table, and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, case, delete, func, or_, select
 
 from shipyard.store._backends import StoreBackend
-from shipyard.store._bulk import Rows
+from shipyard.store._bulk import Rows, delete_oldest
 from shipyard.store._models import LedgerEntry, LedgerFeature
 from shipyard.store._records import InteractionRecord
 
@@ -200,23 +200,12 @@ class LedgerStore:
         """Delete ledger rows created before `cutoff` with their feature tags, oldest first, about
         `batch` rows per transaction (rows created at the same time as a batch's last go with it).
         Savings are ledger rows themselves; nothing else refers to the ledger. Returns rows deleted."""
-        deleted = 0
-        old = select(_ledger.c.created_at).where(_ledger.c.created_at < cutoff).order_by(_ledger.c.created_at)
-        while True:
-            with self.engine.begin() as conn:
-                edge = conn.execute(old.offset(batch - 1).limit(1)).scalar_one_or_none()
-                if edge is None:  # fewer than `batch` left before the cutoff: all of them
-                    edge = conn.execute(select(func.max(old.subquery().c.created_at))).scalar_one_or_none()
-                    if edge is None:
-                        return deleted
-                gone = _ledger.c.created_at <= edge  # edge < cutoff
-                conn.execute(
-                    delete(_features).where(_features.c.ledger_id.in_(select(_ledger.c.id).where(gone)))
-                )
-                n = conn.execute(delete(_ledger).where(gone)).rowcount or 0
-            deleted += n
-            if n < batch:
-                return deleted
+
+        def upto(conn: Connection, gone: ColumnElement[bool]) -> int:
+            conn.execute(delete(_features).where(_features.c.ledger_id.in_(select(_ledger.c.id).where(gone))))
+            return conn.execute(delete(_ledger).where(gone)).rowcount or 0
+
+        return delete_oldest(self.engine, _ledger.c.created_at, cutoff, None, batch, upto)
 
     def ledger_entries(
         self, interaction_id: str | None = None, *, since: float | None = None, limit: int | None = 1000

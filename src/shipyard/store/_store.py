@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Insert,
@@ -40,7 +41,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.store._backends import STORE_BACKENDS, StoreBackend, scheme_of
 from shipyard.store._budgets import BudgetStore  # admin-set budgets, one machine's budget counters
-from shipyard.store._bulk import Rows, can_copy, write_rows
+from shipyard.store._bulk import Rows, can_copy, delete_oldest, write_rows
 from shipyard.store._bulk import dumps as _dumps
 from shipyard.store._config_revisions import ConfigRevisionStore  # which config the fleet runs (CAS)
 from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
@@ -349,27 +350,14 @@ class Store(  # each mixin: one group of tables' methods
     def _delete_oldest(self, cutoff: float | None, limit: int | None, batch: int) -> int:
         """Delete interactions created before `cutoff` (None: any), at most about `limit` of them
         (None: no limit), oldest first, `batch` per transaction, with their traces' spans."""
-        deleted = 0
-        while limit is None or deleted < limit:
-            take = batch if limit is None else min(batch, limit - deleted)
-            oldest = select(_interactions.c.created_at).order_by(_interactions.c.created_at)
-            if cutoff is not None:
-                oldest = oldest.where(_interactions.c.created_at < cutoff)
-            with self.engine.begin() as conn:
-                edge = conn.execute(oldest.offset(take - 1).limit(1)).scalar_one_or_none()
-                if edge is None:  # fewer than `take` left before the cutoff: all of them
-                    edge = conn.execute(select(func.max(oldest.subquery().c.created_at))).scalar_one_or_none()
-                    if edge is None:
-                        return deleted
-                gone = _interactions.c.created_at <= edge
-                conn.execute(
-                    delete(_spans).where(_spans.c.trace_id.in_(select(_interactions.c.trace_id).where(gone)))
-                )
-                n = conn.execute(delete(_interactions).where(gone)).rowcount or 0
-            deleted += n
-            if n < take:
-                return deleted
-        return deleted
+
+        def upto(conn: Connection, gone: ColumnElement[bool]) -> int:
+            conn.execute(
+                delete(_spans).where(_spans.c.trace_id.in_(select(_interactions.c.trace_id).where(gone)))
+            )
+            return conn.execute(delete(_interactions).where(gone)).rowcount or 0
+
+        return delete_oldest(self.engine, _interactions.c.created_at, cutoff, limit, batch, upto)
 
     def get_trace(self, trace_id: str) -> list[SpanRecord]:
         """The spans of one trace, in start order."""
