@@ -35,8 +35,12 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
+# The suite waits on real servers and subprocesses far more than it computes: several workers
+# (pytest-xdist) overlap those waits even on 2 cores. A test file runs whole on one worker, so its
+# module-scoped fixtures are built once and its tests never overlap each other. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 4
 pytest: $(DEV)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(DEV)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -11,6 +11,7 @@ import pytest
 from conftest import TOOLS, git, write_bundle
 from typer.testing import CliRunner
 
+from shipyard.cli import _app as cli_app
 from shipyard.cli import app
 
 runner = CliRunner()
@@ -54,6 +55,10 @@ agents:
 @pytest.fixture(autouse=True)
 def _wide_and_isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("COLUMNS", "300")
+    # the CLI's consoles took their width at import: widen them too, so a long tmp path (as under
+    # pytest-xdist) does not wrap the messages the tests look for
+    monkeypatch.setattr(cli_app.console, "width", 300)
+    monkeypatch.setattr(cli_app.err_console, "width", 300)
     monkeypatch.delenv("SHIPYARD_CONFIG", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)

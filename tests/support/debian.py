@@ -4,13 +4,18 @@ fresh CI machine does not."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# parallel test workers (pytest-xdist) install one at a time: apt-get does not wait for dpkg's lock
+_APT_LOCK = Path(tempfile.gettempdir()) / "shipyard-tests-apt.lock"
 
 
 @functools.cache
@@ -34,7 +39,11 @@ def debian_program(program: str, package: str | None = None) -> Path:
         return program if os.path.isabs(program) and os.path.exists(program) else shutil.which(program)
 
     if found() is None:
-        problem = _install(package or Path(program).name)
+        problem = None
+        with open(_APT_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be installing it: wait, then look again
+            if found() is None:
+                problem = _install(package or Path(program).name)
         if found() is None:
             pytest.skip(
                 f"{program} is missing and could not be installed: {problem or 'not found after install'}"
