@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SAFETY, BundleMaker, git, write_bundle
 
+from conftest import SAFETY, BundleMaker, git, write_bundle
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.prompts import (
     PromptBundle,

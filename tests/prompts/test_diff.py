@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import SYSTEM, TOOLS, BundleMaker
-
 from shipyard.prompts import ToolChange, diff_bundles, load_bundle, load_bundle_from_git, summarize_diff
 
 

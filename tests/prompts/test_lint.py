@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import TOOLS, BundleMaker
-
 from shipyard.prompts import LintIssue, lint_bundle, load_bundle
 from shipyard.tools import ToolRegistry
 

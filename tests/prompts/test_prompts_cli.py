@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TOOLS, git, write_bundle
 from typer.testing import CliRunner
 
+from conftest import TOOLS, git, write_bundle
 from shipyard.cli import _app as cli_app
 from shipyard.cli import app
 
