@@ -20,12 +20,18 @@ a budget reserve + settle costs against local Redis, next to a plain PING round 
    command counters (INFO commandstats) give the script calls per pair.
 
     .venv/bin/python benchmarks/bench_cost.py [--seconds 5] [--concurrency 32] [--redis-only]
+        [--redis-url URL] [--profile FILE [--gil]]
+
+    --profile FILE  record the "ledger + budgets + routing" server with py-spy during its measurement
+                    (speedscope JSON); with --gil only the thread holding the GIL is sampled, as in
+                    bench_gateway.py
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +45,9 @@ from shipyard.demo import copy_project
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
-def _config(text: str, mock_port: int, prefix: str, *, cache: bool, cost: bool = True) -> str:
+def _config(
+    text: str, mock_port: int, prefix: str, *, cache: bool, cost: bool = True, redis_url: str = REDIS_URL
+) -> str:
     """The demo's shipyard.yaml on the mock LLM, with budgets in Redis, rule routing, the cache on or off."""
     mock = (
         "models:\n"
@@ -54,7 +62,7 @@ def _config(text: str, mock_port: int, prefix: str, *, cache: bool, cost: bool =
     budgets = (
         "budgets:\n"
         "  backend: redis\n"
-        f"  redis_url: {REDIS_URL}\n"
+        f"  redis_url: {redis_url}\n"
         f"  key_prefix: {prefix}\n"
         "  limits:\n"
         "    - {name: per-session, scope: session, window: session, usd: 1.0}\n"
@@ -94,7 +102,9 @@ def gateway(args: argparse.Namespace) -> None:
             )
             for name, cache, cost in runs:
                 prefix = f"bench-{uuid.uuid4().hex[:8]}"
-                (root / "shipyard.yaml").write_text(_config(demo, mock_port, prefix, cache=cache, cost=cost))
+                (root / "shipyard.yaml").write_text(
+                    _config(demo, mock_port, prefix, cache=cache, cost=cost, redis_url=args.redis_url)
+                )
                 port = free_port()
                 with open(Path(tmp) / f"server-{cache}-{cost}.log", "wb") as log:
                     server = gw.start(
@@ -104,9 +114,12 @@ def gateway(args: argparse.Namespace) -> None:
                     )
                     procs.append(server)
                     wait_ready(f"http://127.0.0.1:{port}/readyz", server, "shipyard serve")
+                    spy = _spy(server.pid, args) if args.profile and cost and not cache else None
                     results[name] = gw.measure(
                         f"http://127.0.0.1:{port}/v1/agents/support/invoke", server.pid, mock.pid, args
                     )
+                    if spy is not None:
+                        spy.wait(timeout=120)
                     server.terminate()
                     server.wait(timeout=60)
             for mode in ("floor", "bare"):
@@ -139,7 +152,28 @@ def gateway(args: argparse.Namespace) -> None:
         print(f"  ({len(errors)} error lines in the server log, e.g. {errors[0][:200]})")
 
 
-async def _redis_round_trips(n: int) -> None:
+def _spy(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """py-spy on the server for the measurement (bench_gateway.py's way)."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "-p",
+            str(pid),
+            "-o",
+            str(args.profile),
+            "-f",
+            "speedscope",
+            *(["--gil"] if args.gil else []),
+            "-d",
+            str(int(args.seconds + args.warmup + 2)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _redis_round_trips(n: int, url: str) -> None:
     import redis.asyncio as aioredis
 
     from shipyard.config import BudgetLimit
@@ -154,8 +188,8 @@ async def _redis_round_trips(n: int) -> None:
         BudgetLimit(name="global", scope="global", window="day", usd=1e6),
     ]
     counters = counters_for(limits, Subject("i", "s", "a", user_id="u"), prefix, time.time())
-    backend = RedisBackend(REDIS_URL, prefix)
-    stats = aioredis.Redis.from_url(REDIS_URL)
+    backend = RedisBackend(url, prefix)
+    stats = aioredis.Redis.from_url(url)
 
     async def script_calls() -> int:
         info = await stats.info("commandstats")
@@ -213,8 +247,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--redis-only", action="store_true")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the Redis of the budgets (a DB of your own)")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the budgets server into this file")
+    parser.add_argument("--gil", action="store_true", help="with --profile: sample the GIL holder only")
     args = parser.parse_args()
-    asyncio.run(_redis_round_trips(args.pairs))
+    asyncio.run(_redis_round_trips(args.pairs, args.redis_url))
     if not args.redis_only:
         gateway(args)
 

@@ -152,6 +152,7 @@ class RedisBackend:
 
     def __init__(self, url: str, prefix: str, *, timeout_s: float = 0.5) -> None:
         import redis.asyncio as aioredis
+        from redis.exceptions import NoScriptError
 
         self.url = url
         self.prefix = prefix
@@ -162,9 +163,20 @@ class RedisBackend:
         self._settle = self.client.register_script(SETTLE)
         self._levels = self.client.register_script(LEVELS)
         self._raise = self.client.register_script(RAISE)
+        self._no_script = NoScriptError
 
     def _req(self, rid: str) -> str:
         return f"{self.prefix}:req:{rid}"
+
+    async def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA straight through the client (what redis-py's Script object does, without its
+        per-call layers: these calls are on every model call's path); a Redis that lost the script
+        (a restart, SCRIPT FLUSH) is sent it again."""
+        try:
+            return await self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except self._no_script:
+            script.sha = await self.client.script_load(script.script)
+            return await self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def reserve(
         self, rid: str, counters: list[Counter], amounts: list[int], ttl_s: float, now: float
@@ -174,22 +186,22 @@ class RedisBackend:
         for c, amount in zip(counters, amounts, strict=True):
             args += [c.limit, amount, int(c.ttl_s * 1000)]
         args.append(rid)
-        ok, blocked, exhausted, levels = await self._reserve(
-            keys=[self._req(rid), *(c.key for c in counters)], args=args
+        ok, blocked, exhausted, levels = await self._eval(
+            self._reserve, [self._req(rid), *(c.key for c in counters)], args
         )
         return Reserved(bool(ok), _pairs(levels), int(blocked) - 1 if not ok else None, bool(exhausted))
 
     async def settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
         args: list[Any] = [rid, int(REQUEST_TTL_S * 1000), *amounts, *(int(c.ttl_s * 1000) for c in counters)]
-        done = await self._settle(keys=[self._req(rid), *(c.key for c in counters)], args=args)
+        done = await self._eval(self._settle, [self._req(rid), *(c.key for c in counters)], args)
         return bool(done)
 
     async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
-        flat = await self._levels(keys=[c.key for c in counters], args=[int(now * 1000)])
+        flat = await self._eval(self._levels, [c.key for c in counters], [int(now * 1000)])
         return _pairs(flat)
 
     async def raise_spent(self, counter: Counter, spent: int) -> None:
-        await self._raise(keys=[counter.key], args=[spent, int(counter.ttl_s * 1000)])
+        await self._eval(self._raise, [counter.key], [spent, int(counter.ttl_s * 1000)])
 
     async def ping(self) -> None:
         await self.client.ping()
