@@ -407,3 +407,26 @@ async def test_api_key_and_feature_budgets_count_only_their_traffic(
     assert tagged.status == "budget_exceeded" and tagged.metadata["budget"]["budget"] == "research"
     assert (await rt.invoke("budgeted", "steps=1 hi")).status == "completed"
     await rt.aclose()
+
+
+@pytest.mark.redis
+async def test_a_redis_that_lost_the_scripts_gets_them_again() -> None:
+    """The scripts go out as EVALSHA; after a Redis restart or SCRIPT FLUSH the first call loads
+    them again and still counts once."""
+    import redis.asyncio as aioredis
+
+    prefix = "{" + _prefix() + "}"
+    b = RedisBackend(redis_url(), prefix)
+    limits = _limits({"name": "user-day", "scope": "user", "window": "day", "tokens": 1000})
+    now = 1_800_000_000.0
+    counters = counters_for(limits, Subject("i-1", "s-1", "a", user_id="u-1"), prefix, now)
+    try:
+        assert (await b.reserve("r-1", counters, [100], 60, now)).ok
+        admin = aioredis.Redis.from_url(redis_url())
+        await admin.script_flush()
+        await admin.aclose()
+        assert await b.settle("r-1", counters, [40], now)
+        assert await b.levels(counters, now) == [(40, 0)]
+    finally:
+        await b.client.aclose()
+        await _cleanup(prefix)
