@@ -290,6 +290,19 @@ def test_sighup_to_the_parent_reloads_every_worker(
     with httpx.Client(base_url=url, timeout=60) as c:
         for _ in range(6):  # whichever worker answers knows the new version
             assert "1.9.0" in version_ids(c)
+    # the supervisor killed outright: its workers notice and stop too, rather than serve on as orphans
+    workers = {e["pid"] for e in _events(log, "config_reloaded") if e["trigger"] == "signal"}
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+
+    def gone(pid: int) -> bool:  # exited: no such process, or a zombie its new parent has not reaped
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in workers), "the orphaned workers to stop")
 
 
 # a Redis notice reaches the other replicas --------------------------------------------------------------

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -45,9 +46,24 @@ WORKER_HEALTHCHECK_S = 60
 _STARTUP_FAILED = "Application startup failed. Exiting."  # uvicorn's line; ours names the problem
 
 
+def _stop_with_parent(every_s: float = 1.0) -> None:
+    """In a worker: when the supervisor is gone (SIGKILL, the OOM killer), SIGTERM this worker, which
+    drains and exits as on any SIGTERM, instead of serving on as an orphan that holds the port."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="shipyard-parent-watch", daemon=True).start()
+
+
 def app_from_env() -> Any:
     """The app factory uvicorn's worker processes call (`--workers` > 1)."""
     from shipyard.server._app import create_app
+
+    _stop_with_parent()
 
     fsync: Any = os.environ.get(ENV_FSYNC, "never")
     return create_app(
