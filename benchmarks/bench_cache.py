@@ -187,7 +187,7 @@ async def semantic(per_template: int, seed: int, threshold: float) -> None:
 def exact_cpu(seconds: float, concurrency: int, profile: Path | None = None, gil: bool = False) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_gateway import cpu_seconds, load, start
-    from helpers import free_port, wait_ready
+    from helpers import free_port, py_spy, wait_ready
     from shipyard.demo import copy_project
 
     shipyard = str(Path(sys.executable).with_name("shipyard"))
@@ -216,16 +216,7 @@ def exact_cpu(seconds: float, concurrency: int, profile: Path | None = None, gil
             asyncio.run(load(url, 1.0, concurrency))  # every question of load() is now cached
             spy = None
             if profile is not None:  # py-spy the server during the measurement (speedscope JSON)
-                spy = subprocess.Popen(
-                    [
-                        str(Path(sys.executable).with_name("py-spy")),
-                        *("record", "-p", str(server.pid), "-o", str(profile), "-f", "speedscope"),
-                        *(["--gil"] if gil else []),
-                        *("-d", str(int(seconds + 1))),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                spy = py_spy(server.pid, profile, seconds + 1, gil=gil)
             cpu0 = cpu_seconds(server.pid)
             n = len(asyncio.run(load(url, seconds, concurrency)))
             hit_cpu = (cpu_seconds(server.pid) - cpu0) / n * 1e6

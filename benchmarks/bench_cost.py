@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import uuid
 from pathlib import Path
 
 import bench_gateway as gw
-from helpers import free_port, wait_ready
+from helpers import free_port, py_spy, wait_ready
 from shipyard.demo import copy_project
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -114,7 +113,11 @@ def gateway(args: argparse.Namespace) -> None:
                     )
                     procs.append(server)
                     wait_ready(f"http://127.0.0.1:{port}/readyz", server, "shipyard serve")
-                    spy = _spy(server.pid, args) if args.profile and cost and not cache else None
+                    spy = (
+                        py_spy(server.pid, args.profile, args.seconds + args.warmup + 2, gil=args.gil)
+                        if args.profile and cost and not cache
+                        else None
+                    )
                     results[name] = gw.measure(
                         f"http://127.0.0.1:{port}/v1/agents/support/invoke", server.pid, mock.pid, args
                     )
@@ -150,27 +153,6 @@ def gateway(args: argparse.Namespace) -> None:
     )
     if errors:
         print(f"  ({len(errors)} error lines in the server log, e.g. {errors[0][:200]})")
-
-
-def _spy(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    """py-spy on the server for the measurement (bench_gateway.py's way)."""
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "-p",
-            str(pid),
-            "-o",
-            str(args.profile),
-            "-f",
-            "speedscope",
-            *(["--gil"] if args.gil else []),
-            "-d",
-            str(int(args.seconds + args.warmup + 2)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def _redis_round_trips(n: int, url: str) -> None:

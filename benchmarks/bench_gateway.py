@@ -47,7 +47,7 @@ from typing import Any
 
 import aiohttp
 
-from helpers import free_port, wait_ready
+from helpers import free_port, py_spy, wait_ready
 from shipyard.demo import copy_project
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -323,23 +323,7 @@ def main() -> None:
             url = f"{base}/v1/agents/support/invoke"
             spy = None
             if args.profile:
-                spy = subprocess.Popen(
-                    [
-                        str(Path(sys.executable).with_name("py-spy")),
-                        "record",
-                        "-p",
-                        str(server.pid),
-                        "-o",
-                        str(args.profile),
-                        "-f",
-                        "speedscope",
-                        *(["--gil"] if args.gil else []),
-                        "-d",
-                        str(int(args.seconds + args.warmup + 2)),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                spy = py_spy(server.pid, args.profile, args.seconds + args.warmup + 2, gil=args.gil)
             ship = measure(url, server.pid, mock.pid, args)  # the fresh server, no tab
             if spy is not None:
                 spy.wait(timeout=120)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -37,6 +39,21 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
             pass
         time.sleep(0.1)
     raise SystemExit(f"{what} did not start within {timeout_s:g}s")
+
+
+def py_spy(pid: int, out: Path, seconds: float, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """Record process `pid` with py-spy for `seconds` into `out` (speedscope JSON); `gil`: only samples
+    holding the GIL (py-spy otherwise counts threads waiting for it after I/O as busy)."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            *("record", "-p", str(pid), "-o", str(out), "-f", "speedscope"),
+            *(["--gil"] if gil else []),
+            *("-d", str(int(seconds))),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def production_record(rng: random.Random, at: float, versions: tuple[str, ...]) -> InteractionRecord:
