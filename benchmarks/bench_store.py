@@ -35,7 +35,8 @@ from shipyard.store import (
     new_id,
 )
 from shipyard.store._bulk import Rows, insert_rows
-from shipyard.store._models import Interaction, Span
+from shipyard.store._models import interactions as interactions_table
+from shipyard.store._models import spans as spans_table
 from shipyard.store._store import INTERACTION_COLUMNS, SPAN_COLUMNS
 
 
@@ -232,8 +233,8 @@ def reference_write(store: Store, records: list[InteractionRecord]) -> None:
     ledger: list[Rows] = []
     store._write_ledger(ledger, records)
     with store.engine.begin() as conn:
-        conn.execute(store.backend.insert(Interaction.__table__).on_conflict_do_nothing(), interactions)
-        conn.execute(store.backend.insert(Span.__table__).on_conflict_do_nothing(), spans)
+        conn.execute(store.backend.insert(interactions_table).on_conflict_do_nothing(), interactions)
+        conn.execute(store.backend.insert(spans_table).on_conflict_do_nothing(), spans)
         for rows in ledger:
             insert_rows(conn, rows)
 

@@ -12,7 +12,11 @@ Plugins are found through one entry-point group, `shipyard.plugins`. Each entry 
 (importing it registers things) or a callable (called with no arguments, it registers things).
 Shipyard's own built-ins are declared there too, in its `pyproject.toml`, and load the same way, first;
 then third-party plugins in (distribution, entry point) order. Everything is loaded once per process,
-on the first lookup of any registry (`get`, `names`, `in`), so importing Shipyard stays cheap.
+on the first lookup of any registry (`get`, `names`, `in`), so importing Shipyard stays cheap. One
+exception keeps a command from paying for kinds it never uses: a registry that names the built-in
+entry point filling it (`Registry("model provider", builtin="llm")`) loads only that one while no
+third-party plugin is installed (nothing else can register into it then); with any third-party plugin
+installed, its first lookup loads everything as above.
 
 A plugin that fails to load (an import error, a conflicting name) is skipped with its name and error:
 logged at warning, kept in `plugin_failures()`, and quoted by every "unknown name" error, so nothing
@@ -97,40 +101,62 @@ class _Loader:
         self.failures: list[PluginFailure] = []
         self.builtins_from = ""  # "package metadata" | "pyproject.toml <path>"
         self.current: str | None = None  # the plugin being loaded (origin of what it registers)
-        self._state = "new"  # new | loading | done
+        self._found: tuple[list[EntryPoint], list[EntryPoint]] | None = None  # (built-ins, others)
+        self._tried: set[str] = set()  # built-in entry points loaded (or failed) already
+        self._done = False  # every entry point of the group tried
+        self._loading = False  # under way (in the thread holding the lock)
         self._error: PluginError | None = None
         self._lock = threading.RLock()
 
-    def ensure(self) -> None:
+    def ensure(self, builtin: str | None = None) -> None:
         """Load every plugin of the group unless done (or under way in this thread: a plugin that
-        looks something up while it loads sees what is registered so far)."""
-        if self._state == "done" and self._error is None:
+        looks something up while it loads sees what is registered so far).
+
+        Args:
+            builtin: the built-in entry point that fills the registry being looked up; while no
+                third-party plugin is installed, only it is loaded.
+        """
+        if self._error is None and (
+            self._done or (builtin in self._tried and self._found is not None and not self._found[1])
+        ):
             return
         with self._lock:
-            if self._state == "new":
-                self._state = "loading"
+            if not self._done and not self._loading:
+                self._loading = True
                 try:
-                    self._load_all()
+                    builtins, others = self._discover()
+                    if builtin is not None and not others and any(ep.name == builtin for ep in builtins):
+                        self._load_builtins([ep for ep in builtins if ep.name == builtin])
+                    else:
+                        self._load_builtins(builtins)
+                        for ep in others:
+                            dist = ep.dist
+                            self._load(ep, f"{dist.name} {dist.version}" if dist else "unknown distribution")
+                        self._done = True
                 finally:
-                    self._state = "done"
+                    self._loading = False
         if self._error is not None:
             raise self._error
 
-    def _load_all(self) -> None:
-        try:
-            builtins, self.builtins_from = _builtin_entry_points(self.group)
-        except PluginError as e:
-            self._error = e
-            builtins = []
-        others = sorted(
-            (ep for ep in entry_points(group=self.group) if _dist_name(ep) != DISTRIBUTION),
-            key=lambda ep: (_dist_name(ep) or "", ep.name),
-        )
-        for ep in builtins:
-            self._load(ep, DISTRIBUTION)
-        for ep in others:
-            dist = ep.dist
-            self._load(ep, f"{dist.name} {dist.version}" if dist else "unknown distribution")
+    def _discover(self) -> tuple[list[EntryPoint], list[EntryPoint]]:
+        if self._found is None:
+            try:
+                builtins, self.builtins_from = _builtin_entry_points(self.group)
+            except PluginError as e:
+                self._error = e
+                builtins = []
+            others = sorted(
+                (ep for ep in entry_points(group=self.group) if _dist_name(ep) != DISTRIBUTION),
+                key=lambda ep: (_dist_name(ep) or "", ep.name),
+            )
+            self._found = (builtins, others)
+        return self._found
+
+    def _load_builtins(self, eps: list[EntryPoint]) -> None:
+        for ep in eps:
+            if ep.name not in self._tried:
+                self._load(ep, DISTRIBUTION)
+                self._tried.add(ep.name)
 
     def _load(self, ep: EntryPoint, source: str) -> None:
         self.current = f"{ep.name} ({source})"
@@ -259,11 +285,14 @@ class Registry(Generic[T]):
     Args:
         kind: what one entry is, for messages ("model provider", "scorer").
         group: the entry-point group whose plugins fill it (tests use a group of their own).
+        builtin: the name of Shipyard's own entry point that fills it (`llm`), if one alone does:
+            its first lookup then loads only that one while no third-party plugin is installed.
     """
 
-    def __init__(self, kind: str, *, group: str = GROUP) -> None:
+    def __init__(self, kind: str, *, group: str = GROUP, builtin: str | None = None) -> None:
         self.kind = kind
         self._loader = _loader(group)
+        self._builtin = builtin
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
 
@@ -304,7 +333,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """What is registered under `name`. Raises UnknownPluginError listing the known names (and
         any plugin that failed to load, which may be the one that would have registered it)."""
-        self._loader.ensure()
+        self._loader.ensure(self._builtin)
         found = self._items.get(name)
         if found is None:
             raise UnknownPluginError(self.unknown_message(name))
@@ -326,12 +355,12 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
-        self._loader.ensure()
+        self._loader.ensure(self._builtin)
         return sorted(self._items)
 
     def items(self) -> list[tuple[str, T]]:
         """(name, object) pairs, sorted by name."""
-        self._loader.ensure()
+        self._loader.ensure(self._builtin)
         return sorted(self._items.items(), key=lambda kv: kv[0])
 
     def origin(self, name: str) -> str:
@@ -340,7 +369,7 @@ class Registry(Generic[T]):
         return self._origins[name]
 
     def __contains__(self, name: object) -> bool:
-        self._loader.ensure()
+        self._loader.ensure(self._builtin)
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

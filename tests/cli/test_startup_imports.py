@@ -16,8 +16,15 @@ from shipyard._lazy import read_exports
 
 HEAVY_FOR_HELP = ("numpy", "scipy", "sqlalchemy", "alembic", "opentelemetry.sdk", "uvicorn", "aiohttp")
 # what one interaction on the starter (scripted model, SQLite store) has no use for: numeric and
-# HTTP stacks, the server, migrations (the schema is current), templating
+# HTTP stacks, the server, migrations (the schema is current), templating, the ORM and the PostgreSQL
+# dialect (the store uses Core), structlog (JSON log lines), the eval plugins, and libphonenumber
+# (its input has no phone-like number, and no guardrail scans it)
 NOT_FOR_RUN = (
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.postgresql",
+    "structlog",
+    "phonenumbers",
+    "shipyard.evals",
     "alembic",
     "numpy",
     "scipy",

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 import shipyard.store
 from shipyard.store import Store, StoreError
 from shipyard.store._migrate import MIGRATIONS_DIR, current_revision, head_revision
-from shipyard.store._models import Base
+from shipyard.store._models import metadata
 
 TABLES = {
     "interactions",
@@ -53,7 +53,7 @@ def test_applying_twice_is_a_no_op_and_keeps_data(db_url: str, record_factory) -
 def test_migration_scripts_match_the_models(db_url: str) -> None:
     """A model change without a migration shows up here as a difference."""
     with Store(db_url) as store, store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
 
 

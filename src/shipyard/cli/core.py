@@ -167,8 +167,8 @@ async def _run_one(
     rt.flags, _ = project_flags(cfg, start=False)  # ctx.flags reads the project's flag file, as served
     try:
         history = _history(store, session) if session else []
-        with start_up():
-            not_ready = await rt.warm_up(agent, version)  # a framework's lazy start-up is not this latency
+        with start_up():  # a framework's lazy start-up is not this latency
+            not_ready = await rt.warm_up(agent, version, content_mask=_guarded(cfg, agent))
         if not_ready:
             raise fail(
                 f"agent {agent!r} is not ready: {'; '.join(not_ready.values())}", hint="nothing was run"
@@ -181,6 +181,16 @@ async def _run_one(
         writer.close()
         store.close()
         await _flush_traces()
+
+
+def _guarded(cfg: Any, agent: str) -> bool:
+    """Whether the agent has guardrails (which may scan its texts for PII while it runs): then the PII
+    detectors load before it runs. Without, they are left to load when the one record is masked,
+    after its latency is taken, and only as far as its texts need them."""
+    spec = cfg.agents.get(agent)
+    return spec is not None and any(
+        getattr(spec.guardrails, stage) for stage in ("input", "tool_call", "tool_result", "output")
+    )
 
 
 async def _flush_traces() -> None:

@@ -34,7 +34,7 @@ class AgentAdapter:
     check: Callable[[AdapterConfig], None] = _no_check
 
 
-ADAPTERS: Registry[AgentAdapter] = Registry("adapter kind")
+ADAPTERS: Registry[AgentAdapter] = Registry("adapter kind", builtin="agents")
 """Adapter kinds by the name `kind:` gives (`shipyard.agents` registers http and openai_chat)."""
 
 

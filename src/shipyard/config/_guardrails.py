@@ -42,7 +42,7 @@ class GuardrailKind(Protocol):
     stages: ClassVar[tuple[Stage, ...]]
 
 
-GUARDRAIL_KINDS: Registry[type[GuardrailKind]] = Registry("guardrail kind")
+GUARDRAIL_KINDS: Registry[type[GuardrailKind]] = Registry("guardrail kind", builtin="guardrails")
 """Guardrail kinds by the name `kind:` gives; `shipyard.guardrails.guardrail_kind` registers into it."""
 
 

@@ -151,7 +151,7 @@ class ModelProvider:
     identity: Callable[[Any, ShipyardConfig], dict[str, Any]] = _no_identity
 
 
-PROVIDERS: Registry[ModelProvider] = Registry("model provider")
+PROVIDERS: Registry[ModelProvider] = Registry("model provider", builtin="llm")
 """Model providers by the name `provider:` gives (`shipyard.llm` registers openai and scripted)."""
 
 

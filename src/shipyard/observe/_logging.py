@@ -8,18 +8,24 @@ cost_usd, and per call tool, arguments, model.
 
 Message content and tool arguments are redacted unless content capture is on: text becomes
 `"[redacted: N chars]"` and each argument value `"[redacted]"` (the argument names stay).
+
+JSON lines (the default) are written by `_JsonLines`, the few lines of structlog's pipeline they use
+(filtering by level, `level`, `timestamp`, orjson, one write per line), so a command does not import
+structlog (which imports all of itself, Rich's tracebacks and Pygments included); the readable
+key=value form still comes from structlog's ConsoleRenderer, imported when asked for.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
-import structlog
 
 from shipyard.store import InteractionRecord
 
@@ -61,42 +67,92 @@ def configure_logging(
     if level not in _LEVELS:
         raise ValueError(f"log level must be one of {', '.join(_LEVELS)}, got {level!r}")
     out: Any = stream if stream is not None else sys.stdout
-    processors: list[Any] = [structlog.processors.add_log_level, _timestamp]
-    factory: Any
     if json:
-        processors.append(_orjson)
         binary: Any = getattr(out, "buffer", None) if not _is_binary(out) else out
-        factory = (
-            structlog.BytesLoggerFactory(binary) if binary is not None else (lambda *_: _TextLogger(out))
-        )
+        write = _bytes_writer(binary) if binary is not None else _text_writer(out)
+        _State.logger = _JsonLines(write, _LEVELS[level])
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
-        factory = structlog.PrintLoggerFactory(out)
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=factory,
-        cache_logger_on_first_use=True,
-    )
+        import structlog  # the readable form only: JSON lines need none of it
+
+        processors: list[Any] = [
+            structlog.processors.add_log_level,
+            _timestamp,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+        structlog.configure(
+            processors=processors,
+            wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+            logger_factory=structlog.PrintLoggerFactory(out),
+            cache_logger_on_first_use=True,
+        )
+        _State.logger = structlog.get_logger("shipyard")
     _State.capture = content_capture
-    _State.logger = structlog.get_logger("shipyard")
+
+
+class _JsonLines:
+    """A logger writing one JSON line per event at or above `min_level`, as structlog's filtering bound
+    logger with the processors add_log_level, `_timestamp` and `_orjson` did: the event's fields,
+    then `event`, `level` and `timestamp`, in that order. Methods below the level do nothing."""
+
+    def __init__(self, write: Callable[[bytes], None], min_level: int) -> None:
+        self._write = write
+        for name, number in (*_LEVELS.items(), ("exception", logging.ERROR), ("critical", logging.CRITICAL)):
+            if number < min_level:
+                setattr(self, name, _nop)
+
+    def _emit(self, level: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        fields["event"] = event % args if args else event
+        fields["level"] = level
+        self._write(_orjson(None, level, _timestamp(None, level, fields)))
+
+    def debug(self, event: str, *args: Any, **fields: Any) -> None:
+        self._emit("debug", event, args, fields)
+
+    def info(self, event: str, *args: Any, **fields: Any) -> None:
+        self._emit("info", event, args, fields)
+
+    def warning(self, event: str, *args: Any, **fields: Any) -> None:
+        self._emit("warning", event, args, fields)
+
+    def error(self, event: str, *args: Any, **fields: Any) -> None:
+        self._emit("error", event, args, fields)
+
+    def exception(self, event: str, *args: Any, **fields: Any) -> None:
+        fields.setdefault("exc_info", True)
+        self._emit("error", event, args, fields)
+
+    def critical(self, event: str, *args: Any, **fields: Any) -> None:
+        self._emit("critical", event, args, fields)
+
+
+def _nop(*_: Any, **__: Any) -> None:
+    return None
+
+
+def _bytes_writer(stream: IO[bytes]) -> Callable[[bytes], None]:
+    """Writes one line to a binary stream, flushed, whole (a lock between threads)."""
+    lock = threading.Lock()
+
+    def write(line: bytes) -> None:
+        with lock:
+            stream.write(line + b"\n")
+            stream.flush()
+
+    return write
+
+
+def _text_writer(stream: IO[str]) -> Callable[[bytes], None]:
+    """For text streams without a binary buffer (e.g. io.StringIO): decode the orjson bytes."""
+
+    def write(line: bytes) -> None:
+        stream.write(line.decode() + "\n")
+        stream.flush()
+
+    return write
 
 
 def _is_binary(stream: IO[Any]) -> bool:
     return "b" in getattr(stream, "mode", "") or not hasattr(stream, "encoding")
-
-
-class _TextLogger:
-    """For text streams without a binary buffer (e.g. io.StringIO): decode the orjson bytes."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-
-    def msg(self, message: bytes) -> None:
-        self._stream.write(message.decode() + "\n")
-        self._stream.flush()
-
-    debug = info = warning = error = critical = exception = log = msg
 
 
 def _logger() -> Any:

@@ -158,7 +158,9 @@ class HttpRuntime(Runtime):
         super().__init__(cfg, store=store)
         self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(300, connect=10))
 
-    async def warm_up(self, agent: str, version: str | None = None) -> dict[str, str]:
+    async def warm_up(
+        self, agent: str, version: str | None = None, *, content_mask: bool = True
+    ) -> dict[str, str]:
         return {}  # the server warmed its versions up before /readyz said ready
 
     async def interact(self, agent: str, user_input: str, **options: Unpack[InteractionOptions]) -> Outcome:

@@ -301,16 +301,21 @@ class Runtime:
         return self._system_prompts[v.id]
 
     # warm-up -------------------------------------------------------------------------------------
-    async def warm_up(self, agent: str, version: str | None = None) -> dict[str, str]:
+    async def warm_up(
+        self, agent: str, version: str | None = None, *, content_mask: bool = True
+    ) -> dict[str, str]:
         """Run the warm-up hook (`AgentSpec.warmup`) of each version of `agent` that has one, or of
-        `version` only; once per version (a failed one is tried again on the next call).
+        `version` only; once per version (a failed one is tried again on the next call). With
+        `content_mask` False the PII detectors of the records' masking are left to load on first
+        use (a one-off command: a record is masked after its latency is taken).
 
         The hook runs inside an interaction scope with a context for its version, so code that
         looks up `current_context()` works; nothing it does is recorded. Returns {version id:
         error} for each hook that raised or ran over WARMUP_TIMEOUT_S (empty: every version is
         ready); each failure is logged, never raised."""
         versions = self.versions(agent) if version is None else [self.resolve_version(agent, version)]
-        self.mask.warm()  # the first interaction's record does not load the PII detectors
+        if content_mask:
+            self.mask.warm()  # the first interaction's record does not load the PII detectors
         if self.caches is not None:
             await asyncio.to_thread(self.caches.warm)  # the embedding's weights, before the first question
         failed: dict[str, str] = {}

@@ -12,33 +12,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import BigInteger, Double, Engine, String, Table, delete, func, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Column, Double, Engine, String, Table, delete, func, select
 
 from shipyard.store._backends import StoreBackend
-from shipyard.store._models import Base, JSONType
+from shipyard.store._models import JSONType, metadata
+
+_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("spent", BigInteger, nullable=False),  # tokens, or nano-USD
+    Column("expires_at", Double, index=True, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
 
 
-class BudgetCounterRow(Base):
-    __tablename__ = "budget_counters"
-
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    spent: Mapped[int] = mapped_column(BigInteger)  # tokens, or nano-USD
-    expires_at: Mapped[float] = mapped_column(Double, index=True)
-    updated_at: Mapped[float] = mapped_column(Double)
-
-
-class BudgetRow(Base):
-    __tablename__ = "budgets"
-
-    name: Mapped[str] = mapped_column(String, primary_key=True)
-    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    updated_at: Mapped[float] = mapped_column(Double)
-    updated_by: Mapped[str] = mapped_column(String)
-
-
-_counters: Table = BudgetCounterRow.__table__  # type: ignore[assignment]
-_budgets: Table = BudgetRow.__table__  # type: ignore[assignment]
+_budgets = Table(
+    "budgets",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("definition", JSONType, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("updated_by", String, nullable=False),
+)
 
 
 class BudgetStore:

@@ -11,34 +11,29 @@ replica shows the same newest revision, and whether that replica serves it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, Table, insert, select
+from sqlalchemy import Column, Engine, Integer, String, Table, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.errors import ConflictError
-from shipyard.store._models import Base, JSONType, UTCDateTime, utcnow
+from shipyard.store._models import JSONType, UTCDateTime, metadata, utcnow
 
 RECORD_TRIES = 20  # concurrent recorders re-read and try again this many times
 
 
-class ConfigRevisionRow(Base):
-    """One revision of a project's config: the content hash a replica started or reloaded with."""
-
-    __tablename__ = "config_revisions"
-
-    project: Mapped[str] = mapped_column(String, primary_key=True)
-    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
-    config_hash: Mapped[str] = mapped_column(String)  # sha256 of shipyard.yaml
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    recorded_by: Mapped[str] = mapped_column(String)  # the replica (its instance id and host)
-    trigger: Mapped[str] = mapped_column(String)  # start | file | signal | api | notice
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the reload changed (its result)
-
-
-_revisions: Table = ConfigRevisionRow.__table__  # type: ignore[assignment]
+# One revision of a project's config: the content hash a replica started or reloaded with.
+_revisions = Table(
+    "config_revisions",
+    metadata,
+    Column("project", String, primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("config_hash", String, nullable=False),  # sha256 of shipyard.yaml
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String, nullable=False),  # the replica (its instance id and host)
+    Column("trigger", String, nullable=False),  # start | file | signal | api | notice
+    Column("changes", JSONType, nullable=False),  # what the reload changed (its result)
+)
 
 
 class ConfigRevisionStore:

@@ -22,11 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Double, Engine, Integer, String, Table, Text, delete, func, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, Double, Engine, Integer, String, Table, Text, delete, func, select
 
 from shipyard.store._errors import error_reason, is_refusal, printable
-from shipyard.store._models import Base
+from shipyard.store._models import metadata
 from shipyard.store._records import InteractionRecord
 from shipyard.store._sanitize import store_safe, store_text
 
@@ -181,21 +180,19 @@ def _store_sanitized(
     return []
 
 
-class DeadLetterRow(Base):
-    __tablename__ = "dead_letters"
-
-    id: Mapped[str] = mapped_column(String, primary_key=True)  # dead_letter_id(kind, record_id)
-    kind: Mapped[str] = mapped_column(String)
-    record_id: Mapped[str] = mapped_column(String)
-    error_type: Mapped[str] = mapped_column(String)
-    reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(Text)  # the record as JSON text (see the module docs)
-    created_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds
-    attempts: Mapped[int] = mapped_column(Integer)
-    last_attempt_at: Mapped[float | None] = mapped_column(Double)
-
-
-_table: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+_table = Table(
+    "dead_letters",
+    metadata,
+    Column("id", String, primary_key=True),  # dead_letter_id(kind, record_id)
+    Column("kind", String, nullable=False),
+    Column("record_id", String, nullable=False),
+    Column("error_type", String, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # the record as JSON text (see the module docs)
+    Column("created_at", Double, index=True, nullable=False),  # epoch seconds
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", Double),
+)
 
 
 class DeadLetterStore:

@@ -9,33 +9,28 @@ so a replica with an older copy of the file never brings that copy back (see `fl
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, Table, insert, select, update
+from sqlalchemy import Column, Engine, Integer, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.errors import ConflictError
-from shipyard.store._models import Base, JSONType, UTCDateTime, utcnow
+from shipyard.store._models import JSONType, UTCDateTime, metadata, utcnow
 
 MAX_DIGESTS = 200  # file contents remembered per flag set (oldest forgotten first)
 
 
-class FlagSetRow(Base):
-    """A project's whole flag set (flagd document) at its current revision."""
-
-    __tablename__ = "flag_sets"
-
-    name: Mapped[str] = mapped_column(String, primary_key=True)  # the project
-    revision: Mapped[int] = mapped_column(Integer)
-    document: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the flagd flag-set JSON
-    file_digests: Mapped[list[Any]] = mapped_column(JSONType)  # flag-file contents already seen
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_by: Mapped[str] = mapped_column(String)  # "api", "cli", "file", "kill_switch", ...
-
-
-_flag_sets: Table = FlagSetRow.__table__  # type: ignore[assignment]
+# A project's whole flag set (flagd document) at its current revision.
+_flag_sets = Table(
+    "flag_sets",
+    metadata,
+    Column("name", String, primary_key=True),  # the project
+    Column("revision", Integer, nullable=False),
+    Column("document", JSONType, nullable=False),  # the flagd flag-set JSON
+    Column("file_digests", JSONType, nullable=False),  # flag-file contents already seen
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String, nullable=False),  # "api", "cli", "file", "kill_switch", ...
+)
 
 
 class FlagSetStore:

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Double, Engine, Insert, Integer, String, Table, Text, delete, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, Double, Engine, Insert, Integer, String, Table, Text, delete, select, update
 
-from shipyard.store._models import Base, JSONType
+from shipyard.store._models import JSONType, metadata
 
 RUNNING, DONE = "running", "done"
 
@@ -51,24 +50,24 @@ class IdempotencyEntry:
     interaction_id: str | None = None
 
 
-class IdempotencyKeyRow(Base):
-    __tablename__ = "idempotency_keys"
+_table = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("idempotency_key", String, primary_key=True),
+    Column("fingerprint", String, nullable=False),
+    Column("state", String, nullable=False),  # running | done
+    Column("owner", String, nullable=False),
+    Column("lease_until", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, index=True, nullable=False),
+    Column("status_code", Integer),
+    Column("body", Text),  # the answer as sent (JSON text)
+    Column("headers", JSONType),
+    Column("interaction_id", String),
+)
 
-    scope: Mapped[str] = mapped_column(String, primary_key=True)
-    key: Mapped[str] = mapped_column("idempotency_key", String, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String)
-    state: Mapped[str] = mapped_column(String)  # running | done
-    owner: Mapped[str] = mapped_column(String)
-    lease_until: Mapped[float] = mapped_column(Double)
-    created_at: Mapped[float] = mapped_column(Double)
-    expires_at: Mapped[float] = mapped_column(Double, index=True)
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    body: Mapped[str | None] = mapped_column(Text)  # the answer as sent (JSON text)
-    headers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    interaction_id: Mapped[str | None] = mapped_column(String)
 
-
-_table: Table = IdempotencyKeyRow.__table__  # type: ignore[assignment]
 _c = _table.c
 
 

@@ -18,11 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.errors import ConflictError, NotFoundError, ShipyardError
-from shipyard.store._models import EvalResult, EvalRun, IncidentOccurrenceRow, IncidentRow
+from shipyard.store._models import eval_results as _results
+from shipyard.store._models import eval_runs as _runs
+from shipyard.store._models import incident_occurrences as _occurrences
+from shipyard.store._models import incidents as _incidents
 from shipyard.store._records import new_id
 
 INCIDENT_STATES: tuple[str, ...] = ("open", "triaged", "candidate", "golden", "in_suite", "fixed", "wont_fix")
@@ -39,10 +42,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 MAX_OCCURRENCES_SHOWN = 50
 
-_incidents: Table = IncidentRow.__table__  # type: ignore[assignment]
-_occurrences: Table = IncidentOccurrenceRow.__table__  # type: ignore[assignment]
-_runs: Table = EvalRun.__table__  # type: ignore[assignment]
-_results: Table = EvalResult.__table__  # type: ignore[assignment]
 _HINT = "list incidents with `shipyard incidents list`; an id prefix works when it is unique"
 
 

@@ -13,19 +13,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, case, delete, func, or_, select
 
 from shipyard.store._backends import StoreBackend
 from shipyard.store._bulk import Rows, delete_oldest
-from shipyard.store._models import LedgerEntry, LedgerFeature
+from shipyard.store._models import ledger as _ledger
+from shipyard.store._models import ledger_features as _features
 from shipyard.store._records import InteractionRecord
 
 LEDGER_KEY = "ledger"
 """The record metadata key the runtime fills for the ledger: {features: [...], savings: {reason:
 usd}, api_key_id}. The runtime sets it itself (a request's own metadata cannot)."""
 
-_ledger: Table = LedgerEntry.__table__  # type: ignore[assignment]
-_features: Table = LedgerFeature.__table__  # type: ignore[assignment]
 
 LEDGER_DIMENSIONS: dict[str, str] = {
     "request": "interaction_id",

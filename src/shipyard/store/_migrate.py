@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,11 +70,29 @@ def head_revision() -> str:
     return head
 
 
+_FIRST_DEF = re.compile(r"^(?:async\s+def|def|class)\s", re.MULTILINE)
+_REVISION_LINE = re.compile(r"^(?:revision|down_revision)\b", re.MULTILINE)
+
+
 def _script_revisions(path: Path) -> tuple[str, str | None] | None:
     """(`revision`, `down_revision`) of a migration script; None unless both are plain strings
-    (`down_revision` may be None)."""
+    (`down_revision` may be None). Only the script's head (before its first function) is parsed
+    when neither name is assigned after it: the functions are most of the text."""
+    source = path.read_text(encoding="utf-8")
+    first_def = _FIRST_DEF.search(source)
+    if first_def is not None and _REVISION_LINE.search(source, first_def.start()) is None:
+        try:
+            found = _revisions_in(source[: first_def.start()])
+        except SyntaxError:  # the head is not whole statements: read the whole script
+            found = None
+        if found is not None:
+            return found
+    return _revisions_in(source)
+
+
+def _revisions_in(source: str) -> tuple[str, str | None] | None:
     values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in ast.parse(source).body:
         target: ast.expr
         if isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value

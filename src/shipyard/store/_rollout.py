@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Index, Integer, String, Table, insert, select, update
+from sqlalchemy import Column, Engine, Index, Integer, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.errors import ConflictError, NotFoundError
-from shipyard.store._models import Base, JSONType, UTCDateTime, utcnow
+from shipyard.store._models import JSONType, UTCDateTime, metadata, utcnow
 from shipyard.store._records import new_id
 
 STRATEGIES = ("none", "canary", "blue_green", "experiment")
@@ -37,56 +36,55 @@ ACTIONS = (
 )
 
 
-class DeploymentRow(Base):
-    __tablename__ = "deployments"
-
-    agent: Mapped[str] = mapped_column(String, primary_key=True)
-    stable_version: Mapped[str | None] = mapped_column(String)
-    candidate_version: Mapped[str | None] = mapped_column(String)
-    strategy: Mapped[str] = mapped_column(String)  # none | canary | blue_green | experiment
-    weight: Mapped[int] = mapped_column(Integer)  # percent of traffic to the candidate, 0-100
-    state: Mapped[str] = mapped_column(String)
-    step: Mapped[int] = mapped_column(Integer)  # index into config["steps"]
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revision: Mapped[int] = mapped_column(Integer)
-    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
-
-
-class RolloutDecisionRow(Base):
-    __tablename__ = "rollout_decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agent: Mapped[str] = mapped_column(String)
-    candidate: Mapped[str | None] = mapped_column(String)
-    step: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String)
-    verdict: Mapped[str | None] = mapped_column(String)
-    reasons: Mapped[list[Any]] = mapped_column(JSONType)
-    numbers: Mapped[dict[str, Any]] = mapped_column(JSONType)  # everything the decision was made on
-    actor: Mapped[str] = mapped_column(String)  # "auto" or a person's name
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    __table_args__ = (Index("ix_rollout_decisions_agent_id", "agent", "id"),)
+_deployments = Table(
+    "deployments",
+    metadata,
+    Column("agent", String, primary_key=True),
+    Column("stable_version", String),
+    Column("candidate_version", String),
+    Column("strategy", String, nullable=False),  # none | canary | blue_green | experiment
+    Column("weight", Integer, nullable=False),  # percent of traffic to the candidate, 0-100
+    Column("state", String, nullable=False),
+    Column("step", Integer, nullable=False),  # index into config["steps"]
+    Column("started_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("config", JSONType, nullable=False),
+)
 
 
-class ExperimentRow(Base):
-    __tablename__ = "experiments"
+_decisions = Table(
+    "rollout_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String, nullable=False),
+    Column("candidate", String),
+    Column("step", Integer, nullable=False),
+    Column("action", String, nullable=False),
+    Column("verdict", String),
+    Column("reasons", JSONType, nullable=False),
+    Column("numbers", JSONType, nullable=False),  # everything the decision was made on
+    Column("actor", String, nullable=False),  # "auto" or a person's name
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_rollout_decisions_agent_id", "agent", "id"),
+)
 
-    id: Mapped[str] = mapped_column(String, primary_key=True)
-    agent: Mapped[str] = mapped_column(String, index=True)
-    arms: Mapped[dict[str, Any]] = mapped_column(JSONType)  # {"a": version id, "b": version id}
-    split: Mapped[int] = mapped_column(Integer)  # percent of traffic to arm b
-    metrics: Mapped[list[Any]] = mapped_column(JSONType)
-    state: Mapped[str] = mapped_column(String)  # running | stopped
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+_experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("agent", String, index=True, nullable=False),
+    Column("arms", JSONType, nullable=False),  # {"a": version id, "b": version id}
+    Column("split", Integer, nullable=False),  # percent of traffic to arm b
+    Column("metrics", JSONType, nullable=False),
+    Column("state", String, nullable=False),  # running | stopped
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    Column("report", JSONType),
+)
 
 
-_deployments: Table = DeploymentRow.__table__  # type: ignore[assignment]
-_decisions: Table = RolloutDecisionRow.__table__  # type: ignore[assignment]
-_experiments: Table = ExperimentRow.__table__  # type: ignore[assignment]
 _DEPLOYMENT_KEYS = frozenset(c.key for c in _deployments.c) - {"agent", "revision", "updated_at"}
 _DECISION_KEYS = frozenset(c.key for c in _decisions.c) - {"id", "agent", "created_at"}
 

@@ -6,14 +6,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 
-from shipyard.store._models import ShadowComparisonRow, ShadowRunRow
+from shipyard.store._models import shadow_comparisons as _comparisons
+from shipyard.store._models import shadow_runs as _runs
 from shipyard.store._sanitize import store_text
 from shipyard.store._store import Store
-
-_runs: Table = ShadowRunRow.__table__  # type: ignore[assignment]
-_comparisons: Table = ShadowComparisonRow.__table__  # type: ignore[assignment]
 
 
 def store_safe(value: Any) -> Any:
