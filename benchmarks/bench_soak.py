@@ -3,11 +3,22 @@ store's size and the journal's size every `--every` seconds; all three should be
 within retention.
 
 The demo project on its scripted model (in process, so the soak measures Shipyard, not a model server),
-with the store's retention set (`store.retention: {max_size_mb: --max-size-mb, every: 15s}`); logs,
+with the store's retention set (`store.retention: {max_size_mb: --max-size-mb, every: 15s,
+ledger_max_age: --ledger-max-age}`); logs,
 traces, metrics, the KPI window and the journal are all on, as in production. `--concurrency` keep-alive
 clients (aiohttp, in this process) post "Where is my order N?" with a new session every 5 messages.
 Store size is the SQLite file and its WAL (free pages are reused, so the file stops growing once
-retention deletes as much as arrives); journal size is every file under .shipyard/journal/.
+retention deletes as much as arrives); "records" is what `max_size_mb` bounds: the pages of the
+interactions and spans with their indexes (SQLite's dbstat); "ledger" is the cost ledger with its
+feature tags and indexes, kept by `--ledger-max-age` (at least 32 days: budgets with a month window
+are reconciled from it), so within a soak it grows with traffic by design. Journal size is every file
+under .shipyard/journal/; "otlp file" is the demo's `server.otlp_file` (kept traces as OTLP JSON Lines).
+
+`--tracemalloc N` traces the server's allocations (N frames) from 20% of the run on and prints those
+that grew most between a snapshot at 40% of the run and one at the end: where RSS growth comes from
+(slow: on a loaded machine the server ran 20x slower). `--census` is cheap: it counts the server's
+gc-tracked objects and the entries of its big containers at 30% of the run and at the end, and prints
+what grew (container growth names the cache: an index of one entry per interaction, per session, ...).
 
     .venv/bin/python benchmarks/bench_soak.py [--n 200000] [--concurrency 32] [--max-size-mb 64]
 """
@@ -16,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -55,30 +68,176 @@ def slope(xs: list[int], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
+def table_pages(db: Path) -> dict[str, int]:
+    """Bytes of the pages each table uses with its indexes (SQLite's dbstat; empty without it), and
+    the file's free pages under "(free)"."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema"))
+        pages: dict[str, int] = {}
+        for name, size in conn.execute(
+            "SELECT name, sum(pgsize) FROM dbstat WHERE aggregate = TRUE GROUP BY name"
+        ):
+            table = owner.get(name, name)
+            pages[table] = pages.get(table, 0) + int(size)
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages["(free)"] = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        return pages
+    except sqlite3.Error:  # busy, or a SQLite built without dbstat
+        return {}
+    finally:
+        conn.close()
+
+
+def records_and_ledger_mb(db: Path) -> tuple[float, float]:
+    """(MB on disk of what max_size_mb bounds: interactions and spans; of the cost ledger)."""
+    pages = table_pages(db)
+    return (
+        (pages.get("interactions", 0) + pages.get("spans", 0)) / 2**20,
+        (pages.get("ledger", 0) + pages.get("ledger_features", 0)) / 2**20,
+    )
+
+
 def store_composition(db: Path) -> str:
-    """Rows and MB on disk (the table with its indexes, from SQLite's dbstat) of the tables that grow
-    with traffic: what retention bounds (interactions, spans) and what it keeps (the cost ledger)."""
+    """Rows and MB on disk (the table with its indexes) of the tables that grow with traffic: what
+    retention bounds by size (interactions, spans) and what it keeps by age (the cost ledger)."""
     if not db.exists() or db.suffix not in (".db", ".sqlite"):
         return "n/a"
+    pages = table_pages(db)
     conn = sqlite3.connect(db)
     try:
-        pages: dict[str, int] = dict(
-            conn.execute("SELECT tbl_name, 0 FROM sqlite_schema WHERE type = 'table'")
-        )
-        try:
-            owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema"))
-            for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
-                table = owner.get(name, name)
-                pages[table] = pages.get(table, 0) + int(size)
-        except sqlite3.Error:  # a SQLite built without dbstat: rows only
-            pass
         parts = []
         for table in ("interactions", "spans", "ledger", "ledger_features"):
             rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             parts.append(f"{table} {rows:,} ({pages.get(table, 0) / 2**20:.1f} MB)")
+        parts.append(f"free pages {pages.get('(free)', 0) / 2**20:.1f} MB")
         return ", ".join(parts)
     finally:
         conn.close()
+
+
+_TRACED = """
+import signal, sys, tracemalloc
+frames = int(sys.argv.pop(1))
+out = sys.argv.pop(1)
+taken = [0]
+def dump(*_):
+    if not tracemalloc.is_tracing():  # the first signal: trace from now on (start-up stays fast)
+        tracemalloc.start(frames)
+        open(f"{out}.0", "w").close()
+        return
+    taken[0] += 1
+    tracemalloc.take_snapshot().dump(f"{out}.{taken[0]}")
+signal.signal(signal.SIGUSR2, dump)
+from shipyard.cli import main
+sys.argv[0] = "shipyard"
+main()
+"""
+
+_CENSUS = """
+import collections, gc, signal, sys
+out = sys.argv.pop(1)
+first = {}
+KINDS = (dict, list, set, collections.deque)
+
+def owner(c, skip):
+    # "Type.attribute" or "module.name" of a container, through at most two referrers
+    for r in gc.get_referrers(c):
+        if id(r) in skip or r is first or type(r).__name__ in ("frame", "cell"):
+            continue
+        if isinstance(r, dict):
+            name = next((k for k, v in r.items() if v is c), None)
+            if name is None:
+                continue
+            for rr in gc.get_referrers(r):
+                if getattr(rr, "__dict__", None) is r:
+                    return f"{type(rr).__qualname__}.{name}"
+                if type(rr).__name__ == "module":
+                    return f"{rr.__name__}.{name}"
+            return f"dict[{name!r}]"
+        for name in getattr(type(r), "__slots__", ()) or ():
+            if getattr(r, name, None) is c:
+                return f"{type(r).__qualname__}.{name}"
+        d = getattr(r, "__dict__", None)
+        if isinstance(d, dict):
+            for name, v in d.items():
+                if v is c:
+                    return f"{type(r).__qualname__}.{name}"
+        return f"in a {type(r).__qualname__}"
+    return "?"
+
+def census(*_):
+    gc.collect()
+    objs = gc.get_objects()
+    types = collections.Counter(f"{getattr(type(o), '__module__', '?')}.{type(o).__qualname__}" for o in objs)
+    held = {id(o): o for o in objs if isinstance(o, KINDS) and len(o) >= 200}
+    sizes = {k: len(o) for k, o in held.items()}
+    if not first:
+        first["types"], first["sizes"] = types, sizes
+        open(f"{out}.1", "w").close()
+        return
+    lines = [f"objects tracked by gc: {sum(first['types'].values())} -> {sum(types.values())}"]
+    grown = sorted(((n - first["sizes"].get(k, 0), n, k) for k, n in sizes.items()), key=lambda t: -t[0])
+    skip = {id(objs), id(held), id(sizes), id(first["sizes"])}
+    lines.append("containers that grew most (entries: growth, now):")
+    for d, n, k in grown[:15]:
+        if d > 0:
+            lines.append(f"  {d:+9d} {n:9d}  {type(held[k]).__name__}  {owner(held[k], skip)}")
+    lines.append("object types that grew most (count: growth, now):")
+    for name, n in sorted(types.items(), key=lambda t: first["types"].get(t[0], 0) - t[1])[:15]:
+        lines.append(f"  {n - first['types'].get(name, 0):+9d} {n:9d}  {name}")
+    with open(f"{out}.tmp", "w") as f:
+        f.write("\\n".join(lines) + "\\n")
+    import os
+    os.replace(f"{out}.tmp", f"{out}.2")
+
+def safe_census(*_):
+    try:
+        census()
+    except Exception as e:  # never into the code the signal interrupted
+        with open(f"{out}.{'2' if first else '1'}", "w") as f:
+            f.write(f"census failed: {e!r}\\n")
+
+signal.signal(signal.SIGUSR2, safe_census)
+from shipyard.cli import main
+sys.argv[0] = "shipyard"
+main()
+"""
+
+
+def snapshot(pid: int, base: Path, k: int, timeout_s: float = 300.0, *, empty: bool = False) -> Path | None:
+    """Ask the traced server for snapshot `k` and wait until it is written (`empty`: a marker file)."""
+    path = Path(f"{base}.{k}")
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout_s
+    size = -1
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if path.exists() and path.stat().st_size == size and (size > 0 or empty):
+            return path
+        size = path.stat().st_size if path.exists() else -1
+    return None
+
+
+def print_growth(first: Path, last: Path, top: int = 15) -> None:
+    import tracemalloc
+
+    a, b = tracemalloc.Snapshot.load(str(first)), tracemalloc.Snapshot.load(str(last))
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap*"),
+    ]
+    a, b = a.filter_traces(ignore), b.filter_traces(ignore)
+    total = sum(s.size_diff for s in b.compare_to(a, "filename"))
+    print(f"  tracemalloc: traced memory grew {total / 2**20:+.1f} MB between the snapshots; the biggest:")
+    for stat in b.compare_to(a, "traceback")[:top]:
+        if stat.size_diff <= 0:
+            break
+        print(f"    {stat.size_diff / 2**20:+7.2f} MB  {stat.count_diff:+8d} blocks")
+        for line in stat.traceback.format(limit=6, most_recent_first=True):
+            print(f"        {line}")
 
 
 def main() -> None:
@@ -87,6 +246,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--every", type=float, default=15.0, help="seconds between reports")
     parser.add_argument("--max-size-mb", type=float, default=64.0, help="store.retention.max_size_mb")
+    parser.add_argument(
+        "--ledger-max-age", default="32d", help="store.retention.ledger_max_age (at least 32d)"
+    )
+    parser.add_argument("--tracemalloc", type=int, default=0, help="frames per traced allocation (0: off)")
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="count the server's objects and containers at 30%% of the run and at the end; print what grew",
+    )
     args = parser.parse_args()
     shipyard = str(Path(sys.executable).with_name("shipyard"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,20 +263,34 @@ def main() -> None:
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg["store"] = {
             **(cfg.get("store") or {}),
-            "retention": {"max_size_mb": args.max_size_mb, "every": "15s"},
+            "retention": {
+                "max_size_mb": args.max_size_mb,
+                "every": "15s",
+                "ledger_max_age": args.ledger_max_age,
+            },
         }
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         port = free_port()
         logs = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115  (open for the server's lifetime)
+        command = ["serve", "--port", str(port), "--config", str(cfg_path)]
+        traced = Path(tmp) / "heap"
+        if args.tracemalloc:
+            command = [sys.executable, "-c", _TRACED, str(args.tracemalloc), str(traced), *command]
+        elif args.census:
+            command = [sys.executable, "-c", _CENSUS, str(traced), *command]
+        else:
+            command = [shipyard, *command]
+        snapshots: list[Path] = []
         server = subprocess.Popen(
-            [shipyard, "serve", "--port", str(port), "--config", str(cfg_path)],
+            command,
             cwd=root,
             stdout=logs,
             stderr=subprocess.STDOUT,
         )
         shipyard_dir = root / ".shipyard"
         store_files = [shipyard_dir / "shipyard.db", shipyard_dir / "shipyard.db-wal"]
-        rows: list[tuple[float, int, float, float, float]] = []
+        rows: list[tuple[float, int, float, float, float, float, float]] = []
+        otlp = shipyard_dir / "traces.jsonl"
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz", server, "shipyard serve")
             if not store_files[0].exists():
@@ -121,26 +303,44 @@ def main() -> None:
             async def report() -> None:
                 last, last_t = 0, t0
                 print(
-                    f"{'time':>6} {'sent':>9} {'req/s':>7} {'RSS MB':>8} {'store MB':>9} {'journal MB':>11}"
+                    f"{'time':>6} {'sent':>9} {'req/s':>7} {'RSS MB':>8} {'store MB':>9} {'records MB':>11} "
+                    f"{'ledger MB':>10} {'journal MB':>11} {'otlp file MB':>13}"
                 )
                 while True:
                     await asyncio.sleep(args.every)
                     now = time.monotonic()
                     sent = counter["sent"]
+                    records, ledger = await asyncio.to_thread(records_and_ledger_mb, store_files[0])
                     row = (
                         now - t0,
                         sent,
                         rss_mb(server.pid),
                         size_mb(store_files),
                         size_mb([shipyard_dir / "journal"]),
+                        records,
+                        ledger,
                     )
                     rows.append(row)
                     print(
                         f"{row[0]:6.0f} {sent:9d} {(sent - last) / (now - last_t):7.0f} {row[2]:8.1f} "
-                        f"{row[3]:9.1f} {row[4]:11.1f}",
+                        f"{row[3]:9.1f} {records:11.1f} {ledger:10.1f} {row[4]:11.1f} {size_mb([otlp]):13.1f}",
                         flush=True,
                     )
                     last, last_t = sent, now
+                    if args.census and not snapshots and sent >= args.n * 0.3:
+                        taken = await asyncio.to_thread(snapshot, server.pid, traced, 1, empty=True)
+                        if taken is not None:
+                            snapshots.append(taken)
+                    if (
+                        args.tracemalloc
+                        and len(snapshots) < 2
+                        and sent >= args.n * (0.2, 0.4)[len(snapshots)]
+                    ):
+                        taken = await asyncio.to_thread(
+                            snapshot, server.pid, traced, len(snapshots), empty=not snapshots
+                        )
+                        if taken is not None:
+                            snapshots.append(taken)
 
             url = f"http://127.0.0.1:{port}/v1/agents/support/invoke"
 
@@ -172,26 +372,45 @@ def main() -> None:
             failed = asyncio.run(run())
             elapsed = time.monotonic() - t0
             final = (rss_mb(server.pid), size_mb(store_files), size_mb([shipyard_dir / "journal"]))
+            if len(snapshots) == 2 or (args.census and snapshots):
+                taken = snapshot(server.pid, traced, 2)
+                if taken is not None:
+                    snapshots.append(taken)
         finally:
             server.terminate()
             server.wait(timeout=60)
             logs.close()
         pruned = sum(1 for line in open(Path(tmp) / "server.log", "rb") if b'"store_pruned"' in line)  # noqa: SIM115
         composition = store_composition(store_files[0])
+        otlp_mb = size_mb([otlp])
+        if args.tracemalloc and len(snapshots) == 3:
+            print_growth(snapshots[1], snapshots[2])
+        if args.census and len(snapshots) == 2:
+            print("  census (gc-tracked objects, from 30% of the run to its end):")
+            print("    " + snapshots[1].read_text().replace("\n", "\n    "))
     print(
         f"soak: {args.n} interactions in {elapsed:.0f}s ({args.n / elapsed:.0f}/s), {failed} failed, "
         f"{args.concurrency} clients, retention max_size_mb={args.max_size_mb:g} ({pruned} prune passes deleted rows)"
     )
     warm = [r for r in rows if r[1] >= args.n * 0.25] or rows
     if warm:
-        for i, name in ((2, "RSS MB"), (3, "store MB"), (4, "journal MB")):
+        for i, name in (
+            (2, "RSS MB"),
+            (3, "store MB"),
+            (5, "records MB"),
+            (6, "ledger MB"),
+            (4, "journal MB"),
+        ):
             values = [r[i] for r in warm]
             print(
                 f"  {name:<11} once warm (from 25% of the run): min {min(values):7.1f}  max {max(values):7.1f}  "
                 f"last {values[-1]:7.1f}   (ratio max/min {max(values) / max(min(values), 1e-9):.2f}; "
                 f"trend {slope([r[1] for r in warm], values) * 10_000:+.1f} MB per 10,000 interactions)"
             )
-    print(f"  at the end: RSS {final[0]:.1f} MB, store {final[1]:.1f} MB, journal {final[2]:.1f} MB")
+    print(
+        f"  at the end: RSS {final[0]:.1f} MB, store {final[1]:.1f} MB, journal {final[2]:.1f} MB, "
+        f"otlp file {otlp_mb:.1f} MB"
+    )
     print(f"  what the store holds at the end (rows, MB on disk with indexes): {composition}")
 
 

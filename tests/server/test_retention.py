@@ -42,7 +42,7 @@ def test_a_server_prunes_its_store_by_its_retention(
     wait_until(pruned, "the prune was logged")
     [event] = pruned()
     assert event["deleted"] == 5 and event["max_age"] == "30d"
-    assert event["bytes_after"] < event["bytes_before"]
+    assert event["bytes_after"] <= event["bytes_before"]  # on disk: a few rows free no page
     store.close()
 
 

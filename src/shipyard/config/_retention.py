@@ -30,8 +30,10 @@ class RetentionConfig(StrictModel):
     max_size_mb: float | None = Field(
         None,
         gt=0,
-        description="then delete the oldest until the interactions and spans take at most this many MB "
-        "as stored (their rows' text and JSON; indexes and free pages are not counted)",
+        description="then delete the oldest until the interactions and their spans take at most this "
+        "many MB on disk, with their indexes (SQLite: their pages, freed ones are reused; PostgreSQL: "
+        "their live rows, the relations keep room for what arrives between prunes). The cost ledger is "
+        "not counted: ledger_max_age bounds it",
     )
     every: str = Field("1h", description="how often a running server prunes (90s, 15m, 1h)")
     ledger_max_age: str | None = Field(

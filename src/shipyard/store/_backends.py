@@ -52,7 +52,7 @@ class StoreBackend:
     normalize: Callable[[str, Path | None], str] = _same
 
 
-STORE_BACKENDS: Registry[StoreBackend] = Registry("database backend")
+STORE_BACKENDS: Registry[StoreBackend] = Registry("database backend", builtin="store")
 """Store backends by URL scheme (`sqlite`, `postgresql`, `postgres`)."""
 
 
@@ -103,6 +103,8 @@ def _sqlite_engine(url: URL, dumps: Callable[[Any], str]) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+        # a WAL grown by a big transaction (a prune) or a long read goes back to 16 MiB once it restarts
+        cur.execute("PRAGMA journal_size_limit=16777216")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

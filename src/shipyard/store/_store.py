@@ -25,12 +25,9 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
-    Text,
-    cast,
     delete,
     func,
     insert,
-    literal,
     select,
     text,
     update,
@@ -51,17 +48,16 @@ from shipyard.store._idempotency import IdempotencyStore  # idempotency keys of 
 from shipyard.store._incidents import IncidentStore  # incidents and their provenance (loop)
 from shipyard.store._ledger import LedgerStore  # the cost ledger (rows written with interactions)
 from shipyard.store._migrate import migrate
-from shipyard.store._models import (
-    AgentVersionRow,
-    ApiKey,
-    Approval,
-    EvalResult,
-    EvalRun,
-    Interaction,
-    Span,
-    utcnow,
-)
+from shipyard.store._models import agent_versions as _versions
+from shipyard.store._models import api_keys as _api_keys
+from shipyard.store._models import approvals as _approvals
+from shipyard.store._models import eval_results as _eval_results
+from shipyard.store._models import eval_runs as _eval_runs
+from shipyard.store._models import interactions as _interactions
+from shipyard.store._models import spans as _spans
+from shipyard.store._models import utcnow
 from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
+from shipyard.store._retention import postgresql_disk_bytes, postgresql_row_bytes, sqlite_bytes
 from shipyard.store._rollout import RolloutStore  # rollouts: deployments, decisions, experiments
 
 if TYPE_CHECKING:
@@ -79,20 +75,13 @@ class EvalRunStatus(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
 
 
-_interactions: Table = Interaction.__table__  # type: ignore[assignment]
-_spans: Table = Span.__table__  # type: ignore[assignment]
-_eval_runs: Table = EvalRun.__table__  # type: ignore[assignment]
-_eval_results: Table = EvalResult.__table__  # type: ignore[assignment]
-_approvals: Table = Approval.__table__  # type: ignore[assignment]
-_versions: Table = AgentVersionRow.__table__  # type: ignore[assignment]
-_api_keys: Table = ApiKey.__table__  # type: ignore[assignment]
-
 _TOOL_FIELDS = frozenset(f.name for f in dataclasses.fields(ToolCallRecord))
 _LLM_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallRecord))
 _EVAL_RESULT_KEYS = [c.key for c in _eval_results.c if c.key not in ("id", "run_id")]
 _EVAL_RESULT_NUMBERS = [
     c.key for c in _eval_results.c if c.key != "id" and c.type.python_type in (int, float)
 ]
+_SIZE_ROUNDS = 6  # size-based pruning: delete, measure again, at most this many times
 _RUN_HINT = "the run id is printed by the eval run and listed with its agent's runs"
 
 
@@ -292,30 +281,29 @@ class Store(  # each mixin: one group of tables' methods
 
     # retention -------------------------------------------------------------------------------------
     def records_bytes(self, sample: int = 1000) -> int:
-        """About how many bytes the interactions and their spans take as stored: the number of
-        interactions times the average size of the newest `sample` of them with their traces' spans
-        (their text and JSON columns as text). The same measure on SQLite and PostgreSQL; indexes and
-        free pages are not counted. Reads a count and the sample through indexes, never every row."""
-        count, per = self._record_size(sample)
-        return round(count * per)
+        """How many bytes the interactions and their spans take on disk, with their indexes: what
+        `store.retention.max_size_mb` bounds (store/_retention.py). SQLite: the pages they use;
+        PostgreSQL: their relations' size, but never more than their live rows take (a relation keeps
+        its size after a DELETE and reuses the space). Free pages are not counted."""
+        return self._records_disk(sample)[1]
 
-    def _record_size(self, sample: int = 1000) -> tuple[int, float]:
-        """(interactions stored, average bytes of one with its spans over the newest `sample`)."""
-        c = _interactions.c
+    def _records_disk(self, sample: int = 1000) -> tuple[int, int]:
+        """(interactions stored, bytes they and their spans take on disk; see `records_bytes`)."""
         with self.engine.connect() as conn:
             count = int(conn.execute(select(func.count()).select_from(_interactions)).scalar_one())
+            if self.dialect == "sqlite":
+                return count, sqlite_bytes(conn, [_interactions, _spans], sample) if count else 0
+            disk = postgresql_disk_bytes(conn, [_interactions, _spans])
             if not count:
-                return 0, 0.0
-            newest = (
-                select(c.trace_id, _width(_interactions).label("w"))
-                .order_by(c.created_at.desc())
-                .limit(sample)
-            ).subquery()
-            n, rows = conn.execute(select(func.count(), func.sum(newest.c.w))).one()
-            spans = conn.execute(
-                select(func.sum(_width(_spans))).where(_spans.c.trace_id.in_(select(newest.c.trace_id)))
-            ).scalar_one()
-        return count, (float(rows or 0) + float(spans or 0)) / max(int(n), 1)
+                return 0, 0
+            newest = f'SELECT * FROM "interactions" ORDER BY "created_at" DESC LIMIT {int(sample)}'
+            n, rows = postgresql_row_bytes(conn, _interactions, newest)
+            _, spans = postgresql_row_bytes(
+                conn,
+                _spans,
+                f'SELECT * FROM "spans" WHERE "trace_id" IN (SELECT "trace_id" FROM ({newest}) AS i)',
+            )
+        return count, min(disk, round(count * (rows + spans) / max(n, 1)))
 
     def prune(
         self,
@@ -327,25 +315,47 @@ class Store(  # each mixin: one group of tables' methods
         batch: int = 5000,
     ) -> PruneResult:
         """Delete the oldest interactions and their spans: those older than `max_age_s`, then as many
-        more as bring `records_bytes()` down to `max_bytes`; and the cost ledger rows (with their
-        feature tags) older than `ledger_max_age_s`, by age only. Deletes `batch` interactions (or
-        ledger rows) per transaction, so the writers in between wait briefly. Eval runs, rollouts and
-        dead letters are kept. Returns what was deleted and the size before and after."""
+        more as bring `records_bytes()` (on disk, with their indexes) down to `max_bytes`; and the cost
+        ledger rows (with their feature tags) older than `ledger_max_age_s`, by age only. Deletes
+        `batch` interactions (or ledger rows) per transaction, so the writers in between wait briefly.
+        Eval runs, rollouts and dead letters are kept. Returns what was deleted and the size before
+        and after."""
         now = time.time() if now is None else now
-        count, per = self._record_size()
-        before = round(count * per)
+        count, size = self._records_disk()
+        before = size
         deleted = 0
         if max_age_s is not None:
-            deleted += self._delete_oldest(now - max_age_s, None, batch)
+            gone = self._delete_oldest(now - max_age_s, None, batch)
+            if gone:
+                deleted += gone
+                count, size = self._records_disk()
         if max_bytes is not None:
-            if deleted:
-                count, per = self._record_size()
-            size = round(count * per)
-            if size > max_bytes and count and per > 0:
-                deleted += self._delete_oldest(None, math.ceil((size - max_bytes) / per), batch)
-        after = self.records_bytes() if deleted else before
+            # A b-tree frees a page only once it is (nearly) empty, so the bytes per interaction seen
+            # before a delete can promise more than it gives: measure again and go on, a few times,
+            # each time asking for more than the average promises.
+            for attempt in range(1, _SIZE_ROUNDS + 1):
+                if size <= max_bytes or not count:
+                    break
+                want = math.ceil((size - max_bytes) * count / size * (1 + (attempt - 1) / 2))
+                gone = self._delete_oldest(None, want, batch)
+                if not gone:
+                    break
+                deleted += gone
+                count, size = self._records_disk()
+        if deleted and self.dialect == "postgresql":
+            self._vacuum(_interactions, _spans)
         ledger = 0 if ledger_max_age_s is None else self._delete_ledger_before(now - ledger_max_age_s, batch)
-        return PruneResult(deleted, before, after, ledger)
+        return PruneResult(deleted, before, size, ledger)
+
+    def _vacuum(self, *tables: Table) -> None:
+        """VACUUM `tables` (PostgreSQL) so the space of deleted rows is reused now, not when
+        autovacuum comes by; a role that may not vacuum them leaves it to autovacuum."""
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM {names}")
+        except SQLAlchemyError:
+            pass
 
     def _delete_oldest(self, cutoff: float | None, limit: int | None, batch: int) -> int:
         """Delete interactions created before `cutoff` (None: any), at most about `limit` of them
@@ -696,21 +706,13 @@ def _backend(url: str) -> StoreBackend:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PruneResult:
-    """What `Store.prune` did: interactions deleted (with their spans), `records_bytes()` before
-    and after, and cost ledger rows deleted (with their feature tags)."""
+    """What `Store.prune` did: interactions deleted (with their spans), `records_bytes()` (on disk,
+    with their indexes) before and after, and cost ledger rows deleted (with their feature tags)."""
 
     deleted: int
     bytes_before: int
     bytes_after: int
     ledger_deleted: int = 0
-
-
-def _width(table: Table) -> Any:
-    """The size of a row as the sum of its columns' lengths as text (NULL: 0)."""
-    return sum(
-        (func.coalesce(func.length(cast(c, Text)), 0) for c in table.columns),
-        start=literal(0),
-    )
 
 
 def _create_engine(url: str, backend: StoreBackend) -> Engine:
