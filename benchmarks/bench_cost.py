@@ -4,8 +4,9 @@ a budget reserve + settle costs against local Redis, next to a plain PING round 
 
 1. Gateway (issue 11: <= 12x the floor): `shipyard serve` with the demo project on a zero-latency mock
    LLM, 32 keep-alive clients. Each model call reserves on three budgets (session, user per day,
-   global per day; one Redis script call) and settles (one more); the ledger rows are written with
-   each interaction by the background writer. Two runs:
+   global per day) and settles; the settle is queued and rides with the next reserve (one Redis
+   script call per model call; the Redis command counters give the script calls per request); the
+   ledger rows are written with each interaction by the background writer. Two runs:
    - "ledger + budgets + routing": the exact cache off, every request runs the agent;
    - "+ exact cache": the demo's cache on (SQLite), with bench_gateway's three questions. The demo keeps
      order lookups live (`lookup_order` is not under `cache.tools`), so these answers are never kept:
@@ -15,12 +16,17 @@ a budget reserve + settle costs against local Redis, next to a plain PING round 
    The floor and the bare ASGI app are bench_gateway.py's (the same two model calls and tool call,
    nothing else). Prints CPU per request and the ratio to the floor.
 
-2. Budget round trips: 2000 sequential reserve + settle pairs of one call touching three counters,
-   through the RedisBackend Shipyard uses, against 2000 PINGs on the same connection; Redis's own
-   command counters (INFO commandstats) give the script calls per pair.
+2. Budget round trips: 2000 sequential model calls' reserve + settle on three counters, through the
+   RedisBackend Shipyard uses, as `ctx.llm` makes them (the settle queued, riding with the next
+   reserve), and with each step awaited on its own; against 2000 PINGs on the same connection.
+   Redis's own command counters (INFO commandstats) give the script calls per pair.
+
+The Redis keys the benchmark made are deleted when it ends.
 
     .venv/bin/python benchmarks/bench_cost.py [--seconds 5] [--concurrency 32] [--redis-only]
         [--redis-url URL] [--profile FILE [--gil]]
+
+    --redis-url URL the Redis of the budgets (default DB 13; use a DB of your own)
 
     --profile FILE  record the "ledger + budgets + routing" server with py-spy during its measurement
                     (speedscope JSON); with --gil only the thread holding the GIL is sampled, as in
@@ -41,7 +47,7 @@ import bench_gateway as gw
 from helpers import free_port, py_spy, wait_ready
 from shipyard.demo import copy_project
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def _config(
@@ -81,9 +87,39 @@ def _config(
     return text
 
 
+def _script_calls(url: str) -> int:
+    """EVAL / EVALSHA calls Redis has answered so far (every client of this Redis)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in info.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    finally:
+        client.close()
+
+
+def _delete_keys(url: str, prefixes: list[str]) -> int:
+    """Delete the keys of the benchmark's runs (every key under each `{prefix}` hash tag)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        for prefix in prefixes:
+            keys = list(client.scan_iter(match="{" + prefix + "}*", count=1000))
+            for i in range(0, len(keys), 500):
+                deleted += int(client.delete(*keys[i : i + 500]))
+    finally:
+        client.close()
+    return deleted
+
+
 def gateway(args: argparse.Namespace) -> None:
     shipyard = str(Path(sys.executable).with_name("shipyard"))
     results: dict[str, dict[str, float]] = {}
+    prefixes: list[str] = []
+    scripts_per_request: float | None = None
     with tempfile.TemporaryDirectory() as tmp:
         mock_port = free_port()
         root = copy_project(Path(tmp) / "demo")
@@ -101,6 +137,7 @@ def gateway(args: argparse.Namespace) -> None:
             )
             for name, cache, cost in runs:
                 prefix = f"bench-{uuid.uuid4().hex[:8]}"
+                prefixes.append(prefix)
                 (root / "shipyard.yaml").write_text(
                     _config(demo, mock_port, prefix, cache=cache, cost=cost, redis_url=args.redis_url)
                 )
@@ -118,9 +155,12 @@ def gateway(args: argparse.Namespace) -> None:
                         if args.profile and cost and not cache
                         else None
                     )
+                    calls0 = _script_calls(args.redis_url)
                     results[name] = gw.measure(
                         f"http://127.0.0.1:{port}/v1/agents/support/invoke", server.pid, mock.pid, args
                     )
+                    if cost and not cache:  # warm-up and measured requests alike
+                        scripts_per_request = (_script_calls(args.redis_url) - calls0) / results[name]["sent"]
                     if spy is not None:
                         spy.wait(timeout=120)
                     server.terminate()
@@ -140,6 +180,7 @@ def gateway(args: argparse.Namespace) -> None:
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait(timeout=30)
+            _delete_keys(args.redis_url, prefixes)
         errors = [line for line in open(Path(tmp) / "server-False-True.log") if '"level": "error"' in line]  # noqa: SIM115
     floor = results["floor"]
     print(f"gateway with cost control: {args.seconds:g}s per measurement, {args.concurrency} clients")
@@ -151,6 +192,11 @@ def gateway(args: argparse.Namespace) -> None:
     print(
         "  on: cost ledger, budgets (Redis, 3 counters per call), routing (rule router); target <= 12x the floor"
     )
+    if scripts_per_request is not None:
+        print(
+            f"  Redis script calls per request (2 model calls), ledger + budgets + routing: {scripts_per_request:.2f} "
+            "(INFO commandstats, every client of this Redis)"
+        )
     if errors:
         print(f"  ({len(errors)} error lines in the server log, e.g. {errors[0][:200]})")
 
@@ -177,49 +223,71 @@ async def _redis_round_trips(n: int, url: str) -> None:
         info = await stats.info("commandstats")
         return sum(int(v["calls"]) for k, v in info.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
 
-    await backend.reserve("warm", counters, [1, 1, 1], 60, time.time())
-    await backend.settle("warm", counters, [1, 1, 1], time.time())
-    for _ in range(100):
-        await backend.client.ping()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        await backend.client.ping()
-    ping_us = (time.perf_counter() - t0) / n * 1e6
-    calls0 = await script_calls()
-    t0 = time.perf_counter()
-    for i in range(n):
-        now = time.time()
-        ok = await backend.reserve(f"r{i}", counters, [1000, 1000, 1000], 60, now)
-        assert ok.ok
-        await backend.settle(f"r{i}", counters, [900, 900, 900], now)
-    pair_us = (time.perf_counter() - t0) / n * 1e6
-    calls = (await script_calls() - calls0) / n
-    info = await stats.info("commandstats")
-    in_redis_us = float(info.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
-    ping_in_redis_us = float(info.get("cmdstat_ping", {}).get("usec_per_call", 0.0))
+    try:
+        await backend.reserve("warm", counters, [1, 1, 1], 60, time.time())
+        await backend.settle("warm", counters, [1, 1, 1], time.time())
+        for _ in range(100):
+            await backend.client.ping()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await backend.client.ping()
+        ping_us = (time.perf_counter() - t0) / n * 1e6
+
+        # as ctx.llm does it: the settle is queued and rides with the next call's reserve
+        calls0 = await script_calls()
+        t0 = time.perf_counter()
+        for i in range(n):
+            now = time.time()
+            ok = await backend.reserve(f"q{i}", counters, [1000, 1000, 1000], 60, now)
+            assert ok.ok
+            backend.settle_soon(f"q{i}", counters, [900, 900, 900], now)
+        await backend.levels(counters, time.time())  # sends the last settle
+        queued_us = (time.perf_counter() - t0) / n * 1e6
+        queued_calls = (await script_calls() - calls0 - 1) / n
+
+        # each step awaited on its own (what a reserve and a settle cost apart)
+        calls0 = await script_calls()
+        t0 = time.perf_counter()
+        for i in range(n):
+            now = time.time()
+            ok = await backend.reserve(f"r{i}", counters, [1000, 1000, 1000], 60, now)
+            assert ok.ok
+            await backend.settle(f"r{i}", counters, [900, 900, 900], now)
+        pair_us = (time.perf_counter() - t0) / n * 1e6
+        calls = (await script_calls() - calls0) / n
+        spent, reserved = (await backend.levels(counters, time.time()))[0]
+        assert reserved == 0 and spent == 1 + 2 * n * 900, (spent, reserved)
+        info = await stats.info("commandstats")
+        in_redis_us = float(info.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
+        ping_in_redis_us = float(info.get("cmdstat_ping", {}).get("usec_per_call", 0.0))
+    finally:
+        await backend.aclose()
+        keys = [k async for k in stats.scan_iter(match=prefix + "*")]
+        if keys:
+            await stats.delete(*keys)
+        await stats.aclose()
     memory = MemoryBackend()
     t0 = time.perf_counter()
     for i in range(n):
         now = time.time()
         await memory.reserve(f"r{i}", counters, [1000, 1000, 1000], 60, now)
-        await memory.settle(f"r{i}", counters, [900, 900, 900], now)
+        memory.settle_soon(f"r{i}", counters, [900, 900, 900], now)
     memory_us = (time.perf_counter() - t0) / n * 1e6
-    keys = [k async for k in stats.scan_iter(match=prefix + "*")]
-    if keys:
-        await stats.delete(*keys)
-    await stats.aclose()
-    await backend.aclose()
-    print(f"budget reserve + settle, one call on 3 counters ({n} sequential pairs, local Redis):")
-    print(f"  Redis PING round trip                {ping_us:8.1f} us")
+    print(f"budget reserve + settle, one model call on 3 counters ({n} sequential calls, local Redis):")
+    print(f"  Redis PING round trip                    {ping_us:8.1f} us")
     print(
-        f"  reserve + settle (Redis)             {pair_us:8.1f} us = {pair_us / ping_us:.2f}x a PING; "
+        f"  reserve + settle, settle queued (ctx.llm) {queued_us:8.1f} us = {queued_us / ping_us:.2f}x a PING; "
+        f"{queued_calls:.2f} script calls per call (the settle rides with the next reserve)"
+    )
+    print(
+        f"  reserve + settle, each awaited           {pair_us:8.1f} us = {pair_us / ping_us:.2f}x a PING; "
         f"{calls:.2f} script calls per pair (one round trip each)"
     )
     print(
         f"  inside Redis: a budget script {in_redis_us:.1f} us, a PING {ping_in_redis_us:.1f} us "
         "(INFO commandstats, every client of this Redis)"
     )
-    print(f"  reserve + settle (in-process)        {memory_us:8.1f} us")
+    print(f"  reserve + settle (in-process)            {memory_us:8.1f} us")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The anchors' budget bugs, reproduced and shown not to happen here.
 
-Three real `shipyard serve` processes share one Redis (DB 12) and one PostgreSQL store (SQLite when
+Three real `shipyard serve` processes share one Redis (DB 13) and one PostgreSQL store (SQLite when
 PostgreSQL is unreachable). 64 sessions of ONE user talk to them at once against a small daily cap;
 the mock LLM server fails calls at random, clients hang up at random, and the agent's timeout cuts
 some interactions short (the server cancels their model calls). Afterwards:
@@ -41,7 +41,7 @@ from shipyard.store import Store
 
 pytestmark = pytest.mark.redis
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = "redis://127.0.0.1:6379/13"
 CAP_USD = 10.0
 RESERVATION_CAP_USD = 0.5  # 5% of the cap
 SESSIONS = 64
@@ -224,3 +224,16 @@ def test_three_replicas_one_user_64_sessions_never_overspend(tmp_path: Path, sto
                 proc.kill()
                 proc.wait()
         llm.stop()
+        # the budget counters, and the KPIs the replicas shared through the same Redis
+        _delete_keys("{" + prefix + "}*", "shipyard:*:kpi*")
+
+
+def _delete_keys(*patterns: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for pattern in patterns:
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    client.close()

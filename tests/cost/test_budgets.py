@@ -24,7 +24,7 @@ from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 GRACEFUL = "I have reached my processing limit for this session. Let me summarize what I have found so far."
-REDIS_DB = 12
+REDIS_DB = 13
 
 
 def redis_url() -> str:
@@ -430,3 +430,115 @@ async def test_a_redis_that_lost_the_scripts_gets_them_again() -> None:
     finally:
         await b.client.aclose()
         await _cleanup(prefix)
+
+
+@pytest.mark.redis
+async def test_in_redis_a_model_call_is_one_script_call_and_a_spent_budget_is_refused_up_front(
+    tmp_path: Path, llm: MockLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHIPYARD_REDIS_URL", raising=False)
+    prefix = _prefix()
+    rt = _runtime(
+        tmp_path,
+        llm.url,
+        f"""\
+        budgets:
+          backend: redis
+          redis_url: {redis_url()}
+          key_prefix: {prefix}
+          max_reservation_usd: 0.5
+          limits:
+            - {{name: per-session, scope: session, window: session, usd: 2.0}}
+            - {{name: user-day, scope: user, window: day, usd: 50.0}}
+        """,
+    )
+    other = None
+    try:
+        assert rt.budgets is not None
+        backend = rt.budgets.backend
+        assert isinstance(backend, RedisBackend)
+        backend.settle_delay_s = 3600  # a settle waits for a reserve (or a read) to ride with
+        user = f"u-{uuid.uuid4().hex}"
+        before = backend.script_calls
+        out = await rt.invoke("budgeted", "steps=3 where is my order", session_id="s-1", user_id=user)
+        assert out.status == "completed" and len(out.llm_calls) == 3
+        assert (
+            backend.script_calls - before == 3
+        )  # one per model call: each settle rode with the next reserve
+        # the last call's settle is still queued; this process's next step (a read) carries it
+        counters = rt.budgets.counters(Subject("x", "s-1", "budgeted", user_id=user))
+        levels = await backend.levels(counters, time.time())
+        assert backend.script_calls - before == 4
+        spent = sum(math.ceil(c.cost_usd * NANO) for c in out.llm_calls)
+        assert spent > 0 and levels == [(spent, 0), (spent, 0)]
+        # ctx.budget saw the levels the reserves answered (and its own settles)
+        assert out.metadata["left_usd"] == pytest.approx(2.0 - spent / NANO)
+
+        # the session's budget is spent: this process knows it, so the check refuses without a round
+        # trip and the agent does not run
+        session = counters[0]
+        await backend.raise_spent(session, session.limit)
+        calls, requests = backend.script_calls, llm.app.requests if llm.app else 0
+        refused = await rt.invoke("budgeted", "steps=1 hi", session_id="s-1", user_id=user)
+        assert refused.status == "budget_exceeded" and refused.output == GRACEFUL
+        assert refused.metadata["budget"]["budget"] == "per-session" and not refused.llm_calls
+        assert backend.script_calls == calls and llm.app is not None and llm.app.requests == requests
+
+        # a replica that has not seen it: its first model call's reserve refuses, before the model is called
+        other = Runtime(
+            load_config(tmp_path / "shipyard.yaml"), store=Store(f"sqlite:///{tmp_path / 'o.db'}")
+        )
+        assert other.budgets is not None and isinstance(other.budgets.backend, RedisBackend)
+        elsewhere = await other.invoke("budgeted", "steps=1 hi", session_id="s-1", user_id=user)
+        assert elsewhere.status == "budget_exceeded" and elsewhere.output == GRACEFUL
+        assert elsewhere.metadata["budget"]["spent"] >= 2.0
+        assert other.budgets.backend.script_calls == 1 and llm.app.requests == requests
+    finally:
+        await rt.aclose()
+        if other is not None:
+            await other.aclose()
+        await _cleanup("{" + prefix + "}")
+
+
+@pytest.mark.redis
+async def test_in_redis_concurrent_steps_share_a_script_call_and_a_read_sees_queued_settles() -> None:
+    prefix = "{" + _prefix() + "}"
+    b = RedisBackend(redis_url(), prefix)
+    limits = _limits({"name": "user-day", "scope": "user", "window": "day", "tokens": 1000})
+    now = 1_800_000_000.0
+    counters = counters_for(limits, Subject("i-1", "s-1", "a", user_id="u-1"), prefix, now)
+    try:
+        got = await asyncio.gather(*(b.reserve(f"r-{i}", counters, [10], 60, now) for i in range(20)))
+        assert all(g.ok for g in got)
+        assert b.script_calls <= 2  # queued while one call was on its way: they went out together
+        for i in range(20):
+            b.settle_soon(f"r-{i}", counters, [4], now)
+        assert await b.levels(counters, now) == [(80, 0)]  # the read went after the settles queued before it
+        # all or nothing still holds inside a batch: the 11th of these reserves has no room
+        got = await asyncio.gather(*(b.reserve(f"q-{i}", counters, [90], 60, now) for i in range(11)))
+        assert [g.ok for g in got] == [True] * 10 + [False] and got[-1].blocked == 0
+        assert await b.levels(counters, now) == [(80, 900)]
+    finally:
+        await b.aclose()
+        await _cleanup(prefix)
+
+
+async def test_with_redis_unreachable_waiting_steps_fail_and_a_queued_settle_is_given_up() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from shipyard.cost._budget_redis import SETTLE_TRIES
+
+    prefix = "{" + _prefix() + "}"
+    b = RedisBackend("redis://127.0.0.1:9/0", prefix, settle_delay_s=0.01)
+    limits = _limits({"name": "user-day", "scope": "user", "window": "day", "tokens": 1000})
+    now = time.time()
+    counters = counters_for(limits, Subject("i-1", "s-1", "a", user_id="u-1"), prefix, now)
+    with pytest.raises(RedisConnectionError):
+        await b.reserve("r-1", counters, [10], 60, now)
+    b.settle_soon("r-1", counters, [4], now)
+    give_up = time.monotonic() + 60  # a hang guard, not a timing
+    while b.script_calls < 1 + SETTLE_TRIES and time.monotonic() < give_up:
+        await asyncio.sleep(0.01)
+    assert b.script_calls == 1 + SETTLE_TRIES  # the reserve, then the settle's tries
+    await b.aclose()  # nothing is left to send: the settle was given up (its hold would lapse)
+    assert b.script_calls == 1 + SETTLE_TRIES

@@ -1,4 +1,4 @@
-"""A session's tier across replicas: two runtimes sharing Redis (DB 14) see one tier per session, an
+"""A session's tier across replicas: two runtimes sharing Redis (DB 13) see one tier per session, an
 escalation on one is kept by the other, and a session tier only moves up; with Redis unreachable a
 call goes to the reference tier (never a worse answer), and the in-process store works alone."""
 
@@ -18,7 +18,7 @@ from shipyard.routing import MemoryTiers, RedisTiers
 from shipyard.runtime import Runtime
 
 Project = Callable[..., ShipyardConfig]
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 @pytest.fixture
@@ -108,3 +108,18 @@ async def test_the_memory_store_raises_only_and_forgets_idle_sessions() -> None:
     await expired.raise_to("a", 2)
     await asyncio.sleep(0.01)
     assert await expired.get("a") is None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_an_interactions_first_call_reads_and_decides_in_one_step(
+    kind: str, prefix: str, clean: None
+) -> None:
+    tiers = MemoryTiers(ttl_s=600) if kind == "memory" else RedisTiers(REDIS_URL, prefix, 600)
+    assert await tiers.decide("s", 1, raise_kept=False) == (1, None)  # a new session: the router's rank
+    assert await tiers.decide("s", 2, raise_kept=False) == (1, 1)  # a kept session stays on its tier
+    assert await tiers.decide("s", 0, raise_kept=True) == (1, 1)  # never down
+    assert await tiers.decide("s", 2, raise_kept=True) == (2, 1)  # a harder new turn raises it
+    assert await tiers.get("s") == 2
+    if isinstance(tiers, RedisTiers):
+        await tiers.aclose()

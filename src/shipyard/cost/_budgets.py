@@ -15,9 +15,15 @@ beside other calls' reservations waits for them (`wait_s`); one that does not fi
 refused (`BudgetExceeded`).
 
 Counters live in a `BudgetBackend`: `MemoryBackend` (one machine: in this process, persisted to the
-store) or `RedisBackend` (`cost/_budget_redis.py`: many replicas, one Lua script per reserve and one
-per settle). Both are raised now and then to what the store recorded (`reconcile`), by taking the
-larger value, so reseeding a counter never counts a call twice.
+store) or `RedisBackend` (`cost/_budget_redis.py`: many replicas, one Lua script; a model call costs
+one round trip: its reserve, with the previous call's settle riding along). A settle is queued, not
+waited for: the answer never waits on it. Both are raised now and then to what the store recorded
+(`reconcile`), by taking the larger value, so reseeding a counter never counts a call twice.
+
+The check before the agent runs (`InteractionBudget.check`) makes no round trip: it refuses an
+interaction whose budget this process has already seen spent (spent only grows within a window);
+otherwise the first model call's reserve is the check (an exhausted budget refuses it at once), and
+its answer is what `ctx.budget` shows from then on.
 
 Amounts are integers: tokens, or USD in nano-dollars (`NANO`), so counters add up exactly.
 """
@@ -26,11 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -110,10 +117,7 @@ class Counter:
     key: str
     limit: int
     ttl_s: float
-
-    @property
-    def unit(self) -> str:
-        return self.budget.unit
+    unit: str = "usd"  # the budget's: usd (counted in nano-dollars) or tokens
 
     def to_units(self, value: float) -> float:
         return value / NANO if self.unit == "usd" else value
@@ -125,8 +129,16 @@ def window_id(window: str, subject: Subject, now: float) -> str:
         return f"i:{subject.interaction_id}"
     if window == "session":
         return f"s:{subject.session_id}"
-    day = datetime.fromtimestamp(now, UTC)
-    return f"d:{day:%Y-%m-%d}" if window == "day" else f"m:{day:%Y-%m}"
+    day, month = _calendar_ids(int(now // 86_400))
+    return day if window == "day" else month
+
+
+@functools.lru_cache(maxsize=4)
+def _calendar_ids(day_number: int) -> tuple[str, str]:
+    """The ids of the UTC day and month of a day number (days since the epoch; POSIX days are 86,400
+    seconds long): formatted once a day, not on every model call."""
+    day = datetime.fromtimestamp(day_number * 86_400, UTC)
+    return f"d:{day:%Y-%m-%d}", f"m:{day:%Y-%m}"
 
 
 def window_start(window: str, now: float) -> float | None:
@@ -166,7 +178,7 @@ def counters_for(limits: Iterable[BudgetLimit], s: Subject, prefix: str, now: fl
             continue
         limit = math.floor(b.usd * NANO) if b.usd is not None else int(b.tokens or 0)
         key = f"{prefix}:b:{b.name}:{b.scope}:{value}:{window_id(b.window, s, now)}"
-        out.append(Counter(b, key, limit, _WINDOW_TTL_S[b.window]))
+        out.append(Counter(b, key, limit, _WINDOW_TTL_S[b.window], b.unit))
     return out
 
 
@@ -184,7 +196,7 @@ class Reserved:
 
 
 class BudgetBackend(Protocol):
-    """Where counters live. Every method is one atomic step (one Redis round trip)."""
+    """Where counters live. Every method is one atomic step."""
 
     async def reserve(
         self, rid: str, counters: list[Counter], amounts: list[int], ttl_s: float, now: float
@@ -196,8 +208,19 @@ class BudgetBackend(Protocol):
         """Drop `rid`'s reservations and add `amounts` as spent, once per `rid` (False: already settled)."""
         ...
 
+    def settle_soon(
+        self, rid: str, counters: list[Counter], amounts: list[int], now: float, *, quiet: bool = False
+    ) -> None:
+        """`settle` without waiting for it (it is applied before this process's next step on these
+        counters); `quiet`: a failure is not logged (a release of a reserve that may not have been made)."""
+        ...
+
     async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
         """(spent, reserved) of each counter (lapsed reservations not counted)."""
+        ...
+
+    def peek(self, counters: list[Counter], now: float) -> list[tuple[int, int] | None]:
+        """The levels of each counter as far as known without a round trip (None: not known)."""
         ...
 
     async def raise_spent(self, counter: Counter, spent: int) -> None:
@@ -273,6 +296,14 @@ class MemoryBackend:
             return Reserved(True, [(sp, r + a) for (sp, r), a in zip(levels, amounts, strict=True)])
 
     async def settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
+        return self._settle(rid, counters, amounts, now)
+
+    def settle_soon(
+        self, rid: str, counters: list[Counter], amounts: list[int], now: float, *, quiet: bool = False
+    ) -> None:
+        self._settle(rid, counters, amounts, now)  # in this process: applied at once
+
+    def _settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
         with self._lock:
             state = self._requests.get(rid)
             if state is not None and state[0] == "settled":
@@ -290,6 +321,12 @@ class MemoryBackend:
             return True
 
     async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
+        return self._levels(counters, now)
+
+    def peek(self, counters: list[Counter], now: float) -> list[tuple[int, int] | None]:
+        return list(self._levels(counters, now))  # in this process: exact
+
+    def _levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
         with self._lock:
             return [(s.spent, s.reserved(now)) for s in (self._slot(c, now) for c in counters)]
 
@@ -377,7 +414,6 @@ class Budgets:
         self._admin: dict[str, BudgetLimit] = {}
         self._admin_read_at = 0.0
         self._touched: dict[str, tuple[Counter, str]] = {}  # day / month counters, to reconcile
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.refresh_admin()
 
@@ -415,22 +451,7 @@ class Budgets:
         (features tagged meanwhile count from then on)."""
         return InteractionBudget(self, s, refresh)
 
-    # background work: lapsed settles, persistence, reconciliation -----------------------------------
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run `coro` to its end even if the caller is cancelled (a cancelled call's settle)."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._start()
-
-    async def finish(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Await `coro` (a settle or release) so that cancelling the caller does not stop it."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._start()
-        await asyncio.shield(task)
-
+    # background work: persistence, reconciliation ----------------------------------------------------
     def _start(self) -> None:
         if self._loop_task is None or self._loop_task.done():
             with contextlib.suppress(RuntimeError):
@@ -484,11 +505,7 @@ class Budgets:
             self._loop_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._loop_task
-        loop = asyncio.get_running_loop()
-        mine = [t for t in self._tasks if t.get_loop() is loop]  # a runtime used from several loops
-        if mine:
-            await asyncio.gather(*mine, return_exceptions=True)
-        await self.backend.aclose()
+        await self.backend.aclose()  # sends the settles still queued
 
 
 _ANY = Subject("", "", "")  # window ids of day / month windows do not depend on the subject
@@ -501,14 +518,11 @@ def estimate_input_tokens(messages: list[Message], tools: list[dict[str, Any]] |
     return math.ceil(chars * TOKENS_PER_CHAR) + TOKENS_PER_MESSAGE * len(messages)
 
 
-async def _release_quietly(backend: BudgetBackend, rid: str, counters: list[Counter]) -> None:
-    with contextlib.suppress(Exception):
-        await backend.settle(rid, counters, [0] * len(counters), time.time())
-
-
 @dataclass(slots=True)
 class Hold:
-    """One model call's reservation: settle it to the real cost, or release it."""
+    """One model call's reservation: settle it to the real cost, or release it. Neither waits: the
+    step is queued (`BudgetBackend.settle_soon`) and reaches the counters before this process's next
+    step on them, so `ctx.budget` and the next call's reserve count it."""
 
     budget: InteractionBudget
     rid: str
@@ -517,30 +531,31 @@ class Hold:
     rates: PriceRates
     active: bool = True  # False: nothing was reserved (no counters, or fail_open while unreachable)
     done: bool = False
+    held: list[int] = field(default_factory=list)  # what was reserved on each counter
 
     def _amounts(self, tokens: int, usd: float) -> list[int]:
         return [math.ceil(usd * NANO) if c.unit == "usd" else tokens for c in self.counters]
 
-    async def settle(self, usage: Usage, cost_usd: float) -> None:
+    def settle(self, usage: Usage, cost_usd: float) -> None:
         """The call answered: count what it really cost."""
-        await self._finish(usage.input_tokens + usage.output_tokens, cost_usd)
+        self._finish(usage.input_tokens + usage.output_tokens, cost_usd)
 
-    async def release(self, *, keep_input: bool = False) -> None:
+    def release(self, *, keep_input: bool = False) -> None:
         """The call failed (nothing spent), or was cancelled (`keep_input`: its prompt was sent and
         is paid for, at the estimate)."""
         if keep_input:
-            await self._finish(self.input_tokens, self.input_tokens * self.rates.input / MILLION)
+            self._finish(self.input_tokens, self.input_tokens * self.rates.input / MILLION)
         else:
-            await self._finish(0, 0.0)
+            self._finish(0, 0.0)
 
-    async def _finish(self, tokens: int, usd: float) -> None:
+    def _finish(self, tokens: int, usd: float) -> None:
         if self.done or not self.counters:
             return
         self.done = True
-        b = self.budget
+        amounts = self._amounts(tokens, usd)
         try:
-            await b.budgets.backend.settle(self.rid, self.counters, self._amounts(tokens, usd), time.time())
-        except Exception as e:  # unreachable: the reservation lapses; reconciliation counts the spend
+            self.budget.budgets.backend.settle_soon(self.rid, self.counters, amounts, time.time())
+        except Exception as e:  # its reservation lapses; reconciliation counts the spend
             log_event(
                 "budget_settle_failed",
                 level="warning",
@@ -548,7 +563,7 @@ class Hold:
                 error=f"{type(e).__name__}: {e}"[:300],
             )
             return
-        b.note_spent(self.counters, self._amounts(tokens, usd))
+        self.budget.note_spent(self.counters, amounts, self.held or [0] * len(amounts))
 
 
 class InteractionBudget:
@@ -566,6 +581,23 @@ class InteractionBudget:
         self._seq = 0
         self._levels: dict[str, tuple[Counter, int, int]] = {}  # key -> (counter, spent, reserved)
         self._rates: PriceRates | None = None
+        self._counted: tuple[Subject, int, list[Counter]] | None = None  # (subject, UTC day, its counters)
+
+    def _counters(self) -> list[Counter]:
+        """The counters of this interaction's calls: worked out again when its subject (a feature
+        tagged) or the UTC day changes."""
+        now = time.time()
+        day = int(now // 86_400)
+        counted = self._counted
+        if (
+            counted is not None
+            and counted[1] == day
+            and (counted[0] is self.subject or counted[0] == self.subject)
+        ):
+            return counted[2]
+        counters = self.budgets.counters(self.subject, now)
+        self._counted = (self.subject, day, counters)
+        return counters
 
     # what the agent sees -----------------------------------------------------------------------------
     @property
@@ -594,40 +626,48 @@ class InteractionBudget:
                 return False
         return self.exceeded is None
 
-    def note_spent(self, counters: list[Counter], amounts: list[int]) -> None:
-        for c, a in zip(counters, amounts, strict=True):
+    def note_spent(self, counters: list[Counter], amounts: list[int], held: list[int]) -> None:
+        """A call of this interaction settled: `amounts` spent, its hold (`held`) no longer held."""
+        for c, a, h in zip(counters, amounts, held, strict=True):
             _, spent, reserved = self._levels.get(c.key, (c, 0, 0))
-            self._levels[c.key] = (c, spent + a, reserved)
+            self._levels[c.key] = (c, spent + a, max(reserved - h, 0))
 
     def _note(self, counters: list[Counter], levels: list[tuple[int, int]]) -> None:
         for c, (spent, reserved) in zip(counters, levels, strict=True):
             self._levels[c.key] = (c, spent, reserved)
 
     # the pipeline's check -------------------------------------------------------------------------------
-    async def check(self) -> BudgetExceeded | None:
-        """Before the agent runs: the first budget already spent (None: every budget has room).
-        Raises BudgetUnavailable when a fail_closed budget's counters cannot be read."""
-        counters = self.budgets.counters(self.subject)
+    def check(self) -> BudgetExceeded | None:
+        """Before the agent runs, without a round trip: the first budget this process knows to be
+        spent (None: none is, as far as it knows). The counters in Redis are read by the first model
+        call's reserve, which refuses an exhausted budget at once; until then `ctx.budget` shows the
+        levels this process last saw (a counter it has not seen yet: its whole limit)."""
+        counters = self._counters()
         if not counters:
             return None
-        try:
-            levels = await self.budgets.backend.levels(counters, time.time())
-        except Exception as e:
-            self._unreachable(counters, e, "check")
-            return None
-        self._note(counters, levels)
-        for c, (spent, _) in zip(counters, levels, strict=True):
-            if spent >= c.limit:
-                return BudgetExceeded(
+        refused = None
+        for c, known in zip(counters, self.budgets.backend.peek(counters, time.time()), strict=True):
+            spent, reserved = known or (0, 0)
+            self._levels[c.key] = (c, spent, reserved)
+            if refused is None and spent >= c.limit:
+                refused = BudgetExceeded(
                     c.budget.name, c.budget.scope, c.to_units(spent), c.to_units(c.limit), c.unit
                 )
-        return None
+        return refused
 
     def _unreachable(self, counters: list[Counter], e: Exception, during: str) -> None:
         closed = sorted({c.budget.name for c in counters if c.budget.on_unavailable == "fail_closed"})
         error = f"{type(e).__name__}: {e}"[:300]
         if closed:
             self.unavailable = error
+            log_event(
+                "budget_unavailable_refused",
+                level="error",
+                during=during,
+                budgets=closed,
+                interaction_id=self.subject.interaction_id,
+                error=error,
+            )
             raise BudgetUnavailable(
                 f"the counters of budget(s) {', '.join(closed)} cannot be reached ({error}); they are "
                 "fail_closed, so the call is refused (on_unavailable: fail_open lets calls through)"
@@ -658,7 +698,7 @@ class InteractionBudget:
             self.subject = self._refresh()
         self._seq += 1
         rid = f"{self.subject.interaction_id}:{self._seq}"
-        counters = budgets.counters(self.subject)
+        counters = self._counters()
         input_tokens = estimate_input_tokens(messages, tools)
         hold = Hold(self, rid, counters, input_tokens, rates)
         if not counters:
@@ -691,19 +731,20 @@ class InteractionBudget:
                 got = await budgets.backend.reserve(rid, counters, amounts, cfg.reservation_ttl_s, now)
             except asyncio.CancelledError:
                 # cancelled while the reserve was on its way (an agent timeout, a client hang-up): it
-                # may have been applied, so release it (once per request id) instead of at its lapse
-                budgets.spawn(_release_quietly(budgets.backend, rid, counters))
+                # may have been applied, so release it (once per request id; queued after it)
+                budgets.backend.settle_soon(rid, counters, [0] * len(counters), time.time(), quiet=True)
                 raise
             except Exception as e:
                 # a reserve that timed out may still have been applied: release it (settle nothing,
                 # once per request id) when the counters answer again, rather than at its lapse
-                budgets.spawn(_release_quietly(budgets.backend, rid, counters))
+                budgets.backend.settle_soon(rid, counters, [0] * len(counters), time.time(), quiet=True)
                 self._unreachable(counters, e, "reserve")
                 hold.active = False
                 hold.counters = []
                 return hold
             self._note(counters, got.levels)
             if got.ok:
+                hold.held = amounts
                 return hold
             assert got.blocked is not None
             c = counters[got.blocked]

@@ -49,17 +49,17 @@ class FeatureScorer:
             thresholds = [i / n for i in range(1, n)]
         self.tiers = tiers
         self.thresholds = list(thresholds)
+        self._cuts = "/".join(f"{t:.2f}" for t in self.thresholds)
 
     def decide(self, r: RouteRequest) -> tuple[str, float, list[str]]:
         score, top = difficulty(r)
         k = sum(1 for t in self.thresholds if score >= t)
         margin = min(abs(score - t) for t in self.thresholds)
         confidence = min(1.0, margin / 0.15)  # 0.15 from a threshold is a clear call
-        cuts = "/".join(f"{t:.2f}" for t in self.thresholds)
         return (
             self.tiers[k],
             confidence,
-            [f"difficulty {score:.2f} (cut-offs {cuts}; {', '.join(top) or 'short'})"],
+            [f"difficulty {score:.2f} (cut-offs {self._cuts}; {', '.join(top) or 'short'})"],
         )
 
 
@@ -274,7 +274,15 @@ class SessionRouter:
         if step is not None and step in rt.cfg.steps:
             tier = rt.cfg.steps[step]
             return self._route(rt._rank(tier), "step", [f"routing.steps.{step}: {tier}"], step)
-        request = RouteRequest.of(self._agent, messages, step=step, has_tools=bool(tools))
+        # the router reads the request on an interaction's first call and on a new user turn; a call
+        # that follows a tool result within the turn keeps the tier the interaction already has
+        last = messages[-1] if messages else None
+        new_turn = isinstance(last, dict) and last.get("role") == "user"
+        request = (
+            RouteRequest.of(self._agent, messages, step=step, has_tools=bool(tools))
+            if self._known is None or new_turn
+            else None
+        )
         # what happened since the last session-routed call (a pinned step leaves it for the next one)
         signals = self._signals()
         try:
@@ -289,24 +297,33 @@ class SessionRouter:
             reason = f"session store unavailable ({type(e).__name__}): the reference tier"
             return self._route(rt._rank(rt.reference), "fallback", [reason], step)
 
-    async def _session_route(self, request: RouteRequest, signals: Signals, step: str | None) -> Route:
+    async def _session_route(self, request: RouteRequest | None, signals: Signals, step: str | None) -> Route:
         rt = self._routing
         esc = rt.cfg.escalation
         top = len(rt.tiers) - 1
-        # read once per interaction: later calls of it use what it read or wrote (one round trip to
-        # Redis per interaction, plus one per escalation)
-        stored = self._known if self._known is not None else await rt.sessions.get(self._key)
         reasons: list[str] = []
         confidence: float | None = None
         escalated = False
+        harder_turn = request is not None and request.new_turn and request.turns > 0  # is it harder?
+        if self._known is None:
+            assert request is not None
+            # the interaction's first routed call: one round trip reads the session's rank and keeps
+            # the router's for a new session, or a harder new turn (later calls use what it answered:
+            # one round trip per interaction, plus one per escalation)
+            fresh = rt.initial(self._agent, request)
+            kept, stored = await rt.sessions.decide(self._key, fresh[0], raise_kept=harder_turn)
+        else:
+            fresh = None
+            kept = stored = self._known
         if stored is None:
-            rank, decided_by, confidence, reasons, escalated = rt.initial(self._agent, request)
-            target = rank
+            assert fresh is not None
+            target, decided_by, confidence, reasons, escalated = fresh
         else:
             target, decided_by = stored, "sticky"
             reasons.append(f"session kept on {rt.tiers[stored]}")
-            if request.new_turn and request.turns > 0:  # a new user turn: is it harder?
-                rank, by, conf, why, _ = rt.initial(self._agent, request)
+            if harder_turn:
+                assert request is not None
+                rank, by, conf, why, _ = fresh if fresh is not None else rt.initial(self._agent, request)
                 if rank > stored:
                     target, decided_by, confidence, escalated = rank, by, conf, True
                     reasons.append(f"harder new turn: up to {rt.tiers[rank]} ({'; '.join(why)})")
@@ -326,7 +343,8 @@ class SessionRouter:
                 f"{esc.min_answer_logprob}): up to {rt.tiers[target]}"
             )
         self._unsure = None
-        kept = target if stored == target else await rt.sessions.raise_to(self._key, target)
+        if target > kept:
+            kept = await rt.sessions.raise_to(self._key, target)
         self._known = kept
         if kept != target:
             reasons.append(f"another replica had raised the session to {rt.tiers[kept]}")

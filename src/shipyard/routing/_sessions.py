@@ -1,10 +1,11 @@
 """Where a session's tier is kept, so a session stays on one tier (warm provider prompt caches)
 and only ever moves up: in this process (`memory`) or in Redis, shared by every replica (`redis`).
 
-The tier is kept as its rank (0 = the cheapest tier). `raise_to` is the only write: it keeps the
-higher of the stored and the given rank, atomically (one Lua script in Redis), so two replicas
-deciding the same session's first call at once agree on the higher tier, and an escalation on one
-replica is seen by the others on their next call."""
+The tier is kept as its rank (0 = the cheapest tier) and only ever raised, atomically (one Lua
+script in Redis), so two replicas deciding the same session's first call at once agree on the higher
+tier, and an escalation on one replica is seen by the others on their next call. An interaction's
+first routed call makes one round trip (`decide`: read the session's rank, and keep the router's
+rank for a new session, or for a harder new turn); an escalation later makes one more (`raise_to`)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ if TYPE_CHECKING:
 MEMORY_SESSIONS = 100_000
 """The most sessions the in-process store keeps (the least recently used are dropped first)."""
 
-# KEYS[1] the session's key; ARGV[1] the rank to raise to (-1: only read), ARGV[2] the TTL in ms
+# KEYS[1] the session's key; ARGV[1] the rank to raise to (-1: only read), ARGV[2] the TTL in ms;
+# ARGV[3] 1: raise a session that has a rank, 0: only give a rank to a session without one.
+# Returns {the rank kept, the rank before (-1: none)}.
 _RAISE = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local new = tonumber(ARGV[1])
-if new > cur then
+if new > cur and (cur < 0 or ARGV[3] == '1') then
   redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
-  return new
+  return {new, cur}
 end
 if cur >= 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return cur
+return {cur, cur}
 """
 
 
@@ -41,6 +44,12 @@ class SessionTiers(Protocol):
 
     async def raise_to(self, key: str, rank: int) -> int:
         """Keep at least `rank` for the session; returns the rank now kept."""
+        ...
+
+    async def decide(self, key: str, rank: int, *, raise_kept: bool) -> tuple[int, int | None]:
+        """A session's first call of an interaction, in one step: give a session without a rank
+        `rank`, and raise one that has a lower rank only when `raise_kept`. Returns (the rank now
+        kept, the rank it had before; None: it had none)."""
         ...
 
 
@@ -65,7 +74,15 @@ class MemoryTiers:
         return rank
 
     async def raise_to(self, key: str, rank: int) -> int:
+        return self._keep(key, rank, await self.get(key))
+
+    async def decide(self, key: str, rank: int, *, raise_kept: bool) -> tuple[int, int | None]:
         cur = await self.get(key)
+        if cur is not None and not raise_kept:
+            return cur, cur
+        return self._keep(key, rank, cur), cur
+
+    def _keep(self, key: str, rank: int, cur: int | None) -> int:
         kept = rank if cur is None else max(cur, rank)
         self._ranks[key] = (kept, time.monotonic() + self.ttl_s)
         self._ranks.move_to_end(key)
@@ -75,7 +92,7 @@ class MemoryTiers:
 
 
 class RedisTiers:
-    """Session tiers in Redis, shared by every replica; one script call per read or raise."""
+    """Session tiers in Redis, shared by every replica; one script call per read, decision or raise."""
 
     def __init__(self, url: str, prefix: str, ttl_s: float) -> None:
         self.url = url
@@ -96,16 +113,29 @@ class RedisTiers:
             return self._clients[loop]
         return client
 
-    async def _run(self, key: str, rank: int) -> int:
-        _, script = self._client()
-        return int(await script(keys=[self.prefix + key], args=[rank, self.ttl_ms]))
+    async def _run(self, key: str, rank: int, raise_kept: bool = True) -> tuple[int, int]:
+        """EVALSHA straight through the client (a Redis that lost the script is sent it again)."""
+        from redis.exceptions import NoScriptError
+
+        client, script = self._client()
+        args = (1, self.prefix + key, rank, self.ttl_ms, 1 if raise_kept else 0)
+        try:
+            kept, before = await client.execute_command("EVALSHA", script.sha, *args)
+        except NoScriptError:
+            script.sha = await client.script_load(script.script)
+            kept, before = await client.execute_command("EVALSHA", script.sha, *args)
+        return int(kept), int(before)
 
     async def get(self, key: str) -> int | None:
-        rank = await self._run(key, -1)
+        rank, _ = await self._run(key, -1)
         return None if rank < 0 else rank
 
     async def raise_to(self, key: str, rank: int) -> int:
-        return await self._run(key, rank)
+        return (await self._run(key, rank))[0]
+
+    async def decide(self, key: str, rank: int, *, raise_kept: bool) -> tuple[int, int | None]:
+        kept, before = await self._run(key, rank, raise_kept)
+        return kept, None if before < 0 else before
 
     async def aclose(self) -> None:
         for loop, (client, _) in list(self._clients.items()):

@@ -1,21 +1,24 @@
 """Budgets in the pipeline: the `budget_check` step, and how a budget ends an interaction.
 
-`budget_check` runs before the cache and the agent: an interaction whose budget is already spent
-is answered with `budgets.graceful_answer` and recorded as `budget_exceeded`, without calling the
-agent. Otherwise it gives the exchange its `InteractionBudget`, which `ctx.llm` reserves and settles
-around each model call and the agent sees as `ctx.budget`. A call a budget has no room for raises
-`BudgetExceeded` in the agent; `run_agent` turns it into the graceful answer (`stopped_by_budget`),
-and an agent that catches it and answers itself (a summary of what it found) keeps its answer, still
-recorded as `budget_exceeded`. A fail_closed budget whose counters cannot be reached fails the
-interaction (`error_kind: budget_unavailable`).
+`budget_check` runs before the cache and the agent, without a round trip to the counters: an
+interaction whose budget this process has seen spent is answered with `budgets.graceful_answer` and
+recorded as `budget_exceeded`, without calling the agent. Otherwise it gives the exchange its
+`InteractionBudget`, which `ctx.llm` reserves and settles around each model call and the agent sees
+as `ctx.budget`; the first reserve reads the counters (a budget spent on another replica refuses
+it at once). A call a budget has no room for raises `BudgetExceeded` in the agent; `run_agent` turns
+it into the graceful answer (`stopped_by_budget`), and an agent that catches it and answers itself (a
+summary of what it found) keeps its answer, still recorded as `budget_exceeded`. A fail_closed budget
+whose counters cannot be reached fails the interaction at its first model call (`run_agent`:
+`error_kind: budget_unavailable`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shipyard.agents import AgentResult
-from shipyard.cost import BudgetExceeded, BudgetUnavailable, Subject
+from shipyard.cost import BudgetExceeded, Subject
 from shipyard.observe import log_event
 
 if TYPE_CHECKING:
@@ -41,19 +44,31 @@ def subject_of(ex: Exchange) -> Subject:
 
 
 async def budget_check(ex: Exchange, rt: Runtime) -> None:
-    """Refuse up front when a budget of this interaction is already spent; else budget its calls."""
+    """Refuse up front when a budget of this interaction is known to be spent; else budget its calls."""
     budgets = rt.budgets
     if budgets is None:
         return
-    budget = budgets.for_interaction(subject_of(ex), lambda: subject_of(ex))
+    refresh = _refresh(ex)
+    budget = budgets.for_interaction(refresh(), refresh)
     ex.budget = budget
-    try:
-        refused = await budget.check()
-    except BudgetUnavailable as e:
-        unavailable(ex, e)
-        return
+    refused = budget.check()
     if refused is not None:
         stopped_by_budget(ex, rt, refused, by="budget_check")
+
+
+def _refresh(ex: Exchange) -> Callable[[], Subject]:
+    """The exchange's subject before each model call: made again only when a feature was tagged
+    since (features are only ever added), so the budgets can keep the counters they worked out."""
+    count = len(ex.trail.features)
+    subject = subject_of(ex)
+
+    def refresh() -> Subject:
+        nonlocal count, subject
+        if len(ex.trail.features) != count:
+            count, subject = len(ex.trail.features), subject_of(ex)
+        return subject
+
+    return refresh
 
 
 def stopped_by_budget(
@@ -82,11 +97,3 @@ def stopped_by_budget(
         agent=ex.agent,
         **e.to_dict(),
     )
-
-
-def unavailable(ex: Exchange, e: BudgetUnavailable) -> None:
-    """A fail_closed budget could not be checked: the interaction fails (nothing was spent)."""
-    ex.answer("", by="budget_check", status="failed")
-    ex.error = str(e)
-    ex.metadata["error_kind"] = "budget_unavailable"
-    log_event("budget_unavailable_refused", level="error", interaction_id=ex.id, error=str(e)[:500])

@@ -269,7 +269,7 @@ class TracedLLM:
         def release_unstarted() -> None:
             # the call never ran (a replay miss, a cancel before it started): nothing was spent
             if hold is not None and not started:
-                hold.budget.budgets.spawn(hold.release())
+                hold.release()
 
         async def call() -> ChatResponse:
             nonlocal started
@@ -279,10 +279,10 @@ class TracedLLM:
             try:
                 return await client.chat(messages, tools=tools, **options)
             except asyncio.CancelledError:  # the client went away: the prompt was sent, and is paid for
-                hold.budget.budgets.spawn(hold.release(keep_input=True))
+                hold.release(keep_input=True)
                 raise
             except BaseException:  # failed: nothing spent
-                await hold.budget.budgets.finish(hold.release())
+                hold.release()
                 raise
 
         replayed = False
@@ -330,7 +330,7 @@ class TracedLLM:
         cost = 0.0 if replayed else call_cost(self._prices(resp.model), resp.usage)
         u = resp.usage
         if hold is not None:
-            await hold.budget.budgets.finish(hold.settle(u, cost))
+            hold.settle(u, cost)  # queued: it rides with the next reserve, the answer does not wait
         if route is not None and self._router is not None and resp.logprobs:
             self._router.answered(route, resp.logprobs)  # a low-confidence answer: the next call goes up
         if route is not None and not replayed and route.model != route.reference_model:
