@@ -8,8 +8,10 @@
 2. Shipyard's eval overhead per case with zero model latency: the runner (scheduling, scoring,
    results) versus the same interactions invoked directly through the runtime, in CPU per case.
 3. Peak memory (max RSS, in a fresh process) of a run of 20,000 cases on the in-process scripted model.
+4. `--only client`: the model client alone (`OpenAIChatClient.chat` against the mock over HTTP, zero
+   latency, 16 calls at a time): this process's CPU per call, the HTTP client's share of 1.
 
-    .venv/bin/python benchmarks/bench_evals.py [--cases 1000] [--memory-cases 20000]
+    .venv/bin/python benchmarks/bench_evals.py [--cases 1000] [--memory-cases 20000] [--only client]
 """
 
 from __future__ import annotations
@@ -131,6 +133,28 @@ async def over_http(n: int, concurrency: int) -> None:
         await rt.aclose()
 
 
+async def client_cpu(n: int) -> None:
+    from shipyard.llm import OpenAIChatClient
+
+    with MockLLMServer(RULES, latency_ms=0, subprocess=True) as url:
+        client = OpenAIChatClient(url, "mock", breaker=None, max_retries=0)
+        messages = [{"role": "user", "content": "hello"}]
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> None:
+            async with gate:
+                assert (await client.chat(messages, temperature=0.0)).text
+
+        await asyncio.gather(*(one() for _ in range(500)))  # warm: connections open, code loaded
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            await asyncio.gather(*(one() for _ in range(n)))
+            best = min(best, time.process_time() - t0)
+        await client.aclose()
+    print(f"model client alone, {n} calls 16 at a time (best of 3): {best / n * 1e6:.0f} µs CPU per call")
+
+
 async def overhead(n: int) -> None:
     cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "scripted")
     rt = Runtime(cfg)
@@ -175,8 +199,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--overhead-cases", type=int, default=1000)
     ap.add_argument("--memory-cases", type=int, default=20000)
-    ap.add_argument("--only", choices=["http", "overhead", "memory"])
+    ap.add_argument("--client-calls", type=int, default=3000)
+    ap.add_argument("--only", choices=["http", "overhead", "memory", "client"])
     args = ap.parse_args()
+    if args.only == "client":
+        asyncio.run(client_cpu(args.client_calls))
+        return
     if args.only == "memory":
         asyncio.run(memory(args.memory_cases))
         return

@@ -242,3 +242,23 @@ async def test_one_pool_per_event_loop(script_server: ScriptServer) -> None:
     texts.append(await once())
     assert texts == ["hello"] * 3
     assert len(c._sessions) == 0
+
+
+async def test_headers_are_set_once_and_cookies_neither_kept_nor_sent(script_server: ScriptServer) -> None:
+    script_server.script(Step(headers={"Set-Cookie": "__cf_bm=abc; Path=/"}), Step())
+    by_name = script_server.url.replace("127.0.0.1", "localhost")  # a jar keeps no cookie of an IP
+    c, _ = client(by_name, api_key="sk-1")
+    mine, _ = client(script_server.url, headers={"User-Agent": "my-app/2"})
+    for _ in range(2):
+        assert (await c.chat(USER)).text == "hello"
+    assert (await mine.chat(USER)).text == "hello"
+    await c.aclose()
+    await mine.aclose()
+
+    first, second, third = (r["headers"] for r in script_server.requests)
+    for sent in (first, second):
+        assert sent["Content-Type"] == "application/json" and sent["Accept"] == "application/json"
+        assert sent["User-Agent"] == "shipyard" and sent["Authorization"] == "Bearer sk-1"
+        assert "Accept-Encoding" in sent  # aiohttp's own, kept: compressed answers are read
+    assert "Cookie" not in second  # the CDN's cookie from the first answer is not sent back
+    assert third["User-Agent"] == "my-app/2" and "Authorization" not in third

@@ -173,15 +173,18 @@ def trajectory(value: Any) -> ScoreFn:
 
     Args:
         value: the spec: `{mode, calls: [{name, args, args_match}], forbidden, max_calls, args_match,
-            threshold}` (see the suite format's `trajectory:`)."""
+            threshold}` (see the suite format's `trajectory:`), or a suite's `Trajectory`."""
     from shipyard.evals._suite import Trajectory
 
-    if isinstance(value, list):
-        value = {"calls": value}
-    try:
-        spec = Trajectory.model_validate(value).model_dump()
-    except Exception as e:
-        raise ValueError(f"trajectory: {e}") from None
+    if isinstance(value, Trajectory):  # a suite's own, validated already: dumped once, not revalidated
+        spec = value.model_dump()
+    else:
+        if isinstance(value, list):
+            value = {"calls": value}
+        try:
+            spec = Trajectory.model_validate(value).model_dump()
+        except Exception as e:
+            raise ValueError(f"trajectory: {e}") from None
 
     def score(inp: ScoreInput) -> ScoreResult:
         passed, s, reason = trajectory_score(spec, inp.tool_calls)

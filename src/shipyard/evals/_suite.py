@@ -475,7 +475,7 @@ def case_scorers(case: Case) -> list[tuple[str, tuple[str | int, ...], BuiltScor
     for j, a in enumerate(case.assertions):
         add(a.type, ("assert", j), a)
     if case.trajectory is not None:
-        add("trajectory", ("trajectory",), _plain("trajectory"), case.trajectory.model_dump())
+        add("trajectory", ("trajectory",), _plain("trajectory"), case.trajectory)
     return out
 
 

@@ -240,11 +240,21 @@ class OpenAIChatClient:
         self.retry_after_max_s = retry_after_max_s
         self.extra_body = dict(extra_body or {})
         self.breaker = breaker_for(self.base_url, model, name=self.name) if breaker == "shared" else breaker
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        # Every header is set once, on the session: aiohttp adds only what is missing (Host,
+        # Accept-Encoding) on its fast path. (Skipping one of its automatic headers instead, as
+        # `skip_auto_headers` does, costs a header-dict copy per request.)
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "shipyard",
+            **(headers or {}),
+        }
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         import aiohttp
+        import yarl
 
+        self._url = yarl.URL(self.url)  # parsed once: aiohttp takes a URL as it is
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
         self._max_connections = max_connections
         self._rng = random.Random(seed)
@@ -273,7 +283,9 @@ class OpenAIChatClient:
                 timeout=self._timeout,
                 headers=self._headers,
                 raise_for_status=False,
-                skip_auto_headers=("User-Agent",),
+                # model APIs authenticate by header: cookies (a CDN's bot-management ones) are
+                # neither kept nor sent, so no request pays for filtering a jar
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._sessions[loop] = session
         return session
@@ -370,7 +382,7 @@ class OpenAIChatClient:
             retry_after: float | None = None
             status: int | None = None
             try:
-                async with session.post(self.url, data=body) as resp:
+                async with session.post(self._url, data=body) as resp:
                     status = resp.status
                     payload = await resp.read()
                     if status >= 400:

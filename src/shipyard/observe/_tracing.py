@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shipyard.observe import _semconv as sc
+from shipyard.observe._lean_span import lean_span
 from shipyard.store import SpanRecord
 
 _PROVIDER: TracerProvider | None = None
@@ -110,6 +112,9 @@ def start_span(
     start_ns: int | None = None,
 ) -> Span:
     """Start a span as a child of `parent` (a new trace when None)."""
+    span = lean_span(tracer, name, parent, attributes, kind, start_ns)  # the same span, made cheaper
+    if span is not None:
+        return span
     ctx = trace.set_span_in_context(parent) if parent is not None else None
     return tracer.start_span(name, context=ctx, kind=kind, attributes=attributes, start_time=start_ns)
 
@@ -177,8 +182,19 @@ def to_record(span: ReadableSpan) -> SpanRecord:
         start_ns=span.start_time or 0,
         end_ns=span.end_time or span.start_time or 0,
         status="error" if span.status.status_code is StatusCode.ERROR else "ok",
-        attributes=dict(span.attributes or {}),
+        attributes=dict(span_attributes(span)),
     )
+
+
+def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes, not to be changed: read from the SDK's own mapping when it is what we
+    know (its read-only view costs a call per attribute read), else through that view."""
+    raw = getattr(span, "_attributes", None)
+    if isinstance(raw, BoundedAttributes):
+        inner = getattr(raw, "_dict", None)  # an SDK internal: read only when it is a dict
+        if isinstance(inner, dict):
+            return inner
+    return span.attributes or {}
 
 
 def to_records(spans: Sequence[Span]) -> list[SpanRecord]:

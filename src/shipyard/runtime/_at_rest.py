@@ -25,6 +25,7 @@ from opentelemetry.trace import Status
 
 from shipyard.guardrails import redact_pii
 from shipyard.observe import semconv as sc
+from shipyard.observe import span_attributes
 from shipyard.store import InteractionRecord, ToolCallRecord
 
 # Span attributes Shipyard sets that never carry user content (names, ids, models, closed sets): not
@@ -84,7 +85,7 @@ class ContentMask:
     interactions (`CACHED_TEXTS` of them, least recently used first out): tool results, knowledge
     base passages and replies repeat, and a scan costs tens of microseconds."""
 
-    __slots__ = ("_scan", "enabled")
+    __slots__ = ("_scan", "_warmed", "enabled")
 
     CACHED_TEXTS = 4096
     CACHED_CHARS = 4096
@@ -92,16 +93,18 @@ class ContentMask:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._scan = functools.lru_cache(maxsize=self.CACHED_TEXTS)(_redact)
+        self._warmed = False
 
     def warm(self) -> None:
         """Load what a scan needs (the PII detectors load on first use), so the first interaction
-        does not pay for it; the runtime's warm-up calls this."""
-        if self.enabled:
+        does not pay for it; the runtime's warm-up calls this (each eval run does: once is enough)."""
+        if self.enabled and not self._warmed:
             _redact("+1 650-253-0000, (650) 253-0000 ext. 1, 1 Main Street, jane@example.org")
             # libphonenumber reads each region's metadata on first sight of one of its numbers
             import phonenumbers  # loaded by the scan above; imported here only to load every region
 
             phonenumbers.PhoneMetadata.load_all()
+            self._warmed = True
 
     def text(self, text: str) -> str:
         """One text as it is kept (a feedback comment, say)."""
@@ -220,7 +223,7 @@ class _Masker:
         return changed
 
     def span(self, s: ReadableSpan) -> ReadableSpan:
-        attributes = self.attributes(s.attributes)
+        attributes = self.attributes(span_attributes(s))
         events = list(s.events)
         events_changed = False
         for i, e in enumerate(events):
