@@ -22,6 +22,7 @@ Errors are the JSON shape of `error_response`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -36,6 +37,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values of the server's own pages / typed URLs
 
 
+@functools.lru_cache(maxsize=256)  # the guard asks it of the bound address on every request
 def is_loopback(host: str) -> bool:
     """True for `localhost`, `*.localhost` and loopback IPs (`127.0.0.0/8`, `::1`, bracketed or not)."""
     host = host.strip("[]").lower().rstrip(".")

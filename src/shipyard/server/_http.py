@@ -182,6 +182,8 @@ def check_params(request: Request) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str):
             check_id(value, name, what="path parameter")
+    if not request.scope.get("query_string"):  # nothing to check (and no QueryParams to parse)
+        return
     for name, value in request.query_params.multi_items():
         check_id(value, name, what="query parameter")
 

@@ -134,6 +134,7 @@ class ServerState:
         self.flag_admin: Any = None
         self.kill_switch: Any = None
         self.incidents: Any = None  # the IncidentWatcher, from start() (server/_incidents_api.py)
+        self.incident_handover: Any = None  # records to it, a loop turn's at a time (the same module)
         self._llm_unlisten: Any = None  # set by start: model retries/fallbacks/breakers -> metrics
         self.startup_error: str | None = None  # why start() failed, in one line (`shipyard serve` says it)
         self.draining = False  # a stop signal came: /readyz answers 503 (server/_serve.py)
