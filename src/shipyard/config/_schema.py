@@ -191,6 +191,21 @@ class ServerConfig(StrictModel):
         "OpenTelemetry's OTLP file-exporter format (JSON Lines of OTLP/JSON), e.g. for a collector's "
         "otlpjsonfile receiver; beside otlp_endpoint or instead of it",
     )
+    otlp_file_max_mb: float = Field(
+        100,
+        gt=0,
+        allow_inf_nan=False,
+        description="size in MiB past which otlp_file is renamed <file>.1 (older backups shift to .2, .3, "
+        "…) and a new file started, as the OpenTelemetry Collector's rotation.max_megabytes; a batch is "
+        "never split across files",
+    )
+    otlp_file_backups: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="how many rotated otlp_file backups are kept (<file>.1 newest … <file>.N oldest); "
+        "the oldest beyond this is removed, as the collector's rotation.max_backups",
+    )
     require_gate: bool | None = Field(
         None,
         description="serve an agent's configured version as production traffic only when it passed (or "
@@ -206,6 +221,16 @@ class ServerConfig(StrictModel):
         description="names the server answers to in the Host header besides IP addresses, localhost "
         "and its bind address: `api.example.com`, or `*.example.com` for any subdomain",
     )
+
+    @field_validator("otlp_file_max_mb", "otlp_file_backups", mode="before")
+    @classmethod
+    def _rotation_number(cls, v: object) -> object:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(
+                f"must be a plain positive number (MiB for the size, e.g. 100; a count of files "
+                f"for the backups, e.g. 3), not {v!r}"
+            )
+        return v
 
     @field_validator("content_capture", mode="before")
     @classmethod

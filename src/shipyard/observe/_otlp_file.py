@@ -259,15 +259,44 @@ def otlp_json_line(spans: Sequence[ReadableSpan]) -> bytes:
     return orjson.dumps(traces_data(spans)) + b"\n"
 
 
+MIB = 1024 * 1024
+DEFAULT_MAX_MB = 100.0
+"""The size a trace file may reach before it is rotated, as the collector's `rotation.max_megabytes`."""
+DEFAULT_BACKUPS = 3
+"""How many rotated files are kept (`path.1` … `path.N`), as the collector's `rotation.max_backups`."""
+
+
+def backup_path(path: Path, n: int) -> Path:
+    """The `n`th most recent rotated file of `path`: `traces.jsonl.1` is the newest."""
+    return path.with_name(f"{path.name}.{n}")
+
+
 class OtlpJsonFileExporter(SpanExporter):
-    """Appends each exported batch to `path` as one OTLP/JSON line (see the module docs).
+    """Appends each exported batch to `path` as one OTLP/JSON line (see the module docs), rotating the
+    file by size as the OpenTelemetry Collector's file exporter does (`rotation: max_megabytes,
+    max_backups`), but with numbered backups rather than its timestamped ones.
+
+    When a line would take the file past `max_bytes`, the file is renamed `path.1` (an older `path.1`
+    becomes `path.2`, and so on; the one past `backups` is removed) and the line starts a new `path`.
+    A line is never split: one larger than `max_bytes` gets a file of its own. A reader of `path` and
+    its backups, newest last (`path.N` … `path.1`, `path`), sees every batch once, in order.
 
     Args:
         path: the file, created 0600 (its missing folders 0700), as everything under `.shipyard/`.
+        max_bytes: the size past which the file is rotated.
+        backups: how many rotated files are kept (at least 1).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int = int(DEFAULT_MAX_MB * MIB), backups: int = DEFAULT_BACKUPS
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+        if backups < 1:
+            raise ValueError(f"backups must be at least 1, not {backups}")
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
         self._lock = threading.Lock()
         self._closed = False
 
@@ -279,10 +308,30 @@ class OtlpJsonFileExporter(SpanExporter):
         line = otlp_json_line(spans)
         try:
             with self._lock:  # one write per line: a reader never sees half a batch
+                if self._size() + len(line) > self.max_bytes:
+                    self._rotate()
                 append_private(self.path, line)  # 0600, as the store: spans carry what agents did
         except OSError:
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _size(self) -> int:
+        """The file's size now (read each batch: someone may have moved or truncated it)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _rotate(self) -> None:
+        """`path` becomes `path.1`, each `path.n` `path.n+1`; the oldest past `backups` is removed."""
+        if self._size() == 0:
+            return  # nothing to keep: an empty file takes the (large) line as it is
+        backup_path(self.path, self.backups).unlink(missing_ok=True)
+        for n in range(self.backups - 1, 0, -1):
+            older = backup_path(self.path, n)
+            if older.exists():
+                older.replace(backup_path(self.path, n + 1))
+        self.path.replace(backup_path(self.path, 1))
 
     def shutdown(self) -> None:
         self._closed = True

@@ -60,13 +60,31 @@ def configure_otlp(endpoint: str) -> None:
     _set_export("otlp", OTLPSpanExporter(endpoint=url))
 
 
-def configure_otlp_file(path: Path | None) -> None:
+def configure_otlp_file(
+    path: Path | None, *, max_mb: float | None = None, backups: int | None = None
+) -> None:
     """Append kept traces to `path` in OpenTelemetry's OTLP file-exporter format (JSON Lines of
     OTLP/JSON, `observe/_otlp_file.py`), beside any OTLP/HTTP export; replaces an earlier file
-    (None: no file)."""
-    from shipyard.observe._otlp_file import OtlpJsonFileExporter
+    (None: no file).
 
-    _set_export("file", OtlpJsonFileExporter(path) if path is not None else None)
+    Args:
+        path: the file, or None to stop writing one.
+        max_mb: the size (MiB) past which the file is renamed `path.1` and a new one started
+            (`server.otlp_file_max_mb`; default 100).
+        backups: how many rotated files are kept, `path.1` … `path.N` (`server.otlp_file_backups`;
+            default 3).
+    """
+    from shipyard.observe._otlp_file import DEFAULT_BACKUPS, DEFAULT_MAX_MB, MIB, OtlpJsonFileExporter
+
+    exporter = None
+    if path is not None:
+        mb = DEFAULT_MAX_MB if max_mb is None else max_mb
+        exporter = OtlpJsonFileExporter(
+            path,
+            max_bytes=max(1, int(mb * MIB)),
+            backups=DEFAULT_BACKUPS if backups is None else backups,
+        )
+    _set_export("file", exporter)
 
 
 def set_span_exporter(exporter: SpanExporter | None) -> None:

@@ -31,6 +31,8 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.content_capture",  # the process's logging
     "server.otlp_endpoint",  # the process-wide trace exporter
     "server.otlp_file",
+    "server.otlp_file_max_mb",
+    "server.otlp_file_backups",
     "server.drain",  # the stop signal handling and uvicorn's graceful-shutdown deadline
     "store",  # the store, the journal and its mover
     "flags",  # the flag store, its file watcher and Redis channel (the flag file itself reloads)

@@ -200,7 +200,11 @@ class ServerState:
         if self.cfg.server.otlp_endpoint:
             configure_otlp(self.cfg.server.otlp_endpoint)
         if self.cfg.server.otlp_file:
-            configure_otlp_file(self.cfg.resolve(self.cfg.server.otlp_file))
+            configure_otlp_file(
+                self.cfg.resolve(self.cfg.server.otlp_file),
+                max_mb=self.cfg.server.otlp_file_max_mb,
+                backups=self.cfg.server.otlp_file_backups,
+            )
         await asyncio.to_thread(self._start_flags)
         for agent in self.cfg.agents:
             try:
