@@ -14,6 +14,7 @@ commands run as a user types them. The demo uses nothing a user's project cannot
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -98,12 +99,15 @@ def run_loop_demo(config: Path, console: Console, shipyard: Any) -> dict[str, in
         httpx.Client(base_url=srv.url, timeout=60) as http,
     ):
         complaint_id = ""
+        # sessions of this run only: the demo's orders keep each session's refunds for the process's
+        # life, so a second run in one process (a test suite) must not meet the first run's refunds
+        run = secrets.token_hex(3)
         for i, text in enumerate(TRAFFIC):
             r = http.post(
                 "/v1/agents/support/invoke",
                 json={
                     "input": text,
-                    "session_id": f"loop-{i}",
+                    "session_id": f"loop-{run}-{i}",
                     "user_id": f"shopper-{i}",
                     "version": "1.2.0",
                     "metadata": {"channel": CHANNEL},
