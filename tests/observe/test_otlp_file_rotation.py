@@ -77,6 +77,19 @@ def test_writes_past_the_limit_rotate_and_backups_are_capped(tmp_path: Path) -> 
     assert seen == list(range(12, 20))
 
 
+def test_backups_a_larger_setting_left_are_removed_at_the_next_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    line_size = len(otlp_json_line(batch(0)))
+    before = OtlpJsonFileExporter(path, max_bytes=line_size, backups=5)
+    for n in range(7):
+        before.export(batch(n))
+    assert [backup_path(path, k).exists() for k in range(1, 7)] == [True] * 5 + [False]
+    after = OtlpJsonFileExporter(path, max_bytes=line_size, backups=2)  # restarted with fewer backups
+    after.export(batch(7))
+    assert [backup_path(path, k).exists() for k in range(1, 6)] == [True, True, False, False, False]
+    assert [n for f in files_oldest_first(path, 2) for n in batches_in(f)] == [5, 6, 7]
+
+
 def test_nothing_is_lost_below_the_cap(tmp_path: Path) -> None:
     path = tmp_path / "deeper" / "traces.jsonl"  # missing folders are made
     line_size = len(otlp_json_line(batch(0)))

@@ -176,8 +176,8 @@ def prune(
     max_size_mb: float | None = typer.Option(
         None,
         "--max-size-mb",
-        help="Then delete the oldest until interactions and spans take at most this many MB. "
-        "Default: store.retention.max_size_mb.",
+        help="Then delete the oldest until interactions and spans take at most this many MB on disk "
+        "(their tables and indexes; the cost ledger is not counted). Default: store.retention.max_size_mb.",
     ),
     ledger_max_age: str | None = typer.Option(
         None,

@@ -323,10 +323,14 @@ class OtlpJsonFileExporter(SpanExporter):
             return 0
 
     def _rotate(self) -> None:
-        """`path` becomes `path.1`, each `path.n` `path.n+1`; the oldest past `backups` is removed."""
+        """`path` becomes `path.1`, each `path.n` `path.n+1`; the oldest past `backups` is removed, and
+        so are any beyond it that a larger `backups` before a restart left."""
         if self._size() == 0:
             return  # nothing to keep: an empty file takes the (large) line as it is
-        backup_path(self.path, self.backups).unlink(missing_ok=True)
+        n = self.backups
+        while (old := backup_path(self.path, n)).exists() or n == self.backups:
+            old.unlink(missing_ok=True)
+            n += 1
         for n in range(self.backups - 1, 0, -1):
             older = backup_path(self.path, n)
             if older.exists():
