@@ -15,8 +15,9 @@ beside other calls' reservations waits for them (`wait_s`); one that does not fi
 refused (`BudgetExceeded`).
 
 Counters live in a `BudgetBackend`: `MemoryBackend` (one machine: in this process, persisted to the
-store) or `RedisBackend` (`cost/_budget_redis.py`: many replicas, one Lua script; a model call costs
-one round trip: its reserve, with the previous call's settle riding along). A settle is queued, not
+store; at most SLOTS_KEPT held, the least recently used read back from the store when used again)
+or `RedisBackend` (`cost/_budget_redis.py`: many replicas, one Lua script; a model call costs one
+round trip: its reserve, with the previous call's settle riding along). A settle is queued, not
 waited for: the answer never waits on it. Both are raised now and then to what the store recorded
 (`reconcile`), by taking the larger value, so reseeding a counter never counts a call twice.
 
@@ -66,6 +67,15 @@ POLL_S = 0.02
 ADMIN_REFRESH_S = 5.0  # how often the budgets set through the admin API are read again
 RECONCILE_MAX = 10_000  # counters reconciled per pass (the most used since the last one)
 SWEEP_S = 60.0  # how often the in-process counters whose window is over are dropped from memory
+SLOTS_KEPT = 20_000
+"""At most this many counters are held in one process (a store to read them back from given): the
+least recently used written ones beyond it are let go of at each flush and read back when used again.
+A counter is used for the minutes its session is active (a day / month / user counter: all day), so
+20,000 holds every session active in the last few minutes at hundreds of new sessions a minute, in
+about 10 MB; a session that comes back later costs one indexed read."""
+EVICTED_PER_GENERATION = 1_000_000  # keys per generation of the let-go-of keys' filter (`_EvictedKeys`)
+EVICTED_FILTER_HASHES = 10  # bits set per key: 0.1% false positives in a full generation...
+EVICTED_FILTER_BITS = 14_377_588  # ...of this many bits (1.8 MB: ~14.4 bits a key; m = -n ln p / ln(2)^2)
 
 
 class BudgetExceeded(Exception):
@@ -231,11 +241,18 @@ class BudgetBackend(Protocol):
 
 
 class CounterPersistence(Protocol):
-    """The store's budget counter table (`Store.load_budget_counters` / `save_budget_counters`)."""
+    """The store's budget counter table (`Store.load_budget_counters` / `save_budget_counters`; a
+    store that also has `budget_counter_rows` and `load_budget_counters_for`, as `Store` does, is read
+    row by row at start-up and key by key after an eviction, rather than whole)."""
 
     def load_budget_counters(self, now: float | None = None) -> dict[str, int]: ...
 
     def save_budget_counters(self, rows: list[tuple[str, int, float]]) -> int: ...
+
+
+class CountersUnreadable(Exception):
+    """A counter this process let go of (it holds at most SLOTS_KEPT) could not be read back from the
+    store: the budget's `on_unavailable` decides whether the call goes ahead."""
 
 
 @dataclass(slots=True)
@@ -245,6 +262,8 @@ class _Slot:
     expires_at: float = 0.0
     dirty: bool = False
     kept: bool = True  # persisted (an interaction's own counter is not: it ends with the interaction)
+    loaded: bool = True  # False: let go of and used again before it was read back: `spent` is what was
+    # added since, and what the store holds is added to it when read (the next reserve, or flush)
 
     def reserved(self, now: float) -> int:
         if not self.holds:
@@ -255,45 +274,223 @@ class _Slot:
         return sum(a for a, _ in self.holds.values())
 
 
+class _Generation:
+    __slots__ = ("bits", "count", "until")
+
+    def __init__(self) -> None:
+        self.bits = bytearray((EVICTED_FILTER_BITS + 7) // 8)
+        self.count = 0
+        self.until = 0.0  # when the last of its keys' windows is over: then it is dropped
+
+
+class _EvictedKeys:
+    """The keys of the counters let go of from memory: a Bloom filter per generation of
+    EVICTED_PER_GENERATION keys (a new one when one is full), dropped once every key in it has had
+    its window end. No false negatives: a key added is found until its generation is dropped, so a
+    counter in the store is never taken for a new one. A false positive (at most ~0.1% per full
+    generation, so <= ~1% while fewer than 10 generations, 10M evicted keys, are within their
+    windows) costs one store read. In this process only: Python's `hash()` with double hashing."""
+
+    __slots__ = ("_generations",)
+
+    def __init__(self) -> None:
+        self._generations: list[_Generation] = []
+
+    @staticmethod
+    def _hashes(key: str) -> tuple[int, int]:
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        return h & 0xFFFF_FFFF, (h >> 32) | 1  # bit i of a key: (h1 + i * h2) % EVICTED_FILTER_BITS
+
+    def add(self, key: str, until: float) -> None:
+        gens = self._generations
+        if not gens or gens[-1].count >= EVICTED_PER_GENERATION:
+            gens.append(_Generation())
+        g = gens[-1]
+        bits = g.bits
+        h1, h2 = self._hashes(key)
+        for i in range(EVICTED_FILTER_HASHES):
+            p = (h1 + i * h2) % EVICTED_FILTER_BITS
+            bits[p >> 3] |= 1 << (p & 7)
+        g.count += 1
+        g.until = max(g.until, until)
+
+    def may_contain(self, key: str, now: float) -> bool:
+        if not self._generations:
+            return False
+        h1, h2 = self._hashes(key)
+        for g in self._generations:
+            if g.until <= now:
+                continue
+            bits = g.bits
+            for i in range(EVICTED_FILTER_HASHES):  # a key never added stops at its first clear bit
+                p = (h1 + i * h2) % EVICTED_FILTER_BITS
+                if not bits[p >> 3] & (1 << (p & 7)):
+                    break
+            else:
+                return True
+        return False
+
+    def drop_over(self, now: float) -> None:
+        """Drop the generations whose keys' windows are all over."""
+        self._generations = [g for g in self._generations if g.until > now]
+
+    def __len__(self) -> int:
+        return sum(g.count for g in self._generations)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(g.bits) for g in self._generations)
+
+
 class MemoryBackend:
-    """Counters in this process (one machine), persisted to the store: loaded when made, written
-    by `flush` (the runtime's budget task calls it every few seconds, and on close). Thread-safe."""
+    """Counters in this process (one machine), persisted to the store: written by `flush` (the
+    runtime's budget task calls it every few seconds, and on close). Thread-safe.
+
+    At most SLOTS_KEPT counters are held (with a store: without one, nothing could be read back):
+    past that, `flush` lets go of the least recently used ones that are written, hold nothing and
+    are persisted, and remembers their keys (`_EvictedKeys`, a couple of bytes each). A counter used
+    again is read back from the store (one query, off the event loop); one never let go of is new and
+    starts at 0 without a read, so new sessions are counted while the store is down. Start-up loads
+    the SLOTS_KEPT latest-to-expire counters and only the keys of the rest. An interaction's own
+    counters (not persisted, so never let go of) are held apart until their window is over."""
 
     def __init__(self, persistence: CounterPersistence | None = None) -> None:
         self._lock = threading.Lock()
-        self._slots: dict[str, _Slot] = {}
+        self._flush_lock = threading.Lock()  # one flush at a time: it lets go of what it wrote
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()  # persisted ones, least recently used first
+        # an interaction's own counters (not persisted, never let go of): held to their window's end
+        self._fleeting: dict[str, _Slot] = {}
         # rid -> (reserved | settled, forget at), oldest first: forgetting pops from the front
         self._requests: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._persistence = persistence
         self._dirty: set[str] = set()  # keys of the persisted counters changed since the last flush
+        self._evicted = _EvictedKeys()
         self._swept_at = time.monotonic()
         if persistence is not None:
-            for key, spent in persistence.load_budget_counters(time.time()).items():
-                self._slots[key] = _Slot(spent=spent, expires_at=time.time() + 70 * 86_400)
+            self._start_up(persistence)
+
+    def _start_up(self, persistence: CounterPersistence) -> None:
+        now = time.time()
+        rows: Iterable[tuple[str, int, float]]
+        stream = getattr(persistence, "budget_counter_rows", None)
+        if stream is not None:
+            rows = stream(now)  # the latest to expire first
+        else:
+            rows = [
+                (k, s, now + _WINDOW_TTL_S["month"]) for k, s in persistence.load_budget_counters(now).items()
+            ]
+        kept: list[tuple[str, int, float]] = []
+        for key, spent, expires_at in rows:
+            if len(kept) < SLOTS_KEPT:
+                kept.append((key, spent, expires_at))
+            else:
+                self._evicted.add(key, expires_at)
+        for key, spent, expires_at in reversed(kept):  # the earliest to expire are let go of first
+            self._slots[key] = _Slot(spent=spent, expires_at=expires_at)
+
+    def _read(self, keys: list[str], now: float) -> dict[str, int]:
+        """What the store holds for `keys` (blocking)."""
+        persistence = self._persistence
+        assert persistence is not None
+        try:
+            read = getattr(persistence, "load_budget_counters_for", None)
+            if read is not None:
+                return dict(read(keys, now))
+            wanted = set(keys)
+            return {k: s for k, s in persistence.load_budget_counters(now).items() if k in wanted}
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [""])[0]
+            raise CountersUnreadable(
+                f"budget counters this process let go of cannot be read back from the store "
+                f"({type(e).__name__}: {reason})"
+            ) from e
+
+    def _unread(self, counters: list[Counter]) -> list[str]:
+        """The keys of `counters` held again since they were let go of (maybe: `_slot` asks the
+        filter) and not read back yet."""
+        keys = []
+        for c in counters:
+            slot = self._slots.get(c.key)  # an interaction's own are never let go of: not there
+            if slot is not None and not slot.loaded:
+                keys.append(c.key)
+        return keys
+
+    async def _read_back(self, counters: list[Counter], now: float) -> None:
+        """Read back the counters of `counters` this process let go of (off the event loop); raises
+        CountersUnreadable when the store cannot be read."""
+        if self._persistence is None:
+            return
+        with self._lock:
+            keys = self._unread(counters)
+        if not keys:
+            return
+        stored = await asyncio.to_thread(self._read, keys, now)
+        with self._lock:
+            for key in keys:
+                self._merge(key, stored.get(key, 0))
+
+    def _merge(self, key: str, stored: int) -> None:
+        """Under the lock: the store's value of a counter read back, added to what it counted since
+        it was held again (a counter not read back is never let go of, so it is still there)."""
+        slot = self._slots.get(key)
+        if slot is not None and not slot.loaded:
+            slot.spent += stored
+            slot.loaded = True
+
+    def _table(self, c: Counter) -> dict[str, _Slot]:
+        return self._slots if c.budget.window != "interaction" else self._fleeting
 
     def _slot(self, c: Counter, now: float) -> _Slot:
-        slot = self._slots.get(c.key)
+        kept = c.budget.window != "interaction"
+        slots = self._slots if kept else self._fleeting
+        slot = slots.get(c.key)
         if slot is None or (slot.expires_at <= now and not slot.holds):
-            slot = self._slots[c.key] = _Slot(kept=c.budget.window != "interaction")
+            # maybe let go of: held again but not read back (`loaded` False) until `_read_back` (or
+            # a flush) adds what the store holds to what it counts from 0 here
+            maybe_stored = slot is None and kept and self._evicted.may_contain(c.key, now)
+            slot = slots[c.key] = _Slot(kept=kept, loaded=not maybe_stored)
+        if kept:
+            self._slots.move_to_end(c.key)
         slot.expires_at = max(slot.expires_at, now + c.ttl_s)
         return slot
+
+    def _slots_for(self, counters: list[Counter], now: float) -> list[_Slot] | None:
+        """Under the lock: the slots of `counters`; None when one may have been let go of and is
+        not read back yet (`_read_back` reads it, then this is asked again)."""
+        slots = [self._slot(c, now) for c in counters]
+        return slots if all(s.loaded for s in slots) else None
 
     async def reserve(
         self, rid: str, counters: list[Counter], amounts: list[int], ttl_s: float, now: float
     ) -> Reserved:
-        with self._lock:
-            slots = [self._slot(c, now) for c in counters]
-            levels = [(s.spent, s.reserved(now)) for s in slots]
-            if rid in self._requests:
-                return Reserved(True, levels)
-            for i, (c, (spent, reserved), amount) in enumerate(zip(counters, levels, amounts, strict=True)):
-                if spent + reserved + amount > c.limit:
-                    return Reserved(False, levels, i, spent + amount > c.limit)
-            for s, amount in zip(slots, amounts, strict=True):
-                s.holds[rid] = (amount, now + ttl_s)
-            self._requests[rid] = ("reserved", now + REQUEST_TTL_S)
-            self._forget(now)
-            return Reserved(True, [(sp, r + a) for (sp, r), a in zip(levels, amounts, strict=True)])
+        while True:
+            with self._lock:
+                slots = self._slots_for(counters, now)
+                if slots is not None:
+                    return self._reserve(rid, counters, slots, amounts, ttl_s, now)
+            await self._read_back(counters, now)
+
+    def _reserve(
+        self,
+        rid: str,
+        counters: list[Counter],
+        slots: list[_Slot],
+        amounts: list[int],
+        ttl_s: float,
+        now: float,
+    ) -> Reserved:
+        """Under the lock: `reserve` on the slots of `counters`."""
+        levels = [(s.spent, s.reserved(now)) for s in slots]
+        if rid in self._requests:
+            return Reserved(True, levels)
+        for i, (c, (spent, reserved), amount) in enumerate(zip(counters, levels, amounts, strict=True)):
+            if spent + reserved + amount > c.limit:
+                return Reserved(False, levels, i, spent + amount > c.limit)
+        for s, amount in zip(slots, amounts, strict=True):
+            s.holds[rid] = (amount, now + ttl_s)
+        self._requests[rid] = ("reserved", now + REQUEST_TTL_S)
+        self._forget(now)
+        return Reserved(True, [(sp, r + a) for (sp, r), a in zip(levels, amounts, strict=True)])
 
     async def settle(self, rid: str, counters: list[Counter], amounts: list[int], now: float) -> bool:
         return self._settle(rid, counters, amounts, now)
@@ -309,34 +506,59 @@ class MemoryBackend:
             if state is not None and state[0] == "settled":
                 return False
             for c, amount in zip(counters, amounts, strict=True):
+                if not amount and c.key not in self._table(c):
+                    continue  # a release of nothing held: no counter to make
                 s = self._slot(c, now)
                 s.holds.pop(rid, None)
-                s.spent += amount
-                s.dirty = True
-                if s.kept:
-                    self._dirty.add(c.key)
+                if amount:
+                    s.spent += amount
+                    s.dirty = True
+                    if s.kept:
+                        self._dirty.add(c.key)
             self._requests[rid] = ("settled", now + REQUEST_TTL_S)
             self._requests.move_to_end(rid)
             self._forget(now)
             return True
 
     async def levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
-        return self._levels(counters, now)
+        while True:
+            with self._lock:
+                slots = self._slots_for(counters, now)
+                if slots is not None:
+                    return [(s.spent, s.reserved(now)) for s in slots]
+            await self._read_back(counters, now)
 
     def peek(self, counters: list[Counter], now: float) -> list[tuple[int, int] | None]:
-        return list(self._levels(counters, now))  # in this process: exact
-
-    def _levels(self, counters: list[Counter], now: float) -> list[tuple[int, int]]:
+        """Exact for the counters held; a counter let go of (or maybe) is not known until read back;
+        one never seen is at 0 (no counter is made for it: the reserve makes it)."""
+        out: list[tuple[int, int] | None] = []
         with self._lock:
-            return [(s.spent, s.reserved(now)) for s in (self._slot(c, now) for c in counters)]
+            for c in counters:
+                table = self._table(c)
+                s = table.get(c.key)
+                if s is not None and (s.expires_at > now or s.holds):
+                    if table is self._slots:
+                        self._slots.move_to_end(c.key)
+                    out.append((s.spent, s.reserved(now)) if s.loaded else None)
+                elif s is None and c.budget.window != "interaction" and self._evicted.may_contain(c.key, now):
+                    out.append(None)
+                else:
+                    out.append((0, 0))
+        return out
 
     async def raise_spent(self, counter: Counter, spent: int) -> None:
-        with self._lock:
-            s = self._slot(counter, time.time())
-            if spent > s.spent:
-                s.spent, s.dirty = spent, True
-                if s.kept:
-                    self._dirty.add(counter.key)
+        now = time.time()
+        while True:
+            with self._lock:
+                slots = self._slots_for([counter], now)
+                if slots is not None:
+                    (s,) = slots
+                    if spent > s.spent:
+                        s.spent, s.dirty = spent, True
+                        if s.kept:
+                            self._dirty.add(counter.key)
+                    return
+            await self._read_back([counter], now)
 
     def _forget(self, now: float) -> None:
         """Drop the request ids whose time is up, and the oldest beyond REQUESTS_KEPT: O(1) amortized
@@ -349,38 +571,82 @@ class MemoryBackend:
             requests.popitem(last=False)
 
     def flush(self) -> int:
-        """Write changed counters to the store (blocking); returns how many. Counters whose window
-        is over are dropped from memory at most once every SWEEP_S (a pass over all of them; the
-        changed ones are tracked as they change, so a flush costs what changed, not what is held)."""
+        """Write changed counters to the store (blocking); returns how many. Then let go of the least
+        recently used counters beyond SLOTS_KEPT that are written. Counters whose window is over are
+        dropped from memory at most once every SWEEP_S (a pass over all of them; the changed ones
+        are tracked as they change, so a flush costs what changed, not what is held)."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         now = time.time()
         if time.monotonic() - self._swept_at >= SWEEP_S:
             self._swept_at = time.monotonic()
             with self._lock:
-                for key in [k for k, s in self._slots.items() if s.expires_at <= now and not s.holds]:
-                    del self._slots[key]  # its window is over
-                    self._dirty.discard(key)
+                for table in (self._slots, self._fleeting):
+                    for key in [k for k, s in table.items() if s.expires_at <= now and not s.holds]:
+                        del table[key]  # its window is over
+                        self._dirty.discard(key)
+                self._evicted.drop_over(now)
         if self._persistence is None:
             self._dirty.clear()
             return 0
+        with self._lock:
+            unread = [k for k in self._dirty if (s := self._slots.get(k)) is not None and not s.loaded]
+        if unread:  # changed before they were read back: what the store holds is added first
+            try:
+                stored = self._read(unread, now)
+            except CountersUnreadable:
+                with self._lock:
+                    self._dirty.update(unread)
+                raise
+            with self._lock:
+                for k in unread:
+                    self._merge(k, stored.get(k, 0))
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             rows = []
             for k in dirty:
                 slot = self._slots.get(k)
                 if slot is not None and slot.dirty and slot.kept:
+                    if not slot.loaded:  # changed after the read above: the next flush writes it
+                        self._dirty.add(k)
+                        continue
                     rows.append((k, slot.spent, slot.expires_at))
                     slot.dirty = False
-        if not rows:
-            return 0
-        try:
-            return self._persistence.save_budget_counters(rows)
-        except Exception:
-            with self._lock:  # written next time
-                for k, *_ in rows:
-                    if k in self._slots:
-                        self._slots[k].dirty = True
-                        self._dirty.add(k)
-            raise
+        written = 0
+        if rows:
+            try:
+                written = self._persistence.save_budget_counters(rows)
+            except Exception:
+                with self._lock:  # written next time
+                    for k, *_ in rows:
+                        if k in self._slots:
+                            self._slots[k].dirty = True
+                            self._dirty.add(k)
+                raise
+        self._evict(now)
+        return written
+
+    def _evict(self, now: float) -> None:
+        """Let go of the least recently used persisted counters beyond SLOTS_KEPT that are written (not
+        dirty) and hold nothing, remembering their keys. Looks at no more than twice the excess
+        (and a little): the others are moved to the back, looked at again after the rest."""
+        with self._lock:
+            slots = self._slots
+            excess = len(slots) - SLOTS_KEPT
+            if excess <= 0:
+                return
+            for _ in range(min(len(slots), 2 * excess + 64)):
+                if len(slots) <= SLOTS_KEPT:
+                    break
+                key, slot = next(iter(slots.items()))
+                if slot.dirty or not slot.loaded or slot.reserved(now):
+                    slots.move_to_end(key)
+                    continue
+                del slots[key]
+                if slot.expires_at > now:
+                    self._evicted.add(key, slot.expires_at)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.flush)

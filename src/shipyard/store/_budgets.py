@@ -10,6 +10,7 @@ writing a counter twice never counts anything twice. `budgets` holds the budgets
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Double, Engine, String, Table, delete, func, select
@@ -49,6 +50,33 @@ class BudgetStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(_counters.c.key, _counters.c.spent).where(_counters.c.expires_at > now)
+            )
+            return {k: int(s) for k, s in rows}
+
+    def budget_counter_rows(self, now: float | None = None) -> Iterator[tuple[str, int, float]]:
+        """Counters whose window is not over, (key, spent, expires_at), the latest to expire first,
+        streamed (a server starting over a million counters does not hold them all at once)."""
+        now = time.time() if now is None else now
+        query = (
+            select(_counters.c.key, _counters.c.spent, _counters.c.expires_at)
+            .where(_counters.c.expires_at > now)
+            .order_by(_counters.c.expires_at.desc())
+        )
+        with self.engine.connect() as conn:
+            for k, s, e in conn.execution_options(yield_per=5_000).execute(query):
+                yield k, int(s), float(e)
+
+    def load_budget_counters_for(self, keys: Sequence[str], now: float | None = None) -> dict[str, int]:
+        """What the counters named `keys` spent, those whose window is not over (key -> spent; a key
+        not stored, or whose window is over, is absent): one query on the primary key."""
+        if not keys:
+            return {}
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_counters.c.key, _counters.c.spent).where(
+                    _counters.c.key.in_(list(keys)), _counters.c.expires_at > now
+                )
             )
             return {k: int(s) for k, s in rows}
 
