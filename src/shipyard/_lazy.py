@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from importlib.util import resolve_name
-from typing import Any
+from typing import Any, cast
 
 # exported name -> (module to import, attribute of it, or None for the module itself)
 Table = dict[str, tuple[str, str | None]]
@@ -85,3 +86,35 @@ def lazy_exports(package: str, file: str) -> tuple[Callable[[str], Any], Callabl
         return sorted(set(vars(sys.modules[package])) | set(exports()))
 
     return __getattr__, __dir__
+
+
+class _LazyPattern:
+    """A regular expression compiled on its first use; from then on its methods are the compiled
+    pattern's own (bound in the instance, so a call costs what a compiled pattern's does)."""
+
+    def __init__(self, source: str, flags: int) -> None:
+        self._source = source
+        self._flags = flags
+
+    def __getattr__(self, name: str) -> Any:  # only for what the instance does not hold yet
+        if name.startswith("__"):
+            raise AttributeError(name)
+        compiled = re.compile(self._source, self._flags)
+        for attr in _PATTERN_ATTRS:
+            setattr(self, attr, getattr(compiled, attr))
+        return getattr(compiled, name)
+
+    def __repr__(self) -> str:
+        return f"lazy_re({self._source!r})"
+
+
+_PATTERN_ATTRS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split",
+                  "pattern", "flags", "groups", "groupindex")  # fmt: skip
+
+
+def lazy_re(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`re.compile(pattern, flags)` on first use: a module with many (or large) patterns costs nothing
+    to import, and a process pays only for the patterns its inputs reach (a large pattern takes
+    milliseconds to compile). Use its methods (`.search`, `.finditer`, ...): it is not a `re.Pattern`
+    for `isinstance` or for the `re` module's functions."""
+    return cast("re.Pattern[str]", _LazyPattern(pattern, flags))

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import import_module
@@ -189,6 +188,8 @@ def _source_pyproject() -> Path | None:
 
 
 def _declared_in(pyproject: Path, group: str) -> list[EntryPoint] | None:
+    import tomllib  # only for a source tree (an installed Shipyard reads its package metadata)
+
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):

@@ -1,6 +1,7 @@
 """A command imports what it uses, when it uses it (issue 16): `shipyard --help` loads none of the heavy
-libraries, `shipyard run` on the starter loads neither numpy nor Alembic, a store whose schema is
-current opens without Alembic, and the lazy package faces still export every public name."""
+libraries, `shipyard run` on the starter loads neither numpy nor Alembic nor the OpenFeature SDK, a
+store whose schema is current opens without Alembic, the lazy package faces still export every public
+name, and the PII detectors compile a pattern only when a text gets through to it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ HEAVY_FOR_HELP = ("numpy", "scipy", "sqlalchemy", "alembic", "opentelemetry.sdk"
 # what one interaction on the starter (scripted model, SQLite store) has no use for: numeric and
 # HTTP stacks, the server, migrations (the schema is current), templating, the ORM and the PostgreSQL
 # dialect (the store uses Core), structlog (JSON log lines), the eval plugins, and libphonenumber
-# (its input has no phone-like number, and no guardrail scans it)
+# (its input has no phone-like number, and no guardrail scans it); the OpenFeature SDK (the runtime
+# evaluates flags itself; only `ShipyardProvider` needs it) and the flag admin, kill switch and shared
+# flag set (no flag is changed)
 NOT_FOR_RUN = (
     "sqlalchemy.orm",
     "sqlalchemy.dialects.postgresql",
@@ -39,8 +42,20 @@ NOT_FOR_RUN = (
     "opentelemetry.exporter",
     "shipyard.server",
     "shipyard.evals._runner",
+    "openfeature",
+    "shipyard.flags._provider",
+    "shipyard.flags._admin",
+    "shipyard.flags._killswitch",
+    "shipyard.flags._shared",
 )
-LAZY_PACKAGES = ("shipyard", "shipyard.observe", "shipyard.store", "shipyard.evals", "shipyard.llm")
+LAZY_PACKAGES = (
+    "shipyard",
+    "shipyard.observe",
+    "shipyard.store",
+    "shipyard.evals",
+    "shipyard.llm",
+    "shipyard.flags",
+)
 
 # Runs a command in a fresh interpreter (what a user's process imports, not this test process's) and
 # prints which of the named modules it loaded, as JSON on the last line of stderr.
@@ -143,7 +158,7 @@ def test_an_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         _ = shipyard.observe.not_a_name  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = shipyard.nope  # type: ignore[attr-defined]
+        _ = shipyard.nope
 
 
 def test_read_exports_reads_the_type_checking_imports_only() -> None:
@@ -169,3 +184,56 @@ def test_read_exports_reads_the_type_checking_imports_only() -> None:
     }
     with pytest.raises(ValueError, match="import json as name"):
         read_exports("pkg", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import json\n")
+
+
+def test_a_lazy_pattern_compiles_on_first_use_and_acts_as_the_compiled_one() -> None:
+    import re
+
+    from shipyard._lazy import lazy_re
+
+    lazy = lazy_re(r"(\d+)-(\d+)", re.I)
+    assert "search" not in vars(lazy)  # nothing compiled yet
+    compiled = re.compile(r"(\d+)-(\d+)", re.I)
+    text = "from 10-20 to 30-40"
+    assert lazy.search(text).group(2) == compiled.search(text).group(2) == "20"  # type: ignore[union-attr]
+    assert [m.span() for m in lazy.finditer(text)] == [m.span() for m in compiled.finditer(text)]
+    assert lazy.sub(r"\2-\1", text) == "from 20-10 to 40-30"
+    assert (lazy.pattern, lazy.flags, lazy.groups) == (compiled.pattern, compiled.flags, compiled.groups)
+    assert "search" in vars(lazy)  # compiled once: from now on the compiled pattern's own methods
+
+
+# Which of the street-address patterns (and the pattern gating the Spanish/Italian/Portuguese kind) a
+# process compiled after masking the texts given in argv: the PII detectors compile on first use, per kind.
+ADDRESS_PROBE = """
+import json, sys
+from shipyard.guardrails import find_pii
+from shipyard.guardrails._pii import _ADDRESS_PARTS, _ADDRESS_PATTERNS
+for text in sys.argv[1:]:
+    find_pii(text)
+kinds = ["english", "flat", "german", "french", "romance", "india", "japan"]
+compiled = [kind for kind, (_, pattern) in zip(kinds, _ADDRESS_PATTERNS) if "search" in vars(pattern)]
+print(json.dumps(compiled))
+"""
+
+
+@pytest.mark.parametrize(
+    ("texts", "compiled"),
+    [
+        (["What is 2 plus 3?", "The answer is 5.0."], []),
+        (["Ship it to 12 Main Street, Boston, MA 02110"], ["english"]),
+        (["Vivo en Calle de Alcalá 42, Madrid", "Flat 6, Claire Plaza"], ["english", "flat", "romance"]),
+        (["Meine Adresse: Hauptstraße 5"], ["german"]),
+    ],
+)
+def test_pii_patterns_compile_only_for_the_kinds_a_text_may_hold(
+    texts: list[str], compiled: list[str]
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", ADDRESS_PROBE, *texts],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == compiled

@@ -14,7 +14,7 @@ MODULE_ATTR = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, defer_build=True)
 
 
 class RedisCounters(StrictModel):

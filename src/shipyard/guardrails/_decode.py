@@ -17,20 +17,22 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from shipyard._lazy import lazy_re
+
 # Simple character-class runs (fast to scan for); each run is then checked.
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{16,}|[2-7][0-9a-fA-F](?:[ :][2-7][0-9a-fA-F]){7,}")  # spaced: ASCII bytes
-_B85_RUN = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}")
-_ESCAPE = re.compile(r"\\u\{?([0-9a-fA-F]{4,6})\}?|\\x([0-9a-fA-F]{2})|&#x([0-9a-fA-F]{1,6});|&#(\d{1,7});")
-_BIN_RUN = re.compile(r"[01]{8}(?:[\s,]?[01]{8}){3,}")
-_LEET_PAIR = re.compile(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
-_SPACED = re.compile(r"(?<![\w])(?:\w[ .\-_*]){3,}\w(?![\w])")
-_URL_ESCAPES = re.compile(r"(?:%[0-9a-fA-F]{2}.{0,3}){3,}")
-_ROT13_HINT = re.compile(r"rot-?13|caesar|\bcipher\b", re.I)
-_TOKENS = re.compile(r"[A-Za-z0-9@$]{3,}")
+_B64_RUN = lazy_re(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX_RUN = lazy_re(r"[0-9a-fA-F]{16,}|[2-7][0-9a-fA-F](?:[ :][2-7][0-9a-fA-F]){7,}")  # spaced: ASCII bytes
+_B85_RUN = lazy_re(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}")
+_ESCAPE = lazy_re(r"\\u\{?([0-9a-fA-F]{4,6})\}?|\\x([0-9a-fA-F]{2})|&#x([0-9a-fA-F]{1,6});|&#(\d{1,7});")
+_BIN_RUN = lazy_re(r"[01]{8}(?:[\s,]?[01]{8}){3,}")
+_LEET_PAIR = lazy_re(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
+_SPACED = lazy_re(r"(?<![\w])(?:\w[ .\-_*]){3,}\w(?![\w])")
+_URL_ESCAPES = lazy_re(r"(?:%[0-9a-fA-F]{2}.{0,3}){3,}")
+_ROT13_HINT = lazy_re(r"rot-?13|caesar|\bcipher\b", re.I)
+_TOKENS = lazy_re(r"[A-Za-z0-9@$]{3,}")
 _LEET_CHARS = frozenset("013457@$")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_WORDS = re.compile(r"[a-z]+")
+_WORDS = lazy_re(r"[a-z]+")
 _COMMON = frozenset(
     [
         "the",

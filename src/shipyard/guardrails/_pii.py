@@ -23,18 +23,18 @@ What counts (each checked, not only matched):
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator
 
+from shipyard._lazy import lazy_re
 from shipyard.config import StrictModel
 from shipyard.guardrails._registry import guardrail_kind
 from shipyard.guardrails._types import ALLOW, Decision, Guardrail, GuardrailInput, Verdict
@@ -66,20 +66,20 @@ class Entity:
     value: str
 
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+_EMAIL = lazy_re(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 # not inside a longer token (a hex id "3f9a60867284649…") nor the tail of a longer digit grouping
 # (an IBAN "DE89 3704 0044 …"): neither is a card
-_CARD = re.compile(r"(?<![\w+-])(?<!\d[ -])\d(?:[ -]?\d){11,18}(?![\w-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])")
-_SSN_BARE = re.compile(
+_CARD = lazy_re(r"(?<![\w+-])(?<!\d[ -])\d(?:[ -]?\d){11,18}(?![\w-])")
+_IBAN = lazy_re(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+_SSN = lazy_re(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])")
+_SSN_BARE = lazy_re(
     r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\W{0,3}(?:is\W+)?((?!000|666|9\d\d)\d{9})\b"
 )
-_IPV4 = re.compile(
+_IPV4 = lazy_re(
     r"(?<!\d\.)(?<!\d)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)"
 )
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
-_PHONE = re.compile(
+_IPV6 = lazy_re(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
+_PHONE = lazy_re(
     # atomic groups: a long run of digits must not make the engine try every way to split it
     # "(" only in the first two groups: "+1 (415) 555-2671", "+44 (0)20 7946 0958"; so a number
     # written right after another, "(415) 555-2671 (415) 555-2672", starts a new match
@@ -87,30 +87,28 @@ _PHONE = re.compile(
     r"(?>(?:\s*(?:ext\.?|extension|x|#)\s*\d{1,6})?)(?![\w])",
     re.I,
 )
-_PHONE_SHAPE = re.compile(r"\(\d{2,5}\)|\d+[ .-]\d+[ .-]\d+")
+_PHONE_SHAPE = lazy_re(r"\(\d{2,5}\)|\d+[ .-]\d+[ .-]\d+")
 # card-shaped; a Brazilian CEP; a version number (1.2.3.4000)
-_NOT_PHONE = re.compile(r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{5}-\d{3}|\d{1,2}(?:\.\d+){2,}")
-_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_NOT_PHONE = lazy_re(r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{5}-\d{3}|\d{1,2}(?:\.\d+){2,}")
+_DATE = lazy_re(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 # What starts like a date, a year or a timestamp, or is an amount, is not a national phone number: no
 # region's national format opens with a 4-digit group 19xx / 20xx ("2026 10 15", "2026-0042-17",
 # "20261015 1430"), and a date takes the digits after it only when a time follows ("2026-10-15 14:30").
-_NOT_PHONE_START = re.compile(
+_NOT_PHONE_START = lazy_re(
     r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?!\d)"
     r"|(?:19|20)\d\d(?:[-/. ]|(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d))"
 )
-_AMOUNT = re.compile(r"\d+(?:,\d{3})*\.\d{2}")  # 1234567.89
-_TIME_AFTER = re.compile(r"[:h]\d\d")  # the last group is an hour: "... 14:30", "14h30"
-_LAST_GROUP = re.compile(r"[ .\-/]?\d{1,2}$")
-_SECRET_PREFIXED = re.compile(
+_AMOUNT = lazy_re(r"\d+(?:,\d{3})*\.\d{2}")  # 1234567.89
+_TIME_AFTER = lazy_re(r"[:h]\d\d")  # the last group is an hour: "... 14:30", "14h30"
+_LAST_GROUP = lazy_re(r"[ .\-/]?\d{1,2}$")
+_SECRET_PREFIXED = lazy_re(
     r"(?<![\w-])(?:sk-(?:proj-|ant-(?:api\d\d-)?|live-)?[A-Za-z0-9_-]{20,}|(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}"
     r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[0-9A-Za-z_-]{20}"
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
 )
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
-)
-_SECRET_ASSIGNED = re.compile(
+_PRIVATE_KEY = lazy_re(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S)
+_SECRET_ASSIGNED = lazy_re(
     r"(?i)\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?(?:key|token)|auth[_-]?token|"
     r"token|password|passwd|pwd|bearer)\b[\"']?\s*(?:[:=]|is|was)\s*[\"']?([^\s\"',;<>]{8,})"
 )
@@ -149,11 +147,12 @@ _COMPOUND = (
     r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|straat|laan|plein|gracht|kade|pad|dijk|"
     r"singel|hof|steeg|dreef|markt|plantsoen"
 )
-# Each kind of address: the substrings one of which a text must contain for the pattern to be tried
-# (None: a number followed by a capitalized word, `_NUMBER_NAME`; empty: always tried, when the gate
-# would cost more than the pattern), and the pattern. Tried separately, so a text pays only for the kinds
-# it may hold.
-_ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | None, str], ...] = (
+# Each kind of address: its gate, and the pattern. The gate: the substrings one of which a text must
+# contain for the pattern to be tried (a lower-case one is looked for in the lower-cased text, for a
+# pattern that ignores case; empty: always tried), or a pattern a text must match (a str), or None: a
+# number followed by a capitalized word (`_NUMBER_NAME`). Tried separately, so a text pays only for the
+# kinds it may hold, and a process compiles only the patterns its texts get through to.
+_ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | str | None, str], ...] = (
     # English: 12 Main Street (Apt 4), City, ST 12345 / UK and Canadian postcodes
     (
         None,
@@ -162,7 +161,7 @@ _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | None, str], ...] = (
     ),
     # Flat 6, Claire Plaza (the number is the flat's)
     (
-        (),
+        ("Flat", "Apartment", "Apt", "Unit", "Suite", "Studio"),
         rf"\b(?:Flat|Apartment|Apt\.?|Unit|Suite|Studio)\s+\d+\w?\s*[,\n]\s*(?:{_NAME}\s+){{1,3}}(?:{_STREET_TYPES})\b{_TAIL}",
     ),
     # German / Dutch compounds: Hauptstraße 5, Magdalena-Hein-Allee 389, Joepsteeg 43
@@ -179,7 +178,7 @@ _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | None, str], ...] = (
     ),
     # Spanish / Italian / Portuguese: Calle de Alcalá 42, Via Cavalcanti, 21, Rua Augusta, nº 5
     (
-        (),
+        rf"\b(?:{_ROMANCE_TYPES})\s",  # its ~80 street types: a pattern quick to compile
         rf"\b(?:{_ROMANCE_TYPES})\s+(?:{_CONNECT}\s+|{_NAME}\s+){{0,5}}?{_NAME},?\s+(?:n[.ºo°]\s*)?\d{{1,5}}[A-Za-z]?\b"
         rf"{_UNIT}(?:,\s*[\w .ªº-]{{0,40}}?)?{_TAIL}",
     ),
@@ -198,19 +197,31 @@ _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | None, str], ...] = (
         r"[0-9０-９一二三四五六七八九十]+丁目(?:[0-9０-９]+番(?:[0-9０-９]+号)?)?",
     ),
 )  # fmt: skip
-_DIGIT = re.compile(r"\d")
+_DIGIT = lazy_re(r"\d")
 # Quick gates: each starts with a digit, so the engine skips to digits instead of trying every position.
-_NUMBER_NAME = re.compile(
+_NUMBER_NAME = lazy_re(
     rf"\d[\w/]{{0,12}},?\s+[{_UP}一-龥ぁ-んァ-ヶ]"
 )  # bounded: no backtracking over a long run
-_SSN_SHAPE = re.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
-_IPV4_SHAPE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
+_SSN_SHAPE = lazy_re(r"\d{3}[- ]\d{2}[- ]\d{4}")
+_IPV4_SHAPE = lazy_re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
 
 
-@functools.cache
-def _address_patterns() -> tuple[tuple[tuple[str, ...] | None, re.Pattern[str]], ...]:
-    """The street-address patterns, compiled on first use (they are large: ~0.1 s)."""
-    return tuple((needles, re.compile(pattern)) for needles, pattern in _ADDRESS_PARTS)
+def _address_gate(gate: tuple[str, ...] | str | None) -> Callable[[str, str], object]:
+    """Whether a text (and its lower-cased copy) may hold an address of a kind (see `_ADDRESS_PARTS`)."""
+    if gate is None:
+        return lambda text, low: _NUMBER_NAME.search(text)
+    if isinstance(gate, str):
+        search = lazy_re(gate).search
+        return lambda text, low: search(text)
+    if not gate:
+        return lambda text, low: True
+    cased = tuple(n for n in gate if n != n.lower())
+    folded = tuple(n for n in gate if n == n.lower())
+    return lambda text, low: any(n in text for n in cased) or any(n in low for n in folded)
+
+
+# Each compiled on first use (they are large: ~0.1 s in all)
+_ADDRESS_PATTERNS = tuple((_address_gate(gate), lazy_re(pattern)) for gate, pattern in _ADDRESS_PARTS)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -388,11 +399,8 @@ def _addresses(text: str) -> Iterable[Entity]:
     if not _DIGIT.search(text):
         return  # every address form has a number
     low = text.lower()
-    for needles, pattern in _address_patterns():
-        if needles is None:
-            if not _NUMBER_NAME.search(text):
-                continue
-        elif needles and not any(n in text or n in low for n in needles):
+    for gate, pattern in _ADDRESS_PATTERNS:
+        if not gate(text, low):
             continue
         for m in pattern.finditer(text):
             raw = m.group(0).rstrip(" ,")
