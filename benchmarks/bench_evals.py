@@ -11,6 +11,11 @@
 4. `--only client`: the model client alone (`OpenAIChatClient.chat` against the mock over HTTP, zero
    latency, 16 calls at a time): this process's CPU per call, the HTTP client's share of 1.
 
+Each part runs as `shipyard eval run` runs: on `shipyard._aio.run` (uvloop when it imports, else
+asyncio, `SHIPYARD_EVENT_LOOP=asyncio` for asyncio's own; the first line names it; the young GC
+generation collected every 10,000 allocations), with what the run uses frozen out of the garbage
+collector's walks once built (`gc.freeze`, as the CLI's start-up does).
+
     .venv/bin/python benchmarks/bench_evals.py [--cases 1000] [--memory-cases 20000] [--only client]
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import subprocess
 import sys
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from shipyard._aio import loop_name, run
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.evals import EvalRunner, Suite
 from shipyard.llm import MockLLMServer
@@ -111,6 +118,7 @@ async def over_http(n: int, concurrency: int) -> None:
     with MockLLMServer(RULES, latency_ms=50, subprocess=True) as url:
         cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "mock", url)
         rt = Runtime(cfg)
+        gc.freeze()  # as `shipyard eval run` does once what the run uses is built (cli._app.start_up)
         warm = await EvalRunner(rt, cfg, concurrency=concurrency).run("bench", [suite(64)], progress=False)
         assert all(r.outcome == "PASS" for r in warm.results), warm.results[0]
         for calls, limit in ((1, concurrency), (2, concurrency), (2, None)):
@@ -158,6 +166,7 @@ async def client_cpu(n: int) -> None:
 async def overhead(n: int) -> None:
     cfg = project(Path(tempfile.mkdtemp(prefix="shipyard-bench-evals-")), "scripted")
     rt = Runtime(cfg)
+    gc.freeze()
     s = suite(n)
     await EvalRunner(rt, cfg, concurrency=1).run("bench", [suite(200)], progress=False)
     best_direct = best_runner = float("inf")
@@ -202,16 +211,18 @@ def main() -> None:
     ap.add_argument("--client-calls", type=int, default=3000)
     ap.add_argument("--only", choices=["http", "overhead", "memory", "client"])
     args = ap.parse_args()
+    if args.only != "memory":  # the memory part is a subprocess of a run that printed it already
+        print(f"event loop: {loop_name()} (as `shipyard eval run`)")
     if args.only == "client":
-        asyncio.run(client_cpu(args.client_calls))
+        run(client_cpu(args.client_calls))
         return
     if args.only == "memory":
-        asyncio.run(memory(args.memory_cases))
+        run(memory(args.memory_cases))
         return
     if args.only in (None, "http"):
-        asyncio.run(over_http(args.cases, args.concurrency))
+        run(over_http(args.cases, args.concurrency))
     if args.only in (None, "overhead"):
-        asyncio.run(overhead(args.overhead_cases))
+        run(overhead(args.overhead_cases))
     if args.only is None:  # a fresh process, so the peak is this run's alone
         subprocess.run(
             [sys.executable, __file__, "--only", "memory", "--memory-cases", str(args.memory_cases)],

@@ -90,8 +90,7 @@ def ci_run(
 
     Example: shipyard ci run pre-merge --base origin/main
     """
-    import asyncio
-
+    from shipyard import _aio
     from shipyard.pipeline import CiOptions, exit_code, run_pipeline
 
     cfg = load_project(config)
@@ -108,7 +107,7 @@ def ci_run(
         run=run,
         console=err_console,
     )
-    results = asyncio.run(run_pipeline(cfg, stages, options))
+    results = _aio.run(run_pipeline(cfg, stages, options))
     console.print(_summary_table(results))
     for r in results:
         for c in r.checks:

@@ -223,8 +223,7 @@ def eval_run(
 
     Example: shipyard eval run --agent support --suite evals/support/smoke.yaml --repeat 3 --report html:report.html
     """
-    import asyncio
-
+    from shipyard import _aio
     from shipyard.evals import print_report, summarize_run
     from shipyard.store import Store
 
@@ -242,7 +241,7 @@ def eval_run(
         policy = cfg.gates.stages().get(stage)
         case_rule = policy.case_rule if policy else "all"
     with Store.from_config(cfg) as store:
-        result = asyncio.run(
+        result = _aio.run(
             _run_suites(
                 cfg,
                 store,
@@ -459,8 +458,7 @@ def gate_check(
 
     Example: shipyard gate production --agent support --version 1.1.0 --report markdown:gate.md
     """
-    import asyncio
-
+    from shipyard import _aio
     from shipyard.evals import (
         case_keys,
         decide_gate,
@@ -495,7 +493,7 @@ def gate_check(
             status = str(row["status"])
             run = [repeat_from_row(r) for r in store.eval_results(summary.run_id)]
         else:
-            run = asyncio.run(
+            run = _aio.run(
                 _run_suites(
                     cfg,
                     store,

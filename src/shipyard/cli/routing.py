@@ -206,6 +206,7 @@ def evaluate(
     """
     import asyncio
 
+    from shipyard import _aio
     from shipyard.routing import LearnedRouter, RouterNotFitted
 
     cfg = load_project(config)
@@ -245,7 +246,7 @@ def evaluate(
         arms_of["router:rules"] = rules
         arms_of["router:learned"] = learned_arm
 
-    asyncio.run(run_all())
+    _aio.run(run_all())
     ref = arms_of[reference]
     configured = arms_of[f"router:{r.router}"]
     rows = [_row(name, arm, ref) for name, arm in arms_of.items()]
@@ -408,8 +409,7 @@ def fit_router(
 
     Example: shipyard routing fit --agent support --suite evals/support/broad.yaml --max-loss 0.01
     """
-    import asyncio
-
+    from shipyard import _aio
     from shipyard.routing import fit
 
     cfg = load_project(config)
@@ -418,7 +418,7 @@ def fit_router(
     r = cfg.routing
     reference = r.reference if r.reference in tiers else list(tiers)[-1]
     target = r.learned.max_pass_rate_loss if max_loss is None else max_loss
-    arms = asyncio.run(_tier_arms(cfg, agent, suites, concurrency))
+    arms = _aio.run(_tier_arms(cfg, agent, suites, concurrency))
     cases = _outcomes(arms, suites)
     router = fit(
         agent, cases, list(tiers), reference, target, [s.name for s in suites], r.escalation.min_confidence

@@ -54,8 +54,7 @@ def shadow(
 
     Example: shipyard shadow --agent support --candidate 1.3.0 --since 24h --sample 50
     """
-    import asyncio
-
+    from shipyard import _aio
     from shipyard.config import parse_window
     from shipyard.loop import ShadowRunner, parse_filters
 
@@ -105,7 +104,7 @@ def shadow(
             writer.close()
             store.close()
 
-    report = asyncio.run(go())
+    report = _aio.run(go())
     if as_json:
         console.print_json(data=report.to_dict())
     else:

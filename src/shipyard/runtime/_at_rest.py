@@ -193,6 +193,13 @@ class _Masker:
 
     def value(self, value: Any) -> Any:
         """Strings in a JSON-like value masked (mapping keys are kept: they are names)."""
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if kind is dict:  # the usual JSON shapes by exact type first: an ABC check costs more
+            return {k: self.value(v) for k, v in value.items()}
+        if kind is int or kind is float or kind is bool or value is None:
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
