@@ -92,6 +92,39 @@ async def test_a_session_budget_ends_with_the_graceful_answer(tmp_path: Path, ll
     await rt.aclose()
 
 
+async def test_an_interaction_budget_counts_one_interaction_and_is_let_go_of_when_it_ends(
+    tmp_path: Path, llm: MockLLMServer
+) -> None:
+    rt = _runtime(
+        tmp_path,
+        llm.url,
+        """\
+        budgets:
+          max_reservation_tokens: 200
+          limits:
+            - {name: per-interaction, scope: global, window: interaction, tokens: 1500}
+            - {name: per-session, scope: session, window: session, usd: 100.0}
+        """,
+    )
+    budget = rt.budgets
+    assert budget is not None and isinstance(budget.backend, MemoryBackend)
+    backend = budget.backend
+    # a long interaction hits its own budget; the next one starts afresh
+    long = await rt.invoke("budgeted", "steps=40 where is my order", session_id="s-long")
+    assert long.status == "budget_exceeded" and long.metadata["budget"]["budget"] == "per-interaction"
+    assert 1 <= len(long.llm_calls) < 40
+    fresh = await rt.invoke("budgeted", "steps=1 hello", session_id="s-long")
+    assert fresh.status == "completed"
+    # many interactions: none of their own counters stays behind (each would stay a day), the
+    # session counters do
+    for n in range(30):
+        out = await rt.invoke("budgeted", "steps=2 hello", session_id=f"s-{n}")
+        assert out.status == "completed"
+    assert backend._fleeting == {}
+    assert len(backend._slots) == 31
+    await rt.aclose()
+
+
 async def test_the_graceful_answer_is_configurable_and_max_tokens_is_lowered(
     tmp_path: Path, llm: MockLLMServer
 ) -> None:

@@ -269,6 +269,11 @@ class RedisBackend:
     async def raise_spent(self, counter: Counter, spent: int) -> None:
         await self._wait(_Step("x", "", [counter], [spent], 0))
 
+    def end_interaction(self, counters: list[Counter]) -> None:
+        """Forget the levels last seen of an interaction's own counters; in Redis they expire by TTL."""
+        for c in counters:
+            self._known.pop(c.key, None)
+
     async def ping(self) -> None:
         await self.client.ping()
 

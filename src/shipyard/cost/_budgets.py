@@ -237,6 +237,11 @@ class BudgetBackend(Protocol):
         """spent = max(spent, `spent`) (reconciliation: never counts a call twice)."""
         ...
 
+    def end_interaction(self, counters: list[Counter]) -> None:
+        """The interaction these counters (window `interaction`) belong to is over: what this process
+        holds of them can go (no round trip)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -560,6 +565,18 @@ class MemoryBackend:
                     return
             await self._read_back([counter], now)
 
+    def end_interaction(self, counters: list[Counter]) -> None:
+        """An interaction's own counters go when it ends (one that still holds a reservation, a call
+        whose settle is late, stays until its window is over)."""
+        now = time.time()
+        with self._lock:
+            for c in counters:
+                s = self._fleeting.get(c.key)
+                if s is not None:
+                    s.reserved(now)  # drops the lapsed holds
+                    if not s.holds:
+                        del self._fleeting[c.key]
+
     def _forget(self, now: float) -> None:
         """Drop the request ids whose time is up, and the oldest beyond REQUESTS_KEPT: O(1) amortized
         (ids are kept in the order their time runs out)."""
@@ -848,6 +865,7 @@ class InteractionBudget:
         self._levels: dict[str, tuple[Counter, int, int]] = {}  # key -> (counter, spent, reserved)
         self._rates: PriceRates | None = None
         self._counted: tuple[Subject, int, list[Counter]] | None = None  # (subject, UTC day, its counters)
+        self._own: dict[str, Counter] = {}  # the interaction's own counters (window `interaction`) used
 
     def _counters(self) -> list[Counter]:
         """The counters of this interaction's calls: worked out again when its subject (a feature
@@ -863,7 +881,17 @@ class InteractionBudget:
             return counted[2]
         counters = self.budgets.counters(self.subject, now)
         self._counted = (self.subject, day, counters)
+        for c in counters:
+            if c.budget.window == "interaction":
+                self._own[c.key] = c
         return counters
+
+    def end(self) -> None:
+        """The interaction is over: the backend may let go of its own counters (a budget with window
+        `interaction` counts one interaction; kept until their window's end, each would stay a day)."""
+        if self._own:
+            self.budgets.backend.end_interaction(list(self._own.values()))
+            self._own.clear()
 
     # what the agent sees -----------------------------------------------------------------------------
     @property

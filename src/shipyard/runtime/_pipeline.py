@@ -312,8 +312,10 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
                 )
             else:
                 _failed(ex, "agent_error", f"{type(e).__name__}: {e}")
-    if ex.budget is not None and ex.budget.exceeded is not None and ex.status is None:
-        stopped_by_budget(ex, rt, ex.budget.exceeded, output=ex.result.output if ex.result else None)
+    if ex.budget is not None:
+        ex.budget.end()  # the agent is done: no more model calls in this interaction
+        if ex.budget.exceeded is not None and ex.status is None:
+            stopped_by_budget(ex, rt, ex.budget.exceeded, output=ex.result.output if ex.result else None)
     if ex.result is not None and ex.result.usage is not None:
         _add_usage(ex, rt, ex.result.usage)
     if isinstance(flags, FlagsForContext):
