@@ -3,6 +3,8 @@ and a streaming redactor that still catches a value split across chunks."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shipyard.guardrails import GuardrailInput, Pii, StreamRedactor, Verdict, find_pii, redact_pii
@@ -191,3 +193,82 @@ def test_ids_are_not_pii(ident: str) -> None:
     inside a longer token is part of that token, not a card or an SSN."""
     assert redact_pii(ident)[0] == ident
     assert redact_pii(f"card 4111 1111 1111 1111, ref {ident}")[0] == f"card [CARD], ref {ident}"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # street words looked for in the lower-cased text; the patterns ignore their case
+        ("Lieferung an HAUPTSTRASSE 5, 10115 Berlin", [("ADDRESS", "HAUPTSTRASSE 5, 10115 Berlin")]),
+        (
+            "Bezorgen op KEIZERSGRACHT 123, 1015 CJ Amsterdam",
+            [("ADDRESS", "KEIZERSGRACHT 123, 1015 CJ Amsterdam")],
+        ),
+        # Spanish/Italian/Portuguese street types: any space after them, abbreviations with and without "."
+        ("Vivo en Calle\tMayor 5, Madrid", [("ADDRESS", "Calle\tMayor 5")]),
+        (
+            "Avda. de la Constitución 12, 41001 Sevilla",
+            [("ADDRESS", "Avda. de la Constitución 12, 41001 Sevilla")],
+        ),
+        (
+            "Avda de la Constitución 12, 41001 Sevilla",
+            [("ADDRESS", "Avda de la Constitución 12, 41001 Sevilla")],
+        ),
+        ("C. Mayor 7, 28013 Madrid", [("ADDRESS", "C. Mayor 7, 28013 Madrid")]),
+        ("Praça da Sé 10, São Paulo", [("ADDRESS", "Praça da Sé 10")]),
+        ("住所は東京都新宿区西新宿2丁目8番1号です", [("ADDRESS", "所は東京都新宿区西新宿2丁目8番1号")]),
+        (
+            "H.No. 46, Rattan Nagar, Karaikudi-301852",
+            [("ADDRESS", "H.No. 46, Rattan Nagar, Karaikudi-301852")],
+        ),
+        ("Flat 6, Claire Plaza, London SW1A 1AA", [("ADDRESS", "Flat 6, Claire Plaza, London SW1A 1AA")]),
+        # secret keywords in any case
+        ("API_KEY=Zx81kQp0Lm3vT7aB", [("SECRET", "Zx81kQp0Lm3vT7aB")]),
+        ("PASSWORD: hunter2hunter2", [("SECRET", "hunter2hunter2")]),
+        # an IPv6 address in JSON, whose '": "' has colons too
+        ('{"ip": "2001:db8::8a2e:370:7334", "port": 443}', [("IP_ADDRESS", "2001:db8::8a2e:370:7334")]),
+        ('{"peer": "::1", "n": 1}', [("IP_ADDRESS", "::1")]),
+        # what comes right before a number decides (the first digit or letter is matched before that is looked at)
+        ("4111 1111 1111 1111 is the card", [("CARD", "4111 1111 1111 1111")]),
+        ("x4111111111111111", []),
+        ("GB82WEST12345698765432", [("IBAN", "GB82WEST12345698765432")]),
+        ("xGB82WEST12345698765432", []),
+    ],
+)
+def test_quick_gates_let_through_what_the_patterns_find(text: str, found: list[tuple[str, str]]) -> None:
+    assert [(e.type, e.value) for e in find_pii(text)] == found
+
+
+def test_word_alternations_find_exactly_the_words() -> None:
+    """The gates look for many words with one pattern, written as a trie: it must find any of the words
+    wherever `in` finds one, and nothing else."""
+    import random
+
+    from shipyard.guardrails._pii import _alternation
+
+    words = ["str.", "straße", "strasse", "straat", "steeg", "weg", "hof", "都", "Av.", "Avda", "Avda."]
+    pattern = re.compile(_alternation(words))
+    assert all(pattern.fullmatch(w) for w in words)
+    rnd = random.Random(7)
+    alphabet = "strasseßagwehofv.Ad都 "
+    for _ in range(5000):
+        text = "".join(rnd.choices(alphabet, k=rnd.randint(0, 12)))
+        assert bool(pattern.search(text)) == any(w in text for w in words), text
+
+
+def test_a_lazy_pattern_compiles_on_first_use_and_may_be_written_by_a_function() -> None:
+    from shipyard._lazy import lazy_re
+
+    written: list[str] = []
+
+    def source() -> str:
+        written.append("once")
+        return r"\d{4}"
+
+    lazy = lazy_re(source)
+    assert written == []  # nothing built before it is used
+    found = lazy.search("order 1234")
+    assert found is not None and found.group(0) == "1234"
+    assert lazy.sub("#", "5678 and 9012") == "# and #" and lazy.pattern == r"\d{4}"
+    assert written == ["once"]
+    assert find_pii("card 4111 1111 1111 1111")[0].type == "CARD"

@@ -69,8 +69,10 @@ class Entity:
 _EMAIL = lazy_re(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 # not inside a longer token (a hex id "3f9a60867284649…") nor the tail of a longer digit grouping
 # (an IBAN "DE89 3704 0044 …"): neither is a card
-_CARD = lazy_re(r"(?<![\w+-])(?<!\d[ -])\d(?:[ -]?\d){11,18}(?![\w-])")
-_IBAN = lazy_re(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+# (the lookbehinds come after the first digit, so that the pattern starts with one: see _NUMBER_NAME)
+_CARD = lazy_re(r"\d(?<![\w+-]\d)(?<!\d[ -]\d)(?:[ -]?\d){11,18}(?![\w-])")
+# \b[A-Z]{2}\d{2}..., written to start with a letter (`\b` first: no skipping, as for _CARD)
+_IBAN = lazy_re(r"[A-Z](?<!\w[A-Z])[A-Z]\d\d(?:[ ]?[A-Z0-9]){11,30}\b")
 _SSN = lazy_re(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])")
 _SSN_BARE = lazy_re(
     r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\W{0,3}(?:is\W+)?((?!000|666|9\d\d)\d{9})\b"
@@ -87,6 +89,8 @@ _PHONE = lazy_re(
     r"(?>(?:\s*(?:ext\.?|extension|x|#)\s*\d{1,6})?)(?![\w])",
     re.I,
 )
+_PHONE_SEPARATOR = lazy_re(r"[ ()./-]")
+_PHONE_NEXT = lazy_re(r"\s+(?=[+(0])")  # where a number written after another may start
 _PHONE_SHAPE = lazy_re(r"\(\d{2,5}\)|\d+[ .-]\d+[ .-]\d+")
 # card-shaped; a Brazilian CEP; a version number (1.2.3.4000)
 _NOT_PHONE = lazy_re(r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{5}-\d{3}|\d{1,2}(?:\.\d+){2,}")
@@ -147,11 +151,45 @@ _COMPOUND = (
     r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|straat|laan|plein|gracht|kade|pad|dijk|"
     r"singel|hof|steeg|dreef|markt|plantsoen"
 )
+_Trie = dict[str, "_Trie"]
+
+
+def _alternation(words: Iterable[str]) -> str:
+    r"""A pattern matching any of `words` (literally), as a trie: `s(?:ingel|t(?:eeg|r(?:\.|a(?:at|sse))))`.
+    The engine tries the alternatives of a group one by one at each position; a trie has it try a
+    handful of first letters instead of every word."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def pattern(node: _Trie) -> str:
+        alternatives = [re.escape(ch) + pattern(rest) for ch, rest in sorted(node.items()) if ch]
+        if not alternatives:
+            return ""
+        group = (
+            alternatives[0] if len(alternatives) == 1 and "" not in node else f"(?:{'|'.join(alternatives)})"
+        )
+        return group + "?" if "" in node else group
+
+    return pattern(trie)
+
+
+def _any_of(words: Iterable[str]) -> re.Pattern[str]:
+    """A pattern (written and compiled on first use) that finds any of `words` (literally): one search
+    in C instead of a loop of `in` tests."""
+    kept = tuple(words)
+    return lazy_re(lambda: _alternation(kept))
+
+
 # Each kind of address: its gate, and the pattern. The gate: the substrings one of which a text must
 # contain for the pattern to be tried (a lower-case one is looked for in the lower-cased text, for a
 # pattern that ignores case; empty: always tried), or a pattern a text must match (a str), or None: a
-# number followed by a capitalized word (`_NUMBER_NAME`). Tried separately, so a text pays only for the
-# kinds it may hold, and a process compiles only the patterns its texts get through to.
+# number followed by a capitalized word (`_NUMBER_NAME`). A gate only saves work: it must let through
+# every text its pattern can match in. Tried separately, so a text pays only for the kinds it may hold,
+# and a process compiles only the patterns its texts get through to.
 _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | str | None, str], ...] = (
     # English: 12 Main Street (Apt 4), City, ST 12345 / UK and Canadian postcodes
     (
@@ -178,7 +216,9 @@ _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | str | None, str], ...] = (
     ),
     # Spanish / Italian / Portuguese: Calle de Alcalá 42, Via Cavalcanti, 21, Rua Augusta, nº 5
     (
-        rf"\b(?:{_ROMANCE_TYPES})\s",  # its ~80 street types: a pattern quick to compile
+        # its ~80 street types, each followed by a space: every alternative starts with a letter, so the
+        # engine skips to those (with `\b` first it would try each alternative at every position)
+        "|".join(rf"{street_type}\s" for street_type in _ROMANCE_TYPES.split("|")),
         rf"\b(?:{_ROMANCE_TYPES})\s+(?:{_CONNECT}\s+|{_NAME}\s+){{0,5}}?{_NAME},?\s+(?:n[.ºo°]\s*)?\d{{1,5}}[A-Za-z]?\b"
         rf"{_UNIT}(?:,\s*[\w .ªº-]{{0,40}}?)?{_TAIL}",
     ),
@@ -198,12 +238,14 @@ _ADDRESS_PARTS: tuple[tuple[tuple[str, ...] | str | None, str], ...] = (
     ),
 )  # fmt: skip
 _DIGIT = lazy_re(r"\d")
-# Quick gates: each starts with a digit, so the engine skips to digits instead of trying every position.
-_NUMBER_NAME = lazy_re(
-    rf"\d[\w/]{{0,12}},?\s+[{_UP}一-龥ぁ-んァ-ヶ]"
-)  # bounded: no backtracking over a long run
-_SSN_SHAPE = lazy_re(r"\d{3}[- ]\d{2}[- ]\d{4}")
-_IPV4_SHAPE = lazy_re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
+# Quick gates: each starts with a digit (or a literal), so the engine skips to those instead of trying
+# every position: it does for a pattern whose first item is a character class or a literal (`\d{3}`, a
+# lookbehind or `\b` first is not one). _NUMBER_NAME is bounded and possessive: no backtracking over a
+# run (a [\w/] given back never lets ",?\s" match).
+_NUMBER_NAME = lazy_re(rf"\d[\w/]{{0,12}}+,?\s+[{_UP}一-龥ぁ-んァ-ヶ]")
+_SSN_SHAPE = lazy_re(r"\d\d\d[- ]\d\d[- ]\d{4}")
+_IPV4_SHAPE = lazy_re(r"\d\d{0,2}\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_SHAPE = lazy_re(r":[0-9A-Fa-f]{0,4}:")  # in every IPv6 match; a JSON text's '": "' is not
 
 
 def _address_gate(gate: tuple[str, ...] | str | None) -> Callable[[str, str], object]:
@@ -211,17 +253,37 @@ def _address_gate(gate: tuple[str, ...] | str | None) -> Callable[[str, str], ob
     if gate is None:
         return lambda text, low: _NUMBER_NAME.search(text)
     if isinstance(gate, str):
-        search = lazy_re(gate).search
-        return lambda text, low: search(text)
+        pattern = lazy_re(gate)
+        return lambda text, low: pattern.search(text)
     if not gate:
         return lambda text, low: True
-    cased = tuple(n for n in gate if n != n.lower())
-    folded = tuple(n for n in gate if n == n.lower())
-    return lambda text, low: any(n in text for n in cased) or any(n in low for n in folded)
+    cased = [n for n in gate if n != n.lower()]  # looked for as written
+    folded = [n for n in gate if n == n.lower()]  # looked for in the lower-cased text
+    if not folded:
+        in_text = _any_of(cased)
+        return lambda text, low: in_text.search(text)
+    in_low = _any_of(folded)
+    if not cased:
+        return lambda text, low: in_low.search(low)
+    in_text = _any_of(cased)
+    return lambda text, low: in_text.search(text) or in_low.search(low)
 
 
 # Each compiled on first use (they are large: ~0.1 s in all)
 _ADDRESS_PATTERNS = tuple((_address_gate(gate), lazy_re(pattern)) for gate, pattern in _ADDRESS_PARTS)
+# The kinds gated by words are tried (each through its own gate) only when one search finds any of
+# their words (as written, or in the lower-cased text): most texts hold none. The others, always.
+_NOT_WORD_GATED = tuple(
+    kind
+    for kind, (gate, _) in zip(_ADDRESS_PATTERNS, _ADDRESS_PARTS, strict=True)
+    if not isinstance(gate, tuple) or not gate
+)
+_ADDRESS_WORDS = _any_of(
+    n for gate, _ in _ADDRESS_PARTS if isinstance(gate, tuple) for n in gate if n != n.lower()
+)
+_ADDRESS_WORDS_LOW = _any_of(
+    n for gate, _ in _ADDRESS_PARTS if isinstance(gate, tuple) for n in gate if n == n.lower()
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -255,9 +317,9 @@ def _emails(text: str) -> Iterable[Entity]:
 def _cards(text: str) -> Iterable[Entity]:
     for m in _CARD.finditer(text):
         raw = m.group(0)
-        seps = set(re.findall(r"[ -]", raw))
-        digits = re.sub(r"[ -]", "", raw)
-        if len(seps) <= 1 and 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
+        seps = (" " in raw) + ("-" in raw)
+        digits = raw.replace(" ", "").replace("-", "")
+        if seps <= 1 and 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
             yield Entity("CARD", m.start(), m.end(), raw)
 
 
@@ -268,11 +330,10 @@ def _ibans(text: str) -> Iterable[Entity]:
             yield Entity("IBAN", m.start(), m.start() + len(raw), raw)
 
 
-def _ssns(text: str) -> Iterable[Entity]:
+def _ssns(text: str, low: str) -> Iterable[Entity]:
     if _SSN_SHAPE.search(text):
         for m in _SSN.finditer(text):
             yield Entity("SSN", m.start(), m.end(), m.group(0))
-    low = text.lower()
     if "ssn" in low or "social security" in low:
         for m in _SSN_BARE.finditer(text):
             yield Entity("SSN", m.start(1), m.end(1), m.group(1))
@@ -282,7 +343,7 @@ def _ips(text: str) -> Iterable[Entity]:
     if _IPV4_SHAPE.search(text):
         for m in _IPV4.finditer(text):
             yield Entity("IP_ADDRESS", m.start(), m.end(), m.group(0))
-    if text.count(":") < 2:
+    if not _IPV6_SHAPE.search(text):
         return
     for m in _IPV6.finditer(text):
         raw = m.group(0)
@@ -312,13 +373,13 @@ class _PhoneParser:
         self.parsed = 0
 
     def is_phone(self, raw: str) -> bool:
-        digits = sum(c.isdigit() for c in raw)
+        digits = sum(map(str.isdigit, raw))
         if not 7 <= digits <= 17 or _DATE.fullmatch(raw) or _NOT_PHONE.fullmatch(raw):
             return False
         international = raw.startswith(("+", "00", "(+"))
         if not international and (_NOT_PHONE_START.match(raw) or _AMOUNT.fullmatch(raw)):
             return False
-        if not international and digits < 10 and not re.search(r"[ ()./-]", raw):
+        if not international and digits < 10 and not _PHONE_SEPARATOR.search(raw):
             return False  # a bare short run of digits: an order or account number, not a phone
         candidate = "+" + raw[2:] if raw.startswith("00") else raw
         # Written like a phone number (international, or 3+ groups / parentheses): a number that is
@@ -352,7 +413,7 @@ def _phones(text: str, regions: Sequence[str]) -> Iterable[Entity]:
             continue
         # Numbers written one after the other match as one run: cut it where a number may start
         # (a space, then "+", "(" or a trunk "0") and try each piece.
-        starts = [0] + [c.end() for c in re.finditer(r"\s+(?=[+(0])", raw)]
+        starts = [0] + [c.end() for c in _PHONE_NEXT.finditer(raw)]
         if len(starts) > 1:
             for a, b in itertools.pairwise([*starts, len(raw)]):
                 piece = raw[a:b].rstrip()
@@ -375,17 +436,19 @@ _SECRET_PREFIXES = (
     "eyJ",
 )
 _SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "pwd", "bearer")
+# what a text must contain (as written / lower-cased) for the prefixed / assigned secrets to be looked for
+_SECRET_PREFIX_GATE = _any_of(_SECRET_PREFIXES)
+_SECRET_WORD_GATE = _any_of(_SECRET_WORDS)
 
 
-def _secrets(text: str) -> Iterable[Entity]:
-    if any(p in text for p in _SECRET_PREFIXES):
+def _secrets(text: str, low: str) -> Iterable[Entity]:
+    if _SECRET_PREFIX_GATE.search(text):
         for m in _SECRET_PREFIXED.finditer(text):
             yield Entity("SECRET", m.start(), m.end(), m.group(0))
     if "-----BEGIN" in text:
         for m in _PRIVATE_KEY.finditer(text):
             yield Entity("SECRET", m.start(), m.end(), m.group(0))
-    low = text.lower()
-    if not any(w in low for w in _SECRET_WORDS):
+    if not _SECRET_WORD_GATE.search(low):
         return
     for m in _SECRET_ASSIGNED.finditer(text):
         value = m.group(1)
@@ -395,11 +458,10 @@ def _secrets(text: str) -> Iterable[Entity]:
             yield Entity("SECRET", m.start(1), m.end(1), value)
 
 
-def _addresses(text: str) -> Iterable[Entity]:
-    if not _DIGIT.search(text):
-        return  # every address form has a number
-    low = text.lower()
-    for gate, pattern in _ADDRESS_PATTERNS:
+def _addresses(text: str, low: str) -> Iterable[Entity]:
+    """The street addresses in `text` (which has a digit: every address form has a number)."""
+    words = _ADDRESS_WORDS.search(text) or _ADDRESS_WORDS_LOW.search(low)
+    for gate, pattern in _ADDRESS_PATTERNS if words else _NOT_WORD_GATED:
         if not gate(text, low):
             continue
         for m in pattern.finditer(text):
@@ -407,17 +469,33 @@ def _addresses(text: str) -> Iterable[Entity]:
             yield Entity("ADDRESS", m.start(), m.start() + len(raw), raw)
 
 
+_NUMERIC = frozenset(("PHONE", "CARD", "IBAN", "SSN"))  # each needs 7+ digits (an address, 1)
+# the types looked for by default, by the number of digits in a text (up to 7)
+_DEFAULT_WANTED = tuple(
+    frozenset(t for t in ENTITY_TYPES if (n >= 7 or t not in _NUMERIC) and (n > 0 or t != "ADDRESS"))
+    for n in range(8)
+)
+
+
 def find_pii(
     text: str, *, entities: Iterable[str] = ENTITY_TYPES, regions: Sequence[str] = DEFAULT_REGIONS
 ) -> list[Entity]:
     """The PII in `text`, in order, without overlaps (a checked type wins over a looser one, then the
     longer find)."""
-    wanted = set(entities)
     found: list[Entity] = []
-    if len(_DIGIT.findall(text)) < 7:  # every numeric type needs 7+ digits (an address, 1)
-        wanted -= {"PHONE", "CARD", "IBAN", "SSN"}
+    digits = len(_DIGIT.findall(text))
+    wanted: set[str] | frozenset[str]
+    if entities is ENTITY_TYPES:
+        wanted = _DEFAULT_WANTED[min(digits, 7)]
+    else:
+        wanted = set(entities)
+        if digits < 7:
+            wanted -= _NUMERIC
+            if not digits:
+                wanted.discard("ADDRESS")
+    low = text.lower()
     if "SECRET" in wanted:
-        found += _secrets(text)
+        found += _secrets(text, low)
     if "EMAIL" in wanted and "@" in text:
         found += _emails(text)
     if "IBAN" in wanted:
@@ -425,14 +503,16 @@ def find_pii(
     if "CARD" in wanted:
         found += _cards(text)
     if "SSN" in wanted:
-        found += _ssns(text)
+        found += _ssns(text, low)
     if "IP_ADDRESS" in wanted:
         found += _ips(text)
     if "ADDRESS" in wanted:
-        found += _addresses(text)
+        found += _addresses(text, low)
     if "PHONE" in wanted:
         taken = [(e.start, e.end) for e in found]
         found += [p for p in _phones(text, regions) if not any(s < p.end and p.start < e for s, e in taken)]
+    if not found:
+        return found
     found.sort(key=lambda e: (_PRIORITY[e.type], -(e.end - e.start), e.start))
     chosen: list[Entity] = []
     for e in found:
