@@ -132,7 +132,7 @@ class ContentMask:
         return kept
 
 
-_DIGIT_OR_AT = re.compile(r"[0-9@]")
+_DIGIT_OR_AT = re.compile(r"[\d@]")  # any script's digits: full-width ones too
 
 
 def _redact(text: str) -> str:
