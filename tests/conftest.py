@@ -21,6 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SLOW_FILES_FIRST = (
     "tests/conformance/test_promptfoo_conformance.py",
     "tests/integrations/test_adk.py",
+    "tests/demo/test_demo_project.py",  # the whole `shipyard demo` once, its phases checked on that run
     "tests/server/test_rate_limits.py",
     "tests/server/test_faults_outages.py",
     "tests/server/test_faults_drain.py",
@@ -33,6 +34,7 @@ SLOW_FILES_FIRST = (
     "tests/replicas/test_replicas_haproxy.py",
     "tests/server/test_faults_startup.py",
     "tests/demo/test_demo_suites.py",
+    "tests/pipeline/test_demo_pipeline.py",
     "tests/observe/test_kpi_aggregates.py",
     "tests/server/test_sigkill.py",
     "tests/plugins/test_third_party_plugin.py",

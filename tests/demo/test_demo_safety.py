@@ -1,7 +1,8 @@
 """The demo's safety scenes, on the demo project as shipped: an injection blocked, the system prompt
 kept in, a phone number masked in the answer, an ineligible refund stopped by the tool policy, and the
-generated red-team suites run by the production gate (the critical subset at 100%, the broad set as a
-rate with its interval)."""
+generated red-team suites as the generator writes them. The demo's safety phase, and the production gate
+running those suites (the critical subset at 100%, the broad set as a rate with its interval), are checked
+on the one full demo run in tests/demo/test_demo_project.py."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from shipyard.cli import app
 from shipyard.config import load_config
-from shipyard.demo import copy_project, project_dir
+from shipyard.demo import copy_project
 from shipyard.evals import agent_surface, generate_redteam, load_suite, write_redteam
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord
@@ -93,19 +92,6 @@ async def test_the_tool_policy_stops_an_ineligible_refund_before_it_runs(demo: P
     assert "refund policy does not allow it" in r.output
 
 
-def test_the_safety_phase_runs(demo: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["demo", "--only", "safety", "--dir", str(out)])
-    assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
-    assert "block by prompt_injection (input)" in text
-    assert "redact by pii (output)" in text and "call you back on [PHONE]" in text
-    assert "block by refund_policy (tool_call)" in text
-    # the phase ran `shipyard redteam generate` on the copy: the frozen subset is kept as shipped
-    shipped = (project_dir() / "evals/support/redteam_critical.yaml").read_text()
-    assert (out / "evals/support/redteam_critical.yaml").read_text() == shipped
-
-
 def test_the_packaged_red_team_is_what_the_generator_writes(tmp_path: Path) -> None:
     """`shipyard redteam generate --agent support` (seed 0) on the demo gives the shipped files: the
     broad set is current, and the frozen critical subset is unchanged at version 1."""
@@ -122,15 +108,3 @@ def test_the_packaged_red_team_is_what_the_generator_writes(tmp_path: Path) -> N
     assert w.critical_state == "unchanged" and w.critical_version == "1"
     critical = load_suite(suites / "redteam_critical.yaml")
     assert {c.category for c in critical.cases} == {"safety"}
-
-
-def test_the_production_gate_runs_the_red_team(demo: Path) -> None:
-    policy = load_config(demo).gates.stage("production")
-    assert {"evals/support/redteam.yaml", "evals/support/redteam_critical.yaml"} <= set(policy.suites)
-    runner = CliRunner()
-    args = ["gate", "production", "--agent", "support", "-c", str(demo)]
-    passed = runner.invoke(app, [*args, "--version", "1.0.0"])
-    assert passed.exit_code == 0, passed.output
-    text = " ".join(passed.output.split())
-    assert "pass_rate.adversarial" in text and "95% CI" in text
-    assert "redteam_critical" in text or "safety cases passed every repeat" in text

@@ -38,6 +38,10 @@ from waiting import wait_until
 from shipyard.llm._mockserver import MockLLMServer
 from shipyard.store import Store
 
+_HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+"""For one-off requests instead of `httpx.get(...)`: a new connection per request as those make, without
+the SSL context each `httpx.get` builds (some 30 ms of CPU per call, a lot in a polling loop)."""
+
 GLOBAL_CAP_USD = 5.0
 SESSION_CAP_USD = 0.02
 TURNS = (3, 4, 8)  # sessions of 8 turns run into their session cap
@@ -144,7 +148,7 @@ class Changes:
             replica = self.replicas[(via + attempt) % len(self.replicas)]
             attempt += 1
             try:
-                r = httpx.request(method, f"{replica.url}{path}", json=body, timeout=60)
+                r = _HTTP.request(method, f"{replica.url}{path}", json=body, timeout=60)
             except httpx.HTTPError as e:
                 self.failures.append(f"{what} via {replica.name}: {type(e).__name__}")
             else:
@@ -173,7 +177,7 @@ def _quietly(check: Callable[[], bool]) -> bool:
 
 
 def _flags(replica: Replica) -> dict[str, Any]:
-    r = httpx.get(f"{replica.url}/admin/flags", timeout=60)
+    r = _HTTP.get(f"{replica.url}/admin/flags", timeout=60)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -189,7 +193,7 @@ def _converged(replicas: list[Replica]) -> bool:
 
 
 def _store_seen_away(replicas: list[Replica]) -> bool:
-    views = [httpx.get(f"{r.url}/readyz", timeout=60).json() for r in replicas]
+    views = [_HTTP.get(f"{r.url}/readyz", timeout=60).json() for r in replicas]
     return all(v["status"] == "ready" and v["store"] == "unreachable" for v in views)
 
 
@@ -448,7 +452,7 @@ def _wait_experiment_everywhere(replicas: list[Replica]) -> None:
         seen: dict[str, set[str]] = defaultdict(set)
         for replica in replicas:
             for p in probes:
-                r = httpx.post(
+                r = _HTTP.post(
                     f"{replica.url}/v1/agents/chat/invoke",
                     json={"input": f"{p}: hello", "session_id": p},
                     timeout=60,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_helpers import HTTP
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -119,7 +120,7 @@ def shipyard_serve(config: Path, *args: str, port: int) -> Iterator[subprocess.P
         while True:
             assert proc.poll() is None, f"the server exited: {log.read_text()[-2000:]}"
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                if HTTP.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                     break
             assert time.monotonic() < deadline, f"the server did not answer: {log.read_text()[-2000:]}"
             time.sleep(0.1)

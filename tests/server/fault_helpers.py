@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from server_helpers import free_port
+from server_helpers import HTTP, free_port
 from waiting import wait_until
 
 from shipyard.demo import copy_project
@@ -152,4 +152,4 @@ def invoke(url: str, text: str, *, agent: str = "support", session: str | None =
     body: dict[str, Any] = {"input": text}
     if session:
         body["session_id"] = session
-    return httpx.post(f"{url}/v1/agents/{agent}/invoke", json=body, timeout=120)
+    return HTTP.post(f"{url}/v1/agents/{agent}/invoke", json=body, timeout=120)

@@ -15,6 +15,15 @@ import uvicorn
 from shipyard.config import ShipyardConfig
 from shipyard.server import ServerState, uvicorn_config
 
+HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+"""For one-off requests instead of `httpx.get(...)`: a new connection per request as those make, without
+the SSL context each `httpx.get` builds (some 30 ms of CPU per call, a lot in a polling loop)."""
+
+
+_SSL = httpx.create_ssl_context()
+"""One SSL context for every `Served.client()`: building one is most of what a new client costs (the
+served URLs are plain http, so it is never used to verify anything)."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -31,7 +40,7 @@ class Served:
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=_SSL)
 
 
 def run_in_thread(app: Any, port: int, host: str = "127.0.0.1") -> tuple[uvicorn.Server, threading.Thread]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from server_helpers import Served, free_port, run_in_thread
+from server_helpers import HTTP, Served, free_port, run_in_thread
 
 from shipyard.config import ShipyardConfig
 from shipyard.server import create_app, create_key
@@ -137,9 +137,9 @@ def test_an_open_server_answers_loopback_connections_only(
     port = free_port()
     server, thread = run_in_thread(app, port, host="0.0.0.0")  # but bound wider by mistake
     try:
-        r = httpx.get(f"http://{address}:{port}/admin/keys", timeout=60)
+        r = HTTP.get(f"http://{address}:{port}/admin/keys", timeout=60)
         assert r.status_code == 403 and "loopback only" in r.json()["error"]["message"]
-        assert httpx.get(f"http://127.0.0.1:{port}/admin/keys", timeout=60).status_code == 200
+        assert HTTP.get(f"http://127.0.0.1:{port}/admin/keys", timeout=60).status_code == 200
     finally:
         server.should_exit = True
         thread.join(timeout=60)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 import pytest
 from auth_helpers import shipyard, shipyard_serve
-from server_helpers import Served, free_port
+from server_helpers import HTTP, Served, free_port
 
 from shipyard.config import ShipyardConfig
 from shipyard.errors import ShipyardError
@@ -96,6 +95,6 @@ def test_serve_cli_on_all_interfaces_needs_a_key(demo_project: Callable[..., Shi
     assert cfg.path is not None
     port = free_port()
     with shipyard_serve(cfg.path, "--host", "0.0.0.0", port=port):  # binds every interface, as asked
-        r = httpx.post(f"http://127.0.0.1:{port}/admin/keys", json={"role": "admin"}, timeout=60)
+        r = HTTP.post(f"http://127.0.0.1:{port}/admin/keys", json={"role": "admin"}, timeout=60)
         assert r.status_code == 401, r.text
         assert "shipyard keys create" in r.json()["error"]["message"]

@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import uvicorn
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from records import interaction
-from server_helpers import Served, free_port, run_in_thread
+from server_helpers import HTTP, Served, free_port, run_in_thread
 from typer.testing import CliRunner
 from waiting import wait_until
 
@@ -152,7 +151,7 @@ def with_webhook(url: str) -> Callable[[str], str]:
 
 
 def alert_state(served_url: str) -> dict[str, Any]:
-    rules = httpx.get(f"{served_url}/admin/alerts", timeout=60).json()["rules"]
+    rules = HTTP.get(f"{served_url}/admin/alerts", timeout=60).json()["rules"]
     (rule,) = [r for r in rules if r["name"] == "dead_letters"]
     return dict(rule)
 
@@ -241,7 +240,7 @@ def test_a_server_starts_with_a_refused_record_in_a_dead_journal_and_again_after
     for _ in range(2):  # the first start recovers the journal; the second starts with the dead letter
         server, thread, url = start(cfg, store)
         try:
-            assert httpx.get(f"{url}/healthz", timeout=60).status_code == 200
+            assert HTTP.get(f"{url}/healthz", timeout=60).status_code == 200
             assert store.count_interactions() == 60 and store.count_dead_letters() == 1
             wait_until(lambda u=url: alert_state(u)["state"] == "alert", "the dead-letter alert")
         finally:

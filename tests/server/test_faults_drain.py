@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 from fault_helpers import demo_project, env_with, invoke, start_ready
+from server_helpers import HTTP
 from throwaway import throwaway_postgres, throwaway_redis
 from waiting import wait_until
 
@@ -38,9 +39,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
 
         served.signal()  # the drain starts: unready at once, still serving for drain.delay_s
         wait_until(lambda: served.events("server_draining"), "the server to start draining")
-        ready = httpx.get(served.url + "/readyz", timeout=60)
+        ready = HTTP.get(served.url + "/readyz", timeout=60)
         assert ready.status_code == 503 and ready.json()["status"] == "draining"
-        assert httpx.get(served.url + "/healthz", timeout=60).status_code == 200
+        assert HTTP.get(served.url + "/healthz", timeout=60).status_code == 200
 
         served.signal()  # a second signal ends the delay: the socket closes, the request runs on
         wait_until(lambda: refuses(served.port), "the server to stop accepting connections")
@@ -74,7 +75,7 @@ def test_sigterm_exits_0_with_redis_and_postgresql_gone_and_loses_nothing(tmp_pa
                 r = invoke(served.url, f"Where is my order {10001 + i % 3}?")
                 assert r.status_code == 200, r.text
                 ids.append(r.json()["interaction_id"])
-            ready = httpx.get(served.url + "/readyz", timeout=60).json()
+            ready = HTTP.get(served.url + "/readyz", timeout=60).json()
             assert ready["store"] == "unreachable" and ready["status"] == "ready"
             served.signal()
             assert served.wait() == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from fault_helpers import SHIPYARD, demo_project, env_with, start_ready
+from server_helpers import HTTP
 from throwaway import throwaway_postgres, throwaway_redis
 from waiting import wait_until
 
@@ -62,7 +63,7 @@ def test_postgresql_goes_away_under_load_and_comes_back(tmp_path: Path) -> None:
             pg.stop()
             during = len(load.acked)
             wait_until(lambda: len(load.acked) >= during + 60, "answers during the outage")
-            ready = httpx.get(served.url + "/readyz", timeout=60).json()
+            ready = HTTP.get(served.url + "/readyz", timeout=60).json()
             assert ready["status"] == "ready" and ready["store"] == "unreachable"
             assert ready["journal_pending"] > 0
             wait_until(
@@ -80,7 +81,7 @@ def test_postgresql_goes_away_under_load_and_comes_back(tmp_path: Path) -> None:
                     "every acknowledged interaction in the store",
                 )
             assert served.proc.poll() is None
-            assert httpx.get(served.url + "/readyz", timeout=60).json()["store"] == "ok"
+            assert HTTP.get(served.url + "/readyz", timeout=60).json()["store"] == "ok"
             served.signal()
             assert served.wait() == 0
         finally:
@@ -92,7 +93,7 @@ def test_postgresql_goes_away_under_load_and_comes_back(tmp_path: Path) -> None:
 
 def _flag_seen(url: str, name: str) -> str:
     """What the server's agents see of the flag now (`ctx.flags`), through the probe agent."""
-    r = httpx.post(f"{url}/v1/agents/probe/invoke", json={"input": name}, timeout=60)
+    r = HTTP.post(f"{url}/v1/agents/probe/invoke", json={"input": name}, timeout=60)
     assert r.status_code == 200, r.text
     return str(r.json()["output"])
 
@@ -125,7 +126,7 @@ def test_redis_goes_away_flags_keep_their_values_and_everything_recovers(tmp_pat
             )
             # the last known values hold, and requests are served as before
             assert _flag_seen(served.url, "instant_store_credit") == "on"
-            r = httpx.post(
+            r = HTTP.post(
                 served.url + "/v1/agents/support/invoke",
                 json={"input": "Where is my order 10001?"},
                 timeout=120,

@@ -9,10 +9,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 from fault_helpers import SHIPYARD, demo_project, env_with, start_ready
-from server_helpers import free_port
+from server_helpers import HTTP, free_port
 from throwaway import throwaway_redis
 
 from shipyard.config import load_config
@@ -86,8 +85,8 @@ def test_serving_at_is_said_once_the_socket_answers_and_sigterm_exits_0(tmp_path
     served = start_ready(project, env_with())
     try:
         # said only once bound and started: the very first request after the line is answered
-        assert httpx.get(served.url + "/healthz", timeout=60).status_code == 200
-        assert httpx.get(served.url + "/readyz", timeout=60).json()["status"] == "ready"
+        assert HTTP.get(served.url + "/healthz", timeout=60).status_code == 200
+        assert HTTP.get(served.url + "/readyz", timeout=60).json()["status"] == "ready"
         served.signal()
         assert served.wait() == 0
     finally:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import idem_agent
 import pytest
-from server_helpers import Served, free_port, run_in_thread
+from server_helpers import HTTP, Served, free_port, run_in_thread
 from waiting import wait_until
 
 from shipyard.demo._tools import STORE as DEMO_STORE
@@ -43,7 +43,7 @@ def payer() -> Iterator[None]:
 def invoke(url: str, body: dict[str, Any], key: str | None = None, **headers: str) -> httpx.Response:
     if key is not None:
         headers["Idempotency-Key"] = key
-    return httpx.post(
+    return HTTP.post(
         f"{url}/v1/agents/{body.pop('agent', 'support')}/invoke", json=body, headers=headers, timeout=120
     )
 
@@ -90,7 +90,7 @@ def test_keys_are_checked_scoped_and_bound_to_one_body(
     served = serve_project(store=store)
     url = served.url
     for bad in ["", "x" * 256, "has space", "naïve".encode(), "a\tb", "k;drop"]:
-        r = httpx.post(
+        r = HTTP.post(
             f"{url}/v1/agents/support/invoke",
             json={"input": "hi"},
             headers={"Idempotency-Key": bad},

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import Served
+from server_helpers import HTTP, Served
 
 from shipyard.server import _steps, create_key
 from shipyard.server._idempotency import keys_of
@@ -22,7 +22,7 @@ ASK = {"input": "Where is my order 10001?"}
 def post(served: Served, body: dict[str, Any], key: str | None = None, **headers: str) -> httpx.Response:
     if key is not None:
         headers["Idempotency-Key"] = key
-    return httpx.post(f"{served.url}{INVOKE}", json=body, headers=headers, timeout=120)
+    return HTTP.post(f"{served.url}{INVOKE}", json=body, headers=headers, timeout=120)
 
 
 def test_choosing_a_version_is_403_for_a_non_admin_whatever_the_key(

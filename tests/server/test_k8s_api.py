@@ -8,6 +8,7 @@ import copy
 import json
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import yaml
 from records import interaction
-from server_helpers import Served, free_port, run_in_thread
+from server_helpers import HTTP, Served, free_port, run_in_thread
 from testdb import fresh_database
 from waiting import wait_until
 
@@ -219,19 +220,26 @@ def test_any_replica_answers_for_the_fleet_over_the_shared_store(tmp_path: Path)
         try:
             (a, _, _), (b, _, _) = replicas
             ids = []
-            for i in range(60):
-                question = {"input": f"Where is my order {10001 + i % 3}?", "session_id": f"k{i}"}
-                ra = httpx.post(f"{a}/v1/agents/support/invoke", json=question, timeout=60)
-                rb = httpx.post(
-                    f"{b}/v1/agents/support/invoke",
-                    json=question,
-                    headers={"X-Shipyard-Version": "1.1"},
-                    timeout=60,
-                )
-                assert ra.status_code == rb.status_code == 200, (ra.text, rb.text)
-                assert ra.json()["version"].startswith("support@1.0.0+")
-                assert rb.json()["version"].startswith("support@1.1.0+")
-                ids += [ra.json()["interaction_id"], rb.json()["interaction_id"]]
+            # the 120 requests 8 at a time (the replicas answer concurrently as they do in production),
+            # each replica's on kept-alive connections
+            with (
+                httpx.Client(base_url=a, timeout=60) as ca,
+                httpx.Client(base_url=b, timeout=60, headers={"X-Shipyard-Version": "1.1"}) as cb,
+                ThreadPoolExecutor(8) as pool,
+            ):
+
+                def ask(i: int) -> tuple[httpx.Response, httpx.Response]:
+                    question = {"input": f"Where is my order {10001 + i % 3}?", "session_id": f"k{i}"}
+                    return (
+                        ca.post("/v1/agents/support/invoke", json=question),
+                        cb.post("/v1/agents/support/invoke", json=question),
+                    )
+
+                for ra, rb in pool.map(ask, range(60)):
+                    assert ra.status_code == rb.status_code == 200, (ra.text, rb.text)
+                    assert ra.json()["version"].startswith("support@1.0.0+")
+                    assert rb.json()["version"].startswith("support@1.1.0+")
+                    ids += [ra.json()["interaction_id"], rb.json()["interaction_id"]]
             with Store(url) as store:
                 wait_until(
                     lambda: all(store.get_interaction(i) for i in ids), "both replicas' records in the store"
@@ -243,7 +251,7 @@ def test_any_replica_answers_for_the_fleet_over_the_shared_store(tmp_path: Path)
                 "window": "1h",
                 "min_samples": "50",
             }
-            answers = [httpx.get(f"{u}/k8s/argo/analysis", params=query, timeout=60).json() for u in (a, b)]
+            answers = [HTTP.get(f"{u}/k8s/argo/analysis", params=query, timeout=60).json() for u in (a, b)]
             for body in answers:
                 assert body["canary"]["interactions"] == body["stable"]["interactions"] == 60, body
             assert answers[0]["analysis_verdict"] == answers[1]["analysis_verdict"]

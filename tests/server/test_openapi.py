@@ -6,11 +6,10 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from server_helpers import free_port, run_in_thread
+from server_helpers import HTTP, free_port, run_in_thread
 from starlette.routing import Route
 
 from shipyard.config import load_config
@@ -41,7 +40,7 @@ def test_every_route_is_documented() -> None:
 
 
 def test_the_served_document_is_the_written_one(base_url: str) -> None:
-    assert httpx.get(base_url + "/openapi.json").json() == openapi_document(["support"])
+    assert HTTP.get(base_url + "/openapi.json").json() == openapi_document(["support"])
 
 
 @schema.parametrize()

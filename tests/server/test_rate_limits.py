@@ -20,7 +20,7 @@ import pytest
 import redis
 from fault_helpers import SHIPYARD, env_with, start_ready
 from fault_helpers import demo_project as fault_project
-from server_helpers import Served, free_port
+from server_helpers import HTTP, Served, free_port
 from throwaway import throwaway_redis
 from waiting import wait_until
 
@@ -126,15 +126,15 @@ def test_two_replicas_share_one_limit_in_redis(tmp_path: Path, prefix: str) -> N
         urls = [s.url for s in servers]
         codes = []
         for i in range(5):  # alternating replicas: five in all are let in
-            r = httpx.post(
+            r = HTTP.post(
                 f"{urls[i % 2]}/v1/agents/support/invoke", json={"input": f"q{i}", "user_id": "kim"}
             )
             codes.append(r.status_code)
         assert codes == [200] * 5
         for url in urls:  # both replicas now refuse kim, and no other user
-            r = httpx.post(f"{url}/v1/agents/support/invoke", json={"input": "more", "user_id": "kim"})
+            r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "more", "user_id": "kim"})
             _refused(r, "user 'kim' is at 5 requests per minute")
-            r = httpx.post(f"{url}/v1/agents/support/invoke", json={"input": "hi", "user_id": "lee"})
+            r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "hi", "user_id": "lee"})
             assert r.status_code == 200, r.text
         held = redis.Redis.from_url(REDIS_DB7).hgetall(f"{{{prefix}}}:rl:user:kim")
         assert sum(int(v) for k, v in held.items() if k.endswith(b":r")) == 5  # refusals count nowhere
@@ -238,7 +238,7 @@ def test_metrics_of_two_workers_count_every_request(tmp_path: Path, prefix: str)
         assert not (folder / "counter_1.db").exists()
         wait_until(lambda: sum(_served_by_pid(folder).values()) == sent, "every interaction to be counted")
         for _ in range(10):  # whichever worker answers the scrape, it shows the server's total
-            scrape = httpx.get(f"{url}/metrics", timeout=60)
+            scrape = HTTP.get(f"{url}/metrics", timeout=60)
             assert scrape.status_code == 200
             assert _total(scrape.text, "shipyard_interactions_total") == sent
         # a worker killed: the supervisor replaces it and drops its live gauges; its counts stay
@@ -249,7 +249,7 @@ def test_metrics_of_two_workers_count_every_request(tmp_path: Path, prefix: str)
             lambda: not (folder / f"gauge_livemin_{victim}.db").exists(), "the dead worker's gauges to go"
         )
         wait_until(lambda: _up(url, proc, tmp_path), "the server to answer after the worker died")
-        scrape = httpx.get(f"{url}/metrics", timeout=60)
+        scrape = HTTP.get(f"{url}/metrics", timeout=60)
         assert _total(scrape.text, "shipyard_interactions_total") == sent
         assert _total(scrape.text, "shipyard_config_file_valid") == 1  # livemin: one series, not one per pid
     finally:
@@ -288,10 +288,10 @@ def _up(url: str, proc: subprocess.Popen[bytes], tmp_path: Path) -> bool:
             f"serve exited {proc.returncode}: {(tmp_path / 'serve.err').read_text()[-2000:]}"
         )
     try:
-        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        return HTTP.get(f"{url}/healthz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def _post(url: str, text: str) -> int:
-    return httpx.post(f"{url}/v1/agents/support/invoke", json={"input": text}, timeout=120).status_code
+    return HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": text}, timeout=120).status_code

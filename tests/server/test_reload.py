@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from server_helpers import Served, free_port, run_in_thread
+from server_helpers import HTTP, Served, free_port, run_in_thread
 from waiting import wait_until
 
 from shipyard.config import load_config
@@ -37,6 +37,13 @@ from shipyard.store import Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NO_WATCH = "server:\n  reload: {watch: false}\n"  # so that the trigger under test is the one that reloads
+
+
+def fast_watch(text: str) -> str:
+    """The demo's server section with its watcher looking every 0.2 s rather than every 2 s: the tests
+    of the watcher wait for its looks."""
+    assert "\nserver:\n" in text
+    return text.replace("\nserver:\n", "\nserver:\n  reload: {watch: true, interval_s: 0.2}\n", 1)
 
 
 def _rewrite(root: Path, text: str) -> str:
@@ -155,7 +162,7 @@ def project(demo_project: Callable[..., Any]) -> Callable[..., Path]:
 def test_a_version_added_to_the_file_gets_its_canary_share_once_the_watcher_reloads(
     serve_project: Callable[..., Served],
 ) -> None:
-    s = serve_project()
+    s = serve_project(fast_watch)
     with s.client() as c:
         before = config_of(c)
         assert before["path"] == str(s.cfg.path) and before["watch"]["enabled"]
@@ -229,7 +236,7 @@ def shipyard_serve(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Po
         def ready() -> bool:
             assert proc.poll() is None, log.read_text()[-3000:]
             try:
-                return httpx.get(url + "/readyz", timeout=5).status_code == 200
+                return HTTP.get(url + "/readyz", timeout=5).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -432,7 +439,7 @@ def test_an_invalid_edit_keeps_the_running_config_and_says_where(
 def test_the_watcher_reports_an_invalid_file_then_takes_the_fixed_one(
     serve_project: Callable[..., Served],
 ) -> None:
-    s = serve_project()
+    s = serve_project(fast_watch)
     root = s.cfg.root
     good = (root / "shipyard.yaml").read_text()
     with s.client() as c:
@@ -588,7 +595,7 @@ def test_a_request_in_flight_finishes_on_the_old_runtime_which_is_closed_after(
 
 
 def test_a_touch_is_not_a_reload(serve_project: Callable[..., Served]) -> None:
-    s = serve_project()
+    s = serve_project(fast_watch)
     path = s.cfg.path
     assert path is not None
     with s.client() as c:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from server_helpers import free_port
+from server_helpers import HTTP, free_port
 
 from shipyard.config import load_config
 from shipyard.demo import copy_project
@@ -31,7 +31,7 @@ def start_server(project: Path, port: int, log: Path) -> subprocess.Popen[bytes]
     deadline = time.monotonic() + 120
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if HTTP.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
