@@ -76,6 +76,22 @@ def test_malformed_yaml_gives_line_and_column(tmp_path: Path) -> None:
     assert "malformed YAML" in msg and "line" in msg
 
 
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    # YAML keeps the last of two equal keys: a second `agents:` block would silently drop the first
+    [msg] = problems(tmp_path, GOOD + "agents:\n  other:\n    entry: shop.agent:other\n")
+    assert "line 17" in msg and "agents" in msg and "given twice" in msg and "line 12" in msg
+    [msg] = problems(tmp_path, GOOD.replace("    tier: small\n", "    tier: small\n    tier: large\n"))
+    assert "line 7: models.small.tier: given twice (first on line 6)" in msg
+
+
+def test_yaml_merge_keys_may_repeat(tmp_path: Path) -> None:
+    from shipyard.config._load import load_yaml_with_lines
+
+    text = "a: &a {x: 1}\nb: &b {y: 2}\nc:\n  <<: *a\n  <<: *b\n  z: 3\n"
+    data, lines = load_yaml_with_lines(tmp_path / "rules.yaml", text)
+    assert data["c"]["z"] == 3 and lines[("c", "z")] == 6
+
+
 def test_unknown_model_reference(tmp_path: Path) -> None:
     [msg] = problems(tmp_path, GOOD.replace("fallbacks: [remote]", "fallbacks: [remot]"))
     assert "remot" in msg and "not defined under models" in msg

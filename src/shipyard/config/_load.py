@@ -32,17 +32,27 @@ _PARSED_MAX = 64
 _PARSED_LOCK = threading.Lock()
 
 
-def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
+def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines, twice: list[str]) -> None:
+    """Fill `lines` (field path -> line) and add to `twice` a problem for each key a mapping repeats."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
             k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
-            _walk(value, (*path, k), lines)
+            line = key.start_mark.line + 1
+            if k in seen and k != "<<":  # YAML's merge key may be given more than once
+                field = ".".join(str(x) for x in (*path, k))
+                twice.append(
+                    f"line {line}: {field}: given twice (first on line {seen[k]}); YAML would keep only "
+                    "the last one, so merge the two"
+                )
+            seen.setdefault(k, line)
+            _walk(value, (*path, k), lines, twice)
             # a problem with a key's value is reported on the key's line, where the reader looks
-            lines[(*path, k)] = key.start_mark.line + 1
+            lines[(*path, k)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*path, i), lines)
+            _walk(item, (*path, i), lines, twice)
 
 
 def _read(path: Path) -> bytes:
@@ -68,7 +78,8 @@ def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Line
     from field path to line number.
 
     Raises ConfigError naming the file (and the line, or the byte) when it cannot be read, is not
-    UTF-8 text, or the YAML itself is malformed."""
+    UTF-8 text, the YAML itself is malformed, or a mapping gives a key twice (YAML would silently keep
+    the last: a second `server:` block appended to a file would drop every setting of the first)."""
     if text is None:
         text = _decode(path, _read(path))
     # A process reads the same files again and again (every runtime reads its rules files, every gate
@@ -93,7 +104,10 @@ def load_yaml_with_lines(path: Path, text: str | None = None) -> tuple[Any, Line
         raise ConfigError(str(path), [f"malformed YAML: {e}"]) from None
     lines: Lines = {}
     if node is not None:
-        _walk(node, (), lines)
+        twice: list[str] = []
+        _walk(node, (), lines, twice)
+        if twice:
+            raise ConfigError(str(path), twice)
     parsed = pickle.dumps((data, lines), protocol=pickle.HIGHEST_PROTOCOL)
     with _PARSED_LOCK:
         _PARSED[key] = parsed
