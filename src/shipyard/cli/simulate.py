@@ -143,6 +143,8 @@ async def drive(
         feedback_rate: the share of answers that get feedback.
         concurrency: the most requests in flight (later turns of a session wait for earlier ones).
         api_key: sent as a bearer token when the server has keys.
+        seed: the same seed sends the same conversations with the same gaps (how many of them a run
+            gets to send depends on the server's speed), and draws feedback alike.
         on_tick: called with the tally about once a second.
     """
     import asyncio
@@ -159,7 +161,10 @@ async def drive(
         raise ShipyardError("--rps and --duration must be positive")
     if not 0 <= feedback_rate <= 1:
         raise ShipyardError(f"--feedback-rate must be between 0 and 1, got {feedback_rate}")
+    # conversations and feedback draw from their own generators: feedback is drawn as answers come
+    # back, in an order that varies, and must not change which conversations are sent
     rng = random.Random(seed)
+    feedback_rng = random.Random(None if seed is None else f"{seed}:feedback")
     tally = Tally()
     limit = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -183,10 +188,10 @@ async def drive(
         tally.ok += 1
         tally.statuses[str(result.get("status"))] += 1
         tally.versions[str(result.get("version"))] += 1
-        if rng.random() < feedback_rate:
+        if feedback_rng.random() < feedback_rate:
             fb = {
                 "interaction_id": result["interaction_id"],
-                **feedback_for(rng, result.get("status", ""), result.get("output", "")),
+                **feedback_for(feedback_rng, result.get("status", ""), result.get("output", "")),
             }
             try:
                 async with http.post(f"{base}/v1/feedback", json=fb) as r:
