@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,8 +48,22 @@ TEST_AGENTS_YAML = (
 )
 
 
+def add_yaml(text: str, extra: str) -> str:
+    """`extra`'s top-level sections added to the config `text`: one `text` has already gets `extra`'s
+    keys at its top (a second block of the same key is a config error)."""
+    for block in re.split(r"(?m)^(?=\S)", extra.strip("\n") + "\n"):
+        head, _, body = block.partition("\n")
+        if not head.strip():
+            continue
+        if head.endswith(":") and f"\n{head}\n" in text:
+            text = text.replace(f"\n{head}\n", f"\n{head}\n{body}", 1)
+        else:
+            text = text.rstrip("\n") + "\n" + block
+    return text
+
+
 def demo_project(folder: Path, *, extra_yaml: str = "", test_agents: bool = False) -> Path:
-    """The demo project in `folder`, plus `extra_yaml` at the end of shipyard.yaml, and with
+    """The demo project in `folder`, plus `extra_yaml`'s sections in shipyard.yaml, and with
     `test_agents` two more agents: `slow` (answers once the file `release` exists in
     $FAULT_TEST_DIR) and `probe` (answers whether the flag its input names is on, as `ctx.flags` sees it)."""
     copy_project(folder)
@@ -57,7 +72,7 @@ def demo_project(folder: Path, *, extra_yaml: str = "", test_agents: bool = Fals
     if test_agents:
         (folder / "fault_agents.py").write_text(TEST_AGENTS)
         text = text.replace("agents:\n", "agents:\n" + TEST_AGENTS_YAML, 1)
-    path.write_text(text + extra_yaml)
+    path.write_text(add_yaml(text, extra_yaml))
     return folder
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from fault_helpers import add_yaml
 from server_helpers import HTTP, Served, free_port, run_in_thread
 from waiting import wait_until
 
@@ -37,6 +38,13 @@ from shipyard.store import Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NO_WATCH = "server:\n  reload: {watch: false}\n"  # so that the trigger under test is the one that reloads
+
+
+def no_watch(text: str) -> str:
+    """`text` with its server section's watcher off (a second `server:` block is a config error)."""
+    if "\nserver:\n" in text:
+        return text.replace("\nserver:\n", "\n" + NO_WATCH, 1)
+    return text + NO_WATCH
 
 
 def fast_watch(text: str) -> str:
@@ -150,8 +158,8 @@ def canary_takes_its_share(c: httpx.Client, store: Store, label: str = "1.9.0") 
 
 @pytest.fixture
 def project(demo_project: Callable[..., Any]) -> Callable[..., Path]:
-    def make(extra: str = "") -> Path:
-        cfg = demo_project((lambda t: t + extra) if extra else None)
+    def make(edit: Callable[[str], str] | None = None) -> Path:
+        cfg = demo_project(edit)
         root: Path = cfg.root
         return root
 
@@ -182,7 +190,7 @@ def test_a_version_added_to_the_file_gets_its_canary_share_once_the_watcher_relo
 
 
 def test_the_admin_endpoint_reloads_and_says_what_changed(serve_project: Callable[..., Served]) -> None:
-    s = serve_project(lambda t: t + NO_WATCH)
+    s = serve_project(no_watch)
     with s.client() as c:
         serving_a_deployment(c, s.state.store)
         new_hash = add_version(s.cfg.root)
@@ -205,7 +213,7 @@ def test_the_admin_endpoint_reloads_and_says_what_changed(serve_project: Callabl
 
 
 def test_reload_needs_an_admin_key(serve_project: Callable[..., Served]) -> None:
-    s = serve_project(lambda t: t + NO_WATCH)
+    s = serve_project(no_watch)
     with s.client() as c:  # open until the first key exists, which this request makes
         read = c.post("/admin/keys", json={"role": "read"}).json()["key"]
     with s.client(read) as c:
@@ -263,7 +271,7 @@ def _events(log: Path, name: str) -> list[dict[str, Any]]:
 def test_sighup_reloads_a_running_shipyard_serve_and_sigterm_still_stops_it_gracefully(
     project: Callable[..., Path], shipyard_serve: Callable[..., Any]
 ) -> None:
-    root = project(NO_WATCH)
+    root = project(no_watch)
     proc, url, log = shipyard_serve(root)
     new_hash = add_version(root)
     proc.send_signal(signal.SIGHUP)
@@ -280,7 +288,7 @@ def test_sighup_reloads_a_running_shipyard_serve_and_sigterm_still_stops_it_grac
 def test_sighup_to_the_parent_reloads_every_worker(
     project: Callable[..., Path], shipyard_serve: Callable[..., Any]
 ) -> None:
-    root = project(NO_WATCH)
+    root = project(no_watch)
     # the demo's session budget keeps its counters in one process, which `serve` refuses to split
     # over workers: this test is about reloads, so it runs without budgets
     edit(root, lambda t: re.sub(r"^budgets:\n(?:[ #].*\n|\n)*?(?=^\S)", "", t, flags=re.M))
@@ -331,7 +339,7 @@ def test_a_reload_through_one_replica_reaches_the_other_through_redis(
         for name in ("a", "b"):  # each replica has its own copy of the project, as on its own machine
             root = tmp_path / name
             copy_project(root)
-            _rewrite(root, (root / "shipyard.yaml").read_text() + NO_WATCH)
+            _rewrite(root, no_watch((root / "shipyard.yaml").read_text()))
             app = create_app(load_config(root / "shipyard.yaml"), log_stream=io.StringIO())
             port = free_port()
             running.append(run_in_thread(app, port))
@@ -406,7 +414,7 @@ def test_an_invalid_edit_keeps_the_running_config_and_says_where(
     bad_edit: Callable[[Path], tuple[str, int, str | None]],
     says: str,
 ) -> None:
-    s = serve_project(lambda t: t + NO_WATCH)
+    s = serve_project(no_watch)
     root = s.cfg.root
     with s.client() as c:
         before, ids = config_of(c), version_ids(c)
@@ -463,7 +471,7 @@ RULES = "alerts:\n  rules:\n    - {name: completion, metric: completion_rate, wi
 def test_settings_read_at_start_wait_for_a_restart_and_the_rest_applies(
     serve_project: Callable[..., Served],
 ) -> None:
-    s = serve_project(lambda t: t + NO_WATCH + RULES)
+    s = serve_project(lambda t: add_yaml(no_watch(t), RULES))
     st = s.state
     with s.client() as c:
         builtin = [r["name"] for r in c.get("/admin/alerts").json()["rules"]][1:]  # dead letters, ...
@@ -511,7 +519,7 @@ def echo_served(demo_project: Callable[..., Any], tmp_path: Path) -> Iterator[Se
 
     def with_echo(t: str) -> str:
         agent = "  echo:\n    entry: echo_agent_reload:echo\n    model: {name: scripted-small}\n"
-        return t.replace("agents:\n", "agents:\n" + agent, 1) + NO_WATCH
+        return no_watch(t.replace("agents:\n", "agents:\n" + agent, 1))
 
     cfg = demo_project(with_echo)
     logs = io.StringIO()
@@ -565,7 +573,7 @@ def test_a_request_in_flight_finishes_on_the_old_runtime_which_is_closed_after(
 ) -> None:
     (tmp_path / "slow_agent_reload.py").write_text(SLOW_AGENT)
     agent = "  slow:\n    entry: slow_agent_reload:slow\n    model: {name: scripted-small}\n"
-    cfg = demo_project(lambda t: t.replace("agents:\n", "agents:\n" + agent, 1) + NO_WATCH)
+    cfg = demo_project(lambda t: no_watch(t.replace("agents:\n", "agents:\n" + agent, 1)))
     app = create_app(cfg, log_stream=io.StringIO())
     port = free_port()
     server, thread = run_in_thread(app, port)
