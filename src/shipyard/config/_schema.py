@@ -97,7 +97,9 @@ class StoreConfig(StrictModel):
         ge=0,
         description="most records waiting for the store (the newest) that the server holds in memory as "
         "well as in its journal; older ones wait in the journal file only and are read back from it when "
-        "the store takes records again",
+        "the store takes records again. While the store takes records but half as many wait for it, "
+        "answers wait until a quarter do (back-pressure: the journal stays bounded when the store is "
+        "slower than traffic)",
     )
     journal_memory_bytes: int = Field(
         16 * 1024 * 1024,

@@ -146,6 +146,7 @@ async def _run(
         ) from None
     if state.shadow_mirror is not None:  # only schedules a background replay: the answer never waits
         state.shadow_mirror.offer(record)
+    await state.journal.keep_up()  # back-pressure: a store that lags behind traffic holds answers back
     return record
 
 

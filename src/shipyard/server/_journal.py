@@ -26,6 +26,14 @@ records are always pending): the pending tail is copied over first, then the old
 `_maybe_rotate`). The checkpoint is written at the end of each flush and at most once a second during
 a long one.
 
+Back-pressure: while the store takes records but more than half of the in-memory bounds wait for it
+(`store.journal_memory_records` / `_bytes`; the store is slower than traffic, e.g. CPU-starved), an
+answer waits in `keep_up` until the mover has brought the backlog down to a quarter of them. Without
+it the backlog would spill to the file and the file would grow without bound under steady overload
+(rotation cannot drop what the store does not have yet). While the store fails nothing waits: the
+journal holds the records and answers keep flowing; what piled up during an outage is excused once the
+store is back (it is moved as fast as it can be, while newer records are held to the bound again).
+
 On start, `recover()` loads every journal no living process holds, from its checkpoint on, into
 the store (insert-or-ignore by interaction id, so loading twice is harmless) and deletes it.
 
@@ -280,6 +288,15 @@ class Journal:
         self.on_dead_letter = on_dead_letter
         self._dead_ids: OrderedDict[str, DeadLetter] = OrderedDict()  # the newest, by record id
         self._deferred = False  # a dead process's journal is waiting for the store to come back
+        # back-pressure (`keep_up`): answers wait while the store takes records but lags by more than
+        # half the memory bounds (records beyond `_excused`: what an outage left is not held against them)
+        self.backlog_records = max(max_memory_records, 4 * batch_size) // 2
+        self.backlog_bytes = max(max_memory_bytes, 4 * 1024 * 1024) // 2
+        self._store_ok = True  # the mover's last store write succeeded
+        self._excused = 0
+        self._caught_up = asyncio.Event()
+        self._caught_up.set()
+        self.held_back = 0  # answers that waited for the store to catch up
 
     # files -----------------------------------------------------------------------------------------
     def open(self) -> Path:
@@ -435,6 +452,38 @@ class Journal:
         """How many pending records are held in memory too, and their journal lines' size in bytes."""
         return len(self._pending), self._pending_bytes
 
+    # back-pressure -----------------------------------------------------------------------------------
+    def _lagging(self, share: float) -> bool:
+        """The store takes records but more than `share` of the backlog bounds wait for it."""
+        return self._store_ok and (
+            self._pending_count - self._excused > self.backlog_records * share
+            or self._pending_bytes > self.backlog_bytes * share
+        )
+
+    async def keep_up(self) -> None:
+        """Wait, when the store lags behind by more than the backlog bounds while it takes records,
+        until the mover has brought the backlog down to half of them (see the module docs). Returns at
+        once otherwise, and as soon as the store fails."""
+        if not self._lagging(1.0):
+            return
+        if self._caught_up.is_set():  # the first answer held back: say so once per episode
+            log_event(
+                "journal_backpressure",
+                level="warning",
+                pending=self._pending_count,
+                pending_bytes=self._pending_bytes,
+                hint="the store takes records more slowly than traffic arrives; answers wait for it",
+            )
+        self.held_back += 1
+        while self._lagging(0.5):
+            self._caught_up.clear()
+            await self._caught_up.wait()
+
+    def _store_failed(self) -> None:
+        """The store could not be written: nothing waits for it (the journal holds the records)."""
+        self._store_ok = False
+        self._caught_up.set()
+
     # the mover -------------------------------------------------------------------------------------
     async def flush(self) -> int:
         """Move every pending record into the store now, in the order they were journalled (those in
@@ -445,7 +494,13 @@ class Journal:
                 if self.fsync == "batch" and self._fd is not None:
                     await asyncio.to_thread(os.fsync, self._fd)
                 records, stop = await self._next_batch()
-                letters = await asyncio.to_thread(self._move, records)
+                try:
+                    letters = await asyncio.to_thread(self._move, records)
+                except BaseException:
+                    self._store_failed()
+                    raise
+                if not self._store_ok:  # back after an outage: what piled up meanwhile is excused
+                    self._store_ok, self._excused = True, self._pending_count
                 for letter in letters:
                     self._dead_letter_moved(letter)
                 self._advance(stop, len(records))
@@ -491,8 +546,11 @@ class Journal:
         self._pending_count = max(self._pending_count - moved, len(self._pending))
         if stop >= self._offset:
             self._pending_count = 0
+        self._excused = max(min(self._excused - moved, self._pending_count), 0)
         if self._file_only() is None:
             self._spilling = False
+        if not self._caught_up.is_set() and not self._lagging(0.5):
+            self._caught_up.set()
 
     def _move(self, records: list[InteractionRecord]) -> list[DeadLetter]:
         """Write records to the store; keep the ones it refuses as dead letters and return them (the
