@@ -19,6 +19,7 @@ import pytest
 from rollout_helpers import Clock, fill, gate_run
 from testdb import KINDS, fresh_database
 from typer.testing import CliRunner
+from yaml_sections import add_yaml
 
 from shipyard.cli import app
 from shipyard.config import ShipyardConfig, load_config
@@ -334,7 +335,7 @@ def required(cfg: ShipyardConfig, tmp_path: Path) -> Iterator[tuple[str, Any, St
     from shipyard.demo import copy_project
 
     path = copy_project(tmp_path / "project") / "shipyard.yaml"
-    path.write_text(path.read_text() + "\nserver:\n  require_gate: true\n  reload: {watch: false}\n")
+    path.write_text(add_yaml(path.read_text(), "server:\n  require_gate: true\n  reload: {watch: false}\n"))
     project = load_config(path)
     with Store.from_config(project) as store, serving(project, store) as (url, state):
         yield url, state, store

@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 from server_helpers import Served, free_port, run_in_thread
 from testdb import KINDS, fresh_database
+from yaml_sections import merge_sections
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
@@ -21,13 +22,14 @@ from shipyard.store import Store
 
 @pytest.fixture
 def demo_project(tmp_path: Path) -> Callable[..., ShipyardConfig]:
-    """Copy the demo project into tmp_path; `edit` rewrites shipyard.yaml's text."""
+    """Copy the demo project into tmp_path; `edit` rewrites shipyard.yaml's text (a section it appends
+    again is merged into the file's own: yaml_sections.merge_sections)."""
 
     def make(edit: Callable[[str], str] | None = None) -> ShipyardConfig:
         copy_project(tmp_path)
         path = tmp_path / "shipyard.yaml"
         if edit is not None:
-            path.write_text(edit(path.read_text()))
+            path.write_text(merge_sections(edit(path.read_text())))
         return load_config(path)
 
     return make

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 from server_helpers import HTTP, free_port
 from waiting import wait_until
+from yaml_sections import add_yaml
 
 from shipyard.demo import copy_project
 
@@ -46,20 +46,6 @@ TEST_AGENTS_YAML = (
     "  slow:\n    entry: fault_agents:slow\n    model: {name: scripted-small}\n"
     "  probe:\n    entry: fault_agents:probe\n    model: {name: scripted-small}\n"
 )
-
-
-def add_yaml(text: str, extra: str) -> str:
-    """`extra`'s top-level sections added to the config `text`: one `text` has already gets `extra`'s
-    keys at its top (a second block of the same key is a config error)."""
-    for block in re.split(r"(?m)^(?=\S)", extra.strip("\n") + "\n"):
-        head, _, body = block.partition("\n")
-        if not head.strip():
-            continue
-        if head.endswith(":") and f"\n{head}\n" in text:
-            text = text.replace(f"\n{head}\n", f"\n{head}\n{body}", 1)
-        else:
-            text = text.rstrip("\n") + "\n" + block
-    return text
 
 
 def demo_project(folder: Path, *, extra_yaml: str = "", test_agents: bool = False) -> Path:

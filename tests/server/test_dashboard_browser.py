@@ -60,9 +60,10 @@ def chromium() -> Path:
 
 def _with_latency(text: str) -> str:
     """The demo's scripted models with a little simulated latency, for realistic latency charts."""
-    return text.replace("    tier: small\n", "    tier: small\n    latency_ms: 40\n").replace(
-        "    tier: large\n", "    tier: large\n    latency_ms: 120\n"
-    )
+    for tier, ms in (("small", 40), ("large", 120)):
+        text, n = re.subn(rf"(    tier: {tier}\n    latency_ms: )\d+\n", rf"\g<1>{ms}\n", text)
+        assert n == 1, f"the demo's {tier} model has no latency_ms line after its tier"
+    return text
 
 
 async def _history(cfg: ShipyardConfig, before: float, n: int = 120) -> list[InteractionRecord]:

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from fault_helpers import add_yaml
 from server_helpers import HTTP, Served, free_port, run_in_thread
 from waiting import wait_until
+from yaml_sections import add_yaml
 
 from shipyard.config import load_config
 from shipyard.demo import copy_project
