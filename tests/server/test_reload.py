@@ -465,7 +465,8 @@ def test_the_watcher_reports_an_invalid_file_then_takes_the_fixed_one(
 
 
 # what a reload applies, and what waits for a restart ---------------------------------------------------------
-RULES = "alerts:\n  rules:\n    - {name: completion, metric: completion_rate, window: 15m, warn: 0.9, alert: 0.85}\n"
+COMPLETION_RULE = "    - {name: completion, metric: completion_rate, window: 15m, warn: 0.9, alert: 0.85}\n"
+RULES = "alerts:\n  rules:\n" + COMPLETION_RULE
 
 
 def test_settings_read_at_start_wait_for_a_restart_and_the_rest_applies(
@@ -482,7 +483,7 @@ def test_settings_read_at_start_wait_for_a_restart_and_the_rest_applies(
             s.cfg.root,
             lambda t: (
                 t.replace(NO_WATCH, NO_WATCH + "  port: 8123\n  trace_sample_rate: 0.25\n", 1).replace(
-                    RULES, RULES + new_rule, 1
+                    COMPLETION_RULE, COMPLETION_RULE + new_rule, 1
                 )
                 + "store:\n  batch_size: 17\n"
             ),
