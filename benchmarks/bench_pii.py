@@ -178,22 +178,11 @@ def lazy_vs_compiled(rounds: int) -> tuple[float, float]:
 
 
 def faker_texts(per_kind: int) -> list[str]:
-    """Texts with Faker's values in 12 locales, and look-alikes (for `--check`)."""
+    """Texts with Faker's values in bench_guardrails' locales, and look-alikes (for `--check`)."""
     from faker import Faker
 
-    locales = [
-        "en_US",
-        "en_GB",
-        "de_DE",
-        "fr_FR",
-        "es_ES",
-        "it_IT",
-        "nl_NL",
-        "pt_BR",
-        "en_IN",
-        "en_AU",
-        "ja_JP",
-    ]
+    from bench_guardrails import LOCALES as locales  # the guardrail benchmark's locales
+
     Faker.seed(20261207)
     rnd = random.Random(20261207)
     fakes = [Faker(loc) for loc in locales]
