@@ -4,6 +4,7 @@ flush, so a flush costs what changed, not every counter held (one per session on
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -16,7 +17,10 @@ class Persistence:
     def __init__(self) -> None:
         self.saved: list[list[tuple[str, int, float]]] = []
 
-    def load_budget_counters(self, now: float | None = None) -> dict[str, int]:
+    def budget_counter_rows(self, now: float | None = None) -> list[tuple[str, int, float]]:
+        return []
+
+    def load_budget_counters_for(self, keys: Sequence[str], now: float | None = None) -> dict[str, int]:
         return {}
 
     def save_budget_counters(self, rows: list[tuple[str, int, float]]) -> int:

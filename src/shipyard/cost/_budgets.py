@@ -38,7 +38,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -246,11 +246,12 @@ class BudgetBackend(Protocol):
 
 
 class CounterPersistence(Protocol):
-    """The store's budget counter table (`Store.load_budget_counters` / `save_budget_counters`; a
-    store that also has `budget_counter_rows` and `load_budget_counters_for`, as `Store` does, is read
-    row by row at start-up and key by key after an eviction, rather than whole)."""
+    """The store's budget counter table (`Store`): read row by row at start-up, key by key after an
+    eviction, and written by `flush`."""
 
-    def load_budget_counters(self, now: float | None = None) -> dict[str, int]: ...
+    def budget_counter_rows(self, now: float | None = None) -> Iterable[tuple[str, int, float]]: ...
+
+    def load_budget_counters_for(self, keys: Sequence[str], now: float | None = None) -> dict[str, int]: ...
 
     def save_budget_counters(self, rows: list[tuple[str, int, float]]) -> int: ...
 
@@ -376,16 +377,8 @@ class MemoryBackend:
 
     def _start_up(self, persistence: CounterPersistence) -> None:
         now = time.time()
-        rows: Iterable[tuple[str, int, float]]
-        stream = getattr(persistence, "budget_counter_rows", None)
-        if stream is not None:
-            rows = stream(now)  # the latest to expire first
-        else:
-            rows = [
-                (k, s, now + _WINDOW_TTL_S["month"]) for k, s in persistence.load_budget_counters(now).items()
-            ]
         kept: list[tuple[str, int, float]] = []
-        for key, spent, expires_at in rows:
+        for key, spent, expires_at in persistence.budget_counter_rows(now):  # the latest to expire first
             if len(kept) < SLOTS_KEPT:
                 kept.append((key, spent, expires_at))
             else:
@@ -398,11 +391,7 @@ class MemoryBackend:
         persistence = self._persistence
         assert persistence is not None
         try:
-            read = getattr(persistence, "load_budget_counters_for", None)
-            if read is not None:
-                return dict(read(keys, now))
-            wanted = set(keys)
-            return {k: s for k, s in persistence.load_budget_counters(now).items() if k in wanted}
+            return persistence.load_budget_counters_for(keys, now)
         except Exception as e:
             reason = (str(e).strip().splitlines() or [""])[0]
             raise CountersUnreadable(
