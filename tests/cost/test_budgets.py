@@ -92,23 +92,28 @@ async def test_a_session_budget_ends_with_the_graceful_answer(tmp_path: Path, ll
     await rt.aclose()
 
 
+@pytest.mark.parametrize("where", ["memory", "redis"])
 async def test_an_interaction_budget_counts_one_interaction_and_is_let_go_of_when_it_ends(
-    tmp_path: Path, llm: MockLLMServer
+    tmp_path: Path, llm: MockLLMServer, where: str
 ) -> None:
+    prefix = _prefix()
+    redis = (
+        f"  backend: redis\n  redis_url: {redis_url()}\n  key_prefix: {prefix}\n" if where == "redis" else ""
+    )
     rt = _runtime(
         tmp_path,
         llm.url,
-        """\
-        budgets:
-          max_reservation_tokens: 200
-          limits:
-            - {name: per-interaction, scope: global, window: interaction, tokens: 1500}
-            - {name: per-session, scope: session, window: session, usd: 100.0}
-        """,
+        "budgets:\n"
+        + redis
+        + "  max_reservation_tokens: 200\n"
+        + "  limits:\n"
+        + "    - {name: per-interaction, scope: global, window: interaction, tokens: 1500}\n"
+        + "    - {name: per-session, scope: session, window: session, usd: 100.0}\n",
     )
     budget = rt.budgets
-    assert budget is not None and isinstance(budget.backend, MemoryBackend)
+    assert budget is not None
     backend = budget.backend
+    assert isinstance(backend, MemoryBackend if where == "memory" else RedisBackend)
     # a long interaction hits its own budget; the next one starts afresh
     long = await rt.invoke("budgeted", "steps=40 where is my order", session_id="s-long")
     assert long.status == "budget_exceeded" and long.metadata["budget"]["budget"] == "per-interaction"
@@ -120,9 +125,28 @@ async def test_an_interaction_budget_counts_one_interaction_and_is_let_go_of_whe
     for n in range(30):
         out = await rt.invoke("budgeted", "steps=2 hello", session_id=f"s-{n}")
         assert out.status == "completed"
-    assert backend._fleeting == {}
-    assert len(backend._slots) == 31
-    await rt.aclose()
+    if isinstance(backend, MemoryBackend):
+        assert backend._fleeting == {}
+        assert len(backend._slots) == 31
+        await rt.aclose()
+        return
+    await rt.aclose()  # sends what is still queued (the last settles and ends)
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url())
+    try:
+        keys = sorted([k.decode() async for k in client.scan_iter(match="{" + prefix + "}*")])
+        counters = [k for k in keys if ":b:" in k and not k.endswith((":r", ":a"))]
+        assert len(counters) == 31 and all(":b:per-session:" in k for k in counters)
+        assert not [k for k in keys if ":b:per-interaction:" in k]
+        # each model call's request id is remembered for an hour, not a day
+        requests = [k for k in keys if ":req:" in k]
+        assert len(requests) == len(long.llm_calls) + 1 + 30 * 2
+        ttls = [await client.pttl(k) for k in requests]
+        assert all(0 < ttl <= 3_600_000 for ttl in ttls), ttls
+    finally:
+        await client.aclose()
+        await _cleanup("{" + prefix + "}")
 
 
 async def test_the_graceful_answer_is_configurable_and_max_tokens_is_lowered(

@@ -16,6 +16,12 @@ The steps (`BATCH`, applied in order, each atomic on its own):
 - settle: drops the request's holds and adds what was spent, once per request id (a retry, or a
   settle after the hold lapsed, counts it once).
 - levels (read), raise (reconciliation: spent = max(spent, floor)).
+- end: an interaction is over; its own counters (window `interaction`) are deleted, unless a call of it
+  still holds a reservation (a cancelled call whose settle is late: then they expire by their TTL).
+  Queued as a settle is, after the interaction's settles, so they reach Redis first.
+
+A request id is remembered `REQUEST_TTL_S` (an hour; retries of a reserve or a settle come seconds
+after the first), so a day of traffic does not leave a key per model call in Redis.
 
 Round trips: the steps a process issues are queued per event loop and sent as one script call, one
 batch in flight at a time. A reserve (or a read) goes out at once; a settle waits up to
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +153,13 @@ for _, step in ipairs(steps) do
   elseif kind == 'l' then
     for i = 1, n do drop_lapsed(keys[i], now) end
     out[#out + 1] = levels_of(keys)
+  elseif kind == 'e' then
+    for i = 1, n do
+      local key = keys[i]
+      drop_lapsed(key, now)
+      if redis.call('HLEN', key .. ':a') == 0 then redis.call('DEL', key, key .. ':r', key .. ':a') end
+    end
+    out[#out + 1] = 0
   else -- 'x': raise spent to a floor (reconciliation)
     local spent = tonumber(redis.call('HGET', keys[1], 'spent') or '0')
     local floor = counters[1][2]
@@ -183,7 +197,8 @@ def _pairs(flat: list[Any]) -> list[tuple[int, int]]:
 
 @dataclass(slots=True)
 class _Step:
-    """One queued budget step: `kind` r (reserve) | s (settle) | l (levels) | x (raise spent)."""
+    """One queued budget step: `kind` r (reserve) | s (settle) | l (levels) | x (raise spent) | e (end
+    of an interaction: its own counters go)."""
 
     kind: str
     rid: str
@@ -270,9 +285,18 @@ class RedisBackend:
         await self._wait(_Step("x", "", [counter], [spent], 0))
 
     def end_interaction(self, counters: list[Counter]) -> None:
-        """Forget the levels last seen of an interaction's own counters; in Redis they expire by TTL."""
+        """Forget the levels last seen of an interaction's own counters, and delete them in Redis
+        (queued as a settle is, after the interaction's settles; no round trip is waited for). Were
+        the step lost (Redis down), they would expire by their TTL."""
         for c in counters:
             self._known.pop(c.key, None)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a synchronous caller): they expire by their TTL
+            return
+        self._queue(
+            _Step("e", "", counters, [0] * len(counters), int(time.time() * 1000), quiet=True), urgent=False
+        )
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -358,7 +382,9 @@ class RedisBackend:
         if len(known) > KNOWN_MAX:
             known.clear()
         for s, reply in zip(batch, replies, strict=True):
-            if s.kind == "x":
+            if s.kind == "e":
+                pass  # nothing to learn: the counters are gone
+            elif s.kind == "x":
                 key = s.counters[0].key
                 known[key] = (int(reply), known.get(key, (0, 0))[1])
             else:

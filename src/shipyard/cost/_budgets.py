@@ -59,7 +59,7 @@ _WINDOW_TTL_S = {
     "day": 3 * 86_400.0,
     "month": 70 * 86_400.0,
 }
-REQUEST_TTL_S = 86_400.0  # a request id is remembered this long (idempotent retries of reserve / settle)
+REQUEST_TTL_S = 3_600.0  # a request id is remembered this long (idempotent retries of reserve / settle)
 REQUESTS_KEPT = 50_000
 """At most this many request ids are remembered in one process (the oldest go first): a retried reserve
 or settle comes seconds after the first, so this bounds memory without losing idempotency."""
