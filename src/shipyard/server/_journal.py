@@ -503,9 +503,12 @@ class Journal:
                     self._store_ok, self._excused = True, self._pending_count
                 for letter in letters:
                     self._dead_letter_moved(letter)
-                self._advance(stop, len(records))
-                moved += len(records)
-                self.stored += len(records)
+                n = len(records)
+                # a batch read back from the file is held only while it moves: not while the next is read
+                del records, letters
+                self._advance(stop, n)
+                moved += n
+                self.stored += n
                 self._checkpoint(final=False)
                 self._maybe_rotate()  # also mid-flush: under steady load the loop may never drain
             self._checkpoint(final=True)
