@@ -13,34 +13,36 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
 
-# The longest files, longest first (per-file sums of `pytest --durations`, 2026-12-06). Under
+# The longest files, longest first (per-file wall time in a full `make test` run, 2026-12-07). Under
 # `make test` a file runs whole on one worker, and xdist by itself hands out files with the most tests
 # first: these few-test files, which start servers, replicas or installs (npm's promptfoo, Debian's
 # chromium), came last and made the run's tail. Started first, they overlap the many short files.
 # A file missing here only loses its place at the front; refresh the list from a `--durations=0` run.
 SLOW_FILES_FIRST = (
-    "tests/conformance/test_promptfoo_conformance.py",
     "tests/integrations/test_adk.py",
+    "tests/pipeline/test_demo_pipeline.py",
     "tests/demo/test_demo_project.py",  # the whole `shipyard demo` once, its phases checked on that run
     "tests/server/test_rate_limits.py",
-    "tests/server/test_faults_outages.py",
-    "tests/server/test_faults_drain.py",
-    "tests/loop/test_incidents_browser.py",
-    "tests/server/test_reload.py",
-    "tests/flags/test_shared_flags.py",
-    "tests/routing/test_routing_cli.py",
-    "tests/cost/test_budget_replicas.py",
-    "tests/conformance/test_otel_conformance.py",
     "tests/replicas/test_replicas_haproxy.py",
+    "tests/server/test_reload.py",
+    "tests/rollout/test_gate_integrity.py",
+    "tests/flags/test_shared_flags.py",
+    "tests/conformance/test_otel_conformance.py",
+    "tests/server/test_faults_drain.py",
     "tests/server/test_faults_startup.py",
+    "tests/server/test_faults_outages.py",
+    "tests/pipeline/test_stores.py",
+    "tests/routing/test_routing_cli.py",
+    "tests/conformance/test_promptfoo_conformance.py",
+    "tests/loop/test_incidents_browser.py",
     "tests/demo/test_demo_suites.py",
-    "tests/pipeline/test_demo_pipeline.py",
-    "tests/observe/test_kpi_aggregates.py",
-    "tests/server/test_sigkill.py",
-    "tests/plugins/test_third_party_plugin.py",
-    "tests/loop/test_shadow_mirror.py",
     "tests/cli/test_startup_imports.py",
+    "tests/cost/test_budget_replicas.py",
+    "tests/observe/test_kpi_aggregates.py",
     "tests/replicas_shared/test_shared_dashboard.py",
+    "tests/server/test_edge_validation.py",
+    "tests/plugins/test_third_party_plugin.py",
+    "tests/server/test_sigkill.py",
 )
 
 
