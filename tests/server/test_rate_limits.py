@@ -4,6 +4,7 @@ what happens when Redis goes away (fail_closed / fail_open)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,14 +19,14 @@ import httpx
 import pydantic
 import pytest
 import redis
-from fault_helpers import SHIPYARD, env_with, start_ready
+from fault_helpers import SHIPYARD, env_with
 from fault_helpers import demo_project as fault_project
-from server_helpers import HTTP, Served, free_port
+from server_helpers import HTTP, Served, free_port, run_in_thread
 from throwaway import throwaway_redis
 from waiting import wait_until
 
-from shipyard.config import RateLimitsConfig
-from shipyard.server import create_key
+from shipyard.config import RateLimitsConfig, load_config
+from shipyard.server import create_app, create_key
 
 REDIS_DB7 = "redis://127.0.0.1:6379/7"
 
@@ -107,40 +108,54 @@ def test_tokens_are_counted_after_the_interaction(serve_project: Callable[..., S
     assert c.post("/v1/chat/completions", json={**chat, "user": "other"}).status_code == 200
 
 
-def _two_replicas(tmp_path: Path, yaml: str) -> list[Any]:
-    env = env_with()
-    servers = []
-    for name in ("a", "b"):
-        project = fault_project(tmp_path / name, extra_yaml="\nrate_limits:\n" + yaml)
-        servers.append(start_ready(project, env))
-    return servers
+@pytest.fixture
+def two_replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], list[str]]]:
+    """start(yaml) -> the URLs of two replicas: each the real app on uvicorn over loopback HTTP, with a
+    project copy and a store of its own, and with only what `rate_limits:` (`yaml`) names in common. In
+    this process rather than two `shipyard serve` processes: the limit is shared through Redis alone
+    (the test reads it there), and a process start is seconds of CPU a loaded machine waits for."""
+    for name in ("SHIPYARD_DATABASE_URL", "SHIPYARD_REDIS_URL", "REDIS_URL", "SHIPYARD_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    running: list[tuple[Any, Any]] = []
+
+    def start(yaml: str) -> list[str]:
+        urls = []
+        for name in ("a", "b"):
+            project = fault_project(tmp_path / name, extra_yaml="\nrate_limits:\n" + yaml)
+            app = create_app(load_config(project / "shipyard.yaml"), log_stream=io.StringIO())
+            port = free_port()
+            running.append(run_in_thread(app, port))
+            urls.append(f"http://127.0.0.1:{port}")
+        return urls
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
-def test_two_replicas_share_one_limit_in_redis(tmp_path: Path, prefix: str) -> None:
+def test_two_replicas_share_one_limit_in_redis(two_replicas: Callable[[str], list[str]], prefix: str) -> None:
     yaml = (
         f"  backend: redis\n  redis_url: {REDIS_DB7}\n  key_prefix: {prefix}\n"
         "  per_user: {requests_per_minute: 5}\n  per_key: {requests_per_minute: 1000}\n"
     )
-    servers = _two_replicas(tmp_path, yaml)
-    try:
-        urls = [s.url for s in servers]
-        codes = []
-        for i in range(5):  # alternating replicas: five in all are let in
-            r = HTTP.post(
-                f"{urls[i % 2]}/v1/agents/support/invoke", json={"input": f"q{i}", "user_id": "kim"}
-            )
-            codes.append(r.status_code)
-        assert codes == [200] * 5
-        for url in urls:  # both replicas now refuse kim, and no other user
-            r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "more", "user_id": "kim"})
-            _refused(r, "user 'kim' is at 5 requests per minute")
-            r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "hi", "user_id": "lee"})
-            assert r.status_code == 200, r.text
-        held = redis.Redis.from_url(REDIS_DB7).hgetall(f"{{{prefix}}}:rl:user:kim")
-        assert sum(int(v) for k, v in held.items() if k.endswith(b":r")) == 5  # refusals count nowhere
-    finally:
-        for s in servers:
-            s.kill()
+    urls = two_replicas(yaml)
+    codes = []
+    for i in range(5):  # alternating replicas: five in all are let in
+        r = HTTP.post(
+            f"{urls[i % 2]}/v1/agents/support/invoke", json={"input": f"q{i}", "user_id": "kim"}, timeout=120
+        )
+        codes.append(r.status_code)
+    assert codes == [200] * 5
+    for url in urls:  # both replicas now refuse kim, and no other user
+        r = HTTP.post(
+            f"{url}/v1/agents/support/invoke", json={"input": "more", "user_id": "kim"}, timeout=120
+        )
+        _refused(r, "user 'kim' is at 5 requests per minute")
+        r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "hi", "user_id": "lee"}, timeout=120)
+        assert r.status_code == 200, r.text
+    held = redis.Redis.from_url(REDIS_DB7).hgetall(f"{{{prefix}}}:rl:user:kim")
+    assert sum(int(v) for k, v in held.items() if k.endswith(b":r")) == 5  # refusals count nowhere
 
 
 @pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
