@@ -2,7 +2,13 @@
 
 Every function is pure: counts or arrays in, a small frozen result with the estimate, its
 confidence interval and the p-value out. Differences are always `b - a` (canary minus baseline,
-B minus A). Distributions come from scipy; nothing here hand-rolls one.
+B minus A). Distributions come from scipy; nothing here hand-rolls one. The normal and chi-square
+quantiles and tails are scipy.special's functions, the very ones scipy.stats' `norm` and `chi2` call
+(`norm.ppf` is `ndtri`, `norm.sf(z)` is `ndtr(-z)`, `chi2.ppf(q, df)` is `2 * gammaincinv(df / 2, q)`),
+checked equal on many inputs in tests/server/test_serve_imports.py. The functions that need more
+(Fisher, Barnard, Mann-Whitney, Welch, binomial, chi-square) import scipy.stats when they run: its
+import costs 0.3-0.5 s of CPU on a quiet machine (over 2 s on a loaded one), which a process that
+only imports this module (or the rollout face) does not pay.
 
 - `two_proportion_test`: pooled z-test, or Fisher's / Barnard's exact test when an expected cell
   count is small; the interval is Newcombe's hybrid score interval (Wilson intervals combined).
@@ -22,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from shipyard.evals import wilson_interval
 
@@ -79,7 +85,7 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 
 
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(0.5 + confidence / 2))
+    return float(special.ndtri(0.5 + confidence / 2))  # stats.norm.ppf
 
 
 def _mover(d: float, p1: float, ci1: Interval, p2: float, ci2: Interval) -> Interval:
@@ -159,13 +165,15 @@ def two_proportion_test(
         se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
         z = (p_b - p_a) / se
         if alternative == "two-sided":
-            p = 2 * float(stats.norm.sf(abs(z)))
-        else:
-            p = float(stats.norm.sf(z) if alternative == "greater" else stats.norm.cdf(z))
+            p = 2 * float(special.ndtr(-abs(z)))  # stats.norm.sf(abs(z))
+        else:  # stats.norm.sf(z) or stats.norm.cdf(z)
+            p = float(special.ndtr(-z) if alternative == "greater" else special.ndtr(z))
         test = "z"
     else:
         # Rows: arm b then arm a, so the table's "greater" means p_b > p_a as in the z-test.
         table = [[x_b, n_b - x_b], [x_a, n_a - x_a]]
+        from scipy import stats
+
         if small_sample == "barnard":
             p = float(stats.barnard_exact(table, alternative=alternative).pvalue)
         else:
@@ -274,6 +282,8 @@ def mann_whitney(
     if np.all(x == x[0]) and np.all(y == x[0]):
         u, p = x.size * y.size / 2, 1.0  # one value everywhere: scipy would divide by zero
     else:
+        from scipy import stats
+
         res = stats.mannwhitneyu(y, x, alternative=alternative)
         u, p = float(res.statistic), float(res.pvalue)
     return ShiftTest(
@@ -330,6 +340,8 @@ def welch_t_test(
         p = 1.0 if diff == 0 else 0.0
         return WelchTest(x.size, y.size, float(x.mean()), float(y.mean()), 0.0, 0.0, diff, (diff, diff),
                          math.copysign(math.inf, diff) if diff else 0.0, math.nan, p)  # fmt: skip
+    from scipy import stats
+
     res = stats.ttest_ind(y, x, equal_var=False)
     ci = res.confidence_interval(confidence_level=confidence)
     return WelchTest(
@@ -376,8 +388,9 @@ class RateTest:
 def _poisson_interval(k: int, confidence: float) -> Interval:
     """The exact (Garwood) interval for a Poisson mean from one count."""
     tail = (1 - confidence) / 2
-    lo = 0.0 if k == 0 else float(stats.chi2.ppf(tail, 2 * k)) / 2
-    return (lo, float(stats.chi2.ppf(1 - tail, 2 * k + 2)) / 2)
+    # stats.chi2.ppf(q, df) / 2 is 2 * gammaincinv(df / 2, q) / 2, exactly gammaincinv(df / 2, q)
+    lo = 0.0 if k == 0 else float(special.gammaincinv(k, tail))
+    return (lo, float(special.gammaincinv(k + 1, 1 - tail)))
 
 
 def rate_test(
@@ -410,6 +423,8 @@ def rate_test(
     if total == 0:
         p = 1.0
     else:
+        from scipy import stats
+
         bt = stats.binomtest(events_b, total, share, alternative=alternative)
         p = float(bt.pvalue)
         # The interval for b's share of events maps one to one onto the rate ratio.
@@ -475,6 +490,8 @@ def srm_check(n_a: int, n_b: int, expected_share_b: float, *, threshold: float =
     if total == 0:
         return SrmCheck((n_a, n_b), expected_share_b, math.nan, 0.0, 1.0, threshold, False)
     expected = [total * (1 - expected_share_b), total * expected_share_b]
+    from scipy import stats
+
     res = stats.chisquare([n_a, n_b], f_exp=expected)
     p = float(res.pvalue)
     return SrmCheck(
@@ -532,7 +549,8 @@ def msprt(
 def _z_sum(alpha: float, power: float, two_sided: bool) -> tuple[float, float]:
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ValueError(f"alpha and power must be within (0, 1), got {alpha} and {power}")
-    return float(stats.norm.isf(alpha / 2 if two_sided else alpha)), float(stats.norm.ppf(power))
+    # stats.norm.isf(q) is -ndtri(q), stats.norm.ppf(q) is ndtri(q)
+    return float(-special.ndtri(alpha / 2 if two_sided else alpha)), float(special.ndtri(power))
 
 
 def sample_size(
