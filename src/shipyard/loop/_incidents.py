@@ -20,14 +20,15 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import IncidentsConfig
 from shipyard.loop._rules import Medians, rule_signals
 from shipyard.observe import log_event
 from shipyard.store import IncidentHit, IncidentSignal, InteractionRecord, Store
+
+if TYPE_CHECKING:
+    import httpx  # imported when a webhook is first posted: a server without one never loads it
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _MAX_TOKENS = 64
@@ -397,6 +398,8 @@ class IncidentWatcher:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(timeout=self.timeout_s)
         return self._client
 
@@ -410,6 +413,7 @@ def incident_payload(store: Store, hit: IncidentHit) -> dict[str, Any]:
 
 def deliver_webhook(url: str, payload: Mapping[str, Any], client: httpx.Client) -> bool:
     """POST `payload` as JSON; a failure is logged (never raised). True when delivered."""
+    import httpx
     import orjson
 
     try:

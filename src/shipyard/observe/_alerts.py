@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from shipyard.config import EVENT_METRICS, AlertRule
@@ -42,6 +41,8 @@ from shipyard.observe._loops import LoopSupervisor
 from shipyard.store import append_private
 
 if TYPE_CHECKING:
+    import httpx
+
     from shipyard.observe._shared_kpis import SharedKpis
 
 KpiSource = Callable[[AlertRule, float], Kpis]
@@ -370,6 +371,8 @@ class AlertEngine:
             log_event("alert_file_failed", level="warning", path=str(path), rule=t.rule, error=str(e))
 
     async def _post(self, url: str, t: Transition) -> None:
+        import httpx  # on the first webhook: a server without one never loads it
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.webhook_timeout_s)
         try:
