@@ -109,6 +109,20 @@ def test_the_attribute_limit_drops_the_oldest_as_the_sdk_does() -> None:
     assert lean.dropped_attributes > 0 and len(lean.attributes or {}) == 3
 
 
+def test_a_batch_that_evicts_then_names_an_evicted_key_is_stored_as_the_sdk_does() -> None:
+    # the first eviction turns the SDK's dict into an OrderedDict: the batch goes on into that one
+    tracer = TracerProvider(span_limits=SpanLimits(max_span_attributes=2)).get_tracer("shipyard")
+    lean = start_span(tracer, "chat m", attributes={"a": 1})
+    sdk = tracer.start_span("chat m", attributes={"a": 1})  # the SDK's own path
+    assert isinstance(lean, LeanSpan) and not isinstance(sdk, LeanSpan)
+    for span in (lean, sdk):
+        span.set_attributes({"b": 1, "c": 1, "a": 2})
+    assert (
+        list((lean.attributes or {}).items()) == list((sdk.attributes or {}).items()) == [("c", 1), ("a", 2)]
+    )
+    assert lean.dropped_attributes == sdk.dropped_attributes == 2
+
+
 def test_the_tracer_decides_when_a_processor_a_sampler_or_a_length_limit_could_matter() -> None:
     exporter = InMemorySpanExporter()
     with_processor = TracerProvider()

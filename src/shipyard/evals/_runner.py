@@ -302,8 +302,10 @@ class EvalRunner:
         spans: list[Any] = []  # the trace, for checks on it; dropped after scoring
         priced = 0.0
         session = f"eval-{run_id[:8]}-{abs(hash(item.key)) % 10**10}"
-        turns = case.turns  # built on each read
-        user: str | None = turns[0].user
+        # an `input` case is its one turn (`case.turns` would build a Turn for it on each read)
+        one = case.input is not None and case.conversation is None and case.scenario is None
+        turns = None if one else case.turns
+        user: str | None = case.input if turns is None else turns[0].user
         t = 0
         while user is not None:
             recorder = item.cache.scope(f"{item.key}/t{t}") if item.cache is not None else None
@@ -354,14 +356,14 @@ class EvalRunner:
             outputs.append(rec.output)
             spans += rec.spans
             if rec.error:
-                multi = len(turns) > 1 or simulator is not None
+                multi = (turns is not None and len(turns) > 1) or simulator is not None
                 res.error = f"turn {t + 1}: {rec.error}" if multi else rec.error
                 self._count_simulator(res, simulator)
                 return res, throttled, calls
             history += [{"role": "user", "content": user}, {"role": "assistant", "content": rec.output}]
             t += 1
             if simulator is None:
-                user = turns[t].user if t < len(turns) else None
+                user = turns[t].user if turns is not None and t < len(turns) else None
                 continue
             try:  # one model call per further user turn, until the stop signal or max_turns
                 user = await simulator.next_message(history, t)

@@ -99,6 +99,7 @@ class _Attributes(BoundedAttributes):
                     d[key] = value
                 else:  # full: the oldest goes
                     self._setitem_locked(key, value)
+                    d = self._dict  # the first eviction makes it an OrderedDict: a new object
 
 
 class LeanSpan(SDKSpan):
@@ -202,7 +203,13 @@ def _attributes_ok() -> bool:
             attrs._immutable = True
         if list(ours.items()) != list(sdks.items()) or ours.dropped != sdks.dropped:
             return False
-    return True
+    # a batch whose first eviction (the dict then becomes an OrderedDict) is followed by a key it evicted
+    ours = _Attributes(2, None, immutable=False, max_value_len=None)
+    sdks = BoundedAttributes(2, None, immutable=False, max_value_len=None)
+    for attrs in (ours, sdks):
+        attrs["a"] = 1
+        attrs._set_items({"b": 1, "c": 1, "a": 2})
+    return list(ours.items()) == list(sdks.items()) and ours.dropped == sdks.dropped
 
 
 def _span_shape_ok(tracer: Tracer) -> bool:

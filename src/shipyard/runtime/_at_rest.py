@@ -213,9 +213,11 @@ class _Masker:
         if not attributes:
             return None
         changed: dict[str, Any] | None = None
-        for key, value in attributes.items():
-            if key in _NOT_CONTENT:
-                continue
+        for key in attributes.keys() - _NOT_CONTENT:  # the rest: content, or not known not to be
+            value = attributes[key]
+            kind = type(value)
+            if kind is int or kind is float or kind is bool:
+                continue  # a number is never content
             if isinstance(value, str):
                 masked: Any = self.text(value)
             elif isinstance(value, tuple | list) and any(isinstance(v, str) for v in value):

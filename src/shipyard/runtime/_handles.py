@@ -240,8 +240,11 @@ class TracedLLM:
         budget = self._budget
         # the call's worst case is held on its budgets (max_tokens lowered to the per-call cap); raises
         # BudgetExceeded when a budget has no room
-        rates = self._prices(model_name).rates_at(None)
-        hold = await budget.reserve(messages, tools, options, rates) if budget is not None else None
+        hold = (
+            await budget.reserve(messages, tools, options, self._prices(model_name).rates_at(None))
+            if budget is not None
+            else None
+        )
         requested = model_id(client)  # the provider's model id sent, not the config key
         attributes: dict[str, Any] = {
             sc.OPERATION: sc.OP_CHAT,
@@ -397,8 +400,10 @@ class TracedLLM:
         An attempt is an HTTP client span (`POST`, `http.request.resend_count` from the second on),
         not a GenAI operation: it has no `gen_ai.operation.name`, so GenAI-aware backends count the
         `chat {model}` span once, however many attempts it took."""
-        if len(attempts) < 2 and all(a.outcome == "ok" and a.breaker is None for a in attempts):
-            return
+        if not attempts or (
+            len(attempts) == 1 and attempts[0].outcome == "ok" and attempts[0].breaker is None
+        ):
+            return  # the usual call: one attempt, answered, the breaker unchanged
         _attempt_events(parent, attempts)
         if len(attempts) < 2 and all(a.outcome == "ok" for a in attempts):
             return
