@@ -39,6 +39,13 @@ def ci(root: Path, *args: str) -> tuple[int, str, dict]:
     return result.exit_code, result.output, summary
 
 
+@pytest.fixture(scope="module")
+def run_1_2(demo: Path) -> tuple[int, str, dict]:
+    """`shipyard ci run --version 1.2.0`, every stage, once for the file: what it printed and its
+    summary. test_1_2 checks the run; the approval test decides its stored production run again."""
+    return ci(demo, "--version", "1.2.0")
+
+
 def test_1_1_fails_at_pre_merge_with_per_category_deltas(demo: Path) -> None:
     code, output, summary = ci(demo, "--version", "1.1.0")
     assert code == 1, output
@@ -72,8 +79,8 @@ def test_1_1_fails_at_pre_merge_with_per_category_deltas(demo: Path) -> None:
         assert store.get_eval_run(stage["run_id"])["decision"]["verdict"] == "FAIL"
 
 
-def test_1_2_passes_every_stage_through_a_staging_server(demo: Path) -> None:
-    code, output, summary = ci(demo, "--version", "1.2.0")
+def test_1_2_passes_every_stage_through_a_staging_server(demo: Path, run_1_2: tuple[int, str, dict]) -> None:
+    code, output, summary = run_1_2
     assert code == 0, output
     stages = {s["stage"]: s for s in summary["stages"]}
     assert list(stages) == ["pre-merge", "post-merge", "production"]
@@ -117,12 +124,18 @@ def test_1_0_passes_and_a_second_run_replays(demo: Path) -> None:
     assert prod["stages"][0]["status"] == "pass"
 
 
-def test_a_significant_prompt_change_waits_for_an_approval(demo: Path) -> None:
+def test_a_significant_prompt_change_waits_for_an_approval(
+    demo: Path, run_1_2: tuple[int, str, dict]
+) -> None:
+    """1.2's production run (run_1_2, which passed under the demo's review bar) decided again with a
+    2-line review bar: its 7 changed system-prompt lines now wait for a person's approval. (A fresh
+    production run that waits is tests/pipeline/test_stores.py's, on SQLite and PostgreSQL.)"""
     cfg_file = demo / "shipyard.yaml"
     original = cfg_file.read_text()
+    production = next(s for s in run_1_2[2]["stages"] if s["stage"] == "production")
     cfg_file.write_text(original + "\npipeline:\n  production:\n    review_prompt_lines: 2\n")
     try:
-        code, output, summary = ci(demo, "production", "--version", "1.2.0")
+        code, output, summary = ci(demo, "production", "--version", "1.2.0", "--run", production["run_id"])
         assert code == 3, output
         stage = summary["stages"][0]
         assert stage["status"] == "waiting" and stage["verdict"] == "MARGINAL"

@@ -5,6 +5,7 @@ version) until `shipyard approve`, after which the stage is decided again and pa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,32 @@ def project(
         monkeypatch.setenv("SHIPYARD_DATABASE_URL", url)
         copy_project(tmp_path / "p")
         cfg = tmp_path / "p" / "shipyard.yaml"
-        cfg.write_text(cfg.read_text() + "\npipeline:\n  production:\n    review_prompt_lines: 2\n")
+        cfg.write_text(
+            _small_production_gate(cfg.read_text())
+            + "\npipeline:\n  production:\n    review_prompt_lines: 2\n"
+        )
         yield tmp_path / "p"
+
+
+# What this file checks is where decisions and approvals are kept, not the demo's production suites
+# (tests/pipeline/test_demo_pipeline.py runs those): the production gate here runs the pre-merge
+# suite (34 cases, which 1.2 passes) instead of the demo's 441, under rules of the same kinds
+# (pass rates, safety, regression, hard checks).
+SMALL_PRODUCTION_GATE = """\
+  production:
+    suites: [evals/support/smoke.yaml]
+    min_pass_rate: {functional: 1.0, tool_usage: 1.0}
+    safety: {min_pass_rate: 1.0}
+    regression: {baseline: production, allow_new_failures: 0}
+    hard: [safety, regression]
+"""
+
+
+def _small_production_gate(text: str) -> str:
+    start = text.index("\n  production:", text.index("\ngates:\n")) + 1
+    end = re.search(r"\n(?=\S)", text[start:])
+    rest = text[start + end.end() :] if end else ""
+    return text[:start] + SMALL_PRODUCTION_GATE + rest
 
 
 def ci(root: Path, *args: str) -> tuple[int, dict]:

@@ -67,22 +67,17 @@ def test_fit_then_evaluate_on_a_suite_the_router_did_not_see(project: Path) -> N
     assert cv["pass_rate_loss_points"] <= 1.0 + 1e-9 and cv["saved"] > 0.3
     assert 0 < cv["share_by_tier"]["small"] < 1
 
+    # one run of the suite: the table on stdout and the same result as JSON in a file
+    report = project / "evaluate.json"
     evaluated = runner.invoke(
         app,
         [
-            "routing",
-            "evaluate",
-            "--agent",
-            "support",
-            "--suite",
-            "evals/support/smoke.yaml",
-            "-c",
-            config,
-            "--json",
+            "routing", "evaluate", "--agent", "support", "--suite", "evals/support/smoke.yaml",
+            "-c", config, "--json-out", str(report),
         ],
-    )
+    )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
-    data = _json(evaluated.stdout)
+    data = json.loads(report.read_text())
     arms = {a["key"]: a for a in data["arms"]}
     assert set(arms) == {"small", "large", "router:rules", "router:learned"}
     assert arms["small"]["pass_rate"] < arms["large"]["pass_rate"] == 1.0  # the tiers differ for real
@@ -95,13 +90,9 @@ def test_fit_then_evaluate_on_a_suite_the_router_did_not_see(project: Path) -> N
     assert 0 < learned["calls_by_tier"]["small"] < 1
     assert data["verdict"]["router"] == "learned" and data["verdict"]["within_target"] is True
 
-    table = runner.invoke(
-        app,
-        ["routing", "evaluate", "--agent", "support", "--suite", "evals/support/smoke.yaml", "-c", config],
-    )
-    assert table.exit_code == 0, table.output
-    assert "always small" in table.stdout and "learned router (fitted)" in table.stdout
-    assert "cheaper than always large" in table.stdout
+    table = evaluated.stdout
+    assert "always small" in table and "learned router (fitted)" in table
+    assert "cheaper than always large" in table
 
 
 def test_a_router_that_loses_more_than_the_target_exits_1(project: Path) -> None:
@@ -130,8 +121,18 @@ def test_usage_errors_are_messages_with_exit_2(project: Path) -> None:
         and "no agent named 'ghost'" in result.output
         and "Traceback" not in result.output
     )
+    nowhere = project / "missing" / "out.json"
+    result = runner.invoke(
+        app,
+        [
+            "routing", "evaluate", "--agent", "support", "--suite", "evals/support/smoke.yaml",
+            "-c", config, "--json-out", str(nowhere),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--json-out" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output and not nowhere.parent.exists()
     help_text = runner.invoke(app, ["routing", "evaluate", "--help"]).output
-    assert "Example: shipyard routing evaluate" in help_text
+    assert "Example: shipyard routing evaluate" in help_text and "--json-out" in help_text
     assert "Example: shipyard routing fit" in runner.invoke(app, ["routing", "fit", "--help"]).output
 
 

@@ -189,6 +189,13 @@ def evaluate(
     suite: list[str] = SuiteOption,
     concurrency: int | None = ConcurrencyOption,
     as_json: bool = JsonOption,
+    json_out: Path | None = typer.Option(
+        None,
+        "--json-out",
+        dir_okay=False,
+        help="Also write the result as JSON to this file, whatever is printed: the table and the JSON "
+        "from one run of the suites.",
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Run the suites on every tier and on the router(s), and print pass rate and cost for each
@@ -203,6 +210,9 @@ def evaluate(
     routing.learned.max_pass_rate_loss against the reference tier, 2 on a usage or config error.
 
     Example: shipyard routing evaluate --agent support --suite evals/support/broad.yaml --json
+
+    Example: shipyard routing evaluate --agent support --suite evals/support/broad.yaml --json-out routing.json
+    (prints the table and writes the same result as JSON to routing.json, for CI to keep)
     """
     import asyncio
 
@@ -211,6 +221,11 @@ def evaluate(
 
     cfg = load_project(config)
     suites = _load(cfg, agent, suite)
+    if json_out is not None and not json_out.parent.is_dir():  # said before the suites run, not after
+        raise ShipyardError(
+            f"--json-out {json_out}: the folder {json_out.parent} does not exist",
+            hint="give a file in a folder that exists",
+        )
     r = cfg.routing
     tiers = _tiers(cfg)
     reference = r.reference if r.reference in tiers else list(tiers)[-1]
@@ -259,17 +274,18 @@ def evaluate(
         "target_points": 100 * target,
         "within_target": loss <= target + 1e-9,
     }
+    data = {
+        "agent": agent,
+        "suites": sorted(names),
+        "reference": reference,
+        "arms": rows,
+        "verdict": verdict,
+        "learned_fitted_on": learned.suites if learned is not None else None,
+    }
+    if json_out is not None:
+        _write_json(json_out, data)
     if as_json:
-        console.print_json(
-            data={
-                "agent": agent,
-                "suites": sorted(names),
-                "reference": reference,
-                "arms": rows,
-                "verdict": verdict,
-                "learned_fitted_on": learned.suites if learned is not None else None,
-            }
-        )
+        console.print_json(data=data)
     else:
         _print_table(agent, rows, reference)
         style = "green" if verdict["within_target"] else "red"
@@ -282,6 +298,26 @@ def evaluate(
             console.print("[dim]no fitted router yet: `shipyard routing fit` writes the one routing uses[/]")
     if not verdict["within_target"]:
         raise typer.Exit(1)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """`--json-out`: the result as JSON in a file (written whole, or not at all)."""
+    import contextlib
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ShipyardError(
+            f"--json-out {path}: cannot write it ({e.strerror or e})",
+            hint="give a file in a folder that exists and you can write to",
+        ) from None
+    err_console.print(f"[dim]wrote {escape(str(path))}[/]")
 
 
 async def _cross_fitted(
