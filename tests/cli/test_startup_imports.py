@@ -1,7 +1,8 @@
 """A command imports what it uses, when it uses it (issue 16): `shipyard --help` loads none of the heavy
 libraries, `shipyard run` on the starter loads neither numpy nor Alembic nor the OpenFeature SDK, a
-store whose schema is current opens without Alembic, the lazy package faces still export every public
-name, and the PII detectors compile a pattern only when a text gets through to it."""
+store whose schema is current opens without Alembic, a command line has Typer build only the command
+it names, the lazy package faces still export every public name, and the PII detectors compile a
+pattern only when a text gets through to it."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ NOT_FOR_RUN = (
     "shipyard.flags._admin",
     "shipyard.flags._killswitch",
     "shipyard.flags._shared",
+    # the command modules of other commands (`run` is in shipyard.cli.core)
+    "shipyard.cli.evals",
+    "shipyard.cli.serve",
+    "shipyard.cli.demo",
+    "shipyard.cli.rollout",
 )
 LAZY_PACKAGES = (
     "shipyard",
@@ -107,6 +113,69 @@ def test_run_on_the_starter_imports_neither_numpy_nor_alembic(tmp_path: Path) ->
     assert first == {"code": 0, "loaded": ["alembic"]}  # the first open creates the schema
     again = _probe(["run", "assistant", "What is 2 plus 3?"], NOT_FOR_RUN, project)
     assert again == {"code": 0, "loaded": []}
+
+
+def test_a_command_line_builds_only_the_command_it_names() -> None:
+    """Typer builds a Click command for each command `app` holds (reading each function's signature
+    and annotations): while a line runs, `app` holds the command or group its first word names."""
+    from shipyard.cli import app
+    from shipyard.cli._app import only_command
+
+    every = (list(app.registered_commands), list(app.registered_groups))
+    assert len(every[0]) + len(every[1]) > 20
+    with only_command(["run", "assistant", "What is 2 plus 3?"]):
+        assert [c.callback.__name__ for c in app.registered_commands if c.callback] == ["run"]
+        assert app.registered_groups == []
+    with only_command(["mock-llm", "--port", "0"]):  # a name given to the command, not its function's
+        assert [c.name for c in app.registered_commands] == ["mock-llm"]
+    with only_command(["eval", "run", "--help"]):
+        assert app.registered_commands == []
+        assert [g.name for g in app.registered_groups] == ["eval"]
+    for args in (["--help"], [], ["rnu", "x"]):  # an option, nothing, a typo: every command
+        with only_command(args):
+            assert (app.registered_commands, app.registered_groups) == every
+    assert (app.registered_commands, app.registered_groups) == every
+
+
+def test_each_command_module_registers_the_names_it_is_listed_with() -> None:
+    """`main()` imports only the module of the command it runs (`COMMAND_MODULES`): the list must
+    say what each module registers, and `shipyard.cli.app` has every command."""
+    from typer import Typer
+
+    from shipyard.cli import COMMAND_MODULES, app, modules_for
+
+    def module_of(typer_app: Typer) -> str:
+        for command in typer_app.registered_commands:
+            return command.callback.__module__ if command.callback else ""
+        return module_of(typer_app.registered_groups[0].typer_instance)  # type: ignore[arg-type]
+
+    registered: dict[str, set[str]] = {}
+    for command in app.registered_commands:
+        assert command.callback is not None
+        name = command.name or command.callback.__name__.lower().replace("_", "-")
+        registered.setdefault(command.callback.__module__, set()).add(name)
+    for group in app.registered_groups:
+        assert group.typer_instance is not None and isinstance(group.name, str)
+        registered.setdefault(module_of(group.typer_instance), set()).add(group.name)
+    listed = {f"shipyard.cli.{module}": set(names) for module, names in COMMAND_MODULES.items()}
+    assert registered == listed
+    assert modules_for(["run", "assistant", "hi"]) == ["core"]
+    assert modules_for(["eval", "run"]) == ["evals"]
+    for args in (["--help"], [], ["rnu"]):
+        assert modules_for(args) == list(COMMAND_MODULES)
+
+
+def test_a_mistyped_command_is_still_told_its_neighbours(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "rnu", "assistant"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_clean_env(), "COLUMNS": "200"},
+    )
+    assert proc.returncode == 2
+    assert "No such command 'rnu'. Did you mean 'run'?" in proc.stderr
 
 
 def test_the_cheap_head_revision_is_alembics() -> None:

@@ -3,41 +3,76 @@
 from __future__ import annotations
 
 import gc
+import importlib
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-# Each module registers its commands on `app` when imported; no garbage collection walks the modules
-# and classes meanwhile (they live as long as the process).
-_collecting = gc.isenabled()
-gc.disable()
-try:
-    from shipyard.cli import cache as _cache  # noqa: F401  (cache show/clear)
-    from shipyard.cli import ci as _ci  # noqa: F401  (ci run/init, approve, checklist)
-    from shipyard.cli import core as _core  # noqa: F401  (init, run, versions, version)
-    from shipyard.cli import cost as _cost  # noqa: F401  (cost report)
-    from shipyard.cli import demo as _demo  # noqa: F401
-    from shipyard.cli import evals as _evals  # noqa: F401  (eval run/compare/import, gate, gate approve)
-    from shipyard.cli import flags as _flags  # noqa: F401  (flags list/get/set/enable/disable/rollout)
-    from shipyard.cli import guardrails as _guardrails  # noqa: F401  (guardrails scan/check)
-    from shipyard.cli import incidents as _incidents  # noqa: F401  (incidents list/show/triage/promote)
-    from shipyard.cli import mock_llm as _mock_llm  # noqa: F401
-    from shipyard.cli import prompts as _prompts  # noqa: F401
-    from shipyard.cli import redteam as _redteam  # noqa: F401  (redteam generate)
-    from shipyard.cli import rollout as _rollout  # noqa: F401  (deploy, rollout ..., experiment ...)
-    from shipyard.cli import routing as _routing  # noqa: F401  (routing evaluate/fit)
-    from shipyard.cli import serve as _serve  # noqa: F401  (serve, keys, alerts, traces)
-    from shipyard.cli import shadow as _shadow  # noqa: F401  (shadow replay against a candidate)
-    from shipyard.cli import simulate as _simulate  # noqa: F401
-    from shipyard.cli import store as _store  # noqa: F401  (store dead-letters list/show/retry)
-    from shipyard.cli._app import app, own_process, settle
-finally:
-    if _collecting:
-        gc.enable()
+if TYPE_CHECKING:
+    from shipyard.cli._app import app
+
+# The modules of commands, each registering its commands on `app` when imported, and the names it
+# registers (a command, or a group of them). `main()` imports the module of the command it runs (a
+# line's first word), or every one when that word names none (`--help`, a typo); `shipyard.cli.app`
+# has them all.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "cache": ("cache",),  # cache show/clear
+    "ci": ("ci", "approve", "checklist"),  # ci run/init, approve, checklist
+    "core": ("init", "run", "versions", "version"),
+    "cost": ("cost",),  # cost report
+    "demo": ("demo",),
+    "evals": ("eval", "gate"),  # eval run/compare/import, gate, gate approve
+    "flags": ("flags",),  # flags list/get/set/enable/disable/rollout
+    "guardrails": ("guardrails",),  # guardrails scan/check
+    "incidents": ("incidents",),  # incidents list/show/triage/promote
+    "mock_llm": ("mock-llm",),
+    "prompts": ("prompts",),
+    "redteam": ("redteam",),  # redteam generate
+    "rollout": ("deploy", "rollout", "experiment"),
+    "routing": ("routing",),  # routing evaluate/fit
+    "serve": ("serve", "alerts", "keys", "traces"),
+    "shadow": ("shadow",),  # shadow replay against a candidate
+    "simulate": ("simulate",),
+    "store": ("store",),  # store dead-letters list/show/retry
+}
+
+
+def modules_for(args: list[str]) -> list[str]:
+    """The command modules a command line needs: the one registering its first word, else all."""
+    name = args[0] if args and not args[0].startswith("-") else None
+    found = [module for module, names in COMMAND_MODULES.items() if name in names]
+    return found if len(found) == 1 else list(COMMAND_MODULES)
+
+
+def register(modules: Iterable[str]) -> None:
+    """Import command modules (each registers its commands on `app`). No garbage collection walks
+    the modules and classes meanwhile: they live as long as the process."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for module in modules:
+            importlib.import_module(f"shipyard.cli.{module}")
+    finally:
+        if collecting:
+            # What the imports built is made old at once (what surviving two collections would do,
+            # without their walks), so the first young collection does not walk it all (~27,000
+            # objects). Only when nothing else is frozen: unfreezing moves everything frozen to the
+            # oldest generation.
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
 
 
 def main() -> None:
     """The `shipyard` command."""
+    from shipyard.cli._app import app, only_command, own_process, settle
+
     own_process()
     try:
-        app()
+        register(modules_for(sys.argv[1:]))
+        with only_command(sys.argv[1:]):  # Typer builds the one command that runs
+            app()
     finally:
         settle()  # on again if no command ran (`--help`, a usage error), for a caller that goes on
         # the process ends here: the interpreter's last collections would walk every object it
@@ -45,4 +80,17 @@ def main() -> None:
         gc.freeze()
 
 
-__all__ = ["app", "main"]
+if not TYPE_CHECKING:  # mypy sees `app` imported above, so a misspelt name is still an error
+
+    def __getattr__(name: str) -> Any:
+        """`shipyard.cli.app`: the Typer app with every command registered."""
+        if name != "app":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        register(COMMAND_MODULES)
+        from shipyard.cli._app import app
+
+        globals()["app"] = app
+        return app
+
+
+__all__ = ["COMMAND_MODULES", "app", "main", "modules_for", "register"]

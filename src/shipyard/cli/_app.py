@@ -128,6 +128,37 @@ def settle() -> None:
         gc.enable()
 
 
+def _command_name(info: typer.models.CommandInfo) -> str | None:
+    callback = info.callback
+    return info.name or (callback.__name__.lower().replace("_", "-") if callback else None)
+
+
+def _group_name(info: typer.models.TyperInfo) -> str | None:
+    name = info.name
+    return name if isinstance(name, str) else None  # not set: Typer's default (a placeholder)
+
+
+@contextlib.contextmanager
+def only_command(args: list[str]) -> Iterator[None]:
+    """While a command line runs: `app` holds only the command (or command group) its first word
+    names, so Typer builds one Click command instead of every one (~70: reading each function's
+    signature and annotations is most of the parsing's CPU). The command runs, prints its help and
+    its usage errors as it would among all of them. Everything stays when the first word is an
+    option (`--help`), missing, or names no command (a typo: Click's answer lists the commands)."""
+    name = args[0] if args and not args[0].startswith("-") else None
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    groups = [g for g in app.registered_groups if _group_name(g) == name]
+    if name is None or len(commands) + len(groups) != 1:
+        yield
+        return
+    kept = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = commands, groups
+    try:
+        yield
+    finally:
+        app.registered_commands, app.registered_groups = kept
+
+
 @contextlib.contextmanager
 def start_up() -> Iterator[None]:
     """Where a command builds what it keeps until it exits (modules, classes, the validated

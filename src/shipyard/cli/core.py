@@ -10,7 +10,6 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from shipyard.cli._app import ConfigOption, app, console, fail, handle_errors, load_project, start_up
 
@@ -235,6 +234,8 @@ def versions(
         seen = {row["version"]: row for row in store.list_agent_versions()}
     finally:
         store.close()
+    from rich.table import Table  # here: `run` prints no table
+
     table = Table(title="Agent versions", caption="components: content hashes of code/prompts/model")
     for col in ("version id", "", "components", "last run"):
         table.add_column(col, no_wrap=True)

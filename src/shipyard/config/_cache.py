@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _STORAGE_SETTINGS = frozenset(
@@ -75,7 +75,7 @@ class SemanticCacheConfig(StrictModel):
         description="most answers kept per agent version and tenant (oldest go); a lookup compares the "
         "question with each of them",
     )
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    embedding: EmbeddingConfig = section()
 
 
 class ToolCacheConfig(StrictModel):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 
 if TYPE_CHECKING:
     from shipyard.config._schema import ShipyardConfig
@@ -91,7 +91,7 @@ class IncidentRule(StrictModel):
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     agent: str | None = Field(None, description="only this agent (default: every agent)")
-    when: RuleFilter = Field(default_factory=RuleFilter)
+    when: RuleFilter = section()
     sample: float = Field(1.0, gt=0, le=1, description="share of matching interactions taken (by id: stable)")
     action: RuleAction = Field("candidate", description="candidate | review | webhook")
     webhook: str | None = Field(None, description="URL that receives each new incident (action webhook)")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 from shipyard.plugins import Registry
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class ModelConfig(StrictModel):
 
     provider: str = Field("openai", description="a registered model provider: openai, scripted, ...")
     model: str | None = Field(None, description="the provider's model id; defaults to the config key")
-    prices: ModelPrices = Field(default_factory=ModelPrices)
+    prices: ModelPrices = section()
     tier: Literal["small", "medium", "large"] = "medium"
 
     _settings: BaseModel | None = PrivateAttr(default=None)

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 
 PIPELINE_STAGES: tuple[str, ...] = ("pre-merge", "post-merge", "production")
 
@@ -67,9 +67,7 @@ class PostMergeStage(StrictModel):
     integration_suites: list[str] = Field(
         default_factory=list, description="suites that use real tool connections (run on staging only)"
     )
-    benchmark: BenchmarkSettings | None = Field(
-        default_factory=BenchmarkSettings, description="null turns the benchmark off"
-    )
+    benchmark: BenchmarkSettings | None = section(description="null turns the benchmark off")
     startup_timeout_s: float = Field(
         120.0, gt=0, description="how long the staging server may take to be ready"
     )
@@ -103,9 +101,9 @@ class PipelineConfig(StrictModel):
     stages: list[Literal["pre-merge", "post-merge", "production"]] = Field(
         default_factory=lambda: list(PIPELINE_STAGES)  # type: ignore[arg-type]
     )
-    pre_merge: PreMergeStage = Field(default_factory=PreMergeStage, alias="pre-merge")
-    post_merge: PostMergeStage = Field(default_factory=PostMergeStage, alias="post-merge")
-    production: ProductionStage = Field(default_factory=ProductionStage)
+    pre_merge: PreMergeStage = section(alias="pre-merge")
+    post_merge: PostMergeStage = section(alias="post-merge")
+    production: ProductionStage = section()
 
     @field_validator("stages")
     @classmethod

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 
 if TYPE_CHECKING:
     from shipyard.config._schema import ShipyardConfig
@@ -149,10 +149,10 @@ class RoutingConfig(StrictModel):
     steps: dict[str, Tier] = Field(
         default_factory=dict, description="step name -> the tier it always runs on"
     )
-    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
-    learned: LearnedConfig = Field(default_factory=LearnedConfig)
-    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
-    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    scorer: ScorerConfig = section()
+    learned: LearnedConfig = section()
+    escalation: EscalationConfig = section()
+    sessions: SessionsConfig = section()
 
     def tier_models(self, cfg: ShipyardConfig) -> dict[str, str]:
         """tier -> model key, cheapest tier first (only the tiers that have a model): `tiers` when

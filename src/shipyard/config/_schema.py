@@ -24,7 +24,7 @@ from shipyard.config._rate_limits import RateLimitsConfig
 from shipyard.config._reload import ReloadConfig
 from shipyard.config._retention import RetentionConfig
 from shipyard.config._routing import RoutingConfig, routing_problems
-from shipyard.config._schema_base import MODULE_ATTR, StrictModel
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel, section
 from shipyard.config._shadow import ShadowConfig, shadow_problems
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
@@ -67,9 +67,7 @@ class AgentConfig(StrictModel):
     versions: list[AgentVersionConfig] = Field(default_factory=list)
     timeout_s: float = Field(60.0, gt=0)
     description: str = ""
-    guardrails: GuardrailsConfig = Field(
-        default_factory=GuardrailsConfig, description="checks on the agent's input and output"
-    )
+    guardrails: GuardrailsConfig = section(description="checks on the agent's input and output")
 
     @field_validator("entry")
     @classmethod
@@ -106,8 +104,7 @@ class StoreConfig(StrictModel):
         ge=0,
         description="the same bound in bytes of those records' journal lines (their JSON)",
     )
-    retention: RetentionConfig = Field(
-        default_factory=RetentionConfig,
+    retention: RetentionConfig = section(
         description="delete the oldest interactions by age and by size (none by default)",
     )
 
@@ -147,8 +144,7 @@ class ServerConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
-    content_capture: ContentCaptureConfig = Field(
-        default_factory=ContentCaptureConfig,
+    content_capture: ContentCaptureConfig = section(
         description="what of users' content is kept (true/false, or {enabled, unmasked_pii})",
     )
     max_body_bytes: int = Field(1_000_000, gt=0)
@@ -215,9 +211,9 @@ class ServerConfig(StrictModel):
         "bound to anything but loopback, or once the agent has a deployment or a production gate run; "
         "false turns it off on loopback only",
     )
-    idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
-    reload: ReloadConfig = Field(default_factory=ReloadConfig)
-    drain: DrainConfig = Field(default_factory=DrainConfig)
+    idempotency: IdempotencyConfig = section()
+    reload: ReloadConfig = section()
+    drain: DrainConfig = section()
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="names the server answers to in the Host header besides IP addresses, localhost "
@@ -258,19 +254,19 @@ class ShipyardConfig(StrictModel):
     project: str = "shipyard"
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    gates: GatesConfig = Field(default_factory=GatesConfig)
-    evals: EvalsConfig = Field(default_factory=EvalsConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    flags: FlagsConfig = Field(default_factory=FlagsConfig)
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
-    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
-    routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
-    cache: CacheConfig = Field(default_factory=CacheConfig)
-    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    store: StoreConfig = section()
+    server: ServerConfig = section()
+    gates: GatesConfig = section()
+    evals: EvalsConfig = section()
+    alerts: AlertsConfig = section()
+    flags: FlagsConfig = section()
+    pipeline: PipelineConfig = section()
+    incidents: IncidentsConfig = section()
+    shadow: ShadowConfig = section()
+    routing: RoutingConfig = section()
+    budgets: BudgetsConfig = section()
+    cache: CacheConfig = section()
+    rate_limits: RateLimitsConfig = section()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from shipyard.config._alerts import parse_window
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, section
 
 
 class ShadowOutputConfig(StrictModel):
@@ -77,11 +77,9 @@ class ShadowConfig(StrictModel):
         description="agent -> side-effecting tool -> the result it returns in shadow when production "
         "recorded no call with the same arguments",
     )
-    output: ShadowOutputConfig = Field(default_factory=ShadowOutputConfig)
-    cost: ShadowNumbersConfig = Field(default_factory=lambda: ShadowNumbersConfig(ratio=1.5, min_delta=1e-5))
-    latency: ShadowNumbersConfig = Field(
-        default_factory=lambda: ShadowNumbersConfig(ratio=2.0, min_delta=250.0)
-    )
+    output: ShadowOutputConfig = section()
+    cost: ShadowNumbersConfig = section({"ratio": 1.5, "min_delta": 1e-5})
+    latency: ShadowNumbersConfig = section({"ratio": 2.0, "min_delta": 250.0})
     alpha: float = Field(
         0.05,
         gt=0,
