@@ -19,8 +19,21 @@ that grew most between a snapshot at 40% of the run and one at the end: where RS
 (slow: on a loaded machine the server ran 20x slower). `--census` is cheap: it counts the server's
 gc-tracked objects and the entries of its big containers at 30% of the run and at the end, and prints
 what grew (container growth names the cache: an index of one entry per interaction, per session, ...).
+`--smaps` adds to every report where the server's memory is: anonymous and file-backed resident
+memory (smaps_rollup), glibc's main heap (`[heap]`) and the unnamed anonymous mappings (pymalloc's
+arenas, glibc's thread arenas and big blocks), and from a sampler thread in the server: pymalloc's
+blocks in use, glibc's malloc figures (mallinfo2: arena bytes, mmapped bytes, in use, free), SQLite's
+own memory (sqlite3_memory_used: page caches, statements) and the thread count; and the log events of
+the interval (prunes, alerts, ...), so a step in RSS can be put next to what happened then.
 
-    .venv/bin/python benchmarks/bench_soak.py [--n 200000] [--concurrency 32] [--max-size-mb 64]
+Where RSS is final: a capped index (newest in, oldest out) is a dict whose deleted entries still use
+up its table, and CPython then resizes it to a table sized for 3x what it holds. A dict capped at C
+grows its table one last time at the first 2^i/3 inserts at or above C, not when it fills: 21,846 for
+C = 20,000, but 174,763 for C = 100,000. The KPI window's feedback index (100,000 interactions) does
+so at 174,763 production interactions: RSS steps up ~6 MB there (the index 8.7 -> 14.4 MB) and is
+flat after; a run that ends before has not seen the server's final size.
+
+    .venv/bin/python benchmarks/bench_soak.py [--n 200000] [--concurrency 32] [--max-size-mb 64] [--smaps]
 """
 
 from __future__ import annotations
@@ -48,6 +61,70 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def smaps_mb(pid: int) -> dict[str, float]:
+    """The server's resident memory by kind, in MB: "anon" and "file" (smaps_rollup: anonymous pages,
+    and the rest), and by mapping (smaps): "heap" (glibc's main arena, `[heap]`), "anon maps" (unnamed
+    anonymous mappings: pymalloc's arenas, glibc's thread arenas and big blocks, thread stacks) and
+    "files" (mapped files: libraries, SQLite's -shm)."""
+    out = {"heap": 0.0, "anon maps": 0.0, "files": 0.0}
+    kind = "files"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            key, _, rest = line.partition(" ")
+            if not key.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+                parts = line.split()
+                name = parts[5] if len(parts) > 5 else ""
+                kind = "heap" if name == "[heap]" else "anon maps" if not name else "files"
+                if name.startswith("[") and name != "[heap]":
+                    kind = "anon maps"  # [stack], [vdso], [anon:...]
+            elif key == "Rss:":
+                out[kind] += int(rest.split()[0]) / 1024
+    rollup = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        rollup[key] = int(rest.split()[0]) / 1024
+    out["anon"] = rollup.get("Anonymous", 0.0)
+    out["file"] = rollup.get("Rss", 0.0) - out["anon"]
+    return out
+
+
+def inside_stats(path: Path) -> dict[str, float]:
+    """The latest line the server's sampler thread wrote (see _SAMPLER), as a dict; empty if none."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split(), map(float, lines[-1].split()), strict=True))
+
+
+_QUIET_EVENTS = {"interaction"}
+"""Log events counted but not listed per report: one per interaction."""
+
+
+def new_events(log: Path, offset: int) -> tuple[dict[str, int], int]:
+    """({event name: count} of the server's log lines after `offset`, the new offset). Reads whole
+    lines only."""
+    counts: dict[str, int] = {}
+    with open(log, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].splitlines():
+        at = line.find(b'"event":"')
+        if at < 0:
+            at = line.find(b'"event": "')
+            start = at + 10
+        else:
+            start = at + 9
+        if at < 0:
+            continue
+        name = line[start : line.find(b'"', start)].decode(errors="replace")
+        counts[name] = counts.get(name, 0) + 1
+    return counts, offset + end
 
 
 def size_mb(paths: list[Path]) -> float:
@@ -117,6 +194,60 @@ def store_composition(db: Path) -> str:
     finally:
         conn.close()
 
+
+_SAMPLER = """
+import ctypes, sys, threading, time
+
+def _sample(path, every):
+    # pymalloc's blocks in use; glibc's malloc (all arenas): system bytes in arenas, in mmapped blocks,
+    # in use, free; SQLite's own count of the memory it holds (page caches, statements, schemas)
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost")]
+    libc = ctypes.CDLL(None)
+    mallinfo2 = getattr(libc, "mallinfo2", None)
+    if mallinfo2 is not None:
+        mallinfo2.restype = MallInfo2
+    try:
+        import _sqlite3  # noqa: F401  (the library the sqlite3 module uses, loaded once)
+        lite = ctypes.CDLL("libsqlite3.so.0")
+        lite.sqlite3_memory_used.restype = ctypes.c_int64
+        lite.sqlite3_memory_used()
+    except (OSError, AttributeError):
+        lite = None
+    mb = 2 ** 20
+    with open(path, "w") as f:
+        f.write("blocks malloc_arena malloc_mmap malloc_used malloc_free sqlite threads\\n")
+        while True:
+            m = mallinfo2() if mallinfo2 is not None else None
+            threads = next(
+                int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Threads:")
+            )
+            row = [
+                sys.getallocatedblocks(),
+                m.arena / mb if m else -1, m.hblkhd / mb if m else -1,
+                m.uordblks / mb if m else -1, m.fordblks / mb if m else -1,
+                lite.sqlite3_memory_used() / mb if lite else -1,
+                threads,
+            ]
+            f.write(" ".join(f"{v:.2f}" for v in row) + "\\n")
+            f.flush()
+            time.sleep(every)
+
+threading.Thread(
+    target=_sample, args=(sys.argv.pop(1), float(sys.argv.pop(1))), daemon=True, name="soak-sampler"
+).start()
+"""
+"""Put first in the server's `-c` program with `--smaps`: a thread that writes the server's allocator
+and SQLite memory figures to a file (argv[1]) every argv[2] seconds."""
+
+_PLAIN = """
+import sys
+from shipyard.cli import main
+sys.argv[0] = "shipyard"
+main()
+"""
 
 _TRACED = """
 import signal, sys, tracemalloc
@@ -255,6 +386,12 @@ def main() -> None:
         action="store_true",
         help="count the server's objects and containers at 30%% of the run and at the end; print what grew",
     )
+    parser.add_argument(
+        "--smaps",
+        action="store_true",
+        help="add the server's memory by kind (smaps), its allocators' and SQLite's figures, and the "
+        "log events of each interval to every report",
+    )
     args = parser.parse_args()
     shipyard = str(Path(sys.executable).with_name("shipyard"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -278,8 +415,13 @@ def main() -> None:
             command = [sys.executable, "-c", _TRACED, str(args.tracemalloc), str(traced), *command]
         elif args.census:
             command = [sys.executable, "-c", _CENSUS, str(traced), *command]
+        elif args.smaps:
+            command = [sys.executable, "-c", _PLAIN, *command]
         else:
             command = [shipyard, *command]
+        inside = Path(tmp) / "inside.txt"
+        if args.smaps:  # the sampler thread first, with its two arguments before the program's own
+            command = [*command[:2], _SAMPLER + command[2], str(inside), str(args.every), *command[3:]]
         snapshots: list[Path] = []
         server = subprocess.Popen(
             command,
@@ -305,6 +447,12 @@ def main() -> None:
                 print(
                     f"{'time':>6} {'sent':>9} {'req/s':>7} {'RSS MB':>8} {'store MB':>9} {'records MB':>11} "
                     f"{'ledger MB':>10} {'journal MB':>11} {'otlp file MB':>13}"
+                    + (
+                        f" | {'anon':>6} {'file':>5} {'heap':>6} {'anonmap':>7} | {'blocks':>7} "
+                        f"{'m.arena':>7} {'m.mmap':>6} {'m.used':>6} {'m.free':>6} {'sqlite':>6} {'thr':>3} | events"
+                        if args.smaps
+                        else ""
+                    )
                 )
                 while True:
                     await asyncio.sleep(args.every)
@@ -323,7 +471,8 @@ def main() -> None:
                     rows.append(row)
                     print(
                         f"{row[0]:6.0f} {sent:9d} {(sent - last) / (now - last_t):7.0f} {row[2]:8.1f} "
-                        f"{row[3]:9.1f} {records:11.1f} {ledger:10.1f} {row[4]:11.1f} {size_mb([otlp]):13.1f}",
+                        f"{row[3]:9.1f} {records:11.1f} {ledger:10.1f} {row[4]:11.1f} {size_mb([otlp]):13.1f}"
+                        + (memory_columns() if args.smaps else ""),
                         flush=True,
                     )
                     last, last_t = sent, now
@@ -341,6 +490,21 @@ def main() -> None:
                         )
                         if taken is not None:
                             snapshots.append(taken)
+
+            log_offset = 0
+
+            def memory_columns() -> str:
+                nonlocal log_offset
+                m = smaps_mb(server.pid)
+                i = inside_stats(inside)
+                events, log_offset = new_events(Path(tmp) / "server.log", log_offset)
+                listed = " ".join(f"{k}x{n}" for k, n in sorted(events.items()) if k not in _QUIET_EVENTS)
+                return (
+                    f" | {m['anon']:6.1f} {m['file']:5.1f} {m['heap']:6.1f} {m['anon maps']:7.1f} | "
+                    f"{i.get('blocks', -1) / 1e6:6.2f}M {i.get('malloc_arena', -1):7.1f} "
+                    f"{i.get('malloc_mmap', -1):6.1f} {i.get('malloc_used', -1):6.1f} "
+                    f"{i.get('malloc_free', -1):6.1f} {i.get('sqlite', -1):6.1f} {i.get('threads', -1):3.0f} | {listed}"
+                )
 
             url = f"http://127.0.0.1:{port}/v1/agents/support/invoke"
 

@@ -327,6 +327,14 @@ def samples_from_records(records: Iterable[InteractionRecord]) -> list[Sample]:
 FEEDBACK_ENTRY_BYTES = 190  # one entry of the window's id index (its tuple, a float, the dict slot), measured
 
 
+RATEABLE = 2**18 // 3  # 87,381
+"""How many recent interactions feedback can re-rate (the window's index). A dict that entries keep
+entering and leaving (the oldest goes for each new one) resizes whenever its deleted slots run out,
+to room for 3 times what it holds; at a cap just under a power of two over 3 it has its final size
+when it first fills. At 100,000 its last resize came at the 174,763rd interaction, 8.7 -> 14.4 MB:
+a late step in a 200k soak's memory (benchmarks/bench_soak.py --smaps)."""
+
+
 class KpiWindow:
     """The server's production KPIs: incremental aggregates (`Aggregates`: per-bucket counters and
     sketches, updated once per interaction) over the last `horizon_s`, so what a question about the
@@ -349,7 +357,7 @@ class KpiWindow:
     shared: SharedKpis | None = None
 
     def __init__(
-        self, horizon_s: float = 86400.0, max_samples: int = 100_000, max_bytes: int = 32 * 2**20
+        self, horizon_s: float = 86400.0, max_samples: int = RATEABLE, max_bytes: int = 32 * 2**20
     ) -> None:
         self.max_samples = max_samples
         self.max_bytes = max_bytes
