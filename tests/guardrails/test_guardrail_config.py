@@ -55,7 +55,9 @@ def test_a_configured_policy_is_built_once_per_agent(tmp_path: Path) -> None:
 def test_the_builtin_kind_is_registered_through_the_plugin_entry_points() -> None:
     assert "tool_policy" in guardrail_kinds()
     assert "tool_policy" in GUARDRAIL_KINDS  # what shipyard.yaml is validated against
-    assert any(p.name == "guardrails" and p.target == "shipyard.guardrails" for p in loaded_plugins())
+    assert any(
+        p.name == "guardrails" and p.target == "shipyard.guardrails._plugins" for p in loaded_plugins()
+    )
 
 
 def test_an_unknown_kind_names_the_line_and_the_known_kinds(tmp_path: Path) -> None:
