@@ -67,6 +67,7 @@ def _setup() -> None:
         )
     finally:
         settle()  # every command's body runs with the garbage collector on
+        every_command()  # the Click command is built: app holds every command again
 
 
 ConfigOption = typer.Option(
@@ -151,12 +152,26 @@ def only_command(args: list[str]) -> Iterator[None]:
     if name is None or len(commands) + len(groups) != 1:
         yield
         return
-    kept = app.registered_commands, app.registered_groups
+    _Only.kept = app.registered_commands, app.registered_groups
     app.registered_commands, app.registered_groups = commands, groups
     try:
         yield
     finally:
-        app.registered_commands, app.registered_groups = kept
+        every_command()
+
+
+class _Only:
+    kept: tuple[Any, Any] | None = None
+    """The lists of every command and group while `only_command` holds the one that runs."""
+
+
+def every_command() -> None:
+    """`app` holds every registered command again (after `only_command`): called once Typer has built
+    the Click command that runs (its callback), so a command that runs other command lines in this
+    process (`shipyard demo`) finds them all."""
+    if _Only.kept is not None:
+        app.registered_commands, app.registered_groups = _Only.kept
+        _Only.kept = None
 
 
 @contextlib.contextmanager

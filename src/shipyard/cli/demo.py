@@ -292,10 +292,13 @@ async def _run_safety(cfg: Any) -> None:
 def _shipyard(*args: str) -> int:
     """Run a shipyard command as a user would type it, with its output and exit code: the same Typer
     command, run in this process, so the demo pays Python's start-up once rather than per command."""
-    from shipyard.cli._app import app
+    from shipyard.cli import modules_for, register
+    from shipyard.cli._app import app, only_command
 
     console.print(f"[bold cyan]$ shipyard {' '.join(args)}[/]")
-    code = app(list(args), prog_name="shipyard", standalone_mode=False)
+    register(modules_for(list(args)))  # as `main()` does: the command's module, and only its command
+    with only_command(list(args)):
+        code = app(list(args), prog_name="shipyard", standalone_mode=False)
     return code if isinstance(code, int) else 0
 
 
