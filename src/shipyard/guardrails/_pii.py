@@ -23,6 +23,7 @@ What counts (each checked, not only matched):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import math
@@ -366,10 +367,7 @@ class _PhoneParser:
     """Parses phone candidates with libphonenumber within a budget of `MAX_PHONE_PARSES` parses."""
 
     def __init__(self, regions: Sequence[str]) -> None:
-        import phonenumbers  # ~60 ms: on first use, not when shipyard.guardrails is imported
-
-        self.pn = phonenumbers
-        self.regions = regions
+        self.regions = tuple(regions)
         self.parsed = 0
 
     def is_phone(self, raw: str) -> bool:
@@ -385,19 +383,34 @@ class _PhoneParser:
         # Written like a phone number (international, or 3+ groups / parentheses): a number that is
         # possible (right length for its country) counts; otherwise it must be a valid one.
         shaped = international or bool(_PHONE_SHAPE.search(raw))
-        tries = [None] if international else self.regions
+        tries = (None,) if international else self.regions
         if self.parsed + len(tries) > MAX_PHONE_PARSES:
             return shaped and 8 <= digits <= 15
-        for region in tries:
-            self.parsed += 1
-            try:
-                num = self.pn.parse(candidate, region)
-            except self.pn.NumberParseException:
-                continue
-            possible = shaped and digits <= 13 and self.pn.is_possible_number(num)
-            if possible or self.pn.is_valid_number(num):
-                return True
-        return False
+        phone, parses = _parsed_phone(candidate, tries, shaped and digits <= 13)
+        self.parsed += parses
+        return phone
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_phone(
+    candidate: str, tries: tuple[str | None, ...], possible_is_enough: bool
+) -> tuple[bool, int]:
+    """Whether libphonenumber takes `candidate` as a phone number in one of the regions `tries` (in
+    order: the first that parses it as a possible number, when that is enough, or a valid one), and the
+    parses that took. A pure function of its arguments, and the same numbers come back (an order's
+    dates and amounts in every record of it): remembered for the last 4,096 candidates."""
+    import phonenumbers  # ~60 ms: on first use, not when shipyard.guardrails is imported
+
+    parses = 0
+    for region in tries:
+        parses += 1
+        try:
+            num = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if (possible_is_enough and phonenumbers.is_possible_number(num)) or phonenumbers.is_valid_number(num):
+            return True, parses
+    return False, parses
 
 
 def _phones(text: str, regions: Sequence[str]) -> Iterable[Entity]:

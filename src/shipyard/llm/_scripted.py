@@ -106,8 +106,20 @@ def _wrap(value: Any) -> Any:
 
 
 class _Context(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
+    """A template's fields; `result` (the last tool result, parsed) is read from `tool_content` only
+    when a template asks for it: most replies and arguments do not."""
+
+    tool_content: str | None = None
+
+    def __missing__(self, key: str) -> Any:
+        if key != "result" or self.tool_content is None:
+            return ""
+        try:
+            value: Any = _wrap(orjson.loads(self.tool_content))
+        except orjson.JSONDecodeError:
+            value = self.tool_content
+        self["result"] = value
+        return value
 
 
 class _LenientFormatter(string.Formatter):
@@ -360,26 +372,43 @@ class _View:
         self.tools_available = {(t.get("function") or {}).get("name") or t.get("name") for t in tools or ()}
 
 
-def _matches(when: When, view: _View, groups: dict[str, Any]) -> bool:
-    pats = when._patterns
-    if when.fresh is not None and when.fresh != view.fresh:
+class _Cond:
+    """A rule's conditions as plain values, read once from its `When` (a pydantic model, whose private
+    `_patterns` costs a lookup through `__getattr__` on every read): what `_matches` tests per request."""
+
+    __slots__ = ("called", "fresh", "last_tool", "not_called", "not_system", "not_user", "texts", "tools")
+
+    def __init__(self, when: When) -> None:
+        pats = when._patterns
+        self.fresh = when.fresh
+        self.called = frozenset(when.called)
+        self.not_called = frozenset(when.not_called)
+        self.tools = frozenset(when.tools_available)
+        self.last_tool = pats.get("last_tool")
+        self.not_user = pats.get("not_user")
+        self.not_system = pats.get("not_system")
+        self.texts = tuple((f, pats[f]) for f in ("user", "system", "tool_result") if f in pats)
+
+
+def _matches(cond: _Cond, view: _View, groups: dict[str, Any]) -> bool:
+    if cond.fresh is not None and cond.fresh != view.fresh:
         return False
-    if when.called and not view.called.issuperset(when.called):
+    if cond.called and not view.called.issuperset(cond.called):
         return False
-    if when.not_called and not view.called.isdisjoint(when.not_called):
+    if cond.not_called and not view.called.isdisjoint(cond.not_called):
         return False
-    if when.tools_available and not view.tools_available.issuperset(when.tools_available):
+    if cond.tools and not view.tools_available.issuperset(cond.tools):
         return False
-    if "last_tool" in pats and (view.last_tool is None or not pats["last_tool"].fullmatch(view.last_tool)):
+    if cond.last_tool is not None and (
+        view.last_tool is None or not cond.last_tool.fullmatch(view.last_tool)
+    ):
         return False
-    if "not_user" in pats and view.user is not None and pats["not_user"].search(view.user):
+    if cond.not_user is not None and view.user is not None and cond.not_user.search(view.user):
         return False
-    if "not_system" in pats and pats["not_system"].search(view.system):
+    if cond.not_system is not None and cond.not_system.search(view.system):
         return False
-    for field, text in (("user", view.user), ("system", view.system), ("tool_result", view.tool_content)):
-        pat = pats.get(field)
-        if pat is None:
-            continue
+    for field, pat in cond.texts:
+        text = view.user if field == "user" else view.system if field == "system" else view.tool_content
         m = pat.search(text) if text is not None else None
         if m is None:
             return False
@@ -479,6 +508,7 @@ class ScriptedModel:
         self.latency_ms = latency_ms
         self._seen_systems: set[bytes] = set()
         self._tool_tokens: dict[bytes, int] = {}
+        self._conds: dict[int, tuple[When, _Cond]] = {}  # each rule's conditions, read once
         self._calls = 0
 
     def __repr__(self) -> str:
@@ -495,11 +525,16 @@ class ScriptedModel:
     def _choose(
         self, view: _View, accept: Callable[[RuleBody], bool] | None = None
     ) -> tuple[RuleBody, str, dict[str, Any]]:
+        conds = self._conds
         for i, rule in enumerate(self.rules.rules):
             if accept is not None and not accept(rule):
                 continue
+            when = rule.when
+            known = conds.get(id(when))
+            if known is None or known[0] is not when:
+                known = conds[id(when)] = (when, _Cond(when))
             groups: dict[str, Any] = {}
-            if _matches(rule.when, view, groups):
+            if _matches(known[1], view, groups):
                 return rule, rule.name or f"rules[{i}]", groups
         return self.rules.default, "default", {}
 
@@ -525,10 +560,8 @@ class ScriptedModel:
             body, _, groups = self._choose(view)  # no rule calls the tool asked for: answer as usual
         ctx = _Context(groups)
         if view.tool_content is not None:
-            try:
-                ctx["result"] = _wrap(orjson.loads(view.tool_content))
-            except orjson.JSONDecodeError:
-                ctx["result"] = view.tool_content
+            ctx.pop("result", None)  # the tool result, not a rule's group of that name
+            ctx.tool_content = view.tool_content
         ctx["user"] = view.user or ""
         text = render(body.reply, ctx) if body.reply is not None else None
         prior = sum(len(m.get("tool_calls") or ()) for m in messages if m.get("role") == "assistant")
