@@ -61,6 +61,12 @@ LAZY_PACKAGES = (
     "shipyard.evals",
     "shipyard.llm",
     "shipyard.flags",
+    "shipyard.cost",
+    "shipyard.loop",
+    "shipyard.routing",
+    "shipyard.rollout",
+    "shipyard.server",
+    "shipyard.guardrails",
 )
 
 # Runs a command in a fresh interpreter (what a user's process imports, not this test process's) and
