@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from server_helpers import free_port
+from waiting import wait_until
 
 # what a served starter has no use for until someone asks for statistics
 NOT_FOR_SERVE = (
@@ -52,12 +52,6 @@ main()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SHIPYARD_CONFIG", "SHIPYARD_DATABASE_URL")}
     return {**env, "SHIPYARD_LOG_LEVEL": "error"}
@@ -76,18 +70,19 @@ def test_a_served_starter_has_not_imported_the_statistics(tmp_path: Path) -> Non
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(out), str(_free_port()), json.dumps(NOT_FOR_SERVE)],
+            [sys.executable, "-c", PROBE, str(out), str(free_port()), json.dumps(NOT_FOR_SERVE)],
             cwd=project,
             env=_env(),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
+
+    def answered() -> bool:  # the probe writes the file once /healthz has answered
+        assert proc.poll() is None, f"shipyard serve exited:\n{log.read_text()[-2000:]}"
+        return out.exists()
+
     try:
-        deadline = time.monotonic() + 120
-        while not out.exists():  # the probe writes it once /healthz has answered
-            assert proc.poll() is None, f"shipyard serve exited:\n{log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"/healthz never answered:\n{log.read_text()[-2000:]}"
-            time.sleep(0.1)
+        wait_until(answered, "/healthz to answer")
         assert json.loads(out.read_text()) == []
     finally:
         proc.send_signal(signal.SIGTERM)
