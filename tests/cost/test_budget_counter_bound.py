@@ -96,7 +96,7 @@ async def test_a_restart_loads_at_most_n_counters_and_still_enforces_an_old_sess
     first = MemoryBackend(store)
     await _spend(first, range(150))
     await first.aclose()
-    assert len(store.load_budget_counters()) == 150
+    assert len(list(store.budget_counter_rows())) == 150
     restarted = MemoryBackend(store)
     assert len(restarted._slots) == KEPT
     assert len(restarted._evicted) == 150 - KEPT

@@ -357,7 +357,7 @@ async def test_one_machine_counters_survive_a_restart_in_sqlite(tmp_path: Path, 
     assert (await fresh.levels([c], time.time()))[0] == (spent_before, 0)
     # saving a smaller value never lowers what is stored (no double counting, no loss)
     store.save_budget_counters([(c.key, 1, time.time() + 3600)])
-    assert store.load_budget_counters()[c.key] == spent_before
+    assert store.load_budget_counters_for([c.key]) == {c.key: spent_before}
 
 
 @pytest.mark.redis

@@ -44,15 +44,6 @@ class BudgetStore:
     engine: Engine
     backend: StoreBackend
 
-    def load_budget_counters(self, now: float | None = None) -> dict[str, int]:
-        """Counters whose window is not over: key -> spent."""
-        now = time.time() if now is None else now
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_counters.c.key, _counters.c.spent).where(_counters.c.expires_at > now)
-            )
-            return {k: int(s) for k, s in rows}
-
     def budget_counter_rows(self, now: float | None = None) -> Iterator[tuple[str, int, float]]:
         """Counters whose window is not over, (key, spent, expires_at), the latest to expire first,
         streamed (a server starting over a million counters does not hold them all at once)."""
