@@ -46,19 +46,23 @@ async def simulate_traffic(
     concurrency: int = 64,
 ) -> list[InteractionRecord]:
     """Run about `interactions` turns of simulated conversations through the runtime (versions
-    assigned by its assigner), give a share simulated feedback, and store the records."""
+    assigned by its assigner), give a share simulated feedback, and store the records.
+
+    Each session draws its feedback from a generator of its own, seeded from `rng` when the session
+    is planned: the sessions run concurrently and finish in an order that depends on how busy the
+    machine is, and a shared generator would hand out different feedback in each order."""
     stream = conversations(rng, users)
     records: list[InteractionRecord] = []
     limit = asyncio.Semaphore(concurrency)
 
-    async def session(turns: list[str], session_id: str, user_id: str) -> None:
+    async def session(turns: list[str], session_id: str, user_id: str, own: random.Random) -> None:
         history: list[Any] = []
         async with limit:
             for text in turns:
                 r = await rt.invoke(agent, text, session_id=session_id, user_id=user_id, history=history)
                 history += [{"role": "user", "content": text}, {"role": "assistant", "content": r.output}]
-                if rng.random() < feedback_rate:
-                    r.feedback = {**feedback_for(rng, r.status, r.output), "at": r.created_at}
+                if own.random() < feedback_rate:
+                    r.feedback = {**feedback_for(own, r.status, r.output), "at": r.created_at}
                 records.append(r)
 
     jobs = []
@@ -66,7 +70,7 @@ async def simulate_traffic(
     while planned < interactions:
         conv = next(stream)
         planned += len(conv.turns)
-        jobs.append(session(conv.turns, conv.session_id, conv.user_id))
+        jobs.append(session(conv.turns, conv.session_id, conv.user_id, random.Random(rng.getrandbits(64))))
     await asyncio.gather(*jobs)
     await asyncio.to_thread(store.write_interactions, records)
     return records
@@ -185,7 +189,7 @@ def _gate_first(console: Console, store: Store, config: Path, version_id: str, l
 
 
 def run_rollout_demo(
-    config: Path, console: Console, *, seed: int = 7, min_interactions: int = 60
+    config: Path, console: Console, *, seed: int = 1, min_interactions: int = 60
 ) -> dict[str, str]:
     """The rollout demo on the project at `config`: returns the final state of each canary
     (`{"1.1": "rolled_back", "1.2": "promoted"}` when all goes as designed)."""
