@@ -35,11 +35,11 @@ CONFIDENCE = 0.95
 
 
 @functools.lru_cache(maxsize=4096)  # reports ask for the same few (k, n) pairs many times
-def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (no continuity correction).
 
     Args:
-        successes: how many trials passed.
+        successes: how many trials passed (an effective, non-integer count works too).
         n: how many trials there were; with none, the interval is the whole of [0, 1].
         confidence: the two-sided confidence level.
     """

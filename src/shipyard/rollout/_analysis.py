@@ -15,14 +15,46 @@ weighted share of passing metrics among those with data; the verdict:
   pause for a human.
 - PASS: otherwise.
 
-Interactions of one session are treated as independent; that is the usual canary approximation.
+The session is the unit: a canary assigns sessions (multi-turn conversations) to its arms, and the
+turns of one session are correlated (one conversation type, a growing history), so the interactions
+are not independent observations and tests that take them as such overstate significance. Every
+test here takes the sessions as clusters (`ArmSample.sessions`; `from_records` groups by session id)
+and works on effective sample sizes, which keeps each metric's estimate and its meaning unchanged:
+
+- proportion metrics (task completion, escalation, tool errors, thumbs-down): the per-interaction
+  (per-call, per-rating) rate as before, with a design effect from the delta-method variance of a
+  ratio of session sums (Deng, Knoblich and Lu 2018), pooled over both arms (each about its own
+  rate; the baseline's many sessions steady the estimate a small canary alone would give); the
+  z-test, the exact test for small expected counts and Newcombe's interval are made on the counts
+  divided by it (Rao and Scott 1992).
+- continuous metrics (latency, cost, scores): the Hodges-Lehmann shift of the interaction values
+  relative to the baseline median, as before, tested with the clustered rank-sum test: the
+  Mann-Whitney U's variance times its design effect, estimated from session sums of the placement
+  values (DeLong 1988, Obuchowski 1997); the shift's interval is widened the same way.
+- count metrics (safety incidents): the exact conditional test of the two rates, one-sided, on
+  counts divided by an overdispersion factor (quasi-Poisson), the same pooled delta-method design
+  effect with the Poisson variance. Incidents in several canary sessions against a baseline that has
+  none stay overwhelming evidence, so a critical safety regression still fails the step at once
+  (before the minimum of interactions, as before); several incidents in one conversation weigh as
+  about one.
+
+With few canary sessions (tens) these large-sample tests are somewhat liberal per metric (up to
+about 9% at a nominal 5% in seeded simulations with 30-40 canary sessions of 1-8 strongly
+correlated turns); across the metrics, with the Holm adjustment, a canary without a difference was
+flagged in at most 5% of them there (tests/rollout/test_analysis_sessions.py).
+
+A design effect is never below 1. When no session of either arm holds more than one interaction
+(or the arms have no sessions, e.g. ArmSamples of bare counts and arrays), the arms are tested as
+independent interactions, exactly as without clusters (the tool calls of one interaction are then
+taken as independent too). The sample-ratio check counts sessions (`units`), the unit
+the assignment hashes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -36,6 +68,7 @@ from shipyard.rollout._stats import (
     json_float,
     mann_whitney,
     rate_test,
+    ratio_design_effect,
     srm_check,
     two_proportion_test,
 )
@@ -79,6 +112,8 @@ Observation = Proportion | Count | np.ndarray
 
 
 def _floats(values: Iterable[float] | None) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(float, copy=False)
     return np.asarray(list(values) if values is not None else [], dtype=float)
 
 
@@ -97,6 +132,9 @@ class ArmSample:
         scores: the feedback scores given (e.g. 1-5).
         units: distinct assignment units (sessions) for the SRM check; None uses `n`.
         name: a label for reports (e.g. the version).
+        sessions: the same arm split by session (one ArmSample per session, their `n` adding up
+            to `n`), which the analysis takes as clusters; empty (the default, or an arm built
+            from bare counts and arrays): every interaction is its own cluster.
     """
 
     n: int
@@ -112,6 +150,7 @@ class ArmSample:
     scores: np.ndarray = field(default_factory=lambda: _floats(None))
     units: int | None = None
     name: str = ""
+    sessions: tuple[ArmSample, ...] = ()
 
     def __post_init__(self) -> None:
         for attr in ("latency_ms", "cost_usd", "scores"):
@@ -123,33 +162,86 @@ class ArmSample:
                 raise ValueError(f"{attr} must be within 0..n={self.n}, got {value}")
         if not 0 <= self.tool_errors <= self.tool_calls:
             raise ValueError(f"tool_errors must be within 0..tool_calls={self.tool_calls}")
+        object.__setattr__(self, "sessions", tuple(self.sessions))
+        if self.sessions and sum(part.n for part in self.sessions) != self.n:
+            raise ValueError(f"the sessions' interactions must add up to n={self.n}")
 
     @classmethod
     def from_records(cls, records: Iterable[InteractionRecord], *, name: str = "") -> ArmSample:
-        """Extract an arm from interaction records (one arm's, one window's).
+        """Extract an arm from interaction records (one arm's, one window's), with its `sessions`
+        (the records grouped by session id).
 
         Args:
             records: the interactions; select arm and window before (by version and traffic source).
             name: the arm's label.
         """
-        rs = list(records)
-        thumbs = [(r.feedback or {}).get("thumbs") for r in rs]
-        scores = [r.feedback["score"] for r in rs if r.feedback and r.feedback.get("score") is not None]
+        by_session: dict[str, list[InteractionRecord]] = {}
+        for r in records:
+            by_session.setdefault(r.session_id, []).append(r)
+        parts = tuple(cls._of_records(group, "") for group in by_session.values())
+
+        def joined(attr: str) -> np.ndarray:
+            return np.concatenate([getattr(p, attr) for p in parts]) if parts else _floats(None)
+
+        # the whole arm from its sessions (each record is read once); its values in session order
         return cls(
-            n=len(rs),
-            completed=sum(r.status == "completed" for r in rs),
-            escalated=sum(r.status == "escalated" for r in rs),
-            safety_incidents=sum(is_safety_incident(r) for r in rs),
-            latency_ms=_floats(r.latency_ms for r in rs),
-            cost_usd=_floats(r.cost_usd for r in rs),
-            tool_calls=sum(len(r.tool_calls) for r in rs),
-            tool_errors=sum(t.status != "success" for r in rs for t in r.tool_calls),
-            thumbs_up=sum(1 for t in thumbs if t is not None and t > 0),
-            thumbs_down=sum(1 for t in thumbs if t is not None and t < 0),
-            scores=_floats(scores),
-            units=len({r.session_id for r in rs}),
+            n=sum(p.n for p in parts),
+            completed=sum(p.completed for p in parts),
+            escalated=sum(p.escalated for p in parts),
+            safety_incidents=sum(p.safety_incidents for p in parts),
+            latency_ms=joined("latency_ms"),
+            cost_usd=joined("cost_usd"),
+            tool_calls=sum(p.tool_calls for p in parts),
+            tool_errors=sum(p.tool_errors for p in parts),
+            thumbs_up=sum(p.thumbs_up for p in parts),
+            thumbs_down=sum(p.thumbs_down for p in parts),
+            scores=joined("scores"),
+            units=len(parts),
             name=name,
+            sessions=parts,
         )
+
+    @classmethod
+    def _of_records(cls, rs: list[InteractionRecord], name: str) -> ArmSample:
+        """One session's arm (one pass over its records: an arm has thousands of sessions)."""
+        completed = escalated = incidents = calls = errors = up = down = 0
+        latency: list[float] = []
+        cost: list[float] = []
+        scores: list[float] = []
+        for r in rs:
+            completed += r.status == "completed"
+            escalated += r.status == "escalated"
+            incidents += is_safety_incident(r)
+            latency.append(r.latency_ms)
+            cost.append(r.cost_usd)
+            calls += len(r.tool_calls)
+            errors += sum(t.status != "success" for t in r.tool_calls)
+            if r.feedback:
+                thumbs, score = r.feedback.get("thumbs"), r.feedback.get("score")
+                up += thumbs is not None and thumbs > 0
+                down += thumbs is not None and thumbs < 0
+                if score is not None:
+                    scores.append(score)
+        # valid by construction: set the fields without __init__'s checks and conversions (~10x less)
+        part = object.__new__(cls)
+        for key, value in (
+            ("n", len(rs)),
+            ("completed", completed),
+            ("escalated", escalated),
+            ("safety_incidents", incidents),
+            ("latency_ms", np.array(latency, dtype=float)),
+            ("cost_usd", np.array(cost, dtype=float)),
+            ("tool_calls", calls),
+            ("tool_errors", errors),
+            ("thumbs_up", up),
+            ("thumbs_down", down),
+            ("scores", np.array(scores, dtype=float)),
+            ("units", 1 if rs else 0),
+            ("name", name),
+            ("sessions", ()),
+        ):
+            object.__setattr__(part, key, value)
+        return part
 
     def to_dict(self) -> dict[str, Any]:
         """Counts and summaries (not every value) for reports."""
@@ -159,7 +251,11 @@ class ArmSample:
                 return {"n": 0}
             return {"n": int(v.size), "mean": float(v.mean()), "p50": float(np.median(v))}
 
-        d = {k: v for k, v in asdict(self).items() if not isinstance(v, np.ndarray)}
+        d = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "sessions" and not isinstance(getattr(self, f.name), np.ndarray)
+        }
         d.update(latency_ms=summary(self.latency_ms), cost_usd=summary(self.cost_usd))
         d["scores"] = summary(self.scores)
         return d
@@ -202,6 +298,19 @@ def observe(arm: ArmSample, source: str, kind: Kind) -> Observation:
     return obs
 
 
+def observe_sessions(arm: ArmSample, source: str, kind: Kind) -> list[Observation] | None:
+    """`observe` of each of the arm's sessions (the clusters the analysis tests with), or None when
+    the arm has no sessions."""
+    if not arm.sessions:
+        return None
+    return [observe(part, source, kind) for part in arm.sessions]
+
+
+def _flat(arm: ArmSample) -> bool:
+    """Whether every interaction of the arm is its own unit (no sessions, or one interaction each)."""
+    return all(part.n <= 1 for part in arm.sessions)
+
+
 def _events(obs: Observation) -> int:
     if isinstance(obs, Count):
         return obs.events
@@ -224,7 +333,8 @@ class MetricSpec:
     Args:
         name: its name in reports; also its data source unless `source` is given.
         kind: ``proportion`` (z / exact test, Newcombe interval), ``continuous`` (Mann-Whitney U,
-            Hodges-Lehmann shift) or ``count`` (exact conditional test of rates, one-sided).
+            Hodges-Lehmann shift) or ``count`` (exact conditional test of rates, one-sided); each
+            with sessions as clusters (see the module's docstring).
         direction: ``increase_is_bad`` or ``decrease_is_bad``.
         allowed_effect: the largest bad change tolerated (>= 0); absolute in the metric's units
             (0.02 = two points of a rate) or, with `relative`, a fraction of the baseline
@@ -371,15 +481,71 @@ def _relative(value: float, base: float) -> float:
     return 0.0 if value == 0 else math.copysign(math.inf, value)
 
 
-def _compare(spec: MetricSpec, a: Observation, b: Observation, confidence: float) -> MetricResult:
-    """The test a metric's kind calls for, without the decision."""
+def _ratio_parts(parts: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster, the numerator and the denominator of a proportion or count observation."""
+    num = [
+        p.successes if isinstance(p, Proportion) else p.events if isinstance(p, Count) else 0 for p in parts
+    ]
+    den = [
+        p.trials if isinstance(p, Proportion) else p.exposure if isinstance(p, Count) else 0 for p in parts
+    ]
+    return np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+
+
+def _pooled_ratio_design_effect(
+    parts_a: Sequence[Observation] | None,
+    parts_b: Sequence[Observation] | None,
+    model: Literal["binomial", "poisson"],
+) -> float:
+    """One design effect for both arms from the sessions of both (of either, when one has none),
+    each arm's residuals about its own rate (see `ratio_design_effect`)."""
+    clustered = [
+        (_ratio_parts(parts), arm) for arm, parts in enumerate((parts_a, parts_b)) if parts is not None
+    ]
+    if not clustered:
+        return 1.0
+    num = np.concatenate([c[0][0] for c in clustered])
+    den = np.concatenate([c[0][1] for c in clustered])
+    groups = np.concatenate([np.full(c[0][0].size, c[1]) for c in clustered])
+    return ratio_design_effect(num, den, model=model, groups=groups)
+
+
+def _clustered_values(
+    obs: np.ndarray, parts: Sequence[Observation] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A continuous observation's values with each one's cluster label (None: no clusters). The
+    values are the sessions' own, in session order; the arm's array when it has no sessions."""
+    if parts is None:
+        return obs, None
+    arrays = [np.asarray(p, dtype=float) for p in parts]
+    values = np.concatenate(arrays) if arrays else obs
+    labels = np.repeat(np.arange(len(arrays)), [v.size for v in arrays])
+    if values.size != obs.size:  # a source that does not split by session: treat values as independent
+        return obs, None
+    return values, labels
+
+
+def _compare(
+    spec: MetricSpec,
+    a: Observation,
+    b: Observation,
+    confidence: float,
+    parts_a: Sequence[Observation] | None = None,
+    parts_b: Sequence[Observation] | None = None,
+) -> MetricResult:
+    """The test a metric's kind calls for, without the decision; `parts_a`, `parts_b` are the arms'
+    observations per session (the clusters), None when an arm has no sessions."""
     bad_up = spec.direction == "increase_is_bad"
     base_for_relative: float
     if isinstance(a, Proportion) and isinstance(b, Proportion):
-        pt = two_proportion_test(a.successes, a.trials, b.successes, b.trials, confidence=confidence)
+        deff = _pooled_ratio_design_effect(parts_a, parts_b, "binomial")
+        deffs = tuple(1.0 if parts is None else deff for parts in (parts_a, parts_b))
+        pt = two_proportion_test(a.successes, a.trials, b.successes, b.trials, confidence=confidence,
+                                 design_effects=(deffs[0], deffs[1]))  # fmt: skip
         vals, effect, ci, p, test = (pt.p_a, pt.p_b), pt.difference, pt.ci, pt.p_value, pt.test
         base_for_relative, details = pt.p_a, pt.to_dict()
     elif isinstance(a, Count) and isinstance(b, Count):
+        dispersion = _pooled_ratio_design_effect(parts_a, parts_b, "poisson")
         rt = rate_test(
             a.events,
             a.exposure,
@@ -387,12 +553,19 @@ def _compare(spec: MetricSpec, a: Observation, b: Observation, confidence: float
             b.exposure,
             alternative="greater" if bad_up else "less",
             confidence=confidence,
+            dispersion=dispersion,
         )
         vals, effect, ci, p, test = (rt.rate_a, rt.rate_b), rt.difference, rt.ci, rt.p_value, "rate"
         base_for_relative, details = rt.rate_a, rt.to_dict()
     else:
         assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
-        st = mann_whitney(a, b, confidence=confidence)
+        (xa, la), (xb, lb) = _clustered_values(a, parts_a), _clustered_values(b, parts_b)
+        if la is None and lb is None:
+            st = mann_whitney(a, b, confidence=confidence)
+        else:  # an arm without sessions: each value its own cluster
+            la = np.arange(xa.size) if la is None else la
+            lb = np.arange(xb.size) if lb is None else lb
+            st = mann_whitney(xa, xb, confidence=confidence, clusters_a=la, clusters_b=lb)
         vals, effect, ci, p, test = (st.median_a, st.median_b), st.shift, st.ci, st.p_value, "mann_whitney"
         base_for_relative, details = st.median_a, st.to_dict()
     if spec.relative:
@@ -505,6 +678,7 @@ def analyze(
     confidence = max(CONFIDENCE, 1 - alpha)
     results: list[MetricResult] = []
     observed: list[Observation] = []
+    flat_a, flat_b = _flat(baseline), _flat(canary)
     for spec in specs:
         a, b = observe(baseline, spec.data_source, spec.kind), observe(canary, spec.data_source, spec.kind)
         size_a, size_b = sample_size_of(a), sample_size_of(b)
@@ -512,7 +686,11 @@ def analyze(
             why = f"{spec.name}: too little data ({size_a:g} baseline, {size_b:g} canary; need {spec.min_samples} each)"
             results.append(_nodata(spec, a, b, why))
         else:
-            results.append(_compare(spec, a, b, confidence))
+            parts_a = parts_b = None
+            if not (flat_a and flat_b):  # else every interaction is a unit: the tests for independent ones
+                parts_a = observe_sessions(baseline, spec.data_source, spec.kind)
+                parts_b = observe_sessions(canary, spec.data_source, spec.kind)
+            results.append(_compare(spec, a, b, confidence, parts_a, parts_b))
         observed.append(b)
     tested = [r for r in results if r.p_value is not None]
     if correction == "holm" and tested:

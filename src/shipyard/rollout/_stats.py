@@ -13,8 +13,13 @@ only imports this module (or the rollout face) does not pay.
 - `two_proportion_test`: pooled z-test, or Fisher's / Barnard's exact test when an expected cell
   count is small; the interval is Newcombe's hybrid score interval (Wilson intervals combined).
 - `mann_whitney`: Mann-Whitney U with the Hodges-Lehmann shift and its distribution-free interval.
+- `ratio_design_effect`, `rank_design_effect`: how much clustering (several interactions of one
+  session, the unit a canary randomizes) inflates a statistic's variance over independent
+  observations. `two_proportion_test`, `rate_test` and `mann_whitney` take them (or the clusters)
+  and test on effective sample sizes; a design effect of 1 gives the unclustered answer exactly.
 - `welch_t_test`: difference of means, Welch's t-test and interval.
-- `rate_test`: exact conditional binomial test of two Poisson rates (safety incidents).
+- `rate_test`: exact conditional binomial test of two Poisson rates (safety incidents), optionally
+  on overdispersed (quasi-Poisson) effective counts.
 - `srm_check`: chi-square test of the observed split against the configured one.
 - `msprt`: the always-valid mixture sequential probability ratio test (Johari et al.).
 - `sample_size`, `sample_size_means`: units per arm for a two-sided (or one-sided) test.
@@ -56,7 +61,9 @@ __all__ = [
     "mann_whitney",
     "msprt",
     "newcombe_interval",
+    "rank_design_effect",
     "rate_test",
+    "ratio_design_effect",
     "sample_size",
     "sample_size_means",
     "srm_check",
@@ -109,10 +116,144 @@ def newcombe_interval(x_a: int, n_a: int, x_b: int, n_b: int, confidence: float 
     )
 
 
+def ratio_design_effect(
+    numerators: Sequence[float] | np.ndarray,
+    denominators: Sequence[float] | np.ndarray,
+    *,
+    model: Literal["binomial", "poisson"] = "binomial",
+    groups: Sequence[Any] | np.ndarray | None = None,
+) -> float:
+    """The design effect of the ratio `sum(numerators) / sum(denominators)` over clusters.
+
+    Each cluster (a session) contributes its events and its trials (or exposure). The ratio's
+    variance is the delta method's for a ratio of cluster sums (Deng, Knoblich and Lu 2018, "Applying
+    the Delta Method in Metric Analytics"): `k / (k - 1) * sum((x_i - r n_i)^2) / N^2` over the `k`
+    clusters with trials, `N` trials in all (the factor `k / (k - 1)` is the usual small-sample
+    correction of cluster-robust variances). The design effect is that variance over the one the
+    ratio would have if the `N` trials were independent: `r (1 - r) / N` (binomial) or `r / N`
+    (Poisson).
+
+    With `groups` (e.g. each cluster's arm), every group keeps its own ratio `r` and the design
+    effect is pooled: the groups' sums of squared residuals over the sum of their independent-trial
+    variances (on the scale of the sums), one design effect for all groups as in Rao and Scott's
+    first-order correction, and a steadier estimate than a small group's own.
+
+    It is at least 1 (a smaller estimate is taken as 1, the conservative reading), and exactly 1
+    when every cluster has at most one trial or the ratio has no variance (no events, or all events).
+    When no group has two clusters with trials but some cluster has several trials, it is `N`: the
+    whole sample counts as one observation.
+
+    Args:
+        numerators, denominators: per cluster, its events and its trials (same length).
+        model: ``binomial`` (a proportion of trials) or ``poisson`` (events per unit of exposure).
+        groups: per cluster, its group; None: one group.
+    """
+    x, n = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    g = (
+        np.zeros(x.size, dtype=int)
+        if groups is None
+        else np.unique(np.asarray(groups), return_inverse=True)[1]
+    )
+    if x.shape != n.shape or g.size != x.size:
+        raise ValueError(
+            f"one numerator, denominator and group per cluster, got {x.size}, {n.size}, {g.size}"
+        )
+    keep = n > 0
+    x, n, g = x[keep], n[keep], g[keep]
+    total = float(n.sum())
+    if total == 0 or bool(np.all(n <= 1)):
+        return 1.0
+    clustered = iid = 0.0
+    informative = False
+    for group in np.unique(g):
+        xg, ng = x[g == group], n[g == group]
+        if xg.size < 2:
+            continue
+        informative = True
+        r = float(xg.sum() / ng.sum())
+        iid += float(ng.sum()) * (r * (1 - r) if model == "binomial" else r)
+        clustered += xg.size / (xg.size - 1) * float(np.sum((xg - r * ng) ** 2))
+    if not informative:
+        return total
+    if iid <= 0:
+        return 1.0
+    return max(1.0, clustered / iid)
+
+
+def _placements(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placement values: for each of `x` the share of `y` above it, for each of `y` the
+    share of `x` below it (ties count half). Both average to `U / (n_x n_y)`."""
+    xs, ys = np.sort(x), np.sort(y)
+    below = (np.searchsorted(xs, y, "left") + np.searchsorted(xs, y, "right")) / (2 * x.size)
+    above = (2 * y.size - np.searchsorted(ys, x, "left") - np.searchsorted(ys, x, "right")) / (2 * y.size)
+    return above, below
+
+
+def _cluster_sum_of_squares(values: np.ndarray, labels: np.ndarray, mean: float) -> float | None:
+    """`k / (k - 1)` times the sum over the `k` clusters of (cluster sum - size * mean)^2: the
+    cluster-robust variance of the values' sum (None with fewer than two clusters)."""
+    _, index = np.unique(labels, return_inverse=True)
+    sums = np.bincount(index, weights=values)
+    sizes = np.bincount(index)
+    k = sums.size
+    if k < 2:
+        return None
+    return k / (k - 1) * float(np.sum((sums - sizes * mean) ** 2))
+
+
+def rank_design_effect(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    clusters_a: Sequence[Any] | np.ndarray,
+    clusters_b: Sequence[Any] | np.ndarray,
+) -> float:
+    """The design effect of the Mann-Whitney statistic when the values come in clusters.
+
+    The statistic `U / (n_a n_b)` is the mean of each arm's placement values (DeLong et al. 1988),
+    and with clusters the variance of each arm's placement sum is the cluster-robust one, from the
+    clusters' sums of placements (Obuchowski 1997, "Nonparametric analysis of clustered ROC curve
+    data"; the clustered rank-sum test of Rosner, Glynn and Lee 2003 rests on the same idea). The
+    design effect is pooled over the two arms, as for `ratio_design_effect` with groups: the arms'
+    cluster-robust variances of their placement sums over the same with every value its own
+    cluster. It is at least 1, exactly 1 when every cluster holds one value; when neither arm has
+    two clusters it is `max(n_a, n_b)` (each arm one observation).
+
+    Args:
+        a, b: the two samples; clusters_a, clusters_b: each value's cluster label (any hashable
+            sortable values, e.g. session indices), one per value.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    la, lb = np.asarray(clusters_a), np.asarray(clusters_b)
+    if la.shape != x.shape or lb.shape != y.shape:
+        raise ValueError("one cluster label per value")
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both samples need at least one value")
+    if np.unique(la).size == x.size and np.unique(lb).size == y.size:
+        return 1.0
+    above, below = _placements(x, y)
+    theta = float(below.mean())
+    clustered = iid = 0.0
+    informative = False
+    for placements, labels in ((above, la), (below, lb)):
+        cl = _cluster_sum_of_squares(placements, labels, theta)
+        if cl is None:
+            continue
+        informative = True
+        clustered += cl
+        iid += placements.size / (placements.size - 1) * float(np.sum((placements - theta) ** 2))
+    if not informative:
+        return float(max(x.size, y.size))
+    if iid <= 0:
+        return 1.0
+    return max(1.0, clustered / iid)
+
+
 @dataclass(frozen=True, slots=True)
 class ProportionTest:
     """Two proportions compared. `difference` is `p_b - p_a`; `ci` its Newcombe interval;
-    `relative` is `p_b / p_a - 1` (None when `p_a` is 0); `test` names what gave the p-value."""
+    `relative` is `p_b / p_a - 1` (None when `p_a` is 0); `test` names what gave the p-value;
+    `design_effect_a`, `design_effect_b` the design effects the test and interval used (1: the
+    trials were taken as independent)."""
 
     x_a: int
     n_a: int
@@ -126,6 +267,8 @@ class ProportionTest:
     p_value: float
     test: str  # z | fisher | barnard
     alternative: str
+    design_effect_a: float = 1.0
+    design_effect_b: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -140,6 +283,7 @@ def two_proportion_test(
     alternative: Alternative = "two-sided",
     confidence: float = CONFIDENCE,
     small_sample: SmallSample = "fisher",
+    design_effects: tuple[float, float] = (1.0, 1.0),
 ) -> ProportionTest:
     """Compare two proportions.
 
@@ -147,22 +291,35 @@ def two_proportion_test(
     otherwise an exact test (Fisher's, or Barnard's unconditional test, which has more power but
     costs more). The two agree closely where both apply.
 
+    When the trials come in clusters (the turns of a session), each arm's counts are divided by its
+    design effect (`ratio_design_effect`) and the same tests and interval are applied to these
+    effective counts: Rao and Scott's adjustment ("A simple method for the analysis of clustered
+    binary data", 1992). The exact tests take the effective counts rounded (trials to at least 1).
+
     Args:
         x_a, n_a: successes and trials in arm a (the baseline); x_b, n_b: in arm b (the candidate).
         alternative: ``two-sided``, or ``greater`` / ``less`` for `p_b` above / below `p_a`.
         confidence: level of the interval for the difference.
         small_sample: the exact test for small counts, ``fisher`` or ``barnard``.
+        design_effects: arm a's and arm b's design effects (>= 1); 1 and 1 treat every trial as
+            independent.
     """
     if n_a <= 0 or n_b <= 0:
         raise ValueError(f"both arms need trials, got n_a={n_a}, n_b={n_b}")
     for x, n in ((x_a, n_a), (x_b, n_b)):
         if not 0 <= x <= n:
             raise ValueError(f"successes must be within 0..{n}, got {x}")
+    d_a, d_b = design_effects
+    if not (d_a >= 1 and d_b >= 1):
+        raise ValueError(f"design effects must be >= 1, got {d_a} and {d_b}")
     p_a, p_b = x_a / n_a, x_b / n_b
-    pooled = (x_a + x_b) / (n_a + n_b)
-    expected = min(n * q for n in (n_a, n_b) for q in (pooled, 1 - pooled))
+    # effective counts (the counts themselves when the design effects are 1)
+    ya, ea = (x_a, n_a) if d_a == 1 else (x_a / d_a, n_a / d_a)
+    yb, eb = (x_b, n_b) if d_b == 1 else (x_b / d_b, n_b / d_b)
+    pooled = (ya + yb) / (ea + eb)
+    expected = min(n * q for n in (ea, eb) for q in (pooled, 1 - pooled))
     if expected >= MIN_EXPECTED:
-        se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+        se = math.sqrt(pooled * (1 - pooled) * (1 / ea + 1 / eb))
         z = (p_b - p_a) / se
         if alternative == "two-sided":
             p = 2 * float(special.ndtr(-abs(z)))  # stats.norm.sf(abs(z))
@@ -171,7 +328,8 @@ def two_proportion_test(
         test = "z"
     else:
         # Rows: arm b then arm a, so the table's "greater" means p_b > p_a as in the z-test.
-        table = [[x_b, n_b - x_b], [x_a, n_a - x_a]]
+        (ia, ma), (ib, mb) = _integer_counts(x_a, n_a, d_a), _integer_counts(x_b, n_b, d_b)
+        table = [[ib, mb - ib], [ia, ma - ia]]
         from scipy import stats
 
         if small_sample == "barnard":
@@ -187,12 +345,22 @@ def two_proportion_test(
         p_a,
         p_b,
         p_b - p_a,
-        newcombe_interval(x_a, n_a, x_b, n_b, confidence),
+        _mover(p_b - p_a, p_a, wilson_interval(ya, ea, confidence), p_b, wilson_interval(yb, eb, confidence)),
         p_b / p_a - 1 if p_a > 0 else None,
         min(1.0, p),
         test,
         alternative,
+        d_a,
+        d_b,
     )
+
+
+def _integer_counts(x: int, n: int, design_effect: float) -> tuple[int, int]:
+    """Effective successes and trials as whole numbers, for the exact tests."""
+    if design_effect == 1:
+        return x, n
+    trials = max(1, round(n / design_effect))
+    return round(x / n * trials), trials
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +368,8 @@ class ShiftTest:
     """Two samples of a continuous value compared without assuming a distribution. `shift` is the
     Hodges-Lehmann estimate of how much b is above a (the median of all differences `b_j - a_i`);
     `ci` its distribution-free interval; `pairs` how many differences were used (all, or a
-    deterministic random subset when `n_a * n_b` is huge)."""
+    deterministic random subset when `n_a * n_b` is huge). With clustered values, `design_effect` is
+    the U statistic's (`rank_design_effect`) and `clusters_a`, `clusters_b` count the clusters."""
 
     n_a: int
     n_b: int
@@ -214,6 +383,9 @@ class ShiftTest:
     p_value: float
     pairs: int
     alternative: str
+    design_effect: float = 1.0
+    clusters_a: int | None = None
+    clusters_b: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -233,19 +405,22 @@ def hodges_lehmann(
     confidence: float = CONFIDENCE,
     max_pairs: int = MAX_PAIRS,
     seed: int = 0,
+    design_effect: float = 1.0,
 ) -> tuple[float, Interval, int]:
     """The Hodges-Lehmann shift of b over a, its interval and how many pairwise differences it used.
 
     The interval (Moses) lies between the k-th smallest and k-th largest of the n_a * n_b
-    differences, with k from the normal approximation of the Mann-Whitney U distribution. Above
-    `max_pairs` differences, that many pairs are drawn at random (seeded, so the answer is
-    repeatable) and the same quantiles are read from them.
+    differences, with k from the normal approximation of the Mann-Whitney U distribution (its
+    variance times `design_effect` when the values are clustered: the interval then inverts the
+    clustered test `mann_whitney` makes). Above `max_pairs` differences, that many pairs are drawn at
+    random (seeded, so the answer is repeatable) and the same quantiles are read from them.
 
     Args:
         a, b: the two samples (non-empty).
         confidence: the two-sided level of the interval.
         max_pairs: the most pairwise differences to hold in memory.
         seed: the seed of the pair sampling.
+        design_effect: the U statistic's design effect (`rank_design_effect`, >= 1).
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.size == 0 or y.size == 0:
@@ -253,7 +428,10 @@ def hodges_lehmann(
     diffs = np.sort(_pairwise_differences(x, y, max_pairs, seed))
     total = x.size * y.size
     # Hollander & Wolfe: the bounds are the C-th smallest and the C-th largest difference.
-    c = math.floor(total / 2 - _z(confidence) * math.sqrt(total * (x.size + y.size + 1) / 12))
+    var_u = total * (x.size + y.size + 1) / 12
+    c = math.floor(
+        total / 2 - _z(confidence) * math.sqrt(var_u if design_effect == 1 else var_u * design_effect)
+    )
     c = max(c, 1)  # tiny samples: the interval is the whole range of differences
     m = diffs.size
     lo = float(diffs[min((c - 1) * m // total, m - 1)])
@@ -269,18 +447,36 @@ def mann_whitney(
     confidence: float = CONFIDENCE,
     max_pairs: int = MAX_PAIRS,
     seed: int = 0,
+    clusters_a: Sequence[Any] | np.ndarray | None = None,
+    clusters_b: Sequence[Any] | np.ndarray | None = None,
 ) -> ShiftTest:
     """Mann-Whitney U test of b against a, with the Hodges-Lehmann shift and its interval.
+
+    With cluster labels (the session of each value) and some cluster of more than one value, the
+    test is the clustered rank-sum test: U's normal approximation (tie-corrected, no continuity
+    correction) with its variance multiplied by U's design effect (`rank_design_effect`), and the
+    interval of the shift widened the same way. Without labels, or with one value per cluster, it
+    is scipy's Mann-Whitney U exactly as for independent values.
 
     Args:
         a, b: the baseline and candidate samples (e.g. latency in ms), each non-empty.
         alternative: ``two-sided``, ``greater`` (b tends to be larger) or ``less``.
         confidence, max_pairs, seed: as in `hodges_lehmann`.
+        clusters_a, clusters_b: each value's cluster label (both or neither).
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    shift, ci, pairs = hodges_lehmann(x, y, confidence=confidence, max_pairs=max_pairs, seed=seed)
+    deff, k_a, k_b = 1.0, None, None
+    if clusters_a is not None and clusters_b is not None:
+        deff = rank_design_effect(x, y, clusters_a, clusters_b)
+        k_a, k_b = int(np.unique(np.asarray(clusters_a)).size), int(np.unique(np.asarray(clusters_b)).size)
+    clustered = k_a is not None and k_b is not None and (k_a < x.size or k_b < y.size)
+    shift, ci, pairs = hodges_lehmann(
+        x, y, confidence=confidence, max_pairs=max_pairs, seed=seed, design_effect=deff
+    )
     if np.all(x == x[0]) and np.all(y == x[0]):
         u, p = x.size * y.size / 2, 1.0  # one value everywhere: scipy would divide by zero
+    elif clustered:
+        u, p = _clustered_u_test(x, y, deff, alternative)
     else:
         from scipy import stats
 
@@ -299,7 +495,32 @@ def mann_whitney(
         p,
         pairs,
         alternative,
+        deff,
+        k_a,
+        k_b,
     )
+
+
+def _clustered_u_test(
+    x: np.ndarray, y: np.ndarray, deff: float, alternative: Alternative
+) -> tuple[float, float]:
+    """U of `y` over `x` and its p-value from the normal approximation with the tie-corrected null
+    variance times the design effect."""
+    from scipy import stats
+
+    n_x, n_y = x.size, y.size
+    both = np.concatenate([x, y])
+    ranks = stats.rankdata(both)
+    u = float(ranks[n_x:].sum() - n_y * (n_y + 1) / 2)
+    _, ties = np.unique(both, return_counts=True)
+    n = n_x + n_y
+    var = n_x * n_y / 12 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
+    z = (u - n_x * n_y / 2) / math.sqrt(var * deff)
+    if alternative == "two-sided":
+        p = 2 * float(special.ndtr(-abs(z)))
+    else:
+        p = float(special.ndtr(-z) if alternative == "greater" else special.ndtr(z))
+    return u, min(1.0, p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +587,8 @@ class RateTest:
     `ratio` is `rate_b / rate_a` with its exact interval `ratio_ci` (None bounds mean unbounded);
     `difference` is `rate_b - rate_a` with a MOVER interval from the arms' exact Poisson intervals.
     The p-value is the exact conditional binomial test: given the total count, arm b's share of
-    events is binomial with its share of exposure under equal rates."""
+    events is binomial with its share of exposure under equal rates. `dispersion` is the
+    overdispersion the test allowed for (1: events independent)."""
 
     events_a: float
     exposure_a: float
@@ -380,13 +602,15 @@ class RateTest:
     ratio_ci: tuple[float | None, float | None]
     p_value: float
     alternative: str
+    dispersion: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 
 
-def _poisson_interval(k: int, confidence: float) -> Interval:
-    """The exact (Garwood) interval for a Poisson mean from one count."""
+def _poisson_interval(k: float, confidence: float) -> Interval:
+    """The exact (Garwood) interval for a Poisson mean from one count (an effective, non-integer
+    count reads the same gamma quantiles)."""
     tail = (1 - confidence) / 2
     # stats.chi2.ppf(q, df) / 2 is 2 * gammaincinv(df / 2, q) / 2, exactly gammaincinv(df / 2, q)
     lo = 0.0 if k == 0 else float(special.gammaincinv(k, tail))
@@ -401,8 +625,16 @@ def rate_test(
     *,
     alternative: Alternative = "greater",
     confidence: float = CONFIDENCE,
+    dispersion: float = 1.0,
 ) -> RateTest:
     """Compare the event rates of two arms; by default one-sided: is b's rate higher?
+
+    With `dispersion` above 1 (events that come in clusters, e.g. several incidents in one session;
+    see `ratio_design_effect` with ``poisson``), both arms' events and exposures are divided by it,
+    the quasi-Poisson reading of overdispersed counts, and the same conditional test is made on
+    these effective counts: its binomial tail and the Clopper-Pearson bounds are the regularized
+    incomplete beta function, which takes non-integer counts (the two-sided p-value is then twice
+    the smaller tail). A dispersion of 1 is the exact test as for independent events.
 
     Args:
         events_a, exposure_a: events counted in arm a and its exposure (e.g. interactions, > 0).
@@ -410,11 +642,18 @@ def rate_test(
         alternative: ``greater`` (b's rate is higher; the default, for incidents), ``less`` or
             ``two-sided``.
         confidence: level of the intervals.
+        dispersion: the events' overdispersion, common to both arms (>= 1).
     """
     if exposure_a <= 0 or exposure_b <= 0:
         raise ValueError(f"both arms need exposure, got {exposure_a} and {exposure_b}")
     if events_a < 0 or events_b < 0:
         raise ValueError("event counts cannot be negative")
+    if not dispersion >= 1:
+        raise ValueError(f"dispersion must be >= 1, got {dispersion}")
+    if dispersion != 1:
+        return _overdispersed_rate_test(
+            events_a, exposure_a, events_b, exposure_b, alternative, confidence, dispersion
+        )
     rate_a, rate_b = events_a / exposure_a, events_b / exposure_b
     total = events_a + events_b
     share = exposure_b / (exposure_a + exposure_b)
@@ -453,6 +692,47 @@ def rate_test(
         p,
         alternative,
     )
+
+
+def _overdispersed_rate_test(
+    events_a: int,
+    exposure_a: float,
+    events_b: int,
+    exposure_b: float,
+    alternative: Alternative,
+    confidence: float,
+    dispersion: float,
+) -> RateTest:
+    """`rate_test` on the effective counts `events / dispersion`, `exposure / dispersion`."""
+    ka, ea = events_a / dispersion, exposure_a / dispersion
+    kb, eb = events_b / dispersion, exposure_b / dispersion
+    rate_a, rate_b = events_a / exposure_a, events_b / exposure_b
+    total = ka + kb
+    share = eb / (ea + eb)
+    ratio: float | None = None
+    ratio_ci: tuple[float | None, float | None] = (None, None)
+    if total == 0:
+        p = 1.0
+    else:
+        # P(X >= k) and P(X <= k) of a binomial(total, share), as regularized incomplete beta functions
+        upper = 1.0 if kb <= 0 else float(special.betainc(kb, total - kb + 1, share))
+        lower = 1.0 if kb >= total else float(special.betainc(total - kb, kb + 1, 1 - share))
+        p = {"greater": upper, "less": lower}.get(alternative, min(1.0, 2 * min(upper, lower)))
+        tail = (1 - confidence) / 2
+        lo = 0.0 if kb <= 0 else float(special.betaincinv(kb, total - kb + 1, tail))
+        hi = 1.0 if kb >= total else float(special.betaincinv(kb + 1, total - kb, 1 - tail))
+        odds = (1 - share) / share
+
+        def to_ratio(pi: float) -> float | None:
+            return None if pi >= 1 else pi / (1 - pi) * odds
+
+        ratio = to_ratio(kb / total)
+        ratio_ci = (to_ratio(lo), to_ratio(hi))
+    ci_a = tuple(v / ea for v in _poisson_interval(ka, confidence))
+    ci_b = tuple(v / eb for v in _poisson_interval(kb, confidence))
+    diff_ci = _mover(rate_b - rate_a, rate_a, (ci_a[0], ci_a[1]), rate_b, (ci_b[0], ci_b[1]))
+    return RateTest(events_a, exposure_a, events_b, exposure_b, rate_a, rate_b, rate_b - rate_a, diff_ci,
+                    ratio, ratio_ci, min(1.0, p), alternative, dispersion)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
