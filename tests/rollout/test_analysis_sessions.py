@@ -169,6 +169,23 @@ def test_sessions_from_records_and_their_effect() -> None:
         ArmSample(n=5, sessions=(ArmSample(n=2), ArmSample(n=2)))
 
 
+def test_answers_from_the_cache_are_left_out_of_latency_and_cost_only() -> None:
+    """A new version's answer cache starts cold: its near-free cached answers would make the baseline
+    look faster and cheaper than the version it is compared with. They count for everything else."""
+    rng = np.random.default_rng(7)
+    records = [_record(i, rng, session=f"s{i // 2}") for i in range(40)]
+    for r in records[::4]:
+        r.metadata["cache"] = {"kind": "exact", "saved_usd": r.cost_usd, "age_s": 3.0}
+        r.latency_ms, r.cost_usd = 0.4, 0.0
+    arm = ArmSample.from_records(records)
+    ran = [r for r in records if "cache" not in r.metadata]
+    assert arm.n == 40 and arm.latency_ms.size == arm.cost_usd.size == 30
+    assert sorted(arm.latency_ms) == sorted(r.latency_ms for r in ran)
+    assert sorted(arm.cost_usd) == sorted(r.cost_usd for r in ran)
+    assert arm.completed == sum(r.status == "completed" for r in records)
+    assert arm.tool_calls == sum(len(r.tool_calls) for r in records)
+
+
 def test_a_critical_safety_regression_spread_over_sessions_fails_at_once() -> None:
     """Refund-policy incidents in several canary sessions, none in the baseline: FAIL with a small
     canary, before the minimum of interactions, as the demo's 1.1 must."""

@@ -126,7 +126,11 @@ class ArmSample:
         n: interactions.
         completed, escalated: interactions with that status.
         safety_incidents: interactions that were blocked or had a guardrail block something.
-        latency_ms, cost_usd: one value per interaction (may be empty: the metric has no data).
+        latency_ms, cost_usd: one value per interaction the version ran itself (may be empty: the
+            metric has no data). `from_records` leaves out the answers served from the answer cache
+            (`metadata.cache`): they take and cost next to nothing, and a new version's cache starts
+            cold, so while it warms up its arm has fewer of them than the baseline's; counted, they
+            would make every canary look slower and dearer than it is.
         tool_calls, tool_errors: tool calls made, and those whose status was not ``success``.
         thumbs_up, thumbs_down: interactions rated +1 / -1.
         scores: the feedback scores given (e.g. 1-5).
@@ -167,17 +171,25 @@ class ArmSample:
             raise ValueError(f"the sessions' interactions must add up to n={self.n}")
 
     @classmethod
-    def from_records(cls, records: Iterable[InteractionRecord], *, name: str = "") -> ArmSample:
+    def from_records(
+        cls,
+        records: Iterable[InteractionRecord],
+        *,
+        name: str = "",
+        unit: Callable[[InteractionRecord], str] | None = None,
+    ) -> ArmSample:
         """Extract an arm from interaction records (one arm's, one window's), with its `sessions`
-        (the records grouped by session id).
+        (the records grouped by session id, or by `unit`).
 
         Args:
             records: the interactions; select arm and window before (by version and traffic source).
             name: the arm's label.
+            unit: the cluster a record belongs to (default: its session id); `sessions` then holds
+                one ArmSample per such unit and `units` counts them.
         """
         by_session: dict[str, list[InteractionRecord]] = {}
         for r in records:
-            by_session.setdefault(r.session_id, []).append(r)
+            by_session.setdefault(r.session_id if unit is None else unit(r), []).append(r)
         parts = tuple(cls._of_records(group, "") for group in by_session.values())
 
         def joined(attr: str) -> np.ndarray:
@@ -212,8 +224,9 @@ class ArmSample:
             completed += r.status == "completed"
             escalated += r.status == "escalated"
             incidents += is_safety_incident(r)
-            latency.append(r.latency_ms)
-            cost.append(r.cost_usd)
+            if not (r.metadata and r.metadata.get("cache")):  # an answer from the cache: see the class
+                latency.append(r.latency_ms)
+                cost.append(r.cost_usd)
             calls += len(r.tool_calls)
             errors += sum(t.status != "success" for t in r.tool_calls)
             if r.feedback:
