@@ -272,3 +272,31 @@ def test_a_lazy_pattern_compiles_on_first_use_and_may_be_written_by_a_function()
     assert lazy.sub("#", "5678 and 9012") == "# and #" and lazy.pattern == r"\d{4}"
     assert written == ["once"]
     assert find_pii("card 4111 1111 1111 1111")[0].type == "CARD"
+
+
+@pytest.mark.parametrize(
+    ("text", "regions", "redacted"),
+    [
+        ("電話：０３－１２３４－５６７８です", ["JP"], "電話：[PHONE]です"),  # full-width, run into the words
+        ("電話03-1234-5678です", ["JP"], "電話[PHONE]です"),
+        ("携帯 ０９０－１２３４－５６７８ まで", ["JP"], "携帯 [PHONE] まで"),
+        ("＋８１　３－１２３４－５６７８", ["US"], "[PHONE]"),  # international, with an ideographic space
+        ("전화 010-1234-5678입니다", ["KR"], "전화 [PHONE]입니다"),
+        ("メールjane@example.orgまで", ["JP"], "メール[EMAIL]まで"),
+        ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｏｒｇ", ["JP"], "[EMAIL]"),
+        ("カード４１１１ １１１１ １１１１ １１１１で", ["JP"], "カード[CARD]で"),
+    ],
+)
+def test_cjk_text_and_full_width_forms(text: str, regions: list[str], redacted: str) -> None:
+    """Japanese and Korean text runs numbers and addresses into the words around it, often in full-width
+    forms: found where they are written, with the text around them kept as it was."""
+    out, found = redact_pii(text, regions=regions)
+    assert out == redacted, found
+    assert all(text[e.start : e.end] == e.value for e in found)
+
+
+@pytest.mark.parametrize(
+    "text", ["abc4111111111111111", "id3f9a6086728464923", "ref４１１１１１１１１１１１１１１１x"]
+)
+def test_a_number_inside_a_latin_token_is_still_not_pii(text: str) -> None:
+    assert find_pii(text) == [], find_pii(text)

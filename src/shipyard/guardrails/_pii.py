@@ -19,6 +19,10 @@ What counts (each checked, not only matched):
 - ADDRESS: street addresses: a number and a street type (US/UK/Commonwealth), German-style
   "Hauptstraße 5", French/Spanish/Italian "12 rue ...", "Calle ... 5", "Via ... 5"; with unit, city,
   state and ZIP when they follow.
+
+Full-width digits, letters and signs (`０３－１２３４－５６７８`, `ｊａｎｅ＠…`) count as their ASCII forms, and
+in CJK text, which runs values into the words around them (`電話03-1234-5678です`), ideographs, kana and
+hangul next to a phone number, an email or a card number do not hide it as a Latin letter would.
 """
 
 from __future__ import annotations
@@ -67,11 +71,17 @@ class Entity:
     value: str
 
 
-_EMAIL = lazy_re(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+# A word character of a script written with spaces between words: CJK text runs a number or an address
+# into the words around it ("電話03-1234-5678です"), so there the ideographs, kana and hangul next to one
+# do not make it part of a longer token, as a Latin letter or a digit would.
+_W = r"[^\W\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+_EMAIL = lazy_re(
+    rf"(?<![.+-])(?<!{_W})[A-Za-z0-9._%+-]{{1,64}}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,24}}(?!{_W})"
+)
 # not inside a longer token (a hex id "3f9a60867284649…") nor the tail of a longer digit grouping
 # (an IBAN "DE89 3704 0044 …"): neither is a card
 # (the lookbehinds come after the first digit, so that the pattern starts with one: see _NUMBER_NAME)
-_CARD = lazy_re(r"\d(?<![\w+-]\d)(?<!\d[ -]\d)(?:[ -]?\d){11,18}(?![\w-])")
+_CARD = lazy_re(rf"\d(?<![+-]\d)(?<!{_W}\d)(?<!\d[ -]\d)(?:[ -]?\d){{11,18}}(?![-])(?!{_W})")
 # \b[A-Z]{2}\d{2}..., written to start with a letter (`\b` first: no skipping, as for _CARD)
 _IBAN = lazy_re(r"[A-Z](?<!\w[A-Z])[A-Z]\d\d(?:[ ]?[A-Z0-9]){11,30}\b")
 _SSN = lazy_re(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])")
@@ -86,8 +96,8 @@ _PHONE = lazy_re(
     # atomic groups: a long run of digits must not make the engine try every way to split it
     # "(" only in the first two groups: "+1 (415) 555-2671", "+44 (0)20 7946 0958"; so a number
     # written right after another, "(415) 555-2671 (415) 555-2672", starts a new match
-    r"(?<![\w+])(?>(?:\+|00)?\(?\d{1,4}\)?(?:[ .\-/]?\(?\d{1,5}\)?)(?:[ .\-/]?\d{1,5}){0,6})"
-    r"(?>(?:\s*(?:ext\.?|extension|x|#)\s*\d{1,6})?)(?![\w])",
+    rf"(?<!\+)(?<!{_W})(?>(?:\+|00)?\(?\d{{1,4}}\)?(?:[ .\-/]?\(?\d{{1,5}}\)?)(?:[ .\-/]?\d{{1,5}}){{0,6}})"
+    rf"(?>(?:\s*(?:ext\.?|extension|x|#)\s*\d{{1,6}})?)(?!{_W})",
     re.I,
 )
 _PHONE_SEPARATOR = lazy_re(r"[ ()./-]")
@@ -490,11 +500,29 @@ _DEFAULT_WANTED = tuple(
 )
 
 
+# Full-width forms (U+FF01..U+FF5E: "０３－１２３４－５６７８", "＋８１", "ｊａｎｅ＠…"), the ideographic space and
+# the dashes people type between digits, read as their ASCII counterparts: one character for one, so
+# what is found keeps its place in the text as written.
+_ASCII_FORMS = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {
+    0x3000: 0x20,
+    **dict.fromkeys((0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2212), 0x2D),
+}
+
+
 def find_pii(
     text: str, *, entities: Iterable[str] = ENTITY_TYPES, regions: Sequence[str] = DEFAULT_REGIONS
 ) -> list[Entity]:
     """The PII in `text`, in order, without overlaps (a checked type wins over a looser one, then the
-    longer find)."""
+    longer find). Full-width digits, letters and signs count as their ASCII forms (`_ASCII_FORMS`);
+    each entity's `value` is the text as written."""
+    if text.isascii():
+        return _find_pii(text, entities, regions)
+    read = text.translate(_ASCII_FORMS)
+    found = _find_pii(read, entities, regions)
+    return found if read == text else [Entity(e.type, e.start, e.end, text[e.start : e.end]) for e in found]
+
+
+def _find_pii(text: str, entities: Iterable[str], regions: Sequence[str]) -> list[Entity]:
     found: list[Entity] = []
     digits = len(_DIGIT.findall(text))
     wanted: set[str] | frozenset[str]
