@@ -11,10 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import NotFoundError, ShipyardError
-from shipyard.rollout._analysis import ArmSample
 from shipyard.rollout._controller import RECORD_LIMIT, Decision, override_lines
 from shipyard.rollout._deployment import RolloutAction, RolloutState, Strategy
-from shipyard.rollout._experiment import DEFAULT_EXPERIMENT_METRICS, ExperimentReport, analyze_experiment
+from shipyard.rollout._experiment import (
+    DEFAULT_EXPERIMENT_METRICS,
+    ExperimentReport,
+    analyze_experiment,
+    experiment_arm,
+)
 from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
@@ -117,8 +121,8 @@ def report(store: Any, exp: dict[str, Any]) -> ExperimentReport:
     order = {n: i for i, n in enumerate(exp.get("metrics") or METRIC_NAMES)}
     chosen.sort(key=lambda m: order.get(m.name, 99))
     rep = analyze_experiment(
-        ArmSample.from_records(arms["a"], name=exp["arms"]["a"]),
-        ArmSample.from_records(arms["b"], name=exp["arms"]["b"]),
+        experiment_arm(arms["a"], name=exp["arms"]["a"]),
+        experiment_arm(arms["b"], name=exp["arms"]["b"]),
         chosen,
         expected_split=exp["split"] / 100,
         previous=exp.get("report") if exp["state"] == "running" else None,

@@ -11,19 +11,63 @@ For each metric the report gives the effect `B - A` with two views of it:
 
 The verdict of a metric (A better, B better, no detectable difference) uses the sequential view by
 default, because an experiment's status is looked at many times; with no detectable difference,
-it says how many more units per arm a fixed-horizon test would need for the metric's `mde`.
+it says how many more interactions per arm a fixed-horizon test would need for the metric's `mde`.
+
+The assignment unit is the cluster. The assigner buckets a request by its session id when the
+caller gave one, else by its user id (`assignment_key`), so an arm is made of whole sessions (or
+whole users), and the interactions of one unit are correlated (one conversation, one customer):
+taken as independent observations they make every p-value, interval and the mSPRT overconfident.
+`experiment_arm` groups an arm's records by that unit, and each test takes the units as clusters
+(`ArmSample.sessions`), keeping each metric's estimate (per-interaction rates and means) and
+changing only its variance, as the canary analysis does:
+
+- proportions: the delta-method design effect of a ratio of unit sums, pooled over both arms
+  (`ratio_design_effect`, Deng, Knoblich and Lu 2018); the z / exact test and the Newcombe
+  interval on the counts divided by it (`two_proportion_test(design_effects=...)`, Rao-Scott).
+- continuous values: Welch's t on the cluster-robust variance of each arm's mean
+  (`variance_of_mean`: the sum of squared unit residuals times `k / (k - 1)`), with
+  Welch-Satterthwaite degrees of freedom from the units; Mann-Whitney U with the units as clusters
+  (`mann_whitney(clusters_a=, clusters_b=)`).
+- the mSPRT: the variance it is given is the same clustered one (the independent-trial variance
+  times the design effect for proportions; the sum of the cluster-robust variances of the means
+  for continuous values). Why this keeps it (approximately) always valid: the mSPRT's guarantee
+  rests on the estimate being about N(effect, v) at every look with the right v. The units, not
+  the interactions, are the independent draws, so the effect is a smooth function of means of
+  i.i.d. unit sums and is asymptotically normal with the delta-method / cluster-robust variance;
+  the mixture likelihood ratio computed with it is the one of the unit-level data (the effective
+  sample size is `n / design effect`), a martingale under the null to the same plug-in
+  approximation the unclustered test already makes with the sample variance. It stays approximate:
+  the variance is estimated at each look, and a unit still active (a session continuing after a
+  look) adds to a cluster already counted.
+- the sample-size advice: the independent-trial answer times the metric's design effect (the
+  interactions a clustered sample of units like this one needs).
+
+With one interaction per unit (or arms without units, e.g. ArmSamples of bare counts and arrays)
+every design effect is 1 and the numbers are exactly those for independent interactions. A metric
+whose arm has fewer than two units cannot be tested (its variance is unknown). The sample-ratio
+check counts units.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shipyard.rollout._analysis import ArmSample, Proportion, observe, sample_size_of
+from shipyard.rollout._analysis import (
+    ArmSample,
+    Proportion,
+    _clustered_values,
+    _flat,
+    _pooled_ratio_design_effect,
+    observe,
+    observe_sessions,
+    sample_size_of,
+)
 from shipyard.rollout._stats import (
     CONFIDENCE,
     SRM_ALPHA,
@@ -36,8 +80,12 @@ from shipyard.rollout._stats import (
     sample_size_means,
     srm_check,
     two_proportion_test,
+    variance_of_mean,
     welch_t_test,
 )
+
+if TYPE_CHECKING:
+    from shipyard.store import InteractionRecord
 
 A_BETTER = "A better"
 B_BETTER = "B better"
@@ -216,6 +264,38 @@ def _carry(now: SequentialResult, before: Mapping[str, Any] | None) -> Sequentia
     )
 
 
+def experiment_arm(records: Iterable[InteractionRecord], *, name: str = "") -> ArmSample:
+    """One experiment arm from its interaction records, with its assignment units as clusters.
+
+    The unit of a record (`ArmSample.sessions` holds one ArmSample per unit) is what the assigner
+    bucketed it by (`assignment_key`): its session when the caller supplied one, else its user. A
+    record does not say whether its session id was supplied or made up for that one request (then
+    the user was the key), so the sessions of one interaction that carry a user id are grouped per
+    user: exactly the assigner's unit for requests keyed by user, and for one-turn sessions of a
+    user who supplied them, a coarser cluster (several of one user's sessions), which only errs on
+    the safe side. Sessions of several interactions are units of their own; a record with neither
+    (assigned afresh per request) is its own unit.
+
+    Args:
+        records: the arm's interactions (selected by experiment and arm).
+        name: the arm's label.
+    """
+    rs = list(records)
+    turns = Counter(r.session_id for r in rs)
+
+    def unit(r: InteractionRecord) -> str:
+        if turns[r.session_id] == 1 and r.user_id:
+            return f"user:{r.user_id}"
+        return f"session:{r.session_id}"
+
+    return ArmSample.from_records(rs, name=name, unit=unit)
+
+
+def _units(labels: np.ndarray | None, size: int) -> np.ndarray:
+    """Cluster labels of an arm's values: its own, or each value alone when it has none."""
+    return np.arange(size) if labels is None else labels
+
+
 def _metric(
     spec: ExperimentMetric,
     arm_a: ArmSample,
@@ -234,30 +314,64 @@ def _metric(
     if min(n_a, n_b) < max(spec.min_samples, 2):
         result.note = f"need {spec.min_samples} per arm, have {n_a:g} (A) and {n_b:g} (B)"
         return result
+    # the arms' observations per assignment unit, None when every interaction is its own unit
+    parts_a = parts_b = None
+    if not (_flat(arm_a) and _flat(arm_b)):
+        parts_a, parts_b = (
+            observe_sessions(arm_a, source, spec.kind),
+            observe_sessions(arm_b, source, spec.kind),
+        )
     confidence = max(CONFIDENCE, 1 - alpha)
     needed: int | None = None
     variance: float
+    deff = 1.0  # the design effect of the metric's estimate (1: its interactions are independent)
     if isinstance(oa, Proportion) and isinstance(ob, Proportion):
-        pt = two_proportion_test(oa.successes, oa.trials, ob.successes, ob.trials, confidence=confidence)
+        deff = _pooled_ratio_design_effect(parts_a, parts_b, "binomial")
+        d_a, d_b = (1.0 if parts is None else deff for parts in (parts_a, parts_b))
+        pt = two_proportion_test(oa.successes, oa.trials, ob.successes, ob.trials, confidence=confidence,
+                                 design_effects=(d_a, d_b))  # fmt: skip
         result.a, result.b, result.effect, result.ci = pt.p_a, pt.p_b, pt.difference, pt.ci
         result.p_value, result.test, result.details = pt.p_value, pt.test, pt.to_dict()
         pooled = (oa.successes + ob.successes) / (oa.trials + ob.trials)
-        variance = pooled * (1 - pooled) * (1 / oa.trials + 1 / ob.trials)
+        if d_a == d_b == 1:
+            variance = pooled * (1 - pooled) * (1 / oa.trials + 1 / ob.trials)
+        else:
+            variance = pooled * (1 - pooled) * (d_a / oa.trials + d_b / ob.trials)
+        if parts_a is not None or parts_b is not None:
+            result.details["units"] = [_count(parts_a), _count(parts_b)]
         mde = spec.mde * pt.p_a if spec.relative else spec.mde
         if 0 < pt.p_a < 1 and 0 < pt.p_a + mde < 1 and mde > 0:
             needed = sample_size(pt.p_a, mde, alpha, power)
     else:
         assert isinstance(oa, np.ndarray) and isinstance(ob, np.ndarray)
-        wt = welch_t_test(oa, ob, confidence=confidence)
-        mw = mann_whitney(oa, ob, confidence=confidence)
+        (xa, la), (xb, lb) = _clustered_values(oa, parts_a), _clustered_values(ob, parts_b)
+        units: list[int] | None = None
+        if la is None and lb is None:
+            wt = welch_t_test(oa, ob, confidence=confidence)
+            mw = mann_whitney(oa, ob, confidence=confidence)
+            variance = wt.sd_a**2 / wt.n_a + wt.sd_b**2 / wt.n_b
+        else:  # the units as clusters (an arm without them: each value its own)
+            la, lb = _units(la, xa.size), _units(lb, xb.size)
+            units = [int(np.unique(la).size), int(np.unique(lb).size)]
+            if min(units) < 2:
+                result.note = f"need 2 units per arm, have {units[0]} (A) and {units[1]} (B)"
+                return result
+            wt = welch_t_test(xa, xb, confidence=confidence, clusters_a=la, clusters_b=lb)
+            mw = mann_whitney(xa, xb, confidence=confidence, clusters_a=la, clusters_b=lb)
+            variance = variance_of_mean(xa, la) + variance_of_mean(xb, lb)
+            independent = wt.sd_a**2 / wt.n_a + wt.sd_b**2 / wt.n_b
+            deff = variance / independent if independent > 0 else 1.0
         result.a, result.b, result.effect, result.ci = wt.mean_a, wt.mean_b, wt.difference, wt.ci
         result.p_value, result.test, result.mann_whitney_p = wt.p_value, "welch_t", mw.p_value
         result.details = {"welch": wt.to_dict(), "mann_whitney": mw.to_dict()}
-        variance = wt.sd_a**2 / wt.n_a + wt.sd_b**2 / wt.n_b
+        if units is not None:
+            result.details.update(units=units, design_effect=deff)
         mde = spec.mde * abs(wt.mean_a) if spec.relative else spec.mde
         sd = math.sqrt((wt.sd_a**2 + wt.sd_b**2) / 2)
         if sd > 0 and mde > 0:
             needed = sample_size_means(sd, mde, alpha, power)
+    if needed is not None and deff > 1:
+        needed = math.ceil(needed * deff)
     assert result.a is not None and result.effect is not None
     result.relative_effect = result.effect / abs(result.a) if result.a else None
     if variance > 0 and mde > 0:
@@ -280,6 +394,11 @@ def _metric(
     return result
 
 
+def _count(parts: Sequence[object] | None) -> int | None:
+    """How many units an arm's observations come from (None: no units)."""
+    return None if parts is None else len(parts)
+
+
 def _mde_text(spec: ExperimentMetric) -> str:
     return f"a {spec.mde:.0%} change" if spec.relative else f"a change of {spec.mde:g}"
 
@@ -300,7 +419,9 @@ def analyze_experiment(
     """Analyse an A/B experiment at one look.
 
     Args:
-        a, b: the arms' interactions (A is the control).
+        a, b: the arms' interactions (A is the control), with their assignment units as
+            `sessions` (`experiment_arm` builds them from records); arms without units, or with
+            one interaction per unit, are tested as independent interactions.
         metrics: what to compare (default `DEFAULT_EXPERIMENT_METRICS`).
         expected_split: B's configured share of traffic for the SRM check (None skips it).
         alpha: significance level; power: the power the sample-size advice aims for.

@@ -17,7 +17,8 @@ only imports this module (or the rollout face) does not pay.
   session, the unit a canary randomizes) inflates a statistic's variance over independent
   observations. `two_proportion_test`, `rate_test` and `mann_whitney` take them (or the clusters)
   and test on effective sample sizes; a design effect of 1 gives the unclustered answer exactly.
-- `welch_t_test`: difference of means, Welch's t-test and interval.
+- `welch_t_test`: difference of means, Welch's t-test and interval; with clusters, on the
+  cluster-robust variances of the means (`variance_of_mean`).
 - `rate_test`: exact conditional binomial test of two Poisson rates (safety incidents), optionally
   on overdispersed (quasi-Poisson) effective counts.
 - `srm_check`: chi-square test of the observed split against the configured one.
@@ -68,6 +69,7 @@ __all__ = [
     "sample_size_means",
     "srm_check",
     "two_proportion_test",
+    "variance_of_mean",
     "welch_t_test",
     "wilson_interval",
 ]
@@ -543,14 +545,57 @@ class WelchTest:
         return _to_dict(self)
 
 
+def variance_of_mean(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[Any] | np.ndarray | None = None
+) -> float:
+    """The estimated variance of the mean of `values`: `s^2 / n` for independent values; with
+    cluster labels, the cluster-robust one (Liang and Zeger 1986, with the usual small-sample
+    factor): `k / (k - 1) * sum((cluster sum - size * mean)^2) / n^2` over the `k` clusters, but
+    never below `s^2 / n` (a design effect below 1 is taken as 1, the conservative reading, as in
+    `ratio_design_effect`). With one value per cluster the two are the same quantity. Its ratio to
+    `s^2 / n` is the mean's design effect.
+
+    Args:
+        values: the sample, at least two values (with clusters: at least two clusters).
+        clusters: each value's cluster label (e.g. its session or user), one per value; None: each
+            value its own.
+    """
+    x = np.asarray(values, dtype=float)
+    if clusters is None:
+        if x.size < 2:
+            raise ValueError("the variance of a mean needs at least two values")
+        return float(np.var(x, ddof=1)) / x.size
+    labels = np.asarray(clusters)
+    if labels.shape != x.shape:
+        raise ValueError("one cluster label per value")
+    robust = _cluster_sum_of_squares(x, labels, float(x.mean())) if x.size else None
+    if robust is None:
+        raise ValueError("the cluster-robust variance of a mean needs at least two clusters")
+    return max(robust / x.size**2, float(np.var(x, ddof=1)) / x.size)
+
+
 def welch_t_test(
-    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    clusters_a: Sequence[Any] | np.ndarray | None = None,
+    clusters_b: Sequence[Any] | np.ndarray | None = None,
 ) -> WelchTest:
     """Welch's two-sample t-test (unequal variances) of the means, two-sided.
 
+    With cluster labels (the unit of each value, e.g. its session) and some cluster of more than one
+    value, each mean's variance is the cluster-robust one (`variance_of_mean`, never below the
+    independent values' one), the t statistic and the interval use their sum, and the degrees of
+    freedom are Welch-Satterthwaite's with `k - 1` per arm for its `k` clusters (the clusters, not
+    the values, are the independent observations).
+    `sd_a`, `sd_b` stay the standard deviations of the values. Without labels, or with one value per
+    cluster, it is scipy's Welch test exactly as for independent values.
+
     Args:
-        a, b: the samples, at least two values each.
+        a, b: the samples, at least two values each (with clusters: at least two clusters each).
         confidence: level of the interval for the difference.
+        clusters_a, clusters_b: each value's cluster label (both or neither).
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.size < 2 or y.size < 2:
@@ -561,6 +606,11 @@ def welch_t_test(
         p = 1.0 if diff == 0 else 0.0
         return WelchTest(x.size, y.size, float(x.mean()), float(y.mean()), 0.0, 0.0, diff, (diff, diff),
                          math.copysign(math.inf, diff) if diff else 0.0, math.nan, p)  # fmt: skip
+    if clusters_a is not None and clusters_b is not None:
+        la, lb = np.asarray(clusters_a), np.asarray(clusters_b)
+        k_a, k_b = int(np.unique(la).size), int(np.unique(lb).size)
+        if k_a < x.size or k_b < y.size:
+            return _clustered_welch(x, y, la, lb, k_a, k_b, sd_a, sd_b, confidence)
     from scipy import stats
 
     res = stats.ttest_ind(y, x, equal_var=False)
@@ -578,6 +628,35 @@ def welch_t_test(
         float(res.df),
         float(res.pvalue),
     )
+
+
+def _clustered_welch(
+    x: np.ndarray,
+    y: np.ndarray,
+    la: np.ndarray,
+    lb: np.ndarray,
+    k_a: int,
+    k_b: int,
+    sd_a: float,
+    sd_b: float,
+    confidence: float,
+) -> WelchTest:
+    """`welch_t_test` with the cluster-robust variances of the two means (some value has spread,
+    so their sum, never below the independent values' one, is positive)."""
+    if k_a < 2 or k_b < 2:
+        raise ValueError(f"a clustered t-test needs at least two clusters per sample, got {k_a} and {k_b}")
+    v_a, v_b = variance_of_mean(x, la), variance_of_mean(y, lb)
+    mean_a, mean_b = float(x.mean()), float(y.mean())
+    diff = mean_b - mean_a
+    se = math.sqrt(v_a + v_b)
+    df = (v_a + v_b) ** 2 / (v_a**2 / (k_a - 1) + v_b**2 / (k_b - 1))
+    t = diff / se
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    p = 2 * float(stats.t.sf(abs(t), df))
+    return WelchTest(int(x.size), int(y.size), mean_a, mean_b, sd_a, sd_b, diff, (diff - half, diff + half),
+                     t, df, min(1.0, p))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
