@@ -74,25 +74,25 @@ def simulated_canary(
 
 
 def test_correlated_sessions_without_a_difference_rarely_alarm() -> None:
-    """200 seeded canaries of one version against itself: the session-aware analysis flags a metric
+    """100 seeded canaries of one version against itself: the session-aware analysis flags a metric
     (significant after Holm) in few of them; treating turns as independent flags far more."""
     rng = np.random.default_rng(7)
     flagged = {"sessions": 0, "interactions": 0}
-    runs = 200
+    runs = 100
     for _ in range(runs):
         base, can = simulated_canary(rng)
         for mode, with_sessions in (("sessions", True), ("interactions", False)):
             result = analyze(pooled(base, sessions=with_sessions), pooled(can, sessions=with_sessions),
                              min_samples_per_arm=20)  # fmt: skip
             flagged[mode] += any(m.p_adjusted is not None and m.p_adjusted < 0.05 for m in result.metrics)
-    assert flagged["sessions"] <= 0.08 * runs, flagged  # family-wise alpha 0.05, a margin for 200 runs
+    assert flagged["sessions"] <= 0.08 * runs, flagged  # family-wise alpha 0.05, a margin for 100 runs
     assert flagged["interactions"] >= 0.15 * runs, flagged
 
 
 def test_each_metric_alone_keeps_its_level() -> None:
     """Without the Holm adjustment too, each metric's test rejects a true null near alpha."""
     rng = np.random.default_rng(11)
-    runs = 200
+    runs = 100
     rejected: dict[str, int] = {}
     for _ in range(runs):
         base, can = simulated_canary(rng, sessions=400)
@@ -104,7 +104,7 @@ def test_each_metric_alone_keeps_its_level() -> None:
 
 def test_a_real_cost_increase_is_still_found() -> None:
     rng = np.random.default_rng(3)
-    runs = 40
+    runs = 20
     caught = 0
     for _ in range(runs):
         base, can = simulated_canary(rng, sessions=500, share=0.25, cost_factor=1.5)
