@@ -52,6 +52,9 @@ def register(modules: Iterable[str]) -> None:
     try:
         for module in modules:
             importlib.import_module(f"shipyard.cli.{module}")
+        from shipyard.cli._app import app, reflow_help
+
+        reflow_help(app)  # help texts as prose the terminal wraps, not the source's line breaks
     finally:
         if collecting:
             # What the imports built is made old at once (what surviving two collections would do,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -172,6 +173,49 @@ def every_command() -> None:
     if _Only.kept is not None:
         app.registered_commands, app.registered_groups = _Only.kept
         _Only.kept = None
+
+
+_LIST_ITEM = ("- ", "* ", "• ")
+
+
+def reflow(doc: str) -> str:
+    """A command's docstring as its `--help` should get it. Typer's rich help keeps a text's single
+    line breaks, so prose wrapped for the source reads ragged in a terminal of another width: each
+    paragraph's lines are joined (the terminal wraps them), a list item ("- ...") keeps its own line
+    with its continuation lines joined to it, and a paragraph that opens indented (an example block)
+    stays as written."""
+    paragraphs = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        if para[:1] in (" ", "\t", "\b"):
+            paragraphs.append(para)
+            continue
+        lines: list[str] = []
+        for line in para.split("\n"):
+            text = line.strip()
+            if not lines or (line.startswith(_LIST_ITEM) and lines[-1]):
+                lines.append(text)
+            else:
+                lines[-1] = f"{lines[-1]} {text}".strip()
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """`reflow` the help of every command and command group registered on `typer_app` (their own
+    `help=`, else their docstring), once."""
+    for command in typer_app.registered_commands:
+        doc = command.help if isinstance(command.help, str) else getattr(command.callback, "__doc__", None)
+        if doc and not getattr(command, "_reflowed", False):
+            command.help = reflow(doc)
+            command._reflowed = True  # type: ignore[attr-defined]
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        if sub is None:
+            continue
+        if isinstance(sub.info.help, str) and not getattr(sub.info, "_reflowed", False):
+            sub.info.help = reflow(sub.info.help)
+            sub.info._reflowed = True  # type: ignore[attr-defined]
+        reflow_help(sub)
 
 
 @contextlib.contextmanager
