@@ -213,3 +213,25 @@ def test_sequential_test_detects_a_real_difference() -> None:
     pooled = (a.sum() + b.sum()) / (2 * n)
     r = msprt(b.mean() - a.mean(), pooled * (1 - pooled) * 2 / n, 0.05)
     assert r.p_value < 0.05 and r.confidence_sequence[0] > 0
+
+
+def test_srm_check_holds_its_level_however_often_it_is_read() -> None:
+    """A running canary reads its split at every tick: over 100 looks at a sound 5% split, the
+    always-valid test flags (almost) no run, where the chi-square test read as often flags many;
+    a split that really is broken (3% for a configured 5%) is still flagged."""
+    rng = np.random.default_rng(5)
+    runs, looks, per_look, alpha = 200, 100, 40, 0.01
+    flagged = {"sequential": 0, "chi-square": 0}
+    for _ in range(runs):
+        canary = np.cumsum(rng.binomial(per_look, 0.05, looks))
+        total = per_look * np.arange(1, looks + 1)
+        checks = [
+            srm_check(int(t - c), int(c), 0.05, threshold=alpha) for t, c in zip(total, canary, strict=True)
+        ]
+        flagged["sequential"] += any(c.flagged for c in checks)
+        flagged["chi-square"] += any(c.p_value < alpha for c in checks)
+    assert flagged["sequential"] <= alpha * runs, flagged
+    assert flagged["chi-square"] >= 5 * alpha * runs, flagged
+    broken = srm_check(9_700, 300, 0.05)
+    assert broken.flagged and broken.sequential_p_value < 1e-6, broken
+    assert not srm_check(486, 46, 0.05).flagged  # chi-square p 1.1e-4: one look's chance, not a broken split

@@ -773,7 +773,7 @@ def _decide(
         split = (
             f"sample ratio mismatch: the split is broken (observed {srm.observed[0]}/{srm.observed[1]}, "
             f"canary share {srm.observed_share_b:.1%} vs configured {srm.expected_share_b:.1%}, "
-            f"p={srm.p_value:.2g}); pause for a human"
+            f"always-valid p={srm.sequential_p_value:.2g}); pause for a human"
         )
         return Verdict.MARGINAL, score, [split, *reasons]
     if score < marginal_score:

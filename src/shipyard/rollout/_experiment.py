@@ -217,7 +217,7 @@ class ExperimentReport:
             state = "**broken**" if self.srm.flagged else "ok"
             lines.append(
                 f"Split {state}: observed B share {self.srm.observed_share_b:.1%} vs configured "
-                f"{self.srm.expected_share_b:.1%} (chi-square p={self.srm.p_value:.3g})."
+                f"{self.srm.expected_share_b:.1%} (always-valid p={self.srm.sequential_p_value:.3g}, chi-square p={self.srm.p_value:.3g})."
             )
         lines += [f"> warning: {w}" for w in self.warnings]
         lines += [
@@ -451,7 +451,7 @@ def analyze_experiment(
         if srm.flagged:
             warnings.append(
                 f"sample ratio mismatch: B has {srm.observed_share_b:.1%} of units, configured "
-                f"{srm.expected_share_b:.1%} (p={srm.p_value:.2g}); fix the assignment before trusting any result"
+                f"{srm.expected_share_b:.1%} (always-valid p={srm.sequential_p_value:.2g}); fix the assignment before trusting any result"
             )
     if decide_on == "fixed":
         warnings.append("fixed-horizon p-values are valid only when read once, at the planned sample size")

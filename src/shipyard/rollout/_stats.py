@@ -21,7 +21,8 @@ only imports this module (or the rollout face) does not pay.
   cluster-robust variances of the means (`variance_of_mean`).
 - `rate_test`: exact conditional binomial test of two Poisson rates (safety incidents), optionally
   on overdispersed (quasi-Poisson) effective counts.
-- `srm_check`: chi-square test of the observed split against the configured one.
+- `srm_check`: always-valid (sequential) test of the observed split against the configured one,
+  with the chi-square test beside it.
 - `msprt`: the always-valid mixture sequential probability ratio test (Johari et al.).
 - `sample_size`, `sample_size_means`: units per arm for a two-sided (or one-sided) test.
 """
@@ -40,6 +41,8 @@ from shipyard.evals import wilson_interval
 
 CONFIDENCE = 0.95
 SRM_ALPHA = 0.001
+# The sequential SRM test's prior: a Dirichlet worth this many units, centred on the configured split.
+SRM_PRIOR_UNITS = 100.0
 # Pairwise differences kept in memory for the Hodges-Lehmann estimate before sampling them instead.
 MAX_PAIRS = 1_000_000
 # Below this expected count in any cell of the 2x2 table the z-test's normal approximation is poor.
@@ -816,9 +819,10 @@ def _overdispersed_rate_test(
 
 @dataclass(frozen=True, slots=True)
 class SrmCheck:
-    """Sample-ratio mismatch: do the arms' counts fit the configured split? `flagged` when
-    `p_value < threshold`: the assignment (or the recording) is broken and no comparison of the arms
-    can be trusted until it is understood."""
+    """Sample-ratio mismatch: do the arms' counts fit the configured split? `flagged` when the
+    always-valid `sequential_p_value` is below `threshold`: the assignment (or the recording) is
+    broken and no comparison of the arms can be trusted until it is understood. `p_value` is the
+    chi-square test's, valid for one look only (reported, not used to flag)."""
 
     observed: tuple[int, int]
     expected_share_b: float
@@ -827,13 +831,22 @@ class SrmCheck:
     p_value: float
     threshold: float
     flagged: bool
+    sequential_p_value: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 
 
 def srm_check(n_a: int, n_b: int, expected_share_b: float, *, threshold: float = SRM_ALPHA) -> SrmCheck:
-    """Chi-square goodness-of-fit of the observed counts against the configured split.
+    """Does the observed split fit the configured one? Flagged by an always-valid test, because a
+    running canary or experiment checks its split at every look (every tick), and a fixed-horizon
+    test read that often flags a sound split sooner or later.
+
+    The test is the sequential one for multinomial counts of Lindon and Malek ("Anytime-valid
+    inference for multinomial count data", NeurIPS 2022): the Bayes factor of a Dirichlet-multinomial
+    mixture (prior `SRM_PRIOR_UNITS` units centred on the configured split) against the configured
+    split is a martingale under it, so `1 / BF` is a p-value that holds at every look at once
+    (Ville's inequality). The chi-square goodness-of-fit test is reported beside it.
 
     Count the units that were assigned (sessions or users, whatever the assignment hashes), not
     interactions: a few long sessions would otherwise look like a broken split.
@@ -847,14 +860,29 @@ def srm_check(n_a: int, n_b: int, expected_share_b: float, *, threshold: float =
         raise ValueError(f"expected_share_b must be strictly between 0 and 1, got {expected_share_b}")
     total = n_a + n_b
     if total == 0:
-        return SrmCheck((n_a, n_b), expected_share_b, math.nan, 0.0, 1.0, threshold, False)
+        return SrmCheck((n_a, n_b), expected_share_b, math.nan, 0.0, 1.0, threshold, False, 1.0)
     expected = [total * (1 - expected_share_b), total * expected_share_b]
     from scipy import stats
 
     res = stats.chisquare([n_a, n_b], f_exp=expected)
-    p = float(res.pvalue)
+    shares = np.array([1 - expected_share_b, expected_share_b])
+    prior, counts = SRM_PRIOR_UNITS * shares, np.array([n_a, n_b], dtype=float)
+    log_bf = float(
+        special.gammaln(prior.sum())
+        - special.gammaln(prior.sum() + total)
+        + np.sum(special.gammaln(prior + counts) - special.gammaln(prior))
+        - np.sum(counts * np.log(shares))
+    )
+    sequential = math.exp(-log_bf) if log_bf > 0 else 1.0
     return SrmCheck(
-        (n_a, n_b), expected_share_b, n_b / total, float(res.statistic), p, threshold, p < threshold
+        (n_a, n_b),
+        expected_share_b,
+        n_b / total,
+        float(res.statistic),
+        float(res.pvalue),
+        threshold,
+        sequential < threshold,
+        sequential,
     )
 
 
