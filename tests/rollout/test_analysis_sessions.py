@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from records import interaction
 
 from shipyard.rollout import ArmSample, analyze, mann_whitney, rate_test, two_proportion_test
 from shipyard.rollout._stats import rank_design_effect, ratio_design_effect
@@ -44,24 +45,8 @@ def session(rng: np.random.Generator, *, cost_factor: float = 1.0, incidents: fl
 def pooled(parts: list[ArmSample], *, sessions: bool = True) -> ArmSample:
     """The arm the sessions make, with them (the new analysis) or as bare counts (interactions
     independent, the old one)."""
-
-    def total(attr: str) -> int:
-        return int(sum(getattr(p, attr) for p in parts))
-
-    return ArmSample(
-        n=total("n"),
-        completed=total("completed"),
-        escalated=total("escalated"),
-        safety_incidents=total("safety_incidents"),
-        latency_ms=np.concatenate([p.latency_ms for p in parts]),
-        cost_usd=np.concatenate([p.cost_usd for p in parts]),
-        tool_calls=total("tool_calls"),
-        tool_errors=total("tool_errors"),
-        thumbs_up=total("thumbs_up"),
-        thumbs_down=total("thumbs_down"),
-        units=len(parts),
-        sessions=tuple(parts) if sessions else (),
-    )
+    arm = ArmSample.from_sessions(parts)
+    return arm if sessions else replace(arm, sessions=())
 
 
 def simulated_canary(
@@ -122,16 +107,10 @@ def _record(
     tools = [ToolCallRecord("lookup_order", {"id": i}, "error" if i % 9 == 0 else "success", 12.0)] * (
         1 + i % 2
     )
-    return InteractionRecord(
+    return interaction(
         id=f"{version}-{i}",
-        trace_id=f"t{i}",
         session_id=session,
-        user_id=None,
-        agent="support",
         version=version,
-        traffic_source="production",
-        input="where is my order",
-        output="on its way",
         status=status,
         latency_ms=float(rng.lognormal(7, 0.3)),
         cost_usd=float(rng.lognormal(-5, 0.2)),

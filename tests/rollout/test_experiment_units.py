@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from records import interaction
 
 from shipyard.rollout import (
     B_BETTER,
@@ -50,21 +51,8 @@ def unit(rng: np.random.Generator, *, logit: float = 1.5, cost: float = 1.0) -> 
 def pooled(parts: list[ArmSample], *, units: bool = True) -> ArmSample:
     """The arm its units make, with them (the new analysis) or as bare counts and arrays
     (interactions independent: the old one)."""
-
-    def total(attr: str) -> int:
-        return int(sum(getattr(p, attr) for p in parts))
-
-    return ArmSample(
-        n=total("n"),
-        completed=total("completed"),
-        latency_ms=np.concatenate([p.latency_ms for p in parts]),
-        cost_usd=np.concatenate([p.cost_usd for p in parts]),
-        thumbs_up=total("thumbs_up"),
-        thumbs_down=total("thumbs_down"),
-        scores=np.concatenate([p.scores for p in parts]),
-        units=len(parts),
-        sessions=tuple(parts) if units else (),
-    )
+    arm = ArmSample.from_sessions(parts)
+    return arm if units else replace(arm, sessions=())
 
 
 def test_correlated_units_without_a_difference_keep_the_level() -> None:
@@ -135,16 +123,11 @@ def test_a_real_difference_is_still_found() -> None:
 
 
 def _record(i: int, rng: np.random.Generator, *, session: str, user: str | None) -> InteractionRecord:
-    return InteractionRecord(
+    return interaction(
         id=f"r{i}",
-        trace_id=f"t{i}",
         session_id=session,
         user_id=user,
-        agent="support",
         version="support@1.0",
-        traffic_source="production",
-        input="where is my order",
-        output="on its way",
         status="completed" if rng.random() < 0.8 else "failed",
         latency_ms=float(rng.lognormal(7, 0.3)),
         cost_usd=float(rng.lognormal(-5, 0.2)),

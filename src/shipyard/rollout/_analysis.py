@@ -190,12 +190,17 @@ class ArmSample:
         by_session: dict[str, list[InteractionRecord]] = {}
         for r in records:
             by_session.setdefault(r.session_id if unit is None else unit(r), []).append(r)
-        parts = tuple(cls._of_records(group, "") for group in by_session.values())
+        return cls.from_sessions([cls._of_records(group, "") for group in by_session.values()], name=name)
+
+    @classmethod
+    def from_sessions(cls, sessions: Iterable[ArmSample], *, name: str = "") -> ArmSample:
+        """The arm its sessions (or other units) make: their counts added and their values joined, in
+        session order, with the sessions kept as its `sessions` and counted as its `units`."""
+        parts = tuple(sessions)
 
         def joined(attr: str) -> np.ndarray:
             return np.concatenate([getattr(p, attr) for p in parts]) if parts else _floats(None)
 
-        # the whole arm from its sessions (each record is read once); its values in session order
         return cls(
             n=sum(p.n for p in parts),
             completed=sum(p.completed for p in parts),
