@@ -202,19 +202,17 @@ def reflow(doc: str) -> str:
 
 def reflow_help(typer_app: typer.Typer) -> None:
     """`reflow` the help of every command and command group registered on `typer_app` (their own
-    `help=`, else their docstring), once."""
+    `help=`, else their docstring); reflowing twice changes nothing."""
     for command in typer_app.registered_commands:
         doc = command.help if isinstance(command.help, str) else getattr(command.callback, "__doc__", None)
-        if doc and not getattr(command, "_reflowed", False):
+        if doc:
             command.help = reflow(doc)
-            command._reflowed = True  # type: ignore[attr-defined]
     for group in typer_app.registered_groups:
         sub = group.typer_instance
         if sub is None:
             continue
-        if isinstance(sub.info.help, str) and not getattr(sub.info, "_reflowed", False):
+        if isinstance(sub.info.help, str):
             sub.info.help = reflow(sub.info.help)
-            sub.info._reflowed = True  # type: ignore[attr-defined]
         reflow_help(sub)
 
 

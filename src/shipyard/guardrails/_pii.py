@@ -517,9 +517,8 @@ def find_pii(
     each entity's `value` is the text as written."""
     if text.isascii():
         return _find_pii(text, entities, regions)
-    read = text.translate(_ASCII_FORMS)
-    found = _find_pii(read, entities, regions)
-    return found if read == text else [Entity(e.type, e.start, e.end, text[e.start : e.end]) for e in found]
+    found = _find_pii(text.translate(_ASCII_FORMS), entities, regions)
+    return [Entity(e.type, e.start, e.end, text[e.start : e.end]) for e in found]
 
 
 def _find_pii(text: str, entities: Iterable[str], regions: Sequence[str]) -> list[Entity]:

@@ -190,7 +190,7 @@ class ArmSample:
         by_session: dict[str, list[InteractionRecord]] = {}
         for r in records:
             by_session.setdefault(r.session_id if unit is None else unit(r), []).append(r)
-        return cls.from_sessions([cls._of_records(group, "") for group in by_session.values()], name=name)
+        return cls.from_sessions([cls._of_records(group) for group in by_session.values()], name=name)
 
     @classmethod
     def from_sessions(cls, sessions: Iterable[ArmSample], *, name: str = "") -> ArmSample:
@@ -219,7 +219,7 @@ class ArmSample:
         )
 
     @classmethod
-    def _of_records(cls, rs: list[InteractionRecord], name: str) -> ArmSample:
+    def _of_records(cls, rs: list[InteractionRecord]) -> ArmSample:
         """One session's arm (one pass over its records: an arm has thousands of sessions)."""
         completed = escalated = incidents = calls = errors = up = down = 0
         latency: list[float] = []
@@ -240,26 +240,20 @@ class ArmSample:
                 down += thumbs is not None and thumbs < 0
                 if score is not None:
                     scores.append(score)
-        # valid by construction: set the fields without __init__'s checks and conversions (~10x less)
-        part = object.__new__(cls)
-        for key, value in (
-            ("n", len(rs)),
-            ("completed", completed),
-            ("escalated", escalated),
-            ("safety_incidents", incidents),
-            ("latency_ms", np.array(latency, dtype=float)),
-            ("cost_usd", np.array(cost, dtype=float)),
-            ("tool_calls", calls),
-            ("tool_errors", errors),
-            ("thumbs_up", up),
-            ("thumbs_down", down),
-            ("scores", np.array(scores, dtype=float)),
-            ("units", 1 if rs else 0),
-            ("name", name),
-            ("sessions", ()),
-        ):
-            object.__setattr__(part, key, value)
-        return part
+        return cls(
+            n=len(rs),
+            completed=completed,
+            escalated=escalated,
+            safety_incidents=incidents,
+            latency_ms=np.array(latency, dtype=float),
+            cost_usd=np.array(cost, dtype=float),
+            tool_calls=calls,
+            tool_errors=errors,
+            thumbs_up=up,
+            thumbs_down=down,
+            scores=np.array(scores, dtype=float),
+            units=1,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Counts and summaries (not every value) for reports."""
