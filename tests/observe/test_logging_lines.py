@@ -1,6 +1,7 @@
 """JSON event lines are written without structlog, as its pipeline wrote them: the event's fields, then
 `event`, `level` and `timestamp`, one line per event, nothing below the level; the readable form
-(`json=False`) still goes through structlog's ConsoleRenderer."""
+(`json=False`, for a person at a terminal) is the same logger rendering one line of its own, without
+structlog either."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 from shipyard.observe import configure_logging, log_event
 from shipyard.observe._logging import _logger
@@ -45,16 +47,51 @@ def test_methods_below_the_level_write_nothing() -> None:
     configure_logging(stream=io.StringIO())
 
 
-def test_json_lines_do_not_import_structlog_and_the_readable_form_does() -> None:
+def test_neither_form_imports_structlog() -> None:
     code = (
         "import io, sys\nfrom shipyard.observe import configure_logging, log_event\n"
         "configure_logging(stream=io.BytesIO())\nlog_event('x')\nprint('structlog' in sys.modules)\n"
         "out = io.StringIO()\nconfigure_logging(json=False, stream=out)\nlog_event('readable', n=1)\n"
-        "print(out.getvalue().strip())\n"
+        "print('structlog' in sys.modules)\nprint(out.getvalue().strip())\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    first, readable = done.stdout.splitlines()
-    assert first == "False"
-    assert "[info     ] readable" in readable and "n=1" in readable
+    json_form, text_form, readable = done.stdout.splitlines()
+    assert (json_form, text_form) == ("False", "False")
+    assert readable.endswith(" info     readable  n=1"), readable
+
+
+def test_the_readable_form_is_one_line_per_event_a_person_can_read() -> None:
+    out = io.StringIO()
+    configure_logging(json=False, stream=out, level="info")
+    log_event(
+        "gate_overridden",
+        level="warning",
+        timestamp=WHEN,
+        audit=True,
+        agent="support",
+        step=0,
+        actor=None,  # left out
+        reason="incident 42: gate suite broken",
+        gate_said={"support@1.2": ["no production gate run", None]},
+        empty="",
+        path="a=b",
+    )
+    log_event("quiet", level="debug")  # below the level, as for JSON lines
+    log_event("injected", level="error", reason="line one\nfake_event level=error\x1b[2J\x9b", cost=0.25)
+    _logger().exception("failed %s", "twice")
+    lines = out.getvalue().splitlines()
+    when = datetime.fromtimestamp(WHEN).strftime("%H:%M:%S")  # the local time of day, short
+    assert lines[0] == (
+        f"{when} warning  gate_overridden  audit=true agent=support step=0 "
+        'reason="incident 42: gate suite broken" gate_said={"support@1.2":["no production gate run",null]} '
+        'empty="" path="a=b"'
+    )
+    # a value's line breaks and terminal control characters are escaped: one line, nothing drawn
+    assert lines[1].endswith(
+        ' error    injected  reason="line one\\nfake_event level=error\\u001b[2J\\u009b" cost=0.25'
+    )
+    assert lines[2].endswith(' error    "failed twice"  exc_info=true')
+    assert len(lines) == 3
+    configure_logging(stream=io.StringIO())

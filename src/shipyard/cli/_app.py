@@ -54,17 +54,40 @@ class _LiveStderr:
         sys.stderr.flush()
 
 
+LOG_FORMAT_ENV = "SHIPYARD_LOG_FORMAT"
+"""`json` or `text`: how a command writes its event lines; unset, readable text when stderr is a
+terminal, else JSON lines (pipes, CI, log collectors). Any other value is a usage error (exit 2)."""
+
+LOG_LEVEL_ENV = "SHIPYARD_LOG_LEVEL"
+"""debug | info | warning | error: the least severe event line a command writes (default warning).
+Any other value is a usage error (exit 2)."""
+
+
+def _log_setting(env: str, choices: tuple[str, ...], hint: str) -> str | None:
+    """The value of `env` (case and surrounding spaces ignored), None when unset or empty; any value
+    outside `choices` fails the command with exit 2."""
+    chosen = os.environ.get(env, "").strip().lower()
+    if chosen and chosen not in choices:
+        raise fail(f"{env} must be one of {', '.join(choices)}, got {os.environ[env]!r}", hint=hint)
+    return chosen or None
+
+
 @app.callback()
 def _setup() -> None:
-    # Event lines (warm-ups, step failures) are for operators: on stderr, warnings and up, so a
-    # command's own output on stdout stays clean (`--json`, pipes). `serve` logs to stdout itself.
+    # Event lines (warm-ups, step failures, audit events) are for operators: on stderr, warnings and
+    # up, so a command's own output on stdout stays clean (`--json`, pipes); readable text for a
+    # person at a terminal, JSON lines for machines (`LOG_FORMAT_ENV`). `serve` logs to stdout itself.
     from shipyard.observe import configure_logging
 
-    level = os.environ.get("SHIPYARD_LOG_LEVEL", "warning")
     try:
+        form = _log_setting(LOG_FORMAT_ENV, ("json", "text"), "leave it unset: text on a terminal, else JSON")
+        level = _log_setting(
+            LOG_LEVEL_ENV, ("debug", "info", "warning", "error"), "leave it unset for warning"
+        )
         configure_logging(
+            json=form == "json" if form else not sys.stderr.isatty(),
             stream=cast(IO[Any], _LiveStderr()),
-            level=level if level in ("debug", "info", "warning", "error") else "warning",
+            level=level or "warning",
         )
     finally:
         settle()  # every command's body runs with the garbage collector on

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON line per lifecycle event (structlog, rendered with orjson).
+"""Structured logs: one JSON line per lifecycle event (rendered with orjson), or one readable line.
 
 Events: one `interaction` line per finished interaction (its model calls, tool calls and guardrail
 verdicts as lists inside it: one encode, one write), `feedback`, and the server's own (`alert`,
@@ -11,8 +11,9 @@ Message content and tool arguments are redacted unless content capture is on: te
 
 JSON lines (the default) are written by `_JsonLines`, the few lines of structlog's pipeline they use
 (filtering by level, `level`, `timestamp`, orjson, one write per line), so a command does not import
-structlog (which imports all of itself, Rich's tracebacks and Pygments included); the readable
-key=value form still comes from structlog's ConsoleRenderer, imported when asked for.
+structlog (which imports all of itself, Rich's tracebacks and Pygments included). The readable form
+for a person at a terminal (`json=False`, what the CLI writes when stderr is one) is `_TextLines`:
+the same logger, each event rendered as `HH:MM:SS level    event  key=value ...` on one line.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def configure_logging(
     """Set up the process's event log.
 
     Args:
-        json: JSON lines (the default); False prints readable key=value lines for a terminal.
+        json: JSON lines (the default); False writes readable one-line events for a person at a terminal.
         level: debug | info | warning | error; events below it are dropped cheaply.
         stream: where lines go (default: standard output). A binary stream is written directly.
         content_capture: keep message content and tool arguments instead of redacting them.
@@ -67,25 +68,9 @@ def configure_logging(
     if level not in _LEVELS:
         raise ValueError(f"log level must be one of {', '.join(_LEVELS)}, got {level!r}")
     out: Any = stream if stream is not None else sys.stdout
-    if json:
-        binary: Any = getattr(out, "buffer", None) if not _is_binary(out) else out
-        write = _bytes_writer(binary) if binary is not None else _text_writer(out)
-        _State.logger = _JsonLines(write, _LEVELS[level])
-    else:
-        import structlog  # the readable form only: JSON lines need none of it
-
-        processors: list[Any] = [
-            structlog.processors.add_log_level,
-            _timestamp,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ]
-        structlog.configure(
-            processors=processors,
-            wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-            logger_factory=structlog.PrintLoggerFactory(out),
-            cache_logger_on_first_use=True,
-        )
-        _State.logger = structlog.get_logger("shipyard")
+    binary: Any = getattr(out, "buffer", None) if not _is_binary(out) else out
+    write = _bytes_writer(binary) if binary is not None else _text_writer(out)
+    _State.logger = (_JsonLines if json else _TextLines)(write, _LEVELS[level])
     _State.capture = content_capture
 
 
@@ -103,7 +88,10 @@ class _JsonLines:
     def _emit(self, level: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         fields["event"] = event % args if args else event
         fields["level"] = level
-        self._write(_orjson(None, level, _timestamp(None, level, fields)))
+        self._write(self._render(_timestamp(None, level, fields)))
+
+    def _render(self, fields: dict[str, Any]) -> bytes:
+        return _orjson(None, "", fields)
 
     def debug(self, event: str, *args: Any, **fields: Any) -> None:
         self._emit("debug", event, args, fields)
@@ -123,6 +111,28 @@ class _JsonLines:
 
     def critical(self, event: str, *args: Any, **fields: Any) -> None:
         self._emit("critical", event, args, fields)
+
+
+class _TextLines(_JsonLines):
+    """`_JsonLines` for a person at a terminal: `08:35:20 warning  gate_overridden  audit=true
+    agent=support reason="tests flaky"`, the local time of day, then the event's fields as key=value
+    (None ones left out; a string plainly when it is one printable word, else JSON-quoted; other
+    values as JSON), all on one line whatever the values hold."""
+
+    def _render(self, fields: dict[str, Any]) -> bytes:
+        when = datetime.fromisoformat(fields.pop("timestamp")).astimezone().strftime("%H:%M:%S")
+        level, event = fields.pop("level"), _text_value(str(fields.pop("event")))
+        pairs = "".join(
+            f" {_text_value(str(k))}={_text_value(v)}" for k, v in fields.items() if v is not None
+        )
+        return f"{when} {level:<8} {event} {pairs}".rstrip().encode()
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str) and value.isprintable() and value and not any(c in value for c in ' "=\\'):
+        return value
+    text = orjson.dumps(value, default=str).decode()  # escapes line breaks and other C0 controls
+    return text if text.isprintable() else "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _nop(*_: Any, **__: Any) -> None:
