@@ -302,17 +302,14 @@ def evaluate(
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """`--json-out`: the result as JSON in a file (written whole, or not at all)."""
-    import contextlib
     import json
-    import os
 
-    tmp = path.with_name(f".{path.name}.tmp")
+    from shipyard._atomic import atomic_write
+
+    text = json.dumps(data, indent=2) + "\n"
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ShipyardError(
             f"--json-out {path}: cannot write it ({e.strerror or e})",
             hint="give a file in a folder that exists and you can write to",

@@ -14,8 +14,6 @@ Files may be JSON or YAML (same structure)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
+from shipyard._atomic import atomic_write
 from shipyard.errors import ConfigError
 from shipyard.flags._flagd_ops import FLAGD_OPERATORS
 from shipyard.flags._jsonlogic import Compiler, Fn, LogicError
@@ -377,11 +376,4 @@ def write_flag_file(flag_set: FlagSet, path: Path | str) -> None:
     """Write atomically (temp file + rename), so a reader never sees half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dump_flag_set(flag_set, p))
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(p, dump_flag_set(flag_set, p))  # a project file: the mode any file of the user's gets

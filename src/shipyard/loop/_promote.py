@@ -13,9 +13,6 @@ right, so such an incident becomes a candidate for review, never a golden case.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from shipyard._atomic import atomic_file
 from shipyard.config import ShipyardConfig, format_validation_error
 from shipyard.errors import ShipyardError
 from shipyard.store import InteractionRecord, Store
@@ -199,15 +197,11 @@ def write_case(path: Path, case: Mapping[str, Any], *, name: str = "regression")
     cases = [c for c in data.get("cases") or [] if not (isinstance(c, dict) and c.get("id") == case["id"])]
     data["cases"] = [*cases, dict(case)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".promote-", suffix=".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    # a project file (the umask's mode); `.yaml`, so load_suite reads it as a suite
+    with atomic_file(path, suffix=".yaml") as tmp:
+        with tmp.open("w", encoding="utf-8") as f:
             yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, width=110)
         suite = load_suite(tmp)  # raises SuiteError naming the problem; the file is left as it was
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return suite.name
 
 

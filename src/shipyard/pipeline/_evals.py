@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from shipyard._atomic import atomic_write
 from shipyard.config import ShipyardConfig
 from shipyard.errors import ShipyardError
 from shipyard.evals import EvalRunResult, GateDecision, Outcome, RunSummary, Suite, load_suite
@@ -167,10 +168,8 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
 
 def _write_cache(path: Path, summary: RunSummary, version: str, label: str) -> None:
     private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
     doc = {"version": version, "label": label, "summary": summary.to_dict()}
-    tmp.write_bytes(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS))
-    os.replace(tmp, path)
+    atomic_write(path, orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS), private=True)
 
 
 def base_from_commit(

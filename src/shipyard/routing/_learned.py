@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard._atomic import atomic_write
 from shipyard.errors import ShipyardError
 from shipyard.routing._features import NUMERIC, RouteRequest, hashed_terms, numeric_features
 
@@ -189,9 +190,7 @@ class LearnedRouter:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
-        tmp.replace(path)
+        atomic_write(path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path, tiers: list[str]) -> LearnedRouter:

@@ -12,17 +12,16 @@ alert. `shipyard store dead-letters list | show | retry` reads both places.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from shipyard._atomic import atomic_write
 from shipyard.observe import log_event
 from shipyard.store import DeadLetter, InteractionRecord, dead_letter_for, error_reason, private_dir
 
 FOLDER = "dead-letter"
-_FILE_MODE = 0o600
 
 
 def dead_letter_folder(root: Path) -> Path:
@@ -74,14 +73,7 @@ def write_dead_letter_file(folder: Path, letter: DeadLetter, *, store_error: str
     private_dir(folder)
     path = Path(folder) / f"{letter.id}.json"
     data = orjson.dumps({**letter.to_dict(), "store_error": store_error}, option=orjson.OPT_INDENT_2)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, private=True, fsync=True)
     return path
 
 

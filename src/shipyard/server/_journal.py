@@ -64,6 +64,7 @@ from typing import Any, Literal
 
 import orjson
 
+from shipyard._atomic import atomic_write
 from shipyard.observe import LoopSupervisor, log_event
 from shipyard.server._dead_letters import FOLDER as DEAD_LETTER_FOLDER
 from shipyard.server._dead_letters import DeadLetterSink
@@ -74,7 +75,6 @@ from shipyard.store import (
     isolate,
     new_id,
     private_dir,
-    private_file,
 )
 
 try:
@@ -194,9 +194,7 @@ def _read_checkpoint(path: Path) -> int:
 
 
 def _write_checkpoint(path: Path, offset: int) -> None:
-    tmp = path.with_suffix(".ckpt.tmp")
-    private_file(tmp).write_text(str(offset))
-    os.replace(tmp, path)
+    atomic_write(path, str(offset), private=True)
 
 
 def _try_lock(fd: int) -> bool:
