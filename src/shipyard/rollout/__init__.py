@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         MetricSpec,
         Proportion,
         analyze,
+        canary_arms,
         default_metrics,
         holm,
         register_source,
@@ -44,7 +45,13 @@ if TYPE_CHECKING:
         parse_steps,
         production_gate,
     )
-    from shipyard.rollout._deployment import DEFAULT_STEPS, Deployment, assign, assignment_key
+    from shipyard.rollout._deployment import (
+        DEFAULT_STEPS,
+        Deployment,
+        assign,
+        assignment_key,
+        assignment_unit,
+    )
     from shipyard.rollout._experiment import (
         A_BETTER,
         B_BETTER,
@@ -122,6 +129,8 @@ __all__ = [
     "arm_counts",
     "assign",
     "assignment_key",
+    "assignment_unit",
+    "canary_arms",
     "check_deployable",
     "default_metrics",
     "eval_gate",

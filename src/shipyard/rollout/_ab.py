@@ -1,7 +1,8 @@
 """A/B experiments: start (a deployment with strategy `experiment`), look at any time, stop.
 
 Both arms are production traffic; the assigner tags each interaction with `metadata.experiment`
-and `metadata.arm`, so a report reads exactly the experiment's interactions. Each look carries the
+and `metadata.arm`, so a report reads exactly the experiment's interactions, and with
+`metadata.assignment_unit`, what it bucketed the request by, which the report's clusters follow. Each look carries the
 sequential test forward from the previous one (stored with the experiment), so it stays valid
 however often people look.
 """

@@ -48,6 +48,10 @@ A design effect is never below 1. When no session of either arm holds more than 
 independent interactions, exactly as without clusters (the tool calls of one interaction are then
 taken as independent too). The sample-ratio check counts sessions (`units`), the unit
 the assignment hashes.
+
+A session served by both versions (replicas refresh their assignment a moment apart) is evidence
+for neither alone: `canary_arms`, which builds the arms of every canary and blue-green verdict from
+records, leaves it out of both and says how many it left out.
 """
 
 from __future__ import annotations
@@ -271,6 +275,46 @@ class ArmSample:
         d.update(latency_ms=summary(self.latency_ms), cost_usd=summary(self.cost_usd))
         d["scores"] = summary(self.scores)
         return d
+
+
+def canary_arms(
+    baseline: Iterable[InteractionRecord], canary: Iterable[InteractionRecord]
+) -> tuple[ArmSample, ArmSample, dict[str, Any]]:
+    """The two arms of a canary (or blue-green) verdict from their records, without the sessions
+    that have records in both: `(baseline, canary, what was left out)`.
+
+    A session is the analysis's unit, and its turns are correlated; when several replicas refresh
+    their assignment a moment apart (after a step up, say), or a replica that cannot run the
+    candidate serves the stable version, one session's turns can be served by both versions. Such
+    a session is evidence for neither version alone (its later turns carry the other version's
+    history), so it counts in neither arm. Records without a session id are never taken as mixed.
+
+    The arms' statistics are those of `ArmSample.from_records` on what is left, except that the
+    canary's `units` (what the sample-ratio check counts) includes the mixed sessions: a session
+    the candidate served at all is one the assignment gave it (in a canary's window the weight
+    only rises, so sessions move from the stable version to the candidate, never back); left out
+    of the count, every step up would make the canary's share look short.
+
+    Args:
+        baseline: the stable version's (or blue's) records in the window.
+        canary: the candidate's (or green's) records in the window.
+
+    Returns:
+        The arms, and ``{"mixed_sessions": n, "mixed_interactions": {"baseline": i, "canary": j}}``:
+        the sessions left out and their records in each arm.
+    """
+    base, cand = list(baseline), list(canary)
+    mixed = {r.session_id for r in base if r.session_id} & {r.session_id for r in cand if r.session_id}
+    kept_base = [r for r in base if r.session_id not in mixed]
+    kept_cand = [r for r in cand if r.session_id not in mixed]
+    arm_b, arm_c = ArmSample.from_records(kept_base), ArmSample.from_records(kept_cand)
+    if mixed:
+        arm_c = replace(arm_c, units=(arm_c.units or 0) + len(mixed))
+    left_out = {
+        "mixed_sessions": len(mixed),
+        "mixed_interactions": {"baseline": len(base) - len(kept_base), "canary": len(cand) - len(kept_cand)},
+    }
+    return arm_b, arm_c, left_out
 
 
 # Where each metric's data comes from: a name -> a function of the arm. Register more with

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
 from shipyard.observe import LoopSupervisor
-from shipyard.rollout._deployment import Deployment, Strategy, assign, assignment_key
+from shipyard.rollout._deployment import (
+    UNIT_KEY,
+    Deployment,
+    Strategy,
+    assign,
+    assignment_key,
+    assignment_unit,
+)
 from shipyard.types import TrafficSource
 
 if TYPE_CHECKING:
@@ -184,11 +191,13 @@ class RolloutAssigner:
         return version in known
 
     def __call__(self, ex: Exchange) -> str | None:
-        """The version for one exchange; tags canary traffic and experiment arms on it."""
+        """The version for one exchange; tags canary traffic, and experiment arms with the unit
+        they were assigned by (`assignment_unit`), on it."""
         dep = self._deployments.get(ex.agent)
         if dep is None:
             return self._own(ex)
-        key = assignment_key(ex.session_id if ex.session_supplied else None, ex.user_id)
+        session = ex.session_id if ex.session_supplied else None
+        key = assignment_key(session, ex.user_id)
         version = assign(dep, key)
         if version is None:
             return self._own(ex)
@@ -201,6 +210,7 @@ class RolloutAssigner:
             arms = dep.config.get("arms", {})
             ex.metadata["experiment"] = dep.config.get("experiment_id")
             ex.metadata["arm"] = "b" if version == arms.get("b") else "a"
+            ex.metadata[UNIT_KEY] = assignment_unit(session, ex.user_id)  # the experiment's unit
         return version
 
     def _own(self, ex: Exchange) -> str | None:

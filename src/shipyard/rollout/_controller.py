@@ -310,16 +310,17 @@ def analyze_arms(
     expected_split: float | None,
     min_samples_per_arm: int,
 ) -> dict[str, Any]:
-    """The canary analysis of two arms as a dict (verdict, score, metrics, srm, reasons)."""
-    from shipyard.rollout._analysis import ArmSample, analyze
+    """The canary analysis of two arms' records as a dict (verdict, score, metrics, srm, reasons),
+    the one way every verdict on records is made (canary ticks, blue-green, the Argo and Flagger
+    endpoints). Sessions with records in both arms are left out of both (`canary_arms`); the dict
+    says how many: `mixed_sessions` (sessions) and `mixed_interactions` (their records per arm,
+    ``{"baseline": i, "canary": j}``)."""
+    from shipyard.rollout._analysis import analyze, canary_arms
 
-    result = analyze(
-        ArmSample.from_records(baseline),
-        ArmSample.from_records(canary),
-        expected_split=expected_split,
-        min_samples_per_arm=min_samples_per_arm,
-    )
+    base, cand, left_out = canary_arms(baseline, canary)
+    result = analyze(base, cand, expected_split=expected_split, min_samples_per_arm=min_samples_per_arm)
     out: dict[str, Any] = result.to_dict()
+    out.update(left_out)
     return out
 
 

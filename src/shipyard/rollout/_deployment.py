@@ -152,6 +152,19 @@ def assignment_key(session_id: str | None, user_id: str | None) -> str:
     return session_id or user_id or uuid.uuid4().hex
 
 
+UNIT_KEY = "assignment_unit"
+"""The record metadata key where the assigner says what an experiment's request was bucketed by
+(`assignment_unit`)."""
+
+
+def assignment_unit(session_id: str | None, user_id: str | None) -> str:
+    """Which of them `assignment_key` keys on: ``session``, ``user``, or ``request`` (neither: a
+    random key, the request alone). Recorded rather than the key itself: the record keeps the
+    session and user ids unmasked, while its metadata is masked at rest (an e-mail address as a
+    user id would become ``[EMAIL]``, and every such user one unit)."""
+    return "session" if session_id else "user" if user_id else "request"
+
+
 def assign(deployment: Deployment, key: str) -> str | None:
     """The version a request with this key runs (None: the agent's current configured version).
 

@@ -17,9 +17,9 @@ The assignment unit is the cluster. The assigner buckets a request by its sessio
 caller gave one, else by its user id (`assignment_key`), so an arm is made of whole sessions (or
 whole users), and the interactions of one unit are correlated (one conversation, one customer):
 taken as independent observations they make every p-value, interval and the mSPRT overconfident.
-`experiment_arm` groups an arm's records by that unit, and each test takes the units as clusters
-(`ArmSample.sessions`), keeping each metric's estimate (per-interaction rates and means) and
-changing only its variance, as the canary analysis does:
+`experiment_arm` groups an arm's records by that unit (which the assigner records on them), and
+each test takes the units as clusters (`ArmSample.sessions`), keeping each metric's estimate
+(per-interaction rates and means) and changing only its variance, as the canary analysis does:
 
 - proportions: the delta-method design effect of a ratio of unit sums, pooled over both arms
   (`ratio_design_effect`, Deng, Knoblich and Lu 2018); the z / exact test and the Newcombe
@@ -68,6 +68,7 @@ from shipyard.rollout._analysis import (
     observe_sessions,
     sample_size_of,
 )
+from shipyard.rollout._deployment import UNIT_KEY
 from shipyard.rollout._stats import (
     CONFIDENCE,
     SRM_ALPHA,
@@ -268,13 +269,18 @@ def experiment_arm(records: Iterable[InteractionRecord], *, name: str = "") -> A
     """One experiment arm from its interaction records, with its assignment units as clusters.
 
     The unit of a record (`ArmSample.sessions` holds one ArmSample per unit) is what the assigner
-    bucketed it by (`assignment_key`): its session when the caller supplied one, else its user. A
-    record does not say whether its session id was supplied or made up for that one request (then
-    the user was the key), so the sessions of one interaction that carry a user id are grouped per
-    user: exactly the assigner's unit for requests keyed by user, and for one-turn sessions of a
-    user who supplied them, a coarser cluster (several of one user's sessions), which only errs on
-    the safe side. Sessions of several interactions are units of their own; a record with neither
-    (assigned afresh per request) is its own unit.
+    bucketed it by (`assignment_key`): its session when the caller supplied one, else its user,
+    else the request alone. The assigner records which (`metadata.assignment_unit`: ``session``,
+    ``user`` or ``request``), and the unit is then exactly that: the record's session id, its user
+    id, or the record itself.
+
+    Records from before the unit was recorded (or with an unknown value in it) are grouped as the
+    assigner most likely did: a record does not say whether its session id was supplied or made up
+    for that one request (then the user was the key), so the sessions of one interaction that carry
+    a user id are grouped per user: exactly the assigner's unit for requests keyed by user, and for
+    one-turn sessions of a user who supplied them, a coarser cluster (several of one user's
+    sessions), which only errs on the safe side. Sessions of several interactions are units of
+    their own; a record with neither (assigned afresh per request) is its own unit.
 
     Args:
         records: the arm's interactions (selected by experiment and arm).
@@ -284,7 +290,14 @@ def experiment_arm(records: Iterable[InteractionRecord], *, name: str = "") -> A
     turns = Counter(r.session_id for r in rs)
 
     def unit(r: InteractionRecord) -> str:
-        if turns[r.session_id] == 1 and r.user_id:
+        recorded = r.metadata.get(UNIT_KEY) if isinstance(r.metadata, dict) else None
+        if recorded == "session" and r.session_id:
+            return f"session:{r.session_id}"
+        if recorded == "user" and r.user_id:
+            return f"user:{r.user_id}"
+        if recorded == "request":
+            return f"request:{r.id}"
+        if turns[r.session_id] == 1 and r.user_id:  # not recorded: inferred
             return f"user:{r.user_id}"
         return f"session:{r.session_id}"
 

@@ -11,7 +11,8 @@ the canary's version is compared with the stable one over the stored records of 
   result.verdict == "pass"`, `failureCondition: result.verdict == "fail"`; anything else
   (`inconclusive`: a marginal score, or too little data yet) is neither, so Argo marks the
   measurement inconclusive and pauses the rollout for a human. `score`, `reasons`, `metrics` and the
-  arms' sizes are the numbers behind it.
+  arms' sizes are the numbers behind it; `mixed_sessions` counts the sessions served by both
+  versions, which the analysis leaves out of both arms.
 - `POST /k8s/flagger/{hook}`: Flagger's webhooks, with its payload (`name`, `namespace`, `phase`,
   `checksum`, `metadata`: a map of strings naming `agent`, `canary` and optionally `stable`,
   `window`, `min_samples`, and `token`). Flagger proceeds on 200-202 and halts on anything else, so
@@ -168,6 +169,9 @@ def judge(state: ServerState, q: Question, *, now: float | None = None) -> dict[
         "agent": q.agent,
         "canary": {"version": canary, "interactions": len(canary_records)},
         "stable": {"version": stable, "interactions": len(baseline_records), "chosen_by": stable_from},
+        # sessions served by both versions, left out of both arms (see `rollout.canary_arms`)
+        "mixed_sessions": analysis["mixed_sessions"],
+        "mixed_interactions": analysis["mixed_interactions"],
         "window_s": q.window_s,
         "min_samples_per_arm": q.min_samples,
         "reasons": analysis["reasons"],
