@@ -44,6 +44,13 @@ def test_init_writes_a_project_that_runs_at_once(starter: Path) -> None:
     assert (
         versions.exit_code == 0 and "assistant@0.1.0+" in versions.output and "never" not in versions.output
     )
+    # every component the id hashes is shown: code/prompts/model/tools/config
+    from shipyard.config import load_config
+    from shipyard.runtime import agent_versions
+
+    c = agent_versions(load_config(starter / "shipyard.yaml"), "assistant")[0].components
+    shown = "/".join(c[k][:7] for k in ("code", "prompts", "model", "tools", "config"))
+    assert shown in versions.output, versions.output
 
 
 def test_starter_gate_passes(starter: Path) -> None:

@@ -236,7 +236,10 @@ def versions(
         store.close()
     from rich.table import Table  # here: `run` prints no table
 
-    table = Table(title="Agent versions", caption="components: content hashes of code/prompts/model")
+    table = Table(
+        title="Agent versions",
+        caption="components: content hashes of code/prompts/model/tools/config (/routing when routed)",
+    )
     for col in ("version id", "", "components", "last run"):
         table.add_column(col, no_wrap=True)
     for name in names:
@@ -246,7 +249,11 @@ def versions(
             table.add_row(
                 v.id,
                 "[green]current[/]" if i == 0 else "",
-                f"{c['code'][:7]}/{c['prompts'][:7] or '-'}/{c['model'][:7]}",
+                "/".join(
+                    c[k][:7] or "-"
+                    for k in ("code", "prompts", "model", "tools", "config", "routing")
+                    if k in c
+                ),
                 str(row["last_seen"])[:16] if row else "[dim]never[/]",
             )
     console.print(table)
