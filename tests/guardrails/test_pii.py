@@ -227,7 +227,11 @@ def test_ids_are_not_pii(ident: str) -> None:
         ("PASSWORD: hunter2hunter2", [("SECRET", "hunter2hunter2")]),
         # an IPv6 address in JSON, whose '": "' has colons too
         ('{"ip": "2001:db8::8a2e:370:7334", "port": 443}', [("IP_ADDRESS", "2001:db8::8a2e:370:7334")]),
-        ('{"peer": "::1", "n": 1}', [("IP_ADDRESS", "::1")]),
+        ('{"peer": "2001:db8::1", "n": 1}', [("IP_ADDRESS", "2001:db8::1")]),
+        # loopback and unspecified addresses identify no one: a local error keeps them
+        ('{"peer": "::1", "n": 1}', []),
+        ("connecting to 127.0.0.1:8100 and 0.0.0.0 failed; from 10.1.2.3", [("IP_ADDRESS", "10.1.2.3")]),
+        ("bound to [::] and 127.255.0.9", []),
         # what comes right before a number decides (the first digit or letter is matched before that is looked at)
         ("4111 1111 1111 1111 is the card", [("CARD", "4111 1111 1111 1111")]),
         ("x4111111111111111", []),

@@ -12,7 +12,8 @@ What counts (each checked, not only matched):
 - CARD: 12..19 digits, one kind of separator (space or dash) or none, Luhn-valid.
 - IBAN: country code, check digits, 11..30 characters; ISO 7064 mod-97 must give 1.
 - SSN: US social security numbers AAA-GG-SSSS (not 000/666/9xx areas, 00 groups, 0000 serials).
-- IP_ADDRESS: IPv4 and IPv6 (validated by `ipaddress`).
+- IP_ADDRESS: IPv4 and IPv6 (validated by `ipaddress`), but not loopback or unspecified ones (127.0.0.1,
+  ::1, 0.0.0.0), which identify no one.
 - SECRET: API keys by their issuers' prefixes (sk-, sk_live_, ghp_/gho_/ghs_/ghu_/ghr_, github_pat_,
   AKIA/ASIA, xox?-, AIza, glpat-), JWTs, private key blocks, and high-entropy values after
   key= / token: / password= (only the value is redacted).
@@ -351,9 +352,13 @@ def _ssns(text: str, low: str) -> Iterable[Entity]:
 
 
 def _ips(text: str) -> Iterable[Entity]:
+    """IPv4 and IPv6 addresses, except loopback and unspecified ones (127.0.0.1, ::1, 0.0.0.0, ::):
+    every machine has them, so they identify no one, and they are what a local error names."""
     if _IPV4_SHAPE.search(text):
         for m in _IPV4.finditer(text):
-            yield Entity("IP_ADDRESS", m.start(), m.end(), m.group(0))
+            raw = m.group(0)
+            if not (raw.startswith("127.") or raw == "0.0.0.0"):
+                yield Entity("IP_ADDRESS", m.start(), m.end(), raw)
     if not _IPV6_SHAPE.search(text):
         return
     for m in _IPV6.finditer(text):
@@ -361,10 +366,11 @@ def _ips(text: str) -> Iterable[Entity]:
         if raw.count(":") < 2 or not any(c.isalnum() for c in raw):
             continue
         try:
-            ipaddress.IPv6Address(raw.split("%")[0])
+            address = ipaddress.IPv6Address(raw.split("%")[0])
         except ValueError:
             continue
-        yield Entity("IP_ADDRESS", m.start(), m.end(), raw)
+        if not (address.is_loopback or address.is_unspecified):
+            yield Entity("IP_ADDRESS", m.start(), m.end(), raw)
 
 
 MAX_PHONE_PARSES = 600
@@ -431,6 +437,8 @@ def _phones(text: str, regions: Sequence[str]) -> Iterable[Entity]:
             raw = _LAST_GROUP.sub("", raw)
         start = m.start() + (len(raw) - len(raw.lstrip()))
         raw = raw.strip()
+        if "." in raw and _IPV4.fullmatch(raw):  # an IPv4 address (a loopback one: not found as an IP)
+            continue
         if parser.is_phone(raw):
             yield Entity("PHONE", start, start + len(raw), raw)
             continue
