@@ -469,6 +469,8 @@ class Reloader:
         for agent, gate in serving.items():
             if not gate.gated and before.get(agent) != gate.version:
                 warn_ungated(gate)
+        for agent in cfg.agents:
+            _warn_deployed_gone(assigner.deployment(agent), {v.id for v in rt.versions(agent)})
         return serving
 
     def _swap(self, cfg: ShipyardConfig, rt: Runtime, serving: dict[str, Any] | None = None) -> None:
@@ -648,6 +650,32 @@ class Reloader:
                 "serving": self.fleet["config_hash"] == self.config_hash,
             },
         }
+
+
+def _warn_deployed_gone(dep: Any, known: set[str]) -> None:
+    """One warning line when the new config no longer has a version the agent's deployment serves
+    (an edited prompt bundle, model or rules file makes every version it touches a new id): this
+    replica then serves what `RolloutAssigner` falls back to, or refuses (503)."""
+    if dep is None:
+        return
+    gone = {
+        role: version
+        for role, version in (("stable", dep.stable_version), ("candidate", dep.candidate_version))
+        if version and version not in known
+    }
+    if gone:
+        log_event(
+            "deployed_version_removed",
+            level="warning",
+            agent=dep.agent,
+            **gone,
+            message=(
+                f"the reloaded config no longer has {', '.join(f'{v} ({r})' for r, v in gone.items())}, which "
+                f"the deployment of {dep.agent!r} serves: this replica serves the stable version if it still "
+                "has it, else its current version if that passed its production gate, else answers 503; "
+                "gate and deploy a version of the new config (or restore the files)"
+            ),
+        )
 
 
 def _apply(st: ServerState, cfg: ShipyardConfig, serving: dict[str, Any] | None = None) -> None:
