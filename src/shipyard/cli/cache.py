@@ -79,6 +79,27 @@ def show(
     console.print(table)
 
 
+def _check_tool(cfg: Any, tool: str) -> None:
+    """Refuse (exit 2) a tool that no version of any agent has: its results are never cached, so
+    the name is a typo. A tool only a removed version had is refused too; its results expire with
+    their TTL, and `--kind tool` clears every tool's. When an agent cannot be loaded, its tools are
+    unknown and nothing is refused."""
+    from shipyard.errors import ShipyardError
+    from shipyard.runtime import agent_versions
+
+    known: set[str] = set()
+    for name in cfg.agents:
+        try:
+            known.update(n for v in agent_versions(cfg, name) for n in v.spec.tools.names())
+        except ShipyardError:
+            return
+    if tool not in known:
+        raise fail(
+            f"no agent has a tool {tool!r} (tools: {', '.join(sorted(known)) or 'none'})",
+            hint="check the spelling; `--kind tool` clears the results of every tool, a removed one's too",
+        )
+
+
 @cache_app.command("clear")
 @handle_errors
 def clear(
@@ -120,6 +141,8 @@ def clear(
         version = Runtime(cfg).resolve_version(agent, version).id
     if agent is not None and agent not in cfg.agents:
         raise fail(f"no agent {agent!r} (agents: {', '.join(sorted(cfg.agents))})")
+    if tool is not None:
+        _check_tool(cfg, tool)
 
     async def run() -> int:
         try:

@@ -143,7 +143,7 @@ def run(
         style = STATUS_STYLE.get(record.status, "white")
         console.print(
             f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] "
-            f"[{style}]{record.status}[/]  session {record.session_id}"
+            f"[{style}]{record.status}[/]  session {escape(record.session_id)}"
         )
         console.print(escape(record.output) if record.output else "[dim](no output)[/]", highlight=False)
         console.print()

@@ -49,6 +49,7 @@ VERDICT_STYLE = {
     "SRM": "yellow",
     "GATE": "yellow",  # held before a promotion its production gate does not allow yet
     "INSUFFICIENT_DATA": "dim",
+    "OVERRIDE": "yellow",  # an admin let an ungated version serve (`rollout override-gate`)
 }
 ACTION_STYLE = {"rollback": "red", "abort": "red", "pause": "yellow", "promote": "green", "step_up": "green"}
 
@@ -63,8 +64,14 @@ def _actor(by: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _controller(config: Path | None) -> Iterator[Any]:
-    """A RolloutController over the project's store and runtime (closed afterwards)."""
+def _controller(config: Path | None, agent: str | None, *, history: bool = False) -> Iterator[Any]:
+    """A RolloutController over the project's store and runtime (closed afterwards), once `agent`
+    (None: no one agent) is known to be one of the project's.
+
+    Args:
+        history: reading only: an agent no longer in shipyard.yaml is known too while the store
+            keeps its deployment, decisions or experiments (what `rollout status` lists).
+    """
     import asyncio
 
     from shipyard.rollout import REDIS_ENV, RolloutController
@@ -73,14 +80,38 @@ def _controller(config: Path | None) -> Iterator[Any]:
 
     cfg = load_project(config)
     store = Store.from_config(cfg)
-    rt = Runtime(cfg, store=store)
     try:
-        yield RolloutController.for_runtime(
-            rt, store, redis_url=os.environ.get(REDIS_ENV), eval_gate=_eval_gate(cfg, store)
-        )
+        if agent is not None:
+            _check_agent(cfg, store, agent, history=history)
+        rt = Runtime(cfg, store=store)
+        try:
+            yield RolloutController.for_runtime(
+                rt, store, redis_url=os.environ.get(REDIS_ENV), eval_gate=_eval_gate(cfg, store)
+            )
+        finally:
+            asyncio.run(rt.aclose())
     finally:
-        asyncio.run(rt.aclose())
         store.close()
+
+
+def _check_agent(cfg: Any, store: Any, agent: str, *, history: bool) -> None:
+    """Refuse (exit 2) an agent the project does not have, as `rollout canary` always did: before
+    anything reads or writes a deployment under a mistyped name."""
+    if agent in cfg.agents:
+        return
+    if history and (
+        store.get_deployment(agent) is not None
+        or store.rollout_decisions(agent, limit=1)
+        or store.list_experiments(agent)
+    ):
+        return
+    from shipyard.errors import NotFoundError
+
+    known = ", ".join(sorted(cfg.agents)) or "none"
+    raise NotFoundError(
+        f"no agent named {agent!r} in {cfg.path or 'shipyard.yaml'} (agents: {known})",
+        hint="add it under `agents:` or check the spelling",
+    )
 
 
 def _eval_gate(cfg: Any, store: Any) -> Any:
@@ -95,21 +126,31 @@ def _when(value: Any) -> str:
     return str(value or "-")
 
 
+def _styled(text: Any, style: str) -> str:
+    """`text` (anything recorded: a verdict, an action, a version, a name) as markup in `style`
+    ("": plain); escaped, so brackets in it print as they are."""
+    plain = escape(str(text))
+    return f"[{style}]{plain}[/]" if style else plain
+
+
 def _deployment_line(dep: Any) -> str:
     if dep.strategy == "none" or not dep.candidate_version:
-        return f"stable [bold]{dep.stable_version or '(current configured version)'}[/]"
+        return f"stable {_styled(dep.stable_version or '(current configured version)', 'bold')}"
     steps = ""
     if dep.strategy == "canary":
-        marks = [f"[bold]{w}%[/]" if i == dep.step else f"{w}%" for i, w in enumerate(dep.steps)]
+        marks = [_styled(f"{w}%", "bold" if i == dep.step else "") for i, w in enumerate(dep.steps)]
         steps = f"  steps {' → '.join(marks)}"
     return (
-        f"{dep.strategy.replace('_', '-')} [bold]{dep.state}[/]: {dep.weight}% to {dep.candidate_version}, "
-        f"{100 - dep.weight}% to {dep.stable_version}{steps}"
+        f"{escape(dep.strategy.replace('_', '-'))} {_styled(dep.state, 'bold')}: {dep.weight}% to "
+        f"{escape(str(dep.candidate_version))}, {100 - dep.weight}% to {escape(str(dep.stable_version))}{steps}"
     )
 
 
 def print_deployment(dep: Any) -> None:
-    console.print(f"[bold]{dep.agent}[/]: {_deployment_line(dep)}  [dim](revision {dep.revision})[/]")
+    console.print(
+        f"{_styled(dep.agent, 'bold')}: {_deployment_line(dep)}  [dim](revision {dep.revision})[/]",
+        highlight=False,
+    )
     if dep.gate_override and dep.candidate_version:
         from shipyard.rollout import override_lines
 
@@ -125,8 +166,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
-        return f"[{v[0]:.3g}, {v[1]:.3g}]"
-    return str(v)
+        return escape(f"[{v[0]:.3g}, {v[1]:.3g}]")
+    return escape(str(v))
 
 
 def print_analysis(analysis: dict[str, Any]) -> None:
@@ -142,32 +183,33 @@ def print_analysis(analysis: dict[str, Any]) -> None:
         style = {"PASS": "green", "HIGH": "red", "LOW": "red", "NODATA": "dim"}.get(cls, "")
         crit = " [bold red]critical[/]" if m.get("critical") and cls in ("HIGH", "LOW") else ""
         table.add_row(
-            str(m.get("name")),
+            escape(str(m.get("name"))),
             _fmt(m.get("baseline")),
             _fmt(m.get("canary")),
             _fmt(m.get("effect")),
             _fmt(m.get("ci")),
             _fmt(m.get("p_value")),
-            f"[{style}]{cls}[/]{crit}" if style else cls + crit,
+            _styled(cls, style) + crit,
         )
     console.print(table)
 
 
 def print_decision(d: dict[str, Any], *, detail: bool = True) -> None:
+    """One decision of the log: when, step, action, verdict, the numbers' summary, who, and its
+    first reasons. Whatever was recorded prints as written (any verdict: `OVERRIDE`, an experiment's
+    `no detectable difference`; any reason or actor), never as markup."""
     action, verdict = d["action"], d.get("verdict")
     numbers = d.get("numbers") or {}
     analysis = numbers.get("analysis") or {}
-    style = ACTION_STYLE.get(action, "")
-    v = f" [{VERDICT_STYLE.get(verdict or '', '')}]{verdict}[/]" if verdict else ""
+    v = f" {_styled(verdict, VERDICT_STYLE.get(str(verdict), ''))}" if verdict else ""
     score = f" score {analysis['score']:.0f}" if isinstance(analysis.get("score"), (int, float)) else ""
     arms = ""
-    if "baseline" in numbers and "canary" in numbers:
+    if isinstance(numbers.get("baseline"), dict) and isinstance(numbers.get("canary"), dict):
         arms = f" n={numbers['baseline'].get('interactions')}/{numbers['canary'].get('interactions')}"
     when = _when(d.get("created_at"))
     console.print(
-        f"  {when}  step {d.get('step', 0)}  [{style}]{action}[/]{v}{score}{arms}  [dim]by {d.get('actor')}[/]"
-        if style
-        else f"  {when}  step {d.get('step', 0)}  {action}{v}{score}{arms}  [dim]by {d.get('actor')}[/]",
+        f"  {when}  step {d.get('step', 0)}  {_styled(action, ACTION_STYLE.get(str(action), ''))}{v}{score}"
+        f"{escape(arms)}  [dim]by {escape(str(d.get('actor')))}[/]",
         highlight=False,
     )
     for r in (d.get("reasons") or [])[:6]:
@@ -192,7 +234,7 @@ def deploy(
 
     Example: shipyard deploy support 1.2.0
     """
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         dep = ctl.deploy(agent, version, actor=_actor(by))
         print_deployment(dep)
 
@@ -216,12 +258,41 @@ def override_gate_cmd(
 
     Example: shipyard rollout override-gate support 1.3.0 --reason "incident 42 hotfix; gate suite broken, see #123"
     """
-    from shipyard.rollout import override_serving
+    from shipyard.rollout import override_lines, override_serving
 
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         done = override_serving(ctl, agent, version, reason, actor=_actor(by))
-    for line in done["reasons"]:
-        console.print(line, highlight=False)
+        effect = _override_effect(ctl.get(agent), done["candidate"], ctl.resolve(agent, None))
+    console.print(effect, highlight=False, markup=False)
+    for line in override_lines(done["numbers"]["gate"]):
+        console.print(f"  {escape(line)}", highlight=False)
+
+
+def _override_effect(dep: Any, version: str, current: str) -> str:
+    """What an override of `version`'s gate changes now, said truly. It covers production traffic
+    where no deployment chooses a version (`assign`): a server then serves its current configured
+    version, and a replica that cannot run the deployment's versions falls back to its own."""
+    chosen = list(dict.fromkeys(v for v, _ in dep.arms())) or (
+        [dep.stable_version] if dep.stable_version else []
+    )
+    if not chosen:
+        if version != current:
+            return (
+                f"{version} may take production traffic without a deployment once it is {dep.agent!r}'s "
+                f"current configured version (now {current})"
+            )
+        return f"{version} may now take production traffic: no deployment of {dep.agent!r} chooses a version"
+    serving = " and ".join(chosen)
+    if version in chosen:
+        return (
+            f"{version} takes production traffic as the deployment of {dep.agent!r} chooses ({serving}); the "
+            "override also lets it serve where no deployment chooses a version"
+        )
+    return (
+        f"{version} takes no production traffic while the deployment of {dep.agent!r} chooses the versions "
+        f"served ({serving}); the override lets it serve where no deployment chooses a version, or on a "
+        "replica that cannot run those and has it as its current configured version"
+    )
 
 
 # rollout ---------------------------------------------------------------------------------------------
@@ -259,7 +330,7 @@ def canary(
         seconds = parse_window(min_duration, allow_zero=True)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--min-duration") from None
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         dep = ctl.start_canary(
             agent,
             version,
@@ -301,7 +372,7 @@ def blue_green(
             seconds = parse_window(promote_after)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--promote-after") from None
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         dep = ctl.start_blue_green(
             agent, version, promote_after_s=seconds, actor=_actor(by), override_gate=override_gate
         )
@@ -320,7 +391,7 @@ def switch(
 
     Example: shipyard rollout switch support
     """
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         print_deployment(ctl.switch(agent, actor=_actor(by)))
 
 
@@ -336,7 +407,7 @@ def status(
 
     Example: shipyard rollout status support --last 10
     """
-    with _controller(config) as ctl:
+    with _controller(config, agent, history=True) as ctl:
         agents = [agent] if agent else [row["agent"] for row in ctl.store.list_deployments()]
         if as_json:
             out = {
@@ -356,7 +427,7 @@ def status(
 
 
 def _manual(action: str, agent: str, by: str | None, reason: str, config: Path | None) -> None:
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         dep = getattr(ctl, action)(agent, actor=_actor(by), reason=reason)
         print_deployment(dep)
 
@@ -452,10 +523,10 @@ def tick(
 
     Example: shipyard rollout tick support
     """
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         decision = ctl.tick(agent)
         if decision is None:
-            console.print(f"nothing to decide: {_deployment_line(ctl.get(agent))}")
+            console.print(f"nothing to decide: {_deployment_line(ctl.get(agent))}", highlight=False)
             return
         print_decision({**decision.to_dict(), "created_at": None})
         print_deployment(ctl.get(agent))
@@ -483,13 +554,14 @@ def experiment_start(
     """
     from shipyard.rollout import start_experiment
 
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         exp = start_experiment(
             ctl, agent, a, b, split=split, metrics=metric, actor=_actor(by), override_gate=override_gate
         )
         console.print(
-            f"experiment [bold]{exp['id']}[/] on {agent}: A {exp['arms']['a']} ({100 - split}%), "
-            f"B {exp['arms']['b']} ({split}%)"
+            f"experiment {_styled(exp['id'], 'bold')} on {escape(agent)}: A {escape(exp['arms']['a'])} "
+            f"({100 - split}%), B {escape(exp['arms']['b'])} ({split}%)",
+            highlight=False,
         )
         print_deployment(ctl.get(agent))
 
@@ -506,18 +578,20 @@ def experiment_status(
     """
     from shipyard.rollout import arm_counts
 
-    with _controller(config) as ctl:
+    with _controller(config, agent, history=True) as ctl:
         exps = ctl.store.list_experiments(agent)
         if not exps:
             console.print(
-                f"[dim]no experiments of {agent}: `shipyard experiment start {agent} --a V1 --b V2`[/]"
+                f"[dim]no experiments of {escape(agent)}: "
+                f"`shipyard experiment start {escape(agent)} --a V1 --b V2`[/]"
             )
         for e in sorted(exps, key=lambda e: e["state"] != "running"):
             counts = arm_counts(ctl.store, e)
             console.print(
-                f"[bold]{e['id']}[/] {e['state']}: A {e['arms']['a']} n={counts['a']}, "
-                f"B {e['arms']['b']} n={counts['b']} (split {100 - e['split']}/{e['split']}), "
-                f"since {_when(e['started_at'])}"
+                f"{_styled(e['id'], 'bold')} {escape(str(e['state']))}: A {escape(e['arms']['a'])} "
+                f"n={counts['a']}, B {escape(e['arms']['b'])} n={counts['b']} "
+                f"(split {100 - e['split']}/{e['split']}), since {_when(e['started_at'])}",
+                highlight=False,
             )
 
 
@@ -537,7 +611,7 @@ def experiment_report(
     from shipyard.rollout import experiment_report as report
     from shipyard.rollout import find_experiment
 
-    with _controller(config) as ctl:
+    with _controller(config, agent, history=True) as ctl:
         exp = find_experiment(ctl.store, agent, experiment)
         rep = report(ctl.store, exp)
         if as_json:
@@ -559,7 +633,7 @@ def experiment_stop(
     """
     from shipyard.rollout import stop_experiment
 
-    with _controller(config) as ctl:
+    with _controller(config, agent) as ctl:
         exp = stop_experiment(ctl, agent, actor=_actor(by))
         verdict = (exp.get("report") or {}).get("verdict", "-")
-        console.print(f"experiment [bold]{exp['id']}[/] stopped; verdict: {verdict}")
+        console.print(f"experiment {_styled(exp['id'], 'bold')} stopped; verdict: {escape(str(verdict))}")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli._app import ConfigOption, app, console, err_console, fail, handle_errors, load_project
+from shipyard.types import InteractionStatus
 
 keys_app = typer.Typer(
     help="API keys with roles (invoke, read, admin), stored hashed.\n\n"
@@ -317,7 +318,9 @@ def _alerts_from_store(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
 @handle_errors
 def traces_list(
     session: str | None = typer.Option(None, "--session", "-s", help="Only this session."),
-    status: str | None = typer.Option(None, "--status", help="completed | escalated | failed | blocked."),
+    status: InteractionStatus | None = typer.Option(
+        None, "--status", help="Only interactions that ended so."
+    ),
     agent: str | None = typer.Option(None, "--agent", "-a", help="Only this agent."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="At most this many."),
     config: Path | None = ConfigOption,
@@ -331,22 +334,24 @@ def traces_list(
 
     cfg = load_project(config)
     with Store.from_config(cfg) as store:
-        records = store.list_interactions(agent=agent, session_id=session, status=status, limit=limit)
+        records = store.list_interactions(
+            agent=agent, session_id=session, status=status.value if status else None, limit=limit
+        )
     table = Table(title="Traces")
     for col in ("trace id", "when", "agent", "version", "session", "status", "latency", "cost", "tools"):
         table.add_column(col)
     for r in records:
         style = RECORD_STYLE.get(r.status, "white")
         table.add_row(
-            r.trace_id,
+            escape(r.trace_id),
             time.strftime("%m-%d %H:%M:%S", time.localtime(r.created_at)),
-            r.agent,
-            r.version,
-            r.session_id,
-            f"[{style}]{r.status}[/]",
+            escape(r.agent),
+            escape(r.version),
+            escape(r.session_id),  # what the client sent: printed as it is, never as markup
+            f"[{style}]{escape(r.status)}[/]",
             f"{r.latency_ms:.0f}ms",
             f"${r.cost_usd:.4f}",
-            ", ".join(t.name for t in r.tool_calls),
+            escape(", ".join(t.name for t in r.tool_calls)),
         )
     console.print(table)
     if not records:
@@ -375,7 +380,8 @@ def traces_show(
             f"no trace or interaction {ref!r} in the store", hint="list them with `shipyard traces list`"
         )
     console.print(
-        f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] {record.status}  "
-        f"trace {record.trace_id}  session {record.session_id}"
+        f"[bold]{escape(record.agent)}[/] [dim]{escape(record.version)}[/] {escape(record.status)}  "
+        f"trace {escape(record.trace_id)}  session {escape(record.session_id)}",
+        highlight=False,
     )
     print_tree(trace_tree_lines(record))

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from shipyard.rollout._deployment import (
         DEFAULT_STEPS,
         Deployment,
+        RolloutAction,
         assign,
         assignment_key,
         assignment_unit,
@@ -115,6 +116,7 @@ __all__ = [
     "Proportion",
     "ProportionTest",
     "RateTest",
+    "RolloutAction",
     "RolloutAssigner",
     "RolloutController",
     "SequentialResult",
