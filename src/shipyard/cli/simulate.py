@@ -94,6 +94,9 @@ def feedback_for(rng: random.Random, status: str, output: str) -> dict[str, Any]
     return {"score": score}
 
 
+GIVE_UP_AFTER = 10  # refusals of one kind (401, 403, 404) with no success: stop sending
+
+
 @dataclass(slots=True)
 class Tally:
     """The live summary."""
@@ -106,6 +109,19 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    failures: Counter[int] = field(default_factory=Counter)  # HTTP status of failed requests; 0: no answer
+    failure_messages: dict[int, str] = field(default_factory=dict)  # the first message per status
+
+    def failed(self, status: int, message: str) -> None:
+        """A request that did not succeed: `status` 0 when no answer came (connection refused, ...)."""
+        self.errors += 1
+        self.failures[status] += 1
+        self.failure_messages.setdefault(status, message)
+
+    def hopeless(self) -> bool:
+        """Nothing succeeded and the server keeps refusing for a reason more requests cannot change
+        (a key it wants or refuses, an agent it does not serve)."""
+        return self.ok == 0 and any(self.failures[s] >= GIVE_UP_AFTER for s in (401, 403, 404))
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -146,15 +162,23 @@ async def drive(
         seed: the same seed sends the same conversations with the same gaps (how many of them a run
             gets to send depends on the server's speed), and draws feedback alike.
         on_tick: called with the tally about once a second.
+
+    Stops early when nothing succeeded and GIVE_UP_AFTER requests got one refusal more requests
+    cannot change (401, 403 or 404); the tally keeps what the server answered (`failures`).
     """
     import asyncio
 
     import aiohttp
 
-    host = urlparse(url).hostname or ""
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ShipyardError(
-            f"simulate only sends traffic to a server on this machine, not {host!r}",
+            f"--url must be a server's base URL such as http://127.0.0.1:8000, got {url!r}",
+            hint="start a server with `shipyard serve` and pass --url http://127.0.0.1:PORT",
+        )
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ShipyardError(
+            f"simulate only sends traffic to a server on this machine, not {url!r}",
             hint="start one with `shipyard serve` and pass --url http://127.0.0.1:PORT",
         )
     if rps <= 0 or duration_s <= 0:
@@ -174,17 +198,27 @@ async def drive(
         tally.sent += 1
         t0 = time.monotonic()
         body = {"input": text, "session_id": conv.session_id, "user_id": conv.user_id}
+        status = 0
         try:
             async with http.post(f"{base}/v1/agents/{agent}/invoke", json=body) as resp:
+                status = resp.status
                 data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            tally.errors += 1
+        except ValueError:
+            tally.failed(status, "the answer is not JSON: is this a Shipyard server?")
+            return
+        except (aiohttp.ClientError, TimeoutError) as e:
+            tally.failed(status, f"{type(e).__name__}: {e}".splitlines()[0])
             return
         tally.latencies.append(time.monotonic() - t0)
-        if resp.status >= 400 and "interaction_id" not in (data.get("error") or {}):
-            tally.errors += 1
+        if not isinstance(data, dict):
+            tally.failed(status, "the answer is not a JSON object: is this a Shipyard server?")
             return
-        result = data if resp.status < 400 else data["error"]
+        raw_error = data.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        if status >= 400 and "interaction_id" not in error:
+            tally.failed(status, str(error.get("message") or f"HTTP {status}"))
+            return
+        result = data if status < 400 else error
         tally.ok += 1
         tally.statuses[str(result.get("status"))] += 1
         tally.versions[str(result.get("version"))] += 1
@@ -215,7 +249,7 @@ async def drive(
         start = time.monotonic()
         sent_turns = 0.0
         next_report = start + 1.0
-        while (now := time.monotonic()) - start < duration_s:
+        while (now := time.monotonic()) - start < duration_s and not tally.hopeless():
             # start sessions so that turns (not sessions) arrive at about rps
             due = (now - start) * rps
             while sent_turns < due and len(tasks) < concurrency * 4:
@@ -278,7 +312,39 @@ def simulate(
         )
     )
     if tally.ok == 0:
-        raise ShipyardError(
-            f"no request succeeded ({tally.errors} errors): is the server running at {url}?",
+        raise no_success(tally, url, agent, api_key=api_key)
+
+
+def no_success(tally: Tally, url: str, agent: str, *, api_key: str | None) -> ShipyardError:
+    """Why nothing succeeded, from what the server answered (its most common refusal)."""
+    if not tally.failures:
+        return ShipyardError(f"no request was sent to {url}", hint="raise --rps or --duration")
+    status, count = tally.failures.most_common(1)[0]
+    said = tally.failure_messages.get(status, "")
+    if status == 0:
+        return ShipyardError(
+            f"no request succeeded ({tally.errors} errors): is the server running at {url}? ({said})",
             hint="start it with `shipyard serve`",
         )
+    head = f"no request succeeded: {count} of {tally.errors} got HTTP {status} from {url}: {said}"
+    if status == 401 and api_key:
+        return ShipyardError(
+            head,
+            hint="the key given with --api-key (or SHIPYARD_API_KEY) is not one this server knows, or is "
+            "revoked; create one with `shipyard keys create --role invoke`",
+        )
+    if status == 401:
+        return ShipyardError(
+            head,
+            hint="this server needs an API key: pass one with --api-key KEY or set SHIPYARD_API_KEY "
+            "(create one with `shipyard keys create --role invoke`)",
+        )
+    if status == 403:
+        return ShipyardError(
+            head, hint="use a key with role invoke or admin (`shipyard keys create --role invoke`)"
+        )
+    if status == 404 and "agent" in said:
+        return ShipyardError(head, hint=f"--agent {agent!r} is not served there: pass one the server serves")
+    if status == 404:
+        return ShipyardError(head, hint=f"is {url} a Shipyard server (`shipyard serve`)?")
+    return ShipyardError(head, hint="see the server's log for why")

@@ -43,6 +43,8 @@ from shipyard.server._flags_api import flag_routes
 from shipyard.server._guard import HostAllowList, RequestGuard
 from shipyard.server._http import (
     MAX_COMMENT_CHARS,
+    SCORE_MAX,
+    SCORE_MIN,
     ApiError,
     check_id,
     dumps,
@@ -399,6 +401,13 @@ async def feedback(request: Request, state: ServerState) -> Response:
             422, f"field 'thumbs' must be 1, -1, 'up' or 'down', got {thumbs_raw!r}", param="thumbs"
         )
     score = number_field(body, "score")
+    if score is not None and not SCORE_MIN <= score <= SCORE_MAX:
+        raise ApiError(
+            422,
+            f"field 'score' is a satisfaction score from {SCORE_MIN:g} (worst) to {SCORE_MAX:g} (best), "
+            f"got {body['score']!r}; for a thumb send 'thumbs' (1, -1, 'up' or 'down')",
+            param="score",
+        )
     comment = text_field(body, "comment", MAX_COMMENT_CHARS)
     if thumbs is None and score is None and comment is None:
         raise ApiError(422, "feedback needs at least one of 'thumbs', 'score' or 'comment'", param="thumbs")

@@ -15,9 +15,11 @@ loopback runs on this machine, where the CLI writes to the same store anyway.
 The `KeyRing` keeps every key row (prefix, hash, role, revoked) in memory and checks keys there, so
 a database outage does not stop known keys from working. The rows are re-read every
 `AUTH_REFRESH_S` (server/_state.py); a key it does not hold (made since, by the CLI or another
-replica) is looked up by its prefix. A revocation made through this server's API holds at once; one
-made elsewhere at the next re-read; a key seen revoked stays refused. An unknown key while the store
-is unreachable cannot be decided: 503 with `Retry-After`.
+replica) is looked up by its prefix. That holds in open mode too: the first use of the first key
+closes an open server at once (the request itself is then checked as on a closed server); until that
+use, or the next re-read, keyless requests are still answered. A revocation made through this
+server's API holds at once; one made elsewhere at the next re-read; a key seen revoked stays refused.
+An unknown key while the store is unreachable cannot be decided: 503 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -240,10 +242,21 @@ class KeyRing:
             return None
         return found.role if hmac.compare_digest(found.hash, hash_key(key)) else None
 
+    async def _closed_by(self, headers: Any) -> bool:
+        """An open server (no `--no-auth`) shown a key the store holds closes at once: that key is
+        the first one, made since the last re-read of the key rows. False (still open) for no key,
+        one the store does not hold, or a store that cannot be asked now."""
+        prefix = prefix_of(presented_key(headers))
+        if self.no_auth or prefix is None:
+            return False
+        with contextlib.suppress(RetryLater):
+            await self._look_up(prefix)
+        return not self.open
+
     async def check(self, headers: Any, need: str) -> str:
         """The caller's role: raises 401 (no, unknown or revoked key), 403 (the role lacks `need`) or
         503 (the key cannot be checked now). In open mode the caller is `OPEN_ROLE`."""
-        if self.open:
+        if self.open and not await self._closed_by(headers):
             return OPEN_ROLE
         key = presented_key(headers)
         if not key:

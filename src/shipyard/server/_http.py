@@ -32,6 +32,7 @@ MAX_JSON_DEPTH = 64  # any request body; far below what orjson (254) and Python 
 MAX_METADATA_DEPTH = 10
 MAX_METADATA_KEYS = 256  # keys of all objects in `metadata`, at every level
 MAX_COMMENT_CHARS = 10_000  # a feedback comment
+SCORE_MIN, SCORE_MAX = 1.0, 5.0  # a feedback score: CSAT, the scale KPIs, alerts and incidents.low_csat read
 
 
 class ApiError(Exception):

@@ -160,10 +160,15 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             "thumbs": {
                 "oneOf": [{"type": "integer", "enum": [1, -1]}, {"type": "string", "enum": ["up", "down"]}]
             },
-            "score": {"type": "number"},
+            "score": {
+                "type": "number",
+                "minimum": 1,
+                "maximum": 5,
+                "description": "satisfaction, 1 (worst) to 5",
+            },
             "comment": {"type": "string"},
         },
-        "description": "interaction_id or trace_id, and at least one of thumbs, score, comment",
+        "description": "interaction_id or trace_id, and at least one of thumbs, score (1-5), comment",
     }
     gateway = {**_AUTH_ERRORS, **_BODY_ERRORS}
 
