@@ -148,26 +148,72 @@ def test_the_lifecycle_refuses_bad_moves(store: Store) -> None:
         store.transition_incident(ref, "in_suite", by="t")
     with pytest.raises(ShipyardError, match="unknown incident state 'done'"):
         store.transition_incident(ref, "done", by="t")
+    with pytest.raises(ShipyardError, match="is open; it cannot move to open"):
+        store.transition_incident(ref, "open", by="t")
     assert store.transition_incident(ref[:10], "triaged", by="alice", note="looked")["state"] == "triaged"
+    with pytest.raises(ShipyardError, match=r"is triaged; it cannot move to open \(from triaged: candidate"):
+        store.transition_incident(ref, "open", by="t")
     assert store.transition_incident(ref, "candidate", by="alice")["state"] == "candidate"
+    with pytest.raises(
+        ShipyardError, match=r"is candidate; it cannot move to triaged \(from candidate: golden, wo"
+    ):
+        store.transition_incident(ref, "triaged", by="t")
     with pytest.raises(ShipyardError, match="has no expectation, so it cannot be a golden case"):
         store.transition_incident(ref, "golden", by="alice")
     assert (
         store.transition_incident(ref, "wont_fix", by="bob", note="works as intended")["state"] == "wont_fix"
     )
-    with pytest.raises(ShipyardError, match="is wont_fix; it cannot move to golden"):
-        store.transition_incident(ref, "golden", by="t")
-    reopened = store.transition_incident(ref, "open", by="carol", note="it happened again")
-    moves = [(h["from"], h["to"], h["by"]) for h in reopened["history"]]
+    for to in ("open", "golden", "triaged", "fixed"):  # wont_fix is final: not even reopened
+        with pytest.raises(
+            ShipyardError, match=f"is wont_fix; it cannot move to {to} \\(from wont_fix: none"
+        ):
+            store.transition_incident(ref, to, by="carol", note="it happened again")
+    after = store.get_incident(ref)
+    moves = [(h["from"], h["to"], h["by"]) for h in after["history"]]
     assert moves == [
         (None, "open", "error"),
         ("open", "triaged", "alice"),
         ("triaged", "candidate", "alice"),
         ("candidate", "wont_fix", "bob"),
-        ("wont_fix", "open", "carol"),
-    ]
+    ]  # a refused move leaves no trace
     with pytest.raises(ShipyardError, match="no incident 'inc-nope'"):
         store.get_incident("inc-nope")
+
+
+def test_in_suite_needs_a_written_case_fixed_a_passing_run_and_fixed_is_final(store: Store) -> None:
+    from shipyard.store import IncidentSignal
+
+    signal = IncidentSignal(agent="support", failure="complaint", source="complaint", title="wrong answer",
+                            input="refund 10002", tokens=["refund", "10002"], interaction_id="i-2",
+                            expectation={"expected": "no refund", "by": "t"})  # fmt: skip
+    ref = store.record_incident(signal).incident_id
+    # open -> golden: a skip forward (what promote does with an expectation)
+    assert store.transition_incident(ref, "golden", by="rev")["state"] == "golden"
+    with pytest.raises(ShipyardError, match="in_suite only once its case is written") as refused:
+        store.transition_incident(ref, "in_suite", by="rev")  # what `triage --state in_suite` would do
+    assert "incidents promote" in str(refused.value.hint)
+    with pytest.raises(ShipyardError, match="is golden; it cannot move to candidate"):
+        store.transition_incident(ref, "candidate", by="rev")
+    moved = store.transition_incident(ref, "in_suite", by="cli", suite="evals/r.yaml", case_id="incident-x")
+    assert (moved["state"], moved["suite"], moved["case_id"]) == ("in_suite", "evals/r.yaml", "incident-x")
+    with pytest.raises(ShipyardError, match="fixed only when a version passes its case"):
+        store.transition_incident(ref, "fixed", by="cli")
+    with pytest.raises(ShipyardError, match="is in_suite; it cannot move to golden"):
+        store.transition_incident(ref, "golden", by="cli")
+    fixed = store.transition_incident(ref, "fixed", by="eval", fixed_version="support@1.3.0+abc")
+    assert fixed["state"] == "fixed" and fixed["fixed_version"] == "support@1.3.0+abc"
+    for to in ("open", "wont_fix", "in_suite"):
+        with pytest.raises(
+            ShipyardError, match=f"is fixed; it cannot move to {to} \\(from fixed: none, fixed is final"
+        ):
+            store.transition_incident(ref, to, by="t")
+    # the failure coming back after the fix is a new incident, not the fixed one reopened
+    again = store.record_incident(
+        IncidentSignal(agent="support", failure="complaint", source="complaint", title="wrong again",
+                       input="refund 10002", tokens=["refund", "10002"], interaction_id="i-3")
+    )  # fmt: skip
+    assert again.created and again.incident_id != ref
+    assert store.get_incident(ref)["state"] == "fixed"
 
 
 RULES = """
@@ -381,3 +427,77 @@ def test_a_batch_groups_like_one_signal_at_a_time(store: Store) -> None:
     again = store.get_incident(first["id"])
     assert again["count"] == 3 and again["last_seen"] == 1005.0
     assert [(h["from"], h["to"]) for h in again["history"]] == [(None, "open"), ("open", "candidate")]
+
+
+def test_triage_from_the_cli_refuses_every_move_back_and_keeps_the_state(
+    project: Callable[..., ShipyardConfig], store: Store
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+    from shipyard.store import IncidentSignal
+
+    cfg = project()
+    ref = store.record_incident(
+        IncidentSignal(agent="support", failure="status:escalated", source="escalation", title="handed over",
+                       input="I want a manager", tokens=["manager"], interaction_id="i-9")
+    ).incident_id  # fmt: skip
+    runner = CliRunner()
+    env = {"SHIPYARD_DATABASE_URL": store.url}
+
+    def triage(to: str) -> tuple[int, str]:
+        done = runner.invoke(
+            app, ["incidents", "triage", ref, "--state", to, "--config", str(cfg.path)], env=env
+        )
+        return done.exit_code, " ".join(done.output.split())
+
+    # the walkthrough that went open -> candidate -> triaged -> open -> wont_fix -> open, all exit 0
+    assert triage("candidate") == (0, f"{ref} is now candidate")
+    code, said = triage("triaged")
+    assert code == 2 and f"error: incident {ref} is candidate; it cannot move to triaged" in said
+    assert "only moves forward" in said and "Traceback" not in said
+    code, said = triage("open")
+    assert code == 2 and "it cannot move to open (from candidate: golden, wont_fix)" in said
+    assert store.get_incident(ref)["state"] == "candidate"
+    assert triage("wont_fix") == (0, f"{ref} is now wont_fix")
+    code, said = triage("open")
+    assert code == 2, said
+    assert "is wont_fix; it cannot move to open (from wont_fix: none, wont_fix is final)" in said
+    code, said = triage("closed")
+    assert code == 2 and "unknown incident state 'closed'" in said
+    final = store.get_incident(ref)
+    assert final["state"] == "wont_fix"
+    assert [h["to"] for h in final["history"]] == ["open", "candidate", "wont_fix"]
+
+
+async def test_a_rule_on_the_budget_exceeded_status_makes_incidents(traffic: Callable[..., Traffic]) -> None:
+    rules = """
+sources: []
+rules:
+  - name: over-budget
+    when: {status: [budget_exceeded]}
+    action: candidate
+"""
+    t = traffic(with_incidents(rules))
+    assert t.cfg.incidents.rules[0].when.status == ["budget_exceeded"]
+    # the demo's per-session budget (about ten answers) runs out in one long conversation
+    statuses: list[str] = []
+    for _ in range(60):
+        out = await t.ask("Where is my order 10001?", session_id="s-budget")
+        statuses.append(out.status)  # type: ignore[attr-defined]
+        if statuses[-1] == "budget_exceeded":
+            break
+    assert statuses[0] == "completed" and statuses[-1] == "budget_exceeded", statuses
+    t.settle()
+    [incident] = t.store.list_incidents()
+    assert incident["interaction_id"] == out.id and incident["state"] == "candidate"  # type: ignore[attr-defined]
+    assert incident["failure"] == "rule:over-budget" and incident["source"] == "rule:over-budget"
+    await t.close()
+
+
+def test_a_rule_status_that_no_record_has_is_a_config_error(project: Callable[..., ShipyardConfig]) -> None:
+    from shipyard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="budget_exceeded") as raised:  # the message lists every status
+        project(with_incidents("rules:\n  - {name: x, when: {status: [overbudget]}}"))
+    assert "incidents.rules.0.when.status.0" in str(raised.value)

@@ -235,3 +235,72 @@ async def test_the_gate_runs_the_regression_suite_and_names_each_cases_incident(
     assert bad.exit_code == 2 and "cannot move to open" in bad.output
     unknown = runner.invoke(app, ["incidents", "show", "inc-nope", "--config", str(cfg.path)], env=env)
     assert unknown.exit_code == 2 and "no incident 'inc-nope'" in unknown.output
+
+
+async def test_promote_refuses_what_the_gate_would_refuse_and_then_nothing_is_written_or_changed(
+    project: Callable[..., ShipyardConfig], store: Store
+) -> None:
+    from shipyard.evals import validate_suite
+    from shipyard.runtime import agent_versions
+
+    cfg = project()
+    await _production(cfg, store, [("b1", "1.1.0", "Refund order 10002 please")])
+    [incident] = store.list_incidents()
+    ref = incident["id"]
+    before = store.get_incident(ref)
+    runner = CliRunner()
+    env = {"SHIPYARD_DATABASE_URL": store.url}
+    path = cfg.resolve(SUITE)
+
+    def promote_cli(*args: str, suite: str = SUITE) -> tuple[int, str]:
+        done = runner.invoke(
+            app, ["incidents", "promote", ref, "--suite", suite, *args, "--config", str(cfg.path)], env=env
+        )
+        return done.exit_code, " ".join(done.output.split())
+
+    def unchanged() -> bool:
+        now = store.get_incident(ref)
+        keys = ("state", "expectation", "history", "suite", "case_id", "review")
+        return all(now[k] == before[k] for k in keys)
+
+    # a malformed suite file: the file and the line, exit 2, as every YAML error
+    bad = cfg.resolve("evals/support/bad.yaml")
+    bad.write_text("name: bad\ncases:\n  - id: a\n    input: [unclosed\n")
+    code, said = promote_cli("--must-refuse", suite="evals/support/bad.yaml")
+    assert code == 2, said
+    assert f"error: {bad}: 1 problem(s) line 5, column 1: malformed YAML" in said and "Traceback" not in said
+    assert bad.read_text() == "name: bad\ncases:\n  - id: a\n    input: [unclosed\n" and unchanged()
+
+    # tool names the agent does not have: what `eval run` and the gate refuse, promote refuses
+    for args, name in (
+        (["--trajectory", "garbage((("], "garbage((("),
+        (["--must-not-call", "nosuch_tool"], "nosuch_tool"),
+        (["--trajectory", "lookup_order,nosuch"], "nosuch"),
+        (["--must-not-call", "process_refund", "--must-not-call", "Process_Refund"], "Process_Refund"),
+    ):
+        code, said = promote_cli(*args)
+        assert code == 2, said
+        assert f"error: {path}: 1 problem(s)" in said
+        assert f"tool '{name}' is not a tool of support@1.0.0+" in said
+        assert "(its tools: check_return_eligibility," in said and "nothing was written" in said
+        assert not path.exists() and unchanged()
+        assert not list(path.parent.glob(".*regression*"))  # no temp file left behind
+
+    code, said = promote_cli("--must-not-call", "process_refund", "--trajectory", "lookup_order")
+    assert code == 0 and "promoted" in said, said
+    written = path.read_bytes()
+    promoted = store.get_incident(ref)
+    assert promoted["state"] == "in_suite"
+    tools = agent_versions(load_config(cfg.path), "support")[0].spec.tools.names()
+    validate_suite(load_suite(path), load_config(cfg.path), tools=tools)  # what the gate checks passes
+
+    # an in-suite incident promoted again with a bad name: the case and the incident stay as they were
+    code, said = promote_cli("--trajectory", "lookup_order,refund_everything")
+    assert code == 2 and "tool 'refund_everything' is not a tool of" in said, said
+    assert path.read_bytes() == written
+    after = store.get_incident(ref)
+    assert (after["state"], after["expectation"], after["history"]) == (
+        "in_suite",
+        promoted["expectation"],
+        promoted["history"],
+    )

@@ -191,4 +191,11 @@ rules:
         assert wrong.status_code == 422 and "cannot move to fixed" in wrong.json()["error"]["message"]
         gone = c.post(f"/admin/incidents/{ref}/triage", json={"state": "wont_fix", "note": "a test"})
         assert gone.status_code == 200 and gone.json()["state"] == "wont_fix"
+        back = c.post(f"/admin/incidents/{ref}/triage", json={"state": "open"})  # final: never reopened
+        assert back.status_code == 422 and "wont_fix is final" in back.json()["error"]["message"]
+        # nor accepted from the queue
+        again = c.post(f"/admin/incidents/{ref}/review", json={"action": "accept"})
+        assert again.status_code == 422 and "it cannot move to golden" in again.json()["error"]["message"]
+        shown = c.get(f"/admin/incidents/{ref}").json()
+        assert shown["state"] == "wont_fix" and [h["to"] for h in shown["history"]][-1] == "wont_fix"
         assert c.get("/admin/incidents/inc-nope").status_code == 404

@@ -146,14 +146,15 @@ def show_cmd(
 def triage_cmd(
     ref: str = typer.Argument(..., metavar="ID", help="The incident id (a unique prefix works)."),
     to: str = typer.Option(
-        "triaged", "--state", "-s", help="Move it to: triaged, candidate, golden, wont_fix, open."
+        "triaged", "--state", "-s", help="Move it forward to: triaged, candidate, golden, or wont_fix."
     ),
     note: str = typer.Option("", "--note", help="Why (kept in its history)."),
     by: str = typer.Option("cli", "--by", help="Who decides."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Move an incident along its lifecycle (open -> triaged -> candidate -> golden -> in_suite -> fixed,
-    or wont_fix). A move the lifecycle does not allow is refused, naming the allowed ones.
+    """Move an incident forward along its lifecycle (open -> triaged -> candidate -> golden -> in_suite ->
+    fixed, or to wont_fix; fixed and wont_fix are final). Any other move is refused (exit 2), naming the
+    allowed ones; `promote` makes it in_suite and a passing eval run fixed.
 
     Example: shipyard incidents triage inc-3f2a9c1b --state wont_fix --note "expected behaviour"
     """

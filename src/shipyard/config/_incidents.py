@@ -29,9 +29,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from shipyard.config._schema_base import StrictModel, section
+from shipyard.types import InteractionStatus
 
 if TYPE_CHECKING:
     from shipyard.config._schema import ShipyardConfig
@@ -59,15 +60,16 @@ def _default_stages() -> list[GateStage]:
     return ["production"]
 
 
-_STATUSES = ("completed", "escalated", "failed", "blocked")
 _VERDICTS = ("block", "redact", "escalate")
 
 
 class RuleFilter(StrictModel):
     """Which interactions a rule matches: every condition given must hold (none given: every one)."""
 
-    status: list[Literal["completed", "escalated", "failed", "blocked"]] = Field(
-        default_factory=list, description="any of these statuses"
+    model_config = ConfigDict(use_enum_values=True)  # statuses are kept as the plain strings records hold
+
+    status: list[InteractionStatus] = Field(
+        default_factory=list, description="any of these statuses (every status a record can have)"
     )
     feedback: Literal["negative", "positive", "any"] | None = Field(
         None, description="negative: thumbs down or a score at or below low_csat"

@@ -14,7 +14,7 @@ right, so such an incident becomes a candidate for review, never a golden case.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,15 +176,36 @@ def build_case(store: Store, incident: Mapping[str, Any], expectation: Mapping[s
     return case
 
 
-def write_case(path: Path, case: Mapping[str, Any], *, name: str = "regression") -> str:
+def agent_tools(cfg: ShipyardConfig, agent: str) -> tuple[list[str] | None, str]:
+    """The tool names of `agent`'s current version, as `shipyard eval run` checks a suite against
+    them, and that version's id. None when the agent registers no tools with Shipyard (a framework
+    or remote agent): its tool names cannot be checked. NotFoundError for an agent not in the config."""
+    from shipyard.runtime import agent_versions
+
+    v = agent_versions(cfg, agent)[0]
+    return (v.spec.tools.names() or None), v.id
+
+
+def write_case(
+    path: Path,
+    case: Mapping[str, Any],
+    *,
+    name: str = "regression",
+    cfg: ShipyardConfig | None = None,
+    tools: Collection[str] | None = None,
+    tools_of: str = "the agent",
+) -> str:
     """Add `case` to the suite at `path` (replacing a case with its id), creating the file when it
-    is missing; the result is validated before it replaces the file. Returns the suite's name.
+    is missing. The result is checked as a gate would check it (`validate_suite`: every scorer, the
+    judge models of `cfg`, every tool name against `tools` when given) before it replaces the file;
+    when it fails, SuiteError names the file and nothing is written. Returns the suite's name.
     A file written by hand keeps its cases but not its comments."""
-    from shipyard.evals import load_suite
+    from shipyard.config import load_yaml_with_lines
+    from shipyard.evals import SuiteError, load_suite, parse_suite, validate_suite
 
     data: dict[str, Any]
     if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded, _ = load_yaml_with_lines(path)  # ConfigError: the file, the line, what is wrong
         if not isinstance(loaded, dict) or not isinstance(loaded.get("cases", []), list):
             raise PromotionError(f"{path} is not a suite file (a mapping with name and cases)")
         data = loaded
@@ -198,10 +219,21 @@ def write_case(path: Path, case: Mapping[str, Any], *, name: str = "regression")
     data["cases"] = [*cases, dict(case)]
     path.parent.mkdir(parents=True, exist_ok=True)
     # a project file (the umask's mode); `.yaml`, so load_suite reads it as a suite
-    with atomic_file(path, suffix=".yaml") as tmp:
-        with tmp.open("w", encoding="utf-8") as f:
-            yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, width=110)
-        suite = load_suite(tmp)  # raises SuiteError naming the problem; the file is left as it was
+    try:
+        # the suite as it would be written (no line numbers: the file is rewritten, so they would
+        # point nowhere), then the written file itself; a raise leaves the file as it was
+        validate_suite(parse_suite(data, path), cfg, tools=tools, tools_of=tools_of)
+        with atomic_file(path, suffix=".yaml") as tmp:
+            with tmp.open("w", encoding="utf-8") as f:
+                yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, width=110)
+            suite = load_suite(tmp)
+    except SuiteError as e:  # named by the file it is about, never the temp file
+        raise SuiteError(
+            str(path),
+            e.problems,
+            hint="nothing was written and the incident is unchanged; fix the expectation "
+            "(--must-not-call and --trajectory take the agent's tool names) or the suite file",
+        ) from None
     return suite.name
 
 
@@ -223,17 +255,12 @@ def promote(
     state = incident["state"]
     if state in ("fixed", "wont_fix"):
         raise PromotionError(
-            f"incident {incident['id']} is {state}",
-            hint=f"reopen it first: shipyard incidents triage {incident['id']} --state open",
+            f"incident {incident['id']} is {state}, which is final: it is not promoted again",
+            hint="a failure that comes back after a fix is a new incident (shipyard incidents list)",
         )
     _interaction(store, incident)  # fail before changing anything
-    if expectation is not None:
-        expectation = check_expectation(expectation)
-        incident = store.update_incident(
-            incident["id"], by=by, note="expectation set", expectation=dict(expectation)
-        )
-    expectation = incident.get("expectation")
-    if not expectation:
+    given = check_expectation(expectation) if expectation is not None else None
+    if given is None and not incident.get("expectation"):
         if state in ("open", "triaged"):
             incident = store.transition_incident(
                 incident["id"], "candidate", by=by, note="no expectation: a candidate for review", review=True
@@ -245,10 +272,17 @@ def promote(
             "candidate case, not a golden one; review it in the dashboard, or promote again with --expect, "
             "--contains, --must-not-call, --must-refuse or --trajectory",
         )
+    chosen: Mapping[str, Any] = given if given is not None else incident["expectation"]
     rel = suite or cfg.incidents.suite_for(incident["agent"])
     path = cfg.resolve(rel)
-    case = build_case(store, incident, expectation)
-    name = write_case(path, case)
+    case = build_case(store, incident, chosen)
+    tools, tools_of = agent_tools(cfg, incident["agent"])
+    # the file first, as the gate will read it: a case the gate would refuse changes nothing
+    name = write_case(path, case, cfg=cfg, tools=tools, tools_of=tools_of)
+    if given is not None:
+        incident = store.update_incident(
+            incident["id"], by=by, note="expectation set", expectation=dict(given)
+        )
     if incident["state"] in OPEN_STATES:
         incident = store.transition_incident(
             incident["id"], "golden", by=by, note="expectation accepted", review=False

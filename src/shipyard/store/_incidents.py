@@ -5,10 +5,15 @@ similar input land on one incident, whose `count` grows, so one bad day is not a
 Every occurrence keeps its provenance (interaction, trace, spans). An interaction counts once per
 source (a unique index), so applying a rule to the past twice adds nothing.
 
-The lifecycle is enforced here, in one conditional UPDATE per change (`WHERE state = :from`), so two
-reviewers acting at once cannot both move an incident:
+The lifecycle is enforced here, for every caller (CLI, admin API, dashboard, promotion, eval runs), in
+one conditional UPDATE per change (`WHERE state = :from`), so two reviewers acting at once cannot both
+move an incident:
 
     open → triaged → candidate → golden → in_suite → fixed      (any but fixed → wont_fix)
+
+An incident only moves forward (it may skip steps: promotion takes an open incident with an
+expectation to golden); fixed and wont_fix are final. A failure that comes back after a fix opens a
+new incident (grouping never joins a fixed one).
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ from shipyard.store._records import new_id
 INCIDENT_STATES: tuple[str, ...] = ("open", "triaged", "candidate", "golden", "in_suite", "fixed", "wont_fix")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("triaged", "candidate", "golden", "wont_fix"),
-    "triaged": ("candidate", "golden", "wont_fix", "open"),
-    "candidate": ("golden", "triaged", "wont_fix"),
-    "golden": ("in_suite", "candidate", "wont_fix"),
-    "in_suite": ("fixed", "golden", "wont_fix"),
-    "fixed": ("open",),  # it came back
-    "wont_fix": ("open",),  # reopened
+    "triaged": ("candidate", "golden", "wont_fix"),
+    "candidate": ("golden", "wont_fix"),
+    "golden": ("in_suite", "wont_fix"),
+    "in_suite": ("fixed", "wont_fix"),
+    "fixed": (),  # final: if the failure comes back, it is a new incident
+    "wont_fix": (),  # final
 }
-"""The lifecycle: from each state, the states it may move to."""
+"""The lifecycle: from each state, the states it may move to (forward only; README "Incidents")."""
 
 MAX_OCCURRENCES_SHOWN = 50
 
@@ -373,10 +378,21 @@ class IncidentStore:
         current = self.get_incident(ref, occurrences=0)
         frm = current["state"]
         if to not in TRANSITIONS[frm]:
-            allowed = ", ".join(TRANSITIONS[frm])
+            allowed = ", ".join(TRANSITIONS[frm]) or f"none, {frm} is final"
             raise ShipyardError(
                 f"incident {current['id']} is {frm}; it cannot move to {to} (from {frm}: {allowed})",
-                hint="see `shipyard incidents show ID` for its state and history",
+                hint="an incident only moves forward, open -> triaged -> candidate -> golden -> in_suite -> "
+                "fixed, or to wont_fix; fixed and wont_fix are final (`shipyard incidents show ID`: its history)",
+            )
+        if to == "in_suite" and not (values.get("suite") and values.get("case_id")):
+            raise ShipyardError(
+                f"incident {current['id']} can be in_suite only once its case is written to a suite",
+                hint=f"shipyard incidents promote {current['id']} --suite FILE (it writes the case)",
+            )
+        if to == "fixed" and not values.get("fixed_version"):
+            raise ShipyardError(
+                f"incident {current['id']} becomes fixed only when a version passes its case in an eval run",
+                hint="run the suite with its case (the production gate runs it) on the version with the fix",
             )
         if to == "golden" and not (values.get("expectation") or current.get("expectation")):
             raise ShipyardError(
