@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -34,6 +35,7 @@ from shipyard.config import load_config
 from shipyard.demo import copy_project
 from shipyard.rollout import Deployment, assign
 from shipyard.server import create_app
+from shipyard.server._serve import MALLOC_ARENAS
 from shipyard.store import Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -212,6 +214,26 @@ def test_the_admin_endpoint_reloads_and_says_what_changed(serve_project: Callabl
         assert 'shipyard_config_reloads_total{outcome="unchanged",trigger="api"} 1.0' in metrics
 
 
+def test_a_reload_that_drops_the_deployed_version_says_so(serve_project: Callable[..., Served]) -> None:
+    """An edited prompt bundle makes its version a new id: the deployment's stable version is gone
+    from the reloaded config, and the server says which, and what this replica serves instead."""
+    s = serve_project(no_watch)
+    with s.client() as c:
+        serving_a_deployment(c, s.state.store)
+        deployed = version_ids(c)["1.0.0"]
+        prompt = s.cfg.root / "prompts" / "support" / "v1.0" / "system_prompt.txt"
+        prompt.write_text(prompt.read_text() + "\nAlways greet the customer by name.\n")
+        r = c.post("/admin/config/reload")
+        assert r.status_code == 200, r.text
+        changes = r.json()["reload"]["changes"]["versions"]["support"]
+        assert changes["removed"] == [deployed] and version_ids(c)["1.0.0"] != deployed
+    lines = [
+        json.loads(line) for line in s.logs.getvalue().splitlines() if "deployed_version_removed" in line
+    ]
+    assert [(e["agent"], e["stable"], e["level"]) for e in lines] == [("support", deployed, "warning")]
+    assert "candidate" not in lines[0] and "answers 503" in lines[0]["message"]
+
+
 def test_reload_needs_an_admin_key(serve_project: Callable[..., Served]) -> None:
     s = serve_project(no_watch)
     with s.client() as c:  # open until the first key exists, which this request makes
@@ -308,6 +330,12 @@ def test_sighup_to_the_parent_reloads_every_worker(
     # the supervisor killed outright: its workers notice and stop too, rather than serve on as orphans
     workers = {e["pid"] for e in _events(log, "config_reloaded") if e["trigger"] == "signal"}
     assert len(workers) == 2
+    if platform.libc_ver()[0] == "glibc":  # each worker started with the parent's malloc arena cap
+        cap = os.environ.get("MALLOC_ARENA_MAX") or str(MALLOC_ARENAS)
+        for pid in workers:
+            assert f"MALLOC_ARENA_MAX={cap}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(
+                b"\0"
+            )
     proc.kill()
     proc.wait()
 
