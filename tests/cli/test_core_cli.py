@@ -59,6 +59,53 @@ def test_starter_gate_passes(starter: Path) -> None:
     assert "Decision: PASS" in result.output
 
 
+def test_starter_production_gate_passes_and_counts_the_skipped_check_apart(starter: Path) -> None:
+    """What `shipyard serve` off loopback asks for (503 until then) works on the starter as written."""
+    first = runner.invoke(app, ["gate", "production", "--agent", "assistant"])
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.output.split())
+    assert "Decision: PASS • 4 checks passed, 1 skipped (regression: no baseline yet" in said, said
+    deployed = runner.invoke(app, ["deploy", "assistant", "0.1.0"])  # it may now take production traffic
+    assert deployed.exit_code == 0 and "stable assistant@0.1.0+" in deployed.output, deployed.output
+    again = runner.invoke(
+        app, ["gate", "production", "--agent", "assistant"]
+    )  # the deployed run is its baseline
+    assert again.exit_code == 0 and "all 5 checks passed" in again.output, again.output
+
+
+def test_a_stage_without_a_policy_hints_a_snippet_that_works_as_pasted(starter: Path) -> None:
+    missing = runner.invoke(app, ["gate", "post-merge", "--agent", "assistant"])
+    assert missing.exit_code == 2 and "no gate policy for stage 'post-merge'" in missing.output
+    hint = "hint: add `post-merge: {suites: [evals/assistant/smoke.yaml]}` under gates: in shipyard.yaml"
+    assert hint in missing.output, missing.output
+    config = starter / "shipyard.yaml"
+    snippet = hint.split("`")[1]
+    config.write_text(config.read_text().replace("\ngates:\n", f"\ngates:\n  {snippet}\n", 1))
+    pasted = runner.invoke(app, ["gate", "post-merge", "--agent", "assistant"])
+    assert pasted.exit_code == 0 and "Decision: PASS" in pasted.output, pasted.output
+
+
+def test_every_template_has_a_production_gate_on_its_own_smoke_suite(tmp_path: Path) -> None:
+    from shipyard.config import load_config
+    from shipyard.evals import load_suite
+
+    templates = runner.invoke(app, ["init", "--template", "list"]).stdout.split()
+    assert {"default", "adk", "langgraph", "openai-agents"} <= set(templates)
+    for template in templates:
+        made = runner.invoke(app, ["init", str(tmp_path / template), "--template", template])
+        assert made.exit_code == 0, made.output
+        if template != "default":  # the next steps name the gate production traffic needs
+            assert "shipyard gate production --agent support" in made.output, template
+        cfg = load_config(tmp_path / template / "shipyard.yaml")
+        [agent] = cfg.agents
+        policy = cfg.gates.stage("production")
+        assert policy.suites == [f"evals/{agent}/smoke.yaml"], template
+        assert load_suite(cfg.resolve(policy.suites[0])).cases, template
+        assert policy.min_pass_rate.get("functional") == 1.0, template
+        assert (policy.max_p95_latency_ms, policy.max_mean_cost_usd) == (5000, 0.01), template
+        assert policy.regression is not None and policy.regression.baseline == "production", template
+
+
 def test_init_keeps_existing_files(starter: Path) -> None:
     (starter / "agent.py").write_text("# mine\n")
     result = runner.invoke(app, ["init", "."])

@@ -154,7 +154,11 @@ def test_gate_pass_fail_regression_and_refused_approval(project: Path) -> None:
     good = runner.invoke(app, ["gate", "production", "--agent", "shop"])
     assert good.exit_code == 0, good.output
     assert "Decision: PASS" in good.output
-    assert "regression skipped: no baseline run found for 'production'" in good.output  # first release
+    # a first release has no baseline: the hard regression check is skipped, and the summary says so
+    # rather than counting it as passed
+    summary = "checks passed, 1 skipped (regression: no baseline yet, no run found for 'production'"
+    assert summary in " ".join(good.output.split()), good.output
+    assert "all " not in good.output.split("Decision: PASS")[1]
     good_run = run_id(good.output)
 
     bad = runner.invoke(
@@ -174,8 +178,17 @@ def test_gate_pass_fail_regression_and_refused_approval(project: Path) -> None:
     assert "cannot be approved" in refused.output and "pass_rate.functional" in refused.output
 
     cmp = runner.invoke(app, ["eval", "compare", good_run[:8], bad_run])
-    assert cmp.exit_code == 0, cmp.output
+    assert cmp.exit_code == 1, cmp.output  # a case that passed before fails now: the check failed
     assert "Regressed (1)" in cmp.output and "smoke/math" in cmp.output and "1/1" in cmp.output
+    assert "1 case(s) regressed: smoke/math" in cmp.output
+    as_json = runner.invoke(app, ["eval", "compare", good_run, bad_run, "--json"])
+    assert as_json.exit_code == 1, as_json.output
+    assert [c["case_id"] for c in json.loads(as_json.stdout)["regressed"]] == ["smoke/math"]
+    back = runner.invoke(app, ["eval", "compare", bad_run, good_run])  # improved, nothing regressed
+    assert back.exit_code == 0 and "Improved (1)" in back.output and "regressed" not in back.output
+    again = runner.invoke(app, ["gate", "production", "--agent", "shop"])
+    same = runner.invoke(app, ["eval", "compare", good_run, run_id(again.output), "--json"])
+    assert same.exit_code == 0 and json.loads(same.stdout)["regressed"] == []
 
 
 def test_marginal_waits_for_an_approval(project: Path) -> None:
@@ -195,6 +208,14 @@ def test_marginal_waits_for_an_approval(project: Path) -> None:
     [
         (["gate", "staging", "--agent", "shop"], "unknown gate stage 'staging'"),
         (["gate", "pre-merge", "--agent", "shop"], "no gate policy for stage 'pre-merge'"),
+        (  # the hint is a snippet that loads as shown (not eaten as console markup)
+            ["gate", "pre-merge", "--agent", "shop"],
+            "hint: add `pre-merge: {suites: [smoke.yaml]}` under gates: in shipyard.yaml",
+        ),
+        (
+            ["eval", "run", "--agent", "shop", "--suite", "smoke.yaml", "--report", "junit"],
+            "a path is needed after the colon, e.g. --report junit:results.xml",
+        ),
         (
             ["eval", "run", "--agent", "shop", "--suite", "smoke.yaml", "--report", "pdf:x"],
             "unknown kind 'pdf'",
@@ -225,6 +246,35 @@ def test_eval_import_writes_a_loadable_suite(project: Path) -> None:
     assert len(suite.cases) == 2
     again = runner.invoke(app, ["eval", "import", "jsonl", "cases.jsonl", "-o", "evals/imported.yaml"])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_a_bad_suite_is_reported_once_with_one_hint(project: Path) -> None:
+    (project / "empty.yaml").write_text("name: empty\ncases:\n  - {id: a, input: hi}\n")
+    result = runner.invoke(app, ["eval", "run", "--agent", "shop", "--suite", "empty.yaml"])
+    assert result.exit_code == 2, result.output
+    assert "cases[0] (id 'a'): nothing to check" in result.output
+    assert (
+        result.output.count("hint:") == 1
+        and "hint: fix these before running; nothing was run" in result.output
+    )
+    assert "run id:" not in result.output
+
+
+def test_a_promptfoo_check_shipyard_cannot_run_says_unsupported_once(project: Path) -> None:
+    (project / "promptfooconfig.yaml").write_text(
+        "tests:\n  - vars: {input: hello}\n    assert: [{type: skill-used, value: search}]\n"
+    )
+    result = runner.invoke(app, ["eval", "run", "--agent", "shop", "--suite", "promptfooconfig.yaml"])
+    said = " ".join(result.output.split()).replace("│", "")
+    assert result.exit_code == 1 and "0 failed, 1 ERROR of 1 case(s)" in said, result.output
+    assert "unsupported: promptfoo assertion type 'skill-used'" in " ".join(said.split()), said
+    assert "unsupported: unsupported" not in said and said.count("'skill-used'") == 1, said
+
+
+def test_compare_help_says_its_exit_codes() -> None:
+    result = runner.invoke(app, ["eval", "compare", "--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "Exit codes: 0 when no case regressed; 1 when a case" in text
 
 
 def test_help_texts_have_examples() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _gate_data import case, cases
 
 from shipyard.config import StagePolicy, load_config
@@ -135,7 +136,17 @@ def test_latency_check_fails_marginal_and_skips_replayed() -> None:
     assert replayed.verdict == "PASS"
     lat = check(replayed, "latency.p95")
     assert lat.skipped and "replayed latency never counts" in lat.detail
-    assert any(r.startswith("latency.p95 skipped") for r in replayed.reasons)
+    # a PASS counts the skipped check apart from those that passed, and says why it was skipped
+    assert replayed.reasons[0].startswith(
+        "2 checks passed, 1 skipped (latency.p95: not measured: every repeat"
+    )
+    failing_replayed = run(
+        cases("f", 5, replayed=True) + cases("g", 1, "F", replayed=True)
+    )  # a FAIL: own line
+    failed = decide_gate(failing_replayed, policy(max_p95_latency_ms=1000))
+    assert failed.verdict == "FAIL" and any(
+        r.startswith("latency.p95 skipped: not measured") for r in failed.reasons
+    )
 
 
 def test_cost_check_uses_the_agents_mean_cost_not_the_judges() -> None:
@@ -317,7 +328,10 @@ def test_regression_without_baseline_is_skipped_and_says_so() -> None:
     d = decide_gate(run(cases("f", 3)), policy(regression={"baseline": "production"}))
     assert d.verdict == "PASS"
     check = d.checks[-1]
-    assert check.skipped and "no baseline run found for 'production'" in check.detail
+    assert check.skipped and check.detail == "no baseline yet, no run found for 'production' to compare with"
+    # the first release passes, but the hard regression check is not counted as passed
+    assert d.reasons == [f"{len(d.checks) - 1} checks passed, 1 skipped (regression: {check.detail})"]
+    assert not any("skipped:" in r for r in d.reasons)  # said once, in the summary
 
 
 def test_decision_round_trips_through_json() -> None:
@@ -385,8 +399,18 @@ def test_unconfigured_or_unknown_stage_says_what_to_do() -> None:
     from shipyard.config import GatesConfig
 
     gates = GatesConfig.model_validate({"production": {"suites": ["a.yaml"]}})
-    with pytest.raises(NotFoundError, match="no gate policy for stage 'pre-merge'"):
+    with pytest.raises(NotFoundError, match="no gate policy for stage 'pre-merge'") as err:
         gates.stage("pre-merge")
+    # the hint is YAML that loads as it is, beside the stages already there
+    assert err.value.hint == "add `pre-merge: {suites: [a.yaml]}` under gates: in shipyard.yaml"
+    snippet = err.value.hint.split("`")[1]
+    both = GatesConfig.model_validate({"production": {"suites": ["a.yaml"]}, **yaml.safe_load(snippet)})
+    assert both.stage("pre-merge").suites == ["a.yaml"]
+    with pytest.raises(NotFoundError) as none:
+        GatesConfig.model_validate({}).stage("production")
+    assert (
+        none.value.hint == "add `gates: {production: {suites: [evals/<agent>/smoke.yaml]}}` to shipyard.yaml"
+    )
     with pytest.raises(NotFoundError, match="unknown gate stage 'staging'"):
         gates.stage("staging")
 

@@ -109,7 +109,7 @@ def test_promptfoo_case_shipyard_cannot_run_loads_and_is_error(tmp_path: Path) -
     ]
     plan = validate_suite(load_suite(p))
     result = asyncio.run(plan[odd.id][0](ScoreInput(case=odd, output="y")))
-    assert result.passed is None and result.error == "unsupported: promptfoo assertion type 'not-foo'"
+    assert result.passed is None and result.error == "promptfoo assertion type 'not-foo'"
 
 
 def test_promptfoo_conversions_keep_promptfoo_semantics(tmp_path: Path) -> None:

@@ -233,16 +233,20 @@ def span_names(rec: InteractionRecord) -> list[str]:
 # the support-desk templates (`adk`, `langgraph`) -------------------------------------------------
 def assert_smoke_suite_and_gate_pass() -> None:
     """In the template's folder (the current directory): its smoke suite passes through `shipyard
-    eval run`, and `shipyard gate pre-merge` passes."""
+    eval run`, and `shipyard gate pre-merge` and `shipyard gate production` pass (the first release:
+    its regression check is skipped, and said to be)."""
     result = CliRunner().invoke(
         cli, ["eval", "run", "--agent", "support", "--suite", "evals/support/smoke.yaml"]
     )
     assert result.exit_code == 0, result.output
     assert "│ all " in result.output and "100.0%" in result.output
     result = CliRunner().invoke(cli, ["gate", "pre-merge", "--agent", "support"])
-    configure_logging(stream=io.StringIO())  # not the stderr of the last CliRunner, closed after it
     assert result.exit_code == 0, result.output
     assert "Decision: PASS" in result.output
+    result = CliRunner().invoke(cli, ["gate", "production", "--agent", "support"])
+    configure_logging(stream=io.StringIO())  # not the stderr of the last CliRunner, closed after it
+    assert result.exit_code == 0, result.output
+    assert "checks passed, 1 skipped (regression: no baseline yet" in " ".join(result.output.split())
 
 
 SHOULD_FAIL = """\

@@ -5,6 +5,7 @@ runner, the CLI and the served app."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from agents.tracing import TracingProcessor, set_trace_processors
 from framework_helpers import (
     Project,
     assert_priced,
+    assert_smoke_suite_and_gate_pass,
     forget,
     paths,
     run_suites,
@@ -31,6 +33,7 @@ from shipyard.cli import app as cli
 from shipyard.errors import ShipyardError
 from shipyard.evals import EvalRunner, load_suite
 from shipyard.integrations import openai_agents
+from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
 
 TEMPLATE = "openai-agents"  # the starter template of the `template` fixture (conftest.py)
@@ -135,6 +138,14 @@ async def test_the_template_suite_passes_and_wrong_expectations_fail(template: P
     for case in ("wrong-tool", "wrong-arguments", "no-tool-expected"):
         outcome, why = reasons[case]
         assert outcome == "FAIL" and len(why) == 1 and why[0].startswith("trajectory:"), (case, why)
+
+
+def test_the_template_passes_its_smoke_suite_and_its_gates(
+    template: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(template.root)
+    configure_logging(stream=io.StringIO())  # not the stdout of the first CliRunner, closed after it
+    assert_smoke_suite_and_gate_pass()
 
 
 def test_the_template_replays_offline_with_the_model_server_stopped(template: Project) -> None:

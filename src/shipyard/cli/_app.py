@@ -14,6 +14,7 @@ from typing import IO, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shipyard.errors import ShipyardError
 
@@ -104,10 +105,11 @@ ConfigOption = typer.Option(
 
 
 def fail(message: str, code: int = 2, hint: str | None = None) -> typer.Exit:
-    """Print a clean error and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a clean error and return the Exit to raise. The message and hint are plain text: a YAML
+    snippet such as `suites: [evals/smoke.yaml]` is shown as it is, not read as console markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
-        err_console.print(f"  [dim]hint:[/] {hint}", highlight=False)
+        err_console.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False)
     return typer.Exit(code)
 
 

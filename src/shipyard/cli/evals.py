@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from shipyard.config import ShipyardConfig, StagePolicy
-    from shipyard.evals import CaseRule, EvalRunResult, GateDecision, RunSummary, Suite
+    from shipyard.evals import CaseChange, CaseRule, EvalRunResult, GateDecision, RunSummary, Suite
     from shipyard.store import Store
 
 eval_app = typer.Typer(
@@ -292,6 +292,9 @@ def eval_compare(
 ) -> None:
     """Compare two stored runs case by case: regressed, improved, became flaky, still failing, new, removed.
 
+    Exit codes: 0 when no case regressed; 1 when a case that passed in the earlier run does not pass in
+    the later one (regressed); 2 usage or config error (an unknown run id).
+
     Example: shipyard eval compare 3f2a9c 8b1d07
     """
     from shipyard.evals import compare_runs, load_run_summary
@@ -306,6 +309,7 @@ def eval_compare(
     cmp = compare_runs(a, b)
     if as_json:
         console.print_json(data=cmp.to_dict())
+        _exit_on_regression(cmp.regressed)
         return
     console.print(
         f"[bold]{escape(a.version)}[/] run {a.run_id}  →  [bold]{escape(b.version)}[/] run {b.run_id}"
@@ -337,6 +341,15 @@ def eval_compare(
         console.print(table)
     if not cmp.changed:
         console.print("[green]no case changed[/]")
+    _exit_on_regression(cmp.regressed)
+
+
+def _exit_on_regression(regressed: Sequence[CaseChange]) -> None:
+    """Exit 1, saying so, when a case that passed in the earlier run does not pass in the later one."""
+    if regressed:
+        shown = ", ".join(c.case_id for c in regressed[:5]) + (" ..." if len(regressed) > 5 else "")
+        err_console.print(f"[red]{len(regressed)} case(s) regressed[/]: {escape(shown)}", highlight=False)
+        raise typer.Exit(1)
 
 
 @eval_app.command("runs")

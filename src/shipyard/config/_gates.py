@@ -195,8 +195,13 @@ class GatesConfig(StrictModel):
                     f"unknown gate stage {name!r}; stages are {', '.join(STAGES)}",
                     hint=f"configured under gates: {configured}",
                 )
+            # a snippet that loads as it is: the suites the configured stages run, under the gates: already there
+            suites = list(dict.fromkeys(s for p in self.stages().values() for s in p.suites))
+            snippet = f"{key}: {{suites: [{', '.join(suites) or 'evals/<agent>/smoke.yaml'}]}}"
             raise NotFoundError(
                 f"no gate policy for stage {key!r} in shipyard.yaml (configured: {configured})",
-                hint=f"add `gates: {{{key}: {{suites: [evals/<agent>/smoke.yaml]}}}}` to shipyard.yaml",
+                hint=f"add `{snippet}` under gates: in shipyard.yaml"
+                if self.stages()
+                else f"add `gates: {{{snippet}}}` to shipyard.yaml",
             )
         return policy

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
         Regression,
         analyse_regression,
         load_run_summary,
+        pass_summary,
         production_version,
         repeat_from_row,
         resolve_baseline,
+        skipped_reason,
     )
     from shipyard.evals._gate import decide as decide_gate
     from shipyard.evals._importers import (
@@ -162,6 +164,7 @@ __all__ = [
     "parse_verdict",
     "pass_at_k",
     "pass_hat_k",
+    "pass_summary",
     "print_report",
     "production_version",
     "repeat_from_row",
@@ -171,6 +174,7 @@ __all__ = [
     "scorer",
     "scorer_info",
     "scorer_names",
+    "skipped_reason",
     "summarize",
     "summarize_run",
     "trajectory_score",

@@ -418,7 +418,7 @@ def _regression_check(
             True,
             hard,
             None,
-            f"no baseline run found for {rp.baseline!r}: nothing to compare (first run?)",
+            f"no baseline yet, no run found for {rp.baseline!r} to compare with",
             skipped=True,
         ), None
     reg = analyse_regression(baseline, summary, rp.alpha)
@@ -465,6 +465,23 @@ def _every_case_check(category: str, stats: CategoryStats, case_rule: str) -> Ch
     rate = stats.passed / n if n else 0.0
     return Check(f"pass_rate.{category}", "pass_rate", rate, 1.0, ">=", n > 0 and stats.passed == n, True,
                  None, detail)  # fmt: skip
+
+
+def pass_summary(checks: Collection[Check]) -> str:
+    """The first reason of a PASS: how many checks passed, and which were skipped and why. A skipped
+    check (nothing to measure, such as no baseline for a first release) does not block the gate, but
+    it is not counted as passed either: "7 checks passed, 1 skipped (regression: no baseline yet, ...)"."""
+    skipped = [c for c in checks if c.skipped]
+    if not skipped:
+        return f"all {len(checks)} checks passed"
+    ran = len(checks) - len(skipped)
+    why = "; ".join(f"{c.name}: {c.detail}" for c in skipped)
+    return f"{ran} check{'' if ran == 1 else 's'} passed, {len(skipped)} skipped ({why})"
+
+
+def skipped_reason(check: Check) -> str:
+    """The reason line of a skipped check, for a decision that is not a PASS."""
+    return f"{check.name} skipped: {check.detail}"
 
 
 def decide(
@@ -521,9 +538,8 @@ def decide(
             counted = "" if ch.case_id in regression.counted else " [noise]"
             why = f": {'; '.join(ch.reasons[:3])}" if ch.reasons else ""
             reasons.append(f"regressed{counted}: {ch.case_id} ({ch.category}) {ch.before} -> {ch.after}{why}")
-    for c in checks:
-        if c.skipped:
-            reasons.append(f"{c.name} skipped: {c.detail}")
+    if verdict is not GateVerdict.PASS:  # a PASS names its skipped checks in its first reason
+        reasons += [skipped_reason(c) for c in checks if c.skipped]
     for case in summary.cases:  # cases promoted from production incidents name where they came from
         for tag in case.tags:
             if tag.startswith(INCIDENT_TAG):
@@ -534,7 +550,7 @@ def decide(
     if policy.safety is not None and policy.safety.relaxed is not None:
         reasons.append(f"the safety check is relaxed by the policy: {policy.safety.relaxed}")
     if verdict is GateVerdict.PASS:
-        reasons.insert(0, f"all {len(checks)} checks passed")
+        reasons.insert(0, pass_summary(checks))
     elif verdict is GateVerdict.MARGINAL:
         reasons.insert(0, "only soft checks missed, each within the margin; needs a recorded approval")
     return GateDecision(

@@ -29,7 +29,7 @@ from shipyard.evals._judge import Judge
 from shipyard.evals._replay import FixedTools, ReplayCache, idempotent_tools, replay_path
 from shipyard.evals._scorers import BuiltScorer, ScoreInput
 from shipyard.evals._simulator import SimulatorError, UserSimulator
-from shipyard.evals._suite import Case, Suite, tool_names, validate_suite
+from shipyard.evals._suite import Case, Suite, SuiteError, tool_names, validate_suite
 from shipyard.evals._types import EvalRunResult, Outcome, RepeatResult, ScoreResult
 from shipyard.llm import LLMEvent, Usage, add_listener
 from shipyard.observe import semconv as sc
@@ -243,10 +243,12 @@ class EvalRunner:
         for s in suites:
             try:
                 plans[s.name] = validate_suite(s, self.cfg, tools=tools, tools_of=tools_of)
+            except SuiteError as e:  # its hint is the one given below, once for every suite
+                problems.append(e.message)
             except ShipyardError as e:
                 problems.append(str(e))
         if problems:
-            raise ShipyardError("\n".join(problems), hint="nothing was run; fix the suites first")
+            raise ShipyardError("\n".join(problems), hint="fix these before running; nothing was run")
         items = []
         for s in suites:
             for case in s.cases:

@@ -390,7 +390,8 @@ def unsupported(value: str) -> ScoreFn:
         value: what is not supported, and where it came from."""
 
     def score(inp: ScoreInput) -> ScoreResult:
-        return ScoreResult("unsupported", None, reason="not supported", error=f"unsupported: {value}")
+        # the case's reason names the scorer ("unsupported: ..."): the error says only what is not
+        return ScoreResult("unsupported", None, reason="not supported", error=value)
 
     return score
 

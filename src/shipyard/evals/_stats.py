@@ -322,7 +322,8 @@ def summarize_case(repeats: list[RepeatResult], rule: CaseRule = "all") -> CaseS
         if r.outcome == Outcome.PASS:
             continue
         said = "skipped" if r.outcome == Outcome.SKIPPED else "error"
-        for reason in ([f"{said}: {r.error}"] if r.error else []) + r.reasons:
+        # an ERROR's error is its first undecided score's reason: said once, as the error
+        for reason in ([f"{said}: {r.error}"] if r.error else []) + [x for x in r.reasons if x != r.error]:
             if reason not in reasons:
                 reasons.append(reason)
     live = [r.latency_ms for r in repeats if _timed(r)]

@@ -1,8 +1,9 @@
 """The launch checklist: every item of the pre-launch list, computed from the project and its store.
 
 Each item is pass / fail / warning with its evidence and the fix in one line. A required item that
-fails makes `shipyard checklist` exit 1. An item whose feature this version does not have yet is a
-warning saying so (there is nothing the user could fix)."""
+fails makes `shipyard checklist` exit 1; an optional one (budgets) only warns. Every `shipyard ...`
+command line an item prints is in backticks and runs as printed once its <placeholders> are filled
+(tests/pipeline/test_checklist.py parses each one with the real CLI)."""
 
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def _eval_suites(cfg: ShipyardConfig) -> Item:
         "Eval suites for each category",
         "fail" if missing or broken else "pass",
         evidence + (f"; no {', '.join(missing)} cases in any gate stage" if missing else ""),
-        f"add cases with category: {missing[0]} to a suite in gates: (see `shipyard eval import` for "
-        "promptfoo/ADK sets)"
+        f"add cases with category: {missing[0]} to a suite in gates: (promptfoo and ADK sets convert with "
+        "`shipyard eval import promptfoo promptfooconfig.yaml -o evals/imported.yaml`)"
         if missing
         else ("fix the unreadable suites" if broken else ""),
     )
@@ -132,7 +133,7 @@ def _latency_cost(cfg: ShipyardConfig) -> Item:
             "set gates.production.max_p95_latency_ms and max_mean_cost_usd",
         )
     missing = [k for k in ("max_p95_latency_ms", "max_mean_cost_usd") if getattr(p, k) is None]
-    evidence = f"p95 <= {p.max_p95_latency_ms} ms, mean cost <= ${p.max_mean_cost_usd}"
+    evidence = f"p95 <= {_num(p.max_p95_latency_ms)} ms, mean cost <= ${_num(p.max_mean_cost_usd)}"
     return Item(
         "latency_cost_gates",
         "Latency and cost gates set",
@@ -142,15 +143,60 @@ def _latency_cost(cfg: ShipyardConfig) -> Item:
     )
 
 
-def _budgets(cfg: ShipyardConfig) -> Item:
+def _num(value: float | None) -> str:
+    return "unset" if value is None else f"{value:g}"
+
+
+def _budgets(cfg: ShipyardConfig, store: Store | None, agent: str) -> Item:
+    title = "Budgets set"
+    b = cfg.budgets
+    example = (
+        "add `budgets: {limits: [{name: user-daily, scope: user, window: day, usd: 1.00}]}` to shipyard.yaml "
+        "(scopes: session, user, api_key, feature, agent, global; windows: interaction, session, day, month)"
+    )
+    if not b.on:
+        if b.limits:
+            return Item("budgets", title, "warning",
+                        f"budgets.enabled: false turns off {len(b.limits)} limit(s) in shipyard.yaml",
+                        "remove `enabled: false` under budgets:", required=False)  # fmt: skip
+        return Item(
+            "budgets",
+            title,
+            "warning",
+            "no budgets: what a session, user or day may spend has no cap (costs are recorded, and the "
+            "gate's cost check holds per eval case)",
+            example,
+            required=False,
+        )
+    applies = [
+        f"{x.name} ({x.scope} per {x.window}: "
+        + (f"${x.usd:g}" if x.usd is not None else f"{x.tokens} tokens")
+        + ")"
+        for x in b.limits
+        if x.agent in (None, agent)
+    ]
+    admin = store.admin_budgets() if store is not None else {}
+    applies += [
+        f"{name} (set through the admin API)"
+        for name, row in sorted(admin.items())
+        if (row.get("definition") or {}).get("agent") in (None, agent)
+    ]
+    if not applies:
+        others = [x.name for x in b.limits]
+        return Item(
+            "budgets",
+            title,
+            "warning",
+            f"budgets are on but none counts {agent}'s calls"
+            + (f" (limits of other agents: {', '.join(others)})" if others else ""),
+            example,
+            required=False,
+        )
     return Item(
         "budgets",
-        "Budgets set",
-        "warning",
-        "cost budgets (per agent, user and day) are not built in this version of Shipyard (issue 11); "
-        "costs are recorded and the cost gate holds",
-        "nothing to set yet; watch cost with an alert rule on cost_per_interaction meanwhile",
-        required=False,
+        title,
+        "pass",
+        f"{len(applies)} budget(s) count {agent}'s calls: {', '.join(applies)}; counters in {b.backend}",
     )
 
 
@@ -308,12 +354,25 @@ def _rollback(store: Store | None, agent: str) -> Item:
         return Item("rollback_rehearsed", title, "fail", "the store could not be opened", "check store.url")
     rollbacks = [d for d in store.rollout_decisions(agent, limit=None) if d.get("action") == "rollback"]
     if not rollbacks:
+        # a canary runs a candidate beside a deployed stable version; each needs a passing production gate
+        steps = (
+            []
+            if (store.get_deployment(agent) or {}).get("stable_version")
+            else [
+                f"`shipyard gate production --agent {agent} --version <stable>`",
+                f"`shipyard deploy {agent} <stable>`",
+            ]
+        )
+        steps += [
+            f"`shipyard gate production --agent {agent} --version <candidate>`",
+            f"`shipyard rollout canary {agent} <candidate>`",
+        ]
         return Item(
             "rollback_rehearsed",
             title,
             "fail",
             f"no canary of {agent} was ever rolled back in this store",
-            f"rehearse it: shipyard rollout canary {agent} --version <candidate>, then shipyard rollout rollback {agent}",
+            f"rehearse it: {', '.join(steps)}, then `shipyard rollout rollback {agent}`",
         )
     d = rollbacks[0]
     return Item(
@@ -369,7 +428,7 @@ def _ci_workflow(cfg: ShipyardConfig) -> Item:
         "CI workflow present",
         "fail",
         "no GitHub or GitLab workflow runs `shipyard ci run`",
-        "shipyard ci init --github (or --gitlab)",
+        "`shipyard ci init --github` (or `shipyard ci init --gitlab`)",
     )
 
 
@@ -406,7 +465,7 @@ def run_checklist(cfg: ShipyardConfig, agent: str) -> list[Item]:
             _safety_gate(cfg),
             _latency_cost(cfg),
             _pipeline_stages(cfg),
-            _budgets(cfg),
+            _budgets(cfg, store, agent),
             _alerts(cfg),
             _tracing(cfg),
             pii,

@@ -20,7 +20,17 @@ import orjson
 
 from shipyard.config import PIPELINE_STAGES, RegressionPolicy, ShipyardConfig, StagePolicy
 from shipyard.errors import ConfigError, ShipyardError
-from shipyard.evals import Check, GateDecision, GateVerdict, RunSummary, case_keys, decide_gate, summarize_run
+from shipyard.evals import (
+    Check,
+    GateDecision,
+    GateVerdict,
+    RunSummary,
+    case_keys,
+    decide_gate,
+    pass_summary,
+    skipped_reason,
+    summarize_run,
+)
 from shipyard.pipeline._evals import (
     Baseline,
     base_from_commit,
@@ -174,9 +184,13 @@ def _combine(decision: GateDecision, extra: list[Check], notes: list[str]) -> Ga
     failed = [c for c in checks if not c.passed]
     blocking = [c for c in failed if not c.within_margin]
     verdict = GateVerdict.FAIL if blocking else (GateVerdict.MARGINAL if failed else GateVerdict.PASS)
-    reasons = [r for r in decision.reasons if not r.startswith("all ") or verdict is GateVerdict.PASS]
-    if verdict is GateVerdict.PASS and decision.verdict is GateVerdict.PASS:
-        reasons = [f"all {len(checks)} checks passed", *decision.reasons[1:]]
+    # a PASS's first reason sums up its checks (see pass_summary); it is restated over all of them
+    was_pass = decision.verdict is GateVerdict.PASS
+    reasons = decision.reasons[1:] if was_pass else list(decision.reasons)
+    if verdict is GateVerdict.PASS:
+        reasons.insert(0, pass_summary(checks))
+    else:  # the skipped checks the summary named, or that the evals' decision never saw
+        reasons += [skipped_reason(c) for c in (checks if was_pass else extra) if c.skipped]
     for c in extra:
         if not c.passed:
             label = "hard" if c.hard else "needs approval"

@@ -74,6 +74,15 @@ REPORT_FORMATS: Registry[Renderer] = Registry("report kind")
 """Report renderers by kind: `renderer(run, summary, decision) -> str` (the file's text)."""
 
 
+EXAMPLE_PATHS = {
+    "json": "report.json",
+    "junit": "results.xml",
+    "html": "report.html",
+    "markdown": "report.md",
+}
+"""A file name to show in an example of each built-in kind (a plugin's kind: report.KIND)."""
+
+
 class ReportError(ShipyardError):
     """A report was asked for in a way that cannot work (unknown kind, unwritable path)."""
 
@@ -90,7 +99,8 @@ def parse_report_spec(spec: str) -> tuple[str, str]:
     if not sep or not path.strip():
         if kind == "terminal":
             return kind, "-"
-        raise ReportError(f"--report {spec!r}: a path is needed after the colon, e.g. {kind}:report.{kind}")
+        example = f"{kind}:{EXAMPLE_PATHS.get(kind, f'report.{kind}')}"
+        raise ReportError(f"--report {spec!r}: a path is needed after the colon, e.g. --report {example}")
     return kind, path.strip()
 
 
