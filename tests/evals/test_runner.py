@@ -428,3 +428,33 @@ async def test_rate_limited_model_shrinks_concurrency(
     assert all(r.outcome == "ERROR" for r in result.results)
     assert "429" in (result.results[0].error or "") or "rate" in (result.results[0].error or "")
     assert runner.limiter is not None and runner.limiter.lowest < 8
+
+
+async def test_a_record_run_with_the_model_down_keeps_the_last_good_recording(
+    project: Callable[..., ShipyardConfig], tmp_path: Path
+) -> None:
+    """`--record` while the model does not answer: the runs are ERRORs, and the recording of the last
+    run that was answered stays (a replay still works), instead of one that replays as errors."""
+    cfg = project()
+    suite = suite_file(tmp_path)
+    rt = Runtime(cfg)
+    good = await EvalRunner(rt, cfg, mode="record").run("shop", [suite], progress=False)
+    recording = tmp_path / ".shipyard" / "replay" / "shop" / "smoke.jsonl"
+    before = recording.read_bytes()
+    assert before and not any(r.error and "replay" in r.error for r in good.results)
+    await rt.aclose()
+
+    # the same suite on a model that does not answer (nothing listens on the discard port)
+    down = project("down", "  down: {provider: openai, base_url: 'http://127.0.0.1:9/v1', max_retries: 0}\n")
+    rt = Runtime(down)
+    failed = await EvalRunner(rt, down, mode="record").run("shop", [suite], progress=False)
+    await rt.aclose()
+    assert failed.results and all(r.outcome == "ERROR" for r in failed.results if r.case_id == "order")
+    assert recording.read_bytes() == before  # the good recording, byte for byte
+    assert [p.name for p in recording.parent.iterdir()] == ["smoke.jsonl"]  # no temp file left
+
+    rt = Runtime(cfg)
+    replayed = await EvalRunner(rt, cfg, mode="replay").run("shop", [suite], progress=False)
+    await rt.aclose()
+    order = next(r for r in replayed.results if r.case_id == "order")
+    assert order.outcome == "PASS" and order.replayed

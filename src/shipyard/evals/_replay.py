@@ -2,30 +2,36 @@
 
 A recorded run writes every call's answer to `.shipyard/replay/<agent>/<suite>.jsonl`; a replayed
 run answers each call from that file instead of calling anything, so it is deterministic and free.
+A recording replaces the previous one only when every model and tool call of the run was answered
+(`ReplayCache.unanswered`): a `--record` with the model down or timing out keeps the last good
+recording instead of leaving one that replays as errors.
 A call is found by its scope (`suite/case#repeat/turn`), its kind, a hash of the request and how
 many identical requests came before it in that scope. A request the recording does not have (the
 prompt, the tools or the history changed) is a replay miss: the repeat becomes ERROR and says so."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
+from shipyard._atomic import atomic_file
 from shipyard.errors import NotFoundError
 from shipyard.llm import ChatResponse, LLMError, ToolCall, Usage
-from shipyard.store import private_dir, private_file
+from shipyard.store import private_dir
 from shipyard.tools import ToolResult
 
 if TYPE_CHECKING:
     from shipyard.evals._suite import FixedToolResult
 
 ReplayMode = Literal["record", "replay"]
+T = TypeVar("T")
 
 
 class ReplayMiss(RuntimeError):
@@ -105,6 +111,7 @@ class ReplayCache:
         self._entries: dict[str, Any] = {}
         self._out: IO[bytes] | None = None
         self.misses = 0
+        self.unanswered = 0  # recorded calls that raised instead of answering
         if mode == "replay":
             if not path.is_file():
                 raise NotFoundError(
@@ -116,9 +123,11 @@ class ReplayCache:
                     if line.strip():
                         entry = orjson.loads(line)
                         self._entries[entry["k"]] = entry["v"]
-        else:
+        else:  # written beside the old recording, which it replaces at `close(keep=True)` only
             private_dir(path.parent)  # recordings hold model answers: owner-only, like the store
-            self._out = private_file(path).open("wb")
+            self._writing = contextlib.ExitStack()
+            partial = self._writing.enter_context(atomic_file(path, private=True, suffix=".jsonl"))
+            self._out = self._writing.enter_context(partial.open("wb"))
 
     def get(self, key: str) -> Any:
         return self._entries.get(key)
@@ -127,14 +136,32 @@ class ReplayCache:
         if self._out is not None:
             self._out.write(orjson.dumps({"k": key, "v": value}, default=str) + b"\n")
 
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+    async def answered(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`await call()`, counting it in `unanswered` when it raises."""
+        try:
+            return await call()
+        except BaseException:
+            self.unanswered += 1
+            raise
+
+    def close(self, keep: bool = True) -> None:
+        """End a recording: `keep` makes it the suite's recording (replacing the previous one);
+        otherwise it is discarded and the previous recording, if any, stays."""
+        if self._out is None:
+            return
+        self._out = None
+        if keep:
+            self._writing.close()
+        else:
+            self._writing.__exit__(_Discarded, _Discarded(), None)
 
     def scope(self, scope: str) -> RecordReplay:
         """The interceptor of one (case, repeat, turn)."""
         return RecordReplay(self, scope)
+
+
+class _Discarded(Exception):
+    """Ends a recording's temp file without renaming it over the recording."""
 
 
 class RecordReplay:
@@ -170,7 +197,7 @@ class RecordReplay:
             if entry is None:
                 raise LLMError(self._missing(f"{kind} call"), kind="replay_miss")
             return decode_chat(entry), True
-        resp = await call()
+        resp = await self._cache.answered(call)
         self._cache.put(key, encode_chat(resp))
         return resp, False
 
@@ -188,7 +215,7 @@ class RecordReplay:
             if entry is None:
                 raise ReplayMiss(self._missing(f"call of tool {name!r}"))
             return decode_tool(entry), True
-        result = await call()
+        result = await self._cache.answered(call)
         self._cache.put(key, encode_tool(result))
         return result, False
 

@@ -491,7 +491,7 @@ class EvalRunner:
         except BaseException:
             for c in caches.values():
                 if c is not None:
-                    c.close()
+                    c.close(keep=False)
             raise
         result = EvalRunResult(
             run_id=new_id(),
@@ -530,9 +530,22 @@ class EvalRunner:
             await self._dispatch(items, result, agent, v.id, system_prompt, progress)
         finally:
             remove_listener()
-            for c in caches.values():
-                if c is not None:
-                    c.close()
+            complete = len(result.results) == len(items)
+            for c in caches.values():  # a recording with unanswered calls does not replace a good one
+                if c is None:
+                    continue
+                keep = complete and not c.unanswered
+                c.close(keep=keep)
+                if c.mode == "record" and not keep:
+                    why = (
+                        f"{c.unanswered} call(s) were not answered"
+                        if c.unanswered
+                        else "the run did not finish"
+                    )
+                    kept = "the previous recording is kept" if c.path.is_file() else "there is no recording"
+                    self.console.print(
+                        f"recording not saved: {why}; {kept} ({c.path})", style="yellow", markup=False
+                    )
             result.finished_at = time.time()
             order = {(it.suite.name, it.case.id, it.repeat): i for i, it in enumerate(items)}
             result.results.sort(key=lambda r: order.get((r.suite, r.case_id, r.repeat), 0))
