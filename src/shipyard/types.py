@@ -191,7 +191,11 @@ class ToolResult:
 
 
 class ToolSet(Protocol):
-    """What an agent's tools must offer the runtime (`shipyard.tools.ToolRegistry` is one)."""
+    """What an agent's tools must offer the runtime (`shipyard.tools.ToolRegistry` is one).
+
+    A tool set whose tools another framework runs inside the agent's run (a framework agent's
+    declared tools, `shipyard.integrations`) also has `framework: str`, naming it: Shipyard only
+    observes those calls, so its per-tool settings that act on a call (`cache.tools`) cannot apply."""
 
     def names(self) -> list[str]: ...
 

@@ -14,7 +14,11 @@ seen by Shipyard as if written against `ctx`. This package holds what every inte
   answers an error (error answers also carry `x-should-retry: false`). The model the framework
   names is not used; the agent version's configured model answers. Streaming is answered once
   the model has answered (see `shipyard.integrations._proxy`).
-- **tools the framework runs**, recorded as Shipyard tool calls: `ctx.tools.observe(...)`.
+- **tools the framework runs**, recorded as Shipyard tool calls: `ctx.tools.observe(...)`; and
+  **declared** when the agent loads (`_declared.DeclaredTools` as its `spec.tools`: names,
+  descriptions, JSON schemas, found in the agent / graph / tree without running it), so guardrails,
+  eval suites and the launch checklist know them. They count as having side effects unless the agent
+  marks them (`idempotent=[...]`, `tags={...}` on `shipyard_agent`, `langgraph_agent`, `adk_agent`).
 - **warm-up**: `AgentSpec.warmup`, run by the server before /readyz and by an eval run before timing.
 - **the framework's own spans**: `Interaction.spans` opens spans in the interaction's trace, and
   `Interaction.span_parent` says which of them the `chat` / `execute_tool` spans opened now go under.

@@ -1,5 +1,5 @@
 """What the framework integrations share around the agent call: registering a framework's run as
-a Shipyard agent with its warm-up, the agent version's system prompt as a framework's
+a Shipyard agent with its warm-up and the tools it declares, the agent version's system prompt as a framework's
 instructions, and a framework's answer as text."""
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ from pydantic import BaseModel
 
 from shipyard.agents import AgentContext, AgentResult, agent, current_context
 from shipyard.errors import ShipyardError
+from shipyard.types import ToolSet
 
 Run = Callable[[str, AgentContext], Awaitable[AgentResult]]
 
 
-def framework_agent(name: str, run: Run, *, doc: str, warmup: Callable[[], Awaitable[None]]) -> Run:
+def framework_agent(
+    name: str,
+    run: Run,
+    *,
+    doc: str,
+    warmup: Callable[[], Awaitable[None]],
+    tools: ToolSet | None = None,
+) -> Run:
     """Register `run` (one interaction: the framework's run) as the Shipyard agent `name`, with
     the framework's warm-up (`AgentSpec.warmup`); returns it, the function `entry:` names.
 
@@ -25,10 +33,13 @@ def framework_agent(name: str, run: Run, *, doc: str, warmup: Callable[[], Await
         name: the agent's name in shipyard.yaml, the CLI and the API.
         run: the agent function.
         doc: its docstring (what runs it).
-        warmup: the framework's lazy start-up, run before the agent serves."""
+        warmup: the framework's lazy start-up, run before the agent serves.
+        tools: the tools the framework's agent declares (`_declared.DeclaredTools`), its
+            `spec.tools`; None when they cannot be found without running it (the agent then
+            registers no tools)."""
     run.__name__ = run.__qualname__ = name.replace("-", "_")
     run.__doc__ = doc
-    registered: Run = agent(name, warmup=warmup)(run)
+    registered: Run = agent(name, warmup=warmup, tools=tools)(run)
     return registered
 
 

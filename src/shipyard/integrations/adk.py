@@ -22,6 +22,14 @@ the Shipyard agent function. While Shipyard runs it:
   duration), so trajectory scorers and `must_not_call` see them. Your callbacks and confirmation
   gates run as before; in an eval replay the tool itself does not run (ADK's own control tools,
   such as `transfer_to_agent`, still do: they act on ADK's state only).
+- **declared tools**: the tools of every agent of the tree (functions, `FunctionTool`s, `AgentTool`s,
+  and `transfer_to_agent` when the tree has sub-agents) are the Shipyard agent's tools (`spec.tools`:
+  the names, descriptions and JSON schemas ADK declares to the model), known when it loads: a
+  `tool_policy` guardrail may name them, eval suites' tool names are checked against them, the
+  launch checklist counts them. They count as having side effects unless marked
+  (`adk_agent(..., idempotent=[...])`; `transfer_to_agent` acts on ADK's state only and is marked).
+  A toolset (MCP, OpenAPI, ...) lists its tools only at run time: then no tools are declared (as
+  before).
 - **ADK's OpenTelemetry spans** (`invocation`, `invoke_agent`, `call_llm`, `execute_tool`) are
   children of the interaction's `invoke_agent` span and kept on its trace record (see
   `shipyard.integrations._otel`); nothing is sent to Google Cloud (ADK exports only when told to).
@@ -43,7 +51,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -51,6 +59,7 @@ import httpx
 from shipyard.agents import AgentContext, AgentResult, current_interaction
 from shipyard.errors import ShipyardError
 from shipyard.integrations._agent import framework_agent, system_prompt_for
+from shipyard.integrations._declared import DeclaredTool, DeclaredTools, declared_tools
 from shipyard.integrations._otel import framework_spans, install_collector
 from shipyard.integrations._transport import (
     PROXY_BASE_URL,
@@ -70,7 +79,8 @@ from google.adk.models.lite_llm import LiteLlm, LiteLLMClient
 from google.adk.plugins import BasePlugin
 from google.adk.runners import Runner
 from google.adk.sessions import InMemorySessionService
-from google.adk.tools import AgentTool, BaseTool, FunctionTool
+from google.adk.tools import AgentTool, BaseTool, FunctionTool, TransferToAgentTool
+from google.adk.tools.base_toolset import BaseToolset
 from google.genai import types
 
 if TYPE_CHECKING:
@@ -83,6 +93,7 @@ __all__ = [
     "ShipyardLiteLLMClient",
     "ShipyardPlugin",
     "adk_agent",
+    "agent_tools",
     "system_prompt",
     "warm_up",
     "warm_up_seconds",
@@ -254,6 +265,73 @@ def observe_tool(tool: BaseTool) -> BaseTool:
     return tool
 
 
+def _declarations(tool: BaseTool) -> list[DeclaredTool]:
+    """What ADK declares to the model for `tool` (nothing for a built-in tool the model runs)."""
+    request = LlmRequest()
+    request.append_tools([tool])
+    found = []
+    for holder in request.config.tools or ():
+        for d in getattr(holder, "function_declarations", None) or ():
+            if d.parameters_json_schema is not None:
+                parameters = dict(d.parameters_json_schema)
+            elif d.parameters is not None:
+                parameters = d.parameters.json_schema.model_dump(
+                    mode="json", exclude_none=True, by_alias=True
+                )
+            else:
+                parameters = {"type": "object", "properties": {}}
+            found.append(DeclaredTool(d.name or tool.name, d.description or "", parameters))
+    return found
+
+
+def _transfer_targets(agents: list[BaseAgent]) -> list[str]:
+    """The agents `transfer_to_agent` can name: every agent with sub-agents and its sub-agents."""
+    names: set[str] = set()
+    for node in agents:
+        if node.sub_agents:
+            names.add(node.name)
+            names.update(sub.name for sub in node.sub_agents)
+    return sorted(names)
+
+
+def agent_tools(
+    root: BaseAgent,
+    *,
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
+    name: str | None = None,
+) -> DeclaredTools | None:
+    """The tools every agent of the tree `root` declares (each name once), as the Shipyard agent's
+    tools (`adk_agent` does this; for your own `@agent`: `@agent("support", tools=agent_tools(root))`).
+    Found without running the agent.
+
+    Args:
+        root: the root agent.
+        idempotent: names of tools that change nothing (the rest count as having side effects;
+            `transfer_to_agent` is marked already).
+        tags: tool name -> its tags (e.g. `{"issue_refund": ["money"]}`), for the launch checklist.
+        name: the Shipyard agent's name, for messages (default: the root agent's).
+
+    Returns None when an agent of the tree has a toolset (its tools are listed only at run time),
+    so the agent declares no tools rather than some of them. Raises ShipyardError when
+    `idempotent` or `tags` names a tool the tree does not have."""
+    agents = _agents(root)
+    found: list[DeclaredTool] = []
+    for node in agents:
+        for tool in getattr(node, "tools", None) or ():
+            if isinstance(tool, BaseToolset):
+                return None
+            if isinstance(tool, BaseTool):
+                found.extend(_declarations(tool))
+            elif callable(tool):
+                found.extend(_declarations(FunctionTool(tool)))
+    targets = _transfer_targets(agents)
+    if targets:
+        for d in _declarations(TransferToAgentTool(agent_names=targets)):
+            found.append(DeclaredTool(d.name, d.description, d.parameters, idempotent=True))
+    return declared_tools(found, framework="ADK", agent=name or root.name, idempotent=idempotent, tags=tags)
+
+
 class ShipyardPlugin(BasePlugin):
     """Sees every tool of every model step (plain functions become new `FunctionTool`s each step,
     toolsets list theirs, ADK adds `transfer_to_agent`) and records their runs; `AgentTool`
@@ -376,7 +454,13 @@ def _as_runner(target: BaseAgent | Runner | App, name: str) -> Runner:
     )
 
 
-def adk_agent(name: str, target: BaseAgent | Runner | App) -> Callable[..., Any]:
+def adk_agent(
+    name: str,
+    target: BaseAgent | Runner | App,
+    *,
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
+) -> Callable[..., Any]:
     """The Shipyard agent `name` that runs an ADK agent: point `entry:` in shipyard.yaml at it.
 
         support = adk_agent("support", root_agent)
@@ -386,11 +470,16 @@ def adk_agent(name: str, target: BaseAgent | Runner | App) -> Callable[..., Any]
         target: the root agent (a Runner over an in-memory session service is made for it), or
             your `Runner` (its session service, plugins and app settings are used; Shipyard adds
             its plugin) or `App`.
+        idempotent: names of the tree's tools that change nothing (a lookup): their results may be
+            reused and a replay may run them; every other tool counts as having side effects.
+        tags: tool name -> its tags (e.g. `{"issue_refund": ["money"]}`), for the launch checklist.
 
     The agent tree's models and tools are wired to Shipyard in place (see the module docstring);
     outside a Shipyard interaction they behave as before. Returns the agent function, registered
-    like `@agent(name)`, with its warm-up hook."""
+    like `@agent(name)`, with its warm-up hook and its declared tools (`agent_tools`). Raises
+    ShipyardError when `idempotent` or `tags` names no tool of the tree."""
     adk = AdkAgent(_as_runner(target, name))
+    tools = agent_tools(adk.root, idempotent=idempotent, tags=tags, name=name)
 
     async def run_adk_agent(user_input: str, ctx: AgentContext) -> AgentResult:
         return await adk(user_input, ctx)
@@ -400,7 +489,7 @@ def adk_agent(name: str, target: BaseAgent | Runner | App) -> Callable[..., Any]
 
     run_adk_agent.adk = adk  # type: ignore[attr-defined]
     doc = f"The ADK agent {adk.root.name!r}, run by Shipyard as {name!r}."
-    return framework_agent(name, run_adk_agent, doc=doc, warmup=warm_up_adk_agent)
+    return framework_agent(name, run_adk_agent, doc=doc, warmup=warm_up_adk_agent, tools=tools)
 
 
 def system_prompt(context: ReadonlyContext) -> str:

@@ -19,7 +19,12 @@ What each line does:
   `{"messages": [...]}`, the last message's text comes out. The tools of every `ToolNode` in the
   graph and its subgraphs become Shipyard tool calls through `ctx.tools.observe` (name,
   arguments, result, status, duration): trajectory and `must_not_call` evals see them, and an
-  eval replay answers them from the recording without running them.
+  eval replay answers them from the recording without running them. Those tools are also the
+  agent's declared tools (`spec.tools`: names, descriptions, JSON schemas), known when it loads, so
+  a `tool_policy` guardrail may name them and eval suites' tool names are checked against them;
+  they count as having side effects unless marked (`langgraph_agent(..., idempotent=[...])`). A
+  graph run from inside a node function is not seen: its tools are not declared (pass them with
+  `tools=`, after `instrument(inner_graph)`).
 
 It fails closed rather than record an interaction that lies: a chat model that was not built
 with `chat_model` (a plain `ChatOpenAI`, another provider's model) or a LangChain tool run
@@ -49,7 +54,7 @@ import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -65,6 +70,8 @@ from langchain_core.messages import (
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -84,10 +91,11 @@ from shipyard.agents import (
 )
 from shipyard.errors import ShipyardError
 from shipyard.integrations._agent import answer_text, framework_agent
+from shipyard.integrations._declared import DeclaredTool, DeclaredTools, declared_tools
 from shipyard.integrations._transport import PROXY_BASE_URL, async_http_client, canned_transport, http_client
 from shipyard.llm import ChatResponse, ToolCall, Usage
 
-__all__ = ["NotThroughShipyard", "chat_model", "instrument", "langgraph_agent"]
+__all__ = ["NotThroughShipyard", "chat_model", "graph_tools", "instrument", "langgraph_agent"]
 
 PROXIED = "shipyard_model_proxy"
 """The metadata key `chat_model` puts on its models; a chat model run without it is refused."""
@@ -300,6 +308,43 @@ def instrument(graph: Pregel) -> int:
     for node in nodes:
         _instrument_node(node)
     return len(nodes)
+
+
+def _declared(tool: BaseTool) -> DeclaredTool:
+    fn = convert_to_openai_tool(tool)["function"]
+    parameters = fn.get("parameters") or {"type": "object", "properties": {}}
+    return DeclaredTool(fn["name"], fn.get("description") or "", parameters)
+
+
+def graph_tools(
+    graph: Pregel,
+    *,
+    tools: Iterable[BaseTool] = (),
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
+    name: str | None = None,
+) -> DeclaredTools:
+    """The tools of every `ToolNode` in a compiled graph and its subgraphs (each name once), as the
+    Shipyard agent's declared tools (`langgraph_agent` does this; for your own `@agent`:
+    `@agent("support", tools=graph_tools(graph))`). Found without running the graph.
+
+    Args:
+        graph: the compiled graph.
+        tools: more tools the graph runs that its ToolNodes do not show (those of a graph a node
+            function invokes, instrumented with `instrument`).
+        idempotent: names of tools that change nothing (the rest count as having side effects).
+        tags: tool name -> its tags (e.g. `{"issue_refund": ["money"]}`), for the launch checklist.
+        name: the Shipyard agent's name, for messages (default: the graph's).
+
+    Raises ShipyardError when `idempotent` or `tags` names a tool the graph does not have."""
+    found = [t for g in _graphs(graph) for n in _tool_nodes(g) for t in n.tools_by_name.values()]
+    return declared_tools(
+        [_declared(t) for t in [*found, *tools]],
+        framework="the LangGraph graph",
+        agent=name or graph.name,
+        idempotent=idempotent,
+        tags=tags,
+    )
 
 
 # the run's checks -----------------------------------------------------------------------------------
@@ -580,10 +625,14 @@ def langgraph_agent(
     config: Mapping[str, Any] | None = None,
     sync: bool = False,
     langsmith: bool = False,
+    tools: Iterable[BaseTool] = (),
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
 ) -> Callable[[str, AgentContext], Awaitable[AgentResult]]:
     """Register a compiled LangGraph graph as the Shipyard agent `name` and return its agent
     function (point shipyard.yaml's `entry:` at it). Its `ToolNode`s are instrumented (see
-    `instrument`); its chat models must be `chat_model(...)`.
+    `instrument`) and their tools declared (see `graph_tools`); its chat models must be
+    `chat_model(...)`.
 
     Args:
         name: the agent's name, as for `@agent`.
@@ -595,13 +644,19 @@ def langgraph_agent(
             with a sync-only checkpointer such as `SqliteSaver`); the proxy's sync transport
             answers its model calls.
         langsmith: let LangChain's LangSmith tracing run as its environment says
-            (`LANGSMITH_TRACING`); by default it is off inside Shipyard's runs."""
+            (`LANGSMITH_TRACING`); by default it is off inside Shipyard's runs.
+        tools: tools the graph runs outside its own ToolNodes (a graph a node function invokes,
+            instrumented with `instrument`), declared too.
+        idempotent: names of the graph's tools that change nothing (a lookup): their results may be
+            reused and a replay may run them; every other tool counts as having side effects.
+        tags: tool name -> its tags (e.g. `{"issue_refund": ["money"]}`), for the launch checklist."""
     if not isinstance(graph, Pregel):
         compiled = " (call .compile() on it first)" if hasattr(graph, "compile") else ""
         raise ShipyardError(
             f"langgraph_agent({name!r}, ...) needs a compiled LangGraph graph, got {type(graph).__name__}{compiled}",
             hint="pass the result of StateGraph(...).compile() or create_react_agent(...)",
         )
+    declared = graph_tools(graph, tools=tools, idempotent=idempotent, tags=tags, name=name)
     instrument(graph)
     runner = _GraphAgent(graph, config=config, sync=sync, langsmith=langsmith)
 
@@ -609,4 +664,4 @@ def langgraph_agent(
         return await runner(user_input, ctx)
 
     doc = f"The LangGraph agent {name!r} ({type(graph).__name__} {graph.name!r}), run by Shipyard."
-    return framework_agent(name, run, doc=doc, warmup=runner.warm_up)
+    return framework_agent(name, run, doc=doc, warmup=runner.warm_up, tools=declared)

@@ -8,7 +8,7 @@
 
 or, when your own agent function calls the Runner, one argument:
 
-    @agent("support", warmup=warmup(triage))      # warmup: optional, the SDK's first-run cost
+    @agent("support", tools=agent_tools(triage), warmup=warmup(triage))   # both optional
     async def support(user_input: str, ctx: AgentContext) -> str:
         result = await Runner.run(triage, user_input, run_config=run_config())
         return str(result.final_output)
@@ -25,6 +25,12 @@ What a run then does:
   The tools are wrapped in place, once (the wrapper does nothing outside a Shipyard interaction).
   Tools an MCP server lists at run time are not wrapped. Handoffs are not tool calls: they show as
   spans and in the record's metadata.
+- **declared tools**: the `FunctionTool`s of the starting agent and of every agent it can reach
+  (handoffs, agents used as tools) are the Shipyard agent's tools (`spec.tools`: names, descriptions,
+  `params_json_schema`), known when the agent loads: a `tool_policy` guardrail may name them, eval
+  suites' `must_not_call` and trajectories are checked against them, the launch checklist counts
+  them. They count as having side effects unless marked (`idempotent=[...]`). An agent of the graph
+  with MCP servers lists tools only at run time: then no tools are declared (as before).
 - **tracing**: the SDK's own traces no longer go to OpenAI's trace ingest from inside a Shipyard
   interaction. A trace processor takes the place of the SDK's processors (they keep receiving the
   traces started outside Shipyard interactions) and turns the spans of a run into spans of the
@@ -43,6 +49,7 @@ What a run then does:
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import inspect
@@ -74,12 +81,14 @@ from agents.tracing.span_data import SpanData, TaskSpanData, TurnSpanData
 from shipyard.agents import AgentContext, AgentResult, Interaction, current_interaction
 from shipyard.errors import ShipyardError
 from shipyard.integrations._agent import answer_text, framework_agent, system_prompt_for
+from shipyard.integrations._declared import DeclaredTool, DeclaredTools, declared_tools
 from shipyard.integrations._transport import canned_transport, openai_client, proxy_openai_client
 from shipyard.llm import ChatResponse, Message, Usage, message_text
 
 __all__ = [
     "ShipyardTraceProcessor",
     "agent_result",
+    "agent_tools",
     "observe_graph",
     "observe_tool",
     "run_config",
@@ -236,6 +245,44 @@ def observe_graph(start: Agent[Any]) -> None:
     """Observe the function tools of `start` and of every agent it can reach."""
     for node in _agent_graph(start):
         observe_agent_tools(node)
+
+
+def agent_tools(
+    starting_agent: Agent[Any],
+    *,
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
+    name: str | None = None,
+) -> DeclaredTools | None:
+    """The function tools `starting_agent` and every agent it can reach declare (handoffs and agents
+    used as tools included; each name once), as the Shipyard agent's tools: `@agent(..., tools=...)`
+    (`shipyard_agent` does this). Hosted tools (web search, ...) run at OpenAI, not here: not included.
+
+    Args:
+        starting_agent: the SDK agent runs start with.
+        idempotent: names of tools that change nothing (the rest count as having side effects).
+        tags: tool name -> its tags (e.g. `{"refund_order": ["money"]}`), for the launch checklist.
+        name: the Shipyard agent's name, for messages (default: the SDK agent's).
+
+    Returns None when an agent of the graph has MCP servers (their tools are listed only at run
+    time), so the agent declares no tools rather than some of them. Raises ShipyardError when
+    `idempotent` or `tags` names a tool the graph does not have."""
+    nodes = _agent_graph(starting_agent)
+    if any(getattr(node, "mcp_servers", None) for node in nodes):
+        return None
+    found = [
+        DeclaredTool(tool.name, tool.description or "", copy.deepcopy(tool.params_json_schema))
+        for node in nodes
+        for tool in node.tools
+        if isinstance(tool, FunctionTool)
+    ]
+    return declared_tools(
+        found,
+        framework="the OpenAI Agents SDK",
+        agent=name or starting_agent.name,
+        idempotent=idempotent,
+        tags=tags,
+    )
 
 
 # tracing -------------------------------------------------------------------------------------------
@@ -559,6 +606,8 @@ def shipyard_agent(
     run_config: RunConfig | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     context: Callable[[AgentContext], Any] | None = None,
+    idempotent: Iterable[str] = (),
+    tags: Mapping[str, Iterable[str]] | None = None,
 ) -> Callable[[str, AgentContext], Awaitable[AgentResult]]:
     """Register the SDK agent `starting_agent` as the Shipyard agent `name`: each interaction is one
     `Runner.run` from it, with `ctx.history` then the user's input as its input.
@@ -572,8 +621,13 @@ def shipyard_agent(
         max_turns: the SDK's turn limit per run (exceeding it fails the interaction).
         context: builds the SDK's run context (`RunContextWrapper.context`, what your tools receive)
             for each interaction from its `AgentContext`; default: none.
+        idempotent: names of the graph's tools that change nothing (a lookup): their results may be
+            reused and a replay may run them; every other tool counts as having side effects.
+        tags: tool name -> its tags (e.g. `{"refund_order": ["money"]}`), for the launch checklist.
 
-    Returns the agent function (the value `entry:` names), with the warm-up set."""
+    Returns the agent function (the value `entry:` names), with the warm-up and the declared tools
+    (`agent_tools`) set. Raises ShipyardError when `idempotent` or `tags` names no tool of the graph."""
+    tools = agent_tools(starting_agent, idempotent=idempotent, tags=tags, name=name)
     observe_graph(starting_agent)
     base = run_config
 
@@ -588,4 +642,4 @@ def shipyard_agent(
         return agent_result(result)
 
     doc = f"The OpenAI Agents SDK agent {starting_agent.name!r}, run by Shipyard as {name!r}."
-    return framework_agent(name, run, doc=doc, warmup=warmup(starting_agent))
+    return framework_agent(name, run, doc=doc, warmup=warmup(starting_agent), tools=tools)

@@ -186,10 +186,19 @@ class Runtime:
         results of a tool with effects would skip them (and the setting would be a lie)."""
         cached = self.cfg.cache.tools
         problems = [
+            f"cache.tools.{name}: tool {name!r} of {v.id} is run by {framework} inside the agent's run, "
+            "which does not ask Shipyard's tool cache; remove it from cache.tools"
+            for v in versions
+            if (framework := getattr(v.spec.tools, "framework", None))
+            for name in sorted(cached)
+            if name in v.spec.tools.names()
+        ]
+        problems += [
             f"cache.tools.{name}: tool {name!r} of {v.id} is not idempotent, so its results must not be "
             "cached; mark it idempotent (@tools.tool(idempotent=True)) if the same arguments always give "
             "the same result and change nothing, or remove it from cache.tools"
             for v in versions
+            if not getattr(v.spec.tools, "framework", None)
             for name in sorted(cached)
             if name in v.spec.tools.names() and not _idempotent_tool(v.spec.tools, name)
         ]
