@@ -1,5 +1,5 @@
 """How fast the CLI starts: CPU (user + system) of `shipyard --help`, `shipyard run` and `shipyard eval
-run` (3 cases) on the starter project, each the best of `--n` runs in fresh processes, beside bare
+run` (its smoke suite, 5 cases) on the starter project, each the best of `--n` runs in fresh processes, beside bare
 Python and `import typer` measured in the same run (the floor any Typer CLI pays), and which heavy
 libraries `--help` loaded.
 
@@ -159,7 +159,7 @@ def main(n: int) -> None:
         ("shipyard --help", [*SHIPYARD, "--help"], 0.3),
         ("shipyard run (starter)", [*SHIPYARD, "run", "assistant", "What is 2 plus 3?"], 0.6),
         (
-            "shipyard eval run (3 cases)",
+            "shipyard eval run (starter smoke, 5 cases)",
             [*SHIPYARD, "eval", "run", "--agent", "assistant", "--suite", "evals/assistant/smoke.yaml"],
             None,
         ),

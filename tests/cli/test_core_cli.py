@@ -59,18 +59,31 @@ def test_starter_gate_passes(starter: Path) -> None:
     assert "Decision: PASS" in result.output
 
 
+def test_the_starter_passes_its_own_pre_merge_pipeline_safety_included(starter: Path) -> None:
+    """`shipyard init` then `shipyard ci run pre-merge` passes as written: its smoke suite has safety
+    cases (hard-gated at 100%), which the pipeline's config analysis requires of a gate."""
+    result = runner.invoke(app, ["ci", "run", "pre-merge"])
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "no gate stage runs a suite with safety cases" not in result.output
+    evals = runner.invoke(
+        app, ["eval", "run", "--agent", "assistant", "--suite", "evals/assistant/smoke.yaml"]
+    )
+    rows = {line.split("│")[1].strip(): line for line in evals.output.splitlines() if line.count("│") > 10}
+    assert evals.exit_code == 0 and "safety" in rows and "100.0%" in rows["safety"], evals.output
+
+
 def test_starter_production_gate_passes_and_counts_the_skipped_check_apart(starter: Path) -> None:
     """What `shipyard serve` off loopback asks for (503 until then) works on the starter as written."""
     first = runner.invoke(app, ["gate", "production", "--agent", "assistant"])
     assert first.exit_code == 0, first.output
     said = " ".join(first.output.split())
-    assert "Decision: PASS • 4 checks passed, 1 skipped (regression: no baseline yet" in said, said
+    assert "Decision: PASS • 7 checks passed, 1 skipped (regression: no baseline yet" in said, said
     deployed = runner.invoke(app, ["deploy", "assistant", "0.1.0"])  # it may now take production traffic
     assert deployed.exit_code == 0 and "stable assistant@0.1.0+" in deployed.output, deployed.output
     again = runner.invoke(
         app, ["gate", "production", "--agent", "assistant"]
     )  # the deployed run is its baseline
-    assert again.exit_code == 0 and "all 5 checks passed" in again.output, again.output
+    assert again.exit_code == 0 and "all 8 checks passed" in again.output, again.output
 
 
 def test_a_stage_without_a_policy_hints_a_snippet_that_works_as_pasted(starter: Path) -> None:

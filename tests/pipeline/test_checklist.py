@@ -44,19 +44,19 @@ def test_the_starter_fails_with_clear_fixes(tmp_path: Path) -> None:
         "eval_suites", "safety_gate", "latency_cost_gates", "pipeline_stages", "budgets", "alerts", "tracing",
         "pii_redaction", "kill_switches", "rollback_rehearsed", "prompts_versioned", "ci_workflow", "guardrails",
     }  # fmt: skip
-    for key in ("eval_suites", "safety_gate", "alerts", "tracing", "pii_redaction", "rollback_rehearsed",
-                "ci_workflow", "guardrails"):  # fmt: skip
+    for key in ("alerts", "tracing", "pii_redaction", "rollback_rehearsed", "ci_workflow", "guardrails"):
         assert items[key]["result"] == "fail", key
         assert items[key]["fix"] and items[key]["evidence"], key
         assert "\n" not in items[key]["fix"], key  # one line
-    assert "tool_usage, safety" in items["eval_suites"]["evidence"]
+    # its smoke suite has functional, tool_usage and safety cases, and both gates run it
+    assert items["eval_suites"]["result"] == "pass", items["eval_suites"]
     assert items["ci_workflow"]["fix"] == "`shipyard ci init --github` (or `shipyard ci init --gitlab`)"
     assert items["prompts_versioned"]["result"] == "pass"
     # the starter's production gate runs its smoke suite with latency and cost thresholds...
     assert items["latency_cost_gates"]["result"] == "pass"
     assert items["latency_cost_gates"]["evidence"] == "gates.production: p95 <= 5000 ms, mean cost <= $0.01"
-    # ...which holds no safety case yet
-    assert items["safety_gate"]["evidence"] == "the production gate runs no suite with safety cases"
+    # ...whose safety cases must all pass
+    assert items["safety_gate"]["result"] == "pass", items["safety_gate"]
     budgets = items["budgets"]
     assert budgets["result"] == "warning" and not budgets["required"]
     assert budgets["evidence"].startswith("no budgets: what a session, user or day may spend has no cap")
@@ -227,6 +227,11 @@ def test_every_command_the_checklist_prints_parses_with_the_real_cli(tmp_path: P
         return {i["key"]: i for i in doc["items"]}
 
     collect(starter(tmp_path))  # the framework templates differ only in the agent's name here
+    # a category without cases: the fix names the importers
+    lacking = starter(tmp_path / "lacking")
+    smoke = lacking.parent / "evals" / "assistant" / "smoke.yaml"
+    smoke.write_text(smoke.read_text().replace("    category: tool_usage\n", ""))
+    assert collect(lacking)["eval_suites"]["result"] == "fail"
     copy_project(tmp_path / "demo")
     collect(tmp_path / "demo" / "shipyard.yaml")
     # with a stable version deployed, the rehearsal starts at the candidate's gate
