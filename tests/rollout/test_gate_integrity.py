@@ -435,6 +435,10 @@ def test_a_fresh_server_that_requires_the_gate_refuses_an_ungated_version_and_se
     assert (warned["version"], warned["required"], warned["level"]) == (current, True, "warning")
     gate = c.get("/admin/versions").json()["agents"]["support"]["serving_gate"]
     assert (gate["version"], gate["gated"], gate["serves"]) == (current, False, False)
+    ready = c.get("/readyz")  # ready (every replica runs this version), and it says why requests get 503
+    assert ready.status_code == 200 and ready.json()["agents"]["support"] == (
+        f"ungated: production requests to {current} get 503 until it passes its production gate"
+    )
     # an eval run through the server names its version (an admin's choice): it still runs
     assert c.post("/v1/agents/support/invoke", json={**INPUT, "version": "1.0"}).status_code == 200
     other = gate_run(store, current.replace("+", "+0"), "PASS")  # a pass of another version id
@@ -450,6 +454,7 @@ def test_a_fresh_server_that_requires_the_gate_refuses_an_ungated_version_and_se
     assert resp.status_code == 200 and resp.json()["version"] == current
     gate = c.get("/admin/versions").json()["agents"]["support"]["serving_gate"]
     assert (gate["gated"], gate["serves"], gate["refused"]) == (True, True, None)
+    assert c.get("/readyz").json()["agents"]["support"] == "ok"
 
 
 def test_an_admins_override_lets_an_ungated_version_serve_until_a_later_gate_run_decides(

@@ -459,6 +459,16 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+def _ungated(state: ServerState, agent: str) -> str | None:
+    """What /readyz says of an agent whose production requests this server refuses (its current
+    version has not passed the production gate it requires, and no deployment chooses another)."""
+    parts = _PARTS.get(state)
+    gate = parts.assigner.serving(agent) if parts is not None else None
+    if gate is None or gate.serves or parts is None or parts.assigner.deployment(agent) is not None:
+        return None
+    return f"ungated: production requests to {gate.version} get 503 until it passes its production gate"
+
+
 async def readyz(request: Request) -> Response:
     """GET /readyz: every agent loaded and no stop signal came (draining). The store is reported, not
     required: while it is unreachable the journal holds the records and answers keep flowing, so a
@@ -469,10 +479,11 @@ async def readyz(request: Request) -> Response:
     except TimeoutError:
         store_ok = False
     ready = not state.load_errors and not state.draining
+    agents = {a: state.load_errors.get(a) or _ungated(state, a) or "ok" for a in sorted(state.cfg.agents)}
     body = {
         "status": "draining" if state.draining else "ready" if ready else "not_ready",
         "store": "ok" if store_ok else "unreachable",
-        "agents": {a: state.load_errors.get(a, "ok") for a in sorted(state.cfg.agents)},
+        "agents": agents,  # an ungated agent is reported, not unready: every replica runs the same version
         "journal_pending": state.journal.pending,
     }
     return json_response(body, 200 if ready else 503)
