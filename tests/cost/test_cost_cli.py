@@ -77,12 +77,13 @@ def test_report_json_csv_top_and_feature(project: Path) -> None:
     result = runner.invoke(app, ["cost", "report", "--by", "feature", "--since", "1d", "--csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
-    assert [r["feature"] for r in rows] == ["refunds", "", "total"]
+    assert [r["feature"] for r in rows] == ["refunds", "(no feature tag)", "total"]  # named as in the table
     assert float(rows[0]["spent_usd"]) == pytest.approx(0.30)
     assert float(rows[1]["saved_cache_usd"]) == pytest.approx(0.40)
     result = runner.invoke(app, ["cost", "report", "--by", "model", "--agent", "support", "--json"])
-    keys = [r["key"] for r in json.loads(result.output)["rows"]]
-    assert keys == ["small", "large", None]  # None: the saving rows, which have no model
+    rows = json.loads(result.output)["rows"]
+    assert [r["key"] for r in rows] == ["small", "large", None]  # None: the saving rows, which have no model
+    assert [r["label"] for r in rows] == ["small", "large", "(no model call: cache)"]
     day = runner.invoke(app, ["cost", "report", "--by", "day", "--json"])
     assert len(json.loads(day.output)["rows"]) == 2
 

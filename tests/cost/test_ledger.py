@@ -212,7 +212,8 @@ def test_writing_a_batch_twice_adds_nothing_and_agent_reported_usage_is_kept(db_
         assert (total.key, total.calls, total.reasoning_tokens) == ("eval", 1, 5)
         assert total.spent_usd == pytest.approx(0.0015) and total.input_tokens == 150
         assert cost_report(store, "tier").rows[0].key == "large"
-        assert cost_report(store, "user").rows[0].key is None  # no user: the "(none)" row
+        row = cost_report(store, "user").rows[0]
+        assert row.key is None and row.label == "(no user id)"  # no user: the row says so
 
 
 def test_tag_feature_takes_names_not_data() -> None:

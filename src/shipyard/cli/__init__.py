@@ -76,11 +76,25 @@ def main() -> None:
         register(modules_for(sys.argv[1:]))
         with only_command(sys.argv[1:]):  # Typer builds the one command that runs
             app()
+    except SystemExit:
+        _flush_stdout()
+        raise
     finally:
         settle()  # on again if no command ran (`--help`, a usage error), for a caller that goes on
         # the process ends here: the interpreter's last collections would walk every object it
         # built (a fifth of a short command's CPU) only to free them as the process exits anyway
         gc.freeze()
+
+
+def _flush_stdout() -> None:
+    """Send what stdout still buffers before the interpreter's exit would: when its reader has gone,
+    quietly (the command's exit code stands; `_app.STDOUT_CLOSED` is for output cut off mid-command)."""
+    from shipyard.cli._app import stdout_closed
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_closed()
 
 
 if not TYPE_CHECKING:  # mypy sees `app` imported above, so a misspelt name is still an error

@@ -7,6 +7,7 @@ import functools
 import gc
 import inspect
 import os
+import select
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,11 +22,20 @@ from shipyard.errors import ShipyardError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's hook when a write fails with EPIPE (its default exits 1, which here means a failed
+        check): the BrokenPipeError goes on to `handle_errors`, which ends the command with
+        `STDOUT_CLOSED` when stdout is what closed."""
+        self.quiet = True  # this console writes nothing more
+        raise BrokenPipeError
+
+
 def _console(stderr: bool = False) -> Console:
     """A console; piped output (CI logs, files) is 120 columns wide unless COLUMNS says otherwise."""
-    c = Console(stderr=stderr)
+    c = _Console(stderr=stderr)
     if not c.is_terminal and "COLUMNS" not in os.environ:
-        c = Console(stderr=stderr, width=120)
+        c = _Console(stderr=stderr, width=120)
     return c
 
 
@@ -113,18 +123,51 @@ def fail(message: str, code: int = 2, hint: str | None = None) -> typer.Exit:
     return typer.Exit(code)
 
 
+STDOUT_CLOSED = 141
+"""The exit code when stdout's reader went away mid-output (`shipyard traces list | head -1`): what a
+shell reports for a command ended by SIGPIPE (128 + 13), as for `git log | head -1`. Not 0: the command
+may not have reached its result (a gate's verdict), so `set -o pipefail` still sees it; not 1 (a check
+failed) as Click's own EPIPE handling answers, nor 2 (usage). Without pipefail the pipeline's status is
+the reader's. Nothing is printed: the reader asked for no more."""
+
+
+def stdout_closed() -> bool:
+    """True when stdout is a pipe or socket whose reader has gone (writing to it fails with EPIPE).
+    Anything later written to stdout is then discarded, so the interpreter's own last flush at exit
+    does not fail too (the Python docs' "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poll.poll(0))
+        if gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        return gone
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a test's buffer), no poll()
+        return False
+
+
 def handle_errors(fn: F) -> F:
-    """Turn user errors into messages with meaningful exit codes, never tracebacks."""
+    """Turn user errors into messages with meaningful exit codes, never tracebacks; a closed stdout
+    ends the command quietly with `STDOUT_CLOSED`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # what is still buffered fails here, not in the interpreter's exit
+            return result
         except ShipyardError as e:
             raise fail(e.message, e.exit_code, e.hint) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            if not stdout_closed():  # another pipe (a subprocess, a socket): not ours to hide
+                raise
+            raise typer.Exit(STDOUT_CLOSED) from None
 
     return wrapper  # type: ignore[return-value]
 

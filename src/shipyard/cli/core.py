@@ -102,12 +102,13 @@ def init(
         console.print(f"  [green]created[/] {directory / name}")
     for name in skipped:
         console.print(f"  [yellow]kept[/]    {directory / name} (exists; --force overwrites)")
+    here = directory.resolve() == Path.cwd().resolve()  # no `cd` step to the folder the user is in
     if next_steps:
-        console.print("\nNext, in " + str(directory) + ":\n" + next_steps, highlight=False, markup=False)
+        where = "" if here else f", in {directory}"
+        console.print(f"\nNext{where}:\n{next_steps}", highlight=False, markup=False)
     else:
-        console.print(
-            f'\nNext: [bold]cd {directory}[/] and [bold]shipyard run assistant "What is 2 plus 3?"[/]'
-        )
+        first = "" if here else f"[bold]cd {escape(str(directory))}[/] and "
+        console.print(f'\nNext: {first}[bold]shipyard run assistant "What is 2 plus 3?"[/]', highlight=False)
 
 
 @app.command()

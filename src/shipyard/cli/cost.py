@@ -45,7 +45,8 @@ def _table(report: CostReport, since_text: str | None) -> Table:
         title_justify="left",
         caption="spent: model calls; saved: what caches and routing did not spend",
     )
-    table.add_column(report.by, overflow="fold", min_width=9)
+    labels = [len(r.label) for r in report.rows if r.key is None]  # "(no model call: cache)" on one line
+    table.add_column(report.by, overflow="fold", min_width=max([9, *labels]))
     for name in ("spent", "saved", "saved %"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("saved by", min_width=8)
@@ -67,8 +68,8 @@ def _table(report: CostReport, since_text: str | None) -> Table:
         )
 
     for i, row in enumerate(report.rows):
-        add(row, "(none)" if row.key is None else str(row.key), end_section=i == len(report.rows) - 1)
-    add(report.total, "total")
+        add(row, row.label, end_section=i == len(report.rows) - 1)
+    add(report.total, report.total.label)
     return table
 
 

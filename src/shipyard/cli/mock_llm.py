@@ -46,6 +46,35 @@ def mock_llm(
 
     Point a model at it with `provider: openai` and `base_url: http://127.0.0.1:8100/v1`.
 
+    The rules file (YAML): the first rule whose `when` conditions all hold answers; none: `default`.
+
+      base: support.yaml               # optional: a rules file (relative) whose rules follow these
+      prompt_cache: false              # report a repeated system prompt as cached input tokens
+      default: "Sorry, I can't help."  # when no rule matches (text, or a mapping like a rule body)
+      rules:
+        - name: lookup-order           # optional, named in errors
+          when:                        # every condition given must hold
+            user: '(?i)order (?P<order_id>\\d{5})'  # regex searched in the last user message
+            system: '(?i)returns'      # regex searched in the system prompt(s)
+            not_user: '...'            # regex that must NOT match the last user message
+            not_system: '...'          # regex that must NOT match the system prompt(s)
+            last_tool: lookup_order    # the last message is this tool's result (regex, whole name)
+            tool_result: '"ok": true'  # regex searched in the last tool result
+            fresh: true                # no tool result since the last user message (false: after tools)
+            called: \\[lookup_order]     # tools called since the last user message
+            not_called: \\[refund]       # tools not called since the last user message
+            tools_available: \\[refund]  # tools the request offers
+          reply: "Order {order_id} is {result\\[status]}."
+          tool_calls:                  # tool calls to answer with
+            - name: lookup_order
+              arguments: {order_id: "{order_id}"}
+          latency_ms: 40               # this answer's latency
+          finish_reason: stop          # default: tool_calls when there are any, else stop
+
+    `reply` and string `arguments` are templates over the regexes' named groups, `result` (the last
+    tool result, as JSON when it is JSON) and `user` (the last user message); a missing key renders
+    as empty text.
+
     Example: shipyard mock-llm --rules rules/assistant.yaml --port 8100 --error-rate 0.05
     """
     from shipyard.llm import bind_mock_llm as bind

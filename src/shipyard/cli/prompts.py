@@ -139,10 +139,25 @@ def lint(
 
 def _resolve(ref: str, cfg_path: Path | None, agent: str | None) -> Any:
     """A bundle from a folder, `REV:path`, or `REV` (the agent's bundle folder at that revision)."""
-    from shipyard.prompts import load_bundle, load_bundle_from_git
+    from shipyard.prompts import PromptBundleError, load_bundle
 
     if Path(ref).is_dir():
         return load_bundle(ref)
+    if Path(ref).exists():
+        raise fail(f"{ref!r} is a file, not a prompt bundle folder", hint="give the bundle's folder")
+    try:
+        return _from_git(ref, cfg_path, agent)
+    except PromptBundleError as e:  # neither: say both, the folder first (what a path-like ref meant)
+        raise fail(
+            f"no folder {ref!r} in {Path.cwd()}, and as a git revision: {e.message}",
+            hint=e.hint,
+        ) from None
+
+
+def _from_git(ref: str, cfg_path: Path | None, agent: str | None) -> Any:
+    """The bundle `ref` names as `REV:path`, or `REV` (the agent's bundle folder at that revision)."""
+    from shipyard.prompts import load_bundle_from_git
+
     rev, sep, rel = ref.partition(":")
     if sep and rev:
         return load_bundle_from_git(Path.cwd(), rev, rel)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -27,6 +28,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(traces_app, name="traces")
 
 STATE_STYLE = {"ok": "green", "no_data": "dim", "warn": "yellow", "alert": "bold red"}
+SHORT_ID = 12
+"""How much of a trace id `traces list` shows: unique in practice (48 random bits) and accepted by
+`traces show` as a prefix."""
 STATUS_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold yellow", "DOWN": "bold red"}
 
 
@@ -206,14 +210,25 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key (running servers stop accepting it within 10 s).
 
+    Revoking a key that is already revoked changes nothing, says when it was revoked and exits 0,
+    as `DELETE /admin/keys/{ref}` answers 200 with the first revocation time.
+
     Example: shipyard keys revoke shp_1a2b3c4d
     """
     from shipyard.store import Store
 
     cfg = load_project(config)
     with Store.from_config(cfg) as store:
-        row = store.revoke_api_key(ref)
-    console.print(f"revoked {row['prefix']} ({row['role']})")
+        before = next((r for r in store.list_api_keys() if ref in (r["id"], r["prefix"])), None)
+        row = store.revoke_api_key(ref)  # no such key: NotFoundError, exit 2
+    if before is not None and before["revoked_at"] is not None:
+        console.print(
+            f"{escape(row['prefix'])} ({row['role']}) was already revoked at {str(row['revoked_at'])[:19]}; "
+            "nothing changed",
+            highlight=False,
+        )
+        return
+    console.print(f"revoked {escape(row['prefix'])} ({row['role']})", highlight=False)
 
 
 # alerts -------------------------------------------------------------------------------------------------
@@ -323,9 +338,12 @@ def traces_list(
     ),
     agent: str | None = typer.Option(None, "--agent", "-a", help="Only this agent."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="At most this many."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON array of the interaction records (full ids) instead of a table."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """List recent traces, newest first.
+    """List recent traces, newest first. `traces show` takes a trace id, or its first characters.
 
     Example: shipyard traces list --session s1 --status failed
     """
@@ -337,13 +355,18 @@ def traces_list(
         records = store.list_interactions(
             agent=agent, session_id=session, status=status.value if status else None, limit=limit
         )
-    table = Table(title="Traces")
-    for col in ("trace id", "when", "agent", "version", "session", "status", "latency", "cost", "tools"):
+    if as_json:
+        typer.echo(orjson.dumps([r.to_dict() for r in records], default=str, option=orjson.OPT_INDENT_2))
+        return
+    # the first 12 characters, whole (not cut by the table to "…"): what `traces show` takes as a prefix
+    table = Table(title="Traces", caption="trace id: its first 12 characters; --json has the full ids")
+    table.add_column("trace id", no_wrap=True, min_width=SHORT_ID)
+    for col in ("when", "agent", "version", "session", "status", "latency", "cost", "tools"):
         table.add_column(col)
     for r in records:
         style = RECORD_STYLE.get(r.status, "white")
         table.add_row(
-            escape(r.trace_id),
+            escape(r.trace_id[:SHORT_ID]),
             time.strftime("%m-%d %H:%M:%S", time.localtime(r.created_at)),
             escape(r.agent),
             escape(r.version),
@@ -361,12 +384,12 @@ def traces_list(
 @traces_app.command("show")
 @handle_errors
 def traces_show(
-    ref: str = typer.Argument(..., help="A trace id or interaction id."),
+    ref: str = typer.Argument(..., help="A trace id or interaction id (a unique prefix works)."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Print one trace as a tree: the request, each LLM call, each tool call, totals.
 
-    Example: shipyard traces show 4bf92f3577b34da6a3ce929d0e0e4736
+    Example: shipyard traces show 4bf92f3577b34da6a3ce929d0e0e4736  (or its first characters: 4bf92f35)
     """
     from shipyard.cli.core import print_tree
     from shipyard.observe import trace_tree_lines
@@ -374,7 +397,7 @@ def traces_show(
 
     cfg = load_project(config)
     with Store.from_config(cfg) as store:
-        record = store.find_interaction(ref, spans=True)
+        record = store.find_interaction(ref, spans=True, prefix=True)
     if record is None:
         raise fail(
             f"no trace or interaction {ref!r} in the store", hint="list them with `shipyard traces list`"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def shadow(
         rt = Runtime(cfg, store=store, writer=writer)
         show = not as_json and sys.stderr.isatty()
         try:
+            rt.resolve_version(agent, candidate)  # an unknown candidate fails here, before any replay
             runner = ShadowRunner(rt, store, concurrency=concurrency, progress=_progress if show else None)
             records = runner.select(agent, since_s=since_s, sample=sample, filters=wanted, seed=seed)
             if not as_json:
@@ -105,12 +107,46 @@ def shadow(
             store.close()
 
     report = _aio.run(go())
+    sample_size = sample_power(report.summary, cfg.shadow.alpha)
     if as_json:
-        console.print_json(data=report.to_dict())
+        console.print_json(data={**report.to_dict(), "sample": sample_size})
     else:
-        print_shadow_report(report)
+        print_shadow_report(report, sample_size)
     if report.verdict != "PASS":
         raise typer.Exit(1)
+
+
+def _tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the test the shadow analysis runs per kind (loop/_shadow_compare.py)."""
+    if k <= 0:
+        return 1.0
+    if p <= 0:
+        return 0.0
+    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def sample_power(summary: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """What a run's sample could show, from its counts (the analysis itself is unchanged):
+
+    - `unseen_rate_bound`: with n interactions compared and none different, the share of
+      interactions a change could affect and still go unseen, at confidence 1 - alpha (the exact
+      one-sided bound 1 - alpha^(1/n); 0 compared: 1);
+    - `blind_kinds`: kinds whose differences could not be reported even if every interaction the
+      baseline agreed on differed (the binomial test against the baseline's noise cannot reach alpha
+      with so few interactions, or the baseline disagreed with itself on every one).
+    """
+    n = int(summary["compared"])
+    blind = []
+    for k in summary["kinds"].values():
+        m, noisy = int(k["compared"]), int(k["noisy"])
+        if m == 0 or _tail(m - noisy, m, noisy / m) >= alpha:
+            blind.append(str(k["kind"]))
+    return {
+        "compared": n,
+        "confidence": round(1 - alpha, 6),
+        "unseen_rate_bound": round(1 - alpha ** (1 / n), 4) if n else 1.0,
+        "blind_kinds": blind,
+    }
 
 
 def _progress(done: int, total: int) -> None:
@@ -130,8 +166,9 @@ def _short(value: Any, n: int = 60, *, names: bool = False) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def print_shadow_report(report: Any) -> None:
-    """The report as rich tables: the noise and differences per kind, then each difference."""
+def print_shadow_report(report: Any, sample_size: dict[str, Any] | None = None) -> None:
+    """The report as rich tables: the noise and differences per kind, then each difference, then
+    what the sample size could show (`sample_power`)."""
     summary = report.summary
     console.print(
         f"[bold]shadow run {report.run_id}[/]: {report.agent} candidate {report.candidate} against "
@@ -184,5 +221,22 @@ def print_shadow_report(report: Any) -> None:
         console.print(links)
     else:
         console.print("  no difference above the noise")
+    if sample_size is not None and sample_size["compared"]:
+        _print_sample(sample_size)
     style = VERDICT_STYLE.get(report.verdict, "white")
     console.print(f"[bold {style}]{report.verdict}[/]: " + escape("; ".join(report.reasons)), highlight=False)
+
+
+def _print_sample(size: dict[str, Any]) -> None:
+    n, bound, blind = size["compared"], size["unseen_rate_bound"], size["blind_kinds"]
+    console.print(
+        f"  sample: {n} interaction(s) compared; a change in up to {bound:.0%} of interactions could go "
+        f"unseen ({size['confidence']:.0%} bound; replaying more, --sample and --since, narrows it)",
+        highlight=False,
+    )
+    if blind:
+        console.print(
+            f"  [yellow]too few interactions to detect any {', '.join(blind)} difference above the noise[/] "
+            "(even if every one differed); replay more (--sample, --since)",
+            highlight=False,
+        )

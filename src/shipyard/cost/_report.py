@@ -28,6 +28,17 @@ REPORT_DIMENSIONS = (
 )
 """What `cost_report` can group by (`shipyard cost report --by ...`)."""
 
+NO_KEY: dict[str, str] = {
+    "session": "no session",
+    "user": "no user id",
+    "api_key": "no API key",
+    "feature": "no feature tag",
+    "model": "no model call",
+    "tier": "not routed",
+}
+"""What a row without a value of the dimension holds (its `label`), e.g. by model: what caches saved
+where no model was called. Other dimensions always have a value."""
+
 
 @dataclass(slots=True)
 class CostRow:
@@ -45,6 +56,8 @@ class CostRow:
     cache_write_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    dimension: str | None = None
+    """What `key` is a value of (`REPORT_DIMENSIONS`); None for the total over everything."""
 
     @property
     def saved_share(self) -> float | None:
@@ -52,8 +65,25 @@ class CostRow:
         would = self.spent_usd + self.saved_usd
         return self.saved_usd / would if would > 0 else None
 
+    @property
+    def label(self) -> str:
+        """The row's name as reports show it: its key; for no key, what the row holds (`NO_KEY`,
+        with the reasons of its savings when it has no model call: "(no model call: cache)"); for
+        the total row, "total"."""
+        if self.dimension is None:
+            return "total"
+        if self.key is not None:
+            return str(self.key)
+        what = NO_KEY.get(self.dimension, f"no {self.dimension}")
+        reasons = ", ".join(sorted(self.savings)) if not self.calls else ""
+        return f"({what}: {reasons})" if reasons else f"({what})"
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "saved_share": self.saved_share}
+        """The row as JSON: `key` is null for rows without a value (and the total); `label` names
+        the row as the table and the CSV do."""
+        out = asdict(self)
+        del out["dimension"]
+        return {**out, "label": self.label, "saved_share": self.saved_share}
 
 
 @dataclass(slots=True)
@@ -81,8 +111,9 @@ class CostReport:
         }
 
     def to_csv(self) -> str:
-        """One line per row (and a last `total` line): key, spent, saved, each saving reason,
-        calls, interactions, tokens."""
+        """One line per row (and a last `total` line): the row's label (its key, or what a row
+        without one holds: `CostRow.label`), spent, saved, each saving reason, calls, interactions,
+        tokens."""
         reasons = sorted({r for row in (*self.rows, self.total) for r in row.savings})
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
@@ -101,10 +132,10 @@ class CostReport:
                 "reasoning_tokens",
             ]
         )
-        for row, name in [*((r, r.key) for r in self.rows), (self.total, "total")]:
+        for row in (*self.rows, self.total):
             w.writerow(
                 [
-                    "" if name is None else name,
+                    row.label,
                     f"{row.spent_usd:.6f}",
                     f"{row.saved_usd:.6f}",
                     *(f"{row.savings.get(r, 0.0):.6f}" for r in reasons),
@@ -172,7 +203,7 @@ def cost_report(
         since=since,
         until=until,
         top=top,
-        rows=[CostRow(**r) for r in rows],
+        rows=[CostRow(**r, dimension=by) for r in rows],
         total=CostRow(**{**total, "key": None}),
         filters=dict(filters or {}),
     )

@@ -1,6 +1,7 @@
 """The offline scripted model: deterministic answers from a rules file, with token usage and latency.
 
-The rules format (first matching rule answers; every condition under `when` must hold):
+The rules format (first matching rule answers; every condition under `when` must hold); users read it
+in `shipyard mock-llm --help` (cli/mock_llm.py), which a test keeps naming every field:
 
 ```yaml
 base: support.yaml                        # optional: another rules file (relative to this one) whose
@@ -290,7 +291,7 @@ def parse_rules(data: Any, source: str | Path = "<rules>", lines: Lines | None =
         raise ConfigError(
             str(source),
             _name_rules(format_validation_error(e, lines or {}), data),
-            hint="the rules format is described at the top of shipyard/llm/_scripted.py",
+            hint="`shipyard mock-llm --help` describes the rules format",
         ) from None
     rules._source = str(source)
     return rules

@@ -36,6 +36,7 @@ from shipyard.server._auth import (
 )
 from shipyard.server._budgets_api import budget_routes
 from shipyard.server._cache_api import cache_routes
+from shipyard.server._chat_params import check_chat_params
 from shipyard.server._cost_api import cost_routes
 from shipyard.server._dashboard import dashboard_routes, kpis_document
 from shipyard.server._errors import ErrorBoundary
@@ -274,6 +275,7 @@ async def chat_completions(request: Request, state: ServerState) -> Response:
     """POST /v1/chat/completions: `model` names an agent."""
     server = state.cfg.server
     body = await read_json(request, server.max_body_bytes)
+    check_chat_params(body)  # n: 3, tools, max_tokens...: 400 naming it, never silently dropped
     agent: str = check_id(field(body, "model", str, required=True), "model")
     messages = field(body, "messages", list, required=True)
     stream = field(body, "stream", bool) or False

@@ -7,6 +7,7 @@ from typing import Any
 
 from shipyard import __version__
 from shipyard.server._cache_api import cache_openapi_paths
+from shipyard.server._chat_params import IGNORED as IGNORED_CHAT_PARAMS
 from shipyard.server._cost_api import cost_openapi_paths
 from shipyard.server._idempotency import HEADER as IDEMPOTENCY_HEADER
 from shipyard.server._idempotency import KEY_PATTERN
@@ -150,7 +151,17 @@ def openapi_document(agents: list[str]) -> dict[str, Any]:
             "session_id": {"type": "string"},
             "version": {"type": "string", "description": "admin keys only (else 403), as in invoke"},
             "metadata": {"type": "object"},
+            "n": {"type": "integer", "enum": [1], "description": "one choice only (else 400)"},
+            **{
+                name: {
+                    "type": "number",
+                    "description": "accepted and ignored: the agent's model settings apply",
+                }
+                for name in IGNORED_CHAT_PARAMS
+            },
         },
+        "description": "Other OpenAI parameters are refused (400, `param` names it) unless they hold the "
+        "value that asks for nothing: n 1, tools [], response_format {type: text}, max_tokens null, ...",
     }
     feedback_req = {
         "type": "object",

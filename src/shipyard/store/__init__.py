@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from shipyard.store._idempotency import IdempotencyEntry
     from shipyard.store._incidents import INCIDENT_STATES, TRANSITIONS, IncidentHit, IncidentSignal
     from shipyard.store._ledger import LEDGER_DIMENSIONS, LEDGER_KEY, ledger_meta, ledger_rows, utc_day
+    from shipyard.store._prefix import AmbiguousPrefixError
     from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
     from shipyard.store._sanitize import store_safe, store_text
     from shipyard.store._store import EvalRunStatus, Store, default_database_url, normalize_url
@@ -21,6 +22,7 @@ __all__ = [
     "LEDGER_DIMENSIONS",
     "LEDGER_KEY",
     "TRANSITIONS",
+    "AmbiguousPrefixError",
     "BatchWriter",
     "DeadLetter",
     "EvalRunStatus",

@@ -19,6 +19,10 @@ class StoreError(ShipyardError):
     """The database cannot be opened or used (bad URL, server down, schema too new)."""
 
 
+class StoreUrlError(StoreError):
+    """The database URL itself is wrong: it cannot be parsed, or names no known backend or driver."""
+
+
 def is_refusal(error: BaseException) -> bool:
     """True when a write failed because of the records it carried (the database refused them: writing
     them again fails again), False when it failed because the database could not be reached or used

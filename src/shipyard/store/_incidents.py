@@ -31,6 +31,7 @@ from shipyard.store._models import eval_results as _results
 from shipyard.store._models import eval_runs as _runs
 from shipyard.store._models import incident_occurrences as _occurrences
 from shipyard.store._models import incidents as _incidents
+from shipyard.store._prefix import ids_with_prefix, unique_prefix
 from shipyard.store._records import new_id
 
 INCIDENT_STATES: tuple[str, ...] = ("open", "triaged", "candidate", "golden", "in_suite", "fixed", "wont_fix")
@@ -310,15 +311,12 @@ class IncidentStore:
         c = _incidents.c
         with self.engine.connect() as conn:
             row: Any = conn.execute(select(_incidents).where(c.id == ref)).first()
-            if row is None and ref:
-                found = conn.execute(
-                    select(_incidents).where(c.id.startswith(ref, autoescape=True)).limit(2)
-                ).all()
-                if len(found) > 1:
-                    raise ShipyardError(
-                        f"incident id prefix {ref!r} is ambiguous", hint="give more of the id"
-                    )
-                row = found[0] if found else None
+            if row is None:
+                full = unique_prefix(
+                    ids_with_prefix(conn, [c.id], ref), ref, "incident id", "give more of the id"
+                )
+                if full is not None:
+                    row = conn.execute(select(_incidents).where(c.id == full)).first()
             if row is None:
                 raise NotFoundError(f"no incident {ref!r}", hint=_HINT)
             out = dict(row._mapping)

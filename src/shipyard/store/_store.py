@@ -35,14 +35,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 from shipyard.store._backends import STORE_BACKENDS, StoreBackend, scheme_of
 from shipyard.store._budgets import BudgetStore  # admin-set budgets, one machine's budget counters
 from shipyard.store._bulk import Rows, can_copy, delete_oldest, write_rows
 from shipyard.store._bulk import dumps as _dumps
 from shipyard.store._config_revisions import ConfigRevisionStore  # which config the fleet runs (CAS)
 from shipyard.store._dead_letters import DeadLetterStore  # records the database refused
-from shipyard.store._errors import StoreError
+from shipyard.store._errors import StoreError, StoreUrlError
 from shipyard.store._flags import FlagSetStore  # flag sets shared by replicas (CAS)
 from shipyard.store._idempotency import IdempotencyStore  # idempotency keys of the gateway
 from shipyard.store._incidents import IncidentStore  # incidents and their provenance (loop)
@@ -56,6 +56,7 @@ from shipyard.store._models import eval_runs as _eval_runs
 from shipyard.store._models import interactions as _interactions
 from shipyard.store._models import spans as _spans
 from shipyard.store._models import utcnow
+from shipyard.store._prefix import ids_with_prefix, unique_prefix
 from shipyard.store._records import InteractionRecord, LLMCallRecord, SpanRecord, ToolCallRecord, new_id
 from shipyard.store._retention import postgresql_disk_bytes, postgresql_row_bytes, sqlite_bytes
 from shipyard.store._rollout import RolloutStore  # rollouts: deployments, decisions, experiments
@@ -151,8 +152,12 @@ class Store(  # each mixin: one group of tables' methods
     def from_config(cls, cfg: ShipyardConfig, *, migrate: bool = True) -> Store:
         """The store of a project: `$SHIPYARD_DATABASE_URL`, else `store.url` (a relative SQLite
         path is relative to the project), else SQLite under `.shipyard/`."""
-        url = os.environ.get(ENV_URL) or cfg.store.url or default_database_url(cfg.root)
-        return cls(url, cfg.root, migrate=migrate)
+        if os.environ.get(ENV_URL) or not cfg.store.url:
+            return cls(os.environ.get(ENV_URL) or default_database_url(cfg.root), cfg.root, migrate=migrate)
+        try:
+            return cls(cfg.store.url, cfg.root, migrate=migrate)
+        except StoreError as e:  # the file's store.url: say where it is, as other config errors do
+            raise _store_url_error(cfg, e) from None
 
     @property
     def safe_url(self) -> str:
@@ -206,18 +211,28 @@ class Store(  # each mixin: one group of tables' methods
         """The interaction with this id, or None. `spans=True` attaches its trace's spans."""
         return self._one(select(_interactions).where(_interactions.c.id == interaction_id), spans)
 
-    def find_interaction(self, ref: str, *, spans: bool = False) -> InteractionRecord | None:
-        """The interaction whose id or trace id is `ref` (the newest, if a trace has several)."""
+    def find_interaction(
+        self, ref: str, *, spans: bool = False, prefix: bool = False
+    ) -> InteractionRecord | None:
+        """The interaction whose id or trace id is `ref` (the newest, if a trace has several).
+
+        Args:
+            spans: attach its trace's spans.
+            prefix: also accept the start of an id or trace id when only one starts so (the CLI);
+                several raise AmbiguousPrefixError naming them.
+        """
         found = self.get_interaction(ref, spans=spans)
         if found is not None:
             return found
-        query = (
-            select(_interactions)
-            .where(_interactions.c.trace_id == ref)
-            .order_by(_interactions.c.created_at.desc())
-            .limit(1)
-        )
-        return self._one(query, spans)
+        c = _interactions.c
+        query = select(_interactions).where(c.trace_id == ref).order_by(c.created_at.desc()).limit(1)
+        found = self._one(query, spans)
+        if found is not None or not prefix:
+            return found
+        with self.engine.connect() as conn:
+            matches = ids_with_prefix(conn, [c.id, c.trace_id], ref)
+        full = unique_prefix(matches, ref, "trace or interaction id", "give more of the id")
+        return None if full is None else self.find_interaction(full, spans=spans)
 
     def list_interactions(
         self,
@@ -686,18 +701,44 @@ class Store(  # each mixin: one group of tables' methods
         return self.backend.insert(table).on_conflict_do_nothing()
 
 
+def _store_url_error(cfg: ShipyardConfig, e: StoreError) -> ShipyardError:
+    """`e`, raised opening the database that `store.url` of a loaded shipyard.yaml names, as an error
+    naming the file and line: a wrong URL is a ConfigError (`line N: store.url: ...`); a database
+    that cannot be opened (down, schema too new) keeps its message and hint, which adds where the URL
+    is set."""
+    from shipyard.config import line_of, load_yaml_with_lines
+
+    path = cfg.path
+    if path is None:
+        return e
+    try:
+        line = line_of(("store", "url"), load_yaml_with_lines(path)[1])
+    except ConfigError:  # the file changed or went away since it was loaded: name the file alone
+        line = None
+    where = f"line {line}: " if line else ""
+    if isinstance(e, StoreUrlError):
+        return ConfigError(
+            str(path),
+            [f"{where}store.url: {e.message}"],
+            hint="store.url is sqlite:///path/to/file.db (relative to the project) or "
+            f"postgresql://user@host:5432/db; ${ENV_URL} overrides it",
+        )
+    at = f"store.url is set in {path}{f' line {line}' if line else ''}"
+    return StoreError(e.message, hint=f"{e.hint}; {at}" if e.hint else at)
+
+
 def _backend(url: str) -> StoreBackend:
-    """The registered backend of a URL's scheme; StoreError naming the known ones otherwise."""
+    """The registered backend of a URL's scheme; StoreUrlError naming the known ones otherwise."""
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        raise StoreError(
+        raise StoreUrlError(
             f"cannot parse the database URL {url!r}",
             hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
         ) from None
     scheme = scheme_of(url)
     if scheme not in STORE_BACKENDS:
-        raise StoreError(
+        raise StoreUrlError(
             f"unsupported database URL {shown!r}: {STORE_BACKENDS.unknown_message(scheme)}",
             hint=f"set ${ENV_URL} or store.url to sqlite:///path/to/file.db or postgresql://user@host:5432/db",
         )
@@ -720,7 +761,7 @@ def _create_engine(url: str, backend: StoreBackend) -> Engine:
     try:
         return backend.engine(parsed, _dumps)
     except (NoSuchModuleError, ArgumentError, ImportError) as e:
-        raise StoreError(
+        raise StoreUrlError(
             f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: {e}",
             hint=f"known database backends: {', '.join(STORE_BACKENDS.names())}",
         ) from None
