@@ -271,7 +271,7 @@ async def test_content_parts_are_text() -> None:
 def test_starter_rules_load() -> None:
     root = Path(__file__).parents[2] / "src/shipyard/cli/_starter/default/rules/assistant.yaml"
     rules = load_rules(root)
-    assert [r.name for r in rules.rules] == ["answer-sum", "ask-add", "greet"]
+    assert [r.name for r in rules.rules] == ["answer-sum", "ask-add", "greet", "refuse-instructions"]
 
 
 # errors ----------------------------------------------------------------------------------------
