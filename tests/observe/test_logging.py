@@ -65,3 +65,17 @@ def test_level_filter_and_binary_streams_and_feedback() -> None:
     assert fb["event"] == "feedback" and fb["thumbs"] == -1 and fb["comment"] == "[redacted: 8 chars]"
     with pytest.raises(ValueError, match="log level"):
         configure_logging(level="loud")
+
+
+def test_costs_are_logged_without_float_noise() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out)
+    r = make_record()
+    r.cost_usd = 0.00005294999999999999  # a sum of prices, as a walkthrough saw it logged
+    r.llm_calls[0].cost_usd = 0.1 + 0.2
+    assert str(r.cost_usd) == "5.294999999999999e-05"
+    log_interaction(r)
+    text = out.getvalue()
+    [line] = events(out)
+    assert line["cost_usd"] == 5.295e-05 and "5.29499" not in text and "0.30000" not in text
+    assert line["llm_calls"][0]["cost_usd"] == 0.3

@@ -206,7 +206,7 @@ def log_interaction(record: InteractionRecord) -> None:
                 "output": c.output_tokens,
                 "cached": c.cached_input_tokens,
             },
-            "cost_usd": c.cost_usd,
+            "cost_usd": round(c.cost_usd, 12),  # no float noise (5.295e-05, not 5.294999...e-05)
             "attempts": c.attempts,
             "error": c.error,
         }
@@ -245,7 +245,7 @@ def log_interaction(record: InteractionRecord) -> None:
             "output": record.output_tokens,
             "cached": record.cached_input_tokens,
         },
-        "cost_usd": record.cost_usd,
+        "cost_usd": round(record.cost_usd, 12),
         "input": redact_text(record.input),
         "output": redact_text(record.output),
         "llm_calls": llm_calls,
