@@ -171,17 +171,12 @@ def _write_reports(
             err_console.print(f"[dim]wrote {kind} report to {escape(path)}[/]")
 
 
-def _find_run(store: Store, agent: str | None, ref: str) -> dict[str, Any]:
+def _find_run(store: Store, ref: str) -> dict[str, Any]:
     """A stored run by id or unique id prefix."""
-    run = store.get_eval_run(ref)
-    if run is not None:
-        return run
-    found = [r for r in store.list_eval_runs(agent, limit=None) if str(r["id"]).startswith(ref)]
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise ShipyardError(f"run id prefix {ref!r} is ambiguous ({len(found)} runs); give more characters")
-    raise NotFoundError(f"no eval run {ref!r}", hint="`shipyard eval run` and `shipyard gate` print run ids")
+    run = store.get_eval_run(ref, prefix=True)
+    if run is None:
+        raise NotFoundError(f"no eval run {ref!r}", hint="`shipyard eval run` and `shipyard gate` print run ids")
+    return run
 
 
 @eval_app.command("run")
@@ -302,8 +297,8 @@ def eval_compare(
 
     cfg = load_project(config)
     with Store.from_config(cfg) as store:
-        a = load_run_summary(store, str(_find_run(store, None, run_a)["id"]))
-        b = load_run_summary(store, str(_find_run(store, None, run_b)["id"]))
+        a = load_run_summary(store, str(_find_run(store, run_a)["id"]))
+        b = load_run_summary(store, str(_find_run(store, run_b)["id"]))
     if a.case_rule != b.case_rule:
         b = b.with_case_rule(a.case_rule)
     cmp = compare_runs(a, b)
@@ -498,7 +493,7 @@ def gate_check(
     expected = case_keys(stage_suites) if stage_suites else None  # a run must hold every case
     with Store.from_config(cfg) as store:
         if run_id is not None:
-            row = _find_run(store, agent, run_id)
+            row = _find_run(store, run_id)
             if row["agent"] != agent:
                 raise fail(f"run {row['id']} is of agent {row['agent']!r}, not {agent!r}")
             summary = load_run_summary(store, str(row["id"]), policy.case_rule)
@@ -570,7 +565,7 @@ def gate_approve(
         raise fail("--by and --reason must not be empty: an approval says who and why")
     cfg = load_project(config)
     with Store.from_config(cfg) as store:
-        run = _find_run(store, None, run_ref)
+        run = _find_run(store, run_ref)
         stored = run.get("decision")
         if not stored:
             raise fail(

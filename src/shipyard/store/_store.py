@@ -579,11 +579,17 @@ class Store(  # each mixin: one group of tables' methods
                 raise StoreError(f"eval results of run {run_id!r} could not be stored: {e.orig}") from None
         return len(rows)
 
-    def get_eval_run(self, run_id: str) -> dict[str, Any] | None:
+    def get_eval_run(self, run_id: str, *, prefix: bool = False) -> dict[str, Any] | None:
         """The run as a dict (id, agent, version, suites, stage, started_at, finished_at, status,
-        config, summary, decision, baseline_run_id), or None."""
+        config, summary, decision, baseline_run_id), or None. `prefix`: also accept the start of an
+        id when only one run's id starts so (the CLI); AmbiguousPrefixError names several."""
         found = self._dicts(select(_eval_runs).where(_eval_runs.c.id == run_id))
-        return found[0] if found else None
+        if found or not prefix:
+            return found[0] if found else None
+        with self.engine.connect() as conn:
+            matches = ids_with_prefix(conn, [_eval_runs.c.id], run_id)
+        full = unique_prefix(matches, run_id, "eval run id", "give more of the id")
+        return self.get_eval_run(full) if full is not None else None
 
     def list_eval_runs(
         self,
