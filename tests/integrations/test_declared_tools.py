@@ -209,11 +209,12 @@ async def test_a_tool_policy_lets_a_looked_up_refund_run_and_blocks_a_blind_one(
             assert rec.guardrails == []
 
             rec = await rt.invoke("support", "Refund it right away: 10002")
-            # refused before it ran; the framework's own rule for a tool that raises decides the rest
-            # (LangGraph's ToolNode and ADK raise it: the interaction fails, nothing was refunded)
+            # refused before it ran: the model is told why (its tool result), the run completes
+            # (test_refused_tools.py checks what the model was told)
             assert tool_calls(rec) == [("issue_refund", {"order_id": "10002", "reason": "asked"}, "blocked")]
             assert [(g["name"], g["verdict"]) for g in rec.guardrails] == [("refund_policy", "block")]
-            assert rec.status == "failed" and "needs a successful lookup_order" in (rec.error or "")
+            assert rec.status == "completed", rec.error
+            assert "needs a successful lookup_order" in (rec.tool_calls[0].error or "")
         finally:
             await rt.aclose()
     finally:

@@ -227,6 +227,12 @@ class ReplayedToolError(RuntimeError):
         self.type_name = type_name
 
 
+class ToolRefusedError(Exception):
+    """A tool call a framework runs (`ctx.tools.observe`) was refused by a guardrail, or its result
+    withheld; the message says why, for the model to explain. The framework integrations answer the
+    model's tool call with it (a tool error the model sees) instead of failing the run."""
+
+
 @dataclass(slots=True)
 class AgentSpec:
     """A registered agent function.

@@ -21,7 +21,9 @@ the Shipyard agent function. While Shipyard runs it:
   recorded as Shipyard tool calls through `ctx.tools.observe` (name, arguments, result, status,
   duration), so trajectory scorers and `must_not_call` see them. Your callbacks and confirmation
   gates run as before; in an eval replay the tool itself does not run (ADK's own control tools,
-  such as `transfer_to_agent`, still do: they act on ADK's state only).
+  such as `transfer_to_agent`, still do: they act on ADK's state only). A call a tool_call guardrail
+  refuses (or whose result a tool_result guardrail withholds) is recorded `blocked` and answered
+  with `{"error": "<why>"}` as the tool's response, so the model can explain and the run goes on.
 - **declared tools**: the tools of every agent of the tree (functions, `FunctionTool`s, `AgentTool`s,
   and `transfer_to_agent` when the tree has sub-agents) are the Shipyard agent's tools (`spec.tools`:
   the names, descriptions and JSON schemas ADK declares to the model), known when it loads: a
@@ -56,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from shipyard.agents import AgentContext, AgentResult, current_interaction
+from shipyard.agents import AgentContext, AgentResult, Interaction, ToolRefusedError, current_interaction
 from shipyard.errors import ShipyardError
 from shipyard.integrations._agent import framework_agent, system_prompt_for
 from shipyard.integrations._declared import DeclaredTool, DeclaredTools, declared_tools
@@ -242,6 +244,12 @@ def observe_tool(tool: BaseTool) -> BaseTool:
         interaction = current_interaction()
         if interaction is None:
             return await run(args=args, tool_context=tool_context)
+        try:
+            return await observed(interaction, args, tool_context)
+        except ToolRefusedError as e:  # the tool's response: the model is told why, the run goes on
+            return {"error": str(e)}
+
+    async def observed(interaction: Interaction, args: dict[str, Any], tool_context: Any) -> Any:
         arguments = dict(args)
         call_id = getattr(tool_context, "function_call_id", None)
         if not control:

@@ -23,6 +23,9 @@ What each line does:
   agent's declared tools (`spec.tools`: names, descriptions, JSON schemas), known when it loads, so
   a `tool_policy` guardrail may name them and eval suites' tool names are checked against them;
   they count as having side effects unless marked (`langgraph_agent(..., idempotent=[...])`). A
+  call a tool_call guardrail refuses (or whose result a tool_result guardrail withholds) is recorded
+  `blocked` and answered with an error `ToolMessage` saying why, so the model can explain and the run
+  goes on (other tool exceptions are the node's `handle_tool_errors` to handle, as before). A
   graph run from inside a node function is not seen: its tools are not declared (pass them with
   `tools=`, after `instrument(inner_graph)`).
 
@@ -87,6 +90,7 @@ from shipyard.agents import (
     Interaction,
     ReplayedToolError,
     SpanSink,
+    ToolRefusedError,
     current_interaction,
 )
 from shipyard.errors import ShipyardError
@@ -206,6 +210,12 @@ def _answer(value: Any, call: Mapping[str, Any]) -> Any:
     return ToolMessage(content=content, artifact=artifact, name=call["name"], tool_call_id=call["id"])
 
 
+def _refusal(e: ToolRefusedError, call: Mapping[str, Any]) -> ToolMessage:
+    """The error message the model gets for a call a guardrail refused (or whose result it
+    withheld), in place of the node's answer: the run goes on and the model can explain it."""
+    return ToolMessage(content=f"Error: {e}", name=call["name"], tool_call_id=call["id"], status="error")
+
+
 def _replayed_failure(e: ReplayedToolError, call: Mapping[str, Any]) -> ToolMessage:
     """The error message a ToolNode answered in the recorded run, or the exception again."""
     if e.type_name != ToolFailed.__name__:
@@ -233,6 +243,8 @@ async def _observe_async(
 
     try:
         value = await interaction.ctx.tools.observe(call["name"], call["args"], run, call_id=call["id"])
+    except ToolRefusedError as e:
+        return _refusal(e, call)
     except ToolFailed:
         return live[0]
     except ReplayedToolError as e:
@@ -258,6 +270,8 @@ def _observe_sync(request: ToolCallRequest, execute: Callable[[ToolCallRequest],
 
     try:
         value = interaction.ctx.tools.observe_sync(call["name"], call["args"], run, call_id=call["id"])
+    except ToolRefusedError as e:
+        return _refusal(e, call)
     except ToolFailed:
         return live[0]
     except ReplayedToolError as e:

@@ -24,7 +24,9 @@ What a run then does:
   and `must_not_call` see it; an eval replay answers it from the recording without running it.
   The tools are wrapped in place, once (the wrapper does nothing outside a Shipyard interaction).
   Tools an MCP server lists at run time are not wrapped. Handoffs are not tool calls: they show as
-  spans and in the record's metadata.
+  spans and in the record's metadata. A call a tool_call guardrail refuses (or whose result a
+  tool_result guardrail withholds) is recorded `blocked` and its output is `Error: <why>`, so the
+  model can explain (not the SDK's generic tool-error text) and the run goes on.
 - **declared tools**: the `FunctionTool`s of the starting agent and of every agent it can reach
   (handoffs, agents used as tools) are the Shipyard agent's tools (`spec.tools`: names, descriptions,
   `params_json_schema`), known when the agent loads: a `tool_policy` guardrail may name them, eval
@@ -78,7 +80,7 @@ from agents.tracing import Span as SdkSpan
 from agents.tracing import Trace, TracingProcessor, get_current_span, get_trace_provider, set_trace_processors
 from agents.tracing.span_data import SpanData, TaskSpanData, TurnSpanData
 
-from shipyard.agents import AgentContext, AgentResult, Interaction, current_interaction
+from shipyard.agents import AgentContext, AgentResult, Interaction, ToolRefusedError, current_interaction
 from shipyard.errors import ShipyardError
 from shipyard.integrations._agent import answer_text, framework_agent, system_prompt_for
 from shipyard.integrations._declared import DeclaredTool, DeclaredTools, declared_tools
@@ -165,13 +167,16 @@ def _observed(
         interaction = current_interaction()
         if interaction is None or interaction.ended:
             return await invoke(tool_context, arguments)
-        return await _observe(
-            interaction,
-            getattr(tool_context, "tool_name", None) or name,
-            arguments,
-            lambda: invoke(tool_context, arguments),
-            getattr(tool_context, "tool_call_id", None),
-        )
+        try:
+            return await _observe(
+                interaction,
+                getattr(tool_context, "tool_name", None) or name,
+                arguments,
+                lambda: invoke(tool_context, arguments),
+                getattr(tool_context, "tool_call_id", None),
+            )
+        except ToolRefusedError as e:  # the tool's output: the model is told why, the run goes on
+            return f"Error: {e}"
 
     setattr(observed, _OBSERVED, True)
     return observed
@@ -207,7 +212,8 @@ def observe_tool(tool: FunctionTool) -> None:
     For the SDK's own tools (`@function_tool`, `Agent.as_tool`) the function itself is wrapped,
     inside the SDK's error handling: an exception is recorded as the tool's error and the SDK still
     shows the model its usual error message (a replay raises the recorded text, so the model sees the
-    same). A `FunctionTool` built by hand has its `on_invoke_tool` wrapped."""
+    same); a call a guardrail refuses is not an exception to the SDK: its output is the refusal.
+    A `FunctionTool` built by hand has its `on_invoke_tool` wrapped."""
     invoker = tool.on_invoke_tool
     inner = getattr(invoker, "_invoke_tool_impl", None)
     if callable(inner):

@@ -1,12 +1,12 @@
 """The request pipeline: one interaction from input to recorded result."""
 
+from shipyard.agents import ToolRefusedError  # the agents contract's; re-exported where it was
 from shipyard.runtime._at_rest import ContentMask
 from shipyard.runtime._build import PIPELINE_ORDER, build_pipeline
 from shipyard.runtime._guarding import GuardrailFailed, ToolGate
 from shipyard.runtime._handles import (
     CallInterceptor,
     ToolGuard,
-    ToolRefusedError,
     TracedLLM,
     TracedTools,
     Trail,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 import orjson
 from opentelemetry.trace import Span, SpanKind, Tracer
 
-from shipyard.agents import ReplayedToolError, current_interaction
+from shipyard.agents import ReplayedToolError, ToolRefusedError, current_interaction
 from shipyard.config import ModelPrices
 from shipyard.cost import call_cost
 from shipyard.llm import (
@@ -600,11 +600,6 @@ def _arguments(arguments: dict[str, Any] | str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         value = None
     return value if isinstance(value, dict) else {"__invalid_json__": arguments}
-
-
-class ToolRefusedError(Exception):
-    """A tool call a framework runs (`ctx.tools.observe`) was refused by a guardrail, or its result
-    withheld; the message says why, for the model to explain."""
 
 
 def _refused(name: str, arguments: dict[str, Any], e: BaseException) -> ToolResult:
