@@ -77,7 +77,7 @@ def test_memory_backend_limits_each_user_across_routes(serve_project: Callable[.
         assert _invoke(c, f"where is order {i}?", user_id="ann").status_code == 200
     chat = {"model": "support", "messages": [{"role": "user", "content": "hello"}], "user": "ann"}
     assert c.post("/v1/chat/completions", json=chat).status_code == 200
-    _refused(_invoke(c, "one more", user_id="ann"), "user 'ann' is at 3 requests per minute")
+    _refused(_invoke(c, "one more", user_id="ann"), "user 'ann' has used its 3 requests per minute")
     _refused(c.post("/v1/chat/completions", json=chat), "rate_limits.per_user.requests_per_minute")
     assert _invoke(c, "and me?", user_id="bob").status_code == 200  # another user has a minute of his own
     assert _invoke(c, "no user").status_code == 200  # no user: not counted per user
@@ -92,7 +92,7 @@ def test_memory_backend_limits_each_api_key(serve_project: Callable[..., Served]
     ca, cb = served.client(a["key"]), served.client(b["key"])
     assert _invoke(ca, "first").status_code == 200
     assert _invoke(ca, "second", user_id="u1").status_code == 200
-    _refused(_invoke(ca, "third", user_id="u2"), f"API key {a['prefix']!r} is at 2 requests per minute")
+    _refused(_invoke(ca, "third", user_id="u2"), f"API key {a['prefix']!r} has used its 2 requests per minute")
     assert _invoke(cb, "first of b").status_code == 200
     assert served.client().post("/v1/agents/support/invoke", json={"input": "x"}).status_code == 401
 
@@ -151,7 +151,7 @@ def test_two_replicas_share_one_limit_in_redis(two_replicas: Callable[[str], lis
         r = HTTP.post(
             f"{url}/v1/agents/support/invoke", json={"input": "more", "user_id": "kim"}, timeout=120
         )
-        _refused(r, "user 'kim' is at 5 requests per minute")
+        _refused(r, "user 'kim' has used its 5 requests per minute")
         r = HTTP.post(f"{url}/v1/agents/support/invoke", json={"input": "hi", "user_id": "lee"}, timeout=120)
         assert r.status_code == 200, r.text
     held = redis.Redis.from_url(REDIS_DB7).hgetall(f"{{{prefix}}}:rl:user:kim")

@@ -144,7 +144,7 @@ class RateLimited(ApiError):
         limit = caller.limit.requests_per_minute if kind == "requests" else caller.limit.tokens_per_minute
         super().__init__(
             429,
-            f"rate limit reached: {caller.label} is at {limit} {kind} per minute "
+            f"rate limit reached: {caller.label} has used its {limit} {kind} per minute "
             f"({caller.setting}.{kind}_per_minute); retry in {self.retry_after_s} s",
             type="rate_limit_error",
         )
