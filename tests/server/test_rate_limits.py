@@ -92,7 +92,9 @@ def test_memory_backend_limits_each_api_key(serve_project: Callable[..., Served]
     ca, cb = served.client(a["key"]), served.client(b["key"])
     assert _invoke(ca, "first").status_code == 200
     assert _invoke(ca, "second", user_id="u1").status_code == 200
-    _refused(_invoke(ca, "third", user_id="u2"), f"API key {a['prefix']!r} has used its 2 requests per minute")
+    _refused(
+        _invoke(ca, "third", user_id="u2"), f"API key {a['prefix']!r} has used its 2 requests per minute"
+    )
     assert _invoke(cb, "first of b").status_code == 200
     assert served.client().post("/v1/agents/support/invoke", json={"input": "x"}).status_code == 401
 

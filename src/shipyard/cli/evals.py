@@ -175,7 +175,9 @@ def _find_run(store: Store, ref: str) -> dict[str, Any]:
     """A stored run by id or unique id prefix."""
     run = store.get_eval_run(ref, prefix=True)
     if run is None:
-        raise NotFoundError(f"no eval run {ref!r}", hint="`shipyard eval run` and `shipyard gate` print run ids")
+        raise NotFoundError(
+            f"no eval run {ref!r}", hint="`shipyard eval run` and `shipyard gate` print run ids"
+        )
     return run
 
 
