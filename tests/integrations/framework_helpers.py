@@ -73,14 +73,18 @@ def module_name(prefix: str) -> str:
     return f"{prefix}{next(_counter)}"
 
 
-def init_template(root: Path, template: str) -> Project:
+def init_template(root: Path, template: str, rules: str = "") -> Project:
     """`shipyard init --template {template}` into `root` through the real CLI, its model pointed at a
-    mock LLM server started on the template's own rules file."""
+    mock LLM server started on the template's own rules file (`rules`: YAML rule items put before
+    the template's own, so they answer first)."""
     result = CliRunner().invoke(cli, ["init", str(root), "--template", template])
     configure_logging(stream=io.StringIO())  # the CLI logged to the runner's stderr, closed now
     assert result.exit_code == 0, result.output
     assert "shipyard mock-llm --rules rules/support.yaml &" in result.output  # NEXT.txt
-    mock = MockLLMServer(root / "rules" / "support.yaml")
+    path = root / "rules" / "support.yaml"
+    if rules:
+        path.write_text(path.read_text().replace("rules:\n", "rules:\n" + rules, 1))
+    mock = MockLLMServer(path)
     url = mock.start()
     config = root / "shipyard.yaml"
     text = config.read_text()

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from shipyard.cli import app as cli
 from shipyard.config import load_config
 from shipyard.errors import ConfigError, ShipyardError
-from shipyard.llm import MockLLMServer
 from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime, agent_versions
 
@@ -186,17 +185,8 @@ async def test_a_tool_policy_blocks_the_sdk_agents_refund_without_a_lookup(tmp_p
 async def test_a_tool_policy_lets_a_looked_up_refund_run_and_blocks_a_blind_one(
     tmp_path: Path, template: str
 ) -> None:
-    project = init_template(tmp_path / "support", template)
+    project = init_template(tmp_path / "support", template, BLIND_REFUND)
     try:
-        rules = project.root / "rules" / "support.yaml"
-        rules.write_text(rules.read_text().replace("rules:\n", "rules:\n" + BLIND_REFUND, 1))
-        project.mock.stop()
-        project.mock = MockLLMServer(rules)
-        url = project.mock.start()
-        config = project.root / "shipyard.yaml"
-        text = config.read_text()
-        base = next(w for w in text.split() if w.startswith("http://127.0.0.1:"))
-        config.write_text(text.replace(base, url))
         _add_to_agent(project, POLICY.format(refund="issue_refund", result=", result: {refundable: true}"))
         rt = Runtime(project.cfg)
         try:

@@ -12,7 +12,6 @@ import pytest
 from framework_helpers import Project, forget, init_template, tool_calls
 
 from shipyard.config import load_config
-from shipyard.llm import MockLLMServer
 from shipyard.runtime import Runtime
 
 POLICY = """\
@@ -51,16 +50,9 @@ CHECKED_REFUND = """\
 def _starter(root: Path, template: str, rules: str, refund: str) -> Project:
     """The starter project, its mock model answering `rules` before the template's own, and the
     refund policy on its `refund` tool."""
-    project = init_template(root, template)
-    path = project.root / "rules" / "support.yaml"
-    path.write_text(path.read_text().replace("rules:\n", "rules:\n" + rules, 1))
-    project.mock.stop()
-    project.mock = MockLLMServer(path)
-    url = project.mock.start()
+    project = init_template(root, template, rules)
     config = project.root / "shipyard.yaml"
-    text = config.read_text()
-    base = next(w for w in text.split() if w.startswith("http://127.0.0.1:"))
-    lines = text.replace(base, url).splitlines(keepends=True)
+    lines = config.read_text().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith("    model: {name: mock}")) + 1
     config.write_text("".join([*lines[:at], POLICY.format(refund=refund), *lines[at:]]))
     project.cfg = load_config(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_helpers import Clock, serving
+from rollout_helpers import Clock, Sy, cli, serving
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
@@ -65,3 +65,9 @@ def server(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
     """A real server on loopback over `cfg` and `store`: (its base URL, its ServerState)."""
     with serving(cfg, store) as served:
         yield served
+
+
+@pytest.fixture
+def sy(cfg: ShipyardConfig) -> Sy:
+    """`shipyard ARGS --config` on the test's project (rollout_helpers.cli)."""
+    return cli(cfg.path)  # type: ignore[arg-type]  # a loaded file always has its path

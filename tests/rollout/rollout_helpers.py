@@ -7,7 +7,8 @@ import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -127,3 +128,21 @@ def serving(cfg: ShipyardConfig, store: Store) -> Iterator[tuple[str, Any]]:
     finally:  # a failed test stops its server too, before its database goes
         srv.should_exit = True
         thread.join(timeout=60)
+
+
+Sy = Callable[..., tuple[int, str]]
+"""Runs `shipyard ARGS --config ...` in process: (exit code, output with rich's line wraps undone)."""
+
+
+def cli(config: Path | str) -> Sy:
+    """A `Sy` on the project `config`; a command that crashes (anything but a clean exit) fails the test."""
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, [*args, "--config", str(config)])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, " ".join(result.output.split())
+
+    return run

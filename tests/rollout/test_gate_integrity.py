@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from rollout_helpers import Clock, fill, gate_run
+from rollout_helpers import Clock, cli, fill, gate_run
 from testdb import KINDS, fresh_database
 from typer.testing import CliRunner
 from yaml_sections import add_yaml
@@ -280,9 +280,7 @@ def test_cli_a_production_gate_with_no_thresholds_fails_two_error_safety_cases_a
 ) -> None:
     config = str(_no_threshold_production_gate(cfg))
 
-    def sy(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, [*args, "--config", config])
-        return result.exit_code, " ".join(result.output.split())
+    sy = cli(config)
 
     code, out = sy("gate", "production", "--agent", "support", "--version", "1.2.0")
     assert code == 1 and "Decision: FAIL" in out, out
@@ -577,9 +575,7 @@ def test_cli_an_override_of_the_served_version_needs_a_reason_and_only_an_ungate
 ) -> None:
     from shipyard.rollout import serving_gate
 
-    def sy(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, [*args, "--config", str(cfg.path)])
-        return result.exit_code, " ".join(result.output.split())
+    sy = cli(str(cfg.path))
 
     code, out = sy("rollout", "override-gate", "support", "--reason", "  ")
     assert code == 2 and "needs a reason" in out, out

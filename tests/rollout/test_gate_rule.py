@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rollout_helpers import Clock, fill, gate_run
+from rollout_helpers import Clock, cli, fill, gate_run
 from typer.testing import CliRunner
 
 from shipyard.cli import app
@@ -237,9 +237,7 @@ runner = CliRunner()
 def test_cli_override_gate_is_refused_without_a_reason_and_shown_by_status(
     cfg: ShipyardConfig, store: Store, ids: dict[str, str]
 ) -> None:
-    def sy(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, [*args, "--config", str(cfg.path)])
-        return result.exit_code, " ".join(result.output.split())
+    sy = cli(str(cfg.path))
 
     run = gate_run(store, ids["1.1"], "FAIL")
     code, out = sy("rollout", "canary", "support", "1.1")

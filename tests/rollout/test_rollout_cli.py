@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
 
 import pytest
-from rollout_helpers import gate_run, write_arm
+from rollout_helpers import Sy, gate_run, write_arm
 from typer.testing import CliRunner
 
 from shipyard.cli import app
@@ -20,16 +19,6 @@ from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 runner = CliRunner()
-Sy = Callable[..., tuple[int, str]]  # runs `shipyard ARGS --config ...`: (exit code, output)
-
-
-@pytest.fixture
-def sy(cfg: ShipyardConfig) -> Sy:
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, [*args, "--config", str(cfg.path)])
-        return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
-
-    return run
 
 
 def test_deploy_refusals_and_success(sy: Sy, store: Store, ids: dict[str, str]) -> None:

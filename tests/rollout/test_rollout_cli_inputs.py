@@ -4,29 +4,14 @@ refused by every command that takes one, and `override-gate` says what the overr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from rollout_helpers import gate_run
+from rollout_helpers import Sy, gate_run
 from typer.testing import CliRunner
 
-from shipyard.cli import app
-from shipyard.config import ShipyardConfig
 from shipyard.rollout import A_BETTER, B_BETTER, NO_DIFFERENCE, RolloutAction
 from shipyard.store import Store
 
 runner = CliRunner()
-Sy = Callable[..., tuple[int, str]]  # runs `shipyard ARGS --config ...`: (exit code, output)
-
-
-@pytest.fixture
-def sy(cfg: ShipyardConfig) -> Sy:
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, [*args, "--config", str(cfg.path)])
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
-
-    return run
 
 
 def test_status_after_a_gate_override_prints_the_decision(sy: Sy, ids: dict[str, str]) -> None:
