@@ -35,7 +35,7 @@ from shipyard.config import load_config
 from shipyard.demo import copy_project
 from shipyard.rollout import Deployment, assign
 from shipyard.server import create_app
-from shipyard.server._serve import MALLOC_ARENAS
+from shipyard.server._malloc import MALLOC_ARENAS
 from shipyard.store import Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

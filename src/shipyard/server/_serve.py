@@ -34,6 +34,7 @@ from uvicorn.supervisors import Multiprocess
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.server._connections import uvicorn_options
 from shipyard.server._journal import FsyncPolicy
+from shipyard.server._malloc import limit_malloc_arenas
 from shipyard.server._preflight import StartupError, bind_socket
 from shipyard.server._worker_metrics import forget_workers, worker_metrics_dir
 
@@ -44,38 +45,6 @@ ENV_HOST = "SHIPYARD_SERVE_HOST"  # the bind address: auth depends on it (server
 ENV_NO_AUTH = "SHIPYARD_SERVE_NO_AUTH"
 WORKER_HEALTHCHECK_S = 60
 _STARTUP_FAILED = "Application startup failed. Exiting."  # uvicorn's line; ours names the problem
-
-
-MALLOC_ARENAS = 2
-"""glibc malloc arenas a server process keeps (`MALLOC_ARENA_MAX`), unless the environment sets its own.
-
-glibc gives each thread that contends for the allocator an arena of its own, up to 8 per core, and
-memory freed in one arena serves only that arena's later requests: a long-running server with a
-dozen threads (journal, writer, exporters, the thread pool of sync agents) holds freed, fragmented
-space in each. Two 300,000-interaction soaks (`benchmarks/bench_soak.py --n 300000`): with glibc's
-default, RSS ended at 263.6 MB and kept rising to the end (+9.8 MB from 143k on) as the arenas grew
-(82.7 -> 98.7 MB) around data that had stopped growing; with 2 arenas, RSS ended at 229.8 MB, +0.5 MB
-over the last 100,000 interactions, the arenas flat at 68 MB. The threads mostly run Python, one at
-a time under the GIL, so they hardly contend for the allocator."""
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas for this process (`mallopt(M_ARENA_MAX)`) and for the workers it
-    starts (`MALLOC_ARENA_MAX` in their environment), unless `MALLOC_ARENA_MAX` is already set (the
-    operator's choice is kept: glibc read it at this process's start). Call it before the server
-    starts its threads. Returns whether the cap was set here; elsewhere than glibc, nothing happens."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    m_arena_max = -8  # glibc's malloc.h
-    if ctypes.CDLL(None).mallopt(m_arena_max, arenas) != 1:
-        return False
-    os.environ["MALLOC_ARENA_MAX"] = str(arenas)  # spawned workers read it when they start
-    return True
 
 
 def _stop_with_parent(every_s: float = 1.0) -> None:

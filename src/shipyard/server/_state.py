@@ -30,6 +30,7 @@ from shipyard.server._auth import KeyRing
 from shipyard.server._dashboard import start_shared_kpis
 from shipyard.server._incidents_api import start_incidents
 from shipyard.server._journal import FsyncPolicy, Journal
+from shipyard.server._malloc import MALLOC_TRIM_S, can_trim_malloc, trim_malloc
 from shipyard.server._rate_limits import RateLimiter
 from shipyard.server._reload import Reloader, ReloadResult, kpi_horizon
 from shipyard.server._rollout_api import start_rollouts
@@ -225,6 +226,8 @@ class ServerState:
         ]
         if self.cfg.store.retention.enabled:
             self._tasks.append(loop.create_task(self._prune_store()))
+        if can_trim_malloc():
+            self._tasks.append(loop.create_task(self._trim_malloc()))
         self._tasks += await start_rollouts(self)  # assignment + canary ticks (server/_rollout_api.py)
         self._tasks += await start_shared_kpis(self)  # the fleet's KPIs, with Redis (server/_dashboard.py)
         self._tasks += await start_incidents(self)  # traffic -> incidents (server/_incidents_api.py)
@@ -324,6 +327,15 @@ class ServerState:
         with self.loops.guard("store_retention"):
             await prune()
         await self.loops.every("store_retention", retention.every_s, prune)
+
+    async def _trim_malloc(self) -> None:
+        """Hand glibc's free pages back to the kernel every MALLOC_TRIM_S (loop `malloc_trim`; see
+        server/_malloc.py): the server's memory stays flat once its data stops growing."""
+
+        async def trim() -> None:
+            await asyncio.to_thread(trim_malloc)
+
+        await self.loops.every("malloc_trim", MALLOC_TRIM_S, trim)
 
     async def stop(self) -> None:
         """Stop background tasks, move what the journal holds into the store, close everything. A
