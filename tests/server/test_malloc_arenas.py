@@ -1,5 +1,6 @@
-"""`shipyard serve` caps glibc's malloc arenas (server/_malloc.py `limit_malloc_arenas`) unless the
-operator set MALLOC_ARENA_MAX; the workers it starts inherit the cap (tests/server/test_reload.py)."""
+"""`shipyard serve` tunes glibc's malloc (server/_malloc.py `tune_malloc`: 2 arenas, a fixed mmap
+threshold) unless the operator set those; the workers it starts inherit the settings
+(tests/server/test_reload.py). Its loop `malloc_trim` hands free heap pages back to the kernel."""
 
 from __future__ import annotations
 
@@ -12,28 +13,51 @@ import pytest
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
-SCRIPT = (
-    "import os\n"
-    "from shipyard.server._malloc import limit_malloc_arenas\n"
-    "print(limit_malloc_arenas(), os.environ.get('MALLOC_ARENA_MAX'))\n"
-    "print(limit_malloc_arenas())\n"  # a second call keeps what the first set
-)
+SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
+
+TUNE = """
+import ctypes, os
+from shipyard.server._malloc import tune_malloc
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+print(tune_malloc(), os.environ.get("MALLOC_ARENA_MAX"), os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+print(tune_malloc())  # a second call keeps what the first set
+
+def mapped_kb():  # the mappings of 1 MiB and more (big blocks glibc mapped on their own)
+    total = 0
+    for line in open("/proc/self/maps"):
+        low, high = (int(x, 16) for x in line.split()[0].split("-"))
+        if len(line.split()) == 5 and high - low >= 2**20:
+            total += (high - low) // 1024
+    return total
+
+# glibc raises a dynamic threshold to the size of a mapped block freed: the next one of that size then
+# comes from the heap. With the threshold fixed, it is mapped again.
+libc.free(libc.malloc(4 * 2**20))
+before = mapped_kb()
+block = libc.malloc(4 * 2**20)
+print(mapped_kb() - before >= 4096)
+"""
 
 
-def _run(**env: str) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+def _run(script: str, **env: str) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env={**base, **env}, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], env={**base, **env}, capture_output=True, text=True, check=True
     )
-    return out.stdout.split("\n")[:2]
+    return out.stdout.split("\n")[:3]
 
 
-def test_the_cap_is_set_for_this_process_and_its_workers_when_the_environment_sets_none() -> None:
-    assert _run() == ["True 2", "False"]
+def test_the_settings_are_made_for_this_process_and_its_workers_when_the_environment_sets_none() -> None:
+    assert _run(TUNE) == ["['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_'] 2 131072", "[]", "True"]
 
 
-def test_an_operators_own_malloc_arena_max_is_kept() -> None:
-    assert _run(MALLOC_ARENA_MAX="4") == ["False 4", "False"]
+def test_an_operators_own_settings_are_kept() -> None:
+    assert _run(TUNE, MALLOC_ARENA_MAX="4") == ["['MALLOC_MMAP_THRESHOLD_'] 4 131072", "[]", "True"]
+    # the operator's own threshold: glibc adjusts no more either, and Shipyard sets nothing
+    assert _run(TUNE, MALLOC_ARENA_MAX="4", MALLOC_MMAP_THRESHOLD_="131072") == ["[] 4 131072", "[]", "True"]
 
 
 TRIM = """

@@ -35,7 +35,7 @@ from shipyard.config import load_config
 from shipyard.demo import copy_project
 from shipyard.rollout import Deployment, assign
 from shipyard.server import create_app
-from shipyard.server._malloc import MALLOC_ARENAS
+from shipyard.server._malloc import MALLOC_ARENAS, MMAP_THRESHOLD
 from shipyard.store import Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -330,12 +330,13 @@ def test_sighup_to_the_parent_reloads_every_worker(
     # the supervisor killed outright: its workers notice and stop too, rather than serve on as orphans
     workers = {e["pid"] for e in _events(log, "config_reloaded") if e["trigger"] == "signal"}
     assert len(workers) == 2
-    if platform.libc_ver()[0] == "glibc":  # each worker started with the parent's malloc arena cap
-        cap = os.environ.get("MALLOC_ARENA_MAX") or str(MALLOC_ARENAS)
+    if platform.libc_ver()[0] == "glibc":  # each worker started with the parent's malloc settings
+        arenas = os.environ.get("MALLOC_ARENA_MAX") or str(MALLOC_ARENAS)
+        threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_") or str(MMAP_THRESHOLD)
         for pid in workers:
-            assert f"MALLOC_ARENA_MAX={cap}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(
-                b"\0"
-            )
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert f"MALLOC_ARENA_MAX={arenas}".encode() in environ
+            assert f"MALLOC_MMAP_THRESHOLD_={threshold}".encode() in environ
     proc.kill()
     proc.wait()
 

@@ -34,7 +34,7 @@ from uvicorn.supervisors import Multiprocess
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.server._connections import uvicorn_options
 from shipyard.server._journal import FsyncPolicy
-from shipyard.server._malloc import limit_malloc_arenas
+from shipyard.server._malloc import tune_malloc
 from shipyard.server._preflight import StartupError, bind_socket
 from shipyard.server._worker_metrics import forget_workers, worker_metrics_dir
 
@@ -217,7 +217,7 @@ def serve(
     bound). Raises StartupError (exit 2) when the socket cannot be bound or the app does not start.
     """
     sock = bind_socket(host, port)  # before anything else: a busy port fails in a second
-    limit_malloc_arenas()  # before the app starts its threads
+    tune_malloc()  # before the app starts its threads
     common = uvicorn_options(cfg.server, host=host, port=port)  # timeouts, connection limit, drain
     try:
         if workers > 1:
