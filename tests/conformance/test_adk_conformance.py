@@ -13,8 +13,13 @@ from typing import Any, ClassVar
 import pytest
 from _conformance import ADK_FILES, DATA, Tally, compare_adk
 
-pytest.importorskip("google.adk.evaluation.trajectory_evaluator")
-pytest.importorskip("rouge_score")
+
+@pytest.fixture(autouse=True)
+def _adk_evaluation() -> None:
+    """Each test skips, saying why, without google-adk's evaluation extras (imported here, by the
+    tests, not by every pytest worker collecting this file)."""
+    pytest.importorskip("google.adk.evaluation.trajectory_evaluator")
+    pytest.importorskip("rouge_score")
 
 
 @pytest.mark.parametrize("path", ADK_FILES, ids=lambda p: str(p.relative_to(DATA / "adk")))

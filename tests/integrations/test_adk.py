@@ -39,7 +39,6 @@ from shipyard.cli import app as cli
 from shipyard.errors import ShipyardError
 from shipyard.evals import load_suite
 from shipyard.integrations._otel import collecting, framework_spans
-from shipyard.integrations.adk import adk_agent, warm_up_seconds
 from shipyard.llm import MockLLMServer
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord
@@ -163,6 +162,8 @@ async def test_trajectory_and_must_not_call_fail_when_the_agent_does_otherwise(t
 
 
 async def test_served_over_chat_completions_after_its_warm_up(template: Project) -> None:
+    from shipyard.integrations.adk import warm_up_seconds
+
     with serve(template.cfg) as served:
         # the warm-up ran before the server accepted its first connection
         assert '"event":"agent_warmed_up"' in served.logs.getvalue()
@@ -433,6 +434,8 @@ async def test_a_model_setting_the_proxy_does_not_pass_is_refused_by_name(user: 
 
 
 def test_wrong_uses_are_messages(user: Project) -> None:
+    from shipyard.integrations.adk import adk_agent
+
     with pytest.raises(ShipyardError, match="adk_agent\\(\\) takes an ADK agent, App or Runner, got str"):
         adk_agent("x", "root_agent")  # type: ignore[arg-type]
     with pytest.raises(ShipyardError, match="outside the agent call it is for"), framework_spans():

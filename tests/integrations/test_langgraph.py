@@ -12,10 +12,9 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
-import openai
 import pytest
 from framework_helpers import (
     Expected,
@@ -41,7 +40,6 @@ from shipyard.cli import app as cli
 from shipyard.errors import ShipyardError
 from shipyard.evals import ReplayCache, load_suite
 from shipyard.integrations import PROXY_BASE_URL
-from shipyard.integrations.langgraph import chat_model
 from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
 from shipyard.store import InteractionRecord
@@ -259,6 +257,14 @@ async def test_an_interrupt_escalates_and_the_next_message_resumes(user: Project
     await rt.aclose()
 
 
+def chat_model(*args: Any, **kwargs: Any) -> Any:
+    """`shipyard.integrations.langgraph.chat_model`, imported by the tests that use it (LangChain and
+    LangGraph load in seconds), not by every pytest worker collecting this file."""
+    from shipyard.integrations.langgraph import chat_model as made
+
+    return made(*args, **kwargs)
+
+
 # what chat_model promises ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "message"),
@@ -292,6 +298,8 @@ def test_chat_model_takes_the_chatopenai_settings_it_does_not_own() -> None:
 
 
 async def test_outside_an_interaction_chat_model_calls_nothing(template: Project) -> None:
+    import openai  # here, not at the top: not every pytest worker collecting this file needs it
+
     with pytest.raises(openai.BadRequestError, match="outside a Shipyard interaction"):
         await chat_model().ainvoke("hello")
     assert template.requests == []

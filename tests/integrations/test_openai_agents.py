@@ -13,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
-from agents.tracing import TracingProcessor, set_trace_processors
 from framework_helpers import (
     Project,
     assert_priced,
@@ -25,14 +23,12 @@ from framework_helpers import (
     serve,
     tool_calls,
 )
-from openai import AsyncOpenAI
 from openai_agents_helpers import user_project
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
 from shipyard.errors import ShipyardError
 from shipyard.evals import EvalRunner, load_suite
-from shipyard.integrations import openai_agents
 from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime
 
@@ -358,42 +354,52 @@ async def test_concurrent_interactions_each_get_their_own_spans_and_tool_calls(t
 
 
 # the SDK's own tracing ----------------------------------------------------------------------------------
-class Recorder(TracingProcessor):
-    """Stands in for the SDK's default processor (which exports to OpenAI)."""
+def recorder() -> Any:
+    """A processor that stands in for the SDK's default one (which exports to OpenAI) and keeps the
+    names of the traces and the types of the spans it is given. (The SDK is imported by the tests
+    that use it, not by every pytest worker collecting this file.)"""
+    from agents.tracing import TracingProcessor
 
-    def __init__(self) -> None:
-        self.traces: list[str] = []
-        self.spans: list[str] = []
+    class Recorder(TracingProcessor):
+        def __init__(self) -> None:
+            self.traces: list[str] = []
+            self.spans: list[str] = []
 
-    def on_trace_start(self, trace: Any) -> None:
-        self.traces.append(trace.name)
+        def on_trace_start(self, trace: Any) -> None:
+            self.traces.append(trace.name)
 
-    def on_trace_end(self, trace: Any) -> None:
-        pass
+        def on_trace_end(self, trace: Any) -> None:
+            pass
 
-    def on_span_start(self, span: Any) -> None:
-        self.spans.append(span.span_data.type)
+        def on_span_start(self, span: Any) -> None:
+            self.spans.append(span.span_data.type)
 
-    def on_span_end(self, span: Any) -> None:
-        pass
+        def on_span_end(self, span: Any) -> None:
+            pass
 
-    def shutdown(self) -> None:
-        pass
+        def shutdown(self) -> None:
+            pass
 
-    def force_flush(self) -> None:
-        pass
+        def force_flush(self) -> None:
+            pass
+
+    return Recorder()
 
 
 async def test_sdk_traces_from_interactions_go_to_shipyard_only(template: Project) -> None:
-    recorder = Recorder()
-    set_trace_processors([recorder])
+    from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
+    from agents.tracing import set_trace_processors
+    from openai import AsyncOpenAI
+
+    recorded = recorder()
+    set_trace_processors([recorded])
     try:
         rt = Runtime(template.cfg)
         assert await rt.warm_up("support") == {}
         rec = await rt.invoke("support", "Where is order 10001?")
         await rt.aclose()
         assert rec.status == "completed" and "agent Support" in {s.name for s in rec.spans}
-        assert recorder.traces == [] and recorder.spans == []  # neither the warm-up's nor the run's
+        assert recorded.traces == [] and recorded.spans == []  # neither the warm-up's nor the run's
 
         # outside any interaction the SDK is left alone: its trace reaches its processors, and the
         # (observed) tool just runs, recorded nowhere
@@ -402,12 +408,16 @@ async def test_sdk_traces_from_interactions_go_to_shipyard_only(template: Projec
         model = OpenAIChatCompletionsModel("mock", openai_client=client)
         result = await Runner.run(plain, "Where is order 10001?", run_config=RunConfig(model=model))
         assert result.final_output == "Order 10001 is shipped (UPS)."
-        assert recorder.traces == ["Agent workflow"] and "function" in recorder.spans
+        assert recorded.traces == ["Agent workflow"] and "function" in recorded.spans
     finally:
         set_trace_processors([])
 
 
 def test_outside_an_interaction_shipyard_says_so() -> None:
+    from agents import Agent
+
+    from shipyard.integrations import openai_agents
+
     with pytest.raises(ShipyardError, match="run_config\\(\\) was called outside a Shipyard interaction"):
         openai_agents.run_config()
     with pytest.raises(ShipyardError, match="asked for Shipyard's system prompt outside"):

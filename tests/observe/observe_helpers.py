@@ -6,6 +6,7 @@ import math
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -108,20 +109,30 @@ def same(got: Kpis, want: dict[str, object]) -> None:
 
 
 def random_samples(rng: random.Random, n: int) -> list[Sample]:
+    """`n` random samples of the last hour (agents, versions, 40 sessions, statuses, latencies with
+    ties, costs, tools, safety flags, ratings), drawn with numpy at once from a seed `rng` gives."""
+    g = np.random.default_rng(rng.getrandbits(64))
+
+    def pick(options: tuple[Any, ...]) -> list[Any]:
+        return [options[i] for i in g.integers(0, len(options), n).tolist()]
+
+    latency = np.choose(g.integers(0, 3, n), (np.full(n, 0.5), np.full(n, 1.0), g.uniform(0.1, 9.0, n)))
     return [
-        Sample(
-            f"i{i}",
-            NOW - rng.uniform(0, 3600),
-            rng.choice(("support", "billing")),
-            rng.choice(("v1", "v2", "v3")),
-            f"s{rng.randrange(40)}",
-            rng.choice(("completed", "completed", "failed", "escalated", "blocked")),
-            rng.choice((0.5, 1.0, rng.uniform(0.1, 9.0))),
-            rng.uniform(0, 0.01),
-            rng.randrange(4),
-            rng.randrange(2),
-            rng.random() < 0.1,
-            rng.choice((None, None, 1.0, 4.0, 5.0)),
+        Sample(f"i{i}", *fields)
+        for i, fields in enumerate(
+            zip(
+                (NOW - g.uniform(0, 3600, n)).tolist(),
+                pick(("support", "billing")),
+                pick(("v1", "v2", "v3")),
+                [f"s{k}" for k in g.integers(0, 40, n).tolist()],
+                pick(("completed", "completed", "failed", "escalated", "blocked")),
+                latency.tolist(),
+                g.uniform(0, 0.01, n).tolist(),
+                g.integers(0, 4, n).tolist(),
+                g.integers(0, 2, n).tolist(),
+                (g.random(n) < 0.1).tolist(),
+                pick((None, None, 1.0, 4.0, 5.0)),
+                strict=True,
+            )
         )
-        for i in range(n)
     ]

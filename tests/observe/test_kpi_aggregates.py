@@ -36,8 +36,9 @@ def aggregates_of(samples: list[Sample], horizon_s: float = 86400.0) -> Aggregat
 def spread(rng: random.Random, n: int, span_s: float) -> list[Sample]:
     """`n` random samples over the `span_s` seconds before NOW, in the order they finished."""
     samples = random_samples(rng, n)
-    for s in samples:
-        s.at = NOW - rng.uniform(0, span_s)
+    ats = NOW - np.random.default_rng(rng.getrandbits(64)).uniform(0, span_s, n)
+    for s, at in zip(samples, ats.tolist(), strict=True):
+        s.at = at
     return samples
 
 
@@ -98,26 +99,41 @@ def test_consecutive_windows_and_chart_buckets_partition_the_interactions() -> N
 
 
 def test_busy_windows_stay_within_the_sketch_error() -> None:
-    rng = random.Random(11)
-    samples = []
-    for i in range(120_000):  # ~33 a second: every 5 s bucket of each version goes over to the sketches
-        latency = math.exp(rng.gauss(-0.5, 0.9))  # log-normal, 0.05 s .. 10 s
-        samples.append(
-            Sample(
-                f"i{i}",
-                NOW - rng.uniform(0, 3600),
-                "support",
-                rng.choice(("v1", "v2")),
-                f"s{rng.randrange(20_000)}",
-                rng.choice(("completed", "completed", "failed", "escalated")),
-                latency,
-                rng.uniform(0, 0.01),
-                rng.randrange(3),
-                rng.randrange(2),
-                rng.random() < 0.01,
-                rng.choice((None, None, None, 1.0, 5.0)),
+    g = np.random.default_rng(11)
+    n = 120_000  # ~33 a second: every 5 s bucket of each version goes over to the sketches
+    statuses = ("completed", "completed", "failed", "escalated")
+    ratings = (None, None, None, 1.0, 5.0)
+    samples = [
+        Sample(
+            f"i{i}",
+            at,
+            "support",
+            version,
+            f"s{session}",
+            statuses[status],
+            latency,
+            cost,
+            tools,
+            errors,
+            safety,
+            ratings[rating],
+        )
+        for i, (at, version, session, status, latency, cost, tools, errors, safety, rating) in enumerate(
+            zip(
+                (NOW - g.uniform(0, 3600, n)).tolist(),
+                [("v1", "v2")[k] for k in g.integers(0, 2, n).tolist()],
+                g.integers(0, 20_000, n).tolist(),
+                g.integers(0, len(statuses), n).tolist(),
+                np.exp(g.normal(-0.5, 0.9, n)).tolist(),  # log-normal, 0.05 s .. 10 s
+                g.uniform(0, 0.01, n).tolist(),
+                g.integers(0, 3, n).tolist(),
+                g.integers(0, 2, n).tolist(),
+                (g.random(n) < 0.01).tolist(),
+                g.integers(0, len(ratings), n).tolist(),
+                strict=True,
             )
         )
+    ]
     agg = aggregates_of(samples)
     for since, until, version in [
         (NOW - 900, NOW + 5, None),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from cli_runner import invoke_cli
 
 from shipyard.config import ShipyardConfig
 from shipyard.evals import GATE_RULES
@@ -136,13 +137,9 @@ Sy = Callable[..., tuple[int, str]]
 
 def cli(config: Path | str) -> Sy:
     """A `Sy` on the project `config`; a command that crashes (anything but a clean exit) fails the test."""
-    from typer.testing import CliRunner
-
-    from shipyard.cli import app
 
     def run(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(app, [*args, "--config", str(config)])
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        result = invoke_cli(*args, "--config", str(config))
         return result.exit_code, " ".join(result.output.split())
 
     return run

@@ -15,31 +15,59 @@ from shipyard.rollout._stats import rank_design_effect, ratio_design_effect
 from shipyard.store import InteractionRecord, ToolCallRecord
 
 
-def session(rng: np.random.Generator, *, cost_factor: float = 1.0, incidents: float = 0.0) -> ArmSample:
-    """One simulated conversation of 1-8 turns whose turns are strongly alike: its kind sets the
-    level of latency and cost (which grow with the history), its customer the chance of completion
-    (an unsolved case stays unsolved), and some sessions hit a broken tool over and over."""
-    turns = int(rng.integers(1, 9))
-    kind = rng.normal(0, 0.6)
-    turn = np.arange(turns)
-    p_done = 1 / (1 + np.exp(-(2.0 + 2.5 * rng.normal())))
-    completed = int(rng.binomial(turns, p_done))
-    tool_calls = int(rng.poisson(1.5 * turns))
-    rated = int(rng.binomial(turns, 0.3))
-    down = int(rng.binomial(rated, 1 - p_done))
-    return ArmSample(
-        n=turns,
-        completed=completed,
-        escalated=int(rng.binomial(turns - completed, 0.7)),
-        safety_incidents=int(rng.binomial(turns, incidents)),
-        latency_ms=np.exp(6.0 + kind + 0.15 * turn + rng.normal(0, 0.1, turns)),
-        cost_usd=cost_factor * 1e-4 * np.exp(kind) * (1 + turn) * np.exp(rng.normal(0, 0.05, turns)),
-        tool_calls=tool_calls,
-        tool_errors=int(rng.binomial(tool_calls, 0.05 if rng.random() < 0.8 else 0.5)),
-        thumbs_up=rated - down,
-        thumbs_down=down,
-        units=1,
-    )
+def simulated_sessions(
+    rng: np.random.Generator, k: int, *, cost_factor: float = 1.0, incidents: float = 0.0
+) -> list[ArmSample]:
+    """`k` simulated conversations of 1-8 turns each, whose turns are strongly alike: a
+    conversation's kind sets the level of latency and cost (which grow with the history), its
+    customer the chance of completion (an unsolved case stays unsolved), and some conversations hit
+    a broken tool over and over. Drawn for all `k` at once (numpy), then split into sessions."""
+    if k == 0:
+        return []
+    turns = rng.integers(1, 9, k)
+    kind = rng.normal(0, 0.6, k)
+    p_done = 1 / (1 + np.exp(-(2.0 + 2.5 * rng.normal(size=k))))
+    completed = rng.binomial(turns, p_done)
+    tool_calls = rng.poisson(1.5 * turns)
+    rated = rng.binomial(turns, 0.3)
+    down = rng.binomial(rated, 1 - p_done)
+    escalated = rng.binomial(turns - completed, 0.7)
+    safety = rng.binomial(turns, incidents)
+    tool_errors = rng.binomial(tool_calls, np.where(rng.random(k) < 0.8, 0.05, 0.5))
+    # one value per turn: the session it belongs to, its place in that session
+    owner = np.repeat(np.arange(k), turns)
+    turn = np.arange(owner.size) - np.repeat(np.cumsum(turns) - turns, turns)
+    latency = np.exp(6.0 + kind[owner] + 0.15 * turn + rng.normal(0, 0.1, owner.size))
+    cost = cost_factor * 1e-4 * np.exp(kind[owner]) * (1 + turn) * np.exp(rng.normal(0, 0.05, owner.size))
+    ends = np.cumsum(turns)[:-1]
+    return [
+        ArmSample(
+            n=n,
+            completed=c,
+            escalated=e,
+            safety_incidents=i,
+            latency_ms=lat,
+            cost_usd=usd,
+            tool_calls=t,
+            tool_errors=te,
+            thumbs_up=r - d,
+            thumbs_down=d,
+            units=1,
+        )
+        for n, c, e, i, lat, usd, t, te, r, d in zip(
+            turns.tolist(),
+            completed.tolist(),
+            escalated.tolist(),
+            safety.tolist(),
+            np.split(latency, ends),
+            np.split(cost, ends),
+            tool_calls.tolist(),
+            tool_errors.tolist(),
+            rated.tolist(),
+            down.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def pooled(parts: list[ArmSample], *, sessions: bool = True) -> ArmSample:
@@ -53,9 +81,7 @@ def simulated_canary(
     rng: np.random.Generator, *, sessions: int = 300, share: float = 0.1, cost_factor: float = 1.0
 ) -> tuple[list[ArmSample], list[ArmSample]]:
     k = int(rng.binomial(sessions, share))
-    return [session(rng) for _ in range(sessions - k)], [
-        session(rng, cost_factor=cost_factor) for _ in range(k)
-    ]
+    return simulated_sessions(rng, sessions - k), simulated_sessions(rng, k, cost_factor=cost_factor)
 
 
 def test_correlated_sessions_without_a_difference_rarely_alarm() -> None:
@@ -169,8 +195,8 @@ def test_a_critical_safety_regression_spread_over_sessions_fails_at_once() -> No
     """Refund-policy incidents in several canary sessions, none in the baseline: FAIL with a small
     canary, before the minimum of interactions, as the demo's 1.1 must."""
     rng = np.random.default_rng(8)
-    base = [session(rng) for _ in range(250)]
-    can = [session(rng, incidents=0.3) for _ in range(6)]
+    base = simulated_sessions(rng, 250)
+    can = simulated_sessions(rng, 6, incidents=0.3)
     assert sum(s.safety_incidents > 0 for s in can) >= 3
     result = analyze(pooled(base), pooled(can), min_samples_per_arm=60)
     safety = result.metric("safety_incidents")

@@ -27,25 +27,48 @@ from shipyard.store import InteractionRecord
 METRICS = {m.name: m for m in DEFAULT_EXPERIMENT_METRICS}
 
 
-def unit(rng: np.random.Generator, *, logit: float = 1.5, cost: float = 1.0) -> ArmSample:
-    """One simulated unit (a user's conversation) of 1-8 interactions that are strongly alike: its
-    customer sets the chance of completion and of a thumbs-up, its kind the level of latency and
-    cost."""
-    turns = int(rng.integers(1, 9))
-    p = 1 / (1 + np.exp(-(logit + 1.5 * rng.normal())))
-    level = rng.normal(0, 0.5)
-    rated = int(rng.binomial(turns, 0.4))
-    up = int(rng.binomial(rated, p))
-    return ArmSample(
-        n=turns,
-        completed=int(rng.binomial(turns, p)),
-        latency_ms=np.exp(7.0 + level + rng.normal(0, 0.2, turns)),
-        cost_usd=cost * 1e-3 * np.exp(level + rng.normal(0, 0.1, turns)),
-        thumbs_up=up,
-        thumbs_down=rated - up,
-        scores=np.clip(np.round(2.0 + 3 * p + rng.normal(0, 0.5, rated)), 1, 5),
-        units=1,
-    )
+def simulated_units(
+    rng: np.random.Generator, k: int, *, logit: float = 1.5, cost: float = 1.0
+) -> list[ArmSample]:
+    """`k` simulated units (a user's conversation each) of 1-8 interactions that are strongly alike:
+    a unit's customer sets the chance of completion and of a thumbs-up, its kind the level of
+    latency and cost. Drawn for all `k` at once (numpy), then split into units."""
+    if k == 0:
+        return []
+    turns = rng.integers(1, 9, k)
+    p = 1 / (1 + np.exp(-(logit + 1.5 * rng.normal(size=k))))
+    level = rng.normal(0, 0.5, k)
+    rated = rng.binomial(turns, 0.4)
+    up = rng.binomial(rated, p)
+    completed = rng.binomial(turns, p)
+    per_turn = np.repeat(np.arange(k), turns)  # the unit of each interaction
+    latency = np.exp(7.0 + level[per_turn] + rng.normal(0, 0.2, per_turn.size))
+    usd = cost * 1e-3 * np.exp(level[per_turn] + rng.normal(0, 0.1, per_turn.size))
+    per_rating = np.repeat(np.arange(k), rated)  # the unit of each rated interaction
+    scores = np.clip(np.round(2.0 + 3 * p[per_rating] + rng.normal(0, 0.5, per_rating.size)), 1, 5)
+    turn_ends, rating_ends = np.cumsum(turns)[:-1], np.cumsum(rated)[:-1]
+    return [
+        ArmSample(
+            n=n,
+            completed=c,
+            latency_ms=lat,
+            cost_usd=dollars,
+            thumbs_up=u,
+            thumbs_down=r - u,
+            scores=sc,
+            units=1,
+        )
+        for n, c, lat, dollars, u, r, sc in zip(
+            turns.tolist(),
+            completed.tolist(),
+            np.split(latency, turn_ends),
+            np.split(usd, turn_ends),
+            up.tolist(),
+            rated.tolist(),
+            np.split(scores, rating_ends),
+            strict=True,
+        )
+    ]
 
 
 def pooled(parts: list[ArmSample], *, units: bool = True) -> ArmSample:
@@ -64,7 +87,7 @@ def test_correlated_units_without_a_difference_keep_the_level() -> None:
     runs = 100
     rejected: dict[str, int] = {}
     for _ in range(runs):
-        a, b = [unit(rng) for _ in range(100)], [unit(rng) for _ in range(100)]
+        a, b = simulated_units(rng, 100), simulated_units(rng, 100)
         for how, units in (("new", True), ("old", False)):
             report = analyze_experiment(
                 pooled(a, units=units), pooled(b, units=units), specs, decide_on="fixed"
@@ -93,7 +116,7 @@ def test_the_sequential_test_over_looks_keeps_its_level() -> None:
     runs, looks = 40, (40, 80, 120)
     ever = {"new": 0, "old": 0}
     for _ in range(runs):
-        a, b = [unit(rng) for _ in range(looks[-1])], [unit(rng) for _ in range(looks[-1])]
+        a, b = simulated_units(rng, looks[-1]), simulated_units(rng, looks[-1])
         for how, units in (("new", True), ("old", False)):
             previous = None
             for k in looks:
@@ -113,8 +136,8 @@ def test_a_real_difference_is_still_found() -> None:
     specs = [METRICS["task_completion"], METRICS["cost_per_interaction"]]
     runs, found = 20, {"task_completion": 0, "cost_per_interaction": 0}
     for _ in range(runs):
-        a = [unit(rng) for _ in range(300)]
-        b = [unit(rng, logit=2.6, cost=0.8) for _ in range(300)]
+        a = simulated_units(rng, 300)
+        b = simulated_units(rng, 300, logit=2.6, cost=0.8)
         report = analyze_experiment(pooled(a), pooled(b), specs)
         for m in report.metrics:
             found[m.name] += m.verdict == B_BETTER

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from auth_helpers import shipyard
+from cli_runner import invoke_cli
 from server_helpers import Served
 
 from shipyard.server import create_key
@@ -29,8 +29,8 @@ def test_the_first_use_of_a_new_key_closes_an_open_server_at_once(
     served = serve_project()
     anon = served.client()
     assert anon.post(INVOKE, json=ASK).status_code == 200  # open: loopback, no key ever made
-    out = shipyard("keys", "create", "--role", "invoke", "--config", str(served.cfg.path))
-    assert out.returncode == 0, out.stderr
+    out = invoke_cli("keys", "create", "--role", "invoke", "--config", str(served.cfg.path))
+    assert out.exit_code == 0, out.stderr
     key = out.stdout.strip().splitlines()[-1]
     # made by the CLI straight into the store: not used yet, so keyless requests are still answered
     assert anon.post(INVOKE, json=ASK).status_code == 200

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from auth_helpers import shipyard, shipyard_serve
+from cli_runner import invoke_cli
 from server_helpers import HTTP, Served, free_port
 
 from shipyard.config import ShipyardConfig
@@ -43,8 +44,8 @@ def test_a_server_beyond_loopback_needs_a_key_before_the_first_exists(
     assert anon.post("/v1/agents/support/invoke", json={"input": "hi"}).status_code == 401
     assert anon.get("/healthz").status_code == 200  # health stays open
     # the first key, made as the CLI makes it (straight into the store): taken at its first use
-    out = shipyard("keys", "create", "--role", "admin", "--config", str(served.cfg.path))
-    assert out.returncode == 0, out.stderr
+    out = invoke_cli("keys", "create", "--role", "admin", "--config", str(served.cfg.path))
+    assert out.exit_code == 0, out.stderr
     key = out.stdout.strip().splitlines()[-1]
     with served.client(key) as admin:
         assert admin.get("/admin/keys").status_code == 200

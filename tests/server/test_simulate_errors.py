@@ -5,20 +5,21 @@ refuses (401), a key without the role (403), an agent it does not serve (404), n
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 
 import pytest
-from auth_helpers import shipyard
+from cli_runner import invoke_cli
+from click.testing import Result
 from server_helpers import Served, free_port
 
 from shipyard.server import create_key
 
 
-def simulate(*args: str, api_key: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`shipyard simulate ARGS` as a user runs it (SHIPYARD_API_KEY set only when `api_key` is given)."""
+def simulate(*args: str, api_key: str | None = None) -> Result:
+    """`shipyard simulate ARGS` as a user runs it, in this process (its messages are what is checked,
+    not a process of its own; SHIPYARD_API_KEY set only when `api_key` is given)."""
     env = {"COLUMNS": "400", "SHIPYARD_API_KEY": api_key or ""}
-    return shipyard("simulate", "--rps", "20", "--duration", "2", "--seed", "1", *args, env=env)
+    return invoke_cli("simulate", "--rps", "20", "--duration", "2", "--seed", "1", *args, env=env)
 
 
 @pytest.fixture
@@ -31,8 +32,8 @@ def keyed(serve_project: Callable[..., Served]) -> Served:
     return served
 
 
-def error_of(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
+def error_of(result: Result) -> str:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     return " ".join(result.stderr.split())
 
@@ -84,7 +85,7 @@ def test_a_url_beyond_this_machine_is_quoted_as_given() -> None:
 def test_a_good_key_from_the_environment_gets_answers(keyed: Served) -> None:
     invoker = create_key(keyed.state.store, "invoke")["key"]
     result = simulate("--url", keyed.url, "--duration", "1", api_key=invoker)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     last = result.stdout.splitlines()[-1]
     found = re.search(r" ok (\d+) ", last)
     assert found is not None and int(found[1]) > 0, last
