@@ -26,6 +26,8 @@ def _n(raw: Mapping[str, Any] | None, key: str) -> int:
     if not raw:
         return 0
     value = raw.get(key)
+    if type(value) is int:  # the usual answer, first (by exact type: a bool is not one)
+        return value if value > 0 else 0
     if isinstance(value, bool):
         return 0
     try:
@@ -36,7 +38,8 @@ def _n(raw: Mapping[str, Any] | None, key: str) -> int:
 
 def _details(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = raw.get(key)
-    return value if isinstance(value, Mapping) else {}
+    # a JSON object is a dict: checked by exact type first, as an ABC's isinstance is a Python call
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _usage(input_total: int, output_total: int, read: int, write: int, reasoning: int) -> Usage:

@@ -92,6 +92,11 @@ class AdaptiveLimiter:
         self._cond = asyncio.Condition()
 
     async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._cond.locked():
+            # room now and nobody holds the condition: taking it would not wait either (one event
+            # loop thread), so the slot is taken without the lock's and the wait's coroutines
+            self.in_flight += 1
+            return
         async with self._cond:
             await self._cond.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1

@@ -255,6 +255,9 @@ class OpenAIChatClient:
         import yarl
 
         self._url = yarl.URL(self.url)  # parsed once: aiohttp takes a URL as it is
+        # what `chat` catches, looked up once (not an `import aiohttp` per call)
+        self._connect_errors = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+        self._client_error = aiohttp.ClientError
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
         self._max_connections = max_connections
         self._rng = random.Random(seed)
@@ -269,11 +272,11 @@ class OpenAIChatClient:
 
     # connection pool ---------------------------------------------------------------------------
     def _session(self) -> aiohttp.ClientSession:
-        import aiohttp
-
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
+            import aiohttp
+
             self._drop_dead_sessions()
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
@@ -361,8 +364,6 @@ class OpenAIChatClient:
         """One chat completion, retried as the class docstring says. Every option that is set
         (`ChatOptions`) is sent in the body under its OpenAI name. Raises LLMError carrying every
         attempt (kind "unavailable", "rate_limited", "timeout", "bad_response" or "error")."""
-        import aiohttp  # loaded by __init__ already: a dict lookup
-
         body = self._body(messages, tools, options)
         session = self._session()
         attempts: list[Attempt] = []
@@ -393,9 +394,9 @@ class OpenAIChatClient:
                 raise
             except TimeoutError:
                 outcome, error = "timeout", f"no answer within {self._timeout.total}s"
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+            except self._connect_errors as e:  # aiohttp's ClientConnectionError, ClientPayloadError
                 outcome, error = "connect_error", f"{type(e).__name__}: {e}"
-            except aiohttp.ClientError as e:  # e.g. an invalid URL: retrying cannot help
+            except self._client_error as e:  # aiohttp.ClientError, e.g. an invalid URL: retrying cannot help
                 attempts.append(self._attempt(start, "error", error=f"{type(e).__name__}: {e}"))
                 if breaker is not None:
                     breaker.release()
@@ -492,5 +493,5 @@ class OpenAIChatClient:
             finish_reason=choice.get("finish_reason") or ("tool_calls" if tool_calls else "stop"),
             response_id=data.get("id"),
             response_model=data.get("model"),
-            logprobs=parse_logprobs(choice.get("logprobs")),
+            logprobs=parse_logprobs(logprobs) if (logprobs := choice.get("logprobs")) else None,
         )

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         rating_of,
         samples_from_records,
     )
+    from shipyard.observe._lean_span import span_events
     from shipyard.observe._logging import (
         configure_logging,
         log_event,
@@ -115,6 +116,7 @@ __all__ = [
     "set_span_exporter",
     "source_from_samples",
     "span_attributes",
+    "span_events",
     "start_span",
     "to_record",
     "to_records",

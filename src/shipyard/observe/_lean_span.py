@@ -25,7 +25,7 @@ own path."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any, cast
 from weakref import WeakKeyDictionary
@@ -62,6 +62,12 @@ _NONE: BoundedList[Any] = BoundedList(0)
 """The events and links of a span that has none: shared, never appended to."""
 
 
+def _one_string(value: Any) -> bool:
+    """A tuple of one string (a chat span's finish reasons): stored as it is, which is what the SDK's
+    validator makes of it (an equal tuple) when no value length limit is set."""
+    return type(value) is tuple and len(value) == 1 and type(value[0]) is str
+
+
 class _Attributes(BoundedAttributes):
     """BoundedAttributes that store values of the plain kinds without the generic validator (the
     same values it would store when no value length limit is set)."""
@@ -88,7 +94,7 @@ class _Attributes(BoundedAttributes):
         with self._lock:
             d = self._dict
             for key, value in attributes.items():
-                if type(value) not in _PLAIN:
+                if type(value) not in _PLAIN and not _one_string(value):
                     value = clean(key, value, None)
                     if value is None:  # not a valid attribute value: dropped (the SDK logs why)
                         continue
@@ -296,3 +302,12 @@ def lean_span(
     span = LeanSpan(name, context, parent_ctx, kind, tracer, attributes)
     span.start(start_time=start_ns)
     return span
+
+
+def span_events(span: Any) -> Sequence[Any]:
+    """`span.events`; for a span `lean_span` made that has none, an empty tuple without the SDK's
+    copy of its (shared, empty) event list under its lock."""
+    if type(span) is LeanSpan and span._events is _NONE:
+        return ()
+    events: Sequence[Any] = span.events
+    return events

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shipyard.observe import _semconv as sc
-from shipyard.observe._lean_span import lean_span
+from shipyard.observe._lean_span import _Attributes, lean_span
 from shipyard.store import SpanRecord
 
 _PROVIDER: TracerProvider | None = None
@@ -36,6 +36,8 @@ _KIND_NAMES = {
     SpanKind.PRODUCER: "producer",
     SpanKind.CONSUMER: "consumer",
 }
+_KIND_BY_ID = {id(kind): name for kind, name in _KIND_NAMES.items()}
+"""`_KIND_NAMES` by the member's identity (members are singletons): an Enum's hash is a Python call."""
 
 
 def tracer_provider(*, service_name: str = "shipyard") -> TracerProvider:
@@ -188,15 +190,28 @@ def hex_trace_id(span: Span) -> str:
 
 def to_record(span: ReadableSpan) -> SpanRecord:
     """A finished OTel span as a SpanRecord."""
+    return _to_record(span, {}, {})
+
+
+def _hex(n: int, width: str, written: dict[int, str]) -> str:
+    """`format(n, width)`, each id once per `to_records` call (a trace's spans share its trace id,
+    and their parents are spans of the same trace)."""
+    found = written.get(n)
+    if found is None:
+        found = written[n] = format(n, width)
+    return found
+
+
+def _to_record(span: ReadableSpan, trace_ids: dict[int, str], span_ids: dict[int, str]) -> SpanRecord:
     ctx = span.context
     assert ctx is not None
     parent = span.parent
     return SpanRecord(
-        trace_id=format(ctx.trace_id, "032x"),
-        span_id=format(ctx.span_id, "016x"),
-        parent_id=format(parent.span_id, "016x") if parent is not None else None,
+        trace_id=_hex(ctx.trace_id, "032x", trace_ids),
+        span_id=_hex(ctx.span_id, "016x", span_ids),
+        parent_id=_hex(parent.span_id, "016x", span_ids) if parent is not None else None,
         name=span.name,
-        kind=_KIND_NAMES.get(span.kind, "internal"),
+        kind=_KIND_BY_ID.get(id(span.kind), "internal"),
         start_ns=span.start_time or 0,
         end_ns=span.end_time or span.start_time or 0,
         status="error" if span.status.status_code is StatusCode.ERROR else "ok",
@@ -208,7 +223,8 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     """A span's attributes, not to be changed: read from the SDK's own mapping when it is what we
     know (its read-only view costs a call per attribute read), else through that view."""
     raw = getattr(span, "_attributes", None)
-    if isinstance(raw, BoundedAttributes):
+    kind = type(raw)  # the usual two by identity first: isinstance of an ABC costs a Python call
+    if kind is _Attributes or kind is BoundedAttributes or isinstance(raw, BoundedAttributes):
         inner = getattr(raw, "_dict", None)  # an SDK internal: read only when it is a dict
         if isinstance(inner, dict):
             return inner
@@ -216,4 +232,6 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
 
 
 def to_records(spans: Sequence[Span]) -> list[SpanRecord]:
-    return [to_record(s) for s in spans if isinstance(s, ReadableSpan)]
+    trace_ids: dict[int, str] = {}
+    span_ids: dict[int, str] = {}
+    return [_to_record(s, trace_ids, span_ids) for s in spans if isinstance(s, ReadableSpan)]

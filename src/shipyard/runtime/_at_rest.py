@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -25,7 +26,7 @@ from opentelemetry.trace import Status
 
 from shipyard.guardrails import redact_pii
 from shipyard.observe import semconv as sc
-from shipyard.observe import span_attributes
+from shipyard.observe import span_attributes, span_events
 from shipyard.store import InteractionRecord, ToolCallRecord
 
 # Span attributes Shipyard sets that never carry user content (names, ids, models, closed sets): not
@@ -144,6 +145,27 @@ def _redact(text: str) -> str:
     return redact_pii(text)[0]
 
 
+def _init_fields(cls: type) -> tuple[str, ...] | None:
+    """The names of `cls`'s fields, in order, when they are exactly its `__init__`'s parameters and
+    each can be passed by position (no keyword-only, init-only or non-init field); None otherwise."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    params = list(inspect.signature(cls).parameters.values())
+    if tuple(p.name for p in params) != names or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):
+        return None
+    return names
+
+
+_RECORD_FIELDS: Final = _init_fields(InteractionRecord)
+
+
+def _replace(r: InteractionRecord, **changes: Any) -> InteractionRecord:
+    """`dataclasses.replace(r, **changes)`, with the fields passed by position: a call with two dozen
+    keyword arguments costs more than the masking it carries (this runs once per interaction)."""
+    if _RECORD_FIELDS is None or type(r) is not InteractionRecord:
+        return dataclasses.replace(r, **changes)
+    return InteractionRecord(*[changes[n] if n in changes else getattr(r, n) for n in _RECORD_FIELDS])
+
+
 class _Masker:
     """One record's masking, with the texts already masked remembered."""
 
@@ -154,7 +176,7 @@ class _Masker:
         self._seen: dict[str, str] = {}
 
     def record(self, r: InteractionRecord) -> InteractionRecord:
-        return dataclasses.replace(
+        return _replace(
             r,
             input=self.text(r.input),
             output=self.text(r.output),
@@ -233,16 +255,17 @@ class _Masker:
 
     def span(self, s: ReadableSpan) -> ReadableSpan:
         attributes = self.attributes(span_attributes(s))
-        events = list(s.events)
-        events_changed = False
+        events = span_events(s)
+        kept_events: list[Event] | None = None  # copied only when an event is masked
         for i, e in enumerate(events):
             masked = self.attributes(e.attributes)
             if masked is not None:
-                events[i] = Event(e.name, masked, e.timestamp)
-                events_changed = True
+                if kept_events is None:
+                    kept_events = list(events)
+                kept_events[i] = Event(e.name, masked, e.timestamp)
         description = s.status.description
         masked_description = self.text(description) if description else description
-        if attributes is None and not events_changed and masked_description == description:
+        if attributes is None and kept_events is None and masked_description == description:
             return s
         return ReadableSpan(
             name=s.name,
@@ -250,7 +273,7 @@ class _Masker:
             parent=s.parent,
             resource=s.resource,
             attributes=attributes if attributes is not None else s.attributes,
-            events=events,
+            events=kept_events if kept_events is not None else list(events),
             links=s.links,
             kind=s.kind,
             status=Status(s.status.status_code, masked_description),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -251,8 +252,9 @@ class TracedLLM:
             sc.PROVIDER: getattr(client, "provider", "") or "unknown",  # failed calls keep it
             sc.REQUEST_MODEL: requested,
             sc.MODEL_KEY: model_name,
-            **(route_attributes(route) if route is not None else {}),
         }
+        if route is not None:
+            attributes.update(route_attributes(route))
         for key, value in options.items():
             if value is not None:
                 attributes[sc.CHAT_OPTION_ATTRIBUTES[key]] = _option_attribute(key, value)
@@ -306,7 +308,7 @@ class TracedLLM:
                 resp = await call()
         except LLMError as e:
             release_unstarted()
-            span.set_attributes(server_attributes(self._endpoint(e.attempts)))
+            span.set_attributes(_server_attributes(self._endpoint(e.attempts)))
             self._attempt_spans(span, e.attempts)
             self._trail.llm_calls.append(
                 LLMCallRecord(
@@ -342,23 +344,24 @@ class TracedLLM:
             if saving > 0:
                 span.set_attribute(sc.ROUTING_SAVING_USD, saving)
                 self._trail.add_saving("routing", saving)
-        span.set_attributes(
-            {
-                **server_attributes(self._endpoint(resp.attempts)),
-                **({sc.RESPONSE_ID: resp.response_id} if resp.response_id else {}),
-                sc.PROVIDER: resp.provider or span_provider(span),
-                # what the provider reported, else the model id of the attempt that answered
-                sc.RESPONSE_MODEL: resp.response_model or _answered_by(resp.attempts, requested),
-                sc.INPUT_TOKENS: u.input_tokens,
-                sc.OUTPUT_TOKENS: u.output_tokens,
-                sc.CACHE_READ_TOKENS: u.cached_input_tokens,
-                **({sc.CACHE_WRITE_TOKENS: u.cache_write_input_tokens} if u.cache_write_input_tokens else {}),
-                **({sc.REASONING_TOKENS: u.reasoning_tokens} if u.reasoning_tokens else {}),
-                sc.FINISH_REASONS: (resp.finish_reason,),
-                sc.COST_USD: cost,
-                sc.REPLAYED: replayed,
-            }
-        )
+        # built in place, not from `**` of small dicts (this runs on every model call); this order
+        done = dict(_server_attributes(self._endpoint(resp.attempts)))
+        if resp.response_id:
+            done[sc.RESPONSE_ID] = resp.response_id
+        done[sc.PROVIDER] = resp.provider or span_provider(span)
+        # what the provider reported, else the model id of the attempt that answered
+        done[sc.RESPONSE_MODEL] = resp.response_model or _answered_by(resp.attempts, requested)
+        done[sc.INPUT_TOKENS] = u.input_tokens
+        done[sc.OUTPUT_TOKENS] = u.output_tokens
+        done[sc.CACHE_READ_TOKENS] = u.cached_input_tokens
+        if u.cache_write_input_tokens:
+            done[sc.CACHE_WRITE_TOKENS] = u.cache_write_input_tokens
+        if u.reasoning_tokens:
+            done[sc.REASONING_TOKENS] = u.reasoning_tokens
+        done[sc.FINISH_REASONS] = (resp.finish_reason,)
+        done[sc.COST_USD] = cost
+        done[sc.REPLAYED] = replayed
+        span.set_attributes(done)
         if resp.logprobs:  # promptfoo's perplexity checks read these (not content: no capture needed)
             span.set_attribute(sc.LOGPROB_MEAN, sum(resp.logprobs) / len(resp.logprobs))
             span.set_attribute(sc.LOGPROB_TOKENS, len(resp.logprobs))
@@ -419,7 +422,7 @@ class TracedLLM:
                     **({sc.HTTP_RESEND_COUNT: i - 1} if i > 1 else {}),
                     sc.REQUEST_MODEL: a.model_id or a.model,
                     sc.MODEL_KEY: a.model,
-                    **server_attributes(a.endpoint),
+                    **_server_attributes(a.endpoint),
                     sc.ATTEMPT: i,
                     sc.ATTEMPT_OUTCOME: a.outcome,
                     **({sc.HTTP_STATUS: a.status_code} if a.status_code else {}),
@@ -508,6 +511,12 @@ def output_messages_json(resp: ChatResponse) -> str:
 
 def server_attributes(endpoint: str) -> dict[str, Any]:
     """`server.address` and `server.port` of a `host:port` endpoint (none for an in-process model)."""
+    return dict(_server_attributes(endpoint))
+
+
+@functools.lru_cache(maxsize=256)  # a process calls a few endpoints, each on every model call
+def _server_attributes(endpoint: str) -> dict[str, Any]:
+    """`server_attributes`, shared: only read (spread into other attributes), never changed."""
     host, sep, port = endpoint.rpartition(":")
     if not sep or not port.isdigit() or not host:
         return {}
@@ -540,7 +549,7 @@ def _attempt_events(span: Span, attempts: list[Attempt]) -> None:
         base: dict[str, Any] = {
             sc.REQUEST_MODEL: a.model_id or a.model,
             sc.MODEL_KEY: a.model,
-            **server_attributes(a.endpoint),
+            **_server_attributes(a.endpoint),
             sc.ATTEMPT: i + 1,
         }
         if a.breaker is not None:

@@ -292,7 +292,10 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
     timeout = ex.timeout_s or v.timeout_s
     with interaction_scope(ctx, TraceSpans(rt.tracer, ex.root, ex.trail)) as interaction:
         try:
-            ex.result = await asyncio.wait_for(v.spec(ex.user_input, ctx), timeout)
+            # in this task, as `wait_for` runs it on Python 3.12+ (on 3.11 it wraps the agent in a
+            # task of its own: a task, a timer and a waiter more per interaction)
+            async with asyncio.timeout(timeout):
+                ex.result = await v.spec(ex.user_input, ctx)
         except TimeoutError:
             _failed(ex, "timeout", f"the agent did not finish within {timeout:g}s")
         except LLMError as e:
