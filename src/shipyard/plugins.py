@@ -144,9 +144,20 @@ class _Loader:
             except PluginError as e:
                 self._error = e
                 builtins = []
+            # A distribution's name is read from its METADATA (the whole file is parsed, long
+            # description included, on every `.name`): once per distribution, not per entry point.
+            names: dict[int, str | None] = {}
+
+            def dist_name(ep: EntryPoint) -> str | None:
+                key = id(ep.dist)
+                if key not in names:
+                    names[key] = _dist_name(ep)
+                return names[key]
+
+            found = list(entry_points(group=self.group))  # keeps each `ep.dist` alive (the ids stay theirs)
             others = sorted(
-                (ep for ep in entry_points(group=self.group) if _dist_name(ep) != DISTRIBUTION),
-                key=lambda ep: (_dist_name(ep) or "", ep.name),
+                (ep for ep in found if dist_name(ep) != DISTRIBUTION),
+                key=lambda ep: (dist_name(ep) or "", ep.name),
             )
             self._found = (builtins, others)
         return self._found

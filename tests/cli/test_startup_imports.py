@@ -48,6 +48,9 @@ NOT_FOR_RUN = (
     "shipyard.flags._admin",
     "shipyard.flags._killswitch",
     "shipyard.flags._shared",
+    # prompt diffs and lints (the runtime loads bundles only)
+    "shipyard.prompts._diff",
+    "shipyard.prompts._lint",
     # the command modules of other commands (`run` is in shipyard.cli.core)
     "shipyard.cli.evals",
     "shipyard.cli.serve",
@@ -67,6 +70,7 @@ LAZY_PACKAGES = (
     "shipyard.rollout",
     "shipyard.server",
     "shipyard.guardrails",
+    "shipyard.prompts",
 )
 
 # Runs a command in a fresh interpreter (what a user's process imports, not this test process's) and

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from plugin_dist import PYTHON, env_with_path, install, write_package
+from pytest import MonkeyPatch
 
 PROBE = """
 import json, sys
@@ -83,3 +85,30 @@ def test_with_a_third_party_plugin_the_first_lookup_loads_everything(tmp_path: P
         "loaded": ["agents", "evals", "guardrails", "llm", "scripted_too", "store"],
     }
     assert out["failures"] == []
+
+
+def test_discovery_reads_each_distributions_name_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Telling Shipyard's own entry points from others reads each one's distribution name, which
+    parses that distribution's whole METADATA (Shipyard's carries its README): once per distribution,
+    not once per entry point (Shipyard declares five, a plugin may declare several)."""
+    from shipyard import plugins
+
+    package = write_package(
+        tmp_path / "pkg",
+        "two-plugins",
+        {"shipyard.plugins": {"first": "two_plugins_a", "second": "two_plugins_b"}},
+        {"two_plugins_a.py": "", "two_plugins_b.py": ""},
+    )
+    monkeypatch.syspath_prepend(str(install(tmp_path / "site", package)))
+    read: list[str | None] = []
+    real = plugins._dist_name
+
+    def counted(ep: EntryPoint) -> str | None:
+        read.append(real(ep))
+        return read[-1]
+
+    monkeypatch.setattr(plugins, "_dist_name", counted)
+    builtins, others = plugins._Loader(plugins.GROUP)._discover()
+    assert {ep.name for ep in builtins} >= {"agents", "evals", "guardrails", "llm", "store"}
+    assert [(ep.name, ep.value) for ep in others] == [("first", "two_plugins_a"), ("second", "two_plugins_b")]
+    assert sorted(read, key=str) == ["shipyard", "two-plugins"]

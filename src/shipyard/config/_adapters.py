@@ -4,11 +4,9 @@
 plugin's, through the `shipyard.plugins` entry points); an unknown kind is an error of the file that
 lists the known ones, and each kind checks the settings it needs when the file is loaded."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,7 +14,7 @@ from shipyard.config._schema_base import MODULE_ATTR, StrictModel
 from shipyard.plugins import Registry
 
 
-def _no_check(cfg: AdapterConfig) -> None:
+def _no_check(cfg: "AdapterConfig") -> None:
     return None
 
 
@@ -30,8 +28,8 @@ class AgentAdapter:
             run when shipyard.yaml loads, so the message names the file and line.
     """
 
-    build: Callable[[AdapterConfig, str], Any]
-    check: Callable[[AdapterConfig], None] = _no_check
+    build: Callable[["AdapterConfig", str], Any]
+    check: Callable[["AdapterConfig"], None] = _no_check
 
 
 ADAPTERS: Registry[AgentAdapter] = Registry("adapter kind", builtin="agents")
@@ -71,7 +69,7 @@ class AdapterConfig(StrictModel):
         return kind
 
     @model_validator(mode="after")
-    def _kind_accepts(self) -> AdapterConfig:
+    def _kind_accepts(self) -> Self:
         ADAPTERS.get(self.kind).check(self)
         return self
 

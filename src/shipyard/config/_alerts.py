@@ -14,14 +14,12 @@ force unless alerting is off; a configured rule on the same metric replaces the 
 (`BUILTIN_ALERT_RULES`).
 """
 
-from __future__ import annotations
-
 import re
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, empty_list
 
 # KPI names a rule may watch, and which direction is bad ("<": low is bad, ">": high is bad).
 ALERT_METRICS: dict[str, str] = {
@@ -95,7 +93,7 @@ class AlertRule(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _thresholds(self) -> AlertRule:
+    def _thresholds(self) -> Self:
         if self.warn is None and self.alert is None:
             raise ValueError(f"rule {self.name!r} needs a warn or an alert threshold (or both)")
         return self
@@ -148,10 +146,10 @@ class AlertsConfig(StrictModel):
         None, description="default: DEFAULT_ALERT_RULES; [] turns alerts off"
     )
     webhooks: list[str] = Field(
-        default_factory=list, description="URLs that receive each state change (POST)"
+        default_factory=empty_list, description="URLs that receive each state change (POST)"
     )
     files: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="files (relative to the project) each state change is appended to as a JSON line, "
         "for a log shipper or a local on-call tool",
     )
@@ -167,7 +165,7 @@ class AlertsConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _unique_names(self) -> AlertsConfig:
+    def _unique_names(self) -> Self:
         names = [r.name for r in self.rules or []]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

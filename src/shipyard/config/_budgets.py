@@ -11,14 +11,12 @@ budgets:
        on_unavailable: fail_open}
 """
 
-from __future__ import annotations
-
 import re
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from shipyard.config._schema_base import RedisCounters, StrictModel
+from shipyard.config._schema_base import RedisCounters, StrictModel, empty_list
 
 BudgetScope = Literal["session", "user", "api_key", "feature", "agent", "global"]
 BudgetWindow = Literal["interaction", "session", "day", "month"]
@@ -63,7 +61,7 @@ class BudgetLimit(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _one_unit(self) -> BudgetLimit:
+    def _one_unit(self) -> Self:
         if not _NAME.match(self.name):
             raise ValueError(
                 f"budget name {self.name!r} must be letters, digits, '-', '_' or '.' (at most 64)"
@@ -136,10 +134,10 @@ class BudgetsConfig(RedisCounters):
     graceful_answer: str = Field(
         DEFAULT_GRACEFUL_ANSWER, min_length=1, description="the answer of an interaction stopped by a budget"
     )
-    limits: list[BudgetLimit] = Field(default_factory=list)
+    limits: list[BudgetLimit] = Field(default_factory=empty_list)
 
     @model_validator(mode="after")
-    def _unique(self) -> BudgetsConfig:
+    def _unique(self) -> Self:
         seen: set[str] = set()
         for b in self.limits:
             if b.name in seen:

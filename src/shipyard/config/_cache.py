@@ -12,10 +12,8 @@ cache:
 A section that is left out is off; `cache:` left out turns every cache off.
 """
 
-from __future__ import annotations
-
 import re
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -51,7 +49,7 @@ class EmbeddingConfig(StrictModel):
     timeout_s: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
-    def _base_url_for_openai(self) -> EmbeddingConfig:
+    def _base_url_for_openai(self) -> Self:
         if self.provider == "openai" and not self.base_url:
             raise ValueError("an 'openai' embedding needs base_url (for example http://127.0.0.1:8100/v1)")
         if self.provider == "builtin" and (self.base_url or self.api_key_env):
@@ -148,7 +146,7 @@ class CacheConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _settings_need_a_cache(self) -> CacheConfig:
+    def _settings_need_a_cache(self) -> Self:
         on = self.answers or bool(self.tools)
         idle = sorted(self.model_fields_set & _STORAGE_SETTINGS)
         if idle and not on:

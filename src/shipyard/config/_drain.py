@@ -9,8 +9,6 @@ lets requests in flight finish for up to `timeout_s`, moves what the journal hol
 and exits 0. A second signal stops waiting.
 """
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from shipyard.config._schema_base import StrictModel

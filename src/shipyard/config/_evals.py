@@ -10,8 +10,6 @@ evals:
 Without `user_simulator`, a `scenario` case is SKIPPED, saying so; it never counts as passed.
 """
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from shipyard.config._schema_base import StrictModel

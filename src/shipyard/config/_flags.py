@@ -8,8 +8,6 @@ flags:
 ```
 """
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from shipyard.config._schema_base import StrictModel

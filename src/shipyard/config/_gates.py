@@ -16,13 +16,11 @@ gates:
 ```
 """
 
-from __future__ import annotations
-
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel
+from shipyard.config._schema_base import StrictModel, empty_list
 from shipyard.errors import NotFoundError
 
 # The eval categories a suite case can have (kept equal to shipyard.evals.CATEGORIES by a test;
@@ -66,7 +64,7 @@ class SafetyPolicy(StrictModel):
         return v.strip() if v is not None else None
 
     @model_validator(mode="after")
-    def _relaxing_needs_a_reason(self) -> SafetyPolicy:
+    def _relaxing_needs_a_reason(self) -> Self:
         relaxing = [
             f"min_pass_rate {self.min_pass_rate:g}" if self.min_pass_rate < 1.0 else "",
             "errors: exclude" if self.errors == "exclude" else "",
@@ -97,7 +95,9 @@ class StagePolicy(StrictModel):
     a category with no `min_pass_rate` needs every case to pass; safety cases always get the hard
     100% safety check (see `SafetyPolicy`). Thresholds loosen that, category by category."""
 
-    suites: list[str] = Field(default_factory=list, description="suite files, relative to shipyard.yaml")
+    suites: list[str] = Field(
+        default_factory=empty_list, description="suite files, relative to shipyard.yaml"
+    )
     repeat: int | None = Field(None, ge=1, le=1000, description="repeats per case; default: the suite's")
     min_pass_rate: dict[str, Rate] = Field(default_factory=dict, description="per category")
     on: Literal["point", "wilson_lower"] = Field(
@@ -152,7 +152,7 @@ class StagePolicy(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _safety_stays_hard(self) -> StagePolicy:
+    def _safety_stays_hard(self) -> Self:
         relaxed = self.safety is not None and self.safety.relaxed is not None
         if relaxed:
             return self

@@ -19,13 +19,11 @@ there through the `shipyard.plugins` entry points); the kind brings the pydantic
 so an unknown kind, an option it does not take, or a stage it cannot check is an error of the file,
 naming the line and the known kinds, before anything runs."""
 
-from __future__ import annotations
-
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from shipyard.config._schema_base import StrictModel, problem_message
+from shipyard.config._schema_base import StrictModel, empty_list, problem_message
 from shipyard.plugins import Registry
 
 Stage = Literal["input", "tool_call", "tool_result", "output"]
@@ -70,7 +68,7 @@ class GuardrailConfig(StrictModel):
     _options: BaseModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _check_kind_and_options(self) -> GuardrailConfig:
+    def _check_kind_and_options(self) -> Self:
         spec = GUARDRAIL_KINDS.get(self.kind)  # an unknown kind: ValueError naming the known ones
         try:
             self._options = spec.options.model_validate(dict(self.model_extra or {}))
@@ -98,10 +96,10 @@ class GuardrailsConfig(StrictModel):
     check that blocks or escalates answers the request (`blocked_reply` / `escalated_reply` unless
     the check gives its own reply) and the rest of the stage does not run."""
 
-    input: list[GuardrailConfig] = Field(default_factory=list)
-    tool_call: list[GuardrailConfig] = Field(default_factory=list)
-    tool_result: list[GuardrailConfig] = Field(default_factory=list)
-    output: list[GuardrailConfig] = Field(default_factory=list)
+    input: list[GuardrailConfig] = Field(default_factory=empty_list)
+    tool_call: list[GuardrailConfig] = Field(default_factory=empty_list)
+    tool_result: list[GuardrailConfig] = Field(default_factory=empty_list)
+    output: list[GuardrailConfig] = Field(default_factory=empty_list)
     blocked_reply: str = Field(
         DEFAULT_BLOCKED_REPLY, min_length=1, description="what a request a guardrail blocked answers"
     )
@@ -112,7 +110,7 @@ class GuardrailsConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _stages_and_names(self) -> GuardrailsConfig:
+    def _stages_and_names(self) -> Self:
         problems = []
         seen: set[str] = set()
         for stage in STAGES:

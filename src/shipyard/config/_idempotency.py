@@ -4,8 +4,6 @@ server:
   idempotency: {ttl_s: 86400, wait_s: 10}
 """
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from shipyard.config._schema_base import StrictModel

@@ -24,14 +24,12 @@ outlier, a tag) or turn them into candidates at once, and can be applied to stor
 (`shipyard incidents rules backfill`).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, Self, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel, section
+from shipyard.config._schema_base import StrictModel, empty_list, section
 from shipyard.types import InteractionStatus
 
 if TYPE_CHECKING:
@@ -69,13 +67,13 @@ class RuleFilter(StrictModel):
     model_config = ConfigDict(use_enum_values=True)  # statuses are kept as the plain strings records hold
 
     status: list[InteractionStatus] = Field(
-        default_factory=list, description="any of these statuses (every status a record can have)"
+        default_factory=empty_list, description="any of these statuses (every status a record can have)"
     )
     feedback: Literal["negative", "positive", "any"] | None = Field(
         None, description="negative: thumbs down or a score at or below low_csat"
     )
     guardrail: list[Literal["block", "redact", "escalate"]] = Field(
-        default_factory=list, description="a guardrail gave one of these verdicts"
+        default_factory=empty_list, description="a guardrail gave one of these verdicts"
     )
     cost_over_usd: float | None = Field(None, ge=0, description="cost above this")
     latency_over_ms: float | None = Field(None, ge=0, description="latency above this")
@@ -85,7 +83,9 @@ class RuleFilter(StrictModel):
     latency_outlier: float | None = Field(
         None, gt=1, description="latency above this many times the agent's median"
     )
-    tags: list[str] = Field(default_factory=list, description="all of these in the request's metadata.tags")
+    tags: list[str] = Field(
+        default_factory=empty_list, description="all of these in the request's metadata.tags"
+    )
 
 
 class IncidentRule(StrictModel):
@@ -99,7 +99,7 @@ class IncidentRule(StrictModel):
     webhook: str | None = Field(None, description="URL that receives each new incident (action webhook)")
 
     @model_validator(mode="after")
-    def _webhook_needs_url(self) -> IncidentRule:
+    def _webhook_needs_url(self) -> Self:
         if self.action == "webhook" and not self.webhook:
             raise ValueError(f"rule {self.name!r}: action webhook needs `webhook: <url>`")
         if self.webhook and self.action != "webhook":
@@ -129,7 +129,7 @@ class IncidentsConfig(StrictModel):
         description="configured gate stages that run the regression suite (once it exists); its cases "
         "fix tool answers, so they run in process (not through post-merge's staging server)",
     )
-    rules: list[IncidentRule] = Field(default_factory=list)
+    rules: list[IncidentRule] = Field(default_factory=empty_list)
     queue_size: int = Field(
         10_000, ge=1, description="records waiting to be looked at; beyond: counted, skipped"
     )
@@ -159,7 +159,7 @@ class IncidentsConfig(StrictModel):
         return self.regression_suite.format(agent=agent)
 
 
-def include_regression_suites(cfg: ShipyardConfig) -> None:
+def include_regression_suites(cfg: "ShipyardConfig") -> None:
     """Put each agent's regression suite (when the file exists: cases were promoted into it) in the
     suites of the gate stages `incidents.gate_stages` names, so the gates run it without anyone
     listing it. Called once the config knows its folder."""

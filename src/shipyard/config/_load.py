@@ -1,7 +1,5 @@
 """Loading YAML files into pydantic models with errors that name file, field path and line."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 import pickle

@@ -13,16 +13,14 @@ any plugin's, through the `shipyard.plugins` entry points). The provider brings 
 its own settings; they are checked when the file is loaded, and every problem names its field and
 line (an unknown provider lists the known ones)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel, section
+from shipyard.config._schema_base import StrictModel, empty_list, section
 from shipyard.plugins import Registry
 
 if TYPE_CHECKING:
@@ -61,7 +59,7 @@ class ModelPrices(PriceRates):
     A call is priced at the prices in effect when it was made (`rates_at`); with a list, the
     top-level fields hold the prices in effect when the file was loaded."""
 
-    dated: list[DatedPrices] = Field(default_factory=list, description="use the list form instead")
+    dated: list[DatedPrices] = Field(default_factory=empty_list, description="use the list form instead")
 
     @model_validator(mode="before")
     @classmethod
@@ -69,7 +67,7 @@ class ModelPrices(PriceRates):
         return {"dated": data} if isinstance(data, list) else data
 
     @model_validator(mode="after")
-    def _current(self) -> ModelPrices:
+    def _current(self) -> Self:
         if not self.dated:
             return self
         if self.model_fields_set - {"dated"}:
@@ -125,7 +123,7 @@ class BreakerConfig(StrictModel):
     half_open_probes: int = Field(3, ge=1, description="calls let through to test a recovered model")
 
 
-def _no_identity(settings: Any, cfg: ShipyardConfig) -> dict[str, Any]:
+def _no_identity(settings: Any, cfg: "ShipyardConfig") -> dict[str, Any]:
     return {}
 
 
@@ -147,8 +145,8 @@ class ModelProvider:
     """
 
     settings: type[BaseModel]
-    client: Callable[[str, ModelConfig, ShipyardConfig], Any]
-    identity: Callable[[Any, ShipyardConfig], dict[str, Any]] = _no_identity
+    client: Callable[[str, "ModelConfig", "ShipyardConfig"], Any]
+    identity: Callable[[Any, "ShipyardConfig"], dict[str, Any]] = _no_identity
 
 
 PROVIDERS: Registry[ModelProvider] = Registry("model provider", builtin="llm")
@@ -178,7 +176,7 @@ class ModelConfig(StrictModel):
         return name
 
     @model_validator(mode="after")
-    def _provider_settings(self) -> ModelConfig:
+    def _provider_settings(self) -> Self:
         spec = PROVIDERS.get(self.provider)
         # a ValidationError here is reported under this entry's path: models.<key>.<setting>, with its line
         self._settings = spec.settings.model_validate(dict(self.model_extra or {}))

@@ -21,13 +21,11 @@ pipeline:
 Every stage's eval thresholds stay in `gates:`; this section says what else a stage runs.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shipyard.config._schema_base import StrictModel, section
+from shipyard.config._schema_base import StrictModel, empty_list, section
 
 PIPELINE_STAGES: tuple[str, ...] = ("pre-merge", "post-merge", "production")
 
@@ -63,9 +61,11 @@ class BenchmarkSettings(StrictModel):
 class PostMergeStage(StrictModel):
     """What post-merge runs against the staging server besides its gate's suites."""
 
-    suites: list[str] = Field(default_factory=list, description="more suites, relative to shipyard.yaml")
+    suites: list[str] = Field(
+        default_factory=empty_list, description="more suites, relative to shipyard.yaml"
+    )
     integration_suites: list[str] = Field(
-        default_factory=list, description="suites that use real tool connections (run on staging only)"
+        default_factory=empty_list, description="suites that use real tool connections (run on staging only)"
     )
     benchmark: BenchmarkSettings | None = section(description="null turns the benchmark off")
     startup_timeout_s: float = Field(
@@ -79,7 +79,7 @@ class ProductionStage(StrictModel):
     """What the production stage adds to its gate."""
 
     adversarial_suites: list[str] = Field(
-        default_factory=list, description="red-team suites, run with the gate's suites"
+        default_factory=empty_list, description="red-team suites, run with the gate's suites"
     )
     min_model_agreement: float = Field(
         0.9, ge=0, le=1, description="cross-model consistency below this needs a recorded approval"

@@ -11,9 +11,7 @@ A request over a limit is answered `429` with `Retry-After`. Tokens are counted 
 (input + output from its record); once a minute's tokens reach the limit, the next request is refused.
 """
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -29,7 +27,7 @@ class RateLimit(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _some_limit(self) -> RateLimit:
+    def _some_limit(self) -> Self:
         if self.requests_per_minute is None and self.tokens_per_minute is None:
             raise ValueError("give requests_per_minute, tokens_per_minute or both (or leave the section out)")
         return self
@@ -57,7 +55,7 @@ class RateLimitsConfig(RedisCounters):
     )
 
     @model_validator(mode="after")
-    def _settings_used(self) -> RateLimitsConfig:
+    def _settings_used(self) -> Self:
         given = self.model_fields_set
         if self.backend == "memory":
             unused = [

@@ -6,8 +6,6 @@ server:
 A server also reloads on SIGHUP and on `POST /admin/config/reload` (see `shipyard.server`).
 """
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from shipyard.config._schema_base import StrictModel

@@ -7,8 +7,6 @@ A running server prunes every `every`; `shipyard store prune` does it on demand.
 `max_size_mb` no interaction is ever deleted; without `ledger_max_age` no cost ledger row is.
 """
 
-from __future__ import annotations
-
 from pydantic import Field, field_validator
 
 from shipyard.config._alerts import parse_window

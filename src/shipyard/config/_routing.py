@@ -16,14 +16,12 @@ A session keeps the tier its first call was routed to (so provider prompt caches
 only moves up: a low-confidence decision, a failed tool call, a guardrail escalation, a harder new
 user turn or (`escalation.min_answer_logprob`) an answer the model was unsure of raises it."""
 
-from __future__ import annotations
-
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.config._schema_base import StrictModel, section
+from shipyard.config._schema_base import StrictModel, empty_list, section
 
 if TYPE_CHECKING:
     from shipyard.config._schema import ShipyardConfig
@@ -38,7 +36,7 @@ class RuleCondition(StrictModel):
 
     pattern: str | None = Field(None, description="regex searched in the last user message")
     step: list[str] = Field(
-        default_factory=list, description="the agent's step names (`step=` of ctx.llm.chat)"
+        default_factory=empty_list, description="the agent's step names (`step=` of ctx.llm.chat)"
     )
     min_words: int | None = Field(
         None, ge=0, description="the last user message has at least this many words"
@@ -62,7 +60,7 @@ class RuleCondition(StrictModel):
         return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _something(self) -> RuleCondition:
+    def _something(self) -> Self:
         if not self.model_fields_set:
             raise ValueError(
                 "a rule needs at least one condition (pattern, step, min_words, max_words, min_turns)"
@@ -138,14 +136,16 @@ class RoutingConfig(StrictModel):
     enabled: bool = Field(
         False, description="route the agents' model calls (off: `shipyard routing evaluate` only)"
     )
-    agents: list[str] = Field(default_factory=list, description="the agents whose model calls are routed")
+    agents: list[str] = Field(
+        default_factory=empty_list, description="the agents whose model calls are routed"
+    )
     tiers: dict[Tier, str] = Field(
         default_factory=dict,
         description="tier -> model key, the tiers routed between; default: each tier's model by its `tier:`",
     )
     reference: Tier = Field("large", description="the tier savings and pass-rate loss are measured against")
     router: Literal["rules", "learned"] = "rules"
-    rules: list[RoutingRule] = Field(default_factory=list)
+    rules: list[RoutingRule] = Field(default_factory=empty_list)
     steps: dict[str, Tier] = Field(
         default_factory=dict, description="step name -> the tier it always runs on"
     )
@@ -154,7 +154,7 @@ class RoutingConfig(StrictModel):
     escalation: EscalationConfig = section()
     sessions: SessionsConfig = section()
 
-    def tier_models(self, cfg: ShipyardConfig) -> dict[str, str]:
+    def tier_models(self, cfg: "ShipyardConfig") -> dict[str, str]:
         """tier -> model key, cheapest tier first (only the tiers that have a model): `tiers` when
         given (all of them), else each tier's model by its `tier:`."""
         found: dict[str, str] = {str(t): k for t, k in self.tiers.items()}
@@ -165,7 +165,7 @@ class RoutingConfig(StrictModel):
         return {t: found[t] for t in TIERS if t in found}
 
 
-def routing_problems(cfg: ShipyardConfig) -> list[str]:
+def routing_problems(cfg: "ShipyardConfig") -> list[str]:
     """What is wrong with `routing:` given the rest of the file (models, agents); empty: fine."""
     r = cfg.routing
     if "routing" not in cfg.model_fields_set:

@@ -1,9 +1,8 @@
 """The `shipyard.yaml` schema. Unknown keys are errors: a typo must never be silently ignored."""
 
-from __future__ import annotations
-
 import re
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -24,7 +23,7 @@ from shipyard.config._rate_limits import RateLimitsConfig
 from shipyard.config._reload import ReloadConfig
 from shipyard.config._retention import RetentionConfig
 from shipyard.config._routing import RoutingConfig, routing_problems
-from shipyard.config._schema_base import MODULE_ATTR, StrictModel, section
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel, empty_list, section
 from shipyard.config._shadow import ShadowConfig, shadow_problems
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
@@ -35,7 +34,7 @@ class AgentModelSettings(StrictModel):
     """Which model an agent calls, its fallbacks in order, and sampling settings."""
 
     name: str = Field(..., description="a key of `models`")
-    fallbacks: list[str] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=empty_list)
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
 
@@ -64,7 +63,7 @@ class AgentConfig(StrictModel):
     prompt_variables: dict[str, str] = Field(default_factory=dict)
     prompts: str | None = Field(None, description="folder of the prompt bundle")
     model: AgentModelSettings
-    versions: list[AgentVersionConfig] = Field(default_factory=list)
+    versions: list[AgentVersionConfig] = Field(default_factory=empty_list)
     timeout_s: float = Field(60.0, gt=0)
     description: str = ""
     guardrails: GuardrailsConfig = section(description="checks on the agent's input and output")
@@ -77,7 +76,7 @@ class AgentConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _entry_or_adapter(self) -> AgentConfig:
+    def _entry_or_adapter(self) -> Self:
         if (self.entry is None) == (self.adapter is None):
             raise ValueError("an agent needs exactly one of entry (module:function) or adapter")
         return self
@@ -124,7 +123,7 @@ class ContentCaptureConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _unmasked_needs_enabled(self) -> ContentCaptureConfig:
+    def _unmasked_needs_enabled(self) -> Self:
         if self.unmasked_pii and not self.enabled:
             raise ValueError("unmasked_pii needs enabled: true (content capture on) as well")
         return self
@@ -215,7 +214,7 @@ class ServerConfig(StrictModel):
     reload: ReloadConfig = section()
     drain: DrainConfig = section()
     allowed_hosts: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="names the server answers to in the Host header besides IP addresses, localhost "
         "and its bind address: `api.example.com`, or `*.example.com` for any subdomain",
     )
@@ -272,7 +271,7 @@ class ShipyardConfig(StrictModel):
     _path: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _check_references(self) -> ShipyardConfig:
+    def _check_references(self) -> Self:
         problems: list[str] = []
         for name, agent in self.agents.items():
             settings = [agent.model, *(v.model for v in agent.versions if v.model)]

@@ -1,6 +1,9 @@
-"""The base of every config section, and how a problem pydantic found is said to the user."""
+"""The base of every config section, and how a problem pydantic found is said to the user.
 
-from __future__ import annotations
+The config's modules do without `from __future__ import annotations`: with it, each field's annotation
+is a string that pydantic turns back into a type when the class is made (a `compile` and an `eval` per
+field: ~300 fields, ~1% of `shipyard run`'s CPU). A name defined further down (or only for type
+checkers) is written in quotes; a validator returns `Self`."""
 
 import re
 from typing import Any
@@ -27,6 +30,14 @@ def section(default: dict[str, Any] | None = None, **field: Any) -> Any:
     `field`: more `Field` arguments (`description`, `alias`)."""
     value = dict(default or {})
     return Field(default_factory=value.copy, validate_default=True, **field)
+
+
+def empty_list() -> list[Any]:
+    """The `default_factory` of a list field (`Field(default_factory=empty_list)`): `[]`, as `list`
+    gives. A Python function because pydantic reads a factory's signature (does it take the validated
+    data?) when it builds a schema, and `list`'s is parsed from its text with `tokenize` and `ast`
+    each time: for the config's two dozen list fields, ~0.5% of `shipyard run`'s CPU."""
+    return []
 
 
 class RedisCounters(StrictModel):

@@ -13,14 +13,12 @@ shadow:
     - {agent: support, candidate: "1.3.0", percent: 5}
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from shipyard.config._alerts import parse_window
-from shipyard.config._schema_base import StrictModel, section
+from shipyard.config._schema_base import StrictModel, empty_list, section
 
 
 class ShadowOutputConfig(StrictModel):
@@ -93,7 +91,7 @@ class ShadowConfig(StrictModel):
         description="a canary starts only after a shadow run of the candidate against the stable "
         "version that passed, at most this old (e.g. 24h)",
     )
-    mirror: list[ShadowMirrorConfig] = Field(default_factory=list)
+    mirror: list[ShadowMirrorConfig] = Field(default_factory=empty_list)
 
     @field_validator("require_before_canary")
     @classmethod
