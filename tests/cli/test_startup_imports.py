@@ -48,6 +48,12 @@ NOT_FOR_RUN = (
     "shipyard.flags._admin",
     "shipyard.flags._killswitch",
     "shipyard.flags._shared",
+    # the caches, model routing and budgets the starter has not turned on (`cache:`, `routing:`,
+    # `budgets:`), and the pipeline steps of caches and budgets
+    "shipyard.cache",
+    "shipyard.routing",
+    "shipyard.runtime._caching",
+    "shipyard.runtime._budgeting",
     # prompt diffs and lints (the runtime loads bundles only)
     "shipyard.prompts._diff",
     "shipyard.prompts._lint",
@@ -71,6 +77,7 @@ LAZY_PACKAGES = (
     "shipyard.server",
     "shipyard.guardrails",
     "shipyard.prompts",
+    "shipyard.runtime",
 )
 
 # Runs a command in a fresh interpreter (what a user's process imports, not this test process's) and
@@ -217,6 +224,35 @@ def test_opening_a_current_store_does_not_import_alembic(tmp_path: Path) -> None
         env=_clean_env(),
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_runtime_face_loads_its_parts_on_first_use() -> None:
+    code = (
+        "import sys\nimport shipyard.runtime as rt\n"
+        "before = sorted(m for m in sys.modules if m.startswith('shipyard.runtime.'))\n"
+        "rt.Runtime\nprint(before, 'shipyard.runtime._runtime' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert out.stdout.strip() == "[] True"
+
+
+def test_the_scripted_rules_lists_default_to_new_empty_lists() -> None:
+    """Their factory is `empty_list` (pydantic reads a factory's signature, and `list`'s is parsed
+    from text): the defaults are as `list` gives them, a new list each."""
+    from shipyard.llm._scripted import Rule, Rules, When
+
+    first, second = Rule(reply="x"), Rule(reply="y")
+    assert first.tool_calls == [] and first.tool_calls is not second.tool_calls
+    assert (first.when.called, first.when.not_called, first.when.tools_available) == ([], [], [])
+    assert Rules().rules == [] and Rules().rules is not Rules().rules
+    assert When().called is not When().called
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)

@@ -60,7 +60,7 @@ from shipyard.config._schema import (
     ShipyardConfig,
     StoreConfig,
 )
-from shipyard.config._schema_base import MODULE_ATTR, StrictModel
+from shipyard.config._schema_base import MODULE_ATTR, StrictModel, empty_list
 from shipyard.config._shadow import ShadowConfig, ShadowMirrorConfig
 
 __all__ = [
@@ -123,6 +123,7 @@ __all__ = [
     "StrictModel",
     "UserSimulatorConfig",
     "check_ledger_max_age",
+    "empty_list",
     "find_config",
     "format_validation_error",
     "line_of",

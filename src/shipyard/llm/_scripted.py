@@ -49,7 +49,7 @@ from typing import Any, Unpack
 import orjson
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from shipyard.config import Lines, StrictModel, format_validation_error, load_yaml_with_lines
+from shipyard.config import Lines, StrictModel, empty_list, format_validation_error, load_yaml_with_lines
 from shipyard.errors import ConfigError
 from shipyard.llm._types import Attempt, ChatOptions, ChatResponse, LLMError, Message, ToolCall, Usage
 
@@ -178,7 +178,7 @@ class RuleBody(StrictModel):
     """What the model answers: text, tool calls, or both."""
 
     reply: str | None = None
-    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    tool_calls: list[ToolCallSpec] = Field(default_factory=empty_list)
     latency_ms: float | None = Field(None, ge=0)
     finish_reason: str | None = Field(None, description="default: tool_calls when there are any, else stop")
 
@@ -199,9 +199,9 @@ class When(StrictModel):
     last_tool: str | None = None
     tool_result: str | None = None
     fresh: bool | None = None
-    called: list[str] = Field(default_factory=list)
-    not_called: list[str] = Field(default_factory=list)
-    tools_available: list[str] = Field(default_factory=list)
+    called: list[str] = Field(default_factory=empty_list)
+    not_called: list[str] = Field(default_factory=empty_list)
+    tools_available: list[str] = Field(default_factory=empty_list)
 
     _patterns: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
 
@@ -239,7 +239,7 @@ class Rules(StrictModel):
     base: str | None = Field(None, description="a rules file whose rules follow these (relative path)")
     prompt_cache: bool = False
     default: RuleBody = Field(default_factory=lambda: RuleBody(reply=DEFAULT_REPLY))
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=empty_list)
 
     _source: str = PrivateAttr(default="<rules>")
 

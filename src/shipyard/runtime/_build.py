@@ -17,13 +17,14 @@ run the same steps; only the `traffic_source` differs."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from shipyard.cache import Caches
-from shipyard.guardrails import AgentGuardrails
-from shipyard.runtime._budgeting import budget_check
-from shipyard.runtime._caching import cache_lookup, cache_store
 from shipyard.runtime._guarding import input_guardrails, output_guardrails
 from shipyard.runtime._pipeline import Pipeline, Step, assign_version, record, run_agent, start_trace
+
+if TYPE_CHECKING:
+    from shipyard.cache import Caches
+    from shipyard.guardrails import AgentGuardrails
 
 PIPELINE_ORDER: tuple[str, ...] = (
     "assign_version",
@@ -42,16 +43,25 @@ PIPELINE_ORDER: tuple[str, ...] = (
 def build_pipeline(
     guardrails: Mapping[str, AgentGuardrails], caches: Caches | None = None, *, budgets: bool = False
 ) -> Pipeline:
-    """The pipeline for a project whose agents have these guardrails (by agent name)."""
+    """The pipeline for a project whose agents have these guardrails (by agent name). The steps of
+    budgets and answer caches are imported only for a project that has them."""
     available: dict[str, Step | None] = {
         "assign_version": assign_version,
         "start_trace": start_trace,
         "input_guardrails": input_guardrails if any(g.input for g in guardrails.values()) else None,
-        "budget_check": budget_check if budgets else None,
-        "cache_lookup": cache_lookup if caches is not None and caches.answers else None,
+        "budget_check": None,
+        "cache_lookup": None,
         "run_agent": run_agent,
         "output_guardrails": output_guardrails if any(g.output for g in guardrails.values()) else None,
-        "cache_store": cache_store if caches is not None and caches.answers else None,
+        "cache_store": None,
         "record": record,
     }
+    if budgets:
+        from shipyard.runtime._budgeting import budget_check
+
+        available["budget_check"] = budget_check
+    if caches is not None and caches.answers:
+        from shipyard.runtime._caching import cache_lookup, cache_store
+
+        available["cache_lookup"], available["cache_store"] = cache_lookup, cache_store
     return Pipeline([(name, step) for name in PIPELINE_ORDER if (step := available[name]) is not None])

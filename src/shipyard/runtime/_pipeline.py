@@ -38,9 +38,6 @@ from shipyard.observe import (
     to_records,
 )
 from shipyard.observe import semconv as sc
-from shipyard.routing import SessionRouter, trail_signals
-from shipyard.runtime._budgeting import stopped_by_budget
-from shipyard.runtime._caching import tool_cache
 from shipyard.runtime._guarding import GuardrailFailed, tool_gate
 from shipyard.runtime._handles import CallInterceptor, TracedLLM, TracedTools, TraceSpans, Trail
 from shipyard.runtime._ledger import flag_features, ledger_metadata
@@ -51,6 +48,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from shipyard.cost import InteractionBudget
+    from shipyard.routing import SessionRouter
+    from shipyard.runtime._caching import ToolCacheHook
     from shipyard.runtime._runtime import Runtime
     from shipyard.runtime._versions import AgentVersion
 
@@ -253,7 +252,7 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
             ex.interceptor,
             guard=tool_gate(ex, rt, flags.enabled),
             capture_content=rt.cfg.server.content_capture.enabled,
-            cache=tool_cache(ex, rt),
+            cache=_tool_cache(ex, rt),
         ),
         prompts=v.bundle,
         flags=flags,
@@ -267,11 +266,22 @@ def agent_context(ex: Exchange, rt: Runtime) -> AgentContext:
     )
 
 
+def _tool_cache(ex: Exchange, rt: Runtime) -> ToolCacheHook | None:
+    """The tool cache of `ctx.tools` (`_caching.tool_cache`; imported only when a cache is on)."""
+    if rt.caches is None:
+        return None
+    from shipyard.runtime._caching import tool_cache
+
+    return tool_cache(ex, rt)
+
+
 def _session_router(ex: Exchange, rt: Runtime) -> SessionRouter | None:
     """The router of this interaction's model calls, when routing is on for its agent."""
     routing = rt.routing
     if routing is None or not routing.routes(ex.agent):
         return None
+    from shipyard.routing import trail_signals
+
     v = ex.version
     assert v is not None
     return routing.for_session(
@@ -303,6 +313,8 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
         except GuardrailFailed as e:  # a tool check raised: the call was refused (fail closed)
             _failed(ex, "guardrail_error", str(e))
         except BudgetExceeded as e:  # a model call had no room: the configured graceful answer
+            from shipyard.runtime._budgeting import stopped_by_budget
+
             stopped_by_budget(ex, rt, e)
         except BudgetUnavailable as e:  # a fail_closed budget could not be checked
             _failed(ex, "budget_unavailable", str(e))
@@ -318,6 +330,8 @@ async def run_agent(ex: Exchange, rt: Runtime) -> None:
     if ex.budget is not None:
         ex.budget.end()  # the agent is done: no more model calls in this interaction
         if ex.budget.exceeded is not None and ex.status is None:
+            from shipyard.runtime._budgeting import stopped_by_budget
+
             stopped_by_budget(ex, rt, ex.budget.exceeded, output=ex.result.output if ex.result else None)
     if ex.result is not None and ex.result.usage is not None:
         _add_usage(ex, rt, ex.result.usage)

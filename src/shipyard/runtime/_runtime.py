@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from opentelemetry.trace import Tracer
 
 from shipyard.agents import interaction_scope
-from shipyard.cache import Caches, build_caches
 from shipyard.config import ModelPrices, ShipyardConfig
-from shipyard.cost import Budgets, make_budgets
 from shipyard.errors import ConfigError
 from shipyard.guardrails import (
     NO_GUARDRAILS,
@@ -26,7 +24,6 @@ from shipyard.guardrails import (
 )
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
-from shipyard.routing import Routing
 from shipyard.runtime._at_rest import ContentMask
 from shipyard.runtime._build import build_pipeline
 from shipyard.runtime._handles import CallInterceptor
@@ -35,7 +32,10 @@ from shipyard.runtime._versions import AgentVersion, agent_versions, pick_versio
 from shipyard.store import InteractionRecord
 
 if TYPE_CHECKING:
+    from shipyard.cache import Caches
+    from shipyard.cost import Budgets
     from shipyard.flags import FlagStore
+    from shipyard.routing import Routing
     from shipyard.store import BatchWriter, Store
 
 Sink = Callable[[InteractionRecord], None]
@@ -86,6 +86,30 @@ def _flag_file_snapshot(cfg: ShipyardConfig) -> FlagStore | None:
     return store
 
 
+def _caches(cfg: ShipyardConfig) -> Caches | None:
+    """The project's caches (`cache.build_caches`); the cache package is imported only when some
+    cache is on (an answer cache or a tool's results), the cases where `build_caches` builds any."""
+    if not (cfg.cache.answers or cfg.cache.tools):
+        return None
+    from shipyard.cache import build_caches
+
+    return build_caches(cfg)
+
+
+def _budgets(cfg: ShipyardConfig, store: Store | None) -> Budgets:
+    """The project's budgets (imported only when `budgets:` is on)."""
+    from shipyard.cost import make_budgets
+
+    return make_budgets(cfg.budgets, store)
+
+
+def _routing(cfg: ShipyardConfig) -> Routing:
+    """The project's model routing (imported only when `routing:` is on)."""
+    from shipyard.routing import Routing
+
+    return Routing(cfg)
+
+
 class Runtime:
     """Runs interactions for the agents of one project.
 
@@ -121,9 +145,9 @@ class Runtime:
         self._guardrails: dict[str, AgentGuardrails] = {
             name: build_guardrails(agent.guardrails) for name, agent in cfg.agents.items()
         }
-        self.caches: Caches | None = build_caches(cfg)  # exact, semantic and tool caches (`cache:`)
+        self.caches: Caches | None = _caches(cfg)  # exact, semantic and tool caches (`cache:`)
         # token and money budgets (`budgets:`): counters in this process or in Redis
-        self.budgets: Budgets | None = make_budgets(cfg.budgets, store) if cfg.budgets.on else None
+        self.budgets: Budgets | None = _budgets(cfg, store) if cfg.budgets.on else None
         self.pipeline = build_pipeline(self._guardrails, caches=self.caches, budgets=self.budgets is not None)
         if extend_pipeline is not None:
             extend_pipeline(self.pipeline)
@@ -145,7 +169,7 @@ class Runtime:
         # production does (a kill switch's tool policy included); the server puts its synced store here
         self.flags: FlagStore | None = _flag_file_snapshot(cfg)
         # model routing (`routing:`): None when off, and every agent calls its own configured model
-        self.routing: Routing | None = Routing(cfg) if cfg.routing.enabled else None
+        self.routing: Routing | None = _routing(cfg) if cfg.routing.enabled else None
 
     # versions -----------------------------------------------------------------------------------
     def versions(self, agent: str) -> list[AgentVersion]:

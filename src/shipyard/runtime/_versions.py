@@ -20,7 +20,6 @@ from shipyard.agents import AgentSpec, adapter_spec, code_identity, load_entry, 
 from shipyard.config import AdapterConfig, AgentConfig, AgentModelSettings, ShipyardConfig
 from shipyard.errors import NotFoundError
 from shipyard.prompts import PromptBundle, load_bundle
-from shipyard.routing import routing_fingerprint
 
 DEFAULT_LABEL = "0.0.0"
 
@@ -113,6 +112,16 @@ def _tools_fingerprint(spec: AgentSpec) -> str:
     return json.dumps(spec.tools.definitions(), sort_keys=True)
 
 
+def _routing_fingerprint(cfg: ShipyardConfig, agent: str) -> str | None:
+    """`routing.routing_fingerprint`, which is None while routing is off: the routing package is
+    imported only when it is on."""
+    if not cfg.routing.enabled:
+        return None
+    from shipyard.routing import routing_fingerprint
+
+    return routing_fingerprint(cfg, agent)
+
+
 def build_version(
     cfg: ShipyardConfig, name: str, agent_cfg: AgentConfig, override: Any = None
 ) -> AgentVersion:
@@ -143,7 +152,7 @@ def build_version(
         "tools": _sha(_tools_fingerprint(spec))[:12],
         "config": _sha(_config_fingerprint(agent_cfg))[:12],
     }
-    routed = routing_fingerprint(cfg, name)
+    routed = _routing_fingerprint(cfg, name)
     if routed is not None:  # only when routed: the ids of agents without routing stay as they were
         components["routing"] = _sha(routed)[:12]
     digest = _sha("|".join(f"{k}={v}" for k, v in sorted(components.items())))[:7]

@@ -8,10 +8,7 @@ already at head and does nothing.
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import functools
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,67 +42,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-@functools.cache
+HEAD_REVISION = "0010"
+"""The newest revision of the packaged scripts (`migrations/versions/`): what the version table of a
+store at head holds. Written here, so a store whose schema is current opens without reading the
+scripts or importing Alembic (with Mako and Pygments, most of a small command's start-up); a new
+migration script sets it to its own revision (tests/store/test_store_head_revision.py checks that it
+is the one head Alembic finds)."""
+
+
 def head_revision() -> str:
-    """The newest revision of the packaged scripts: read from their `revision` / `down_revision`
-    lines, so a store whose schema is current opens without importing Alembic (with Mako and
-    Pygments, most of a small command's start-up). Alembic decides when the scripts are not one
-    straight line of plain string revisions."""
-    down_of: dict[str, str | None] = {}
-    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
-        if path.name.startswith(("__init__", ".#")):  # the files Alembic skips
-            continue
-        found = _script_revisions(path)
-        if found is None:
-            down_of.clear()
-            break
-        down_of[found[0]] = found[1]
-    heads = set(down_of) - set(down_of.values())
-    if len(heads) == 1 and list(down_of.values()).count(None) == 1:
-        return heads.pop()
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, f"no migrations under {MIGRATIONS_DIR}"
-    return head
-
-
-_FIRST_DEF = re.compile(r"^(?:async\s+def|def|class)\s", re.MULTILINE)
-_REVISION_LINE = re.compile(r"^(?:revision|down_revision)\b", re.MULTILINE)
-
-
-def _script_revisions(path: Path) -> tuple[str, str | None] | None:
-    """(`revision`, `down_revision`) of a migration script; None unless both are plain strings
-    (`down_revision` may be None). Only the script's head (before its first function) is parsed
-    when neither name is assigned after it: the functions are most of the text."""
-    source = path.read_text(encoding="utf-8")
-    first_def = _FIRST_DEF.search(source)
-    if first_def is not None and _REVISION_LINE.search(source, first_def.start()) is None:
-        try:
-            found = _revisions_in(source[: first_def.start()])
-        except SyntaxError:  # the head is not whole statements: read the whole script
-            found = None
-        if found is not None:
-            return found
-    return _revisions_in(source)
-
-
-def _revisions_in(source: str) -> tuple[str, str | None] | None:
-    values: dict[str, object] = {}
-    for node in ast.parse(source).body:
-        target: ast.expr
-        if isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-            values[target.id] = value.value
-    revision, down = values.get("revision"), values.get("down_revision", ...)
-    if isinstance(revision, str) and (down is None or isinstance(down, str)):
-        return revision, down
-    return None
+    """The newest revision of the packaged scripts (`HEAD_REVISION`)."""
+    return HEAD_REVISION
 
 
 def current_revision(conn: Connection) -> str | None:
