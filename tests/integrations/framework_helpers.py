@@ -88,9 +88,18 @@ def init_template(root: Path, template: str, rules: str = "") -> Project:
     url = mock.start()
     config = root / "shipyard.yaml"
     text = config.read_text()
-    assert TEMPLATE_URL in text
-    config.write_text(text.replace(TEMPLATE_URL, url))
+    assert f"    base_url: {TEMPLATE_URL}\n" in text
+    config.write_text(text.replace(TEMPLATE_URL, url + MOCK_TIMEOUTS, 1))
     return Project(root, load_config(config), mock, "agent")
+
+
+MOCK_TIMEOUTS = "\n    timeout_s: 60\n    connect_timeout_s: 60"
+"""The template model's attempt timeouts in the tests (YAML lines after its base_url): as long as the
+agent's own (60 s). The mock server runs in the test's process, and an attempt's clock runs while the
+event loop runs the other interactions' framework code (16 LangGraph interactions at once blocked it for
+up to 1 s on an idle 2-core machine, 8 s while the graph was first loaded): on a loaded CI machine that
+can outlast the default 5 s connect timeout: the attempt times out and is retried, and its attempt
+spans fail the span checks (seen once in CI). An answer is never a timeout here."""
 
 
 def write_config(

@@ -3,8 +3,15 @@
 `desk` looks an order up (`lookup`, idempotent) and, asked for a refund, refunds it (`refund`, a side
 effect: each real run appends a line to `refunds.log` beside the project). Version 1.0 looks the
 order up and answers; version 2.0 (a prompt that says "refund at once") refunds straight away.
-With `NOISY` in the system prompt the agent ends its reply with one of three closings at random: a
-nondeterministic baseline, like a real model at temperature > 0."""
+With `NOISY` in the system prompt the agent ends its reply with one of three closings, drawn from a
+generator seeded by the input and the shadow arm that runs it: the baseline's two runs disagree on some
+inputs, like a real model at temperature > 0, and the same ones in every test run (an unseeded draw made
+the noise tests fail about once in 1,600 runs: too little noise drawn, or too much agreement).
+
+Latency is compared only beyond a minute (`shadow.latency`, unless a test sets its own): the three
+arms of an interaction run at once on the test's machine, whose stalls are not the version's. On a
+loaded machine a stall of a few hundred ms in the candidate's arm alone is a latency difference, and
+with the baseline's arms agreeing everywhere else (no noise) that one difference is reported."""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shipyard.llm import MockLLMServer
 
@@ -76,7 +84,8 @@ async def desk(user_input: str, ctx: AgentContext) -> AgentResult:
         if not reply.tool_calls:
             text = reply.text or ""
             if "NOISY" in ctx.system_prompt:
-                text += random.choice(CLOSINGS)
+                arm = ctx.metadata.get("shadow", {}).get("arm", "served")
+                text += random.Random(f"{user_input}|{arm}").choice(CLOSINGS)
             return AgentResult(output=text)
         messages.append(reply.to_message())
         for call in reply.tool_calls:
@@ -120,7 +129,7 @@ def desk_project(
         store:
           url: sqlite:///{folder / "shipyard.db"}
         """)
-        + textwrap.dedent(extra)
+        + _with_machine_latency(textwrap.dedent(extra))
     )
     sys.path.insert(0, str(folder))
     try:
@@ -128,6 +137,17 @@ def desk_project(
     finally:
         sys.path.remove(str(folder))
         sys.modules.pop(module, None)
+
+
+MACHINE_LATENCY = {"ratio": 2.0, "min_delta": 60_000.0}
+"""`shadow.latency` of the desk projects (see the module docs): a minute apart before it counts."""
+
+
+def _with_machine_latency(extra: str) -> str:
+    """`extra` (top-level YAML) with `shadow.latency` set to MACHINE_LATENCY unless it sets its own."""
+    sections = yaml.safe_load(extra) or {}
+    sections.setdefault("shadow", {}).setdefault("latency", MACHINE_LATENCY)
+    return yaml.safe_dump(sections, sort_keys=False)
 
 
 @pytest.fixture(scope="module")

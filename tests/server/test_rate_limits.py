@@ -220,12 +220,11 @@ def test_metrics_of_two_workers_count_every_request(tmp_path: Path, prefix: str)
     config = project / "shipyard.yaml"
     text = config.read_text()
     assert "budgets:\n  limits:" in text  # the demo's budget: counted in Redis, as workers need
-    config.write_text(
-        text.replace(
-            "budgets:\n  limits:",
-            f"budgets:\n  backend: redis\n  redis_url: {REDIS_DB7}\n  key_prefix: {prefix}\n  limits:",
-        )
-    )
+    # redis_timeout_s: a starved CI machine is not a Redis outage. At the default 0.5 s a worker whose
+    # event loop is busy with its other requests can take its budget's Redis reply for a timeout; the
+    # budget (fail_closed) then refuses the model call and the request answers 502, not 200.
+    budgets = f"backend: redis\n  redis_url: {REDIS_DB7}\n  key_prefix: {prefix}\n  redis_timeout_s: 30"
+    config.write_text(text.replace("budgets:\n  limits:", f"budgets:\n  {budgets}\n  limits:"))
     folder = tmp_path / "prom"  # a folder the user chose: used, and emptied of old files at start
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"stale")
