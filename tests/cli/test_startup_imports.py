@@ -123,6 +123,19 @@ def test_help_and_version_import_no_heavy_library(args: list[str], tmp_path: Pat
     assert result == {"code": 0, "loaded": []}
 
 
+def _python(code: str, *args: str) -> str:
+    """Run `code` in a fresh interpreter (`args` its sys.argv[1:]); its stdout, stripped."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    return out.stdout.strip()
+
+
 def test_run_on_the_starter_imports_neither_numpy_nor_alembic(tmp_path: Path) -> None:
     assert _probe(["init", "proj"], (), tmp_path)["code"] == 0
     project = tmp_path / "proj"
@@ -195,35 +208,19 @@ def test_a_mistyped_command_is_still_told_its_neighbours(tmp_path: Path) -> None
     assert "No such command 'rnu'. Did you mean 'run'?" in proc.stderr
 
 
-def test_the_cheap_head_revision_is_alembics() -> None:
-    """The store checks its schema without Alembic; the head it reads must be the one Alembic finds."""
-    from alembic.script import ScriptDirectory
-
-    from shipyard.store._migrate import alembic_config, head_revision
-
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
 def test_opening_a_current_store_does_not_import_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     code = (
         "import sys\nfrom shipyard.store import Store\n"
         f"Store({url!r}).close()\nassert 'alembic' in sys.modules\n"  # creating the schema uses it
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=_clean_env())
+    _python(code)
     again = (
         "import sys\nfrom shipyard.store import Store\n"
         f"s = Store({url!r})\nassert s.migrate() is False\ns.close()\nprint('alembic' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", again],
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-        env=_clean_env(),
-    )
-    assert out.stdout.strip() == "False"
+    out = _python(again)
+    assert out == "False"
 
 
 def test_the_runtime_face_loads_its_parts_on_first_use() -> None:
@@ -232,15 +229,8 @@ def test_the_runtime_face_loads_its_parts_on_first_use() -> None:
         "before = sorted(m for m in sys.modules if m.startswith('shipyard.runtime.'))\n"
         "rt.Runtime\nprint(before, 'shipyard.runtime._runtime' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-        env=_clean_env(),
-    )
-    assert out.stdout.strip() == "[] True"
+    out = _python(code)
+    assert out == "[] True"
 
 
 def test_the_scripted_rules_lists_default_to_new_empty_lists() -> None:
@@ -343,12 +333,5 @@ print(json.dumps(compiled))
 def test_pii_patterns_compile_only_for_the_kinds_a_text_may_hold(
     texts: list[str], compiled: list[str]
 ) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", ADDRESS_PROBE, *texts],
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-        env=_clean_env(),
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == compiled
+    out = _python(ADDRESS_PROBE, *texts)
+    assert json.loads(out.splitlines()[-1]) == compiled

@@ -93,6 +93,35 @@ def init_template(root: Path, template: str, rules: str = "") -> Project:
     return Project(root, load_config(config), mock, "agent")
 
 
+REFUND_POLICY = """\
+    guardrails:
+      tool_call:
+        - kind: tool_policy
+          name: refund_policy
+          tools: [{refund}]
+          requires: {{tool: lookup_order, same_arguments: [order_id]{result}}}
+"""
+"""A starter's refund tool (`refund`) runs only after a lookup_order of the same order (`result`:
+more of the requirement, e.g. `, result: {refundable: true}`); see `add_to_agent`."""
+
+BLIND_REFUND = """\
+  - name: refund-without-lookup
+    when: {user: '(?i)right away\\D*(?P<id>\\d{5})', fresh: true}
+    tool_calls: [{name: issue_refund, arguments: {order_id: "{id}", reason: "asked"}}]
+"""
+"""A mock-model rule for `init_template`: refund the order without looking it up when told "right
+away" (the langgraph and adk starters' own rules look it up first)."""
+
+
+def add_to_agent(project: Project, text: str) -> None:
+    """Insert YAML lines under `agents.support` of the project's shipyard.yaml, and load it again."""
+    config = project.root / "shipyard.yaml"
+    lines = config.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("    model: {name: mock}")) + 1
+    config.write_text("".join([*lines[:at], text, *lines[at:]]))
+    project.cfg = load_config(config)
+
+
 MOCK_TIMEOUTS = "\n    timeout_s: 60\n    connect_timeout_s: 60"
 """The template model's attempt timeouts in the tests (YAML lines after its base_url): as long as the
 agent's own (60 s). The mock server runs in the test's process, and an attempt's clock runs while the

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from framework_helpers import Project, forget, init_template, tool_calls
+from framework_helpers import (
+    BLIND_REFUND,
+    REFUND_POLICY,
+    Project,
+    add_to_agent,
+    forget,
+    init_template,
+    tool_calls,
+)
 from typer.testing import CliRunner
 
 from shipyard.cli import app as cli
@@ -25,23 +33,6 @@ from shipyard.observe import configure_logging
 from shipyard.runtime import Runtime, agent_versions
 
 REFUND_TOOL = {"openai-agents": "refund_order", "langgraph": "issue_refund", "adk": "issue_refund"}
-
-POLICY = """\
-    guardrails:
-      tool_call:
-        - kind: tool_policy
-          name: refund_policy
-          tools: [{refund}]
-          requires: {{tool: lookup_order, same_arguments: [order_id]{result}}}
-"""
-
-# a model that refunds order 10002 without looking it up when told "right away" (the langgraph and
-# adk starters' rules otherwise look the order up first)
-BLIND_REFUND = """\
-  - name: refund-without-lookup
-    when: {user: '(?i)right away\\D*(?P<id>\\d{5})', fresh: true}
-    tool_calls: [{name: issue_refund, arguments: {order_id: "{id}", reason: "asked"}}]
-"""
 
 
 @pytest.fixture(params=["openai-agents", "langgraph", "adk"])
@@ -85,15 +76,6 @@ def _framework_tools(project: Project, template: str) -> dict[str, tuple[str, se
 def _load(project: Project) -> Any:
     project.cfg = load_config(project.root / "shipyard.yaml")
     return project.cfg
-
-
-def _add_to_agent(project: Project, text: str) -> None:
-    """Insert YAML under `agents.support` of the project's shipyard.yaml."""
-    config = project.root / "shipyard.yaml"
-    lines = config.read_text().splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if line.startswith("    model: {name: mock}")) + 1
-    config.write_text("".join([*lines[:at], text, *lines[at:]]))
-    _load(project)
 
 
 def _cli(project: Project, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
@@ -152,7 +134,7 @@ def test_a_misspelt_tool_in_must_not_call_is_a_usage_error(
 def test_a_tool_policy_on_a_tool_no_framework_agent_has_is_still_a_config_error(
     starter: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _add_to_agent(starter, POLICY.format(refund="refund_ordr", result=""))
+    add_to_agent(starter, REFUND_POLICY.format(refund="refund_ordr", result=""))
     result = _cli(starter, monkeypatch, "run", "support", "Where is order 10001?")
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
@@ -163,7 +145,7 @@ def test_a_tool_policy_on_a_tool_no_framework_agent_has_is_still_a_config_error(
 async def test_a_tool_policy_blocks_the_sdk_agents_refund_without_a_lookup(tmp_path: Path) -> None:
     project = init_template(tmp_path / "support", "openai-agents")
     try:
-        _add_to_agent(project, POLICY.format(refund="refund_order", result=""))
+        add_to_agent(project, REFUND_POLICY.format(refund="refund_order", result=""))
         rt = Runtime(project.cfg)
         try:
             rec = await rt.invoke("support", "Please refund order 10002")
@@ -187,7 +169,9 @@ async def test_a_tool_policy_lets_a_looked_up_refund_run_and_blocks_a_blind_one(
 ) -> None:
     project = init_template(tmp_path / "support", template, BLIND_REFUND)
     try:
-        _add_to_agent(project, POLICY.format(refund="issue_refund", result=", result: {refundable: true}"))
+        add_to_agent(
+            project, REFUND_POLICY.format(refund="issue_refund", result=", result: {refundable: true}")
+        )
         rt = Runtime(project.cfg)
         try:
             rec = await rt.invoke("support", "Please refund order 10002, it arrived broken.")

@@ -9,32 +9,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from framework_helpers import Project, forget, init_template, tool_calls
+from framework_helpers import (
+    BLIND_REFUND,
+    REFUND_POLICY,
+    Project,
+    add_to_agent,
+    forget,
+    init_template,
+    tool_calls,
+)
 
-from shipyard.config import load_config
 from shipyard.runtime import Runtime
 
-POLICY = """\
-    guardrails:
-      tool_call:
-        - kind: tool_policy
-          name: refund_policy
-          tools: [{refund}]
-          requires: {{tool: lookup_order, same_arguments: [order_id]}}
-"""
 REASON = "needs a successful lookup_order"
 """What the tool_policy says when the refund was not looked up first."""
 
 # rules put first in a starter's mock model: refund without a lookup when told "right away", and say
 # what a refused refund's result said
-BLIND_REFUND = """\
+REFUSED_REFUND = (
+    """\
   - name: refund-refused-by-policy
     when: {last_tool: issue_refund, tool_result: 'refused'}
     reply: "Sorry, no refund: {result}"
-  - name: refund-without-lookup
-    when: {user: '(?i)right away\\D*(?P<id>\\d{5})', fresh: true}
-    tool_calls: [{name: issue_refund, arguments: {order_id: "{id}", reason: "asked"}}]
 """
+    + BLIND_REFUND
+)
 # the SDK starter's Support agent looks the order up, then hands off to Refunds, when told "check and
 # refund" (its own rules hand refunds off without a lookup)
 CHECKED_REFUND = """\
@@ -51,11 +50,7 @@ def _starter(root: Path, template: str, rules: str, refund: str) -> Project:
     """The starter project, its mock model answering `rules` before the template's own, and the
     refund policy on its `refund` tool."""
     project = init_template(root, template, rules)
-    config = project.root / "shipyard.yaml"
-    lines = config.read_text().splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if line.startswith("    model: {name: mock}")) + 1
-    config.write_text("".join([*lines[:at], POLICY.format(refund=refund), *lines[at:]]))
-    project.cfg = load_config(config)
+    add_to_agent(project, REFUND_POLICY.format(refund=refund, result=""))
     return project
 
 
@@ -82,7 +77,7 @@ def _tool_answers(project: Project, tool: str) -> list[str]:
 @pytest.fixture(params=["langgraph", "adk"])
 def support_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
     """The `langgraph` or `adk` starter (lookup_order, issue_refund), with the blind-refund rules."""
-    project = _starter(tmp_path / "support", request.param, BLIND_REFUND, "issue_refund")
+    project = _starter(tmp_path / "support", request.param, REFUSED_REFUND, "issue_refund")
     yield project
     forget(project)
 
