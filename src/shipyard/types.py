@@ -3,8 +3,6 @@ what a model call returns, and the closed sets several packages read (interactio
 sources). They live at the bottom (beside `config`), so capability packages never
 import each other for a type; `shipyard.llm` and `shipyard.tools` re-export them."""
 
-from __future__ import annotations
-
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -77,7 +75,7 @@ class Usage:
     cache_write_input_tokens: int = 0
     reasoning_tokens: int = 0
 
-    def __add__(self, other: Usage) -> Usage:
+    def __add__(self, other: "Usage") -> "Usage":
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,

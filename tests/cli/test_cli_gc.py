@@ -97,3 +97,28 @@ def test_start_up_changes_nothing_outside_the_shipyard_process() -> None:
     with _app.start_up():
         assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
+
+
+# Counts the collections `shipyard --help` runs through `main()` in a fresh interpreter: importing
+# Typer, Rich and the commands, building and printing the help only build what the process keeps.
+NO_COLLECTION_PROBE = """
+import contextlib, gc, io, json, sys
+sys.argv = ["shipyard", "--help"]
+from shipyard.cli import main
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+code = 0
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+print(json.dumps({"code": code, "collections": collections, "after": gc.isenabled()}), file=sys.stderr)
+"""
+
+
+def test_help_runs_no_garbage_collection(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_COLLECTION_PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "collections": [], "after": True}

@@ -69,9 +69,17 @@ def register(modules: Iterable[str]) -> None:
 
 def main() -> None:
     """The `shipyard` command."""
-    from shipyard.cli._app import app, only_command, own_process, settle
-
-    own_process()
+    # importing Typer, Rich and the app builds only what the process keeps: no collection walks it
+    # (nor, after `own_process`, what parsing builds until the command's body runs)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from shipyard.cli._app import app, only_command, own_process, settle
+    except BaseException:  # a caller that goes on gets its collector back
+        if collecting:
+            gc.enable()
+        raise
+    own_process(collecting)
     try:
         register(modules_for(sys.argv[1:]))
         with only_command(sys.argv[1:]):  # Typer builds the one command that runs

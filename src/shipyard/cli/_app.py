@@ -1,7 +1,5 @@
 """The Typer application and the helpers every command module shares."""
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import gc
@@ -179,15 +177,14 @@ class _Process:
     """The collector is off until the command's body runs (`own_process`, `settle`)."""
 
 
-def own_process() -> None:
+def own_process(collecting: bool) -> None:
     """Called by `shipyard.cli.main` before the command line is parsed: the process is the command's,
-    so `start_up` may tune its garbage collection; until the command's body runs (`settle`, from the
-    callback every command passes through), nothing is collected: parsing builds only what the
-    process keeps (the Click commands, the logging set-up)."""
+    so `start_up` may tune its garbage collection. `main` paused the collector before importing this
+    module (`collecting`: it was on): until the command's body runs (`settle`, from the callback every
+    command passes through), nothing is collected: importing Typer and Rich and parsing build only
+    what the process keeps (the Click commands, the logging set-up)."""
     _Process.own = True
-    if gc.isenabled():
-        gc.disable()
-        _Process.paused = True
+    _Process.paused = collecting
 
 
 def settle() -> None:

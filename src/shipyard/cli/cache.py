@@ -1,8 +1,6 @@
 """`shipyard cache show | clear`: the project's caches (`cache:` in shipyard.yaml), and invalidation
 without a running server (on the SQLite file or Redis the servers share)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,5 @@
 """`shipyard ci run | init`, `shipyard approve RUN` and `shipyard checklist`."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +22,7 @@ app.add_typer(ci_app, name="ci")
 STYLE = {"pass": "green", "fail": "red", "waiting": "yellow", "error": "red"}
 
 
-def _summary_table(results: list[StageResult]) -> Table:
+def _summary_table(results: "list[StageResult]") -> Table:
     table = Table(title="shipyard ci run", title_justify="left")
     for col in ("stage", "result", "run", "checks", "failed or waiting", "time"):
         table.add_column(col, overflow="fold", no_wrap=col in ("stage", "result", "time"))

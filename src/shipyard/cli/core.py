@@ -1,10 +1,7 @@
 """`shipyard init`, `run`, `versions`, `version`."""
 
-from __future__ import annotations
-
 import json
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +49,8 @@ def version() -> None:
 
 def _templates() -> list[str]:
     """The starter projects `shipyard init --template` can write (folders of cli/_starter)."""
+    from importlib import resources
+
     root = resources.files("shipyard.cli") / "_starter"
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
@@ -73,6 +72,8 @@ def init(
 
     Example: shipyard init my-agent && cd my-agent && shipyard run assistant "What is 2 plus 3?"
     """
+    from importlib import resources
+
     known = _templates()
     if template == "list":
         for name in known:

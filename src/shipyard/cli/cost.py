@@ -1,8 +1,6 @@
 """`shipyard cost report`: what the agents spent on model calls and what caches and routing saved,
 from the cost ledger, per user, session, feature, model, version, day, ..."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +32,7 @@ def _tokens(n: int, part: int) -> str:
     return f"{n:,}" + (f" ({part:,})" if part else "")
 
 
-def _table(report: CostReport, since_text: str | None) -> Table:
+def _table(report: "CostReport", since_text: str | None) -> "Table":
     from rich.table import Table
 
     window = f"since {since_text}" if since_text else "all time"
@@ -53,7 +51,7 @@ def _table(report: CostReport, since_text: str | None) -> Table:
     for name in ("calls", "interactions", "tokens in (cached) / out"):
         table.add_column(name, justify="right", no_wrap=True)
 
-    def add(row: CostRow, label: str, *, end_section: bool = False) -> None:
+    def add(row: "CostRow", label: str, *, end_section: bool = False) -> None:
         share = row.saved_share
         table.add_row(
             escape(label),

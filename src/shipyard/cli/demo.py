@@ -3,13 +3,9 @@
 Each phase shows one capability with the real commands: requests and their trace trees, the
 production gate passing 1.0 and failing 1.1, and the server with traffic and its dashboard."""
 
-from __future__ import annotations
-
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -346,6 +342,8 @@ class _Background:
     beside the phases before its own; `show` prints its output at its phase and returns its exit code."""
 
     def __init__(self, *args: str) -> None:
+        import tempfile
+
         self.args = args
         self.out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
         self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -529,6 +527,8 @@ def _commit(project: Path) -> None:
 
 
 def _free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

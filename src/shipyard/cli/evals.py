@@ -1,7 +1,5 @@
 """`shipyard eval run | compare | import`, `shipyard gate STAGE` and `shipyard gate approve RUN`."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -89,7 +87,7 @@ def _mode(replay: bool, record: bool) -> Literal["live", "record", "replay"]:
     return "replay" if replay else ("record" if record else "live")
 
 
-def _suite_path(cfg: ShipyardConfig, path: str) -> Path:
+def _suite_path(cfg: "ShipyardConfig", path: str) -> Path:
     """A suite named on the command line: relative to the current folder, else to shipyard.yaml."""
     p = Path(path)
     return p if p.is_absolute() or p.exists() else cfg.resolve(path)
@@ -102,10 +100,10 @@ def _reports(specs: list[str] | None) -> list[tuple[str, str]]:
 
 
 async def _run_suites(
-    cfg: ShipyardConfig,
-    store: Store,
+    cfg: "ShipyardConfig",
+    store: "Store",
     agent: str,
-    suites: Sequence[Path | Suite],
+    suites: "Sequence[Path | Suite]",
     *,
     version: str | None,
     stage: str | None,
@@ -113,7 +111,7 @@ async def _run_suites(
     concurrency: int | None,
     mode: Literal["live", "record", "replay"],
     budget: float | None,
-) -> EvalRunResult:
+) -> "EvalRunResult":
     with start_up():  # what the run uses, built before it starts
         from shipyard.evals import EvalRunner, Suite, load_suite
         from shipyard.runtime import Runtime
@@ -139,13 +137,13 @@ async def _run_suites(
         await asyncio.to_thread(flush_export)
 
 
-def _status(result: EvalRunResult) -> str:
+def _status(result: "EvalRunResult") -> str:
     if result.interrupted:
         return "interrupted"
     return "budget_exhausted" if result.budget_exhausted else "finished"
 
 
-def _save(store: Store, summary: RunSummary, status: str, decision: GateDecision | None) -> None:
+def _save(store: "Store", summary: "RunSummary", status: str, decision: "GateDecision | None") -> None:
     """Store the full summary (keeping what the runner stored) and the decision on the run."""
     row = store.get_eval_run(summary.run_id) or {}
     stored = dict(row.get("summary") or {})
@@ -159,7 +157,7 @@ def _save(store: Store, summary: RunSummary, status: str, decision: GateDecision
 
 
 def _write_reports(
-    reports: list[tuple[str, str]], run: Any, summary: RunSummary, decision: GateDecision | None
+    reports: list[tuple[str, str]], run: Any, summary: "RunSummary", decision: "GateDecision | None"
 ) -> None:
     from shipyard.evals import write_report
 
@@ -171,7 +169,7 @@ def _write_reports(
             err_console.print(f"[dim]wrote {kind} report to {escape(path)}[/]")
 
 
-def _find_run(store: Store, ref: str) -> dict[str, Any]:
+def _find_run(store: "Store", ref: str) -> dict[str, Any]:
     """A stored run by id or unique id prefix."""
     run = store.get_eval_run(ref, prefix=True)
     if run is None:
@@ -341,7 +339,7 @@ def eval_compare(
     _exit_on_regression(cmp.regressed)
 
 
-def _exit_on_regression(regressed: Sequence[CaseChange]) -> None:
+def _exit_on_regression(regressed: "Sequence[CaseChange]") -> None:
     """Exit 1, saying so, when a case that passed in the earlier run does not pass in the later one."""
     if regressed:
         shown = ", ".join(c.case_id for c in regressed[:5]) + (" ..." if len(regressed) > 5 else "")
@@ -427,7 +425,7 @@ def eval_import(
 # gating -------------------------------------------------------------------------------------------
 
 
-def _policy_with_baseline(policy: StagePolicy, baseline: str | None) -> StagePolicy:
+def _policy_with_baseline(policy: "StagePolicy", baseline: str | None) -> "StagePolicy":
     if baseline is None:
         return policy
     from shipyard.config import RegressionPolicy

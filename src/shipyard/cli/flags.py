@@ -1,7 +1,5 @@
 """`shipyard flags list|validate|get|set|enable|disable|rollout`: the project's feature flags."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """`shipyard guardrails scan|check`: run the built-in detectors on texts, outside any agent."""
 
-from __future__ import annotations
-
 import json
 import time
 from collections import Counter

@@ -1,7 +1,5 @@
 """`shipyard incidents list | show | triage | promote | rules ...`: production becomes evals."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Any

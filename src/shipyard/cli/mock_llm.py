@@ -1,7 +1,5 @@
 """`shipyard mock-llm`: the scripted model as an OpenAI-compatible HTTP server, with injectable faults."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

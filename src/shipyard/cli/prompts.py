@@ -1,7 +1,5 @@
 """`shipyard prompts lint` and `shipyard prompts diff`."""
 
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from pathlib import Path

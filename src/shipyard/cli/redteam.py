@@ -1,7 +1,5 @@
 """`shipyard redteam generate`: an adversarial eval suite for one agent, from its tools and prompts."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

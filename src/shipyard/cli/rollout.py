@@ -4,10 +4,7 @@ Exit codes: 0 done, 1 a gate or analysis failed (a refused deploy, a canary roll
 2 bad input (unknown version, overlapping rollout, a weight outside 0-100, a lost race).
 """
 
-from __future__ import annotations
-
 import contextlib
-import getpass
 import json
 import os
 from collections.abc import Iterator
@@ -57,6 +54,8 @@ ACTION_STYLE = {"rollback": "red", "abort": "red", "pause": "yellow", "promote":
 def _actor(by: str | None) -> str:
     if by:
         return by
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:

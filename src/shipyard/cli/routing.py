@@ -4,8 +4,6 @@ Both run eval suites on every tier of `routing:` (each call forced to that tier'
 same runtime as `shipyard eval run`, without recording the runs or their interactions: they are a
 what-if, never a gate's evidence."""
 
-from __future__ import annotations
-
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,7 +62,7 @@ class Arm:
         return self.cost / self.cases if self.cases else 0.0
 
 
-def _unrouted(cfg: ShipyardConfig) -> ShipyardConfig:
+def _unrouted(cfg: "ShipyardConfig") -> "ShipyardConfig":
     """The config with routing off: each arm sets its own routing on the runtime."""
     return cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"enabled": False})})
 
@@ -74,16 +72,16 @@ def _case_key(r: Any) -> str:
 
 
 async def _run_arm(
-    cfg: ShipyardConfig,
+    cfg: "ShipyardConfig",
     agent: str,
-    suites: Sequence[Suite],
+    suites: "Sequence[Suite]",
     arm: Arm,
     *,
     force: str | None,
     router: str | None,
     concurrency: int | None,
     routers: dict[str, Any] | None = None,
-) -> EvalRunResult:
+) -> "EvalRunResult":
     from shipyard.evals import EvalRunner
     from shipyard.routing import Routing
     from shipyard.runtime import Runtime
@@ -127,7 +125,7 @@ async def _run_arm(
     return result
 
 
-def _load(cfg: ShipyardConfig, agent: str, suites: list[str]) -> list[Suite]:
+def _load(cfg: "ShipyardConfig", agent: str, suites: list[str]) -> "list[Suite]":
     from shipyard.cli.evals import _suite_path
     from shipyard.evals import load_suite
 
@@ -138,7 +136,7 @@ def _load(cfg: ShipyardConfig, agent: str, suites: list[str]) -> list[Suite]:
     return [load_suite(_suite_path(cfg, s)) for s in suites]
 
 
-def _tiers(cfg: ShipyardConfig) -> dict[str, str]:
+def _tiers(cfg: "ShipyardConfig") -> dict[str, str]:
     tiers = cfg.routing.tier_models(cfg)
     if len(tiers) < 2:
         raise ShipyardError(
@@ -149,7 +147,7 @@ def _tiers(cfg: ShipyardConfig) -> dict[str, str]:
 
 
 async def _tier_arms(
-    cfg: ShipyardConfig, agent: str, suites: list[Suite], concurrency: int | None
+    cfg: "ShipyardConfig", agent: str, suites: "list[Suite]", concurrency: int | None
 ) -> dict[str, Arm]:
     import asyncio
 
@@ -163,7 +161,7 @@ async def _tier_arms(
     return arms
 
 
-def _outcomes(arms: dict[str, Arm], suites: list[Suite]) -> list[CaseOutcome]:
+def _outcomes(arms: dict[str, Arm], suites: "list[Suite]") -> "list[CaseOutcome]":
     from shipyard.routing import CaseOutcome
 
     inputs = {f"{s.name}/{c.id}": c.first_input for s in suites for c in s.cases}
@@ -318,9 +316,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 async def _cross_fitted(
-    cfg: ShipyardConfig,
+    cfg: "ShipyardConfig",
     agent: str,
-    suites: list[Suite],
+    suites: "list[Suite]",
     arms: dict[str, Arm],
     arm: Arm,
     reference: str,

@@ -1,7 +1,5 @@
 """`shipyard serve`, `keys`, `alerts` and `traces`."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Any

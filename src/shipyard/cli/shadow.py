@@ -1,7 +1,5 @@
 """`shipyard shadow`: replay recorded production traffic against a candidate version."""
 
-from __future__ import annotations
-
 import math
 import sys
 from pathlib import Path

@@ -6,8 +6,6 @@ steady rate, with a bounded number of requests in flight; a share of answers get
 1-5 score via POST /v1/feedback. Loopback only: it is a load generator for your own server.
 """
 
-from __future__ import annotations
-
 import random
 import time
 from collections import Counter

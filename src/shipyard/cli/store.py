@@ -1,8 +1,6 @@
 """`shipyard store prune`: retention on demand; `shipyard store dead-letters list | show | retry`: records
 the store refused."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Any
