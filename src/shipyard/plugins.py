@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import import_module
@@ -139,13 +140,16 @@ class _Loader:
 
     def _discover(self) -> tuple[list[EntryPoint], list[EntryPoint]]:
         if self._found is None:
+            installed = _installed_entry_points(self.group)
             try:
-                builtins, self.builtins_from = _builtin_entry_points(self.group)
+                builtins, self.builtins_from = _builtin_entry_points(self.group, installed)
             except PluginError as e:
                 self._error = e
                 builtins = []
             # A distribution's name is read from its METADATA (the whole file is parsed, long
-            # description included, on every `.name`): once per distribution, not per entry point.
+            # description included, on every `.name`): once per distribution, not per entry point,
+            # and not for Shipyard's own: an entry point the installed Shipyard declares is its own
+            # unless another distribution declares the very same one (then their names tell).
             names: dict[int, str | None] = {}
 
             def dist_name(ep: EntryPoint) -> str | None:
@@ -155,8 +159,10 @@ class _Loader:
                 return names[key]
 
             found = list(entry_points(group=self.group))  # keeps each `ep.dist` alive (the ids stay theirs)
+            declared = Counter((ep.name, ep.value) for ep in found)
+            own = {(ep.name, ep.value) for ep in installed if declared[ep.name, ep.value] == 1}
             others = sorted(
-                (ep for ep in found if dist_name(ep) != DISTRIBUTION),
+                (ep for ep in found if (ep.name, ep.value) not in own and dist_name(ep) != DISTRIBUTION),
                 key=lambda ep: (dist_name(ep) or "", ep.name),
             )
             self._found = (builtins, others)
@@ -212,16 +218,21 @@ def _declared_in(pyproject: Path, group: str) -> list[EntryPoint] | None:
     return [EntryPoint(name, value, group) for name, value in declared.items()]
 
 
-def _builtin_entry_points(group: str) -> tuple[list[EntryPoint], str]:
+def _installed_entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of `group` the installed Shipyard's package metadata declares (none without)."""
+    try:
+        return [ep for ep in distribution(DISTRIBUTION).entry_points if ep.group == group]
+    except PackageNotFoundError:
+        return []
+
+
+def _builtin_entry_points(group: str, installed: list[EntryPoint]) -> tuple[list[EntryPoint], str]:
     """Shipyard's own entry points of `group` and where they were read.
 
-    The installed package metadata when it declares any; else the pyproject.toml of the source tree
-    (running from a checkout, or an install made before the entry points were declared). A source
-    tree whose pyproject.toml declares more than stale metadata wins, with a warning."""
-    try:
-        installed = [ep for ep in distribution(DISTRIBUTION).entry_points if ep.group == group]
-    except PackageNotFoundError:
-        installed = []
+    The installed package metadata (`installed`) when it declares any; else the pyproject.toml of
+    the source tree (running from a checkout, or an install made before the entry points were
+    declared). A source tree whose pyproject.toml declares more than stale metadata wins, with a
+    warning."""
     pyproject = _source_pyproject()
     declared = _declared_in(pyproject, group) if pyproject else None
     if declared and {(e.name, e.value) for e in declared} != {(e.name, e.value) for e in installed}:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from observe_helpers import make_record
 
-from shipyard.config import BUILTIN_ALERT_RULES, DEFAULT_ALERT_RULES, AlertRule, load_config
+from shipyard.config import AlertRule, builtin_alert_rules, default_alert_rules, load_config
 from shipyard.errors import ConfigError
 from shipyard.observe import (
     AlertEngine,
@@ -87,7 +87,7 @@ def test_judge_thresholds_comparators_and_no_data() -> None:
 
 
 def test_default_rules_are_the_sane_production_ones() -> None:
-    by_metric = {r.metric: r for r in DEFAULT_ALERT_RULES + BUILTIN_ALERT_RULES}
+    by_metric = {r.metric: r for r in default_alert_rules() + builtin_alert_rules()}
     assert by_metric["completion_rate"].alert == 0.85 and by_metric["completion_rate"].op == "<"
     assert by_metric["p95_latency_s"].alert == 5.0
     assert by_metric["cost_per_interaction"].alert == 0.10
@@ -100,7 +100,7 @@ def test_the_built_in_safety_rule_fires_on_a_burst_not_on_every_block() -> None:
     """One blocked injection attempt is a guardrail doing its job; more than 3 incidents in 15
     minutes warn (DEGRADED), more than 10 alert (DOWN). Blocks, and guardrails that blocked or
     escalated inside a completed interaction, all count."""
-    [safety] = [r for r in BUILTIN_ALERT_RULES if r.metric == "safety_incidents"]
+    [safety] = [r for r in builtin_alert_rules() if r.metric == "safety_incidents"]
     assert (safety.name, safety.window_s, safety.op, safety.warn, safety.alert) == (
         "safety_incidents",
         900,
@@ -192,7 +192,7 @@ async def test_engine_run_loop_survives_a_bad_source() -> None:
     def source(rule: AlertRule, now: float):  # type: ignore[no-untyped-def]
         raise RuntimeError("store gone")
 
-    engine = AlertEngine(list(DEFAULT_ALERT_RULES), source)
+    engine = AlertEngine(list(default_alert_rules()), source)
     loops = LoopSupervisor()
     task = asyncio.create_task(engine.run(0.01, loops=loops))
     for _ in range(12_000):  # waits for the second failed pass (the bound only stops a hung test)
@@ -216,13 +216,13 @@ def test_alerts_config_section(tmp_path: Path) -> None:
     cfg = load_config(path)
     rule, *builtin = cfg.alerts.effective_rules()
     assert rule.window_s == 600 and rule.op == ">" and cfg.alerts.interval_s == 5
-    assert builtin == list(BUILTIN_ALERT_RULES)  # the dead-letter alert is always in force
+    assert builtin == list(builtin_alert_rules())  # the dead-letter alert is always in force
     assert {"safety_incidents", "dead_letters"} <= {r.name for r in builtin}  # so are safety incidents
     path.write_text("alerts:\n  rules: []\n")
     assert load_config(path).alerts.effective_rules() == []
     path.write_text("project: x\n")
     rules = load_config(path).alerts.effective_rules()
-    assert rules == [*DEFAULT_ALERT_RULES, *BUILTIN_ALERT_RULES]
+    assert rules == [*default_alert_rules(), *builtin_alert_rules()]
     path.write_text("alerts:\n  rules:\n    - {name: dl, metric: dead_letters, window: 1d, warn: 0}\n")
     own, *others = load_config(path).alerts.effective_rules()  # a rule of one's own replaces the built-in one
     assert own.name == "dl" and own.op == ">" and "dead_letters" not in [r.name for r in others]
@@ -253,7 +253,7 @@ def test_alerts_config_section(tmp_path: Path) -> None:
 async def test_an_event_rule_alerts_at_once_and_clears_after_its_window() -> None:
     out = io.StringIO()
     configure_logging(stream=out)
-    rule = next(r for r in BUILTIN_ALERT_RULES if r.metric == "dead_letters")
+    rule = next(r for r in builtin_alert_rules() if r.metric == "dead_letters")
     events = EventCounter([NOW - 7200])  # an old dead letter: outside the rule's hour
     engine = AlertEngine([rule], source_from_samples([]), counters={"dead_letters": events})
     assert [(x.previous, x.state, x.value) for x in engine.evaluate(NOW)] == [("no_data", "ok", 0.0)]

@@ -87,19 +87,10 @@ def test_with_a_third_party_plugin_the_first_lookup_loads_everything(tmp_path: P
     assert out["failures"] == []
 
 
-def test_discovery_reads_each_distributions_name_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
-    """Telling Shipyard's own entry points from others reads each one's distribution name, which
-    parses that distribution's whole METADATA (Shipyard's carries its README): once per distribution,
-    not once per entry point (Shipyard declares five, a plugin may declare several)."""
+def _discover_counting_names(monkeypatch: MonkeyPatch) -> tuple[list[EntryPoint], list[str | None]]:
+    """A fresh discovery's third-party entry points, and the distribution names it read."""
     from shipyard import plugins
 
-    package = write_package(
-        tmp_path / "pkg",
-        "two-plugins",
-        {"shipyard.plugins": {"first": "two_plugins_a", "second": "two_plugins_b"}},
-        {"two_plugins_a.py": "", "two_plugins_b.py": ""},
-    )
-    monkeypatch.syspath_prepend(str(install(tmp_path / "site", package)))
     read: list[str | None] = []
     real = plugins._dist_name
 
@@ -110,5 +101,35 @@ def test_discovery_reads_each_distributions_name_once(tmp_path: Path, monkeypatc
     monkeypatch.setattr(plugins, "_dist_name", counted)
     builtins, others = plugins._Loader(plugins.GROUP)._discover()
     assert {ep.name for ep in builtins} >= {"agents", "evals", "guardrails", "llm", "store"}
+    return others, read
+
+
+def test_discovery_reads_each_distributions_name_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Telling Shipyard's own entry points from others reads each one's distribution name, which
+    parses that distribution's whole METADATA (Shipyard's carries its README): once per distribution,
+    not once per entry point (Shipyard declares five, a plugin may declare several), and never
+    Shipyard's own: the entry points its installed metadata declares are known to be its own."""
+    package = write_package(
+        tmp_path / "pkg",
+        "two-plugins",
+        {"shipyard.plugins": {"first": "two_plugins_a", "second": "two_plugins_b"}},
+        {"two_plugins_a.py": "", "two_plugins_b.py": ""},
+    )
+    monkeypatch.syspath_prepend(str(install(tmp_path / "site", package)))
+    others, read = _discover_counting_names(monkeypatch)
     assert [(ep.name, ep.value) for ep in others] == [("first", "two_plugins_a"), ("second", "two_plugins_b")]
-    assert sorted(read, key=str) == ["shipyard", "two-plugins"]
+    assert read == ["two-plugins"]
+
+
+def test_a_copy_of_a_builtin_entry_point_is_told_apart_by_its_distribution(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """Another distribution declaring the very entry point Shipyard declares (`llm`, the same
+    target) is a third-party plugin all the same: the distribution names decide."""
+    package = write_package(
+        tmp_path / "pkg", "llm-copy", {"shipyard.plugins": {"llm": "shipyard.llm._providers"}}, {}
+    )
+    monkeypatch.syspath_prepend(str(install(tmp_path / "site", package)))
+    others, read = _discover_counting_names(monkeypatch)
+    assert [(ep.name, ep.value) for ep in others] == [("llm", "shipyard.llm._providers")]
+    assert sorted(read, key=str) == ["llm-copy", "shipyard"]

@@ -3,11 +3,11 @@
 from shipyard.config._adapters import ADAPTERS, AdapterConfig, AgentAdapter
 from shipyard.config._alerts import (
     ALERT_METRICS,
-    BUILTIN_ALERT_RULES,
-    DEFAULT_ALERT_RULES,
     EVENT_METRICS,
     AlertRule,
     AlertsConfig,
+    builtin_alert_rules,
+    default_alert_rules,
     parse_window,
 )
 from shipyard.config._budgets import DEFAULT_GRACEFUL_ANSWER, BudgetLimit, BudgetsConfig
@@ -66,8 +66,6 @@ from shipyard.config._shadow import ShadowConfig, ShadowMirrorConfig
 __all__ = [
     "ADAPTERS",
     "ALERT_METRICS",
-    "BUILTIN_ALERT_RULES",
-    "DEFAULT_ALERT_RULES",
     "DEFAULT_BLOCKED_REPLY",
     "DEFAULT_ESCALATED_REPLY",
     "DEFAULT_GRACEFUL_ANSWER",
@@ -122,7 +120,9 @@ __all__ = [
     "StoreConfig",
     "StrictModel",
     "UserSimulatorConfig",
+    "builtin_alert_rules",
     "check_ledger_max_age",
+    "default_alert_rules",
     "empty_list",
     "find_config",
     "format_validation_error",

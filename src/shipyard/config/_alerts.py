@@ -7,13 +7,14 @@
       rules:
         - {name: completion, metric: completion_rate, window: 15m, warn: 0.9, alert: 0.85}
 
-Leaving `rules` out gives the defaults of a sane production setup (`DEFAULT_ALERT_RULES`);
+Leaving `rules` out gives the defaults of a sane production setup (`default_alert_rules()`);
 `rules: []` switches alerting off. Rules on events rather than KPIs (`EVENT_METRICS`: dead letters,
 records the store refused; loop failures, background loops failing again and again) are always in
 force unless alerting is off; a configured rule on the same metric replaces the built-in one
-(`BUILTIN_ALERT_RULES`).
+(`builtin_alert_rules()`).
 """
 
+import functools
 import re
 from typing import Literal, Self
 
@@ -108,42 +109,57 @@ class AlertRule(StrictModel):
         return self.comparator or ALERT_METRICS[self.metric]
 
 
-DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (
-    AlertRule(name="task_completion", metric="completion_rate", window="15m", warn=0.9, alert=0.85),
-    AlertRule(name="latency_p95", metric="p95_latency_s", window="15m", warn=4.0, alert=5.0),
-    AlertRule(name="cost_per_interaction", metric="cost_per_interaction", window="1h", warn=0.08, alert=0.10),
-    AlertRule(name="escalations", metric="escalation_rate", window="1h", warn=0.15, alert=0.20),
-    AlertRule(name="tool_errors", metric="tool_error_rate", window="15m", warn=0.03, alert=0.05),
-    AlertRule(name="satisfaction", metric="satisfaction", window="24h", warn=4.2, alert=4.0, min_samples=10),
-)
+SAFETY_INCIDENTS_WARN = 3  # more than 3 in 15 minutes: DEGRADED
+SAFETY_INCIDENTS_ALERT = 10  # more than 10 in 15 minutes: DOWN
+
+
+@functools.cache
+def default_alert_rules() -> tuple[AlertRule, ...]:
+    """The rules in force when `rules` is left out. Made on first use, once: the first rule made builds
+    AlertRule's own validator, which a command without alerting (`shipyard run`) has no use for."""
+    return (
+        AlertRule(name="task_completion", metric="completion_rate", window="15m", warn=0.9, alert=0.85),
+        AlertRule(name="latency_p95", metric="p95_latency_s", window="15m", warn=4.0, alert=5.0),
+        AlertRule(
+            name="cost_per_interaction", metric="cost_per_interaction", window="1h", warn=0.08, alert=0.10
+        ),
+        AlertRule(name="escalations", metric="escalation_rate", window="1h", warn=0.15, alert=0.20),
+        AlertRule(name="tool_errors", metric="tool_error_rate", window="15m", warn=0.03, alert=0.05),
+        AlertRule(
+            name="satisfaction", metric="satisfaction", window="24h", warn=4.2, alert=4.0, min_samples=10
+        ),
+    )
+
+
 # In force whatever rules are configured (unless `rules: []`): a record the store refused is lost
 # to every KPI and audit until someone retries it (`shipyard store dead-letters`). Safety incidents (a
 # blocked request, a guardrail that blocked or escalated, a refused tool call) are counted, but one
 # is a guardrail doing its job (a public agent blocks injection attempts all day): a burst warns,
 # a larger one alerts (`SAFETY_INCIDENTS_WARN` / `_ALERT` in 15 minutes); a project with more
 # traffic or less tolerance sets its own rule on `safety_incidents`, which replaces this one.
-SAFETY_INCIDENTS_WARN = 3  # more than 3 in 15 minutes: DEGRADED
-SAFETY_INCIDENTS_ALERT = 10  # more than 10 in 15 minutes: DOWN
-BUILTIN_ALERT_RULES: tuple[AlertRule, ...] = (
-    AlertRule(
-        name="safety_incidents",
-        metric="safety_incidents",
-        window="15m",
-        warn=SAFETY_INCIDENTS_WARN,
-        alert=SAFETY_INCIDENTS_ALERT,
-        min_samples=0,
-    ),
-    AlertRule(name="dead_letters", metric="dead_letters", window="1h", alert=0, min_samples=0),
-    # a background loop that keeps failing (say, canary ticks: automatic rollbacks would stop)
-    AlertRule(name="background_loops", metric="loop_failures", window="15m", alert=0, min_samples=0),
-)
+@functools.cache
+def builtin_alert_rules() -> tuple[AlertRule, ...]:
+    """The rules in force whatever rules are configured (see above), made on first use, once."""
+    return (
+        AlertRule(
+            name="safety_incidents",
+            metric="safety_incidents",
+            window="15m",
+            warn=SAFETY_INCIDENTS_WARN,
+            alert=SAFETY_INCIDENTS_ALERT,
+            min_samples=0,
+        ),
+        AlertRule(name="dead_letters", metric="dead_letters", window="1h", alert=0, min_samples=0),
+        # a background loop that keeps failing (say, canary ticks: automatic rollbacks would stop)
+        AlertRule(name="background_loops", metric="loop_failures", window="15m", alert=0, min_samples=0),
+    )
 
 
 class AlertsConfig(StrictModel):
     """`alerts:` the rules the server evaluates every `interval_s`, and where transitions go."""
 
     rules: list[AlertRule] | None = Field(
-        None, description="default: DEFAULT_ALERT_RULES; [] turns alerts off"
+        None, description="default: default_alert_rules(); [] turns alerts off"
     )
     webhooks: list[str] = Field(
         default_factory=empty_list, description="URLs that receive each state change (POST)"
@@ -177,6 +193,6 @@ class AlertsConfig(StrictModel):
         metric (and name) no configured rule takes. `rules: []` is none at all."""
         if self.rules is not None and not self.rules:
             return []
-        rules = list(DEFAULT_ALERT_RULES) if self.rules is None else list(self.rules)
+        rules = list(default_alert_rules()) if self.rules is None else list(self.rules)
         taken = {r.metric for r in rules} | {r.name for r in rules}
-        return rules + [r for r in BUILTIN_ALERT_RULES if r.metric not in taken and r.name not in taken]
+        return rules + [r for r in builtin_alert_rules() if r.metric not in taken and r.name not in taken]

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shipyard.cost._budgets import (
-        BudgetExceeded,
         Budgets,
-        BudgetUnavailable,
         Hold,
         InteractionBudget,
         MemoryBackend,
         Subject,
         make_budgets,
     )
+    from shipyard.cost._errors import BudgetExceeded, BudgetUnavailable
     from shipyard.cost._pricing import CostBreakdown, call_cost, cost_breakdown
     from shipyard.cost._report import REPORT_DIMENSIONS, CostReport, CostRow, cost_report, parse_since
     from shipyard.cost._usage import (

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import orjson
 
 from shipyard.config import BudgetLimit, BudgetsConfig, PriceRates
+from shipyard.cost._errors import BudgetExceeded, BudgetUnavailable
 from shipyard.observe import log_event
 from shipyard.types import BudgetRemaining, ChatOptions, Message, Usage
 
@@ -76,33 +77,6 @@ about 10 MB; a session that comes back later costs one indexed read."""
 EVICTED_PER_GENERATION = 1_000_000  # keys per generation of the let-go-of keys' filter (`_EvictedKeys`)
 EVICTED_FILTER_HASHES = 10  # bits set per key: 0.1% false positives in a full generation...
 EVICTED_FILTER_BITS = 14_377_588  # ...of this many bits (1.8 MB: ~14.4 bits a key; m = -n ln p / ln(2)^2)
-
-
-class BudgetExceeded(Exception):
-    """A budget has no room for this call (or this interaction): it is stopped gracefully."""
-
-    def __init__(self, budget: str, scope: str, spent: float, limit: float, unit: str) -> None:
-        self.budget, self.scope, self.spent, self.limit, self.unit = budget, scope, spent, limit, unit
-        super().__init__(
-            f"budget {budget!r} ({scope}) is exhausted: {_fmt(spent, unit)} of {_fmt(limit, unit)} spent"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "budget": self.budget,
-            "scope": self.scope,
-            "spent": self.spent,
-            "limit": self.limit,
-            "unit": self.unit,
-        }
-
-
-class BudgetUnavailable(Exception):
-    """The counters of a fail_closed budget cannot be reached (Redis down): the call is refused."""
-
-
-def _fmt(value: float, unit: str) -> str:
-    return f"${value:.6f}" if unit == "usd" else f"{int(value)} tokens"
 
 
 # what is counted -----------------------------------------------------------------------------------

@@ -13,10 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shipyard.flags._flagd_ops import SplitVariant
-from shipyard.flags._jsonlogic import Fn, LogicError
 from shipyard.flags._model import (
     FlagDefinition,
     FlagKind,
@@ -25,6 +23,9 @@ from shipyard.flags._model import (
     compile_targeting,
     load_flag_file,
 )
+
+if TYPE_CHECKING:  # the rule engine loads with the first flag that has targeting (most have none)
+    from shipyard.flags._jsonlogic import Fn
 
 _log = logging.getLogger("shipyard.flags")
 
@@ -102,8 +103,12 @@ def _rule(flag: FlagDefinition, flag_set: FlagSet) -> Fn | None:
     """The flag's compiled targeting, as flagd reads it (see `parse_flag_set`)."""
     try:
         return compile_targeting(flag.name, flag.targeting, flag_set.evaluators, strict=False)
-    except LogicError as e:
-        return broken_rule(e)
+    except Exception as e:
+        from shipyard.flags._jsonlogic import LogicError  # loaded: a rule was being compiled
+
+        if isinstance(e, LogicError):
+            return broken_rule(e)
+        raise
 
 
 Listener = Callable[[FlagSet], None]
@@ -215,6 +220,8 @@ class FlagStore:
             if out is None:
                 reason = Reason.DEFAULT
             else:
+                from shipyard.flags._flagd_ops import SplitVariant  # loaded with the rule's compiler
+
                 variant = _variant_key(out)
                 reason = Reason.SPLIT if isinstance(out, SplitVariant) else Reason.TARGETING_MATCH
                 if variant not in flag.variants:

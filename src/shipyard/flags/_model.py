@@ -17,14 +17,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from shipyard._atomic import atomic_write
 from shipyard.errors import ConfigError
-from shipyard.flags._flagd_ops import FLAGD_OPERATORS
-from shipyard.flags._jsonlogic import Compiler, Fn, LogicError
+
+if TYPE_CHECKING:  # the rule engine loads with the first rule compiled: most projects have none
+    from shipyard.flags._jsonlogic import Fn, LogicError
 
 SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
 REVISION_KEY = "shipyard.revision"
@@ -166,6 +167,9 @@ def compile_targeting(
     `strict=False` compiles operations that can only give null to null, as flagd evaluates them."""
     if targeting is None or targeting == {}:
         return None
+    from shipyard.flags._flagd_ops import FLAGD_OPERATORS
+    from shipyard.flags._jsonlogic import Compiler
+
     compiler = Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators, flag_key=name, strict=strict)
     return compiler.compile(targeting, path if path is not None else ("flags", name, "targeting"))
 
@@ -173,6 +177,8 @@ def compile_targeting(
 def broken_rule(error: LogicError) -> Fn:
     """The rule of a flag whose targeting flagd cannot parse (an unknown operator, a `$ref` to no
     evaluator): evaluating it fails, so the flag resolves with PARSE_ERROR, as in flagd."""
+    from shipyard.flags._jsonlogic import LogicError
+
     message = f"{format_path(error.path)}: {error.message}"
 
     def fail(_d: Any) -> Any:
@@ -231,6 +237,8 @@ def _check_flag(
     elif targeting:
         # a file is read as flagd reads it (`w` is then a list of warnings: what cannot be parsed
         # fails that flag's evaluations with PARSE_ERROR); a flag written through Shipyard must compile
+        from shipyard.flags._jsonlogic import LogicError
+
         try:
             compile_targeting(name, targeting, evaluators)
         except LogicError as e:
@@ -279,6 +287,9 @@ def parse_flag_set(
     # a broken evaluator is a warning even when strict: a flag that uses it fails to compile itself
     ew = w if not strict else _Problems(lines)
     for ename, rule in evaluators.items():
+        from shipyard.flags._flagd_ops import FLAGD_OPERATORS  # the rule engine, with the first rule
+        from shipyard.flags._jsonlogic import Compiler, LogicError
+
         try:
             Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators).compile(rule, ("$evaluators", ename))
         except LogicError as e:

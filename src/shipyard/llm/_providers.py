@@ -15,7 +15,6 @@ from pydantic import Field, model_validator
 from shipyard.config import PROVIDERS, BreakerConfig, ModelConfig, ModelProvider, ShipyardConfig, StrictModel
 from shipyard.errors import MissingSecretError
 from shipyard.llm._breaker import breaker_for
-from shipyard.llm._openai import OpenAIChatClient
 from shipyard.llm._scripted import ScriptedModel, load_rules, rules_files
 from shipyard.llm._types import ChatClient
 
@@ -96,6 +95,8 @@ class ScriptedSettings(StrictModel):
 
 def openai_client(key: str, m: ModelConfig, cfg: ShipyardConfig) -> ChatClient:
     """An OpenAIChatClient for `models.<key>`, its API key read from the environment now."""
+    from shipyard.llm._openai import OpenAIChatClient  # here: a project on other providers never loads it
+
     s: OpenAISettings = m.settings
     api_key = None
     if s.api_key_env:

@@ -11,19 +11,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shipyard.observe import _semconv as sc
 from shipyard.observe._lean_span import _Attributes, lean_span
 from shipyard.store import SpanRecord
+
+if TYPE_CHECKING:  # the SDK's export loads with the first exporter (a process that exports none: never)
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 _PROVIDER: TracerProvider | None = None
 _EXPORTS: dict[str, BatchSpanProcessor] = {}
@@ -103,6 +105,8 @@ def _set_export(key: str, exporter: SpanExporter | None) -> None:
     if old is not None:
         old.shutdown()
     if exporter is not None:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         _EXPORTS[key] = BatchSpanProcessor(exporter)
 
 

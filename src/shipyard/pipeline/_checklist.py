@@ -201,9 +201,9 @@ def _budgets(cfg: ShipyardConfig, store: Store | None, agent: str) -> Item:
 
 
 def _alerts(cfg: ShipyardConfig) -> Item:
-    from shipyard.config import DEFAULT_ALERT_RULES
+    from shipyard.config import default_alert_rules
 
-    rules = cfg.alerts.rules if cfg.alerts.rules is not None else list(DEFAULT_ALERT_RULES)
+    rules = cfg.alerts.rules if cfg.alerts.rules is not None else list(default_alert_rules())
     targets = [*cfg.alerts.webhooks, *cfg.alerts.files]
     if not rules:
         return Item("alerts", "Alerts with thresholds and a target", "fail", "alerts.rules: [] turns alerting off",

@@ -14,14 +14,7 @@ from opentelemetry.trace import Tracer
 from shipyard.agents import interaction_scope
 from shipyard.config import ModelPrices, ShipyardConfig
 from shipyard.errors import ConfigError
-from shipyard.guardrails import (
-    NO_GUARDRAILS,
-    AgentGuardrails,
-    SystemPromptLeak,
-    build_guardrails,
-    make_canary,
-    plant_canary,
-)
+from shipyard.guardrails import NO_GUARDRAILS, AgentGuardrails, build_guardrails
 from shipyard.llm import ChatClient, Message, ModelPool
 from shipyard.observe import TraceSampler, end_span, get_tracer, log_event, start_span
 from shipyard.runtime._at_rest import ContentMask
@@ -328,8 +321,12 @@ class Runtime:
         when the agent has a `system_prompt_leak` guardrail, which then finds it in a leaked answer."""
         if v.id not in self._system_prompts:
             prompt = v.bundle.render(v.prompt_variables) if v.bundle else ""
-            if prompt and any(isinstance(g, SystemPromptLeak) for g in self.guardrails(v.agent).output):
-                prompt, _ = plant_canary(prompt, make_canary(v.hash))
+            output = self.guardrails(v.agent).output
+            if prompt and output:  # the output checks' module loads only for an agent that has some
+                from shipyard.guardrails import SystemPromptLeak, make_canary, plant_canary
+
+                if any(isinstance(g, SystemPromptLeak) for g in output):
+                    prompt, _ = plant_canary(prompt, make_canary(v.hash))
             self._system_prompts[v.id] = prompt
         return self._system_prompts[v.id]
 
