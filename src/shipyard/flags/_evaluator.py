@@ -19,6 +19,7 @@ from shipyard.flags._model import (
     FlagDefinition,
     FlagKind,
     FlagSet,
+    SplitVariant,
     broken_rule,
     compile_targeting,
     load_flag_file,
@@ -220,8 +221,6 @@ class FlagStore:
             if out is None:
                 reason = Reason.DEFAULT
             else:
-                from shipyard.flags._flagd_ops import SplitVariant  # loaded with the rule's compiler
-
                 variant = _variant_key(out)
                 reason = Reason.SPLIT if isinstance(out, SplitVariant) else Reason.TARGETING_MATCH
                 if variant not in flag.variants:

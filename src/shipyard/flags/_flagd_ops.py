@@ -21,6 +21,7 @@ from shipyard.flags._jsonlogic import (
     Path,
     arity,
 )
+from shipyard.flags._model import SplitVariant
 
 MAX_TOTAL_WEIGHT = 2**31 - 1
 
@@ -31,12 +32,6 @@ def _null_arity(args: list[Node], path: Path, lo: int, hi: int | None = None) ->
         arity(args, path, lo, hi)
     except LogicError as e:
         raise NullOperation(e.path, e.message) from None
-
-
-class SplitVariant(str):
-    """A variant name chosen by `fractional`; the evaluator reports it with reason SPLIT."""
-
-    __slots__ = ()
 
 
 def _parse_distribution(item: Any) -> tuple[Any, int] | None:

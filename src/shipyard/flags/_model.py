@@ -36,6 +36,14 @@ JsonPath = tuple[str | int, ...]
 Lines = dict[tuple[str | int, ...], int]
 
 
+class SplitVariant(str):
+    """A variant name chosen by `fractional` (flags/_flagd_ops.py); the evaluator reports it with reason
+    SPLIT. Here, not beside `fractional`: the evaluator checks every rule's result against it without
+    loading the rule engine."""
+
+    __slots__ = ()
+
+
 def format_path(path: JsonPath) -> str:
     """`("flags", "x", "targeting", "if", 0)` -> `flags.x.targeting.if[0]`."""
     out = ""
