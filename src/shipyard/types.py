@@ -1,36 +1,29 @@
 """The value types every layer shares: chat messages, token usage, tool calls and their results,
 what a model call returns, and the closed sets several packages read (interaction statuses, traffic
-sources). They live at the bottom (beside `config`), so capability packages never
+sources, re-exported from `shipyard._closed_sets`, which loads without this module's dataclasses).
+They live at the bottom (beside `config`), so capability packages never
 import each other for a type; `shipyard.llm` and `shipyard.tools` re-export them."""
 
 import json
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol, TypedDict
 
+from shipyard._closed_sets import InteractionStatus, TrafficSource
 
-class InteractionStatus(StrEnum):
-    """How an interaction ended. An agent returns completed, escalated or failed; `blocked` is the
-    pipeline's (a guardrail answered instead of the agent), as is `budget_exceeded`."""
-
-    COMPLETED = "completed"
-    ESCALATED = "escalated"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    BUDGET_EXCEEDED = "budget_exceeded"  # a budget stopped it (the pipeline's, `budgets:`)
-
-
-class TrafficSource(StrEnum):
-    """Where an interaction came from. Production KPIs exclude `eval` and `shadow`; a canary's
-    candidate traffic is `canary`; `warmup` interactions (a version's warm-up) are never recorded."""
-
-    PRODUCTION = "production"
-    CANARY = "canary"
-    EVAL = "eval"
-    SHADOW = "shadow"
-    REPLAY = "replay"
-    WARMUP = "warmup"
-
+__all__ = [
+    "CHAT_OPTIONS",
+    "Attempt",
+    "BudgetRemaining",
+    "ChatOptions",
+    "ChatResponse",
+    "InteractionStatus",
+    "Message",
+    "ToolCall",
+    "ToolResult",
+    "ToolSet",
+    "TrafficSource",
+    "Usage",
+]
 
 Message = dict[str, Any]
 """An OpenAI-format chat message: {"role": "system"|"user"|"assistant"|"tool", "content": ..., ...}."""

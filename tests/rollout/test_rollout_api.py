@@ -10,7 +10,7 @@ import httpx
 import pytest
 from rollout_helpers import gate_run
 
-from shipyard.cli.simulate import drive
+from shipyard.cli._traffic import drive
 from shipyard.server import create_key
 from shipyard.store import Store
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.rule import Rule
 
-from shipyard.cli.simulate import conversations, feedback_for
+from shipyard.cli._traffic import conversations, feedback_for
 
 OVERRIDE_1_1 = "the demo shows what production traffic catches in a version its gate refused"
 

@@ -1,7 +1,6 @@
 """`shipyard prompts lint` and `shipyard prompts diff`."""
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,6 @@ prompts_app = typer.Typer(
 app.add_typer(prompts_app, name="prompts")
 
 
-@dataclass(slots=True)
-class _Target:
-    """One bundle to lint, with what it is linted against."""
-
-    title: str
-    path: Path
-    tools: Any  # ToolRegistry | None
-    variables: dict[str, str]
-    problem: Any = None  # LintIssue found before linting (e.g. the entry point does not import)
-
-
 def _parse_vars(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
@@ -38,42 +26,6 @@ def _parse_vars(pairs: list[str]) -> dict[str, str]:
             raise fail(f"--var {pair!r} is not KEY=VALUE", hint="example: --var product=Acme")
         out[key.strip()] = value
     return out
-
-
-def _agent_targets(cfg: Any, names: list[str]) -> list[_Target]:
-    """The bundles of the named agents (all when none), current version first, then `versions:`."""
-    from shipyard.agents import adapter_spec, load_entry
-    from shipyard.errors import ShipyardError
-    from shipyard.prompts import LintIssue
-
-    unknown = [n for n in names if n not in cfg.agents]
-    if unknown:
-        raise fail(
-            f"no agent named {unknown[0]!r} in {cfg.path}",
-            hint=f"agents: {', '.join(sorted(cfg.agents)) or 'none'}",
-        )
-    targets: list[_Target] = []
-    for name in names or sorted(cfg.agents):
-        agent = cfg.agents[name]
-        seen: set[tuple[str | None, str | None]] = set()
-        variants = [("", agent.entry, agent.prompts)]
-        variants += [(f" versions[{i}]", v.entry or agent.entry, v.prompts or agent.prompts)
-                     for i, v in enumerate(agent.versions)]  # fmt: skip
-        for suffix, entry, prompts in variants:
-            if (entry, prompts) in seen:
-                continue
-            seen.add((entry, prompts))
-            if not prompts:
-                console.print(f"[dim]{escape(name)}{suffix}: no prompt bundle (prompts: is not set)[/]")
-                continue
-            target = _Target(f"{name}{suffix}", cfg.resolve(prompts), None, dict(agent.prompt_variables))
-            try:
-                spec = load_entry(entry, root=cfg.root) if entry else adapter_spec(agent.adapter, name)
-                target.tools = spec.tools
-            except ShipyardError as e:
-                target.problem = LintIssue("error", f"entry {entry}", None, str(e))
-            targets.append(target)
-    return targets
 
 
 def _show(path: str) -> str:
@@ -101,14 +53,15 @@ def lint(
 
     Example: shipyard prompts lint --path prompts/support --var product=Acme
     """
+    from shipyard.cli._lint_targets import Target, agent_targets
     from shipyard.prompts import lint_bundle
 
     if path is not None:
         if agents:
             raise fail("give either agent names or --path, not both")
-        targets = [_Target(str(path), path, None, _parse_vars(var))]
+        targets = [Target(str(path), path, None, _parse_vars(var))]
     else:
-        targets = _agent_targets(load_project(config), agents or [])
+        targets = agent_targets(load_project(config), agents or [])
     errors = warnings = 0
     for t in targets:
         issues = [t.problem] if t.problem else []

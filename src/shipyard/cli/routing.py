@@ -4,9 +4,6 @@ Both run eval suites on every tier of `routing:` (each call forced to that tier'
 same runtime as `shipyard eval run`, without recording the runs or their interactions: they are a
 what-if, never a gate's evidence."""
 
-import sys
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +15,10 @@ from shipyard.cli._app import ConfigOption, app, console, err_console, handle_er
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Sequence
+    from collections.abc import Coroutine
 
     from shipyard.config import ShipyardConfig
-    from shipyard.evals import EvalRunResult, Suite
-    from shipyard.routing import CaseOutcome
+    from shipyard.evals import Suite
 
 routing_app = typer.Typer(
     help="Model routing: what it saves against always using the reference tier, and fitting the learned "
@@ -38,91 +34,6 @@ JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 ConcurrencyOption = typer.Option(
     None, "--concurrency", "-j", min=1, help="Most repeats in flight (default: adapts to the provider)."
 )
-
-
-@dataclass(slots=True)
-class Arm:
-    """One way of choosing the model, run on the suites: every call on one tier, or a router."""
-
-    name: str
-    kind: str  # tier | router
-    cases: int = 0
-    passed: float = 0.0  # passes summed over cases (a case's share of passing repeats)
-    cost: float = 0.0  # mean cost per case, summed
-    tier_calls: Counter[str] = field(default_factory=Counter)
-    per_case: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (pass share, cost)
-    announced: bool = False
-
-    @property
-    def pass_rate(self) -> float:
-        return self.passed / self.cases if self.cases else 0.0
-
-    @property
-    def cost_per_case(self) -> float:
-        return self.cost / self.cases if self.cases else 0.0
-
-
-def _unrouted(cfg: "ShipyardConfig") -> "ShipyardConfig":
-    """The config with routing off: each arm sets its own routing on the runtime."""
-    return cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"enabled": False})})
-
-
-def _case_key(r: Any) -> str:
-    return f"{r.suite}/{r.case_id}"
-
-
-async def _run_arm(
-    cfg: "ShipyardConfig",
-    agent: str,
-    suites: "Sequence[Suite]",
-    arm: Arm,
-    *,
-    force: str | None,
-    router: str | None,
-    concurrency: int | None,
-    routers: dict[str, Any] | None = None,
-) -> "EvalRunResult":
-    from shipyard.evals import EvalRunner
-    from shipyard.routing import Routing
-    from shipyard.runtime import Runtime
-
-    off = _unrouted(cfg)
-    rt = Runtime(off)  # no store: a what-if run is never a gate's evidence
-    # sessions in memory: a what-if run leaves nothing in a shared Redis and needs none
-    memory = cfg.routing.sessions.model_copy(update={"backend": "memory"})
-    local = cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"sessions": memory})})
-    routing = Routing(local, force=force, router=router, agents=[agent], routers=routers)
-    rt.routing = routing
-    models = {m: t for t, m in routing.tier_models.items()}
-
-    def count(rec: Any) -> None:
-        for c in rec.llm_calls:
-            arm.tier_calls[models.get(c.model, c.model)] += 1
-
-    rt.sinks.append(count)
-    try:
-        runner = EvalRunner(rt, off, concurrency=concurrency, console=err_console)
-        if not arm.announced:
-            arm.announced = True
-            err_console.print(f"[dim]running {', '.join(s.name for s in suites)} with {escape(arm.name)}[/]")
-        result = await runner.run(agent, suites, progress=sys.stderr.isatty())
-    finally:
-        await rt.aclose()
-    shares: dict[str, list[tuple[bool, float]]] = {}
-    for r in result.results:
-        if r.outcome.value == "SKIPPED":
-            continue
-        shares.setdefault(_case_key(r), []).append((r.outcome.value == "PASS", r.cost_usd))
-    for key, runs in shares.items():
-        p = sum(1 for ok, _ in runs if ok) / len(runs)
-        c = sum(c for _, c in runs) / len(runs)
-        arm.per_case[key] = (p, c)
-        arm.cases += 1
-        arm.passed += p
-        arm.cost += c
-    if result.interrupted:
-        raise typer.Exit(130)
-    return result
 
 
 def _load(cfg: "ShipyardConfig", agent: str, suites: list[str]) -> "list[Suite]":
@@ -144,37 +55,6 @@ def _tiers(cfg: "ShipyardConfig") -> dict[str, str]:
             hint="give models a tier (models.<key>.tier: small | medium | large) or set routing.tiers",
         )
     return tiers
-
-
-async def _tier_arms(
-    cfg: "ShipyardConfig", agent: str, suites: "list[Suite]", concurrency: int | None
-) -> dict[str, Arm]:
-    import asyncio
-
-    arms = {tier: Arm(f"always {tier} ({model})", "tier") for tier, model in _tiers(cfg).items()}
-    await asyncio.gather(
-        *(
-            _run_arm(cfg, agent, suites, arm, force=tier, router=None, concurrency=concurrency)
-            for tier, arm in arms.items()
-        )
-    )
-    return arms
-
-
-def _outcomes(arms: dict[str, Arm], suites: "list[Suite]") -> "list[CaseOutcome]":
-    from shipyard.routing import CaseOutcome
-
-    inputs = {f"{s.name}/{c.id}": c.first_input for s in suites for c in s.cases}
-    keys = set.intersection(*(set(a.per_case) for a in arms.values()))
-    return [
-        CaseOutcome(
-            key=k,
-            user=inputs.get(k, ""),
-            passed={t: a.per_case[k][0] for t, a in arms.items()},
-            cost={t: a.per_case[k][1] for t, a in arms.items()},
-        )
-        for k in sorted(keys)
-    ]
 
 
 # evaluate -----------------------------------------------------------------------------------------
@@ -215,6 +95,7 @@ def evaluate(
     import asyncio
 
     from shipyard import _aio
+    from shipyard.cli._routing_arms import Arm, cross_fitted, row, run_arm, tier_arms
     from shipyard.routing import LearnedRouter, RouterNotFitted
 
     cfg = load_project(config)
@@ -238,22 +119,22 @@ def evaluate(
     arms_of: dict[str, Arm] = {}
 
     async def run_all() -> None:
-        arms_of.update(await _tier_arms(cfg, agent, suites, concurrency))
+        arms_of.update(await tier_arms(cfg, agent, suites, tiers, concurrency))
         rules = Arm("rules router", "router")
         runs: list[Coroutine[Any, Any, Any]] = [
-            _run_arm(cfg, agent, suites, rules, force=None, router="rules", concurrency=concurrency)
+            run_arm(cfg, agent, suites, rules, force=None, router="rules", concurrency=concurrency)
         ]
         if saved_usable:
             learned_arm = Arm("learned router (fitted)", "router")
             runs.append(
-                _run_arm(
+                run_arm(
                     cfg, agent, suites, learned_arm, force=None, router="learned", concurrency=concurrency
                 )
             )
         else:
             learned_arm = Arm("", "router")
             runs.append(
-                _cross_fitted(cfg, agent, suites, arms_of, learned_arm, reference, target, concurrency)
+                cross_fitted(cfg, agent, suites, arms_of, learned_arm, reference, target, concurrency)
             )
         await asyncio.gather(*runs)
         arms_of["router:rules"] = rules
@@ -262,7 +143,7 @@ def evaluate(
     _aio.run(run_all())
     ref = arms_of[reference]
     configured = arms_of[f"router:{r.router}"]
-    rows = [_row(name, arm, ref) for name, arm in arms_of.items()]
+    rows = [row(name, arm, ref) for name, arm in arms_of.items()]
     loss = ref.pass_rate - configured.pass_rate
     verdict = {
         "router": r.router,
@@ -315,84 +196,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     err_console.print(f"[dim]wrote {escape(str(path))}[/]")
 
 
-async def _cross_fitted(
-    cfg: "ShipyardConfig",
-    agent: str,
-    suites: "list[Suite]",
-    arms: dict[str, Arm],
-    arm: Arm,
-    reference: str,
-    target: float,
-    concurrency: int | None,
-) -> None:
-    """The learned router measured on cases it did not learn from: each fold of the cases is run
-    with a router fitted on the tier results of the other folds."""
-    import asyncio
-    import random
-
-    from shipyard.routing import fit
-
-    tier_arms = {t: a for t, a in arms.items() if a.kind == "tier"}
-    cases = _outcomes(tier_arms, suites)
-    folds = min(5, len(cases))
-    arm.name = f"learned router ({folds}-fold cross-fit)"
-    keys = [c.key for c in cases]
-    random.Random(0).shuffle(keys)
-    runs = []
-    for f in range(folds):
-        test = set(keys[f::folds])
-        train = [c for c in cases if c.key not in test]
-        router = fit(
-            agent,
-            train,
-            list(tier_arms),
-            reference,
-            target,
-            [s.name for s in suites],
-            cfg.routing.escalation.min_confidence,
-        )
-        part = [
-            s.model_copy(update={"cases": [c for c in s.cases if f"{s.name}/{c.id}" in test]}) for s in suites
-        ]
-        part = [s for s in part if s.cases]
-        if part:
-            runs.append(
-                _run_arm(
-                    cfg,
-                    agent,
-                    part,
-                    arm,
-                    force=None,
-                    router="learned",
-                    concurrency=concurrency,
-                    routers={agent: router},
-                )
-            )
-    await asyncio.gather(*runs)
-
-
-def _row(name: str, arm: Arm, ref: Arm) -> dict[str, Any]:
-    from shipyard.config import TIERS
-    from shipyard.evals import wilson_interval
-
-    passes = round(arm.passed)
-    lo, hi = wilson_interval(min(passes, arm.cases), arm.cases)
-    calls = sum(arm.tier_calls.values())
-    return {
-        "name": arm.name,
-        "key": name,
-        "kind": arm.kind,
-        "cases": arm.cases,
-        "pass_rate": arm.pass_rate,
-        "pass_rate_ci95": [lo, hi],
-        "cost_per_case_usd": arm.cost_per_case,
-        "cost_usd": arm.cost,
-        "saved": 1 - arm.cost / ref.cost if ref.cost > 0 else 0.0,
-        "pass_rate_loss_points": 100 * (ref.pass_rate - arm.pass_rate),
-        "calls_by_tier": {t: arm.tier_calls[t] / calls for t in TIERS if arm.tier_calls[t]} if calls else {},
-    }
-
-
 def _print_table(agent: str, rows: list[dict[str, Any]], reference: str) -> None:
     cases = rows[0]["cases"] if rows else 0
     table = Table(title=f"Model routing for {escape(agent)} on {cases} cases, against always {reference}")
@@ -441,6 +244,7 @@ def fit_router(
     Example: shipyard routing fit --agent support --suite evals/support/broad.yaml --max-loss 0.01
     """
     from shipyard import _aio
+    from shipyard.cli._routing_arms import outcomes, tier_arms
     from shipyard.routing import fit
 
     cfg = load_project(config)
@@ -449,8 +253,8 @@ def fit_router(
     r = cfg.routing
     reference = r.reference if r.reference in tiers else list(tiers)[-1]
     target = r.learned.max_pass_rate_loss if max_loss is None else max_loss
-    arms = _aio.run(_tier_arms(cfg, agent, suites, concurrency))
-    cases = _outcomes(arms, suites)
+    arms = _aio.run(tier_arms(cfg, agent, suites, tiers, concurrency))
+    cases = outcomes(arms, suites)
     router = fit(
         agent, cases, list(tiers), reference, target, [s.name for s in suites], r.escalation.min_confidence
     )

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard._closed_sets import InteractionStatus  # not shipyard.types: --help uses no value type
 from shipyard.cli._app import ConfigOption, app, console, err_console, fail, handle_errors, load_project
-from shipyard.types import InteractionStatus
 
 keys_app = typer.Typer(
     help="API keys with roles (invoke, read, admin), stored hashed.\n\n"
