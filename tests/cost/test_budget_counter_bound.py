@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from testdb import KINDS, fresh_database
+from testdb import KINDS, newest_schema_database
 
 from shipyard.config import BudgetLimit, BudgetsConfig, PriceRates
 from shipyard.cost import BudgetExceeded, Budgets, BudgetUnavailable, MemoryBackend, Subject, _budgets
@@ -28,10 +28,9 @@ PREFIX = "{" + BudgetsConfig().key_prefix + "}"  # as `Budgets` names its counte
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with fresh_database(request.param, tmp_path) as url:
-        s = Store(url, root=tmp_path)
-        yield s
-        s.close()
+    s = Store(newest_schema_database(request.param, tmp_path), root=tmp_path)
+    yield s
+    s.close()
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from budget_project import write_project
+from testdb import at_newest_schema
 
 from shipyard.config import BudgetLimit, BudgetsConfig, load_config
 from shipyard.cost import MemoryBackend, Subject, make_budgets
@@ -42,7 +43,7 @@ def llm() -> Iterator[MockLLMServer]:
 def _runtime(tmp_path: Path, llm_url: str, budgets: str, **kw: object) -> Runtime:
     write_project(tmp_path, llm_url, budgets, **kw)  # type: ignore[arg-type]
     cfg = load_config(tmp_path / "shipyard.yaml")
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}", root=tmp_path)
+    store = Store(at_newest_schema(f"sqlite:///{tmp_path / 'store.db'}"), root=tmp_path)
     return Runtime(cfg, store=store)
 
 
@@ -380,7 +381,7 @@ async def test_reconcile_reseeds_a_lost_redis_counter_from_the_ledger_without_in
         """,
     )
     cfg = load_config(tmp_path / "shipyard.yaml")
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}", root=tmp_path)
+    store = Store(at_newest_schema(f"sqlite:///{tmp_path / 'store.db'}"), root=tmp_path)
     writer = BatchWriter(store)
 
     rt = Runtime(cfg, store=store, writer=writer)

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testdb import at_newest_schema
 from typer.testing import CliRunner
 
 from shipyard.cli import app
-from shipyard.store import InteractionRecord, LLMCallRecord, Store, new_id
+from shipyard.store import InteractionRecord, LLMCallRecord, Store, default_database_url, new_id
 
 runner = CliRunner()
 
@@ -43,7 +44,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
-    with Store(root=tmp_path) as store:
+    with Store(at_newest_schema(default_database_url(tmp_path)), root=tmp_path) as store:
         store.write_interactions(
             [
                 _record("alice", "s1", 0.30, features=["refunds"]),

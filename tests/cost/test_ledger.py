@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from ledger_project import PRICES, RULES, forget, write_project
-from testdb import KINDS, fresh_database
+from testdb import KINDS, newest_schema_database
 
 from shipyard.config import ModelPrices, load_config
 from shipyard.cost import REPORT_DIMENSIONS, call_cost, cost_report
@@ -23,9 +23,9 @@ from shipyard.store import BatchWriter, InteractionRecord, LLMCallRecord, Store,
 
 
 @pytest.fixture(params=KINDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the newest schema (testdb.newest_schema_database)."""
+    return newest_schema_database(request.param, tmp_path)
 
 
 @pytest.fixture(scope="module")

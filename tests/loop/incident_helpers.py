@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from testdb import KINDS, fresh_database
+from testdb import KINDS, newest_schema_database
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import STORE, copy_project
@@ -26,12 +26,10 @@ from shipyard.store import Store
 
 
 @pytest.fixture(params=KINDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database: a SQLite file, or a fresh schema in the local PostgreSQL."""
-    folder = tmp_path / "db"
-    folder.mkdir()
-    with fresh_database(request.param, folder) as url:
-        yield url
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty database at the newest schema: a SQLite file, or a PostgreSQL schema
+    (testdb.newest_schema_database)."""
+    return newest_schema_database(request.param, tmp_path / "db")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testdb import at_newest_schema
 
 from shipyard.llm import MockLLMServer
 
@@ -127,7 +128,7 @@ def desk_project(
               - prompts: prompts/v2
             {guardrails}
         store:
-          url: sqlite:///{folder / "shipyard.db"}
+          url: {at_newest_schema(f"sqlite:///{folder / 'shipyard.db'}")}
         """)
         + _with_machine_latency(textwrap.dedent(extra))
     )

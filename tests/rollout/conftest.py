@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from rollout_helpers import Clock, Sy, cli, serving
+from testdb import migrated_sqlite
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
@@ -25,8 +26,7 @@ def project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cfg(project_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ShipyardConfig:
-    monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
-    monkeypatch.setenv("SHIPYARD_DATABASE_URL", f"sqlite:///{tmp_path / 'shipyard.db'}")
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", migrated_sqlite(tmp_path / "shipyard.db"))
     return load_config(project_template / "shipyard.yaml")
 
 

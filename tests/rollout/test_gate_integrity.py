@@ -7,22 +7,17 @@ replica reads the gate from the store, so two controllers on one database agree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import graphlib
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from rollout_helpers import Clock, cli, fill, gate_run
-from testdb import KINDS, fresh_database
+from testdb import KINDS, newest_schema_database
 from typer.testing import CliRunner
 from yaml_sections import add_yaml
 
@@ -35,73 +30,10 @@ from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty SQLite store at the newest schema, migrated once for the file: each test's database
-    starts as a copy of it (the same empty database a fresh migration gives, without migrating it
-    again). Nothing writes to it after this."""
-    path = tmp_path_factory.mktemp("migrated") / "shipyard.db"
-    Store(f"sqlite:///{path}", path.parent).close()
-    return path
-
-
-@pytest.fixture(scope="module")
-def migrated_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A schema of its own in the local PostgreSQL, migrated once for the file (dropped after it);
-    each test empties it first (`_emptied`)."""
-    with fresh_database("postgresql", tmp_path_factory.mktemp("pg")) as url:
-        Store(url).close()
-        yield url
-
-
-def _emptied(url: str) -> str:
-    """Every table of the schema at `url` emptied and its sequences restarted, as a freshly migrated
-    schema has them (Alembic's revision row kept). Rows are deleted, children before the tables they
-    refer to (a TRUNCATE of every table costs more than this whole emptying). A connection a test
-    left holding a lock is an error here, not a hang."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '60s'")
-        tables = [
-            t
-            for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            if t != "alembic_version"
-        ]
-        refers: dict[str, set[str]] = {t: set() for t in tables}  # table -> the tables that refer to it
-        for child, parent in conn.execute(
-            "SELECT ch.relname, pa.relname FROM pg_constraint c"
-            " JOIN pg_class ch ON ch.oid = c.conrelid JOIN pg_class pa ON pa.oid = c.confrelid"
-            " WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace"
-        ):
-            refers.setdefault(parent, set()).add(child)
-        sequences = [
-            q
-            for (q,) in conn.execute(
-                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
-            )
-        ]
-        assert tables, url
-        with conn.transaction():
-            for t in graphlib.TopologicalSorter(refers).static_order():  # children first
-                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(t)))
-            for q in sequences:
-                conn.execute(sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(q)))
-    return url
-
-
 @pytest.fixture(params=KINDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database at the newest schema for each test, migrated once per file and kind."""
-    if request.param == "postgresql":
-        yield _emptied(request.getfixturevalue("migrated_postgresql"))
-        return
-    template = request.getfixturevalue("migrated_sqlite")
-    path = tmp_path / "shipyard.db"
-    with (
-        contextlib.closing(sqlite3.connect(template)) as src,
-        contextlib.closing(sqlite3.connect(path)) as dst,
-    ):
-        src.backup(dst)  # the whole database, whatever its journal holds
-    yield f"sqlite:///{path}"
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the newest schema for each test, migrated once per process."""
+    return newest_schema_database(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -11,22 +11,24 @@ from typing import Any
 import pytest
 import uvicorn
 from server_helpers import Served, free_port, run_in_thread
-from testdb import KINDS, fresh_database
+from testdb import KINDS, at_newest_schema, fresh_database, newest_schema_database
 from yaml_sections import merge_sections
 
 from shipyard.config import ShipyardConfig, load_config
 from shipyard.demo import copy_project
 from shipyard.server import create_app
-from shipyard.store import Store
+from shipyard.store import Store, default_database_url
 
 
 @pytest.fixture
 def demo_project(tmp_path: Path) -> Callable[..., ShipyardConfig]:
     """Copy the demo project into tmp_path; `edit` rewrites shipyard.yaml's text (a section it appends
-    again is merged into the file's own: yaml_sections.merge_sections)."""
+    again is merged into the file's own: yaml_sections.merge_sections). Its default store starts as a
+    migrated copy (testdb.migrated_sqlite)."""
 
     def make(edit: Callable[[str], str] | None = None) -> ShipyardConfig:
         copy_project(tmp_path)
+        at_newest_schema(default_database_url(tmp_path))
         path = tmp_path / "shipyard.yaml"
         if edit is not None:
             path.write_text(merge_sections(edit(path.read_text())))
@@ -66,9 +68,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield url
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A Store over `db_url` (each test runs on SQLite and on PostgreSQL), closed afterwards."""
-    s = Store(db_url)
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A Store on an empty database at the newest schema, migrated once per process (each test runs on
+    SQLite and on PostgreSQL: testdb.newest_schema_database), closed afterwards."""
+    s = Store(newest_schema_database(request.param, tmp_path_factory.mktemp("db")))
     yield s
     s.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from server_helpers import Served
+from testdb import at_newest_schema
 
 from shipyard.server import Journal, decode_record, encode, read_journal
 from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord
@@ -61,6 +62,11 @@ def test_encode_decode_round_trip() -> None:
     assert back == r
 
 
+def _store(tmp_path: Path) -> Store:
+    """A store on `db.sqlite` in tmp_path, starting at the newest schema (testdb.at_newest_schema)."""
+    return Store(at_newest_schema(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+
+
 def test_torn_and_corrupt_lines_are_skipped(tmp_path: Path) -> None:
     path = tmp_path / "x.journal"
     good = [encode(record(i)) for i in range(3)]
@@ -74,7 +80,7 @@ def test_torn_and_corrupt_lines_are_skipped(tmp_path: Path) -> None:
 
 
 async def test_records_reach_the_store_in_batches_and_the_checkpoint_moves(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     journal = Journal(tmp_path / "journal", store, batch_size=4)
     journal.open()
     for i in range(10):
@@ -96,7 +102,7 @@ def dead_journal(tmp_path: Path) -> tuple[Store, Path]:
     """A SQLite store in `tmp_path`, and where the journal of a process that died lies (in the
     journal folder `tmp_path/journal`, not written yet)."""
     (tmp_path / "journal").mkdir()
-    return Store(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path / "journal" / "1-999-dead.journal"
+    return _store(tmp_path), tmp_path / "journal" / "1-999-dead.journal"
 
 
 def test_recovery_loads_what_is_not_in_the_store_once(tmp_path: Path) -> None:
@@ -117,7 +123,7 @@ def test_recovery_loads_what_is_not_in_the_store_once(tmp_path: Path) -> None:
 
 def test_recovery_leaves_a_living_process_journal_alone(tmp_path: Path) -> None:
     pytest.importorskip("fcntl")
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     alive = Journal(tmp_path / "journal", store)
     alive.open()
     alive.append(record(1))
@@ -140,7 +146,7 @@ async def test_a_failing_store_keeps_records_pending(tmp_path: Path) -> None:
     with pytest.raises(ConnectionError):
         await journal.flush()
     assert journal.pending == 1 and journal.is_pending("id0001")
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     journal.store = store  # the database is back
     assert await journal.flush() == 1
     assert store.get_interaction("id0001") is not None
@@ -169,7 +175,7 @@ async def test_records_beyond_the_memory_bound_wait_in_the_file_and_reach_the_st
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "db.sqlite"
-    Store(f"sqlite:///{db}").close()  # create the schema
+    at_newest_schema(f"sqlite:///{db}")  # the schema in place
     store = Store(f"sqlite:///{db}?timeout=0.05")
     journal = Journal(tmp_path / "journal", store, batch_size=4, max_memory_records=3)
     journal.open()
@@ -198,7 +204,7 @@ async def test_records_beyond_the_memory_bound_wait_in_the_file_and_reach_the_st
 
 
 async def test_a_record_kept_in_the_file_is_found_by_its_own_id_not_by_a_lookalike(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     journal = Journal(tmp_path / "journal", store, max_memory_records=0)  # everything waits in the file
     target = record(1)
     lookalike = record(2)
@@ -250,7 +256,7 @@ async def test_the_journal_rotates_on_size_under_steady_load(tmp_path: Path) -> 
     rotates at `rotate_bytes`, carrying the pending tail over, and nothing is lost or stored twice."""
     import asyncio
 
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     loop = asyncio.get_running_loop()
     made = iter(range(10_000))
     total = 600
@@ -285,7 +291,7 @@ async def test_the_journal_rotates_on_size_under_steady_load(tmp_path: Path) -> 
 
 
 async def test_a_rotated_tail_survives_a_crash(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = _store(tmp_path)
     line = len(encode(record(0)))
     journal = Journal(tmp_path / "journal", store, batch_size=4, rotate_bytes=10 * line)
     journal.open()

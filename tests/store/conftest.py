@@ -1,13 +1,15 @@
-"""Fixtures: each test gets a fresh database, a SQLite file or its own PostgreSQL schema."""
+"""Fixtures: each test gets an empty database, a SQLite file or a PostgreSQL schema: `db_url` a fresh
+one, `store` one at the newest schema."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testdb import KINDS, fresh_database
+from testdb import KINDS, fresh_database, newest_schema_database
 
 from shipyard.store import InteractionRecord, LLMCallRecord, SpanRecord, Store, ToolCallRecord, new_id
 
@@ -19,11 +21,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A Store on an empty database at the newest schema, migrated once per process (each test runs on
+    SQLite and on PostgreSQL: testdb.newest_schema_database), closed afterwards. A module that sets
+    FRESH_DATABASE = True gets a fresh database, migrated by the store: its tests measure sizes on disk,
+    and an emptied PostgreSQL schema keeps the pages its relations grew to."""
+    folder = tmp_path_factory.mktemp("db")
+    with contextlib.ExitStack() as stack:
+        if getattr(request.module, "FRESH_DATABASE", False):
+            url = stack.enter_context(fresh_database(request.param, folder))
+        else:
+            url = newest_schema_database(request.param, folder)
+        s = stack.enter_context(contextlib.closing(Store(url)))
+        yield s
 
 
 def make_record(**overrides: Any) -> InteractionRecord:

@@ -9,6 +9,7 @@ import pytest
 
 from shipyard.store import InteractionRecord, Store
 
+FRESH_DATABASE = True  # sizes on disk: each test's database is new (conftest.py's `store`)
 NOW = 1_700_000_000.0
 DAY = 86400.0
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from shipyard.store import InteractionRecord, Store, _retention
 
+FRESH_DATABASE = True  # sizes on disk: each test's database is new (conftest.py's `store`)
 NOW = 1_700_000_000.0
 ROUND = 300  # interactions written between two prunes
 
