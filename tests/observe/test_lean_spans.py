@@ -82,7 +82,8 @@ def test_a_lean_span_is_the_span_the_sdk_makes() -> None:
     assert _fields(lean) == _fields(sdk)
     assert list(lean.attributes or {})[-2:] == ["gen_ai.request.temperature", "error.type"]
     assert (lean.attributes or {})["gen_ai.response.finish_reasons"] == ("stop",)
-    assert "shipyard.none" not in (lean.attributes or {})
+    # a None value: dropped by SDKs before 1.45, kept since; as the SDK's own span does, either way
+    assert ("shipyard.none" in (lean.attributes or {})) == ("shipyard.none" in (sdk.attributes or {}))
     assert lean.status.status_code is StatusCode.ERROR
     assert lean.context is not None and root.context is not None
     assert lean.context.trace_id == root.context.trace_id and lean.parent == root.context
@@ -180,7 +181,7 @@ def test_without_the_sdk_internals_the_sdk_makes_every_span(monkeypatch: pytest.
 
 def test_a_missing_internal_switches_the_lean_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_lean_span, "_CAPABLE", None)  # checked again
-    monkeypatch.setattr(_lean_span, "_clean_attribute", None)
+    monkeypatch.setattr(_lean_span, "_NoOpTracerMetrics", None)
     assert not _lean_span._capable()
     assert not isinstance(start_span(TracerProvider().get_tracer("t"), "x"), LeanSpan)
     monkeypatch.undo()

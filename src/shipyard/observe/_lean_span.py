@@ -25,12 +25,11 @@ own path."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from time import time_ns
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-import opentelemetry.attributes as _otel_attributes
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as SDKSpan
@@ -46,9 +45,6 @@ except ImportError:  # an SDK without tracer self-metrics: the lean path stays o
 
 # Private SDK internals the lean path relies on, looked up without failing: an SDK that lacks one
 # (pyproject allows any opentelemetry-sdk >= 1.25) switches the lean path off, never the import.
-_clean_attribute: Callable[[str, Any, int | None], Any] | None = getattr(
-    _otel_attributes, "_clean_attribute", None
-)
 _NoOpTracerMetrics: type | None = getattr(_tracer_metrics, "NoOpTracerMetrics", None)
 _RANDOM_TRACE_ID: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
 
@@ -68,12 +64,29 @@ def _one_string(value: Any) -> bool:
     return type(value) is tuple and len(value) == 1 and type(value[0]) is str
 
 
+def _plain_items(attributes: Mapping[str, Any]) -> bool:
+    """Every key a non-empty string and every value of the plain kinds (or a tuple of one string): what
+    the SDK's validators store as they are, in every SDK version (1.45 rewrote the cleaning of the rest:
+    nested values, other types cast to strings)."""
+    for key, value in attributes.items():
+        if type(key) is not str or not key or (type(value) not in _PLAIN and not _one_string(value)):
+            return False
+    return True
+
+
 class _Attributes(BoundedAttributes):
-    """BoundedAttributes that store values of the plain kinds without the generic validator (the
-    same values it would store when no value length limit is set)."""
+    """BoundedAttributes that store plain values with plain keys without the generic validator (the
+    same values it would store when no value length limit is set); anything else is the SDK's."""
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if self.max_value_len is None and type(value) in _PLAIN and not self._immutable and self.maxlen != 0:
+        if (
+            self.max_value_len is None
+            and type(value) in _PLAIN
+            and type(key) is str
+            and key
+            and not self._immutable
+            and self.maxlen != 0
+        ):
             with self._lock:
                 self._setitem_locked(key, value)
         else:
@@ -81,31 +94,26 @@ class _Attributes(BoundedAttributes):
 
     def _set_items(self, attributes: Any) -> None:
         maxlen = self.maxlen
-        clean = _clean_attribute
         if (
-            clean is None
-            or self.max_value_len is not None
+            self.max_value_len is not None
             or self._immutable
             or not maxlen
-            or self._extended_attributes
+            or getattr(self, "_extended_attributes", False)  # SDKs before 1.45: their own cleaning
+            or not _plain_items(attributes)
         ):
             super()._set_items(attributes)
             return
         with self._lock:
             d = self._dict
             for key, value in attributes.items():
-                if type(value) not in _PLAIN and not _one_string(value):
-                    value = clean(key, value, None)
-                    if value is None:  # not a valid attribute value: dropped (the SDK logs why)
-                        continue
                 if key in d:  # replaced: moves to the end, as in `_setitem_locked`
                     del d[key]
                     d[key] = value
                 elif maxlen is None or len(d) < maxlen:
                     d[key] = value
-                else:  # full: the oldest goes
+                else:  # full: the oldest goes, as the SDK's own `_setitem_locked` evicts it
                     self._setitem_locked(key, value)
-                    d = self._dict  # the first eviction makes it an OrderedDict: a new object
+                    d = self._dict  # before 1.45, the first eviction makes it an OrderedDict: a new object
 
 
 class LeanSpan(SDKSpan):
@@ -189,7 +197,7 @@ def _capable() -> bool:
     global _CAPABLE
     if _CAPABLE is None:
         _CAPABLE = False
-        if _clean_attribute is not None and _NoOpTracerMetrics is not None and _RANDOM_TRACE_ID is not None:
+        if _NoOpTracerMetrics is not None and _RANDOM_TRACE_ID is not None:
             try:
                 _CAPABLE = _attributes_ok()
             except Exception:  # an internal renamed or changed: the SDK's own path, always correct
