@@ -22,6 +22,7 @@ from shipyard.flags._model import (
     SplitVariant,
     broken_rule,
     compile_targeting,
+    has_targeting,
     load_flag_file,
 )
 
@@ -102,14 +103,14 @@ def _fits(value: Any, kind: str | None) -> bool:
 
 def _rule(flag: FlagDefinition, flag_set: FlagSet) -> Fn | None:
     """The flag's compiled targeting, as flagd reads it (see `parse_flag_set`)."""
+    if not has_targeting(flag.targeting):
+        return None
+    from shipyard.flags._jsonlogic import LogicError  # the rule engine loads with the first rule
+
     try:
         return compile_targeting(flag.name, flag.targeting, flag_set.evaluators, strict=False)
-    except Exception as e:
-        from shipyard.flags._jsonlogic import LogicError  # loaded: a rule was being compiled
-
-        if isinstance(e, LogicError):
-            return broken_rule(e)
-        raise
+    except LogicError as e:
+        return broken_rule(e)
 
 
 Listener = Callable[[FlagSet], None]

@@ -163,6 +163,11 @@ _FLAG_KEYS = ("state", "variants", "defaultVariant", "targeting", "metadata")
 _TOP_KEYS = ("$schema", "flags", "$evaluators", "metadata")
 
 
+def has_targeting(targeting: Any) -> bool:
+    """Whether a flag's `targeting` is a rule to compile (flagd reads none and `{}` as no rule)."""
+    return targeting is not None and targeting != {}
+
+
 def compile_targeting(
     name: str,
     targeting: Any,
@@ -173,7 +178,7 @@ def compile_targeting(
 ) -> Fn | None:
     """Compile a flag's targeting rule (None when it has none); raises LogicError with a path.
     `strict=False` compiles operations that can only give null to null, as flagd evaluates them."""
-    if targeting is None or targeting == {}:
+    if not has_targeting(targeting):
         return None
     from shipyard.flags._flagd_ops import FLAGD_OPERATORS
     from shipyard.flags._jsonlogic import Compiler
@@ -294,14 +299,17 @@ def parse_flag_set(
         evaluators = {}
     # a broken evaluator is a warning even when strict: a flag that uses it fails to compile itself
     ew = w if not strict else _Problems(lines)
-    for ename, rule in evaluators.items():
-        from shipyard.flags._flagd_ops import FLAGD_OPERATORS  # the rule engine, with the first rule
+    if evaluators:  # the rule engine loads with the first rule: most flag files have none
+        from shipyard.flags._flagd_ops import FLAGD_OPERATORS
         from shipyard.flags._jsonlogic import Compiler, LogicError
 
-        try:
-            Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators).compile(rule, ("$evaluators", ename))
-        except LogicError as e:
-            ew.add(e.path, e.message)
+        for ename, rule in evaluators.items():
+            try:
+                Compiler(operators=FLAGD_OPERATORS, evaluators=evaluators).compile(
+                    rule, ("$evaluators", ename)
+                )
+            except LogicError as e:
+                ew.add(e.path, e.message)
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         p.add(("metadata",), "must be an object")
