@@ -20,10 +20,12 @@ $(BIN)/python:
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 PIP_INSTALL := $(BIN)/python -m pip install --quiet
 
-# The runtime install is compiled to bytecode (--compile-bytecode, as pip does): `shipyard` never compiles
+# The runtime install is compiled to bytecode (--compile-bytecode, as pip does), and so is Shipyard's own
+# source, which the editable install leaves where it is (compileall, ~1 CPU-s): `shipyard` never compiles
 # at start-up, even where PYTHONDONTWRITEBYTECODE keeps it from saving what it compiled.
 $(RUNTIME): $(BIN)/python pyproject.toml
 	{ test -x $(BIN)/uv && $(UV_INSTALL) --compile-bytecode -e .; } || $(PIP_INSTALL) -e .
+	$(BIN)/python -m compileall -q -j0 src
 	touch $@
 
 # The dev toolchain goes on top of the runtime install, not compiled: the tests import about 4,000 of its
