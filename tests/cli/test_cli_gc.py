@@ -15,6 +15,15 @@ import pytest
 
 from shipyard.cli import _app
 
+
+def probe(script: str, cwd: Path) -> dict[str, object]:
+    """Run `script` in a fresh Python process; the JSON it printed last on stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
 # Runs `shipyard version` through `main()` in a fresh interpreter and reports whether the collector
 # was on while the command printed, and after main() ended.
 PROBE = """
@@ -34,10 +43,7 @@ print(json.dumps({"code": code, "during": seen, "after": gc.isenabled()}), file=
 
 
 def test_a_command_body_runs_with_the_collector_on(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "during": [True], "after": True}
+    assert probe(PROBE, tmp_path) == {"code": 0, "during": [True], "after": True}
 
 
 HELP_PROBE = """
@@ -55,10 +61,7 @@ print(json.dumps({"code": code, "after": gc.isenabled()}), file=sys.stderr)
 
 
 def test_the_collector_is_on_again_when_no_command_ran(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", HELP_PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "after": True}
+    assert probe(HELP_PROBE, tmp_path) == {"code": 0, "after": True}
 
 
 @pytest.fixture
@@ -118,7 +121,4 @@ print(json.dumps({"code": code, "collections": collections, "after": gc.isenable
 
 
 def test_help_runs_no_garbage_collection(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", NO_COLLECTION_PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "collections": [], "after": True}
+    assert probe(NO_COLLECTION_PROBE, tmp_path) == {"code": 0, "collections": [], "after": True}
